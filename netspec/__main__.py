@@ -1,0 +1,5 @@
+"""``python -m netspec``."""
+
+from .cli import run
+
+run()

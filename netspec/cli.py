@@ -1,0 +1,191 @@
+"""The ``netspec`` command line: parse arguments, run one stage, report as text or JSON, exit 0/1/2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from .errors import NetspecError
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A command-line mistake (exit 2)."""
+
+
+def quiet_tensorflow() -> None:
+    """Import Keras with TensorFlow's C++ start-up chatter kept out of netspec's output.
+
+    TensorFlow logs through absl before any Python setting applies, so the import runs with
+    file descriptor 2 pointed at a temporary file, which is replayed only if the import fails.
+    ``NETSPEC_TF_LOGS=1`` keeps the logs.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "keras" in sys.modules or os.environ.get("NETSPEC_TF_LOGS") == "1":
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.constant(0)  # device start-up logs too
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
+    from .loader import load_yaml
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--set expects name=value. Received: {item!r}")
+        try:
+            out[name] = load_yaml(text, "--set").data if text.strip() else None
+        except NetspecError as e:
+            raise UsageError(f"--set {name}: {e.message}") from None
+    return out
+
+
+def _load(args):
+    from .spec import load
+
+    return load(args.spec, params=_parse_sets(args.set), trust_plugins=args.trust_plugins)
+
+
+def _emit(args, text: str, data: dict) -> None:
+    if args.format == "json":
+        print(json.dumps(data, indent=1))
+    else:
+        print(text)
+
+
+def _warn(args, warnings: list[str]) -> None:
+    if args.format != "json":
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_validate(args) -> int:
+    from .graph import DeferredArg
+
+    spec = _load(args)
+    g = spec.graph
+    deferred = sum(isinstance(v, DeferredArg) for n in g.nodes for v in n.args.values())
+    _warn(args, spec.warnings)
+    text = (f"{args.spec}: ok ({g.name}: {len(g.inputs)} input{'s' * (len(g.inputs) != 1)}, "
+            f"{len(g.nodes)} layers, {len(g.outputs)} output{'s' * (len(g.outputs) != 1)}"
+            + (f"; {deferred} value{'s' * (deferred != 1)} wait for shape inference" if deferred else "") + ")")
+    _emit(args, text, {"ok": True, "file": str(args.spec), "name": g.name, "inputs": len(g.inputs),
+                       "layers": len(g.nodes), "outputs": [n for n, _ in g.outputs], "deferred": deferred,
+                       "warnings": spec.warnings})
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    quiet_tensorflow()
+    spec = _load(args)
+    result = spec.check()
+    _warn(args, result.warnings)
+    _emit(args, result.table(), {"ok": True, "file": str(args.spec), **result.to_dict()})
+    return EXIT_OK
+
+
+def cmd_build(args) -> int:
+    quiet_tensorflow()
+    from .saving import save_model
+
+    spec = _load(args)
+    out = args.output or f"{spec.name}.keras"
+    if not out.endswith(".keras"):
+        raise UsageError(f"-o must name a .keras file. Received: {out!r}")
+    model = spec.build()
+    save_model(model, out)
+    _warn(args, spec.warnings)
+    _emit(args, f"wrote {out} ({model.count_params():,} params)",
+          {"ok": True, "file": str(args.spec), "output": out, "params": model.count_params()})
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from .catalog import schema_path
+
+    sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, tuple[Callable[[Any], int], str]] = {
+    "validate": (cmd_validate, "check a spec against the schema and resolve it (no TensorFlow)"),
+    "check": (cmd_check, "infer every node's shape: a table of nodes, shapes, params and lines"),
+    "build": (cmd_build, "compile the spec into a Keras model file (.keras)"),
+    "schema": (cmd_schema, "print the JSON Schema of the spec language"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="netspec", description="A declarative network compiler for Keras.")
+    parser.add_argument("--version", action="version", version=f"netspec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "schema":
+            continue
+        p.add_argument("spec", help="the spec file (YAML)")
+        p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param (repeatable)")
+        p.add_argument("--trust-plugins", action="store_true", help="allow the spec's plugins: to run Python code")
+        p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+        if name == "build":
+            p.add_argument("-o", "--output", help="the .keras file to write (default: <name>.keras)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    fmt = getattr(args, "format", "text")
+    try:
+        return COMMANDS[args.command][0](args)
+    except UsageError as e:
+        parser.exit(EXIT_USAGE, f"netspec {args.command}: error: {e}\n")
+    except NetspecError as e:
+        if fmt == "json":
+            print(json.dumps({"ok": False, "error": e.to_dict()}, indent=1))
+        else:
+            print(str(e), file=sys.stderr)
+        return EXIT_SPEC
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("netspec: internal error; this is a bug in netspec, please report it with the spec that caused it",
+              file=sys.stderr)
+        return EXIT_BUG
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The error model: one base class, stage subclasses, source locations and JSON paths."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based position in a spec file."""
+
+    file: str | None
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file or '<spec>'}:{self.line}:{self.column}"
+
+
+def json_path(path: Iterable[str | int]) -> str:
+    """Render a key/index path as a JSON path: ``("nodes", 3, "units")`` -> ``$.nodes[3].units``."""
+    out = ["$"]
+    for elem in path:
+        if isinstance(elem, int):
+            out.append(f"[{elem}]")
+        elif elem.isidentifier():
+            out.append(f".{elem}")
+        else:
+            out.append(f"[{elem!r}]")
+    return "".join(out)
+
+
+def short(value: object, limit: int = 60) -> str:
+    """A bounded repr for untrusted values quoted in messages."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def did_you_mean(name: object, candidates: Iterable[str], n: int = 1) -> str | None:
+    """The closest candidate to ``name``, for "did you mean" hints; None when nothing is close."""
+    if not isinstance(name, str) or len(name) > 200:
+        return None
+    cands = list(candidates)
+    lowered = {c.lower(): c for c in cands}
+    if name.lower() in lowered and lowered[name.lower()] != name:
+        return lowered[name.lower()]
+    matches = difflib.get_close_matches(name, cands, n=n, cutoff=0.6)
+    if not matches:
+        matches = [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    return matches[0] if matches else None
+
+
+class NetspecError(Exception):
+    """Base of every user-facing error: a message, a JSON path and a source location.
+
+    Args:
+        message: what is wrong, ending in what was received where useful.
+        path: keys and indices from the document root to the offending value.
+        location: where in the YAML file the offending value starts.
+        hint: a fix suggestion ("did you mean 'Dense'?").
+        more: how many further errors were found but not shown.
+    """
+
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Sequence[str | int] = (),
+        location: Location | None = None,
+        hint: str | None = None,
+        more: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = tuple(path)
+        self.location = location
+        self.hint = hint
+        self.more = more
+
+    @property
+    def json_path(self) -> str:
+        return json_path(self.path)
+
+    @property
+    def file(self) -> str | None:
+        return self.location.file if self.location else None
+
+    @property
+    def line(self) -> int | None:
+        return self.location.line if self.location else None
+
+    @property
+    def column(self) -> int | None:
+        return self.location.column if self.location else None
+
+    def __str__(self) -> str:
+        head = f"{self.location}: " if self.location else ""
+        where = f"{self.json_path}: " if self.path else ""
+        text = f"{head}{where}{self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        if self.more:
+            text += f"\n  ({self.more} more error{'s' if self.more > 1 else ''} not shown)"
+        return text
+
+    def to_dict(self) -> dict:
+        """The error as plain data for ``--format json``."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "path": self.json_path,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "hint": self.hint,
+            "more": self.more,
+        }
+
+
+class SpecSyntaxError(NetspecError):
+    """The file is not acceptable YAML (or breaks a loader rule)."""
+
+    kind = "syntax"
+
+
+class SchemaError(NetspecError):
+    """The document does not match the JSON Schema."""
+
+    kind = "schema"
+
+
+class ResolveError(NetspecError):
+    """Params, blocks, repeat, refs or names cannot be resolved."""
+
+    kind = "resolve"
+
+
+class ExpressionError(NetspecError):
+    """A ``${...}`` or ``expr:`` expression is not allowed or cannot be evaluated."""
+
+    kind = "expression"
+
+
+class ShapeError(NetspecError):
+    """Keras could not build a node on the shapes it receives."""
+
+    kind = "shape"
+
+
+class PluginError(NetspecError):
+    """A user layer class or plugin cannot be registered or loaded."""
+
+    kind = "plugin"
+
+
+def hint_for(name: object, candidates: Iterable[str]) -> str | None:
+    """A "did you mean" hint for ``name`` among ``candidates``, or None."""
+    match = did_you_mean(name, candidates)
+    return f"did you mean {match!r}?" if match else None

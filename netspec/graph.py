@@ -1,0 +1,112 @@
+"""The resolved graph: plain dataclasses passed from the resolver to the compiler and reporters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from .errors import Location
+from .interp import Lazy, Scope
+
+NODE_KEYS = frozenset({"name", "in", "repeat", "when", "else", "input_spec", "output_shape", "type", "block", "expr", "share"})
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One tensor (``index``) or all outputs (``index=None``) of a flat node or input."""
+
+    node: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.node if self.index is None else f"{self.node}.{self.index}"
+
+
+@dataclass(frozen=True, eq=False)
+class DeferredArg(Lazy):
+    """A value that needs shapes: its raw YAML value and the scope to evaluate it in at build time."""
+
+    raw: Any
+    names: Mapping[str, Any]
+    refs: Mapping[str, Any]  # the scope's ref bindings (name -> Value), for shape(ref)
+    path: tuple
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeOf(Lazy):
+    """``in_shape``: the static shape of ``ref``, known once shapes are inferred."""
+
+    ref: Ref | None
+
+
+@dataclass(frozen=True)
+class Value:
+    """What a ref names: one or more tensors, each with an optional output name."""
+
+    items: tuple[tuple[str | None, Ref], ...]
+
+    @property
+    def refs(self) -> list[Ref]:
+        return [ref for _, ref in self.items]
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    """A model input: ``keras.Input`` arguments plus where it was declared."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    batch_size: int | None
+    sparse: bool
+    optional: bool
+    path: tuple
+    location: Location
+
+
+@dataclass
+class Node:
+    """One Keras layer application in the flat graph.
+
+    ``kind`` is ``layer`` (a new layer of ``type``), ``expr`` (an expression layer) or ``share``
+    (``share_of``'s layer applied again). ``inputs`` is a list (positional) or a mapping
+    (keyword call arguments / expression variables).
+    """
+
+    name: str
+    kind: Literal["layer", "expr", "share"]
+    type: str | None
+    args: dict[str, Any]
+    inputs: list[Ref] | dict[str, Ref]
+    path: tuple
+    location: Location
+    scope: tuple[str, ...] = ()
+    share_of: str | None = None
+    expr: str | None = None
+    expr_names: Mapping[str, Any] | None = None
+    output_shape: Any = None
+    input_spec: dict | None = None
+    instance_note: str | None = None
+
+    def input_refs(self) -> list[Ref]:
+        return list(self.inputs.values()) if isinstance(self.inputs, dict) else list(self.inputs)
+
+
+@dataclass
+class Graph:
+    """A spec after resolution: inputs, flat nodes in build order, and named outputs."""
+
+    name: str
+    description: str | None
+    inputs: list[InputDecl]
+    nodes: list[Node]
+    outputs: list[tuple[str, Ref]]
+    output_form: Literal["single", "list", "mapping"]
+    params: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def node(self, name: str) -> Node | None:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        return None

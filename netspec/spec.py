@@ -1,0 +1,160 @@
+"""The public API: ``load`` a spec, then ``check`` its shapes or ``build`` its Keras model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .catalog import Catalog
+from .compile import Row
+from .graph import Graph
+from .loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
+from .resolve import resolve
+from .validate import validate_document
+
+
+@dataclass
+class CheckResult:
+    """The shape table of a spec: one row per input and node, and Keras's parameter totals."""
+
+    name: str
+    rows: list[Row]
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "nodes": [
+                {"name": r.name, "type": r.type, "output_shape": _json_shape(r.shape), "params": r.params,
+                 "line": r.line, "scope": list(r.scope), "shared": r.shared}
+                for r in self.rows
+            ],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+            "warnings": self.warnings,
+        }
+
+    def table(self) -> str:
+        """The table as text, like ``model.summary()`` but with the spec's lines."""
+        head = ("node", "type", "output shape", "params", "line")
+        body = [(r.name, r.type + (" (shared)" if r.shared else ""), _text_shape(r.shape), f"{r.params:,}", str(r.line))
+                for r in self.rows]
+        widths = [max(len(head[i]), *(len(row[i]) for row in body)) for i in range(5)]
+        def fmt(row):
+            return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
+        lines.append(f"total params: {self.total_params:,} (trainable: {self.trainable_params:,}, "
+                     f"non-trainable: {self.non_trainable_params:,})")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _text_shape(shape) -> str:
+    if shape and isinstance(shape[0], list):
+        return ", ".join(_text_shape(s) for s in shape)
+    return "(" + ", ".join(["None"] + [str(d) for d in shape]) + ")"
+
+
+def _json_shape(shape):
+    if shape and isinstance(shape[0], list):
+        return [[None, *s] for s in shape]
+    return [None, *shape]
+
+
+class Spec:
+    """A loaded, validated and resolved spec. Made by :func:`load`."""
+
+    def __init__(self, document: Document, graph: Graph, catalog: Catalog) -> None:
+        self.document = document
+        self.graph = graph
+        self.catalog = catalog
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def data(self) -> dict:
+        """The spec as written (plain data)."""
+        return self.document.data
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.graph.warnings
+
+    def build(self):
+        """Compile the spec into a functional ``keras.Model`` (imports Keras).
+
+        Raises:
+            NetspecError: a node cannot be built; the error names the node, its line and shapes.
+        """
+        return self._compile().model
+
+    def check(self) -> CheckResult:
+        """Infer every node's shape and parameter count (builds the model).
+
+        Raises:
+            NetspecError: as :meth:`build`.
+        """
+        compiled = self._compile()
+        model = compiled.model
+        trainable = sum(int(_size(w)) for w in model.trainable_weights)
+        non_trainable = sum(int(_size(w)) for w in model.non_trainable_weights)
+        return CheckResult(self.name, compiled.rows, model.count_params(), trainable, non_trainable,
+                           list(self.warnings))
+
+    def _compile(self):
+        from .compile import build
+
+        return build(self.graph, self.catalog, self.document.source)
+
+
+def _size(weight) -> int:
+    n = 1
+    for d in weight.shape:
+        n *= int(d)
+    return n
+
+
+def _read(path_or_text: str | os.PathLike, limits: Limits) -> Document:
+    if isinstance(path_or_text, os.PathLike):
+        return load_path(path_or_text, limits=limits)
+    text = str(path_or_text)
+    if "\n" not in text and (text.endswith((".yaml", ".yml")) or Path(text).is_file()):
+        return load_path(text, limits=limits)
+    return load_yaml(text, None, limits=limits)
+
+
+def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = None, trust_plugins: bool = False,
+         *, limits: Limits = DEFAULT_LIMITS) -> Spec:
+    """Load, validate and resolve a spec, without importing TensorFlow (unless it has plugins).
+
+    Args:
+        path_or_text: a path to a YAML file, or the YAML text itself.
+        params: overrides for the spec's ``params`` (like ``--set``).
+        trust_plugins: allow the spec's ``plugins:`` to run Python code.
+        limits: loader caps (file size, depth, alias expansion).
+
+    Returns:
+        A :class:`Spec` with ``.check()`` and ``.build()``.
+
+    Raises:
+        NetspecError: any problem, with file:line:col and JSON path.
+    """
+    from .plugins import load_entry_points, load_spec_plugins
+
+    doc = _read(path_or_text, limits)
+    catalog = Catalog()
+    validate_document(doc, catalog)
+    load_entry_points()
+    load_spec_plugins(doc, trust_plugins)
+    graph = resolve(doc, catalog, params)
+    return Spec(doc, graph, catalog)

@@ -1,0 +1,85 @@
+"""Validate a loaded document against the JSON Schema, reporting the best issue at its YAML position."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import SchemaError
+from .loader import Document
+
+
+def _non_finite(data, path=()):
+    """The path of the first NaN/inf float, if any (JSON Schema cannot say "finite")."""
+    stack = [(data, path)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where
+        if isinstance(value, dict):
+            stack.extend((v, where + (k,)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, where + (k,)) for k, v in enumerate(value))
+    return None
+
+
+_KINDS = ("type", "block", "expr", "share")
+
+
+def _node_lists(data: dict):
+    """The ``nodes`` lists of the model and of every block, with their paths."""
+    if isinstance(data.get("nodes"), list):
+        yield ("nodes",), data["nodes"]
+    blocks = data.get("blocks")
+    if isinstance(blocks, dict):
+        for name, block in blocks.items():
+            if isinstance(block, dict) and isinstance(block.get("nodes"), list):
+                yield ("blocks", name, "nodes"), block["nodes"]
+
+
+def _check_node_kinds(doc: Document) -> None:
+    """Clearer messages than the schema's for a node's kind: exactly one of type/block/expr/share,
+    and never a layer class that specs may not use."""
+    for base, nodes in _node_lists(doc.data):
+        for k, node in enumerate(nodes):
+            if not isinstance(node, dict):
+                continue
+            path = base + (k,)
+            kinds = [key for key in _KINDS if key in node]
+            if len(kinds) != 1:
+                found = f"; this one has {' and '.join(repr(x) for x in kinds)}" if kinds else ""
+                raise SchemaError(f"a node needs exactly one of 'type', 'block', 'expr', 'share'{found}",
+                                  path=path, location=doc.source.value(path))
+            layer_type = node.get("type")
+            if isinstance(layer_type, str) and layer_type in _excluded():
+                raise SchemaError(f"{layer_type} cannot be used in a spec: {_excluded()[layer_type]}",
+                                  path=path + ("type",), location=doc.source.value(path + ("type",)))
+
+
+def _excluded() -> dict[str, str]:
+    from .schemagen_keras import EXCLUDED_LAYERS
+
+    return EXCLUDED_LAYERS
+
+
+def validate_document(doc: Document, catalog) -> None:
+    """Check ``doc`` against the schema.
+
+    Raises:
+        SchemaError: the best-ranked issue, located at the offending key or value, with the
+            count of other issues.
+    """
+    if not isinstance(doc.data, dict):
+        raise SchemaError("a spec is a mapping with netspec, name, inputs and nodes",
+                          location=doc.source.value(()))
+    bad = _non_finite(doc.data)
+    if bad is not None:
+        raise SchemaError("numbers must be finite", path=bad, location=doc.source.value(bad))
+    _check_node_kinds(doc)
+    validator = catalog.validator
+    issues = list(validator.iter_issues(doc.data))
+    if not issues:
+        return
+    best = validator.best(issues)
+    path = tuple(best.path)
+    location = doc.source.key(path) if best.at_key else doc.source.value(path)
+    raise SchemaError(best.message, path=path, location=location, hint=best.hint, more=len(issues) - 1)

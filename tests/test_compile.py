@@ -1,0 +1,164 @@
+"""The compiler against hand-written Keras: parameter counts, output shapes, numerics, names, errors."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+import netspec
+
+from conftest import SPECS, error_for
+
+
+def load(name: str, **kw):
+    return netspec.load(SPECS / f"{name}.yaml", **kw)
+
+
+def shapes(model) -> list:
+    return [tuple(layer.output.shape) for layer in model.layers]
+
+
+def copy_and_compare(ours, ref, inputs):
+    ref.set_weights(ours.get_weights())
+    a, b = ours.predict(inputs, verbose=0), ref.predict(inputs, verbose=0)
+    if isinstance(a, dict):
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_lenet5_matches_keras(keras):
+    L = keras.layers
+    ours = load("lenet5").build()
+    x = keras.Input((32, 32, 1), name="image")
+    y = L.Conv2D(6, 5, activation="tanh")(x)
+    y = L.AveragePooling2D(2)(y)
+    y = L.Conv2D(16, 5, activation="tanh")(y)
+    y = L.AveragePooling2D(2)(y)
+    y = L.Flatten()(y)
+    y = L.Dense(120, activation="tanh")(y)
+    y = L.Dense(84, activation="tanh")(y)
+    y = L.Dense(10, activation="softmax")(y)
+    ref = keras.Model(x, y)
+    assert ours.count_params() == ref.count_params() == 61706
+    assert shapes(ours) == shapes(ref)
+    assert [l.name for l in ours.layers] == ["image", "c1", "s2", "c3", "s4", "flatten", "f5", "f6", "probs"]
+    copy_and_compare(ours, ref, np.random.default_rng(0).normal(size=(4, 32, 32, 1)).astype("float32"))
+
+
+def test_mlp_matches_keras(keras):
+    L = keras.layers
+    ours = load("mlp").build()
+    x = keras.Input((64,))
+    y = x
+    for units in (256, 128, 64):
+        y = L.Dense(units, kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.L2(1e-4))(y)
+        y = L.BatchNormalization()(y)
+        y = L.ReLU()(y)
+        y = L.Dropout(0.2)(y)
+    y = L.Softmax()(L.Dense(10)(y))
+    ref = keras.Model(x, y)
+    assert ours.count_params() == ref.count_params()
+    assert shapes(ours) == shapes(ref)
+    dense = ours.get_layer("hidden_1_dense")
+    assert isinstance(dense.kernel_regularizer, keras.regularizers.L2)
+    assert dense.kernel_regularizer.l2 == pytest.approx(1e-4)
+    assert isinstance(dense.kernel_initializer, keras.initializers.HeNormal)
+    copy_and_compare(ours, ref, np.random.default_rng(1).normal(size=(3, 64)).astype("float32"))
+
+
+def test_two_heads_output_names_everywhere(keras):
+    model = load("two_heads").build()
+    assert model.output_names == ["class_probs", "value"]
+    out = model.predict({"image": np.zeros((2, 64, 64, 3), "float32"), "meta": np.zeros((2, 8), "float32")},
+                        verbose=0)
+    assert set(out) == {"class_probs", "value"}
+    assert out["class_probs"].shape == (2, 5) and out["value"].shape == (2, 1)
+
+
+def test_siamese_shares_weights(keras):
+    model = load("siamese").build()
+    tower = [l for l in model.layers if l.name.startswith("tower_left_")]
+    assert len(tower) == 5 and not any(l.name.startswith("tower_right_") for l in model.layers)
+    conv = model.get_layer("tower_left_conv1")
+    assert len(conv._inbound_nodes) == 2
+    # one tower (16*9+16 + 32*16*9+32 + 32*32+32) + head (64 + 1)
+    assert model.count_params() == 160 + 4640 + 1056 + 65
+    left = np.random.default_rng(2).normal(size=(2, 28, 28, 1)).astype("float32")
+    same = model.predict({"left": left, "right": left}, verbose=0)
+    diff = model.predict({"left": left, "right": -left}, verbose=0)
+    assert same.shape == (2, 1) and not np.allclose(same, diff)
+
+
+def test_shape_dependent_arguments(keras):
+    spec = netspec.load(textwrap.dedent("""\
+        netspec: 1
+        name: deferred
+        inputs: {x: [8, 8, 3]}
+        nodes:
+          - {name: widen, type: Conv2D, filters: "${in_shape[-1] * 2}", kernel_size: 1}
+          - {name: same, type: Conv2D, filters: "${shape(x)[-1]}", kernel_size: 1}
+          - {name: pad, type: ZeroPadding2D, padding: "${[[in_shape[0] % 2, 1], [0, 1]]}"}
+        """))
+    model = spec.build()
+    assert model.get_layer("widen").filters == 6
+    assert model.get_layer("same").filters == 3
+    assert tuple(model.output.shape) == (None, 9, 9, 3)
+
+
+def test_shape_error_names_node_line_and_shapes(keras):
+    err = error_for(textwrap.dedent("""\
+        netspec: 1
+        name: bad
+        inputs: {x: [8]}
+        nodes:
+          - {name: d, type: Dense, units: 4}
+          - {name: conv, type: Conv2D, filters: 2, kernel_size: 3}
+        """), stage="check")
+    assert err.kind == "shape"
+    assert (err.line, err.column) == (6, 5)
+    assert "node 'conv'" in err.message and "(None, 4)" in err.message
+
+
+def test_keras_argument_error_is_located(keras):
+    err = error_for(textwrap.dedent("""\
+        netspec: 1
+        name: bad
+        inputs: {x: [8]}
+        nodes:
+          - {name: d, type: Dense, units: 4}
+          - {name: r, type: Reshape, target_shape: [3, 5]}
+        """), stage="check")
+    assert (err.line, err.column) == (6, 5)
+    assert "node 'r'" in err.message
+
+
+def test_deferred_value_checked_against_the_schema_at_build(keras):
+    err = error_for(textwrap.dedent("""\
+        netspec: 1
+        name: bad
+        inputs: {x: [8, 8, 3]}
+        nodes:
+          - {name: c, type: Conv2D, filters: "${in_shape[-1] - 3}", kernel_size: 1}
+        """), stage="check")
+    assert "node 'c'" in err.message and "filters" in err.json_path
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp", "two_heads", "siamese"])
+def test_round_trip_safe_mode(keras, tmp_path, name):
+    spec = load(name)
+    model = spec.build()
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    assert again.count_params() == model.count_params()
+    feeds = {t.name: np.random.default_rng(3).normal(size=(2, *t.shape[1:])).astype("float32") for t in model.inputs}
+    a, b = model.predict(feeds, verbose=0), again.predict(feeds, verbose=0)
+    if isinstance(a, dict):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
