@@ -52,12 +52,23 @@ class Catalog:
         self.core = {k[len(LAYER_PREFIX):] for k in defs if k.startswith(LAYER_PREFIX)}
 
     def known(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self.core or name in registry.LAYERS)
+        """Whether ``name`` is a core or registered layer; installed plugins load on the first miss."""
+        if not isinstance(name, str):
+            return False
+        if name in self.core or name in registry.LAYERS:
+            return True
+        from .plugins import load_entry_points
+
+        load_entry_points()
+        return name in registry.LAYERS
 
     def is_user(self, name: str) -> bool:
         return name in registry.LAYERS and name not in self.core
 
     def names(self) -> list[str]:
+        from .plugins import load_entry_points
+
+        load_entry_points()
         return sorted(self.core | set(registry.LAYERS))
 
     def layer_schema(self, name: str) -> dict:

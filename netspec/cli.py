@@ -71,6 +71,16 @@ def _load(args):
     return load(args.spec, params=_parse_sets(args.set), trust_plugins=args.trust_plugins)
 
 
+def _budget(args):
+    from .compile import DEFAULT_BUDGET, Budget
+
+    return Budget(
+        max_params=args.max_params if args.max_params is not None else DEFAULT_BUDGET.max_params,
+        max_activation_bytes=(args.max_activation_mb << 20) if args.max_activation_mb is not None
+        else DEFAULT_BUDGET.max_activation_bytes,
+    )
+
+
 def _emit(args, text: str, data: dict) -> None:
     if args.format == "json":
         print(json.dumps(data, indent=1))
@@ -106,7 +116,7 @@ def cmd_validate(args) -> int:
 def cmd_check(args) -> int:
     quiet_tensorflow()
     spec = _load(args)
-    result = spec.check()
+    result = spec.check(_budget(args))
     _warn(args, result.warnings)
     _emit(args, result.table(), {"ok": True, "file": str(args.spec), **result.to_dict()})
     return EXIT_OK
@@ -120,7 +130,7 @@ def cmd_build(args) -> int:
     out = args.output or f"{spec.name}.keras"
     if not out.endswith(".keras"):
         raise UsageError(f"-o must name a .keras file. Received: {out!r}")
-    model = spec.build()
+    model = spec.build(_budget(args))
     save_model(model, out)
     _warn(args, spec.warnings)
     _emit(args, f"wrote {out} ({model.count_params():,} params)",
@@ -157,6 +167,10 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param (repeatable)")
         p.add_argument("--trust-plugins", action="store_true", help="allow the spec's plugins: to run Python code")
         p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+        if name in ("check", "build"):
+            p.add_argument("--max-params", type=int, metavar="N", help="parameter budget (default 2,000,000,000)")
+            p.add_argument("--max-activation-mb", type=int, metavar="MB",
+                           help="budget for all node outputs of one sample, in MiB (default 4096)")
         if name == "build":
             p.add_argument("-o", "--output", help="the .keras file to write (default: <name>.keras)")
     return parser

@@ -286,21 +286,92 @@ def _clean(e: Exception) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def build(graph: Graph, catalog, source: SourceMap) -> Compiled:
+@dataclass(frozen=True)
+class Budget:
+    """Caps checked from inferred shapes before any weight is allocated.
+
+    Args:
+        max_params: total parameters of the model.
+        max_activation_bytes: bytes of all node outputs for one sample (batch 1).
+    """
+
+    max_params: int = 2_000_000_000
+    max_activation_bytes: int = 4 << 30
+
+
+DEFAULT_BUDGET = Budget()
+
+
+def _count(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d) if d is not None else 1
+    return n
+
+
+def _out_bytes(out) -> int:
+    tensors = out if isinstance(out, (list, tuple)) else [out]
+    total = 0
+    for t in tensors:
+        itemsize = 8 if "64" in str(t.dtype) else (2 if "16" in str(t.dtype) else (1 if "8" in str(t.dtype) or "bool" in str(t.dtype) else 4))
+        total += _count(t.shape[1:]) * itemsize
+    return total
+
+
+class _Meter:
+    """Running totals of parameters and activation bytes, checked after each node."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.params, self.bytes, self.seen = budget, 0, 0, set()
+
+    def add(self, node: Node, layer, out, b: "_Builder") -> None:
+        for w in layer.weights:
+            if id(w) not in self.seen:
+                self.seen.add(id(w))
+                self.params += _count(w.shape)
+        self.bytes += _out_bytes(out)
+        if self.params > self.budget.max_params:
+            raise b.fail(node, f"the model reaches {self.params:,} parameters here, over the budget of "
+                               f"{self.budget.max_params:,} (raise it with --max-params if this is intended)",
+                         cls=NetspecError)
+        if self.bytes > self.budget.max_activation_bytes:
+            raise b.fail(node, f"node outputs reach {self.bytes / 2**20:,.0f} MiB per sample here, over the "
+                               f"activation budget of {self.budget.max_activation_bytes / 2**20:,.0f} MiB "
+                               "(raise it with --max-activation-mb if this is intended)", cls=NetspecError)
+
+
+def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:
     """Build the Keras model of ``graph``.
+
+    Layers are built inside a Keras ``StatelessScope``, where variables get shapes but no memory;
+    the parameter and activation budget is checked node by node, and only then are the weights
+    allocated. ``Dense(10**12)`` therefore fails in milliseconds, naming its node.
 
     Returns:
         The model, the check table and the layer objects by node name.
 
     Raises:
         ShapeError: a node cannot be built on the shapes it receives (names the node and shapes).
-        NetspecError: a layer rejected its arguments, or a shape-dependent value failed.
+        NetspecError: a layer rejected its arguments, a shape-dependent value failed, or the
+            budget is exceeded.
     """
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.stateless_scope import StatelessScope
+    from keras.src.backend.common.variables import initialize_all_variables
+
     b = _Builder(graph, catalog, source)
-    b.inputs()
-    for node in graph.nodes:
-        b.node(node)
-    model = b.model()
+    meter = _Meter(budget)
+    try:
+        with StatelessScope(initialize_variables=False):
+            b.inputs()
+            for node in graph.nodes:
+                b.node(node)
+                meter.add(node, b.layers[node.name], b.tensors[node.name], b)
+            model = b.model()
+    except BaseException:
+        global_state.set_global_attribute("uninitialized_variables", [])  # never allocate them
+        raise
+    initialize_all_variables()
     rows = [Row(d.name, "Input", _shape(b.tensors[d.name]), 0, d.location.line) for d in graph.inputs]
     for node in graph.nodes:
         out = b.tensors[node.name]

@@ -27,6 +27,7 @@ __all__ = ["DEFAULT_LIMITS", "Document", "Limits", "SourceMap", "load_path", "lo
 _EVENT_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 _CORE_TAG = "tag:yaml.org,2002:"
 _MAX_PROBLEM = 200  # PyYAML quotes some user text (tag handles) in its problem strings
+_DEPTH_PATH = 8  # path elements reported with a nesting error
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ def load_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS) -> Do
         raise SpecSyntaxError(f"cannot read {short(name, 200)}: permission denied", location=where) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise SpecSyntaxError(f"cannot read {short(name, 200)}: {short(reason, 100)}", location=where) from exc
+        raise SpecSyntaxError(f"cannot read {short(name, 200)}: {short(reason, 100)}",
+                              location=where) from exc
     return load_yaml(data, name, limits=limits)
 
 
@@ -229,7 +231,7 @@ class _Composer:
         root = _Frame([], (), "root", None)
         stack = [root]
         # Locals for the hot loop: it runs once per event, ~10 per node of a typical spec.
-        values, raws, text_all = self.source.values, self.source._raw, self.text
+        values, keys, raws, text_all = self.source.values, self.source.keys, self.source._raw, self.text
         anchors, open_anchors = self.anchors, self.open_anchors
         limits = self.limits
         max_nodes, max_chars, max_digits = limits.max_nodes, limits.max_scalar_chars, limits.max_int_digits
@@ -244,6 +246,8 @@ class _Composer:
                     anchors[done.anchor] = (done.obj, done.size)
                     open_anchors[done.anchor] -= 1
                 continue
+            if cls is DocumentEndEvent or event is None:  # None: the parser ran out (never expected)
+                break
             top = stack[-1]
             mark = event.start_mark
             if cls is ScalarEvent:
@@ -265,8 +269,9 @@ class _Composer:
                 if event.tag is not None:
                     raise self._tag_error(event, top)
                 if len(stack) > limits.max_depth:
+                    # The path of an outer collection: a hundred `[0]`s would bury the message.
                     raise self._error(f"nesting is deeper than the limit of {limits.max_depth} levels",
-                                      mark, self._child(top))
+                                      mark, top.path[:_DEPTH_PATH])
                 if cls is MappingStartEvent:
                     value, style = {}, "{" if event.flow_style else ""
                 else:
@@ -275,8 +280,6 @@ class _Composer:
             elif cls is AliasEvent:
                 value, size = self._alias(event, top)
                 style = "*"
-            elif cls is DocumentEndEvent or event is None:  # None: the parser ran out (never expected)
-                break
             else:
                 continue
             # An alias counts as the whole subtree it stands for, so expansion bombs stop here.
@@ -289,7 +292,10 @@ class _Composer:
             if kind == "map":
                 key = top.key
                 if key is None:
-                    self._key(top, value, event)
+                    if value.__class__ is not str or value in top.obj or value == "<<":
+                        self._bad_key(top, value, event)  # raises, unless `<<` was quoted
+                    keys[top.path + (value,)] = (mark.line + 1, mark.column + 1)
+                    top.key = value
                     if cls is ScalarEvent and event.anchor is not None:
                         anchors[event.anchor] = (value, 1)
                     continue
@@ -321,8 +327,8 @@ class _Composer:
             raise SpecSyntaxError("the spec is empty", location=Location(self.file, 1, 1))
         return root.obj[0]
 
-    def _key(self, top: _Frame, key: object, event) -> None:
-        """Check and record a mapping key; it then waits in ``top`` for its value."""
+    def _bad_key(self, top: _Frame, key: object, event) -> None:
+        """Raise the error for a key that is not a string, a merge key or a duplicate."""
         mark = event.start_mark
         if key.__class__ is not str:
             if isinstance(event, AliasEvent):
@@ -338,8 +344,6 @@ class _Composer:
         if key in top.obj:
             first = self.source.keys[path][0]
             raise self._error(f"duplicate key {short(key)} (first defined at line {first})", mark, path)
-        self.source.keys[path] = (mark.line + 1, mark.column + 1)
-        top.key = key
 
     def _alias(self, event, top: _Frame) -> tuple[object, int]:
         """The node an alias stands for and its size after expansion."""

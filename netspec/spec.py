@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .catalog import Catalog
-from .compile import Row
 from .graph import Graph
 from .loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
 from .resolve import resolve
@@ -20,11 +19,12 @@ class CheckResult:
     """The shape table of a spec: one row per input and node, and Keras's parameter totals."""
 
     name: str
-    rows: list[Row]
+    rows: list  # of compile.Row
     total_params: int
     trainable_params: int
     non_trainable_params: int
     warnings: list[str]
+    outputs: list  # (output name, ref) pairs
 
     def to_dict(self) -> dict:
         return {
@@ -37,6 +37,7 @@ class CheckResult:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.non_trainable_params,
+            "outputs": {name: str(ref) for name, ref in self.outputs},
             "warnings": self.warnings,
         }
 
@@ -49,6 +50,7 @@ class CheckResult:
         def fmt(row):
             return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
+        lines.append("outputs: " + ", ".join(name if name == str(ref) else f"{name} = {ref}" for name, ref in self.outputs))
         lines.append(f"total params: {self.total_params:,} (trainable: {self.trainable_params:,}, "
                      f"non-trainable: {self.non_trainable_params:,})")
         return "\n".join(lines)
@@ -90,31 +92,32 @@ class Spec:
     def warnings(self) -> list[str]:
         return self.graph.warnings
 
-    def build(self):
+    def build(self, budget=None):
         """Compile the spec into a functional ``keras.Model`` (imports Keras).
 
         Raises:
             NetspecError: a node cannot be built; the error names the node, its line and shapes.
         """
-        return self._compile().model
+        return self._compile(budget).model
 
-    def check(self) -> CheckResult:
+    def check(self, budget=None) -> CheckResult:
         """Infer every node's shape and parameter count (builds the model).
 
         Raises:
             NetspecError: as :meth:`build`.
         """
-        compiled = self._compile()
+        compiled = self._compile(budget)
         model = compiled.model
         trainable = sum(int(_size(w)) for w in model.trainable_weights)
         non_trainable = sum(int(_size(w)) for w in model.non_trainable_weights)
         return CheckResult(self.name, compiled.rows, model.count_params(), trainable, non_trainable,
-                           list(self.warnings))
+                           list(self.warnings), list(self.graph.outputs))
 
-    def _compile(self):
-        from .compile import build
+    def _compile(self, budget=None):
+        """Args: budget: a :class:`netspec.compile.Budget` (parameter and activation caps)."""
+        from .compile import DEFAULT_BUDGET, build
 
-        return build(self.graph, self.catalog, self.document.source)
+        return build(self.graph, self.catalog, self.document.source, budget or DEFAULT_BUDGET)
 
 
 def _size(weight) -> int:
@@ -149,12 +152,11 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
     Raises:
         NetspecError: any problem, with file:line:col and JSON path.
     """
-    from .plugins import load_entry_points, load_spec_plugins
+    from .plugins import load_spec_plugins
 
     doc = _read(path_or_text, limits)
     catalog = Catalog()
     validate_document(doc, catalog)
-    load_entry_points()
     load_spec_plugins(doc, trust_plugins)
     graph = resolve(doc, catalog, params)
     return Spec(doc, graph, catalog)

@@ -36,7 +36,7 @@ def _node_lists(data: dict):
                 yield ("blocks", name, "nodes"), block["nodes"]
 
 
-def _check_node_kinds(doc: Document) -> None:
+def _check_node_kinds(doc: Document, core: set[str]) -> None:
     """Clearer messages than the schema's for a node's kind: exactly one of type/block/expr/share,
     and never a layer class that specs may not use."""
     for base, nodes in _node_lists(doc.data):
@@ -50,7 +50,7 @@ def _check_node_kinds(doc: Document) -> None:
                 raise SchemaError(f"a node needs exactly one of 'type', 'block', 'expr', 'share'{found}",
                                   path=path, location=doc.source.value(path))
             layer_type = node.get("type")
-            if isinstance(layer_type, str) and layer_type in _excluded():
+            if isinstance(layer_type, str) and layer_type not in core and layer_type in _excluded():
                 raise SchemaError(f"{layer_type} cannot be used in a spec: {_excluded()[layer_type]}",
                                   path=path + ("type",), location=doc.source.value(path + ("type",)))
 
@@ -74,7 +74,7 @@ def validate_document(doc: Document, catalog) -> None:
     bad = _non_finite(doc.data)
     if bad is not None:
         raise SchemaError("numbers must be finite", path=bad, location=doc.source.value(bad))
-    _check_node_kinds(doc)
+    _check_node_kinds(doc, catalog.core)
     validator = catalog.validator
     issues = list(validator.iter_issues(doc.data))
     if not issues:

@@ -84,8 +84,9 @@ def location_at(text: str, index: int, file: str | None) -> Location:
 
 def too_large(size: int, max_bytes: int, where: Location, at_least: bool = False) -> SpecSyntaxError:
     """The error for a spec over the size cap."""
-    return SpecSyntaxError(f"the spec is {'at least ' if at_least else ''}{size} bytes, more than the limit of "
-                           f"{max_bytes} bytes", location=where)
+    size_text = f"at least {size}" if at_least else str(size)
+    return SpecSyntaxError(f"the spec is {size_text} bytes, more than the limit of {max_bytes} bytes",
+                           location=where)
 
 
 def decode_source(source: str | bytes, file: str | None, max_bytes: int) -> str:
@@ -112,17 +113,19 @@ def decode_source(source: str | bytes, file: str | None, max_bytes: int) -> str:
         if len(data) > max_bytes:
             raise too_large(len(data), max_bytes, where)
         if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise SpecSyntaxError("the spec is UTF-16; netspec reads UTF-8 only", location=where)
+            raise SpecSyntaxError("the spec is UTF-16 or UTF-32 (byte order mark); netspec reads UTF-8 only",
+                                  location=where)
         skip = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
         try:
             text = data[skip:].decode("utf-8")
         except UnicodeDecodeError as exc:
             offset = skip + exc.start
             before = data[skip:offset].decode("utf-8", "replace")
-            raise SpecSyntaxError(f"the spec is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset}",
-                                  location=location_at(before, len(before), file)) from None
+            raise SpecSyntaxError(f"the spec is not valid UTF-8: byte 0x{data[offset]:02x} at offset "
+                                  f"{offset}", location=location_at(before, len(before), file)) from None
     else:
-        raise SpecSyntaxError(f"expected YAML text or bytes. Received: {type(source).__name__}", location=where)
+        raise SpecSyntaxError(f"expected YAML text or bytes. Received: {type(source).__name__}",
+                              location=where)
     bad = _NON_PRINTABLE.search(text)
     if bad:
         raise SpecSyntaxError(f"character U+{ord(bad.group()):04X} is not allowed in a spec",

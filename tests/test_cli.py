@@ -89,7 +89,7 @@ def test_check_table_and_json(keras, capsys):
     assert lines[0].split() == ["node", "type", "output", "shape", "params", "line"]
     assert any(l.split()[:2] == ["c1", "Conv2D"] and "(None, 28, 28, 6)" in l and l.split()[-2:] == ["156", "11"]
                for l in lines)
-    assert lines[-1] == "total params: 61,706 (trainable: 61,706, non-trainable: 0)"
+    assert lines[-2:] == ["outputs: probs", "total params: 61,706 (trainable: 61,706, non-trainable: 0)"]
     assert main(["check", str(SPECS / "lenet5.yaml"), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["total_params"] == 61706

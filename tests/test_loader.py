@@ -140,6 +140,7 @@ def test_error_paths_and_hints():
     assert "quote the key" in error_for("1: x\n").hint
     assert "tabs" in error_for("a:\n\tb: 1\n").hint
     assert error_for("a: 1\n---\nb: 2\n").hint
+    assert error_for("n: " + "[" * 200).path == ("n", 0, 0, 0, 0, 0, 0, 0)  # shortened, still a real path
 
 
 @pytest.mark.parametrize("source", [
@@ -478,6 +479,23 @@ def test_random_yamlish_text_raises_only_spec_syntax_error(text):
                 check_loaded(load_yaml(text, limits=Limits(max_depth=5, max_nodes=200)))
             except SpecSyntaxError as err:
                 assert err.location is not None and err.line >= 1 and err.column >= 1
+
+
+PLAIN_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet="abcxyz _-$.{}", max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(alphabet="abcxyz_", min_size=1, max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(PLAIN_DATA, st.sampled_from([None, True, False]))
+def test_round_trip_of_dumped_plain_data(data, flow):
+    doc = load_yaml(yaml.safe_dump(data, default_flow_style=flow))
+    assert doc.data == data
+    check_loaded(doc)
 
 
 # --- files --------------------------------------------------------------------------------------
