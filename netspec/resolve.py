@@ -573,7 +573,8 @@ class Resolver:
             p = path + (k,) if isinstance(outs, list) else path
             value = self.lookup(self.value(text, p, self.spec_params, ctx), ctx, p)
             result += [(str(r), r) for r in value.refs]
-        return result, ("list" if isinstance(outs, list) or len(result) > 1 else "single")
+        # A list of one output is a single output: Keras users expect a tensor from predict, not [tensor].
+        return result, ("list" if len(result) > 1 else "single")
 
     def _check_block_recursion(self) -> None:
         """A block that reaches itself through other blocks is an error, used or not (iterative DFS)."""

@@ -213,8 +213,9 @@ def test_shape_values_are_deferred_at_validate():
     ("", ["b"], "single"),
     ("outputs: b", ["b"], "single"),
     ("outputs: [a, b]", ["a", "b"], "list"),
+    ("outputs: [b]", ["b"], "single"),
     ("outputs: {first: a, second: b}", ["first", "second"], "mapping"),
-], ids=["default-last", "single-ref", "list", "mapping"])
+], ids=["default-last", "single-ref", "list", "list-of-one", "mapping"])
 def test_outputs_forms(outputs, names_, form):
     s = spec(f"""
         inputs: {{x: [3]}}
