@@ -62,6 +62,9 @@ class Catalog:
         load_entry_points()
         return name in registry.LAYERS
 
+    def is_core(self, name: str) -> bool:
+        return name in self.core
+
     def is_user(self, name: str) -> bool:
         return name in registry.LAYERS and name not in self.core
 
@@ -82,6 +85,10 @@ class Catalog:
     def arg_kind(self, name: str, arg: str) -> str | None:
         """``x-netspec-kind`` of a core layer argument (initializer, regularizer, layer, ...)."""
         if name not in self.core:
+            # User layers: the Keras naming convention says which arguments are objects.
+            for suffix in ("initializer", "regularizer", "constraint"):
+                if arg == suffix or arg.endswith("_" + suffix):
+                    return suffix
             return None
         prop = self.layer_schema(name).get("properties", {}).get(arg, {})
         return prop.get("x-netspec-kind")

@@ -139,9 +139,19 @@ def cmd_build(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .catalog import schema_path
+    from .catalog import load_schema, schema_path
 
-    sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+    if not args.plugins:
+        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+        return EXIT_OK
+    quiet_tensorflow()
+    from . import registry
+    from .plugins import load_plugin_targets
+    from .schemagen import render, with_user_layers
+
+    # Naming plugins on this command line is the user's own choice to run them.
+    load_plugin_targets(args.plugins)
+    sys.stdout.write(render(with_user_layers(load_schema(), registry.LAYERS)))
     return EXIT_OK
 
 
@@ -162,6 +172,8 @@ def make_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == "schema":
+            p.add_argument("--plugins", nargs="+", metavar="MODULE_OR_FILE", default=[],
+                           help="import these modules or .py files and add their registered layers")
             continue
         p.add_argument("spec", help="the spec file (YAML)")
         p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param (repeatable)")

@@ -176,7 +176,9 @@ class _Builder:
             kwargs = {k: self.make_arg(type_name, k, v, node) for k, v in args.items()}
         else:
             cls = registry.LAYERS[type_name]
-            kwargs = dict(args)
+            # Object arguments (initializers, ...) are built from the same whitelists as for core
+            # layers; everything else reaches the user's class as written (lists stay lists).
+            kwargs = {k: (self.make_arg(type_name, k, v, node) if isinstance(v, dict) else v) for k, v in args.items()}
         if name is not None:
             kwargs["name"] = name
         try:

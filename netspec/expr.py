@@ -56,19 +56,21 @@ class Expression(keras.layers.Layer):
         unknown = set(kwargs) - {"name", "trainable", "dtype"}
         if unknown:
             raise ExpressionError(f"Expression got unexpected arguments: {', '.join(sorted(map(str, unknown)))}")
-        super().__init__(autocast=False, **kwargs)  # an expression keeps its inputs' dtypes
         variables = _variables(variables)
         constants = _constants(constants or {}, variables)
         checked = exprcheck.check(expression, variables, constants)
         extra = sorted(set(constants) - set(checked.params))
         if extra:
             raise ExpressionError(f"constants {', '.join(map(repr, extra))} are not used by the expression")
+        expected = _shape_spec(output_shape)
+        super().__init__(autocast=False, **kwargs)  # an expression keeps its inputs' dtypes
         self._text = expression
         self._variable_names = tuple(variables)
         self._constants = {k: exprcheck.plain(v) for k, v in constants.items()}
-        self._expected = _shape_spec(output_shape)
+        self._expected = expected
         self._tree = checked.tree
         self._on_error = None  # set by build_expr_layer: turns errors into spec locations
+        self._failure = None
 
     @property
     def expression(self) -> str:
@@ -87,7 +89,16 @@ class Expression(keras.layers.Layer):
             raise self._located(e) from None
 
     def compute_output_spec(self, inputs):
-        out = super().compute_output_spec(inputs)
+        self._failure = None
+        try:
+            out = super().compute_output_spec(inputs)
+        except Exception:
+            # Keras re-raises errors from call() here as a new exception of the same class with
+            # only a message; raise ours, which carries the spec path and location.
+            failure, self._failure = self._failure, None
+            if failure is None:
+                raise
+            raise failure from None
         if self._expected is not None:
             actual = _shape_of(out)
             if not _shape_matches(self._expected, actual):
@@ -113,7 +124,11 @@ class Expression(keras.layers.Layer):
         Raises:
             ExpressionError: anything in the config is not what netspec writes.
         """
-        return cls(**_validated_config(config))
+        try:
+            return cls(**_validated_config(config))
+        except ExpressionError as e:
+            name = config.get("name") if isinstance(config, Mapping) else None
+            raise ExpressionError(f"refusing stored expression layer {short(name)}: {e.message}", hint=e.hint) from None
 
     def _bind(self, inputs) -> dict[str, Any]:
         names = self._variable_names
@@ -127,6 +142,7 @@ class Expression(keras.layers.Layer):
     def _located(self, e: NetspecError) -> NetspecError:
         located = self._on_error(e) if self._on_error is not None else e
         located._keras_call_info_injected = True  # Keras re-raises it as is, keeping path and location
+        self._failure = located
         return located
 
 
@@ -182,6 +198,7 @@ class _Walker:
         for p, arg in pairs:
             if p.kind in ("tensor", "tensors"):
                 value = self.run(arg)
+                value = list(value) if isinstance(value, tuple) else value
                 if p.kind == "tensors" and not isinstance(value, list):
                     raise fail(f"argument {p.name!r} of {qual} must be a list of tensors, like [a, b]", arg)
             else:
@@ -198,7 +215,7 @@ _COMPARE_PY = {
     ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_TF_NODE = re.compile(r" for '\{\{node [^']*'")
+_TF_NODE = re.compile(r" for '\{\{node [^']*'| and with computed input tensors:.*")
 
 
 def _apply(node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
@@ -223,10 +240,17 @@ def _is_number(value: Any) -> bool:
 
 
 def _result(out: Any, node: ast.AST) -> Any:
+    out = list(out) if isinstance(out, tuple) else out  # top_k's pair
     items = out if isinstance(out, list) else [out]
     if not items or not all(ops.is_tensor(t) for t in items):
         raise fail("the expression must compute a tensor or a list of tensors from its inputs. "
                    f"Received: {short(out)}", node)
+    for t in items:
+        try:
+            len(t.shape)
+        except (TypeError, ValueError):  # TensorFlow's unknown rank
+            raise fail("the result has an unknown number of axes (ops.squeeze without axis on unknown "
+                       "sizes?); name the axes", node) from None
     return out
 
 
@@ -311,7 +335,7 @@ def _validated_config(config: Any) -> dict:
     if isinstance(dtype, Mapping):  # Keras writes {"class_name": "DTypePolicy", "config": {"name": ...}}
         inner = dtype.get("config")
         dtype = inner.get("name") if dtype.get("class_name") == "DTypePolicy" and isinstance(inner, Mapping) else dtype
-    if dtype is not None and dtype not in _POLICIES:
+    if dtype is not None and not (isinstance(dtype, str) and dtype in _POLICIES):
         raise ExpressionError(f"dtype must be a float dtype policy name. Received: {short(out.get('dtype'))}")
     out["dtype"] = dtype
     return out

@@ -21,8 +21,8 @@ MAX_STATIC_INT = 2**31 - 1
 MAX_PARAM_ITEMS = 10_000
 MAX_PARAM_DEPTH = 4
 MAX_EQUATION = 200
+MAX_LIST_ARG = 64  # items of a list-valued constant argument (axes, shapes, repeats)
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-MAX_LIST_ARG = 64
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
           "float16", "bfloat16", "float32", "float64")
 
@@ -281,8 +281,8 @@ _INSTEAD = {
     ast.BoolOp: "use ops.logical_and / ops.logical_or", ast.IfExp: "use ops.where(c, a, b)",
 }
 # Roles of a node in the walk: a tensor expression, a constant argument, a whole subscript
-# index, one element of a subscript tuple, and a string argument.
-_T, _S, _I, _E, _STR = "tensor", "static", "index", "element", "string"
+# index, one element of a subscript tuple. String arguments are checked where they are bound.
+_T, _S, _I, _E = "tensor", "static", "index", "element"
 
 
 class NeedsShape(Exception):
@@ -378,9 +378,9 @@ def parse(text: str) -> ast.Expression:
     """
     if not isinstance(text, str):
         raise fail(f"an expression must be a string. Received: {short(text)}")
-    if not text.isascii():
-        bad = next(k for k, c in enumerate(text) if not c.isascii())
-        raise fail("expressions must be ASCII", bad)
+    bad = next((k for k, c in enumerate(text) if not (c.isascii() and (c.isprintable() or c in "\t\n\r"))), None)
+    if bad is not None:
+        raise fail("expressions must be printable ASCII", bad)
     if len(text) > MAX_CHARS:
         raise fail(f"expression is longer than {MAX_CHARS} characters", MAX_CHARS)
     body = text.lstrip()
@@ -394,20 +394,24 @@ def parse(text: str) -> ast.Expression:
         # Python reports offset 0 for an expression that ends too early: point at its end.
         where = lead + _line_starts(body)[line] + e.offset - 1 if e.offset else len(text.rstrip())
         raise fail(f"invalid expression: {e.msg}", min(max(where, 0), len(text))) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise fail("expression is too deeply nested") from None
+    except ValueError as e:
+        raise fail(f"invalid expression: {short(str(e), 100)}") from None
     starts = _line_starts(body)
     stack: list[ast.AST] = [tree]
-    while stack:  # iterative: positions are made absolute before anything recurses
+    count = 0
+    while stack:  # iterative: offsets become absolute before the allow-list walk reads them
         node = stack.pop()
+        count += 1
+        if count > 4 * MAX_NODES:  # context and operator nodes count here too
+            raise fail(f"expression has more than {MAX_NODES} parts")
         if hasattr(node, "col_offset"):
             node.col_offset = lead + starts[node.lineno - 1] + node.col_offset
             if getattr(node, "end_lineno", None) is not None and node.end_col_offset is not None:
                 node.end_col_offset = lead + starts[node.end_lineno - 1] + node.end_col_offset
             node.lineno = node.end_lineno = 1
         stack.extend(ast.iter_child_nodes(node))
-        if len(stack) > MAX_NODES * 4:
-            raise fail(f"expression has more than {MAX_NODES} parts")
     return tree
 
 
@@ -447,12 +451,8 @@ class _Walk:
             _literal(node, role)
             return []
         if isinstance(node, ast.Name):
-            if role == _STR:
-                raise fail(f"{where} must be a string literal", node)
             self.names.append((node, role, where or "a subscript"))
             return []
-        if role == _STR:
-            raise fail(f"{where} must be a string literal", node)
         if isinstance(node, ast.BinOp):
             if type(node.op) not in _BINOPS:
                 raise fail(f"operator {_SYMBOL.get(type(node.op), type(node.op).__name__)!r} is not allowed", node)
@@ -499,14 +499,15 @@ class _Walk:
 
     def call(self, node: ast.Call) -> list[tuple[ast.AST, str, str]]:
         qual, fn = _function(node)
+        for arg in [*node.args, *node.keywords]:
+            if isinstance(arg, ast.Starred) or (isinstance(arg, ast.keyword) and arg.arg is None):
+                raise fail("unpacking (* and **) is not allowed in expressions", arg)
         n_params = len(fn.params)
         if len(node.args) > n_params and not fn.varargs:
             raise fail(f"{qual} takes at most {n_params} positional argument{'s' * (n_params != 1)}, "
                        f"got {len(node.args)}", node.args[n_params])
         bound: dict[str, ast.AST] = {p.name: a for p, a in zip(fn.params, node.args)}
         for kw in node.keywords:
-            if kw.arg is None:
-                raise fail("unpacking (**) is not allowed in expressions", kw)
             param = next((p for p in fn.params if p.name == kw.arg), None)
             if param is None or (fn.varargs and param is fn.params[0]):
                 names = [p.name for p in fn.params[1 if fn.varargs else 0:]]
@@ -731,10 +732,9 @@ def _index_part(node: ast.AST, names: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and (node.value is None or node.value is Ellipsis):
         return node.value
     if isinstance(node, ast.Slice):
-        parts = [None if p is None else _index_part(p, names) for p in (node.lower, node.upper, node.step)]
-        if any(p is None and q is not None for p, q in zip(parts, (node.lower, node.upper, node.step))) or \
-                Ellipsis in parts:
-            raise fail("slice bounds must be integers", node)
+        parts = [None if p is None else static_value(p, names) for p in (node.lower, node.upper, node.step)]
+        if not all(p is None or _is_int(p) for p in parts):
+            raise fail(f"slice bounds must be integers or None. Received: {short(parts)}", node)
         return slice(*parts)
     value = static_value(node, names)
     if not _is_int(value):
@@ -748,6 +748,8 @@ def fold(node: ast.BinOp, left: Any, right: Any) -> Any:
     Raises:
         ExpressionError: not numbers, division by zero, or a result too large.
     """
+    if type(node.op) not in _FOLD:
+        raise fail("'@' needs tensors", node)
     if not (_is_number(left) and _is_number(right)):
         raise fail(f"arithmetic on constants needs numbers. Received: {short(left)} and {short(right)}", node)
     try:
@@ -828,3 +830,22 @@ def export_caveats(text: str) -> list[tuple[int, str]]:
                 continue
         found.append((node.col_offset, f"{node.func.value.id}.{node.func.attr}: {fn.caveat}"))
     return sorted(found)
+
+
+def markdown_table() -> str:
+    """The function table as Markdown, one row per group of functions with the same arguments.
+
+    docs/expressions.md embeds it between ``<!-- functions:begin -->`` and ``<!-- functions:end -->``;
+    a test keeps the two equal.
+    """
+    rows: dict[tuple, list[str]] = {}
+    for qual, fn in FUNCTIONS.items():
+        rows.setdefault((fn.group, fn.params, fn.note, fn.caveat, fn.varargs, qual.partition(".")[0]), []).append(qual)
+    lines = ["| functions | arguments | constant arguments | notes |", "|---|---|---|---|"]
+    for (group, params, note, caveat, varargs, _), quals in rows.items():
+        args = signature(quals[0])[len(quals[0]):]
+        consts = "; ".join(f"`{p.name}`: {p.describe()}" for p in params if p.kind not in ("tensor", "tensors"))
+        notes = "; ".join(x for x in (group, note, f"**ONNX:** {caveat}" if caveat else "") if x)
+        names = ", ".join(f"`{q}`" for q in quals)
+        lines.append(f"| {names} | `{args}` | {consts} | {notes} |")
+    return "\n".join(lines) + "\n"

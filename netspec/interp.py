@@ -7,6 +7,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from .errors import ExpressionError, short
@@ -120,8 +121,9 @@ def _fail(message: str, node: ast.AST | None = None) -> ExpressionError:
     return err
 
 
+@lru_cache(maxsize=4096)
 def parse(text: str) -> ast.Expression:
-    """Parse and check an expression against the allow-list.
+    """Parse and check an expression against the allow-list (cached: specs repeat expressions).
 
     Raises:
         ExpressionError: with an ``offset`` attribute (character offset in ``text``).

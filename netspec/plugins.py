@@ -41,6 +41,14 @@ def _targets(doc: Document) -> list[tuple[str, Path | None, tuple]]:
     return out
 
 
+def load_plugin_targets(items: list[str], base: Path | None = None) -> None:
+    """Import modules and .py files the user named (command line); errors are PluginErrors."""
+    base = base or Path.cwd()
+    for item in items:
+        file = (base / item).resolve() if item.endswith(".py") else None
+        _import(item, file, None, None)
+
+
 def load_spec_plugins(doc: Document, trust: bool) -> None:
     """Import the modules and files a spec lists under ``plugins:``.
 
@@ -59,24 +67,31 @@ def load_spec_plugins(doc: Document, trust: bool) -> None:
             hint="pass --trust-plugins (CLI) or trust_plugins=True (Python API) if you trust this code",
         )
     for name, file, path in targets:
+        _import(name, file, path, doc)
+
+
+def _import(name: str, file: Path | None, path: tuple | None, doc: Document | None) -> None:
+    where = {"path": path or (), "location": doc.source.value(path) if doc is not None and path else None}
+    try:
+        if file is None:
+            importlib.import_module(name)  # the user said they trust this code
+            return
+        if not file.is_file():
+            raise PluginError(f"plugin file {name!r} not found (looked at {file})", **where)
+        mod_name = f"netspec_plugin_{file.stem}_{abs(hash(str(file))) % 10**8}"
+        if mod_name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(mod_name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
         try:
-            if file is None:
-                importlib.import_module(name)  # the user said they trust this spec's plugins
-                continue
-            if not file.is_file():
-                raise PluginError(f"plugin file {name!r} not found (looked at {file})", path=path,
-                                  location=doc.source.value(path))
-            mod_name = f"netspec_plugin_{file.stem}_{abs(hash(str(file))) % 10**8}"
-            if mod_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(mod_name, file)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
             spec.loader.exec_module(module)
-        except PluginError:
+        except BaseException:
+            del sys.modules[mod_name]
             raise
-        except ModuleNotFoundError as e:
-            raise PluginError(f"plugin module {name!r} not found: {e}", path=path, location=doc.source.value(path)) from e
-        except Exception as e:
-            raise PluginError(f"plugin {name!r} failed while loading: {type(e).__name__}: {e}", path=path,
-                              location=doc.source.value(path)) from e
+    except PluginError:
+        raise
+    except ModuleNotFoundError as e:
+        raise PluginError(f"plugin module {name!r} not found: {e}", **where) from e
+    except Exception as e:
+        raise PluginError(f"plugin {name!r} failed while loading: {type(e).__name__}: {e}", **where) from e

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
+from .exprcheck import check_expression
 from .graph import NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value
 from .interp import UNKNOWN, Deferred, Lazy, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
@@ -400,6 +401,10 @@ class Resolver:
             node = Node(flat, "expr", None, {}, refs if isinstance(refs, dict) else {"x": refs[0]},
                         e.path, self.src.value(e.path), ctx.scope, expr=raw["expr"],
                         expr_names=local, instance_note=ctx.note)
+            try:
+                check_expression(node.expr, list(node.inputs), local)
+            except ExpressionError as err:
+                raise self._expr_error(err, e.path + ("expr",), raw["expr"], ctx) from None
             if "output_shape" in raw:
                 node.output_shape = self.value(raw["output_shape"], e.path + ("output_shape",), local, ctx,
                                                allow_deferred=True)
@@ -419,11 +424,15 @@ class Resolver:
             raise self.error(f"unknown layer type {short(type_name)}", e.path + ("type",),
                              hint=hint_for(type_name, self.catalog.names()), ctx=ctx)
         args: dict[str, Any] = {}
+        changed = False
         for key, raw_value in raw.items():
             if key in NODE_KEYS:
                 continue
             args[key] = self.value(raw_value, e.path + (key,), names, ctx, allow_deferred=True)
-        if self.share is None:
+            changed = changed or args[key] is not raw_value
+        # The document's schema pass already checked arguments written as plain values (core layers);
+        # only interpolated ones, and user layers, need a check now.
+        if self.share is None and (changed or not self.catalog.is_core(type_name)):
             issues = self.catalog.check_args(type_name, args)
             if issues:
                 best, more = issues

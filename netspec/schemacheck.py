@@ -1,4 +1,4 @@
-"""Validate plain data against netspec's JSON Schema: a fast draft 2020-12 subset with located, Keras-style messages."""
+"""Validate plain data against netspec's JSON Schema: a fast draft 2020-12 subset with Keras-style messages."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import hint_for, short
 
 # Keys that assert nothing; "x-..." keys are ignored too ("x-message" is read for messages).
-_IGNORED = frozenset({"default", "description", "title", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly"})
+_IGNORED = frozenset({"default", "description", "title", "examples", "$schema", "$id", "$comment", "deprecated",
+                      "readOnly"})
 _SUB_MAPS = ("properties", "patternProperties", "$defs")  # where sub-schemas live, for the keyword scan
 _SUB_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _SUB_ONE = ("additionalProperties", "propertyNames", "items", "not", "if", "then", "else")
 _CMP = {"minimum": (">=", lambda b: lambda x: x >= b), "exclusiveMinimum": (">", lambda b: lambda x: x > b),
         "maximum": ("<=", lambda b: lambda x: x <= b), "exclusiveMaximum": ("<", lambda b: lambda x: x < b)}
 # Value keywords share one folded message ("expected an integer >= 1"); each applies to one kind of value.
-_KIND_OF = dict.fromkeys([*_CMP, "multipleOf"], "number") | dict.fromkeys(["minLength", "maxLength", "pattern"], "string") \
-    | dict.fromkeys(["minItems", "maxItems"], "array") | dict.fromkeys(["minProperties", "maxProperties"], "object")
+_KIND_OF = {**dict.fromkeys([*_CMP, "multipleOf"], "number"),
+            **dict.fromkeys(["minLength", "maxLength", "pattern"], "string"),
+            **dict.fromkeys(["minItems", "maxItems"], "array"),
+            **dict.fromkeys(["minProperties", "maxProperties"], "object")}
 _KNOWN = frozenset({"type", "const", "enum", "required", "uniqueItems", "$ref", "x-message", *_KIND_OF,
                     *_SUB_MAPS, *_SUB_LISTS, *_SUB_ONE})
 # What the schema scan does per key: recurse ("map"/"list"/"one"), check something, or nothing ("").
@@ -234,7 +237,8 @@ class Validator:
     Annotations and ``x-...`` keys are ignored, except ``x-message``: on a schema, it replaces the generated
     text for that schema's value keywords, its ``not``, and its ``anyOf``/``oneOf`` when several branches
     match or none does and no branch stands out. A ``description`` that starts with "a"/"an" names what
-    a ``pattern`` schema accepts ("expected a layer name matching ...").
+    a ``pattern`` schema accepts ("expected a layer name matching ..."). ``$id`` never changes the base of a
+    ref: refs resolve in the root document ("#/..." or the root's own ``$id`` + "#/...").
 
     Args:
         schema: the root schema; treated as immutable from here on.
@@ -284,6 +288,9 @@ class Validator:
 
     def best(self, issues: Iterable[Issue]) -> Issue | None:
         """The issue to report first: the deepest, then one from a strong keyword, then the earliest.
+
+        jsonschema's ``best_match`` prefers shallow errors at the top; here deeper wins, so an unknown key
+        (with its "did you mean") beats its mapping's missing-key issue.
 
         Returns:
             The chosen issue, or None when there are none.
@@ -410,7 +417,9 @@ class Validator:
             ops.append(("uniqueItems", lambda x: not isinstance(x, list) or _unique(x), self._explain_unique))
         if "allOf" in s:
             ops.extend(self._ops_all_of(s["allOf"]))
-        ops.extend(self._op_choice(node, kw, [self._compile(b) for b in s[kw]]) for kw in ("anyOf", "oneOf") if kw in s)
+        for kw in ("anyOf", "oneOf"):
+            if kw in s:
+                ops.append(self._op_choice(node, kw, [self._compile(b) for b in s[kw]]))
         if "not" in s:
             ops.append(self._op_not(node, self._compile(s["not"])))
         if "if" in s and ("then" in s or "else" in s):
@@ -529,8 +538,8 @@ class Validator:
             for i, (n, v) in enumerate(zip(prefix, x)):
                 yield from self._issues(n, v, path + (i,))
             if rest is not None and rest.schema is False and len(x) > n_prefix:
-                yield Issue(path, f"expected a list of {_count(None, n_prefix, 'item')}. Received: {_received(path, x)}",
-                            "items")
+                at_most = _count(None, n_prefix, "item")
+                yield Issue(path, f"expected a list of {at_most}. Received: {_received(path, x)}", "items")
             elif rest is not None:
                 for i in range(n_prefix, len(x)):
                     yield from self._issues(rest, x[i], path + (i,))

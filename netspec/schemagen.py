@@ -488,6 +488,37 @@ def _check_untyped(found: set[str]) -> None:
         )
 
 
+def with_user_layers(schema: dict, classes: dict[str, type]) -> dict:
+    """The schema extended with registered user layer classes, for editors.
+
+    Each class gets a ``layer.<Name>`` def typed from its constructor signature and docstring,
+    the same way core layers are, and is added to the node dispatch and the ``type`` completions.
+
+    Args:
+        schema: the core schema (not modified).
+        classes: registered name -> class (``netspec.registry.LAYERS``).
+    """
+    import copy
+
+    out = copy.deepcopy(schema)
+    defs = out["$defs"]
+    collector = _Collector()
+    base = _base_layer_args(collector)
+    type_enum = defs["node"]["properties"]["type"]["anyOf"][0]["enum"]
+    for name, cls in sorted(classes.items()):
+        d = collector.class_def(name, cls, name, f"{cls.__module__}.{cls.__qualname__}", node_key_properties())
+        if K.constructor_args(cls)[1]:
+            for key, prop in base.items():
+                d["properties"].setdefault(key, prop)
+        d["x-netspec-user"] = True
+        defs[f"layer.{name}"] = d
+        if name not in type_enum:
+            type_enum.append(name)
+            defs["node"]["allOf"].insert(0, *_dispatch([name], "layer"))
+    type_enum.sort()
+    return out
+
+
 def render(schema: dict) -> str:
     """The deterministic text of the schema file."""
     return json.dumps(schema, indent=1, sort_keys=True) + "\n"

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from .errors import SchemaError
 from .loader import Document
-
-
-def _non_finite(data, path=()):
-    """The path of the first NaN/inf float, if any (JSON Schema cannot say "finite")."""
-    stack = [(data, path)]
-    while stack:
-        value, where = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return where
-        if isinstance(value, dict):
-            stack.extend((v, where + (k,)) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, where + (k,)) for k, v in enumerate(value))
-    return None
 
 
 _KINDS = ("type", "block", "expr", "share")
@@ -71,9 +55,6 @@ def validate_document(doc: Document, catalog) -> None:
     if not isinstance(doc.data, dict):
         raise SchemaError("a spec is a mapping with netspec, name, inputs and nodes",
                           location=doc.source.value(()))
-    bad = _non_finite(doc.data)
-    if bad is not None:
-        raise SchemaError("numbers must be finite", path=bad, location=doc.source.value(bad))
     _check_node_kinds(doc, catalog.core)
     validator = catalog.validator
     issues = list(validator.iter_issues(doc.data))

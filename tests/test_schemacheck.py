@@ -71,8 +71,8 @@ INVALID = {
                    None),
     "multipleOf-float": ({"multipleOf": 0.5}, 0.75, "a multiple of 0.5", (), "multipleOf", None),
     "minLength": ({"type": "string", "minLength": 1}, "", "expected a non-empty string", (), "minLength", None),
-    "maxLength-code-points": ({"type": "string", "maxLength": 2}, "𝄞𝄞𝄞", "a string of at most 2 characters", (),
-                              "maxLength", None),
+    "maxLength-code-points": ({"type": "string", "maxLength": 2}, "\U0001d11e" * 3,  # 3 code points, 12 bytes
+                              "a string of at most 2 characters", (), "maxLength", None),
     "pattern-description": (LAYER, {"type": "Conv2D", "name": "1x"},
                             "expected a name matching ^[A-Za-z_][A-Za-z0-9_]*$. Received: name='1x'",
                             ("name",), "pattern", None),
@@ -170,6 +170,8 @@ VALID = {
     "patternProperties-not-additional": ({"patternProperties": {"^x": True}, "additionalProperties": False}, {"xy": 1}),
     "items-after-prefix": ({"prefixItems": [{"type": "string"}], "items": {"type": "integer"}}, ["a", 1, 2]),
     "unique-bool-vs-int": ({"uniqueItems": True}, [1, True, 0, False]),
+    # jsonschema only compares sorted neighbours, so it calls this unique; verdicts must agree.
+    "unique-mirrors-reference": ({"uniqueItems": True}, [[1], [True], [1]]),
     "oneOf-exactly-one": ({"oneOf": [{"required": ["type"]}, {"required": ["block"]}]}, {"type": "Dense"}),
     "if-without-then": ({"if": {"type": "string"}}, 3),
     "recursive": ({"$defs": {"t": {"type": "object", "properties": {"kids": {"items": {"$ref": "#/$defs/t"}}}}},
@@ -217,8 +219,8 @@ def test_bad_schemas_fail_at_construction(schema, fragment):
 
 def test_sub_schema_and_path_prefix():
     v = Validator(LAYER)
-    issues = list(v.iter_issues({"padding": "x"}, {"$ref": "#/properties/padding"}, path=("nodes", 2)))
-    assert [i.path for i in issues] == [("nodes", 2)]
+    issues = list(v.iter_issues("vaid", {"$ref": "#/properties/padding"}, path=("nodes", 2, "padding")))
+    assert [(i.path, i.hint) for i in issues] == [(("nodes", 2, "padding"), "did you mean 'valid'?")]
     assert v.is_valid("same", {"$ref": "#/properties/padding"})
     # fresh {"$ref": ...} dicts per call share one compiled node
     assert v._external({"$ref": "#/$defs/interp"}) is v._external({"$ref": "#/$defs/interp"})
@@ -258,7 +260,8 @@ json_values = st.recursive(
 AGREEMENT = {
     "types": {"type": "object", "properties": {
         "i": {"type": "integer"}, "n": {"type": "number"}, "s": {"type": "string"}, "l": {"type": "array"},
-        "o": {"type": "object"}, "a": {"type": "boolean"}, "b": {"type": "null"}, "xy": {"type": ["integer", "string"]}}},
+        "o": {"type": "object"}, "a": {"type": "boolean"}, "b": {"type": "null"},
+        "xy": {"type": ["integer", "string"]}}},
     "numbers": {"items": {"anyOf": [
         {"type": "integer", "minimum": 1, "maximum": 10}, {"exclusiveMinimum": 100}, {"exclusiveMaximum": -100},
         {"type": "number", "multipleOf": 0.5, "minimum": 50, "maximum": 60}, {"multipleOf": 7, "minimum": 70},
@@ -279,12 +282,13 @@ AGREEMENT = {
         {"type": "object", "properties": {"l": {"uniqueItems": True}}}]},
     "combinators": {"properties": {
         "a": {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 0}, {"type": "string"}]},
-        "b": {"allOf": [{"type": ["integer", "string"]}, {"not": {"const": 3}}, {"not": {"type": "string", "maxLength": 1}}]},
+        "b": {"allOf": [{"type": ["integer", "string"]}, {"not": {"const": 3}},
+                        {"not": {"type": "string", "maxLength": 1}}]},
         "s": {"if": {"type": "string"}, "then": {"minLength": 2}, "else": {"type": "array", "minItems": 1}},
         "l": {"if": {"type": "array"}, "then": {"items": {"type": "integer"}}}}},
     "interp": LAYER,
-    "recursive": {"$defs": {"t": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/t"}},
-                                                                   "a": {"$ref": "#"}}}},
+    "recursive": {"$defs": {"t": {"type": "object", "properties": {
+                      "kids": {"type": "array", "items": {"$ref": "#/$defs/t"}}, "a": {"$ref": "#"}}}},
                   "anyOf": [{"$ref": "#/$defs/t"}, {"type": "integer"}]},
     "booleans": {"properties": {"a": False, "b": True}, "items": False, "prefixItems": [True]},
     "dispatch": None,  # filled below
@@ -322,21 +326,24 @@ def paths_compatible(mine: set, theirs: set) -> bool:
     """Every path of one side has a prefix-related path on the other (anyOf may report deeper than jsonschema)."""
     def related(p, q):
         return p[: len(q)] == q or q[: len(p)] == p
-    return all(any(related(p, q) for q in theirs) for p in mine) and all(any(related(q, p) for p in mine) for q in theirs)
+    return all(any(related(p, q) for q in theirs) for p in mine) and all(
+        any(related(q, p) for p in mine) for q in theirs)
 
 
 def check_agreement(v: Validator, ref: jsonschema.Draft202012Validator, instance) -> None:
+    """Same verdict as jsonschema, issues exactly when invalid, and compatible failing paths."""
+    theirs = {tuple(e.absolute_path) for e in ref.iter_errors(instance)}
     verdict = v.is_valid(instance)
-    assert verdict == ref.is_valid(instance), instance
+    assert verdict == (not theirs), instance
     issues = list(v.iter_issues(instance))
     assert bool(issues) != verdict
     if issues:
         assert v.best(issues) is not None
-        assert paths_compatible({i.path for i in issues}, {tuple(e.absolute_path) for e in ref.iter_errors(instance)})
+        assert paths_compatible({i.path for i in issues}, theirs)
 
 
 @pytest.mark.parametrize("name", AGREEMENT)
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_agrees_with_jsonschema(name, data):
     schema = AGREEMENT[name]
@@ -344,7 +351,7 @@ def test_agrees_with_jsonschema(name, data):
     check_agreement(Validator(schema), reference(schema), instance)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instance=nodes)
 def test_dispatch_fast_path_matches_slow_path(instance):
     schema = AGREEMENT["dispatch"]
@@ -454,7 +461,7 @@ def test_netspec_schema_example_is_valid_and_typo_is_located(netspec_validators)
     assert (issue.path, issue.message, issue.at_key) == (("nodes", 5, "unit"), "unknown key 'unit'", True)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_netspec_schema_agrees_on_random_edits(netspec_validators, data):
     fast, _, ref = netspec_validators
