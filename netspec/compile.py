@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any, Iterator
 
 from . import registry
 from .errors import ExpressionError, NetspecError, ShapeError, short
-from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value
+from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth
 from .interp import Deferred, Scope, interpolate
 from .loader import SourceMap
 
@@ -357,12 +358,24 @@ def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUD
         NetspecError: a layer rejected its arguments, a shape-dependent value failed, or the
             budget is exceeded.
     """
+    b = _Builder(graph, catalog, source)
+    meter = _Meter(budget)
+    # Keras maps a functional graph recursively (a few frames per layer); the resolver caps the
+    # graph's depth, so raising Python's limit to fit it is bounded.
+    depth = graph_depth(graph)
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 8 * depth + 2000))
+    try:
+        return _build(b, graph, meter)
+    finally:
+        sys.setrecursionlimit(old_limit)
+
+
+def _build(b: "_Builder", graph: Graph, meter: _Meter) -> Compiled:
     from keras.src.backend.common import global_state
     from keras.src.backend.common.stateless_scope import StatelessScope
     from keras.src.backend.common.variables import initialize_all_variables
 
-    b = _Builder(graph, catalog, source)
-    meter = _Meter(budget)
     try:
         with StatelessScope(initialize_variables=False):
             b.inputs()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from .errors import Location
-from .interp import Lazy, Scope
+from .interp import Lazy
 
 NODE_KEYS = frozenset({"name", "in", "repeat", "when", "else", "input_spec", "output_shape", "type", "block", "expr", "share"})
 
@@ -110,3 +110,11 @@ class Graph:
             if n.name == name:
                 return n
         return None
+
+
+def graph_depth(graph: Graph) -> int:
+    """The longest input-to-node path, in layers (iterative; nodes are in build order)."""
+    depth: dict[str, int] = {d.name: 0 for d in graph.inputs}
+    for node in graph.nodes:
+        depth[node.name] = 1 + max((depth.get(r.node, 0) for r in node.input_refs()), default=0)
+    return max(depth.values(), default=0)

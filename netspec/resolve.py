@@ -10,13 +10,16 @@ from typing import Any, Mapping
 
 from .errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from .exprcheck import check_expression
-from .graph import NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value
+from .graph import NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth
 from .interp import UNKNOWN, Deferred, Lazy, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
 
 MAX_NODES = 50_000
 MAX_BLOCK_DEPTH = 32
 MAX_REPEAT = 10_000
+# Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
+# spec gets a clear error instead of a RecursionError.
+MAX_GRAPH_DEPTH = 5_000
 
 _REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))?\Z")
 
@@ -536,6 +539,11 @@ class Resolver:
         outputs, form = self._outputs(ctx, last)
         graph = Graph(self.data["name"], self.data.get("description"), inputs, self.nodes, outputs, form,
                       self.spec_params)
+        depth = graph_depth(graph)
+        if depth > MAX_GRAPH_DEPTH:
+            last = graph.nodes[-1]
+            raise ResolveError(f"the graph is {depth} layers deep; netspec builds graphs up to {MAX_GRAPH_DEPTH} "
+                               "deep (Keras maps graphs recursively)", path=last.path, location=last.location)
         graph.warnings = _unused(graph)
         return graph
 
