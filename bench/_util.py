@@ -33,8 +33,10 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def synthetic_spec(n: int) -> str:
-    """A valid spec of ``n`` layers: a chain of Dense/ReLU/Dropout nodes with params and refs."""
+def synthetic_spec(n: int, branch: int = 100) -> str:
+    """A valid spec of ``n`` layers (plus one): branches of ``branch`` Dense/ReLU/Dropout/Add nodes
+    that all start at the input and meet in a Concatenate, using params, ``${...}`` and refs.
+    Branching keeps the graph shallow, as real networks are; depth is capped separately."""
     lines = [
         "netspec: 1",
         f"name: synthetic_{n}",
@@ -43,12 +45,16 @@ def synthetic_spec(n: int) -> str:
         "nodes:",
     ]
     kinds = [
-        "{{name: d{k}, type: Dense, units: $units}}",
+        "{{name: d{k}, type: Dense, units: $units{src}}}",
         "{{name: r{k}, type: ReLU}}",
         "{{name: p{k}, type: Dropout, rate: \"${{rate * 2}}\"}}",
         "{{name: a{k}, type: Add, in: [d{d}, p{p}]}}",
     ]
+    ends = []
     for k in range(n):
-        j = k % 4
-        lines.append("  - " + kinds[j].format(k=k, d=k - 3, p=k - 1))
+        src = ", in: x" if k % branch == 0 else ""
+        lines.append("  - " + kinds[k % 4].format(k=k, d=k - 3, p=k - 1, src=src))
+        if k % branch == branch - 1:
+            ends.append(f"a{k}")
+    lines.append(f"  - {{name: out, type: Concatenate, in: [{', '.join(ends)}]}}")
     return "\n".join(lines) + "\n"

@@ -38,6 +38,9 @@ def main() -> None:
         rows.append((n, t))
         print(f"{n:>6} layers ({len(text) / 1024:6.0f} KiB): {t * 1000:8.1f} ms  "
               f"{t / n * 1e6:7.1f} us/layer")
+    (n_mid, t_mid), (n_big, t_big) = rows[-2], rows[-1]
+    print(f"marginal cost {n_mid} -> {n_big} layers: {(t_big - t_mid) / (n_big - n_mid) * 1e6:.1f} us/layer; "
+          f"per-layer ratio {t_big / n_big / (t_mid / n_mid):.2f} (1.00 is linear)")
     (n0, t0), (n1, t1) = rows[0], rows[-1]
     print(f"growth {n0} -> {n1} layers: time x{t1 / t0:.1f} for size x{n1 // n0} "
           f"(per-layer ratio {t1 / n1 / (t0 / n0):.2f}; 1.00 is perfectly linear)")

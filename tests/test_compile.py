@@ -85,12 +85,16 @@ def test_siamese_shares_weights(keras):
     assert len(tower) == 5 and not any(l.name.startswith("tower_right_") for l in model.layers)
     conv = model.get_layer("tower_left_conv1")
     assert len(conv._inbound_nodes) == 2
-    # one tower (16*9+16 + 32*16*9+32 + 32*32+32) + head (64 + 1)
-    assert model.count_params() == 160 + 4640 + 1056 + 65
+    # one tower (16*9+16 + 32*16*9+32 + 32*32+32) + head (32 + 1)
+    assert model.count_params() == 160 + 4640 + 1056 + 33
     left = np.random.default_rng(2).normal(size=(2, 28, 28, 1)).astype("float32")
     same = model.predict({"left": left, "right": left}, verbose=0)
     diff = model.predict({"left": left, "right": -left}, verbose=0)
     assert same.shape == (2, 1) and not np.allclose(same, diff)
+    head = model.get_layer("same")
+    kernel, bias = (w.numpy() for w in head.weights)
+    expected = 1 / (1 + np.exp(-(0 * kernel.sum() + bias)))  # identical inputs: the distance is zero
+    np.testing.assert_allclose(same, np.broadcast_to(expected, (2, 1)), rtol=1e-5)
 
 
 def test_shape_dependent_arguments(keras):

@@ -244,4 +244,4 @@ def test_big_graph_resolves_without_recursion_limits():
     from _util import synthetic_spec
 
     s = netspec.load(synthetic_spec(5000))
-    assert len(s.graph.nodes) == 5000
+    assert len(s.graph.nodes) == 5001  # 5,000 layers and the closing Concatenate
