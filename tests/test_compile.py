@@ -168,3 +168,44 @@ def test_round_trip_safe_mode(keras, tmp_path, name):
             np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6)
     else:
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_user_layer_input_spec_is_checked_like_core(keras):
+    @netspec.register_layer(name="NeedsImages")
+    class NeedsImages(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.input_spec = keras.InputSpec(ndim=4)
+
+        def call(self, x):
+            return x
+
+    err = error_for(textwrap.dedent("""\
+        netspec: 1
+        name: bad
+        inputs: {x: [8]}
+        nodes:
+          - {name: img, type: NeedsImages}
+        """), stage="check")
+    assert err.kind == "shape" and (err.line, err.column) == (5, 5)
+    assert "node 'img'" in err.message and "expected ndim=4, found ndim=2" in err.message
+
+
+def test_input_spec_attached_and_checked(keras):
+    spec = netspec.load(textwrap.dedent("""\
+        netspec: 1
+        name: ok
+        inputs: {x: [8, 3]}
+        nodes:
+          - {name: c, type: Conv1D, filters: 2, kernel_size: 3, input_spec: {ndim: 3, axes: {"-1": 3}}}
+        """))
+    model = spec.build()
+    assert model.get_layer("c").input_spec is not None
+    err = error_for(textwrap.dedent("""\
+        netspec: 1
+        name: bad
+        inputs: {x: [8, 4]}
+        nodes:
+          - {name: c, type: Conv1D, filters: 2, kernel_size: 3, input_spec: {axes: {"-1": 3}}}
+        """), stage="check")
+    assert err.json_path == "$.nodes[0].input_spec" and "(None, 8, 4)" in err.message
