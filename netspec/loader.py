@@ -378,6 +378,10 @@ class _Composer:
             char = self.text[mark.index]
             problem = f"found character {short(char)} that cannot start any token"
             hint = "indent with spaces; YAML does not allow tabs there" if char == "\t" else None
+        if "maximum nesting depth" in problem:
+            # libyaml (PyYAML >= 6.0.3) caps flow nesting itself while it scans ahead for simple
+            # keys, before our composer sees the events: report it as our own cap.
+            problem = f"nesting is deeper than the limit of {self.limits.max_depth} levels"
         message = _clip(problem, _MAX_PROBLEM)
         cmark = exc.context_mark
         if exc.context and exc.problem and cmark is not None and (cmark.line, cmark.column) != (
