@@ -693,3 +693,23 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
         NetspecError: on any unresolvable name, ref, param, block or cycle.
     """
     return Resolver(doc, catalog, params, max_nodes).run()
+
+
+def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:
+    """A top-level section (``train``, ``export``) with its ``$name``/``${...}`` evaluated.
+
+    Args:
+        doc: the loaded document.
+        params: the spec's resolved params (``Graph.params``, overrides included).
+        key: the top-level key.
+
+    Returns:
+        The section as plain data, or None when the spec has none.
+
+    Raises:
+        NetspecError: an interpolation fails or uses shapes; located in the section.
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if key not in data:
+        return None
+    return Resolver(doc, None, None, 0).value(data[key], (key,), params, None)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from .catalog import Catalog
 from .graph import Graph
 from .loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
-from .resolve import resolve
+from .resolve import resolve, resolve_section
 from .validate import validate_document
 
 
@@ -92,6 +92,19 @@ class Spec:
     def warnings(self) -> list[str]:
         return self.graph.warnings
 
+    @property
+    def path(self) -> str | None:
+        """The spec file, as given to :func:`load` (None for YAML text)."""
+        return self.document.source.file
+
+    def section(self, key: str):
+        """A top-level section (``"train"``, ``"export"``) with params interpolated; None if absent.
+
+        Raises:
+            NetspecError: an interpolation in the section fails (located in the YAML).
+        """
+        return resolve_section(self.document, self.graph.params, key)
+
     def build(self, budget=None):
         """Compile the spec into a functional ``keras.Model`` (imports Keras).
 
@@ -159,4 +172,6 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
     validate_document(doc, catalog)
     load_spec_plugins(doc, trust_plugins)
     graph = resolve(doc, catalog, params)
+    for key in ("train", "export"):  # their ${...} fail at validate time, not when training starts
+        resolve_section(doc, graph.params, key)
     return Spec(doc, graph, catalog)
