@@ -59,6 +59,7 @@ def basic_defs(tensor_dtypes: list[str], policies: list[str]) -> dict:
             "type": "string",
             "pattern": INTERP_PATTERN,
             "description": "A whole-value `$param` or `${expr}`; takes the type of the value.",
+            "x-netspec-noun": "a $param or ${expr}",
         },
         "ref": {
             "anyOf": [
@@ -240,6 +241,8 @@ def layer_type(names: list[str]) -> dict:
         # Excluded Keras classes cannot be named, not even by a user class of the same name.
         "not": {"enum": sorted(K.EXCLUDED_LAYERS)},
         "description": "A Keras core layer, or a registered user layer class.",
+        "x-message": "expected a layer class name: a core Keras layer such as 'Dense', or a registered "
+                     "user layer (netspec never imports dotted paths)",
     }
 
 

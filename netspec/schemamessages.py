@@ -201,6 +201,8 @@ class Messages:
         """A noun phrase for what ``s`` accepts: "an integer >= 1", "one of 'same', 'valid'"."""
         if isinstance(s, bool) or depth > 4:
             return "no value" if s is False else "any value"
+        if "x-netspec-noun" in s:  # the schema's own phrase, instead of a regular expression
+            return s["x-netspec-noun"]
         if "const" in s:
             return short(s["const"])
         if "enum" in s:
