@@ -14,7 +14,8 @@ from .errors import (  # noqa: E402
     SpecSyntaxError,
 )
 from .registry import register_layer  # noqa: E402
+from .saving import load_model  # noqa: E402
 from .spec import CheckResult, Spec, load  # noqa: E402
 
 __all__ = ["CheckResult", "ExpressionError", "NetspecError", "PluginError", "ResolveError", "SchemaError",
-           "ShapeError", "SpecSyntaxError", "Spec", "__version__", "load", "register_layer"]
+           "ShapeError", "SpecSyntaxError", "Spec", "__version__", "load", "load_model", "register_layer"]

@@ -444,6 +444,14 @@ def test_tampered_config_is_refused(keras, saved, tmp_path, edit, fragment, monk
     assert not (tmp_path / "MARKER").exists()
 
 
+def test_netspec_load_model_refuses_tampering_as_a_netspec_error(keras, saved, tmp_path):
+    path = tmp_path / "tampered.keras"
+    _tamper(saved[0], path, lambda config: config.update(TAMPERED[0][1]))
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load_model(path)
+    assert str(path) in info.value.message and "refusing stored expression layer 'scaled'" in info.value.message
+
+
 def test_untampered_copy_loads(keras, saved, tmp_path):
     path = tmp_path / "copy.keras"
     _tamper(saved[0], path, lambda config: None)
