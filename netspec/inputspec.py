@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from .errors import ShapeError
 from .graph import Node
+
+_PREAMBLE = re.compile(r"^Input \d+ (with name '[^']*' )?of layer '[^']*' is incompatible with the layer: ")
 
 
 def make_input_spec(spec: dict):
@@ -29,17 +33,25 @@ def check_input_spec(node: Node, builder) -> None:
     raw = builder.concrete(node.input_spec)
     spec = make_input_spec(raw)
     tensors = [builder.tensor(r, node) for r in node.input_refs()]
-    try:
-        assert_input_compatibility(spec, tensors[0] if len(tensors) == 1 else tensors[0], node.name)
-    except ValueError as e:
-        text = " ".join(str(e).split())
-        raise ShapeError(
-            f"node {node.name!r}: input_spec {_brief(raw)} does not accept input shape {tuple(tensors[0].shape)}: {text}",
-            path=node.path + ("input_spec",),
-            location=builder.source.value(node.path + ("input_spec",)),
-        ) from None
+    for k, tensor in enumerate(tensors):  # the constraint holds for each of the node's inputs
+        try:
+            assert_input_compatibility(spec, tensor, node.name)
+        except ValueError as e:
+            # Keras's own words, without its "Input 0 with name ... of layer ..." preamble.
+            text = _PREAMBLE.sub("", " ".join(str(e).split()))
+            which = f"input {k}, of shape" if len(tensors) > 1 else "input shape"
+            raise ShapeError(
+                f"node {node.name!r}: input_spec {_brief(raw)} does not accept {which} {tuple(tensor.shape)}: {text}",
+                path=node.path + ("input_spec",),
+                location=builder.source.value(node.path + ("input_spec",)),
+            ) from None
     layer = builder.layers.get(node.name)
-    if layer is not None and getattr(layer, "input_spec", None) is None:
+    if layer is None or getattr(layer, "input_spec", None) is not None:
+        return  # a layer's own input_spec (user layers) stays; netspec checked the spec's above
+    if isinstance(node.inputs, list):
+        # Keras checks a list of inputs against a list of specs, one each.
+        layer.input_spec = spec if len(tensors) == 1 else [spec] * len(tensors)
+    elif len(tensors) == 1 and node.kind != "expr":
         layer.input_spec = spec
 
 

@@ -209,3 +209,20 @@ def test_input_spec_attached_and_checked(keras):
           - {name: c, type: Conv1D, filters: 2, kernel_size: 3, input_spec: {axes: {"-1": 3}}}
         """), stage="check")
     assert err.json_path == "$.nodes[0].input_spec" and "(None, 8, 4)" in err.message
+
+
+def test_input_spec_on_a_multi_input_node_holds_for_each_input(keras):
+    spec = textwrap.dedent("""\
+        netspec: 1
+        name: merge_spec
+        inputs: {a: [4], b: [4], c: [2, 4]}
+        nodes:
+          - {name: s, type: Add, in: [a, b], input_spec: {ndim: 2}}
+          - {name: e, expr: "x + y", in: {x: a, y: b}, input_spec: {ndim: 2}}
+        outputs: [s, e]
+        """)
+    model = netspec.load(spec).build()
+    assert [repr(s) for s in model.get_layer("s").input_spec] == [repr(keras.InputSpec(ndim=2))] * 2
+    err = error_for(spec.replace("in: [a, b], input_spec", "in: [a, c], input_spec"), stage="build")
+    assert err.json_path == "$.nodes[0].input_spec" and (err.line, err.column) == (5, 50)
+    assert "does not accept input 1, of shape (None, 2, 4): expected ndim=2, found ndim=3" in err.message
