@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from .errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from .exprcheck import check_expression
 from .graph import NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth
-from .interp import UNKNOWN, Deferred, Lazy, Scope, has_interpolation, interpolate
+from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
 
 MAX_NODES = 50_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,16 @@ def error_for(text_or_path, *, stage: str = "load", params=None, trust_plugins: 
     except netspec.NetspecError as e:
         return e
     raise AssertionError(f"expected a NetspecError at stage {stage!r}")
+
+
+def comment_headers(path: Path, keys: tuple[str, ...]) -> dict[str, str]:
+    """The ``# key: value`` lines at the top of a corpus file, for the given keys."""
+    pattern = re.compile(rf"#\s*({'|'.join(keys)}):\s*(.*)")
+    out = {}
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        m = pattern.match(line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out

@@ -9,29 +9,20 @@ An invalid case starts with comment lines:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 import netspec
 
-from conftest import SPECS, TEST_SPECS, error_for
+from conftest import SPECS, TEST_SPECS, comment_headers, error_for
 
 INVALID = sorted((TEST_SPECS / "invalid").glob("*.yaml"))
 VALID = sorted((TEST_SPECS / "valid").glob("*.yaml")) + sorted(SPECS.glob("*.yaml"))
-_HEADER = re.compile(r"#\s*(expect|hint|stage):\s*(.*)")
 
 
 def expectations(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.startswith("#"):
-            break
-        m = _HEADER.match(line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    return out
+    return comment_headers(path, ("expect", "hint", "stage"))
 
 
 def test_corpus_is_big_enough():

@@ -28,9 +28,10 @@ import pytest
 
 import netspec
 
+from conftest import comment_headers
+
 HOSTILE_DIR = Path(__file__).resolve().parent / "hostile"
 CASES = sorted(HOSTILE_DIR.glob("*.yaml"))
-_HEADER = re.compile(r"#\s*(expect|stage|kind|dos|generate):\s*(.*)")
 TIME_LIMIT = 2.0  # seconds for netspec's own work on one hostile spec
 MEMORY_LIMIT = 4 << 30  # RLIMIT_AS of the DoS subprocesses
 
@@ -39,14 +40,7 @@ XFAIL: dict[str, str] = {}  # stem -> reason, for real bugs the corpus finds bef
 
 
 def headers(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
-        if not line.startswith("#"):
-            break
-        m = _HEADER.match(line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    return out
+    return comment_headers(path, ("expect", "stage", "kind", "dos", "generate"))
 
 
 def materialize(path: Path, tmp_path: Path) -> Path:

@@ -3,7 +3,6 @@ output names its header states, and its saved model computes what the built one 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +10,13 @@ import pytest
 
 import netspec
 
-from conftest import TEST_SPECS
+from conftest import TEST_SPECS, comment_headers
 
 CASES = sorted((TEST_SPECS / "valid").glob("*.yaml"))
-_HEADER = re.compile(r"#\s*(params|outputs):\s*(.*)")
 
 
 def headers(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        m = _HEADER.match(line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    return out
+    return comment_headers(path, ("params", "outputs"))
 
 
 def sample_inputs(model):
