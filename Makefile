@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.netspec-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: venv demo test schema bench clean
+.PHONY: venv demo test schema docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m netspec.schemagen -o schemas/netspec.schema.json
+	$(BIN)/python -m netspec.docgen
+
+docs: $(STAMP)
+	$(BIN)/python -m netspec.docgen
 
 bench: $(STAMP)
 	$(BIN)/python bench/validate_speed.py

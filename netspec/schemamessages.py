@@ -197,6 +197,10 @@ class Messages:
                     return False  # a discriminator ("type: L1") says which branch was meant
         return True
 
+    def describe(self, s: Any) -> str:
+        """What subschema ``s`` accepts, as a noun phrase (for messages and the layer catalogue)."""
+        return self._describe(s)
+
     def _describe(self, s: Any, depth: int = 0) -> str:
         """A noun phrase for what ``s`` accepts: "an integer >= 1", "one of 'same', 'valid'"."""
         if isinstance(s, bool) or depth > 4:

@@ -51,3 +51,21 @@ def test_keras_code_and_spec_agree(code, spec_text, keras, tmp_path, monkeypatch
     if isinstance(structure, dict):
         assert list(built.output) == list(structure)
     assert [tuple(t.shape) for t in built.outputs] == [tuple(t.shape) for t in reference.outputs]
+
+
+def test_layer_catalogue_is_up_to_date():
+    from netspec.docgen import DEFAULT_OUTPUT, render
+
+    assert DEFAULT_OUTPUT.read_text(encoding="utf-8") == render(), "docs/layers.md is stale: run `make docs`"
+
+
+def test_layer_catalogue_lists_every_layer_and_required_argument():
+    from netspec.catalog import Catalog
+    from netspec.docgen import render
+
+    catalog = Catalog()
+    text = render(catalog)
+    for name in catalog.core:
+        assert f"\n### {name}\n" in text
+    assert "| **units** | an integer >= 1 |" in text and "| **filters** |" in text
+    assert "Lambda](#lambda)" not in text
