@@ -14,9 +14,9 @@ from .errors import Location
 
 Action = Literal["refused", "rewritten"]
 
-# Random augmentation layers: identities at inference, but their random ops stay in the traced
-# graph (RandomUniform, StatelessRandom*, ImageProjectiveTransform) and neither ONNX nor LiteRT
-# builtins take them. netspec leaves them out of the exported graph.
+# Random augmentation layers are identities at inference. Keras 3.15 traces them to identities at
+# training=False (older versions left their random ops in the graph); netspec leaves them out of
+# the exported graph all the same, so no version's random ops can reach it.
 AUGMENTATION = frozenset(
     "AugMix CutMix MixUp RandAugment RandomBrightness RandomColorDegeneration RandomColorJitter "
     "RandomContrast RandomElasticTransform RandomErasing RandomFlip RandomGaussianBlur RandomGrayscale "
@@ -26,14 +26,17 @@ AUGMENTATION = frozenset(
 
 # What export_rewrites() may change, per format.
 REWRITES: dict[str, frozenset[str]] = {
-    "onnx": frozenset({"gelu", "augmentation"}),
+    "onnx": frozenset({"gelu", "celu", "augmentation"}),
     "litert": frozenset({"augmentation"}),
 }
 
+# Expression functions export_rewrites() replaces, and the REWRITES entry that enables each.
+EXPRESSION_REWRITES = {"activations.gelu": "gelu", "ops.gelu": "gelu", "activations.celu": "celu", "ops.celu": "celu"}
+
 _STRINGS = "works on strings, which neither ONNX (through tf2onnx) nor LiteRT builtins take; preprocess outside the model"
+_RNN = ("its loop over time uses TensorList ops, which LiteRT builtins lack (they need the Flex delegate); "
+        "export to ONNX, which takes it")
 _LOOKUP = "holds a lookup table (a TensorFlow hash table), which the converters do not take; map ids outside the model"
-_CROP = ("at inference it resizes and center-crops with data-dependent sizes; use Resizing + CenterCrop, "
-         "which export")
 
 # layer type -> {format: reason}; "*" means every format.
 LAYERS: dict[str, dict[str, str]] = {
@@ -42,16 +45,23 @@ LAYERS: dict[str, dict[str, str]] = {
     "Hashing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX and LiteRT lack; hash outside the model"},
     "HashedCrossing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX and LiteRT lack; hash outside the model"},
     "IntegerLookup": {"*": _LOOKUP},
-    "Discretization": {"*": "uses Bucketize, which ONNX lacks and LiteRT builtins lack; bucketize outside the model"},
-    "Normalization": {"*": "its mean and variance are eager constants that become missing graph inputs "
-                      "(ORT cannot run it); put the normalization in Rescaling or outside the model"},
-    "RandomCrop": {"*": _CROP},
+    "Discretization": {"onnx": "uses Bucketize, which ONNX lacks; bucketize outside the model (LiteRT takes it)"},
+    "Normalization": {"onnx": "its mean and variance are eager constants that tf2onnx turns into missing graph "
+                      "inputs (onnxruntime cannot run it); use Rescaling, or normalize outside the model"},
     "Pipeline": {"*": "a preprocessing pipeline runs outside the model graph"},
     "MaxNumBoundingBoxes": {"*": "a bounding-box preprocessing layer, with no tensor model graph to export"},
-    "Equalization": {"*": "histogram equalization uses ops the converters do not take (Bincount)"},
-    "ContrastLimitedAdaptiveHistogramEqualization": {"*": "uses ops the converters do not take (Bincount)"},
-    "MelSpectrogram": {"*": "uses an FFT (RFFT), which tf2onnx 1.17 and LiteRT builtins do not convert"},
-    "STFTSpectrogram": {"*": "uses an FFT (RFFT), which tf2onnx 1.17 and LiteRT builtins do not convert"},
+    "Equalization": {"*": "Keras 3.15 cannot trace it into a functional graph (its symbolic output is its "
+                     "input: a cycle); equalize outside the model"},
+    "MelSpectrogram": {"onnx": "uses an FFT (RFFT), which tf2onnx 1.17 does not convert (LiteRT takes it)"},
+    "STFTSpectrogram": {"*": "uses an FFT (RFFT), which tf2onnx 1.17 and LiteRT builtins do not convert "
+                        "(and it needs scipy to build)"},
+    "CategoryEncoding": {"litert": "uses DenseBincount, which LiteRT builtins lack; encode outside the model "
+                         "or export to ONNX"},
+    **{t: {"litert": "3-D pooling (MaxPool3D/AvgPool3D) is not a LiteRT builtin; export to ONNX"}
+       for t in ("MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "AdaptiveAveragePooling3D",
+                 "AdaptiveMaxPooling3D")},
+    **{t: {"litert": _RNN} for t in ("SimpleRNN", "GRU", "LSTM", "RNN", "Bidirectional", "ConvLSTM1D",
+                                     "ConvLSTM2D", "ConvLSTM3D")},
 }
 
 
@@ -70,6 +80,9 @@ class ArgRule:
 ARGS: tuple[ArgRule, ...] = (
     *(ArgRule(arg, "gelu", ("onnx",), "rewritten",
               "exact gelu emits Erfc, which ONNX lacks; exported as 0.5*x*(1+erf(x/sqrt(2))) (error ~1e-7)")
+      for arg in ("activation", "recurrent_activation")),
+    *(ArgRule(arg, "celu", ("onnx",), "rewritten",
+              "celu emits Expm1, which ONNX lacks; exported as max(0,x)+min(0,alpha*(exp(x/alpha)-1)) (error ~1e-7)")
       for arg in ("activation", "recurrent_activation")),
     ArgRule("interpolation", "bicubic", ("onnx",), "refused",
             "bicubic resizing converts but differs from TensorFlow by ~3e-3, over the fp32 tolerance; "
@@ -118,11 +131,13 @@ def check(spec, fmt: str) -> list[Finding]:
         if node.kind == "expr":
             path = node.path + ("expr",)
             for offset, message in export_caveats(node.expr):
-                gelu = "gelu" in message.partition(":")[0]
-                if fmt == "onnx" and gelu:
-                    add("rewritten", node, message.partition(":")[0] + ": exact gelu exported as "
-                        "0.5*x*(1+erf(x/sqrt(2)))", path, src.inside(path, offset))
-                elif fmt == "onnx":
+                qual = message.partition(":")[0]
+                if fmt != "onnx":  # the expression table's caveats are about tf2onnx
+                    continue
+                if EXPRESSION_REWRITES.get(qual) in REWRITES[fmt]:
+                    form = "0.5*x*(1+erf(x/sqrt(2)))" if "gelu" in qual else "max(0,x)+min(0,alpha*(exp(x/alpha)-1))"
+                    add("rewritten", node, f"{qual}: exported as {form}", path, src.inside(path, offset))
+                else:
                     add("refused", node, message, path, src.inside(path, offset))
         elif node.kind == "layer":
             for sub_path, layer_type, args in _layers(node.type, node.args, ()):

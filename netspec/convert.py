@@ -233,7 +233,14 @@ def to_litert(model, names: IONames, target: Target, representative=None) -> byt
 
 
 def _first_line(e: Exception) -> str:
+    import re
+
     text = " ".join(str(e).split())
+    op = re.search(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)
+    if op:
+        scope = re.search(r'fused\["\w+:", "[^/"]+/([^/"]+?)(?:_\d+)?/', text)
+        where = f" in layer {scope.group(1)!r}" if scope else ""
+        return f"{op.group(1)}{where} is not a LiteRT builtin op"
     for marker in ("error: ", "Error: "):
         if marker in text:
             text = text[text.index(marker):]

@@ -268,7 +268,10 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
     sets = gate_batches(inputs, target)
     verify.run_gate(reference, run, sets, target.precision, classifiers, gate)
     if not gate.ok and target.precision == "fp32" and target.format == "onnx":
-        gate.diverging = verify.first_divergence(model, artifact, sets[0], names)
+        try:
+            gate.diverging = verify.first_divergence(model, artifact, sets[0], names)
+        except Exception as e:  # locating is best effort; the gate's own failure is what matters
+            gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify._short(e)}"}
     report.seconds["gate"] = time.perf_counter() - t1
     if not gate.ok:
         raise GateError(_gate_message(report, spec), report)
@@ -320,7 +323,9 @@ def gate_batches(inputs, target: Target) -> list[dict]:
 def _gate_message(report: ExportReport, spec) -> str:
     gate = report.gate
     text = f"export to {report.file} failed its verification gate ({report.target.name}): {gate.failure}; nothing written"
-    if gate.diverging:
+    if gate.diverging and gate.diverging.get("node") is None:
+        text += f"\n  ({gate.diverging['note']})"
+    elif gate.diverging:
         d = gate.diverging
         where = ""
         node = spec.graph.node(d["node"]) if spec is not None else None

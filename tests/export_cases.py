@@ -35,7 +35,6 @@ VOL = (4, 4, 4, 2)
 CASES: dict[str, list[Case]] = {
     "dense_and_core": [
         C("Dense", {"units": 4, "activation": "relu"}),
-        C("EinsumDense", {"equation": "ab,bc->ac", "output_shape": 4, "bias_axes": "c"}),
         C("Activation", {"activation": "tanh"}),
         C("Identity"),
         C("Embedding", {"input_dim": 10, "output_dim": 4}, (5,), "int32"),
@@ -64,6 +63,11 @@ CASES: dict[str, list[Case]] = {
         C("ELU", {"alpha": 1.0}),
         C("Softmax", {"axis": -1}),
     ],
+    # Every activation name a spec may write, on a Dense layer (gelu is exact: rewritten for ONNX).
+    "activations": [C("Dense", {"units": 4, "activation": a}, id=f"act_{a}") for a in (
+        "celu elu exponential gelu glu hard_shrink hard_sigmoid hard_silu hard_swish hard_tanh leaky_relu linear "
+        "log_sigmoid log_softmax mish relu relu6 selu sigmoid silu soft_shrink softmax softplus softsign "
+        "sparse_plus sparse_sigmoid sparsemax squareplus swish tanh tanh_shrink").split()],
     "merge": [
         C("Add", inputs=2), C("Subtract", inputs=2), C("Multiply", inputs=2), C("Average", inputs=2),
         C("Maximum", inputs=2), C("Minimum", inputs=2), C("Concatenate", {"axis": -1}, inputs=2),
@@ -114,6 +118,8 @@ CASES: dict[str, list[Case]] = {
         C("CenterCrop", {"height": 4, "width": 6}, IMG),
         C("AutoContrast", {"value_range": [0, 1]}, IMG),
         C("Solarization", {"threshold_factor": 0.5, "value_range": [0, 1]}, IMG),
+        C("RandomCrop", {"height": 4, "width": 6}, IMG),  # at inference: resize + center crop
+        C("ContrastLimitedAdaptiveHistogramEqualization", {"value_range": [0, 1]}, IMG),
     ],
     "recurrent": [
         C("SimpleRNN", {"units": 3}, SEQ),
@@ -165,3 +171,31 @@ def group_spec(group: str, cases: list[Case]) -> str:
         nodes.append(node)
         outputs[case.name] = case.name
     return json.dumps({"netspec": 1, "name": group, "inputs": inputs, "nodes": nodes, "outputs": outputs}, indent=1)
+
+
+# Layers that a target refuses (compat.LAYERS) or that netspec rewrites (compat.AUGMENTATION),
+# each with a case that proves the refusal real (tests export them with the compat check off).
+REFUSED: dict[str, Case] = {c.type: c for c in (
+    C("TextVectorization", {"max_tokens": 10, "output_sequence_length": 4}, (), "string"),
+    C("StringLookup", {"vocabulary": ["a", "b"]}, (2,), "string"),
+    C("Hashing", {"num_bins": 4}, (2,), "int32"),
+    C("HashedCrossing", {"num_bins": 4}, (), "int32", inputs=2),
+    C("IntegerLookup", {"vocabulary": [1, 2, 3]}, (2,), "int32"),
+    C("Discretization", {"bin_boundaries": [0.0, 0.5]}),
+    C("Normalization", {"mean": 0.5, "variance": 2.0}),
+    C("Equalization", {"value_range": [0, 1]}, IMG),
+    C("MelSpectrogram", {"fft_length": 16, "sequence_stride": 8, "sequence_length": 16, "num_mel_bins": 4}, (64,)),
+    C("STFTSpectrogram", {"frame_length": 16, "frame_step": 8, "fft_length": 16}, (64, 1)),
+)}
+AUGMENT: list[Case] = [
+    C("RandomFlip", {}, IMG), C("RandomRotation", {"factor": 0.1}, IMG), C("RandomZoom", {"height_factor": 0.1}, IMG),
+    C("RandomTranslation", {"height_factor": 0.1, "width_factor": 0.1}, IMG),
+    C("RandomContrast", {"factor": 0.1}, IMG), C("RandomBrightness", {"factor": 0.1}, IMG),
+    C("RandomColorDegeneration", {"factor": 0.1}, IMG), C("RandomColorJitter", {"value_range": [0, 1]}, IMG),
+    C("RandomElasticTransform", {}, IMG), C("RandomErasing", {}, IMG), C("RandomGaussianBlur", {}, IMG),
+    C("RandomGrayscale", {}, IMG), C("RandomHue", {"factor": 0.1}, IMG), C("RandomInvert", {}, IMG),
+    C("RandomPerspective", {}, IMG), C("RandomPosterization", {"factor": [1, 4]}, IMG),
+    C("RandomSaturation", {"factor": 0.1}, IMG), C("RandomSharpness", {"factor": 0.1}, IMG),
+    C("RandomShear", {"x_factor": 0.1}, IMG), C("AugMix", {}, IMG), C("RandAugment", {}, IMG),
+    C("CutMix", {}, IMG), C("MixUp", {}, IMG),
+]
