@@ -48,8 +48,6 @@ LAYERS: dict[str, dict[str, str]] = {
     "Discretization": {"onnx": "uses Bucketize, which ONNX lacks; bucketize outside the model (LiteRT takes it)"},
     "Normalization": {"onnx": "its mean and variance are eager constants that tf2onnx turns into missing graph "
                       "inputs (onnxruntime cannot run it); use Rescaling, or normalize outside the model"},
-    "Pipeline": {"*": "a preprocessing pipeline runs outside the model graph"},
-    "MaxNumBoundingBoxes": {"*": "a bounding-box preprocessing layer, with no tensor model graph to export"},
     "Equalization": {"*": "Keras 3.15 cannot trace it into a functional graph (its symbolic output is its "
                      "input: a cycle); equalize outside the model"},
     "MelSpectrogram": {"onnx": "uses an FFT (RFFT), which tf2onnx 1.17 does not convert (LiteRT takes it)"},

@@ -204,9 +204,9 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
     report = ExportReport(str(output), target)
     if str(output).endswith(".onnx") != (target.format == "onnx"):
         raise ExportError(f"target {target.name!r} writes {target.suffix} files. Received: -o {output}")
+    if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
+        refuse(compat.check(source, target.format), target)
     model, spec = load_model(source, weights)
-    if spec is not None:
-        refuse(compat.check(spec, target.format), target)
     names = io_names(model, spec.graph if spec is not None else None)
     inputs = quantize.describe_inputs(model)
     report.inputs = {i.name: {"shape": [target.batch_size, *i.shape], "dtype": i.dtype} for i in inputs}

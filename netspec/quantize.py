@@ -62,6 +62,9 @@ def generate(inputs: list[InputInfo], n: int, seed: int, value_range: tuple[floa
         shape = (n, *(UNKNOWN_DIM if d is None else int(d) for d in info.shape))
         if info.dtype == "bool":
             out[info.name] = rng.random(shape) < 0.5
+        elif info.dtype == "string":
+            words = np.array(["a", "b", "c", "the cat", "a dog"], dtype=object)
+            out[info.name] = words[rng.integers(0, len(words), size=shape)]
         elif "int" in info.dtype:
             out[info.name] = rng.integers(0, info.high or 10, size=shape).astype(info.dtype)
         else:

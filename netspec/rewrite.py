@@ -25,8 +25,15 @@ def expm1_free_celu(x, alpha: float = 1.0):
     return ops.maximum(x, 0.0) + ops.minimum(0.0, alpha * (ops.exp(x / alpha) - 1.0))
 
 
-def _all_layers(model):
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
+def _all_layers(model, skip_inside: frozenset[str] = frozenset()) -> list:
+    """Every layer inside ``model`` (depth first), not descending into layers whose class is in ``skip_inside``."""
+    out, stack = [], list(reversed(list(model._flatten_layers(include_self=False, recursive=False))))
+    while stack:
+        layer = stack.pop()
+        out.append(layer)
+        if type(layer).__name__ not in skip_inside:
+            stack.extend(reversed(list(layer._flatten_layers(include_self=False, recursive=False))))
+    return out
 
 
 def _identity_call(inputs, *args, **kwargs):
@@ -56,7 +63,8 @@ def export_rewrites(model, fmt: str) -> Iterator[list[str]]:
     done: list[str] = []
     patch_expressions = False
     try:
-        for layer in _all_layers(model):
+        dropped = AUGMENTATION if "augmentation" in wanted else frozenset()
+        for layer in _all_layers(model, dropped):
             cls = type(layer).__name__
             for attr in ("activation", "recurrent_activation"):
                 fn = getattr(layer, attr, None)

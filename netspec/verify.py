@@ -192,7 +192,7 @@ def ort_session(model_bytes: bytes, gate: GateResult | None = None, threads: int
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # errors come back as exceptions
     if threads:
         opts.intra_op_num_threads = threads
     try:
@@ -278,7 +278,7 @@ def first_divergence(model, proto, x: Arrays, reference_names) -> dict | None:
         return None
     probe = keras.Model(model.inputs, tensors)
     args = [x[t.name] for t in model.inputs]
-    ref = probe(args[0] if len(args) == 1 else args, training=False)
+    ref = probe(args, training=False)
     ref = [np.asarray(r) for r in (ref if isinstance(ref, (list, tuple)) else [ref])]
 
     graph = onnx.ModelProto()
