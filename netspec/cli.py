@@ -152,11 +152,13 @@ def cmd_export(args) -> int:
         raise UsageError("--weights applies to a spec; a .keras file has its own weights")
     batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
     target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
+    name = spec.name if spec is not None else os.path.splitext(os.path.basename(args.spec))[0]
+    out = args.output or f"{name}-{target.name}{target.suffix}"
+    if not out.endswith(target.suffix):
+        raise UsageError(f"target {target.name!r} writes {target.suffix} files. Received: -o {out}")
     quiet_tensorflow()
     from .export import GateError, export
 
-    name = spec.name if spec is not None else os.path.splitext(os.path.basename(args.spec))[0]
-    out = args.output or f"{name}-{target.name}{target.suffix}"
     # The spec's training data calibrates int8 and measures held-out accuracy once netspec.data exists.
     try:
         from .data import load_arrays

@@ -129,6 +129,13 @@ def to_onnx(model, names: IONames, target: Target):
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=sig, opset=target.opset)
     except Exception as e:
         raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {str(e)[:300]}") from e
+    order = {n: i for i, n in enumerate(names.outputs)}  # tf2onnx sorts a dict's outputs by key
+    outs = sorted(proto.graph.output, key=lambda o: order.get(o.name, len(order)))
+    copies = [type(o)() for o in outs]
+    for c, o in zip(copies, outs):
+        c.CopyFrom(o)
+    del proto.graph.output[:]
+    proto.graph.output.extend(copies)
     name_dims(proto, names)
     return proto
 

@@ -47,13 +47,14 @@ class ExportReport:
     latency_ms: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"ok": bool(self.gate and self.gate.ok), "file": self.file, "target": self.target.to_dict(),
                 "size_bytes": self.size_bytes, "nodes": self.nodes, "inputs": self.inputs, "outputs": self.outputs,
                 "rewrites": self.rewrites, "calibration": self.calibration, "accuracy": self.accuracy,
                 "gate": self.gate.to_dict() if self.gate else None, "latency_ms": self.latency_ms,
-                "seconds": self.seconds, "metadata": {k: v for k, v in self.metadata.items() if k != "netspec.spec"}}
+                "seconds": self.seconds, "warnings": self.warnings, "metadata": {k: v for k, v in self.metadata.items() if k != "netspec.spec"}}
 
     def text(self) -> str:
         t = self.target
@@ -79,6 +80,7 @@ class ExportReport:
             lines.append("  latency (median ms): " + "; ".join(
                 f"batch {b}: {runtime} {lat['export'][b]:.2f}, Keras tf.function {lat['keras'][b]:.2f} "
                 f"({lat['keras'][b] / lat['export'][b]:.1f}x)" for b in lat["export"]))
+        lines += [f"  warning: {w}" for w in self.warnings]
         s = self.seconds
         lines.append(f"  time: {s.get('total', 0):.1f} s (convert {s.get('convert', 0):.1f} s, "
                      f"gate {s.get('gate', 0):.1f} s)")
@@ -273,6 +275,11 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
         except Exception as e:  # locating is best effort; the gate's own failure is what matters
             gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify._short(e)}"}
     report.seconds["gate"] = time.perf_counter() - t1
+    for name in names.outputs:
+        want = reference(sets[-1])[name]
+        if want.size > 1 and float(want.max() - want.min()) < 1e-6:
+            report.warnings.append(f"output {name} is constant (to 1e-6) on the gate's inputs, so parity proves "
+                                   "little; an untrained deep network often is: export trained weights (--weights)")
     if not gate.ok:
         raise GateError(_gate_message(report, spec), report)
 

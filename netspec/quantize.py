@@ -149,11 +149,11 @@ def quantize_onnx(proto, x: Arrays, batch_size: int | None):
 
 
 def representative_dataset(x: Arrays, order: tuple[str, ...], batch_size: int | None) -> Callable:
-    """The LiteRT converter's ``representative_dataset``: lists of arrays in signature order."""
+    """The LiteRT converter's ``representative_dataset``: dicts by signature input name (order-proof)."""
 
     def gen():
         for b in batches(x, batch_size or 1):
-            yield [b[name] for name in order]
+            yield {name: b[name] for name in order}
 
     return gen
 

@@ -35,9 +35,11 @@ class Tolerance:
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(rtol=1e-4, atol=1e-4, floor_one=True),
     "fp16": Tolerance(rtol=0.0, atol=2e-2, floor_one=False),
-    # Static int8 moves every activation to a 256-level grid: measured errors are a few percent of
-    # the output range on MobileNetV2; a classifier must also keep its top-1 decisions.
-    "int8": Tolerance(rtol=0.0, atol=0.15, floor_one=False),
+    # Static int8 moves every activation to a 256-level grid, and errors compound through the layers:
+    # measured up to ~0.25 of the output range on small untrained regressors. The bound is a sanity
+    # check (a broken quantization is off by the whole range); classifiers must keep their top-1
+    # decisions, and held-out accuracy (when the spec has labelled data) is the real measure.
+    "int8": Tolerance(rtol=0.0, atol=0.3, floor_one=False),
 }
 # Share of top-1 decisions an fp16/int8 classifier must keep (fp32: all decisions whose margin
 # exceeds twice the tolerance, which the element-wise bound already implies).
