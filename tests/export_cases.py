@@ -218,8 +218,9 @@ def lively(model, x) -> None:
     saved = [bn.momentum for bn in bns]
     for bn in bns:
         bn.momentum = 0.0
+    args = [x[t.name] for t in model.inputs] if isinstance(x, dict) else [x]
     try:
-        model(x, training=True)
+        model(args[0] if len(args) == 1 else args, training=True)
     finally:
         for bn, m in zip(bns, saved):
             bn.momentum = m
