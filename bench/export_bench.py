@@ -35,7 +35,7 @@ def main(names: list[str]) -> None:
     from export_cases import lively
     from netspec import quantize, verify
     from netspec.convert import io_names, input_signature
-    from netspec.export import export, median_ms
+    from netspec.export import GateError, export, median_ms
     from netspec.targets import BUILTIN
 
     for name in names:
@@ -76,7 +76,11 @@ def main(names: list[str]) -> None:
                       f"({pred_ms / ort_ms:.1f}x), tf.function {fn_ms:.1f} ms ({fn_ms / ort_ms:.1f}x)", flush=True)
 
             # 3. int8
-            rep8 = export(spec, BUILTIN["onnx-int8"], Path(tmp) / "q.onnx", weights=str(weights), latency=False)
+            try:
+                rep8 = export(spec, BUILTIN["onnx-int8"], Path(tmp) / "q.onnx", weights=str(weights), latency=False)
+            except GateError as e:  # a 1000-way softmax of an untrained net is uniform to ~1e-3
+                print(f"{name}: int8 gate failed: {str(e).splitlines()[0]}", flush=True)
+                continue
             q = verify.ort_session((Path(tmp) / "q.onnx").read_bytes())
             fp32_size = (Path(tmp) / "n0.onnx").stat().st_size
             for n in (1, 8):

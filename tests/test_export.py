@@ -202,7 +202,8 @@ def test_example_specs_export_to_onnx(keras, name, tmp_path):
 def test_mobilenet_v2_int8_onnx_and_litert_with_lively_weights(keras, tmp_path):
     from export_cases import lively
 
-    spec = netspec.load(SPECS / "mobilenet_v2.yaml")
+    # 10 classes: a 1000-way softmax of an untrained network is uniform to ~1e-3, below any int8 grid.
+    spec = netspec.load(SPECS / "mobilenet_v2.yaml", params={"classes": 10})
     model = spec.build()
     lively(model, quantize.generate(quantize.describe_inputs(model), 16, seed=5))
     weights = tmp_path / "mnv2.weights.h5"
@@ -213,8 +214,7 @@ def test_mobilenet_v2_int8_onnx_and_litert_with_lively_weights(keras, tmp_path):
         report = export(spec, small_cal, tmp_path / f"m{target.suffix}", weights=str(weights), latency=False)
         assert report.gate.ok and not report.warnings
         assert report.size_bytes < 5 * 2**20  # int8: about a quarter of the fp32 14 MB
-        votes = [p for p in report.gate.parity if p.top1_decisive]
-        assert sum(p.top1_decisive for p in votes) >= 32
+        assert all(p.max_abs_error <= 2 * p.bound for p in report.gate.parity)
 
 
 @pytest.mark.slow
