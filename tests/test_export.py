@@ -80,6 +80,7 @@ def test_every_builtin_precision_passes_its_gate(keras, small, name, tmp_path):
 def test_spec_target_fixed_batch_and_opset(keras, small, tmp_path):
     import onnx
 
+    keras.utils.set_random_seed(0)  # int8 error on an untrained regressor depends on the random weights
     target = get_target("edge", small)
     assert (target.batch_size, target.opset, target.calibration.samples) == (2, 15, 16)
     report = export(small, target, tmp_path / "e.onnx", latency=True)
