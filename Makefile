@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.netspec-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: venv demo test schema docs bench clean
+.PHONY: venv demo test schema docs bench bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/build_vs_keras.py
+
+bench-export: $(STAMP)
+	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
 
 clean:
 	rm -rf out .pytest_cache

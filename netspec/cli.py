@@ -101,6 +101,8 @@ def cmd_validate(args) -> int:
     from .graph import DeferredArg
 
     spec = _load(args)
+    if getattr(args, "target", None):
+        return _validate_target(args, spec)
     g = spec.graph
     deferred = sum(isinstance(v, DeferredArg) for n in g.nodes for v in n.args.values())
     _warn(args, spec.warnings)
@@ -111,6 +113,79 @@ def cmd_validate(args) -> int:
                        "layers": len(g.nodes), "outputs": [n for n, _ in g.outputs], "deferred": deferred,
                        "warnings": spec.warnings})
     return EXIT_OK
+
+
+def _validate_target(args, spec) -> int:
+    from . import compat
+    from .targets import get_target, spec_targets
+
+    spec_targets(spec)  # every export: entry is checked, not only the one asked for
+    target = get_target(args.target, spec)
+    findings = compat.check(spec, target.format)
+    refused = sum(f.action == "refused" for f in findings)
+    _warn(args, spec.warnings)
+    if args.format == "json":
+        print(json.dumps({"ok": not refused, "file": str(args.spec), "target": target.to_dict(),
+                          "findings": [f.to_dict() for f in findings]}, indent=1))
+    else:
+        print(compat.summary(findings, target.name), file=sys.stderr if refused else sys.stdout)
+    return EXIT_SPEC if refused else EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .targets import describe_targets, get_target, with_overrides
+
+    spec = _load(args) if args.spec and not _is_model_file(args.spec) else None
+    if args.list_targets:
+        from .targets import all_targets
+
+        if args.format == "json":
+            print(json.dumps({"targets": [t.to_dict() for t in all_targets(spec).values()]}, indent=1))
+        else:
+            print(describe_targets(spec))
+        return EXIT_OK
+    if not args.spec:
+        raise UsageError("export needs a spec or a .keras file (or --list-targets)")
+    if not args.target:
+        raise UsageError("export needs --target NAME (see --list-targets)")
+    if args.weights and spec is None:
+        raise UsageError("--weights applies to a spec; a .keras file has its own weights")
+    batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
+    target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
+    name = spec.name if spec is not None else os.path.splitext(os.path.basename(args.spec))[0]
+    out = args.output or f"{name}-{target.name}{target.suffix}"
+    if not out.endswith(target.suffix):
+        raise UsageError(f"target {target.name!r} writes {target.suffix} files. Received: -o {out}")
+    quiet_tensorflow()
+    from .export import GateError, export
+
+    # The spec's training data calibrates int8 and measures held-out accuracy once netspec.data exists.
+    try:
+        from .data import load_arrays
+    except ImportError:
+        load_arrays = None
+    try:
+        report = export(spec if spec is not None else args.spec, target, out, weights=args.weights,
+                        load_arrays=load_arrays, latency=not args.no_latency)
+    except GateError as e:
+        if args.format == "json":
+            print(json.dumps({"ok": False, "error": e.to_dict(), "report": e.report.to_dict()}, indent=1))
+        else:
+            print(str(e), file=sys.stderr)
+        return EXIT_SPEC
+    _warn(args, spec.warnings if spec is not None else [])
+    _emit(args, report.text(), report.to_dict())
+    return EXIT_OK
+
+
+def _is_model_file(path: str) -> bool:
+    return path.endswith(".keras")
+
+
+def _batch(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--batch-size expects a positive integer or 'dynamic'. Received: {text!r}")
+    return int(text)
 
 
 def cmd_check(args) -> int:
@@ -160,6 +235,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], int], str]] = {
     "check": (cmd_check, "infer every node's shape: a table of nodes, shapes, params and lines"),
     "build": (cmd_build, "compile the spec into a Keras model file (.keras)"),
     "schema": (cmd_schema, "print the JSON Schema of the spec language"),
+    "export": (cmd_export, "export to ONNX or LiteRT for a target, verified against Keras"),
 }
 
 
@@ -175,7 +251,10 @@ def make_parser() -> argparse.ArgumentParser:
             p.add_argument("--plugins", nargs="+", metavar="MODULE_OR_FILE", default=[],
                            help="import these modules or .py files and add their registered layers")
             continue
-        p.add_argument("spec", help="the spec file (YAML)")
+        if name == "export":
+            p.add_argument("spec", nargs="?", help="the spec file (YAML), or a .keras model file")
+        else:
+            p.add_argument("spec", help="the spec file (YAML)")
         p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param (repeatable)")
         p.add_argument("--trust-plugins", action="store_true", help="allow the spec's plugins: to run Python code")
         p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
@@ -185,6 +264,16 @@ def make_parser() -> argparse.ArgumentParser:
                            help="budget for all node outputs of one sample, in MiB (default 4096)")
         if name == "build":
             p.add_argument("-o", "--output", help="the .keras file to write (default: <name>.keras)")
+        if name == "validate":
+            p.add_argument("--target", metavar="NAME", help="also report what this export target refuses or rewrites")
+        if name == "export":
+            p.add_argument("--target", metavar="NAME", help="an export: target of the spec, or a built-in profile")
+            p.add_argument("-o", "--output", help="the file to write (default: <name>-<target>.onnx/.tflite)")
+            p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for the spec's model")
+            p.add_argument("--opset", type=int, help="ONNX opset, 13-18 (default: the target's, else 17)")
+            p.add_argument("--batch-size", metavar="N|dynamic", help="a fixed batch size, or 'dynamic'")
+            p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
+            p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
     return parser
 
 

@@ -403,9 +403,13 @@ def export_target_def() -> dict:
         {
             "samples": with_interp(INT(1)),
             "seed": with_interp(INT(0)),
-            "data": obj(_data_properties(), description="Calibration data; default: the training data."),
+            "range": described({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                               "[low, high] of generated float inputs; default [-1, 1]."),
+            "data": obj(_data_properties(), description="Calibration data (not read yet: int8 calibrates on "
+                        "the training data, else on generated inputs)."),
         },
-        description="Representative data for int8 quantization.",
+        description="Representative data for int8 quantization: the spec's training data when it has some, "
+                    "else inputs generated from the declared inputs.",
     )
     return obj(
         {

@@ -1,0 +1,255 @@
+"""Keras model -> ONNX (tf2onnx ``from_function``, named inputs/outputs/dims, fp16) and -> LiteRT bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .targets import ExportError, Target
+
+
+@dataclass(frozen=True)
+class IONames:
+    """The model's input names (in call order) and output names (in output order)."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+def io_names(model, graph=None) -> IONames:
+    """Input and output names: the spec's (its input names and output names) or the model's own."""
+    inputs = tuple(t.name for t in model.inputs)
+    if graph is not None:
+        outputs = tuple(name for name, _ in graph.outputs)
+        flat = _flat_outputs(model)
+        if len(outputs) != len(flat):  # a bare ref to a multi-output node: one name per tensor
+            outputs = tuple(f"{outputs[0]}_{i}" for i in range(len(flat))) if len(outputs) == 1 else \
+                tuple(model.output_names)
+        return IONames(inputs, outputs)
+    return IONames(inputs, tuple(model.output_names))
+
+
+def _flat_outputs(model) -> list:
+    out = model.outputs
+    return list(out.values()) if isinstance(out, dict) else list(out)
+
+
+def named_outputs(model, names: IONames, result) -> dict[str, Any]:
+    """A model call's result as a dict by output name."""
+    if isinstance(result, Mapping):
+        return {k: result[k] for k in names.outputs} if set(result) == set(names.outputs) else dict(result)
+    seq = list(result) if isinstance(result, (list, tuple)) else [result]
+    return dict(zip(names.outputs, seq))
+
+
+def call_model(model, names: IONames, x: Mapping[str, Any]) -> dict[str, Any]:
+    """``model(x, training=False)`` as a dict of numpy arrays by output name."""
+    import numpy as np
+
+    args = [x[n] for n in names.inputs]
+    result = model(args[0] if len(args) == 1 else args, training=False)
+    return {k: np.asarray(v) for k, v in named_outputs(model, names, result).items()}
+
+
+def input_signature(model, names: IONames, batch_size: int | None) -> list:
+    import tensorflow as tf
+
+    sig = []
+    for tensor, name in zip(model.inputs, names.inputs):
+        shape = (batch_size, *tuple(tensor.shape)[1:])
+        sig.append(tf.TensorSpec(shape, tf.as_dtype(tensor.dtype), name=name))
+    return sig
+
+
+def serving_function(model, names: IONames, batch_size: int | None):
+    """A ``tf.function`` with an explicit signature, returning a dict by output name."""
+    import tensorflow as tf
+
+    sig = input_signature(model, names, batch_size)
+
+    @tf.function(input_signature=sig, autograph=False)
+    def serve(*args):
+        result = model(args[0] if len(args) == 1 else list(args), training=False)
+        return named_outputs(model, names, result)
+
+    return serve, sig
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """File descriptor 2 to /dev/null: the TF Lite converter and interpreter print from C++."""
+    import sys
+
+    if os.environ.get("NETSPEC_TF_LOGS") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def _quiet_tf2onnx():
+    loggers = [logging.getLogger(n) for n in ("tf2onnx", "tensorflow")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def to_onnx(model, names: IONames, target: Target):
+    """Convert with tf2onnx ``from_function`` at ``target.opset``; names the dynamic dimensions.
+
+    Returns:
+        The fp32 ``onnx.ModelProto`` (unchecked: the gate checks it).
+
+    Raises:
+        ExportError: tf2onnx refuses the graph.
+    """
+    import tf2onnx
+
+    serve, sig = serving_function(model, names, target.batch_size)
+    try:
+        with _quiet_tf2onnx():
+            proto, _ = tf2onnx.convert.from_function(serve, input_signature=sig, opset=target.opset)
+    except Exception as e:
+        raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {str(e)[:300]}") from e
+    order = {n: i for i, n in enumerate(names.outputs)}  # tf2onnx sorts a dict's outputs by key
+    outs = sorted(proto.graph.output, key=lambda o: order.get(o.name, len(order)))
+    copies = [type(o)() for o in outs]
+    for c, o in zip(copies, outs):
+        c.CopyFrom(o)
+    del proto.graph.output[:]
+    proto.graph.output.extend(copies)
+    name_dims(proto, names)
+    return proto
+
+
+def name_dims(proto, names: IONames) -> None:
+    """Replace tf2onnx's ``unk__N`` dimension names: ``batch`` for axis 0, else ``<tensor>_dim<i>``."""
+    renamed: dict[str, str] = {}
+
+    def visit(value_info, own: bool) -> None:
+        dims = value_info.type.tensor_type.shape.dim
+        for i, d in enumerate(dims):
+            if not d.HasField("dim_param"):
+                continue
+            old = d.dim_param
+            if old in renamed:
+                d.dim_param = renamed[old]
+            elif own:
+                renamed[old] = d.dim_param = "batch" if i == 0 else f"{value_info.name}_dim{i}"
+
+    for vi in proto.graph.input:
+        visit(vi, True)
+    for vi in proto.graph.output:
+        visit(vi, True)
+    for vi in proto.graph.value_info:
+        visit(vi, False)
+
+
+def to_fp16(proto):
+    """fp16 weights and compute, fp32 inputs and outputs (``keep_io_types``)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    out = convert_float_to_float16(proto, keep_io_types=True)
+    topological_sort(out.graph)  # the converter appends the input casts after their consumers
+    return out
+
+
+def topological_sort(graph) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (stable)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in available for i in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or a dangling input: leave it for the checker to name
+            ordered.extend(rest)
+            break
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def set_metadata(proto, props: Mapping[str, str]) -> None:
+    """Add ``metadata_props`` entries (replacing entries of the same key)."""
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    for key, value in [*keep, *props.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def to_litert(model, names: IONames, target: Target, representative=None) -> bytes:
+    """Convert the serving function with the LiteRT converter, builtin ops only (no Flex delegate needed).
+
+    Args:
+        representative: for int8, a callable yielding lists of input arrays (in input order).
+
+    Raises:
+        ExportError: the converter refuses the model (an op LiteRT has no builtin for, ...).
+    """
+    import tensorflow as tf
+
+    from keras.export import ExportArchive
+
+    serve, sig = serving_function(model, names, target.batch_size)
+    try:
+        with _quiet_tf2onnx(), open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+                quiet_native_stderr(), tempfile.TemporaryDirectory() as tmp:
+            # Keras's own LiteRT path (ExportArchive -> SavedModel -> converter), with our serving function
+            # so the signature has the spec's input and output names.
+            archive = ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serve", serve, input_signature=sig)
+            archive.write_out(tmp, verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if target.precision == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = representative
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            return converter.convert()
+    except Exception as e:
+        raise ExportError(f"the LiteRT converter refused the model: {_first_line(e)}") from e
+
+
+def _first_line(e: Exception) -> str:
+    import re
+
+    text = " ".join(str(e).split())
+    op = re.search(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)
+    if op:
+        scope = re.search(r'fused\["\w+:", "[^/"]+/([^/"]+?)(?:_\d+)?/', text)
+        where = f" in layer {scope.group(1)!r}" if scope else ""
+        return f"{op.group(1)}{where} is not a LiteRT builtin op"
+    for marker in ("error: ", "Error: "):
+        if marker in text:
+            text = text[text.index(marker):]
+            break
+    return text[:400]

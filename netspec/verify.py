@@ -1,0 +1,332 @@
+"""The verification gate: check the exported model, run it, compare it with Keras per precision."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .targets import ExportError
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``|export - keras| <= atol * scale + rtol * |keras|`` element-wise.
+
+    ``scale`` is ``max(1, range)`` for fp32 (``range`` = max - min of the Keras output), and
+    the range itself for fp16 and int8 (1 when the output is constant).
+    """
+
+    rtol: float
+    atol: float
+    floor_one: bool  # scale = max(1, range) rather than range
+
+    def bound(self, ref: np.ndarray) -> tuple[float, float]:
+        """(absolute tolerance, scale) for a reference output."""
+        span = float(ref.max() - ref.min()) if ref.size else 0.0
+        scale = max(1.0, span) if self.floor_one else (span if span > 0 else 1.0)
+        return self.atol * scale, scale
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(rtol=1e-4, atol=1e-4, floor_one=True),
+    "fp16": Tolerance(rtol=0.0, atol=2e-2, floor_one=False),
+    # Static int8 moves every activation to a 256-level grid, and errors compound through the layers:
+    # measured up to ~0.25 of the output range on small untrained regressors. The bound is a sanity
+    # check (a broken quantization is off by the whole range); classifiers must keep their top-1
+    # decisions, and held-out accuracy (when the spec has labelled data) is the real measure.
+    "int8": Tolerance(rtol=0.0, atol=0.3, floor_one=False),
+}
+# Share of top-1 decisions an fp16/int8 classifier must keep (fp32: all decisions whose margin
+# exceeds twice the tolerance, which the element-wise bound already implies).
+TOP1_MIN = {"fp32": 1.0, "fp16": 0.99, "int8": 0.9}
+
+
+@dataclass
+class Parity:
+    """One output at one batch size: errors, the bound, and top-1 agreement for classifiers."""
+
+    output: str
+    batch: int
+    max_abs_error: float
+    error_vs_range: float  # max abs error / scale
+    bound: float
+    ok: bool
+    top1_agreement: float | None = None
+    top1_decisive: int | None = None
+
+    def describe(self) -> str:
+        text = (f"{self.output} @ batch {self.batch}: max |error| {self.max_abs_error:.3g} "
+                f"({self.error_vs_range:.3g} of range; bound {self.bound:.3g})")
+        if self.top1_decisive:
+            text += f", top-1 agreement {self.top1_agreement:.1%} of {self.top1_decisive}"
+        elif self.top1_agreement is not None:
+            text += ", top-1: no sample with a clear winner"
+        return text
+
+
+@dataclass
+class GateResult:
+    """What the gate checked and found. ``ok`` is False with ``failure`` saying why."""
+
+    precision: str
+    checks: list[str] = field(default_factory=list)
+    parity: list[Parity] = field(default_factory=list)
+    failure: str | None = None
+    diverging: dict | None = None  # {"node": name, "max_abs_error": ..., "note": ...}
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "precision": self.precision, "checks": self.checks,
+                "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging}
+
+
+def compare(name: str, ref: np.ndarray, got: np.ndarray, precision: str, classifier: bool) -> Parity:
+    """Compare one output against its Keras reference with the precision's tolerance.
+
+    fp32 must hold the element-wise bound everywhere. fp16 and int8 are judged by their top-1
+    decisions when the output is a classifier's (aggregated over all batches by :func:`run_gate`),
+    with twice the bound as a sanity cap on any element; otherwise by the bound.
+    """
+    tol = TOLERANCES[precision]
+    ref = np.asarray(ref, dtype=np.float64)
+    got = np.asarray(got, dtype=np.float64)
+    batch = int(ref.shape[0]) if ref.ndim else 1
+    if ref.shape != got.shape:
+        return Parity(name, batch, float("inf"), float("inf"), 0.0, False)
+    atol, scale = tol.bound(ref)
+    err = np.abs(got - ref)
+    finite = bool(np.isfinite(got).all())
+    max_err = float(err.max()) if err.size else 0.0
+    within = finite and bool((err <= atol + tol.rtol * np.abs(ref)).all())
+    p = Parity(name, batch, max_err, max_err / scale, atol, within)
+    if classifier and ref.ndim == 2 and ref.shape[1] > 1:
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        decisive = (top2[:, 1] - top2[:, 0]) > 2 * atol  # ties within the tolerance may flip
+        agree = ref.argmax(axis=1) == got.argmax(axis=1)
+        p.top1_decisive = int(decisive.sum())
+        p.top1_agreement = float(agree[decisive].mean()) if p.top1_decisive else 1.0
+        if precision == "fp32":
+            p.ok = p.ok and p.top1_agreement == 1.0
+        else:
+            p.ok = finite and max_err <= 2 * atol
+    return p
+
+
+def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict], batches: list[Arrays],
+             precision: str, classifiers: set[str], gate: GateResult) -> GateResult:
+    """Compare ``run`` (the export) with ``reference`` (Keras) on each input batch; fills ``gate``.
+
+    For fp16/int8 classifiers, top-1 agreement over all batches must reach ``TOP1_MIN``.
+    """
+    votes: dict[str, list[float]] = {}
+    for x in batches:
+        want = reference(x)
+        try:
+            got = run(x)
+        except Exception as e:
+            n = next(iter(x.values())).shape[0]
+            gate.failure = f"the exported model failed to run at batch {n}: {_short(e)}"
+            return gate
+        for name, ref in want.items():
+            if name not in got:
+                gate.failure = f"the export has no output {name!r} (it has {', '.join(sorted(got))})"
+                return gate
+            p = compare(name, ref, got[name], precision, name in classifiers)
+            gate.parity.append(p)
+            if p.top1_decisive:
+                agreed, decisive = votes.get(name, [0.0, 0])
+                votes[name] = [agreed + p.top1_agreement * p.top1_decisive, decisive + p.top1_decisive]
+            if not p.ok and gate.failure is None:
+                gate.failure = f"output {p.describe()}"
+    if gate.failure is None and precision != "fp32":
+        for name, (agreed, decisive) in votes.items():
+            share = agreed / decisive
+            if share < TOP1_MIN[precision]:
+                gate.failure = (f"output {name}: top-1 agreement with Keras {share:.1%} of {int(decisive)} samples, "
+                                f"under the {TOP1_MIN[precision]:.0%} required for {precision}")
+    if gate.failure is None:
+        sizes = sorted({next(iter(x.values())).shape[0] for x in batches})
+        gate.checks.append(f"outputs match Keras ({precision} tolerance) at batch " + " and ".join(map(str, sizes)))
+    return gate
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# -- runners ----------------------------------------------------------------------------------
+
+
+def check_onnx(proto, gate: GateResult) -> None:
+    """``onnx.checker`` with ``full_check`` (types and shapes too).
+
+    Raises:
+        ExportError: the model is invalid; the message names the ONNX node and its Keras layer.
+    """
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as e:
+        text = _short(e)
+        node = re.search(r"Name: (\S+)", str(e))
+        layer = layer_of(node.group(1)) if node else None
+        where = f" (in layer {layer!r})" if layer else ""
+        raise ExportError(f"the ONNX checker rejects the exported graph{where}: {text}") from None
+    gate.checks.append("onnx.checker full_check")
+
+
+def ort_session(model_bytes: bytes, gate: GateResult | None = None, threads: int = 0):
+    """An onnxruntime CPU session.
+
+    Raises:
+        ExportError: onnxruntime cannot load the model.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # errors come back as exceptions
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ExportError(f"onnxruntime cannot load the exported model: {_short(e)}") from None
+    if gate is not None:
+        gate.checks.append(f"onnxruntime {ort.__version__} session")
+    return session
+
+
+def ort_runner(session) -> Callable[[Arrays], dict]:
+    names = [o.name for o in session.get_outputs()]
+
+    def run(x: Arrays) -> dict:
+        return dict(zip(names, session.run(names, dict(x))))
+
+    return run
+
+
+def litert_runner(model_bytes: bytes, gate: GateResult | None = None) -> Callable[[Arrays], dict]:
+    """A LiteRT interpreter's ``serving_default`` signature as a runner.
+
+    Raises:
+        ExportError: the interpreter cannot load the model.
+    """
+    import warnings
+
+    import tensorflow as tf
+
+    from .convert import quiet_native_stderr
+
+    try:
+        with warnings.catch_warnings(), quiet_native_stderr():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            interpreter = tf.lite.Interpreter(model_content=model_bytes)
+        runner = interpreter.get_signature_runner("serving_default")
+    except Exception as e:
+        raise ExportError(f"the LiteRT interpreter cannot load the exported model: {_short(e)}") from None
+    if gate is not None:
+        gate.checks.append("LiteRT interpreter (serving_default signature)")
+
+    def run(x: Arrays) -> dict:
+        return {k: np.asarray(v) for k, v in runner(**x).items()}
+
+    return run
+
+
+# -- where an fp32 export diverges --------------------------------------------------------------
+
+_SCOPE = re.compile(r"^(?:StatefulPartitionedCall/)?[^/]+/([^/]+?)(?:_\d+)?/")
+
+
+def layer_of(onnx_node_name: str) -> str | None:
+    """The Keras layer a tf2onnx node came from (``functional_1/conv1_1/Conv`` -> ``conv1``)."""
+    m = _SCOPE.match(onnx_node_name)
+    return m.group(1) if m else None
+
+
+def first_divergence(model, proto, x: Arrays, reference_names) -> dict | None:
+    """The first layer (in Keras's topological order) whose output the ONNX graph does not reproduce.
+
+    Each Keras layer's output is compared with the ONNX tensors made under its name scope (or,
+    for nodes tf2onnx made without a scope, with any tensor of the same size), allowing the
+    channels-first layouts tf2onnx uses inside the graph.
+
+    Returns:
+        ``{"node", "max_abs_error", "bound"}``, or None when every layer matches (or none can be compared).
+    """
+    import keras
+    import onnx
+
+    layers, tensors = [], []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) or len(layer._inbound_nodes) != 1:
+            continue
+        out = layer.output
+        if isinstance(out, (list, tuple, dict)):
+            continue
+        layers.append(layer)
+        tensors.append(out)
+    if not layers:
+        return None
+    probe = keras.Model(model.inputs, tensors)
+    args = [x[t.name] for t in model.inputs]
+    ref = probe(args, training=False)
+    ref = [np.asarray(r) for r in (ref if isinstance(ref, (list, tuple)) else [ref])]
+
+    graph = onnx.ModelProto()
+    graph.CopyFrom(proto)
+    existing = {o.name for o in graph.graph.output}
+    by_scope: dict[str, list[str]] = {}
+    all_names = []
+    for node in graph.graph.node:
+        scope = layer_of(node.name)
+        for out in node.output:
+            if out and out not in existing:
+                graph.graph.output.append(onnx.ValueInfoProto(name=out))
+                existing.add(out)
+            all_names.append(out)
+            if scope:
+                by_scope.setdefault(scope, []).append(out)
+    session = ort_session(graph.SerializeToString())
+    names = [o.name for o in session.get_outputs()]
+    values = dict(zip(names, session.run(names, dict(x))))
+    tol = TOLERANCES["fp32"]
+    for layer, want in zip(layers, ref):
+        candidates = by_scope.get(layer.name) or [n for n in all_names if values.get(n) is not None
+                                                  and np.size(values[n]) == want.size]
+        errors = [e for e in (_layout_error(want, values.get(n)) for n in candidates) if e is not None]
+        if not errors:
+            continue
+        best = min(errors)
+        atol, _ = tol.bound(want)
+        if best > atol + tol.rtol * float(np.abs(want).max(initial=0.0)):
+            return {"node": layer.name, "max_abs_error": best, "bound": atol}
+    return None
+
+
+def _layout_error(want: np.ndarray, got) -> float | None:
+    """Max abs difference of ``got`` against ``want`` in the same, channels-first or flat layout."""
+    if got is None or np.size(got) != want.size or not np.issubdtype(np.asarray(got).dtype, np.number):
+        return None
+    got = np.asarray(got, dtype=np.float64)
+    w = want.astype(np.float64)
+    options = []
+    if got.shape == w.shape:
+        options.append(got)
+    if w.ndim >= 3 and got.ndim == w.ndim:
+        perm = (0, w.ndim - 1, *range(1, w.ndim - 1))  # NHWC -> NCHW
+        if got.shape == tuple(w.shape[i] for i in perm):
+            options.append(np.transpose(got, np.argsort(perm)))
+    if not options:
+        options.append(got.reshape(w.shape))
+    return min(float(np.abs(o - w).max(initial=0.0)) for o in options)

@@ -1,0 +1,312 @@
+"""Export end to end: every precision, names and dims, metadata, the gate, calibration, CLI and example specs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+
+import netspec
+from netspec import quantize
+from netspec.cli import main
+from netspec.export import GateError, export
+from netspec.targets import BUILTIN, ExportError, Target, get_target
+
+from conftest import ROOT, SPECS
+
+SMALL = textwrap.dedent("""\
+    netspec: 1
+    name: small
+    inputs:
+      image: {shape: [16, 16, 3]}
+      meta: {shape: [4]}
+    nodes:
+      - {name: conv, type: Conv2D, filters: 8, kernel_size: 3, activation: relu, in: image}
+      - {name: bn, type: BatchNormalization}
+      - {name: pool, type: GlobalAveragePooling2D}
+      - {name: both, type: Concatenate, in: [pool, meta]}
+      - {name: cls, type: Dense, units: 5, activation: softmax}
+      - {name: reg, type: Dense, units: 2, in: both}
+    outputs: {class_probs: cls, value: reg}
+    export:
+      edge: {format: onnx, precision: int8, batch_size: 2, opset: 15, calibration: {samples: 16, seed: 3}}
+    """)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return netspec.load(SMALL)
+
+
+@pytest.mark.parametrize("name", list(BUILTIN))
+def test_every_builtin_precision_passes_its_gate(keras, small, name, tmp_path):
+    target = BUILTIN[name]
+    out = tmp_path / f"m{target.suffix}"
+    report = export(small, target, out, latency=False)
+    assert out.stat().st_size == report.size_bytes > 0
+    assert report.gate.ok and {p.output for p in report.gate.parity} == {"class_probs", "value"}
+    assert report.inputs == {"image": {"shape": [None, 16, 16, 3], "dtype": "float32"},
+                             "meta": {"shape": [None, 4], "dtype": "float32"}}
+    if target.format == "onnx":
+        import onnx
+
+        proto = onnx.load(out)
+        ops = {n.op_type for n in proto.graph.node}
+        assert [i.name for i in proto.graph.input] == ["image", "meta"]
+        assert [o.name for o in proto.graph.output] == ["class_probs", "value"]
+        assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in proto.graph.input)
+        assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in proto.graph.output)
+        assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+        assert proto.opset_import[0].version == 17
+        if target.precision == "int8":
+            assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+            assert report.calibration.startswith("128 generated samples")
+        if target.precision == "fp16":
+            assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+    else:
+        assert report.nodes > 0
+    parity = report.gate.parity
+    assert all(p.max_abs_error <= 2 * p.bound for p in parity)
+    if target.precision == "fp32":
+        assert max(p.max_abs_error for p in parity) < 1e-5
+
+
+def test_spec_target_fixed_batch_and_opset(keras, small, tmp_path):
+    import onnx
+
+    keras.utils.set_random_seed(0)  # int8 error on an untrained regressor depends on the random weights
+    target = get_target("edge", small)
+    assert (target.batch_size, target.opset, target.calibration.samples) == (2, 15, 16)
+    report = export(small, target, tmp_path / "e.onnx", latency=True)
+    proto = onnx.load(tmp_path / "e.onnx")
+    assert proto.opset_import[0].version == 15
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+    assert {p.batch for p in report.gate.parity} == {2}
+    assert set(report.latency_ms["export"]) == {2}
+    assert "16 generated samples (seed 3" in report.calibration
+
+
+def test_metadata_has_the_resolved_spec_its_hash_and_version(keras, tmp_path):
+    import onnx
+
+    spec = netspec.load(SPECS / "lenet5.yaml", params={"classes": 7})
+    export(spec, BUILTIN["onnx-cpu"], tmp_path / "l.onnx", latency=False)
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "l.onnx").metadata_props}
+    assert meta["netspec.version"] == netspec.__version__
+    assert hashlib.sha256(meta["netspec.spec"].encode()).hexdigest() == meta["netspec.spec_sha256"]
+    resolved = json.loads(meta["netspec.spec"])
+    assert resolved["params"]["classes"] == 7 and resolved["spec"]["name"] == "lenet5"
+    assert json.loads(meta["netspec.target"])["name"] == "onnx-cpu"
+
+
+def test_a_wrong_export_fails_the_gate_names_the_node_and_writes_nothing(keras, small, tmp_path, monkeypatch):
+    import netspec.convert as convert
+
+    real = convert.to_onnx
+
+    def corrupt(model, names, target):
+        proto = real(model, names, target)
+        for init in proto.graph.initializer:  # the conv kernel: the first node's weights
+            if "conv" in init.name and len(init.dims) == 4:
+                from onnx import numpy_helper
+
+                w = numpy_helper.to_array(init) * 1.01
+                init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), init.name))
+        return proto
+
+    monkeypatch.setattr(convert, "to_onnx", corrupt)
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(GateError) as info:
+        export(small, BUILTIN["onnx-cpu"], out, latency=False)
+    assert "first diverging node: 'conv' (<spec>:7:5)" in str(info.value)
+    assert "output class_probs @ batch 1" in str(info.value) or "output value @ batch 1" in str(info.value)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_generated_inputs_follow_the_declared_inputs(keras):
+    spec = netspec.load(textwrap.dedent("""\
+        netspec: 1
+        name: tokens
+        inputs:
+          ids: {shape: [null], dtype: int32}
+          flag: {shape: [3], dtype: bool}
+        nodes:
+          - {name: emb, type: Embedding, input_dim: 50, output_dim: 4, in: ids}
+          - {name: pool, type: GlobalAveragePooling1D}
+        """))
+    infos = quantize.describe_inputs(spec.build())
+    x = quantize.generate(infos, 32, seed=1, value_range=(0, 255))
+    assert x["ids"].shape == (32, quantize.UNKNOWN_DIM) and x["ids"].dtype == np.int32
+    assert 0 <= x["ids"].min() and x["ids"].max() < 50 and x["ids"].max() > 40
+    assert x["flag"].dtype == bool
+    again = quantize.generate(infos, 32, seed=1)
+    assert (again["ids"] == x["ids"]).all()
+
+
+def test_calibration_and_heldout_accuracy_take_arrays(keras, tmp_path):
+    """The data interface the training engineer's netspec.data.load_arrays plugs into."""
+    spec = netspec.load(textwrap.dedent("""\
+        netspec: 1
+        name: blobs
+        inputs: {x: [2]}
+        nodes:
+          - {name: probs, type: Dense, units: 2, activation: softmax}
+        train: {data: {source: npz, path: blobs.npz, x: x, y: y}, loss: sparse_categorical_crossentropy}
+        """))
+    model = spec.build()
+    model.set_weights([np.array([[4.0, -4.0], [0.0, 0.0]], np.float32), np.zeros(2, np.float32)])
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(200, 2)).astype(np.float32)
+    labels = (xs[:, 0] < 0).astype(np.int64)  # the weights classify by the sign of x[0]
+    calls = []
+
+    def load_arrays(s, part):
+        calls.append(part)
+        return types.SimpleNamespace(x={"x": xs * (3 if part == "train" else 1)}, y={"probs": labels})
+
+    weights = tmp_path / "w.weights.h5"
+    model.save_weights(weights)
+    report = export(spec, BUILTIN["onnx-int8"], tmp_path / "b.onnx", weights=str(weights), load_arrays=load_arrays,
+                    latency=False)
+    assert calls == ["train", "validation"]
+    assert report.calibration == "128 samples of the spec's training data"
+    acc = report.accuracy["probs"]
+    assert acc["samples"] == 200 and acc["keras"] == 1.0 and abs(acc["change"]) <= 0.05
+
+
+def test_vae_sampling_is_random_so_its_export_cannot_be_proven(keras, tmp_path):
+    spec = netspec.load(SPECS / "vae.yaml", trust_plugins=True)
+    with pytest.raises(ExportError, match="in layer 'z'.*StatelessRandomNormalV2"):
+        export(spec, BUILTIN["onnx-cpu"], tmp_path / "v.onnx", latency=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp", "siamese", "two_heads", "danet_pam", "seed_linear",
+                                  "seed_mylayer", "gelu_mixer"])
+def test_example_specs_export_to_onnx(keras, name, tmp_path):
+    spec = netspec.load(SPECS / f"{name}.yaml", trust_plugins=True)
+    report = export(spec, BUILTIN["onnx-cpu"], tmp_path / "m.onnx", latency=False)
+    assert report.gate.ok
+    assert [o for o in report.outputs] == [n for n, _ in spec.graph.outputs]
+    if name == "gelu_mixer":
+        assert sum("exact gelu" in r for r in report.rewrites) == 2
+        assert sum("activations.gelu" in r for r in report.rewrites) == 2
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_int8_onnx_and_litert_with_lively_weights(keras, tmp_path):
+    from export_cases import lively
+
+    # 10 classes: a 1000-way softmax of an untrained network is uniform to ~1e-3, below any int8 grid.
+    spec = netspec.load(SPECS / "mobilenet_v2.yaml", params={"classes": 10})
+    model = spec.build()
+    lively(model, quantize.generate(quantize.describe_inputs(model), 16, seed=5))
+    weights = tmp_path / "mnv2.weights.h5"
+    model.save_weights(weights)
+    for name in ("onnx-int8", "litert-int8"):
+        target = BUILTIN[name]
+        small_cal = Target(target.name, target.format, "int8", calibration=type(target.calibration)(samples=32))
+        report = export(spec, small_cal, tmp_path / f"m{target.suffix}", weights=str(weights), latency=False)
+        assert report.gate.ok and not report.warnings
+        assert report.size_bytes < 5 * 2**20  # int8: about a quarter of the fp32 14 MB
+        assert all(p.max_abs_error <= 2 * p.bound for p in report.gate.parity)
+
+
+@pytest.mark.slow
+def test_resnet50_onnx_cpu_passes_its_gate(keras, tmp_path, capsys):
+    rc = main(["export", str(SPECS / "resnet50.yaml"), "--target", "onnx-cpu", "-o", str(tmp_path / "r.onnx"),
+               "--no-latency", "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["ok"] and data["gate"]["ok"]
+    assert data["outputs"] == {"predictions": {"shape": [None, 1000]}}
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netspec", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_validate_target_reports_at_the_line_without_tensorflow():
+    code = textwrap.dedent("""
+        import sys
+        from netspec.cli import main
+        rc = main(["validate", "specs/argmax_head.yaml", "--target", "onnx-cpu"])
+        rc2 = main(["validate", "specs/gelu_mixer.yaml", "--target", "cpu"])
+        heavy = sorted(m for m in ("tensorflow", "keras", "onnx", "tf2onnx", "numpy") if m in sys.modules)
+        print("HEAVY", heavy, rc, rc2)
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert "HEAVY [] 1 0" in proc.stdout, proc.stderr
+    assert ("specs/argmax_head.yaml:16:26: refused: node 'label': ops.argmax: on float inputs tf2onnx emits "
+            "Bitcast/BitwiseAnd") in proc.stderr
+    assert "specs/gelu_mixer.yaml:21:68: rewritten: node 'mix_0_token_mlp': activation: gelu" in proc.stdout
+    assert "specs/gelu_mixer.yaml:26:36: rewritten: node 'mix_0_channel_act': activations.gelu" in proc.stdout
+
+
+def test_validate_target_per_format_and_json(capsys):
+    assert main(["validate", "specs/argmax_head.yaml", "--target", "litert"]) == 0
+    capsys.readouterr()
+    assert main(["validate", "specs/argmax_head.yaml", "--target", "onnx-int8", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["findings"][0]["line"] == 16 and data["findings"][0]["column"] == 26
+
+
+def test_unknown_target_and_bad_export_section(tmp_path, capsys):
+    assert main(["validate", "specs/lenet5.yaml", "--target", "onnx-cpy"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown export target 'onnx-cpy'" in err and "did you mean 'onnx-cpu'?" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SPECS / "lenet5.yaml").read_text() + "export:\n  phone: {format: litert, precision: fp16}\n")
+    assert main(["validate", str(bad), "--target", "onnx-cpu"]) == 1
+    assert f"{bad}:21:38: $.export.phone.precision: export target 'phone': LiteRT targets are fp32 or int8" in \
+        capsys.readouterr().err
+
+
+def test_export_refuses_at_the_line_before_building(tmp_path, capsys):
+    out = tmp_path / "a.onnx"
+    assert main(["export", "specs/argmax_head.yaml", "--target", "onnx-cpu", "-o", str(out)]) == 1
+    assert "specs/argmax_head.yaml:16:26: $.nodes[2].expr: target 'onnx-cpu' (onnx) cannot take node 'label'" in \
+        capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_list_targets_includes_the_spec_targets():
+    proc = run_cli("export", "specs/gelu_mixer.yaml", "--list-targets")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["target", "format", "precision"]
+    assert any(line.split()[:6] == ["edge", "onnx", "int8", "17", "1", "spec"] for line in lines)
+    assert {line.split()[0] for line in lines[1:]} >= set(BUILTIN)
+
+
+def test_export_a_keras_file_and_json_report(keras, tmp_path, capsys):
+    model_path = tmp_path / "lenet5.keras"
+    assert main(["build", "specs/lenet5.yaml", "-o", str(model_path)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "l.tflite"
+    assert main(["export", str(model_path), "--target", "litert", "-o", str(out), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] and data["file"] == str(out) and data["size_bytes"] == out.stat().st_size
+    assert data["gate"]["parity"][0]["max_abs_error"] < 1e-5
+    assert set(data["latency_ms"]["export"]) == {"1", "8"} or set(data["latency_ms"]["export"]) == {1, 8}
+
+
+def test_export_usage_errors(tmp_path):
+    assert run_cli("export", "specs/lenet5.yaml").returncode == 2
+    proc = run_cli("export", "specs/lenet5.yaml", "--target", "onnx-cpu", "--opset", "19")
+    assert proc.returncode == 1 and "--opset must be 13-18" in proc.stderr
+    proc = run_cli("export", "specs/lenet5.yaml", "--target", "litert", "-o", str(tmp_path / "x.onnx"))
+    assert proc.returncode == 2 and "writes .tflite files" in proc.stderr
+
+
+def test_export_error_kinds():
+    assert issubclass(GateError, ExportError) and issubclass(ExportError, netspec.NetspecError)

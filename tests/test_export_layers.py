@@ -1,0 +1,125 @@
+"""Table-driven export: every core layer kind through the spec, to ONNX and LiteRT, gated; every refusal real."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+import netspec
+from netspec import compat
+from netspec.catalog import load_schema
+from netspec.export import GateError, export
+from netspec.targets import BUILTIN, ExportError
+
+from export_cases import ALIASES, AUGMENT, CASES, CELLS, REFUSED, group_spec
+
+# Layer kinds a spec cannot write at all, so there is nothing to export.
+NOT_IN_SPECS = {
+    "EinsumDense": "its required output_shape argument collides with the node key output_shape (reported to the lead)",
+}
+
+
+def schema_layers() -> set[str]:
+    return {k[len("layer."):] for k in load_schema()["$defs"] if k.startswith("layer.")}
+
+
+def test_every_schema_layer_is_exported_or_refused_with_a_reason():
+    tested = {c.type for cases in CASES.values() for c in cases}
+    covered = tested | set(ALIASES) | set(CELLS) | set(REFUSED) | {c.type for c in AUGMENT} | set(NOT_IN_SPECS)
+    assert schema_layers() - covered == set()
+    assert set(ALIASES.values()) <= tested and set(CELLS.values()) <= tested
+    # Every layer refused for every format has a case proving the refusal; augmentation is all rewritten.
+    assert {t for t, r in compat.LAYERS.items() if "*" in r or "onnx" in r} <= set(REFUSED)
+    assert {c.type for c in AUGMENT} == compat.AUGMENTATION
+
+
+def _kept(cases, fmt):
+    return [c for c in cases if compat.layer_refusal(c.type, fmt) is None]
+
+
+def _export_group(group, cases, target, tmp_path):
+    spec = netspec.load(group_spec(group, cases))
+    report = export(spec, target, tmp_path / f"{group}{target.suffix}", latency=False)
+    assert report.gate.ok
+    outputs = {p.output for p in report.gate.parity}
+    assert outputs == {c.name for c in cases}  # every case was compared, at both batch sizes
+    assert {p.batch for p in report.gate.parity} == {1, 8}
+    return report
+
+
+@pytest.mark.parametrize("group", list(CASES))
+def test_layer_group_exports_to_onnx(keras, group, tmp_path):
+    report = _export_group(group, _kept(CASES[group], "onnx"), BUILTIN["onnx-cpu"], tmp_path)
+    assert all(p.max_abs_error <= p.bound for p in report.gate.parity)
+    if group == "activations":
+        assert any("act_gelu: exact gelu" in r for r in report.rewrites)
+        assert any("act_celu: celu" in r for r in report.rewrites)
+
+
+@pytest.mark.parametrize("group", [g for g in CASES if g != "activations"])
+def test_layer_group_exports_to_litert(keras, group, tmp_path):
+    cases = _kept(CASES[group], "litert")
+    _export_group(group, cases, BUILTIN["litert"], tmp_path)
+
+
+def test_litert_refusals_are_real(keras, tmp_path):
+    refused = [c for cases in CASES.values() for c in cases if compat.layer_refusal(c.type, "litert")]
+    assert {c.type for c in refused} >= {"LSTM", "MaxPooling3D", "CategoryEncoding"}
+    for case in [c for c in refused if c.type in ("LSTM", "MaxPooling3D", "CategoryEncoding")]:
+        spec = netspec.load(group_spec("refused", [case]))
+        with pytest.raises(ExportError, match="LiteRT"):
+            export(spec, BUILTIN["litert"], tmp_path / "x.tflite", latency=False)
+
+
+def test_augmentation_layers_are_left_out_of_the_graph(keras, tmp_path):
+    import onnx
+
+    report = _export_group("augment", AUGMENT, BUILTIN["onnx-cpu"], tmp_path)
+    assert len(report.rewrites) == len(AUGMENT)
+    ops = {n.op_type for n in onnx.load(tmp_path / "augment.onnx").graph.node}
+    assert not any("Random" in op for op in ops)
+
+
+def _raw_export(case, target, path):
+    """Export with the compatibility table and the rewrites switched off."""
+    spec = netspec.load(group_spec("raw", [case]))
+    with mock.patch.object(compat, "check", lambda s, f: []), mock.patch("netspec.rewrite.REWRITES", {}):
+        return export(spec, target, path, latency=False)
+
+
+@pytest.mark.parametrize("layer", sorted(t for t, r in compat.LAYERS.items() if "*" in r or "onnx" in r))
+def test_onnx_refusals_are_real(keras, layer, tmp_path):
+    case = REFUSED[layer]
+    if layer == "STFTSpectrogram":
+        pytest.importorskip("scipy")
+    # Refused by the table, before any conversion, at the node's type:
+    spec = netspec.load(group_spec("refused", [case]))
+    with pytest.raises(ExportError, match=f"cannot take node {case.name!r}") as info:
+        export(spec, BUILTIN["onnx-cpu"], tmp_path / "x.onnx", latency=False)
+    assert info.value.location.line > 1
+    # And without the table the export really fails (never a silent success):
+    with pytest.raises(Exception):
+        _raw_export(case, BUILTIN["onnx-cpu"], tmp_path / "raw.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_exact_gelu_without_the_rewrite_is_an_invalid_graph(keras, tmp_path):
+    case = next(c for c in CASES["activations"] if c.name == "act_gelu")
+    with pytest.raises(ExportError, match=r"ONNX checker rejects .*in layer 'act_gelu'.*Erfc"):
+        _raw_export(case, BUILTIN["onnx-cpu"], tmp_path / "g.onnx")
+
+
+def test_bicubic_resizing_fails_the_gate_naming_the_layer(keras, tmp_path):
+    from export_cases import C
+
+    # Upsampling 64 -> 224 (what a classifier's preprocessing does): ~1.6e-3 off.
+    case = C("Resizing", {"height": 224, "width": 224, "interpolation": "bicubic"}, (64, 64, 3), id="bicubic")
+    out = tmp_path / "b.onnx"
+    with pytest.raises(GateError) as info:
+        _raw_export(case, BUILTIN["onnx-cpu"], out)
+    text = str(info.value)
+    assert "output bicubic @ batch 1" in text and "nothing written" in text
+    assert "first diverging node: 'bicubic'" in text
+    assert info.value.report.gate.diverging["max_abs_error"] > 1e-4
+    assert not out.exists() and not list(tmp_path.iterdir())
