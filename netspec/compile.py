@@ -236,6 +236,12 @@ class _Builder:
             what = node.type if node.kind == "layer" else ("shared " + self.layers[node.share_of].__class__.__name__
                                                           if node.kind == "share" else "expression")
             raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {_clean(e)}") from None
+        given = {id(t) for t in self.keras.tree.flatten(call_in)}
+        if any(id(t) in given for t in self.keras.tree.flatten(out)):
+            # Keras re-labels the input as this layer's output, which makes the graph a cycle.
+            what = node.type or "this node"
+            raise self.fail(node, f"{what} returns its input tensor itself when traced symbolically, so Keras "
+                                  "cannot place it in a functional model; apply it outside the model")
         self.tensors[node.name] = out
 
     def model(self):
@@ -257,7 +263,11 @@ class _Builder:
             outputs = []
             for value in outs.values():
                 outputs.extend(value if isinstance(value, (list, tuple)) else [value])
-        return keras.Model(inputs=ins[0] if len(ins) == 1 else ins, outputs=outputs, name=self.graph.name)
+        try:
+            return keras.Model(inputs=ins[0] if len(ins) == 1 else ins, outputs=outputs, name=self.graph.name)
+        except Exception as e:  # every node was built; what is left is a graph Keras cannot map
+            raise NetspecError(f"Keras cannot make a model of this graph: {_clean(e)}",
+                               location=self.source.value(("nodes",))) from None
 
 
 def _has_deferred(value: Any) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .catalog import Catalog
-from .graph import NODE_KEYS
+from .graph import LAYER_NODE_KEYS
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "layers.md"
 _INTERP_TAIL = re.compile(r",? or a \$param or \$\{expr\}$")
@@ -66,7 +66,7 @@ def _layer_section(catalog: Catalog, name: str) -> list[str]:
         out += [f"Keras class: `{cls}`.", ""]
     rows = []
     for arg, prop in sorted(schema.get("properties", {}).items(), key=lambda kv: (kv[0] not in required, kv[0])):
-        if arg in NODE_KEYS or arg in ("trainable", "dtype"):
+        if arg in LAYER_NODE_KEYS or arg in ("trainable", "dtype"):
             continue
         label = f"**{arg}**" if arg in required else arg
         rows.append(f"| {label} | {_cell(_accepts(catalog, prop))} | {_cell(_default(prop))} | "

@@ -117,18 +117,15 @@ def load_model(source, weights: str | None = None):
     Raises:
         ExportError: the file cannot be loaded or its weights do not fit the spec's model.
     """
-    import keras
+    from .saving import load_model as load_keras_file
 
     if isinstance(source, (str, Path)):
-        try:
-            return keras.saving.load_model(str(source), safe_mode=True), None
-        except Exception as e:
-            raise ExportError(f"cannot load {source}: {verify._short(e)}") from None
+        return load_keras_file(source), None  # safe_mode, expression layers registered
     model = source.build()
     if weights:
+        trained = load_keras_file(weights) if str(weights).endswith(".keras") else None
         try:
-            if str(weights).endswith(".keras"):
-                trained = keras.saving.load_model(str(weights), safe_mode=True)
+            if trained is not None:
                 model.set_weights(trained.get_weights())
             else:
                 model.load_weights(str(weights))

@@ -9,6 +9,9 @@ from .errors import Location
 from .interp import Lazy
 
 NODE_KEYS = frozenset({"name", "in", "repeat", "when", "else", "input_spec", "output_shape", "type", "block", "expr", "share"})
+# A layer node's own keys: `output_shape` belongs to expr nodes, so for a layer it is an argument
+# (EinsumDense requires one).
+LAYER_NODE_KEYS = NODE_KEYS - {"output_shape"}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from .errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from .exprcheck import check_expression
-from .graph import NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth
+from .graph import LAYER_NODE_KEYS, NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
 
@@ -429,7 +429,7 @@ class Resolver:
         args: dict[str, Any] = {}
         changed = False
         for key, raw_value in raw.items():
-            if key in NODE_KEYS:
+            if key in LAYER_NODE_KEYS:
                 continue
             args[key] = self.value(raw_value, e.path + (key,), names, ctx, allow_deferred=True)
             changed = changed or args[key] is not raw_value

@@ -144,9 +144,16 @@ def _read(path_or_text: str | os.PathLike, limits: Limits) -> Document:
     if isinstance(path_or_text, os.PathLike):
         return load_path(path_or_text, limits=limits)
     text = str(path_or_text)
-    if "\n" not in text and (text.endswith((".yaml", ".yml")) or Path(text).is_file()):
+    if "\n" not in text and (text.endswith((".yaml", ".yml")) or _is_file(text)):
         return load_path(text, limits=limits)
     return load_yaml(text, None, limits=limits)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # too long for a file name, or a NUL byte: it is YAML text
+        return False
 
 
 def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = None, trust_plugins: bool = False,

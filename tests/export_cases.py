@@ -35,6 +35,7 @@ VOL = (4, 4, 4, 2)
 CASES: dict[str, list[Case]] = {
     "dense_and_core": [
         C("Dense", {"units": 4, "activation": "relu"}),
+        C("EinsumDense", {"equation": "ab,bc->ac", "output_shape": 4, "bias_axes": "c"}),
         C("Activation", {"activation": "tanh"}),
         C("Identity"),
         C("Embedding", {"input_dim": 10, "output_dim": 4}, (5,), "int32"),

@@ -226,3 +226,26 @@ def test_input_spec_on_a_multi_input_node_holds_for_each_input(keras):
     err = error_for(spec.replace("in: [a, b], input_spec", "in: [a, c], input_spec"), stage="build")
     assert err.json_path == "$.nodes[0].input_spec" and (err.line, err.column) == (5, 50)
     assert "does not accept input 1, of shape (None, 2, 4): expected ndim=2, found ndim=3" in err.message
+
+
+def test_einsum_dense_takes_its_output_shape_argument(keras):
+    spec = textwrap.dedent("""\
+        netspec: 1
+        name: einsum
+        inputs: {x: [5, 8]}
+        nodes:
+          - {name: e, type: EinsumDense, equation: "abc,cd->abd", output_shape: [5, 16], bias_axes: d}
+        """)
+    model = netspec.load(spec).build()
+    ref = keras.layers.EinsumDense("abc,cd->abd", output_shape=(5, 16), bias_axes="d")
+    ref.build((None, 5, 8))
+    assert model.get_layer("e").count_params() == ref.count_params() == 8 * 16 + 16
+    assert tuple(model.output.shape) == (None, 5, 16)
+    err = error_for(spec.replace("EinsumDense, equation: \"abc,cd->abd\",", "Dense, units: 3,")
+                    .replace(", bias_axes: d", ""))
+    assert "unknown key 'output_shape'" in err.message
+
+
+def test_long_one_line_yaml_text_is_text_not_a_file_name():
+    text = "{netspec: 1, name: t, inputs: {x: [4]}, nodes: [" + "{type: ReLU}, " * 300 + "{type: ReLU}]}"
+    assert len(netspec.load(text).graph.nodes) == 301

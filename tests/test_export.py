@@ -310,3 +310,14 @@ def test_export_usage_errors(tmp_path):
 
 def test_export_error_kinds():
     assert issubclass(GateError, ExportError) and issubclass(ExportError, netspec.NetspecError)
+
+
+def test_export_a_keras_file_with_expressions_in_a_fresh_process(keras, tmp_path, capsys):
+    """A fresh process has not imported netspec's expression layer; loading must register it."""
+    model_path = tmp_path / "siamese.keras"
+    assert main(["build", "specs/siamese.yaml", "-o", str(model_path)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "siamese.onnx"
+    proc = run_cli("export", str(model_path), "--target", "onnx-cpu", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.exists() and "gate: passed" in proc.stdout
