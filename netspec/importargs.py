@@ -182,8 +182,21 @@ class ArgConverter:
         extra = {k: _lists(v) for k, v in config.items()
                  if default is None or k not in default or not _same(default[k], v)}
         if not extra:
-            return cls_name
+            from .resolve import snake_case
+
+            strings = self._strings(kind)
+            for name in (snake_case(cls_name), cls_name):  # "he_normal" reads as the Keras docs write it
+                if name in strings:
+                    return name
         return {"type": cls_name, **extra}
+
+    def _strings(self, kind: str) -> set[str]:
+        """The names the schema takes as a bare string for ``kind`` (Constant is not one)."""
+        schema = self.catalog.schema["$defs"].get(kind, {})
+        for alt in schema.get("anyOf", []):
+            if "enum" in alt:
+                return set(alt["enum"])
+        return set()
 
     def _default_object(self, kind: str, cls_name: str) -> dict | None:
         if (kind, cls_name) not in self._object_defaults:

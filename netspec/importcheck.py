@@ -61,7 +61,7 @@ def _operations(model, out: dict[str, Any]) -> dict[str, Any]:
     """Every operation of ``model`` by name, nested models replaced by their own operations."""
     import keras
 
-    for op in model.operations:
+    for op in getattr(model, "operations", None) or model.layers:
         if isinstance(op, keras.Model):
             _operations(op, out)
         elif not isinstance(op, keras.layers.InputLayer):

@@ -192,6 +192,8 @@ class _Flattener:
             n_out = _output_count(model, op, k)
             if isinstance(op, self.keras.Model):
                 outs = self.model(op, _positional(inputs), f"{where}{name} > ")
+                if len(outs) == 1:
+                    self.names[name] = outs[0].split(".")[0]
                 for t, ref in enumerate(outs):
                     refs[(name, k, t)] = ref
                 continue
@@ -215,6 +217,7 @@ class _Flattener:
                              [None if d is None else int(d) for d in t.shape[1:]], str(t.dtype),
                              None if t.shape[0] is None else int(t.shape[0]))
             self.inputs.append(info)
+            self.names[t._keras_history[0].name] = info.name
             current = info.name
         else:
             current = bound[0]
@@ -312,7 +315,7 @@ class _Flattener:
         if shared:
             name = self.fresh(f"{op.name}_{k}" if k else op.name)
             self.ops.append(Op(name, "share", None, {}, _positional_or_named(inputs, op, where),
-                               share_of=self.first_call[id(op)], foldable=False, origin=op.name))
+                               share_of=self.first_call[id(op)], foldable=False, origin=f"{op.name}#{k}"))
             return name
         if not isinstance(op, keras.layers.Layer):
             if module.startswith("keras.src.ops"):
