@@ -160,7 +160,7 @@ def cmd_import(args) -> int:
     import os
 
     from .catalog import schema_path
-    from .importcheck import compare
+    from .importcheck import ImportVerifyError, compare
     from .importer import import_model, keras_app, load_keras_file
     from .plugins import load_plugin_targets
     from .saving import atomic_path
@@ -174,7 +174,9 @@ def cmd_import(args) -> int:
     if out is not None and not out.endswith((".yaml", ".yml")):
         raise UsageError(f"-o must name a .yaml file. Received: {out!r}")
     ref = os.path.relpath(schema_path(), os.path.dirname(os.path.abspath(out))) if out else None
-    result = import_model(source, name=args.name, fold_blocks=not args.flat, schema_ref=ref)
+    base = os.path.dirname(os.path.abspath(out)) if out else os.getcwd()
+    plugins = [os.path.relpath(os.path.abspath(p), base) if p.endswith(".py") else p for p in args.plugins]
+    result = import_model(source, name=args.name, fold_blocks=not args.flat, schema_ref=ref, plugins=plugins)
     check = compare(source.model, result) if not args.no_verify else None
     if check is not None and not check.ok:
         raise ImportVerifyError(f"the imported spec does not rebuild the model: {check.summary()}")
@@ -212,12 +214,6 @@ def cmd_plot(args) -> int:
     _warn(args, result.warnings)
     _emit(args, f"wrote {out} ({info})", {"ok": True, "file": str(args.spec), "output": out})
     return EXIT_OK
-
-
-class ImportVerifyError(NetspecError):
-    """An imported spec that does not compile back to the source architecture."""
-
-    kind = "import"
 
 
 COMMANDS: dict[str, tuple[Callable[[Any], int], str]] = {

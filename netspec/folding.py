@@ -184,13 +184,25 @@ class Folder:
             if len(chosen) < 2:
                 continue
             length = chosen[0][2] - chosen[0][1] + 1
-            saving = len(chosen) * length - (length + len(chosen) + BLOCK_OVERHEAD)
+            saving = len(chosen) * length - (length + self._instance_lines(chosen) + BLOCK_OVERHEAD)
             if saving < MIN_SAVING:
                 continue
             score = (self.alignment(chosen, spans), saving)
             if best_score is None or score > best_score:
                 best, best_score = chosen, score
         return (best,) if best else None
+
+    def _instance_lines(self, chosen) -> int:
+        """Lines the instances will take: runs that feed the next one directly become one ``repeat``."""
+        lines = 0
+        previous = None
+        for sid, i, j in chosen:
+            scope = self.scopes[sid]
+            chained = (previous is not None and previous[0] == sid and previous[2] + 1 == i
+                       and any(base(r) == scope.ops[previous[2]].name for r in _refs(scope.ops[i])))
+            lines += 0 if chained else 1
+            previous = (sid, i, j)
+        return lines
 
     def _spans(self, scope: _Scope) -> dict[str, tuple[int, int]]:
         """For each Keras name prefix (``conv2_block1``), the first and last op of the scope holding one."""
@@ -263,6 +275,8 @@ class Folder:
         # conv2_block2, conv2_block3 -> conv2_block; block_4, block_5 -> block_4 (a bare number
         # is the name's identity, not a counter the repeat replaces)
         stem = "_".join(tokens + [common]) if common else ""
+        if not stem and len(tokens) >= 2 and not tokens[-1].isdigit() and all(r.isdigit() for r in rest):
+            stem = "_".join(tokens)  # stage_0_block_0, stage_0_block_1 -> stage_0_block
         taken = self._taken(scope, exclude)
         return _pick([stem, names[0]], -1 if scope.block is not None else len(names), taken)
 
@@ -343,7 +357,7 @@ class Folder:
             scope, i, j = occs[k]
             run = scope.ops[i:j + 1]
             ext = next((r for op in run for r in _refs(op) if base(r) not in {o.name for o in run}), None)
-            first = next(iter(run[0].names()), name)
+            first = run[0].name if run[0].kind == "block" else next(iter(run[0].names()), name)
             inst = _pick(["_".join(prefixes[k]), first, name], None, self._taken(scope, {op.name for op in run}))
             values = {p: vals[k] for p, vals in params.items() if defaults[p] == "required" or _key(defaults[p]) != _key(vals[k])}
             new = Op(inst, "block", name, values, [ext] if ext else [], members=[n for op in run for n in op.names()])

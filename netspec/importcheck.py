@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .importargs import normalize
+from .importargs import ModelImportError, normalize
+
+
+class ImportVerifyError(ModelImportError):
+    """An imported spec that does not compile back to the source architecture (a bug to report)."""
 
 
 @dataclass
@@ -114,7 +118,7 @@ def compare(source_model, imported, spec=None) -> Comparison:
     """
     from .spec import load
 
-    spec = spec or load(imported.text)
+    spec = spec or load(imported.text, trust_plugins=True)  # the importing user named the plugins
     model, layers = build_symbolic(spec)
     result = Comparison(source_params=source_model.count_params() if source_model.built else 0,
                         spec_params=sum(_params(layer) for layer in {id(v): v for v in layers.values()}.values()))

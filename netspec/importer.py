@@ -388,7 +388,7 @@ class _Flattener:
                 target = ref(a) if _is_tensor(a) else a["@ref"]
                 var = next((v for v, r in variables.items() if r == target), None)
                 if var is None:
-                    var = "x" if not variables else "xyzabcdefgh"[len(variables)]
+                    var = "abcdefgh"[len(variables)]
                     variables[var] = target
                 terms.append(var)
             elif isinstance(a, (int, float)) and not isinstance(a, bool):
@@ -403,10 +403,11 @@ class _Flattener:
         else:
             raise ModelImportError(f"operation {where!r} (keras.ops {cls_name}) cannot be imported; "
                                    "only + - * / // % @ ** and unary minus on tensors become expressions")
-        inputs_map = variables if len(variables) > 1 else {"x": next(iter(variables.values()))}
-        if len(variables) == 1 and "x" not in variables:
-            text = text.replace(next(iter(variables)), "x")
-        return self._add(Op(self.fresh(op.name), "expr", None, {}, inputs_map, expr=text, origin=op.name), op)
+        if len(variables) == 1:  # one input: it is called x
+            text = " ".join("x" if t == "a" else t for t in text.split(" "))
+            text = text.replace("-a", "-x")
+            variables = {"x": variables["a"]}
+        return self._add(Op(self.fresh(op.name), "expr", None, {}, variables, expr=text, origin=op.name), op)
 
 
 def _positional(inputs) -> list[str]:
@@ -529,7 +530,7 @@ def _defaults(catalog):
 
 
 def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: bool = True,
-                 schema_ref: str | None = None, catalog=None) -> Imported:
+                 schema_ref: str | None = None, plugins: list[str] | None = None, catalog=None) -> Imported:
     """A spec from a functional (or Sequential) Keras model.
 
     Args:
@@ -537,6 +538,7 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
         name: the spec's ``name`` (default: the model's name, made a valid name).
         fold_blocks: fold repeated structures into blocks (``False``: one node per layer).
         schema_ref: the schema path for the editor modeline (``None``: no modeline).
+        plugins: modules or spec-relative .py files to list under ``plugins:`` (user layers).
         catalog: the layer catalogue (default: the installed schema).
 
     Returns:
@@ -562,9 +564,9 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
     description = (f"Imported by `netspec import` from {source.origin}: {n_layers} layers"
                    + (f", folded into {len(blocks)} block{'s' * (len(blocks) != 1)}" if blocks else "") + ".")
     written: SpecText = write_spec(model_name, description, flat.inputs, blocks, ops, outputs,
-                                   source.model.outputs, schema_ref=schema_ref)
+                                   schema_ref=schema_ref, plugins=plugins or [])
     try:
-        load(written.text)
+        load(written.text, trust_plugins=True)  # plugins listed are the ones the user just ran
     except Exception as e:  # the writer made a spec netspec refuses: a bug, reported as such
         raise RuntimeError(f"netspec import wrote a spec that does not load: {e}\n{written.text}") from e
     names = {k: written.flat_names.get(v, v) for k, v in flat.names.items()}

@@ -35,7 +35,10 @@ def scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         text = repr(value)
-        return text if any(c in text for c in ".e") else text + ".0"
+        mantissa, e, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"  # 1.0e-06, 3.0: a float to every YAML reader (1.1 needs the dot)
+        return mantissa + e + exponent
     if isinstance(value, str):
         if _PLAIN.match(value) and value not in _AMBIGUOUS and not re.match(r"^[0-9.+-]", value):
             return value
@@ -98,7 +101,8 @@ def _nodes(ops: list[Op], indent: str, first_in: str | None) -> list[str]:
 
 
 def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Block], ops: list[Op],
-               outputs: list[str], model_outputs, schema_ref: str | None = None) -> SpecText:
+               outputs: list[str], schema_ref: str | None = None,
+               plugins: list[str] = ()) -> SpecText:
     """The spec text of an imported model.
 
     Args:
@@ -108,8 +112,8 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
         blocks: block definitions (in the order they may be used).
         ops: the top-level nodes.
         outputs: the output refs.
-        model_outputs: the Keras model's outputs (their number decides the form).
         schema_ref: the schema path for the ``yaml-language-server`` modeline, or None.
+        plugins: entries for ``plugins:`` (user layer modules or files).
 
     Returns:
         The text, the flat node name of every Keras layer, and the block instance counts.
@@ -117,7 +121,10 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
     lines = []
     if schema_ref:
         lines.append(f"# yaml-language-server: $schema={schema_ref}")
-    lines += ["netspec: 1", f"name: {name}", "description: >-", "  " + description, "inputs:"]
+    lines += ["netspec: 1", f"name: {name}", "description: >-", "  " + description]
+    if plugins:
+        lines.append(f"plugins: {scalar(list(plugins))}")
+    lines.append("inputs:")
     for info in inputs:
         decl: dict[str, Any] = {"shape": info.shape}
         if info.dtype != "float32":

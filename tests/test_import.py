@@ -66,10 +66,12 @@ def test_resnet50_folds_like_the_hand_written_spec(keras):
     text = imported.text
     spec = netspec.load(text)
     assert len(spec.graph.nodes) == 176 and imported.lines < 60
-    # bottleneck blocks repeated per stage, with filters as a param and the x4 expansion derived
-    assert "repeat: 2}" in text and "repeat: 5}" in text and '"${4 * filters}"' in text
-    assert {"conv_bn", "conv_bn_relu"} <= set(imported.blocks)
-    assert "conv4_block" in text and "conv1_pad" in text  # Keras names are kept where they can be
+    # as written by hand: conv-bn units, bottlenecks (x4 expansion derived from filters), and stages of
+    # one projecting bottleneck and `count` identity bottlenecks repeated
+    assert '"${4 * filters}"' in text and "repeat: $count}" in text
+    assert "{name: conv4, block: conv, filters: 256, count: 5}" in text
+    assert {"conv_bn", "conv_bn_relu"} <= set(imported.blocks) and imported.blocks["conv"] == 4
+    assert "conv1_pad" in text and "predictions" in text  # Keras names are kept where they can be
 
 
 def test_mobilenet_v2_operations_and_residuals(keras):
@@ -239,3 +241,33 @@ def test_flat_import_keeps_every_keras_name(keras):
     spec = netspec.load(imported.text)
     source_names = {op.name for op in source.model.operations} - {t._keras_history[0].name for t in source.model.inputs}
     assert {n.name for n in spec.graph.nodes} == source_names
+
+
+CONVNEXT_PLUGIN = '''"""Register keras.applications' ConvNeXt LayerScale as a netspec user layer."""
+import netspec
+from keras.src.applications.convnext import LayerScale
+
+netspec.register_layer(LayerScale)
+'''
+
+
+@pytest.mark.slow
+def test_convnext_imports_with_a_user_plugin(tmp_path):
+    """ConvNeXt's LayerScale (a weight per channel) is no core layer; registered as a user layer by a
+    plugin, the model imports and verifies. Run as a user would, in its own process: registering
+    Keras's own class changes how Keras serializes it, which must not leak into the test session."""
+    import subprocess
+    import sys
+
+    (tmp_path / "convnext_layers.py").write_text(CONVNEXT_PLUGIN)
+    out = tmp_path / "convnext_tiny.yaml"
+    run = subprocess.run([sys.executable, "-m", "netspec", "import", "--keras-app", "ConvNeXtTiny",
+                          "--plugins", "convnext_layers.py", "-o", str(out)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "verified: same architecture as the source: 156 layers, 28,589,128 parameters" in run.stdout
+    text = out.read_text()
+    assert "plugins: [convnext_layers.py]" in text and "type: LayerScale" in text
+    check = subprocess.run([sys.executable, "-m", "netspec", "validate", str(out)], capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 1 and "--trust-plugins" in check.stderr  # the plugin runs only when trusted
