@@ -124,6 +124,7 @@ def load_keras_file(path: str) -> Source:
     except Exception as e:
         text = " ".join(str(e).split())
         if "safe_mode" in text or "Lambda" in text:
+            text = text.split(" If you trust")[0]  # Keras goes on to suggest safe_mode=False: never
             raise ModelImportError(
                 f"{path}: Keras refused to load the model in safe mode: {text[:300]}",
                 hint="a model with Lambda layers runs arbitrary Python code; netspec never loads it "
