@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,export]'
+	$(BIN)/python -m pip install --quiet -e '.[test,export,plot]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,7 +22,12 @@ demo: $(STAMP)
 	$(BIN)/netspec check specs/lenet5.yaml
 	$(BIN)/netspec build specs/lenet5.yaml -o out/lenet5.keras
 
-test: $(STAMP)
+# The YAML language server that tests/test_editor.py runs (pinned by package-lock.json).
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 schema: $(STAMP)

@@ -230,12 +230,78 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def cmd_import(args) -> int:
+    quiet_tensorflow()
+    import os
+
+    from .catalog import schema_path
+    from .importcheck import ImportVerifyError, compare
+    from .importer import import_model, keras_app, load_keras_file
+    from .plugins import load_plugin_targets
+    from .saving import atomic_path
+
+    if bool(args.model) == bool(args.keras_app):
+        raise UsageError("give a MODEL.keras file or --keras-app NAME (one of them)")
+    if args.plugins:  # naming plugins on this command line is the user's own choice to run them
+        load_plugin_targets(args.plugins)
+    source = keras_app(args.keras_app) if args.keras_app else load_keras_file(args.model)
+    out = args.output
+    if out is not None and not out.endswith((".yaml", ".yml")):
+        raise UsageError(f"-o must name a .yaml file. Received: {out!r}")
+    ref = os.path.relpath(schema_path(), os.path.dirname(os.path.abspath(out))) if out else None
+    base = os.path.dirname(os.path.abspath(out)) if out else os.getcwd()
+    plugins = [os.path.relpath(os.path.abspath(p), base) if p.endswith(".py") else p for p in args.plugins]
+    result = import_model(source, name=args.name, fold_blocks=not args.flat, schema_ref=ref, plugins=plugins)
+    check = compare(source.model, result) if not args.no_verify else None
+    if check is not None and not check.ok:
+        raise ImportVerifyError(f"the imported spec does not rebuild the model: {check.summary()}")
+    if out is None:
+        sys.stdout.write(result.text)
+    else:
+        from .plot import readable
+
+        with atomic_path(out) as tmp:
+            tmp.write_text(result.text, encoding="utf-8")
+            readable(tmp)
+    blocks = ", ".join(f"{name} x{n}" for name, n in result.blocks.items())
+    text = (f"{'wrote ' + out if out else 'imported'} ({result.name}: {result.layers} layers in "
+            f"{result.lines} lines" + (f"; blocks: {blocks}" if blocks else "") + ")"
+            + (f"\nverified: {check.summary()}" if check is not None else ""))
+    if args.format == "json":
+        print(json.dumps({"ok": True, "output": out, "name": result.name, "layers": result.layers,
+                          "lines": result.lines, "blocks": result.blocks,
+                          "verified": check.ok if check is not None else None,
+                          "params": check.spec_params if check is not None else None}, indent=1))
+    elif out is not None:
+        print(text)
+    else:
+        print(text, file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_plot(args) -> int:
+    quiet_tensorflow()
+    from .plot import render_file
+
+    spec = _load(args)
+    out = args.output or f"{spec.name}.svg"
+    if not out.endswith((".svg", ".png")):
+        raise UsageError(f"-o must name a .svg or .png file. Received: {out!r}")
+    result = spec.check(_budget(args))
+    info = render_file(spec, result, out)
+    _warn(args, result.warnings)
+    _emit(args, f"wrote {out} ({info})", {"ok": True, "file": str(args.spec), "output": out})
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[Callable[[Any], int], str]] = {
     "validate": (cmd_validate, "check a spec against the schema and resolve it (no TensorFlow)"),
     "check": (cmd_check, "infer every node's shape: a table of nodes, shapes, params and lines"),
     "build": (cmd_build, "compile the spec into a Keras model file (.keras)"),
     "schema": (cmd_schema, "print the JSON Schema of the spec language"),
     "export": (cmd_export, "export to ONNX or LiteRT for a target, verified against Keras"),
+    "plot": (cmd_plot, "draw the graph (types, shapes, params, blocks) as SVG or PNG"),
+    "import": (cmd_import, "write a spec from a Keras model (.keras file or keras.applications)"),
 }
 
 
@@ -251,6 +317,18 @@ def make_parser() -> argparse.ArgumentParser:
             p.add_argument("--plugins", nargs="+", metavar="MODULE_OR_FILE", default=[],
                            help="import these modules or .py files and add their registered layers")
             continue
+        if name == "import":  # takes a model, not a spec
+            p.add_argument("model", nargs="?", help="the .keras file (loaded with safe_mode=True)")
+            p.add_argument("--keras-app", metavar="NAME", help="a keras.applications model, built with weights=None")
+            p.add_argument("-o", "--output", help="the spec file to write (default: standard output)")
+            p.add_argument("--name", help="the spec's name (default: the model's)")
+            p.add_argument("--flat", action="store_true", help="one node per layer: do not fold blocks")
+            p.add_argument("--no-verify", action="store_true",
+                           help="skip compiling the spec back and comparing it with the model")
+            p.add_argument("--plugins", nargs="+", metavar="MODULE_OR_FILE", default=[],
+                           help="import these modules or .py files first (user layer classes)")
+            p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+            continue
         if name == "export":
             p.add_argument("spec", nargs="?", help="the spec file (YAML), or a .keras model file")
         else:
@@ -258,7 +336,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param (repeatable)")
         p.add_argument("--trust-plugins", action="store_true", help="allow the spec's plugins: to run Python code")
         p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-        if name in ("check", "build"):
+        if name in ("check", "build", "plot"):
             p.add_argument("--max-params", type=int, metavar="N", help="parameter budget (default 2,000,000,000)")
             p.add_argument("--max-activation-mb", type=int, metavar="MB",
                            help="budget for all node outputs of one sample, in MiB (default 4096)")
@@ -274,6 +352,8 @@ def make_parser() -> argparse.ArgumentParser:
             p.add_argument("--batch-size", metavar="N|dynamic", help="a fixed batch size, or 'dynamic'")
             p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
             p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
+        if name == "plot":
+            p.add_argument("-o", "--output", help="the .svg or .png file to write (default: <name>.svg)")
     return parser
 
 

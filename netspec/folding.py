@@ -1,0 +1,579 @@
+"""Fold a flat imported graph into blocks: repeated runs of layers with the same structure become
+block instances (differing values become block params), and chains of identical nodes become ``repeat``.
+
+The graph is a list of ops per scope (the model's top level, then each block body), in Keras call
+order. A candidate block is a contiguous run of ops with one external input whose only op used outside
+the run is its last one. Runs match when their ops have the same kinds, types, argument keys and
+internal wiring; values may differ. The greedy loop folds the pattern that saves the most lines, merges
+chains into ``repeat``, and starts again, so blocks nest (a stage of bottlenecks of conv-bn pairs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+MAX_RUN = 64           # ops in one candidate run
+MIN_SAVING = 2         # lines a fold must save
+BLOCK_OVERHEAD = 3     # lines a block definition costs besides its nodes (name, params, nodes:)
+_INF = 1 << 30
+
+# Arguments that may be left at their default in some instances of a block and set in others
+# (a stride-2 first block among stride-1 ones); other argument keys must match exactly.
+SOFT_KEYS = frozenset({"strides", "padding", "dilation_rate", "use_bias", "activation", "groups",
+                       "depth_multiplier", "rate", "noise_shape", "max_value"})
+
+
+@dataclass
+class Op:
+    """One node of a scope: a layer, an expression, a shared layer, or a block instance."""
+
+    name: str
+    kind: str                         # layer | expr | share | block
+    type: str | None                  # layer type, or block name for kind "block"
+    args: dict[str, Any]              # layer arguments, or block params
+    inputs: list[str] | dict[str, str]
+    share_of: str | None = None
+    expr: str | None = None
+    repeat: Any = None                # int, or "$param" in a block body
+    foldable: bool = True
+    origin: str | None = None         # the Keras name, for naming
+    members: list[str] = field(default_factory=list)  # Keras names of everything it stands for
+
+    def names(self) -> list[str]:
+        return self.members or ([self.origin] if self.origin else [self.name])
+
+
+@dataclass
+class Block:
+    name: str
+    params: dict[str, Any]            # param -> default value, or "required"
+    nodes: list[Op]
+    instances: int = 0
+
+
+def base(ref: str) -> str:
+    return ref.split(".", 1)[0]
+
+
+def _refs(op: Op) -> list[str]:
+    return list(op.inputs.values()) if isinstance(op.inputs, dict) else list(op.inputs)
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+class _Scope:
+    def __init__(self, ops: list[Op], outputs: list[str], block: Block | None = None) -> None:
+        self.ops, self.outputs, self.block = ops, outputs, block
+
+    def index(self) -> None:
+        self.pos = {op.name: i for i, op in enumerate(self.ops)}
+        self.last_use = [-1] * len(self.ops)
+        for j, op in enumerate(self.ops):
+            for r in _refs(op):
+                i = self.pos.get(base(r))
+                if i is not None:
+                    self.last_use[i] = max(self.last_use[i], j)
+        for r in self.outputs:
+            if base(r) in self.pos:
+                self.last_use[self.pos[base(r)]] = _INF
+        if self.block is not None and self.ops:
+            self.last_use[-1] = _INF
+
+    def rename(self, old: str, new: str, start: int = 0) -> None:
+        def sub(r: str) -> str:
+            b, dot, part = r.partition(".")
+            return new + dot + part if b == old else r
+
+        for op in self.ops[start:]:
+            op.inputs = {k: sub(v) for k, v in op.inputs.items()} if isinstance(op.inputs, dict) \
+                else [sub(v) for v in op.inputs]
+        self.outputs[:] = [sub(r) for r in self.outputs]
+
+
+class Folder:
+    """The greedy folding loop. ``default_of(type, key)`` gives ``(True, value)`` for a known default."""
+
+    def __init__(self, ops: list[Op], outputs: list[str], inputs: list[str],
+                 default_of: Callable[[str, str], tuple[bool, Any]]) -> None:
+        self.default_of = default_of
+        self.top = _Scope(ops, list(outputs))
+        self.scopes = [self.top]
+        self.blocks: dict[str, Block] = {}
+        self.model_inputs = set(inputs)
+        protected = {base(r) for r in outputs}
+        protected |= {op.share_of for op in ops if op.share_of}
+        protected |= {base(r) for op in ops for r in _refs(op) if "." in r}
+        for op in ops:
+            if op.name in protected or op.kind == "share":
+                op.foldable = False
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> tuple[list[Op], dict[str, Block]]:
+        for _ in range(200):
+            for scope in self.scopes:
+                self.merge_repeats(scope)
+            best = self.best_pattern()
+            if best is None:
+                break
+            self.apply(*best)
+        for scope in self.scopes:
+            if scope.block is not None:
+                scope.block.nodes = scope.ops
+        for b in self.blocks.values():
+            b.instances = sum(1 for s in self.scopes for op in s.ops if op.kind == "block" and op.type == b.name)
+        return self.top.ops, self.blocks
+
+    # -- signatures ------------------------------------------------------------------------------
+
+    def token(self, op: Op) -> tuple | None:
+        if not op.foldable:
+            return None
+        if op.kind == "layer":
+            hard = frozenset(k for k in op.args if not (k in SOFT_KEYS and self.default_of(op.type, k)[0]))
+            return ("L", op.type, hard, op.repeat is not None)
+        if op.kind == "expr":
+            return ("E", op.expr, tuple(sorted(op.inputs)) if isinstance(op.inputs, dict) else ())
+        if op.kind == "block":
+            return ("B", op.type, op.repeat is not None)
+        return None
+
+    # -- candidates --------------------------------------------------------------------------------
+
+    def best_pattern(self):
+        found: dict[int, list[tuple[int, int, int]]] = {}
+        shapes: dict[int, tuple] = {}
+        for sid, scope in enumerate(self.scopes):
+            scope.index()
+            tokens = [self.token(op) for op in scope.ops]
+            n = len(scope.ops)
+            for i in range(n):
+                if tokens[i] is None:
+                    continue
+                externals: dict[str, int] = {}
+                key: Any = ()
+                max_use = -1
+                for j in range(i, min(n, i + MAX_RUN)):
+                    if tokens[j] is None:
+                        break
+                    op = scope.ops[j]
+                    wiring = []
+                    for r in _refs(op) if not isinstance(op.inputs, dict) else [op.inputs[k] for k in sorted(op.inputs)]:
+                        p = scope.pos.get(base(r))
+                        if p is not None and p >= i:
+                            wiring.append(("i", j - p))
+                        else:
+                            wiring.append(("e", externals.setdefault(r, len(externals))))
+                    if len(externals) > 1:
+                        break
+                    key = hash((key, tokens[j], tuple(wiring)))
+                    if j > i and max_use <= j and scope.last_use[j] > j:
+                        found.setdefault(key, []).append((sid, i, j))
+                        shapes.setdefault(key, tuple(tokens[i:j + 1]))
+                    max_use = max(max_use, scope.last_use[j])
+        best, best_score = None, None
+        spans = [self._spans(scope) for scope in self.scopes]
+        for key, occs in found.items():
+            chosen = _non_overlapping(occs)
+            if len(chosen) < 2:
+                continue
+            length = chosen[0][2] - chosen[0][1] + 1
+            saving = len(chosen) * length - (length + self._instance_lines(chosen) + BLOCK_OVERHEAD)
+            if saving < MIN_SAVING:
+                continue
+            score = (self.alignment(chosen, spans), saving)
+            if best_score is None or score > best_score:
+                best, best_score = chosen, score
+        return (best,) if best else None
+
+    def _instance_lines(self, chosen) -> int:
+        """Lines the instances will take: runs that feed the next one directly become one ``repeat``."""
+        lines = 0
+        previous = None
+        for sid, i, j in chosen:
+            scope = self.scopes[sid]
+            chained = (previous is not None and previous[0] == sid and previous[2] + 1 == i
+                       and any(base(r) == scope.ops[previous[2]].name for r in _refs(scope.ops[i])))
+            lines += 0 if chained else 1
+            previous = (sid, i, j)
+        return lines
+
+    def _spans(self, scope: _Scope) -> dict[str, tuple[int, int]]:
+        """For each Keras name prefix (``conv2_block1``), the first and last op of the scope holding one."""
+        spans: dict[str, tuple[int, int]] = {}
+        for p, op in enumerate(scope.ops):
+            for name in op.names():
+                tokens = name.split("_")
+                for n in range(1, len(tokens)):
+                    prefix = "_".join(tokens[:n])
+                    lo, hi = spans.get(prefix, (p, p))
+                    spans[prefix] = (min(lo, p), max(hi, p))
+        return spans
+
+    def alignment(self, chosen, spans) -> int:
+        """How deep in the Keras name hierarchy the runs sit when they are whole name groups (every
+        layer named ``conv2_block1_*`` and nothing else): the depth that three quarters of the runs
+        reach (a run that is not a whole group counts 0). Deeper groups fold first, so blocks nest the
+        way the model's author named them."""
+        depths = []
+        for sid, i, j in chosen:
+            names = [n for op in self.scopes[sid].ops[i:j + 1] for n in op.names()]
+            tokens = _common_tokens(names)
+            lo, hi = spans[sid].get("_".join(tokens), (-1, -1)) if tokens else (-1, -1)
+            depths.append(len(tokens) if i <= lo and hi <= j else 0)
+        depths.sort(reverse=True)
+        return depths[(3 * len(depths) - 1) // 4]
+
+    # -- repeat ----------------------------------------------------------------------------------
+
+    def merge_repeats(self, scope: _Scope) -> None:
+        scope.index()
+        out: list[Op] = []
+        i = 0
+        ops = scope.ops
+        while i < len(ops):
+            j = i
+            while (j + 1 < len(ops) and self._chains(scope, ops[j], ops[j + 1], j)):
+                j += 1
+            if j > i:
+                run = ops[i:j + 1]
+                name = self._stem([op.name for op in run], scope, exclude={op.name for op in run})
+                merged = Op(name, run[0].kind, run[0].type, dict(run[0].args), run[0].inputs,
+                            expr=run[0].expr, repeat=len(run), origin=None,
+                            members=[n for op in run for n in op.names()])
+                out.append(merged)
+                scope.ops = out + ops[j + 1:]
+                scope.rename(run[-1].name, name, start=len(out))
+                ops = scope.ops
+                i = len(out)
+                scope.index()
+                continue
+            out.append(ops[i])
+            i += 1
+        scope.ops = out
+
+    def _chains(self, scope: _Scope, a: Op, b: Op, ia: int) -> bool:
+        return (a.foldable and b.foldable and a.repeat is None and b.repeat is None
+                and a.kind == b.kind and a.kind in ("layer", "block", "expr") and a.type == b.type
+                and a.expr == b.expr and _key(a.args) == _key(b.args)
+                and not isinstance(b.inputs, dict) and b.inputs == [a.name] and scope.last_use[ia] == ia + 1
+                and not (isinstance(a.inputs, dict)))
+
+    def _stem(self, names: list[str], scope: _Scope, exclude: set[str]) -> str:
+        """A name for a chain merged into ``repeat``: what the names share (``conv2_block2``,
+        ``conv2_block3`` -> ``conv2_block``), else the first name; never one that the instances'
+        generated names (``<name>_<i>``) would collide with."""
+        tokens = _common_tokens(names)
+        rest = [n.split("_")[len(tokens)] for n in names if len(n.split("_")) > len(tokens)]
+        common = _common_chars(rest).rstrip("0123456789_") if len(rest) == len(names) else ""
+        # conv2_block2, conv2_block3 -> conv2_block; block_4, block_5 -> block_4 (a bare number
+        # is the name's identity, not a counter the repeat replaces)
+        stem = "_".join(tokens + [common]) if common else ""
+        if not stem and len(tokens) >= 2 and not tokens[-1].isdigit() and all(r.isdigit() for r in rest):
+            stem = "_".join(tokens)  # stage_0_block_0, stage_0_block_1 -> stage_0_block
+        taken = self._taken(scope, exclude)
+        return _pick([stem, names[0]], -1 if scope.block is not None else len(names), taken)
+
+    def _taken(self, scope: _Scope, exclude: set[str]) -> set[str]:
+        """The names a new node of ``scope`` must avoid: its nodes', their repeat instances', inputs."""
+        taken = _Taken(set(self.model_inputs) | {"x"})
+        for op in scope.ops:
+            if op.name in exclude:
+                continue
+            taken.add(op.name)
+            if isinstance(op.repeat, int):
+                taken |= {f"{op.name}_{i}" for i in range(op.repeat)}
+            elif op.repeat is not None:  # a count set per instance: any <name>_<i> may be made
+                taken.stems.add(op.name)
+        return taken
+
+    # -- folding one pattern -----------------------------------------------------------------------
+
+    def apply(self, chosen: list[tuple[int, int, int]]) -> None:
+        occs = [(self.scopes[sid], i, j) for sid, i, j in chosen]
+        first_scope, fi, fj = occs[0]
+        template = first_scope.ops[fi:fj + 1]
+        length = len(template)
+        runs = [scope.ops[i:j + 1] for scope, i, j in occs]
+        prefixes = [_common_tokens([n for op in run for n in op.names()]) for run in runs]
+
+        inner = self._inner_names(runs, prefixes)
+        name = self._block_name(runs, prefixes)
+        vectors: dict[str, tuple[list, str, str]] = {}  # json of values -> (values, key, inner name)
+        body: list[Op] = []
+        for t in range(length):
+            ops_t = [run[t] for run in runs]
+            args: dict[str, Any] = {}
+            keys = list(dict.fromkeys(k for op in ops_t for k in op.args))
+            for k in keys:
+                values = []
+                for op in ops_t:
+                    if k in op.args:
+                        values.append(op.args[k])
+                    elif op.kind == "block":  # left at the block's default in this instance
+                        values.append(self.blocks[op.type].params[k])
+                    else:
+                        values.append(self.default_of(op.type, k)[1])
+                args[k] = _collect(values, k, inner[t], vectors)
+            repeat = None
+            if ops_t[0].repeat is not None:
+                repeat = _collect([op.repeat for op in ops_t], "count", inner[t], vectors)
+            tmpl = template[t]
+            body.append(Op(inner[t], tmpl.kind, tmpl.type, args, tmpl.inputs, expr=tmpl.expr, repeat=repeat,
+                           origin=None, members=[]))
+        params, refer = _params(vectors)
+        for op in body:
+            op.args = {k: refer(v) for k, v in op.args.items()}
+            op.repeat = refer(op.repeat)
+        # Wiring: refs to ops of the run become inner names, the one external input becomes x.
+        run_names = {op.name: inner[t] for t, op in enumerate(template)}
+
+        def wire(r: str) -> str:
+            b, dot, part = r.partition(".")
+            if b in run_names:
+                return run_names[b] + dot + part
+            return "x"
+
+        for op in body:
+            op.inputs = {k: wire(v) for k, v in op.inputs.items()} if isinstance(op.inputs, dict) \
+                else [wire(v) for v in op.inputs]
+        defaults = {}
+        for p, values in params.items():
+            value, count = Counter(_key(v) for v in values).most_common(1)[0]
+            default = json.loads(value)
+            defaults[p] = default if count >= 2 and count * 2 > len(values) and "$" not in value else "required"
+        block = Block(name, defaults, body)
+        self.blocks[name] = block
+        self.scopes.append(_Scope(body, [], block))
+
+        # Replace the occurrences, last first so that positions stay valid within a scope.
+        for k in sorted(range(len(occs)), key=lambda k: (id(occs[k][0]), -occs[k][1])):
+            scope, i, j = occs[k]
+            run = scope.ops[i:j + 1]
+            ext = next((r for op in run for r in _refs(op) if base(r) not in {o.name for o in run}), None)
+            first = run[0].name if run[0].kind == "block" else next(iter(run[0].names()), name)
+            inst = _pick(["_".join(prefixes[k]), first, name], None, self._taken(scope, {op.name for op in run}))
+            values = {p: vals[k] for p, vals in params.items() if defaults[p] == "required" or _key(defaults[p]) != _key(vals[k])}
+            new = Op(inst, "block", name, values, [ext] if ext else [], members=[n for op in run for n in op.names()])
+            scope.ops[i:j + 1] = [new]
+            scope.rename(run[-1].name, inst, start=i + 1)
+
+    def _inner_names(self, runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
+        """Node names inside the new block: the Keras name suffix the instances share, else the type."""
+        names: list[str] = []
+        taken = _Taken()
+        for t in range(len(runs[0])):
+            suffixes = set()
+            for run, prefix in zip(runs, prefixes):
+                own = run[t].origin or run[t].name
+                parts = own.split("_")
+                suffixes.add("_".join(parts[len(prefix):]) if parts[:len(prefix)] == prefix else None)
+            suffix = suffixes.pop() if len(suffixes) == 1 else None
+            op = runs[0][t]
+            count = None if op.repeat is None else -1
+            name = _pick([_identifier(suffix) or "", _abbrev(op)], count, taken)
+            taken.add(name)
+            if count is not None:
+                taken.stems.add(name)
+            names.append(name)
+        return names
+
+    def _block_name(self, runs: list[list[Op]], prefixes: list[list[str]]) -> str:
+        """The name its instances share (``conv2_block1``, ``conv3_block2`` -> ``block``), else what it
+        holds (``conv_bn_relu``)."""
+        stems: Counter = Counter()
+        for prefix in prefixes:
+            words = [re.sub(r"\d+[a-z]?$", "", t) for t in prefix]
+            words = [w for w in words if w]
+            if words:
+                stems[words[-1]] += 1
+        stem, count = stems.most_common(1)[0] if stems else ("", 0)
+        plain = all(op.kind != "block" for op in runs[0])
+        if plain and len(runs[0]) <= 3 or not stem or count * 2 < len(runs):
+            parts = list(dict.fromkeys(_abbrev(op) for op in runs[0]))
+            stem = "_".join(parts) if plain and len(parts) <= 3 else (stem or "block")
+        stem = _identifier(stem) or "block"
+        if stem in self.blocks:  # a variant of a block already made: say how it differs
+            types = {op.type for op in runs[0]}
+            for feature, word in (("Add", "residual"), ("ZeroPadding2D", "padded"), ("Concatenate", "concat")):
+                if feature in types and not any(o.type == feature for o in self.blocks[stem].nodes):
+                    stem = f"{stem}_{word}"
+                    break
+        return _unique(stem, set(self.blocks) | {"x"})
+
+
+class _Vector(str):
+    """A block param placeholder: the JSON of its values across the instances."""
+
+
+def _collect(values: list, key: str, inner: str, vectors: dict) -> Any:
+    """A literal when every instance has the same value, else a placeholder for a param."""
+    if all(_key(v) == _key(values[0]) for v in values):
+        return values[0]
+    vector = _key(values)
+    vectors.setdefault(vector, (values, key, inner))
+    return _Vector(vector)
+
+
+def _params(vectors: dict) -> tuple[dict[str, list], Callable[[Any], Any]]:
+    """Name the params; a param that is a constant multiple of another is written ``${k * other}``."""
+    def ints(values):
+        return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+    params: dict[str, list] = {}
+    text: dict[str, str] = {}
+    roots: list[str] = []
+    order = sorted(vectors, key=lambda vec: (not ints(vectors[vec][0]), sum(vectors[vec][0]) if ints(vectors[vec][0]) else 0))
+    for vec in order:
+        values, key, inner = vectors[vec]
+        if key != "count" and ints(values):
+            for root in roots:
+                base_vals = vectors[root][0]
+                ratios = {v // b if v % b == 0 else 0 for v, b in zip(values, base_vals)}
+                if len(ratios) == 1 and next(iter(ratios)) > 1:
+                    text[vec] = "${%d * %s}" % (next(iter(ratios)), text[root][1:])
+                    break
+        if vec in text:
+            continue
+        name = key if key not in params else f"{inner}_{key}"
+        name = _unique(re.sub(r"\W", "_", name), set(params) | {"x", "i", "in_shape"})
+        params[name] = values
+        text[vec] = "$" + name
+        if key != "count" and ints(values):
+            roots.append(vec)
+    # Params in the order their first use appears.
+    first_use = {text[vec][1:]: n for n, vec in enumerate(vectors) if text[vec].startswith("$") and not text[vec].startswith("${")}
+    params = dict(sorted(params.items(), key=lambda kv: first_use.get(kv[0], 0)))
+
+    def refer(value):
+        return text[value] if isinstance(value, _Vector) else value
+
+    return params, refer
+
+
+def _non_overlapping(occs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    chosen, last = [], {}
+    for sid, i, j in sorted(occs):
+        if i > last.get(sid, -1):
+            chosen.append((sid, i, j))
+            last[sid] = j
+    return chosen
+
+
+def _common_tokens(names: list[str]) -> list[str]:
+    split = [n.split("_") for n in names]
+    out = []
+    for parts in zip(*split):
+        if len(set(parts)) != 1:
+            break
+        out.append(parts[0])
+    if out and all(len(s) == len(out) for s in split):
+        out = out[:-1]  # a name that is all prefix (a run of one op) keeps its last token as suffix
+    return out
+
+
+def _common_chars(words: list[str]) -> str:
+    out = []
+    for chars in zip(*words):
+        if len(set(chars)) != 1:
+            break
+        out.append(chars[0])
+    return "".join(out)
+
+
+_ABBREV = {"ReLU": "relu", "Conv2D": "conv", "Conv1D": "conv", "Conv3D": "conv", "DepthwiseConv2D": "dwconv",
+           "SeparableConv2D": "sepconv", "BatchNormalization": "bn", "LayerNormalization": "ln",
+           "Dense": "dense", "ZeroPadding2D": "pad", "MaxPooling2D": "pool", "AveragePooling2D": "pool",
+           "GlobalAveragePooling2D": "gap", "Concatenate": "concat", "Multiply": "mul", "Dropout": "drop"}
+
+
+def _abbrev(op: Op) -> str:
+    if op.kind == "block":
+        return op.type or "block"
+    if op.kind == "expr":
+        return "expr"
+    if op.type == "Activation" and isinstance(op.args.get("activation"), str):
+        return op.args["activation"]
+    from .resolve import snake_case
+
+    return _ABBREV.get(op.type or "", snake_case(op.type or "node"))
+
+
+def _identifier(text: str | None) -> str | None:
+    """A node name from a Keras name suffix: leading numbers move to the end (``1_conv`` -> ``conv1``)."""
+    if not text:
+        return None
+    parts = [p for p in text.split("_") if p]
+    lead = []
+    while parts and parts[0].isdigit():
+        lead.append(parts.pop(0))
+    if not parts:
+        return None
+    name = "_".join(parts) + "".join(lead)
+    return name if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) else None
+
+
+class _Taken(set):
+    """Names in use, plus stems of repeats whose count is a param (any ``stem_<i>`` is in use)."""
+
+    def __init__(self, items=()) -> None:
+        super().__init__(items)
+        self.stems: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        if set.__contains__(self, name):
+            return True
+        m = re.match(r"^(.*)_\d+$", name) if isinstance(name, str) else None
+        return bool(m and m.group(1) in self.stems)
+
+
+def _free(name: str, count: int | None, taken: set[str]) -> bool:
+    """Whether ``name`` (made ``count`` times, -1: a count set per instance) collides with nothing."""
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or name in taken:
+        return False
+    if count is not None:
+        pattern = re.compile(rf"^{re.escape(name)}_\d+$")
+        if any(pattern.match(t) for t in taken) or any(pattern.match(s + "_0") for s in getattr(taken, "stems", ())):
+            return False
+    return True
+
+
+def _pick(candidates: list[str], count: int | None, taken: set[str]) -> str:
+    """The first free candidate; else the last one with a letter suffix (``_b``, ``_c``, ...)."""
+    for name in candidates:
+        if name and _free(name, count, taken):
+            return name
+    last = next((c for c in reversed(candidates) if c and re.match(r"^[A-Za-z_]", c)), "node")
+    for suffix in "bcdefghijklmnopqrstuvwxyz":
+        if _free(f"{last}_{suffix}", count, taken):
+            return f"{last}_{suffix}"
+    return _unique(last + "_n", taken)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, k = name, 1
+    while out in taken:
+        out, k = f"{name}_{k}", k + 1
+    return out
+
+
+def fold(ops: list[Op], outputs: list[str], inputs: list[str],
+         default_of: Callable[[str, str], tuple[bool, Any]] | None = None) -> tuple[list[Op], dict[str, Block]]:
+    """Fold repeated runs of ``ops`` into blocks.
+
+    Args:
+        ops: the flat graph in call order.
+        outputs: refs of the model outputs (their ops keep their names and stay at the top level).
+        inputs: the model input names.
+        default_of: ``(type, key) -> (known, default value)`` for layer arguments.
+
+    Returns:
+        The top-level ops and the blocks, in the order they were made.
+    """
+    return Folder(ops, outputs, inputs, default_of or (lambda t, k: (False, None))).run()

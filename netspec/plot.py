@@ -1,0 +1,250 @@
+"""``netspec plot``: the checked graph as a picture (SVG written by netspec; PNG drawn with matplotlib).
+
+Every node shows its name, type, parameters and output shape (from ``spec.check()``); block instances
+are drawn as labelled clusters (nested as the blocks nest); shared layers have a dashed border and
+say whose weights they use. No Graphviz: the layout is netspec's own (netspec/layout.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from .errors import NetspecError
+from .layout import Box, Layout, layout
+
+FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
+FONT_SIZE = 11.0
+CHAR_W = 0.62 * FONT_SIZE  # advance of a monospace character
+LINE_H = 14.0
+NODE_PAD = 8.0
+MAX_CHARS = 46
+
+# Fill colours by layer family (the stroke is a darker shade of the same hue).
+_FAMILIES = [
+    (("Input",), "#eeeeee"),
+    (("Conv", "Dense", "EinsumDense", "Embedding"), "#dbe9f7"),
+    (("Normalization",), "#dff0d8"),
+    (("Activation", "ReLU", "Softmax", "PReLU", "ELU"), "#fcf3cf"),
+    (("Pooling", "Padding", "Cropping", "UpSampling", "Resizing"), "#e8def8"),
+    (("Add", "Concatenate", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Dot"), "#fde2cf"),
+    (("Dropout", "Noise", "Flatten", "Reshape", "Permute"), "#f2f2f2"),
+    (("LSTM", "GRU", "RNN", "Attention", "Bidirectional"), "#f8d7da"),
+    (("expr",), "#d1f2eb"),
+]
+_CLUSTER_FILLS = ["#f7f9fc", "#eef3f9", "#e6eef7", "#dde8f4"]
+
+
+def _fill(type_name: str) -> str:
+    for keys, colour in _FAMILIES:
+        if any(k in type_name for k in keys):
+            return colour
+    return "#ffffff"
+
+
+@dataclass
+class Card:
+    """What one node shows."""
+
+    id: str
+    lines: list[str]
+    fill: str
+    shared: bool
+    output: bool
+
+
+def _shape_text(shape) -> str:
+    if shape and isinstance(shape[0], list):
+        return ", ".join(_shape_text(s) for s in shape)
+    return "(" + ", ".join(["None"] + ["None" if d is None else str(d) for d in shape]) + ")"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+
+
+def cards(spec, result) -> tuple[list[Card], list[tuple[str, str]], dict[str, tuple]]:
+    """Node cards, edges and cluster paths from a spec and its ``check()`` result."""
+    graph = spec.graph
+    nodes = {n.name: n for n in graph.nodes}
+    outputs = {ref.node for _, ref in graph.outputs}
+    out: list[Card] = []
+    scopes: dict[str, tuple] = {}
+    for row in result.rows:
+        node = nodes.get(row.name)
+        kind = row.type
+        if node is not None and node.kind == "expr":
+            kind = "expr: " + " ".join((node.expr or "").split())
+        elif row.shared and node is not None:
+            kind = f"{row.type} (shares {node.share_of})"
+        second = kind if not row.params else f"{kind} · {row.params:,} params"
+        lines = [_clip(row.name), _clip(second), _clip(_shape_text(row.shape))]
+        family = "expr" if node is not None and node.kind == "expr" else row.type
+        out.append(Card(row.name, lines, _fill(family), row.shared, row.name in outputs))
+        scopes[row.name] = tuple(row.scope)
+    edges = []
+    for node in graph.nodes:
+        for ref in dict.fromkeys(r.node for r in node.input_refs()):
+            edges.append((ref, node.name))
+    return out, edges, scopes
+
+
+def block_names(spec) -> dict[tuple, str]:
+    """The block each cluster (instance path) is an instance of, where the graph says so."""
+    names: dict[tuple, str] = {}
+    for node in spec.graph.nodes:
+        if node.scope and len(node.path) > 1 and node.path[0] == "blocks":
+            names.setdefault(tuple(node.scope), str(node.path[1]))
+    return names
+
+
+@dataclass
+class Picture:
+    """A laid-out picture: cards, the layout and cluster labels; rendered by to_svg/to_png."""
+
+    cards: list[Card]
+    layout: Layout
+    labels: dict[tuple, str]
+    title: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.layout.width + 0.5), int(self.layout.height + 0.5)
+
+
+def picture(spec, result) -> Picture:
+    """Lay out the spec's graph.
+
+    Args:
+        spec: a loaded :class:`netspec.Spec`.
+        result: its :class:`netspec.CheckResult` (``spec.check()``), for shapes and parameters.
+    """
+    card_list, edges, scopes = cards(spec, result)
+    boxes = [Box(c.id, max(len(line) for line in c.lines) * CHAR_W + 2 * NODE_PAD,
+                 len(c.lines) * LINE_H + 2 * NODE_PAD - 4, scopes[c.id]) for c in card_list]
+    laid = layout(boxes, edges)
+    blocks = block_names(spec)
+    labels = {}
+    for scope in laid.clusters:
+        block = blocks.get(scope)
+        labels[scope] = scope[-1] + (f"  [block {block}]" if block else "")
+    return Picture(card_list, laid, labels, spec.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG (no dependency).
+
+
+def to_svg(pic: Picture) -> str:
+    """The picture as a standalone SVG document."""
+    w, h = pic.size
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           f'font-family="{FONT}" font-size="{FONT_SIZE:g}">',
+           f"<title>{escape(pic.title)}</title>",
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+           f'<rect width="{w}" height="{h}" fill="#ffffff"/>']
+    for scope, (x, y, cw, ch) in sorted(pic.layout.clusters.items(), key=lambda kv: len(kv[0])):
+        fill = _CLUSTER_FILLS[min(len(scope) - 1, len(_CLUSTER_FILLS) - 1)]
+        out.append(f'<g class="cluster" id="cluster-{escape("/".join(scope))}"><title>{escape(pic.labels[scope])}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch:.1f}" rx="6" fill="{fill}" '
+                   f'stroke="#8aa4c8" stroke-width="1"/>'
+                   f'<text x="{x + 6:.1f}" y="{y + 14:.1f}" fill="#3a5a8a" font-size="10">{escape(pic.labels[scope])}</text></g>')
+    for src, dst, points in pic.layout.edges:
+        d = "M " + " L ".join(f"{px:.1f} {py:.1f}" for px, py in points)
+        out.append(f'<path class="edge" data-from="{escape(src)}" data-to="{escape(dst)}" d="{d}" fill="none" '
+                   'stroke="#555" stroke-width="1.1" marker-end="url(#arrow)"/>')
+    for card in pic.cards:
+        x, y, cw, ch = pic.layout.nodes[card.id]
+        cls = "node" + (" shared" if card.shared else "") + (" output" if card.output else "")
+        dash = ' stroke-dasharray="5 3"' if card.shared else ""
+        width = 2.2 if card.output else 1.0
+        out.append(f'<g class="{cls}" id="node-{escape(card.id)}"><title>{escape(" | ".join(card.lines))}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch:.1f}" rx="4" fill="{card.fill}" '
+                   f'stroke="#333" stroke-width="{width}"{dash}/>')
+        for k, line in enumerate(card.lines):
+            weight = ' font-weight="bold"' if k == 0 else ""
+            out.append(f'<text x="{x + NODE_PAD:.1f}" y="{y + NODE_PAD + 10 + k * LINE_H:.1f}"{weight}>{escape(line)}</text>')
+        out.append("</g>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# PNG (matplotlib, optional).
+
+PNG_HINT = "PNG output needs matplotlib: pip install 'netspec[plot]' (or pip install matplotlib); SVG needs nothing"
+
+
+class PlotError(NetspecError):
+    """PNG asked for without matplotlib installed."""
+
+    kind = "plot"
+
+
+def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Draw the picture with matplotlib's Agg backend into a PNG file."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+        from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+        from matplotlib.path import Path as MPath
+    except ImportError as e:
+        raise PlotError(PNG_HINT) from e
+    w, h = pic.size
+    fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.axis("off")
+    pt = 72.0 / dpi  # font sizes are in points; the layout is in pixels
+    for scope, (x, y, cw, ch) in sorted(pic.layout.clusters.items(), key=lambda kv: len(kv[0])):
+        fill = _CLUSTER_FILLS[min(len(scope) - 1, len(_CLUSTER_FILLS) - 1)]
+        ax.add_patch(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=6", fc=fill,
+                                    ec="#8aa4c8", lw=1))
+        ax.text(x + 6, y + 14, pic.labels[scope], fontsize=10 * pt, color="#3a5a8a", family="monospace")
+    for _, _, points in pic.layout.edges:
+        codes = [MPath.MOVETO] + [MPath.LINETO] * (len(points) - 1)
+        ax.add_patch(FancyArrowPatch(path=MPath(points, codes), arrowstyle="-|>,head_length=5,head_width=3",
+                                     color="#555", lw=1.1, mutation_scale=1))
+    for card in pic.cards:
+        x, y, cw, ch = pic.layout.nodes[card.id]
+        ax.add_patch(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=4", fc=card.fill,
+                                    ec="#333", lw=2.2 if card.output else 1.0,
+                                    ls=(0, (5, 3)) if card.shared else "-"))
+        for k, line in enumerate(card.lines):
+            ax.text(x + NODE_PAD, y + NODE_PAD + 10 + k * LINE_H, line, fontsize=FONT_SIZE * pt,
+                    family="monospace", weight="bold" if k == 0 else "normal")
+    fig.savefig(path, dpi=dpi, format="png")
+
+
+def readable(path) -> None:
+    """The permissions of a plainly created file (the temporary file of atomic_path is 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def render_file(spec, result, path: str | os.PathLike) -> str:
+    """Write the picture of ``spec`` to ``path`` (.svg or .png) atomically.
+
+    Returns:
+        A short description (``"177 nodes, 16 clusters, 1204x13020 px"``).
+
+    Raises:
+        PlotError: PNG without matplotlib (the message names the package to install).
+    """
+    from .saving import atomic_path
+
+    pic = picture(spec, result)
+    with atomic_path(path) as tmp:
+        if str(path).endswith(".png"):
+            to_png(pic, tmp)
+        else:
+            tmp.write_text(to_svg(pic), encoding="utf-8")
+        readable(tmp)
+    w, h = pic.size
+    return f"{len(pic.cards)} nodes, {len(pic.layout.clusters)} clusters, {w}x{h} px"

@@ -1,0 +1,273 @@
+"""netspec import: Keras models to readable specs that compile back to the same architecture.
+
+The round trip runs over every keras.applications model (weights=None), built symbolically on both
+sides (no weight memory), and compares each layer's class, config, parameters, output shapes and
+inputs. Small hand-made models check the rest: files loaded in safe mode, shared layers, nested
+models, object arguments, operations as expressions (numerically), user layers and refusals.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import netspec
+from netspec.cli import main
+from netspec.importcheck import compare
+from netspec.importer import import_model, keras_app, keras_app_names, load_keras_file
+from netspec.importargs import ModelImportError
+
+# keras.applications models a spec cannot express, and why (each is asserted below).
+NOT_EXPRESSIBLE = {
+    name: "LayerScale" for name in ("ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge")
+}
+# The biggest graphs run in the slow set (still part of `make test`).
+SLOW = {"NASNetLarge", "NASNetMobile", "EfficientNetV2L", "EfficientNetV2M", "EfficientNetB7", "EfficientNetB6",
+        "InceptionResNetV2", "DenseNet201", "DenseNet169", "ResNet152V2", "ResNet152", "EfficientNetB5",
+        "ResNet101V2", "ResNet101", "EfficientNetV2S"}
+
+
+def _apps():
+    import keras  # noqa: F401  (session import; listing needs it)
+
+    return keras_app_names()
+
+
+APPS = _apps()
+
+
+def test_every_application_is_listed():
+    assert len(APPS) == 40 and "ResNet50" in APPS and "ConvNeXtXLarge" in APPS
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in APPS])
+def test_keras_applications_round_trip(keras, name):
+    source = keras_app(name)
+    if name in NOT_EXPRESSIBLE:
+        with pytest.raises(ModelImportError) as e:
+            import_model(source)
+        assert NOT_EXPRESSIBLE[name] in str(e.value) and "register" in (e.value.hint or "")
+        return
+    imported = import_model(source)
+    spec = netspec.load(imported.text)  # validates: the schema, refs, params
+    result = compare(source.model, imported, spec)
+    assert result.ok, result.summary()
+    assert result.spec_params == source.model.count_params()
+    assert result.layers == imported.layers == len(source.model.operations) - len(source.model.inputs) \
+        - sum(isinstance(op, keras.Model) for op in source.model.operations)
+    if imported.layers > 100:  # the deep models fold: far fewer lines than layers
+        assert imported.blocks and imported.lines < 0.65 * imported.layers, (imported.lines, imported.layers)
+
+
+def test_resnet50_folds_like_the_hand_written_spec(keras):
+    imported = import_model(keras_app("ResNet50"))
+    text = imported.text
+    spec = netspec.load(text)
+    assert len(spec.graph.nodes) == 176 and imported.lines < 60
+    # as written by hand: conv-bn units, bottlenecks (x4 expansion derived from filters), and stages of
+    # one projecting bottleneck and `count` identity bottlenecks repeated
+    assert '"${4 * filters}"' in text and "repeat: $count}" in text
+    assert "{name: conv4, block: conv, filters: 256, count: 5}" in text
+    assert {"conv_bn", "conv_bn_relu"} <= set(imported.blocks) and imported.blocks["conv"] == 4
+    assert "conv1_pad" in text and "predictions" in text  # Keras names are kept where they can be
+
+
+def test_mobilenet_v2_operations_and_residuals(keras):
+    imported = import_model(keras_app("MobileNetV2"))
+    spec = netspec.load(imported.text)
+    assert sum(1 for n in spec.graph.nodes if n.type == "Add") == 10
+    assert imported.lines < 70
+
+
+# ---------------------------------------------------------------------------------------------
+# Small models.
+
+
+def _small(keras):
+    inp = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", kernel_initializer=keras.initializers.HeNormal(seed=3),
+                            kernel_regularizer=keras.regularizers.L2(1e-4), name="c1")(inp)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="r")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    out = keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="small")
+
+
+def test_keras_file_to_spec_with_the_cli(keras, tmp_path, capsys):
+    path = tmp_path / "small.keras"
+    _small(keras).save(path)
+    out = tmp_path / "specs" / "small.yaml"
+    assert main(["import", str(path), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote {out}" in said and "verified: same architecture as the source" in said
+    text = out.read_text()
+    assert text.startswith("# yaml-language-server: $schema=")  # editors find the schema
+    assert "kernel_initializer: {type: HeNormal, seed: 3}" in text
+    assert "kernel_regularizer: {type: L2, l2: 0.0001}" in text
+    assert "{name: r, type: ReLU, max_value: 6.0}" in text
+    assert main(["validate", str(out)]) == 0
+    spec = netspec.load(out)
+    model = spec.build()
+    assert model.count_params() == _small(keras).count_params()
+
+
+def test_numerics_match_with_the_weights_copied(keras):
+    """Same architecture means same function: copy the weights over by name, compare outputs."""
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    inp = keras.Input((6,), name="v")
+    a = keras.layers.Dense(4, name="d1")(inp)
+    b = keras.layers.Dense(4, name="d2")(inp)
+    x = CustomScaleLayer(0.17, name="scale")([a, b])          # a weightless keras.applications layer
+    y = keras.layers.ReLU(6.0, name="relu6")(x + 3.0) * (1.0 / 6.0)  # keras.ops operations (hard sigmoid)
+    out = keras.layers.Dense(2, name="head")(-y)
+    source = keras.Model(inp, out)
+    imported = import_model(source)
+    assert '"a + b * 0.17"' in imported.text and '"x + 3.0"' in imported.text and '"-x"' in imported.text
+    ours = netspec.load(imported.text).build()
+    for layer in source.layers:
+        if layer.weights:
+            ours.get_layer(imported.names[layer.name]).set_weights(layer.get_weights())
+    data = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    np.testing.assert_allclose(ours.predict(data, verbose=0), source.predict(data, verbose=0), rtol=1e-6, atol=1e-6)
+    assert compare(source, imported).ok
+
+
+def test_shared_layers_become_share_nodes(keras):
+    left, right = keras.Input((5,), name="left"), keras.Input((5,), name="right")
+    embed = keras.layers.Dense(4, name="embed")
+    out = keras.layers.Subtract(name="diff")([embed(left), embed(right)])
+    source = keras.Model([left, right], out)
+    imported = import_model(source)
+    assert "{name: embed_1, share: embed, in: right}" in imported.text
+    result = compare(source, imported)
+    assert result.ok and result.spec_params == 24
+
+
+def test_nested_models_are_inlined(keras):
+    inner = keras.Sequential([keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")], name="inner")
+    inp = keras.Input((3,), name="x")
+    source = keras.Model(inp, keras.layers.Dense(1, name="out")(inner(inp)))
+    imported = import_model(source)
+    assert [n.name for n in netspec.load(imported.text).graph.nodes] == ["a", "b", "out"]
+    assert compare(source, imported).ok
+
+
+def test_sequential_models(keras):
+    source = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                               keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)], name="seq")
+    imported = import_model(source)
+    assert "repeat: 2" in imported.text  # two identical Dense in a chain
+    assert compare(source, imported).ok
+
+
+def test_user_layers_registered_with_netspec(keras):
+    @netspec.register_layer(name="ImportedScale")
+    class Scale(keras.layers.Layer):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    inp = keras.Input((3,), name="x")
+    source = keras.Model(inp, Scale(3.0, name="s")(Scale(name="t")(inp)))
+    imported = import_model(source)
+    assert "{name: t, type: ImportedScale}" in imported.text
+    assert "{name: s, type: ImportedScale, factor: 3.0}" in imported.text
+    assert compare(source, imported).ok
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda k, x: k.layers.Lambda(lambda t: t * 2, name="double")(x), "'double' is a Lambda"),
+    (lambda k, x: k.ops.sum(x, axis=1, keepdims=True), "keras.ops Sum"),
+])
+def test_layers_a_spec_cannot_express_are_named(keras, make, fragment):
+    inp = keras.Input((4,), name="x")
+    source = keras.Model(inp, keras.layers.Dense(2, name="d")(make(keras, inp)))
+    with pytest.raises(ModelImportError) as e:
+        import_model(source)
+    assert fragment in str(e.value)
+
+
+def test_unregistered_custom_layer_is_named_with_the_fix(keras):
+    class Mystery(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    inp = keras.Input((4,), name="x")
+    with pytest.raises(ModelImportError) as e:
+        import_model(keras.Model(inp, Mystery(name="m")(inp)))
+    assert "'m'" in str(e.value) and "Mystery" in str(e.value) and "register_layer" in e.value.hint
+
+
+def test_keras_file_with_lambda_is_refused_by_safe_mode(keras, tmp_path, capsys):
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.Lambda(lambda t: t + 1, name="plus")(inp))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(ModelImportError) as e:
+        load_keras_file(str(path))
+    assert "safe mode" in str(e.value) and "expr" in e.value.hint and "safe_mode=False" not in str(e.value)
+    assert main(["import", str(path), "-o", str(tmp_path / "x.yaml")]) == 1
+    assert "safe mode" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_cli_keras_app_json_and_usage(keras, tmp_path, capsys):
+    out = tmp_path / "vgg.yaml"
+    assert main(["import", "--keras-app", "VGG16", "-o", str(out), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is True and report["params"] == 138_357_544 and report["layers"] == 22
+    assert main(["import", "--keras-app", "ResNet5O"]) == 1
+    assert "did you mean 'ResNet50'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["import", "--keras-app", "VGG16", "-o", str(tmp_path / "x.txt")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["import"])
+
+
+def test_flat_import_keeps_every_keras_name(keras):
+    source = keras_app("MobileNet")
+    imported = import_model(source, fold_blocks=False)
+    spec = netspec.load(imported.text)
+    source_names = {op.name for op in source.model.operations} - {t._keras_history[0].name for t in source.model.inputs}
+    assert {n.name for n in spec.graph.nodes} == source_names
+
+
+CONVNEXT_PLUGIN = '''"""Register keras.applications' ConvNeXt LayerScale as a netspec user layer."""
+import netspec
+from keras.src.applications.convnext import LayerScale
+
+netspec.register_layer(LayerScale)
+'''
+
+
+@pytest.mark.slow
+def test_convnext_imports_with_a_user_plugin(tmp_path):
+    """ConvNeXt's LayerScale (a weight per channel) is no core layer; registered as a user layer by a
+    plugin, the model imports and verifies. Run as a user would, in its own process: registering
+    Keras's own class changes how Keras serializes it, which must not leak into the test session."""
+    import subprocess
+    import sys
+
+    (tmp_path / "convnext_layers.py").write_text(CONVNEXT_PLUGIN)
+    out = tmp_path / "convnext_tiny.yaml"
+    run = subprocess.run([sys.executable, "-m", "netspec", "import", "--keras-app", "ConvNeXtTiny",
+                          "--plugins", "convnext_layers.py", "-o", str(out)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "verified: same architecture as the source: 156 layers, 28,589,128 parameters" in run.stdout
+    text = out.read_text()
+    assert "plugins: [convnext_layers.py]" in text and "type: LayerScale" in text
+    check = subprocess.run([sys.executable, "-m", "netspec", "validate", str(out)], capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 1 and "--trust-plugins" in check.stderr  # the plugin runs only when trusted
