@@ -258,11 +258,8 @@ def cmd_import(args) -> int:
     if out is None:
         sys.stdout.write(result.text)
     else:
-        from .plot import readable
-
         with atomic_path(out) as tmp:
             tmp.write_text(result.text, encoding="utf-8")
-            readable(tmp)
     blocks = ", ".join(f"{name} x{n}" for name, n in result.blocks.items())
     text = (f"{'wrote ' + out if out else 'imported'} ({result.name}: {result.layers} layers in "
             f"{result.lines} lines" + (f"; blocks: {blocks}" if blocks else "") + ")"

@@ -221,13 +221,6 @@ def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
     fig.savefig(path, dpi=dpi, format="png")
 
 
-def readable(path) -> None:
-    """The permissions of a plainly created file (the temporary file of atomic_path is 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def render_file(spec, result, path: str | os.PathLike) -> str:
     """Write the picture of ``spec`` to ``path`` (.svg or .png) atomically.
 
@@ -245,6 +238,5 @@ def render_file(spec, result, path: str | os.PathLike) -> str:
             to_png(pic, tmp)
         else:
             tmp.write_text(to_svg(pic), encoding="utf-8")
-        readable(tmp)
     w, h = pic.size
     return f"{len(pic.cards)} nodes, {len(pic.layout.clusters)} clusters, {w}x{h} px"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import builtins
 import struct
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
