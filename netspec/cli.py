@@ -101,6 +101,10 @@ def cmd_validate(args) -> int:
     from .graph import DeferredArg
 
     spec = _load(args)
+    if spec.data.get("train") is not None:
+        from .trainconfig import train_config
+
+        train_config(spec)  # names, output keys, monitors, data files: still no TensorFlow
     g = spec.graph
     deferred = sum(isinstance(v, DeferredArg) for n in g.nodes for v in n.args.values())
     _warn(args, spec.warnings)
@@ -138,6 +142,28 @@ def cmd_build(args) -> int:
     return EXIT_OK
 
 
+def cmd_train(args) -> int:
+    spec = _load(args)
+    from .trainconfig import train_config
+
+    train_config(spec)  # every section error before TensorFlow starts
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1. Received: {args.epochs}")
+    quiet_tensorflow()
+    from .train import train
+
+    result = train(spec, epochs=args.epochs, resume=args.resume, run_dir=args.run_dir,
+                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data)
+    if result is None:
+        _emit(args, f"{args.spec}: the data fits the model", {"ok": True, "file": str(args.spec)})
+        return EXIT_OK
+    if args.format == "json":
+        _emit(args, "", {"ok": True, "file": str(args.spec), "run_dir": str(result.run_dir),
+                         "best_model": str(result.best_model), "epochs": result.epochs_done,
+                         "monitor": result.monitor, "best": result.best, "best_epoch": result.best_epoch})
+    return EXIT_OK
+
+
 def cmd_schema(args) -> int:
     from .catalog import load_schema, schema_path
 
@@ -159,6 +185,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], int], str]] = {
     "validate": (cmd_validate, "check a spec against the schema and resolve it (no TensorFlow)"),
     "check": (cmd_check, "infer every node's shape: a table of nodes, shapes, params and lines"),
     "build": (cmd_build, "compile the spec into a Keras model file (.keras)"),
+    "train": (cmd_train, "train the model as the spec's train: section says, in a resumable run directory"),
     "schema": (cmd_schema, "print the JSON Schema of the spec language"),
 }
 
@@ -185,6 +212,13 @@ def make_parser() -> argparse.ArgumentParser:
                            help="budget for all node outputs of one sample, in MiB (default 4096)")
         if name == "build":
             p.add_argument("-o", "--output", help="the .keras file to write (default: <name>.keras)")
+        if name == "train":
+            p.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides train.epochs)")
+            p.add_argument("--resume", action="store_true", help="continue the run in the run directory "
+                           "from its last checkpoint")
+            p.add_argument("--run-dir", metavar="DIR", help="the run directory (default: runs/<spec name>)")
+            p.add_argument("--check-data", action="store_true",
+                           help="check the data against the model, then stop without training")
     return parser
 
 
