@@ -146,9 +146,13 @@ def cmd_train(args) -> int:
     spec = _load(args)
     from .trainconfig import train_config
 
-    train_config(spec)  # every section error before TensorFlow starts
+    config = train_config(spec)  # every section error before TensorFlow starts
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1. Received: {args.epochs}")
+    if config.distribute == "multi_worker":
+        from .distribute import start_strategy
+
+        start_strategy()  # before any TensorFlow op
     quiet_tensorflow()
     from .train import train
 

@@ -30,6 +30,7 @@ class TrainResult:
     best_epoch: int | None
     history: list  # one dict per epoch
     resumed_from: int  # epochs done before this call (0 for a fresh run)
+    replicas: int = 1  # devices (mirrored) or workers x devices (multi_worker) that trained in sync
 
 
 # -- building whitelisted objects ------------------------------------------------------------------
@@ -187,7 +188,7 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
     if done < total and not state.finished:
         model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, verbose=verbose, shuffle=False,
                   steps_per_epoch=config.steps_per_epoch, callbacks=[*callbacks, _tensorboard(run), recorder])
-    return finish(spec, run, state, recorder.rows, config, done, verbose)
+    return finish(spec, run, state, recorder.rows, config, done, verbose, strategy.num_replicas_in_sync)
 
 
 def datasets(spec, config: TrainConfig, train_data, val_data, *, initial_epoch: int = 0, drop_remainder=False):
@@ -265,7 +266,7 @@ def _learning_rate(model) -> float | None:
         return None
 
 
-def finish(spec, run, state, rows: list, config: TrainConfig, done: int, verbose) -> TrainResult:
+def finish(spec, run, state, rows: list, config: TrainConfig, done: int, verbose, replicas: int = 1) -> TrainResult:
     state.finished = True
     run.save_state(state)
     run.plot(rows, f"{spec.name}: learning curves")
@@ -273,7 +274,7 @@ def finish(spec, run, state, rows: list, config: TrainConfig, done: int, verbose
     _say(verbose, f"{state.epochs_done} epochs; {best}; best model {run.best_model}; history {run.history_file}; "
          f"curves {run.plot_file}")
     return TrainResult(run.root, run.best_model, state.epochs_done, state.epochs, config.monitor, state.best,
-                       state.best_epoch, rows, done)
+                       state.best_epoch, rows, done, replicas)
 
 
 def _spec_text(spec) -> str | None:
