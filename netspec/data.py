@@ -115,6 +115,9 @@ def read(spec, dc):
 
 def _error(spec, dc, message: str, keys: tuple = (), hint: str | None = None) -> DataError:
     path = dc.at(*keys)
+    written = spec.document.source.values
+    while path not in written and len(path) > len(dc.where):  # point at what the spec wrote
+        path = path[:-1]
     return DataError(message, path=path, location=spec.document.source.value(path), hint=hint)
 
 
@@ -328,7 +331,7 @@ def check_labels(spec, config, dc, arrays, output_shapes: dict) -> None:
             if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
                 bad = int(np.argwhere(arr.reshape(len(arr), -1) != np.round(arr.reshape(len(arr), -1)))[0][0])
                 raise _error(spec, dc, f"{what} has dtype {arr.dtype} and a non-integer label "
-                             f"{arr.reshape(len(arr), -1)[bad][0]!r} in sample {bad}; {kind} takes class indices",
+                             f"{arr.reshape(len(arr), -1)[bad][0].item()!r} in sample {bad}; {kind} takes class indices",
                              where)
             ignore = loss.args.get("ignore_class")
             flat = arr.reshape(len(arr), -1)
