@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.netspec-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: venv demo test schema bench clean
+.PHONY: venv demo test schema bench train bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ demo: $(STAMP)
 	$(BIN)/netspec check specs/lenet5.yaml
 	$(BIN)/netspec build specs/lenet5.yaml -o out/lenet5.keras
 
+# Trains specs/digits.yaml on the shipped UCI digits (data/README.md); the best model is written to
+# runs/digits/best.keras (a stable path for `make export`).
+train: $(STAMP)
+	$(BIN)/netspec train specs/digits.yaml --run-dir runs/digits
+	@echo "best model: runs/digits/best.keras"
+
+bench-train: $(STAMP)
+	$(BIN)/python bench/train_throughput.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -34,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/build_vs_keras.py
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out runs .pytest_cache
