@@ -111,7 +111,7 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
     import tensorflow as tf
 
     from .data import check_labels
-    from .runs import RunDir, RunState
+    from .runs import RunDir, RunState, load_checkpoint
     from .train import (_resolved_text, _spec_text, _tensorboard, compile_model, datasets, dtype_policy, finish,
                         make_recorder)
 
@@ -143,7 +143,7 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
     own = run if chief else RunDir(run.root / "workers" / f"worker-{index}")
     done = 0
     if state is not None:
-        model.load_weights(str(run.root / state.checkpoint))
+        load_checkpoint(model, run.root / state.checkpoint)
         done = state.epochs_done
         if not chief:
             own.root.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,7 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
         if model.stop_training:
             break
     cbs.on_train_end(logs if done < total else {})
-    return finish(spec, own, state, recorder.rows, config, done, verbose if chief else 0, replicas)
+    return finish(spec, own, state, recorder.rows, config, done, verbose if chief else 0, replicas, model)
 
 
 def _build(obj):

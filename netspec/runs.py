@@ -6,14 +6,17 @@ Layout of ``runs/<spec name>/``::
     spec.yaml            the spec file as given
     resolved.yaml        params (with --set overrides) and the train section as used
     state.json           epochs done, the checkpoint that holds them, best value, callback state
-    checkpoints/epoch-NNNN.weights.h5   model + optimizer state after epoch NNNN (last two kept)
-    best.keras           the best model so far (by train.checkpoint.monitor)
+    checkpoints/epoch-NNNN.npz   model + optimizer variables after epoch NNNN (the last two kept)
+    checkpoints/best.npz         the best epoch's model weights (by train.checkpoint.monitor)
+    best.keras           the best model, written from best.npz when training stops
     history.csv          one row per epoch
     logs/                TensorBoard
     curves.png           learning curves, written when training stops
 
 A checkpoint is written to a temporary name and renamed; ``state.json`` is replaced only after its
-checkpoint is complete, so a run killed at any instant resumes from a consistent epoch.
+checkpoint is complete, so a run killed at any instant resumes from a consistent epoch. Checkpoints
+are plain arrays in variable order (a few ms per epoch, where a Keras save takes ~50 ms): a resumed
+run rebuilds the model and optimizer from the same spec (checked) and assigns them back.
 """
 
 from __future__ import annotations
@@ -112,21 +115,37 @@ class RunDir:
             write_text(self.root / "spec.yaml", spec_text)
         write_text(self.root / "resolved.yaml", resolved)
 
+    @property
+    def best_weights(self) -> Path:
+        return self.root / "checkpoints" / "best.npz"
+
     def save_epoch(self, model, state: RunState) -> None:
         """Checkpoint model + optimizer after ``state.epochs_done`` epochs, then point state.json at it."""
-        name = f"checkpoints/epoch-{state.epochs_done:04d}.weights.h5"
-        atomic_write(self.root / name, lambda p: model.save_weights(str(p)))
+        name = f"checkpoints/epoch-{state.epochs_done:04d}.npz"
+        atomic_write(self.root / name, lambda p: save_checkpoint(model, p))
         state.checkpoint = name
         self.save_state(state)
-        kept = sorted((self.root / "checkpoints").glob("epoch-*.weights.h5"))[:-KEEP_CHECKPOINTS]
+        kept = sorted((self.root / "checkpoints").glob("epoch-*.npz"))[:-KEEP_CHECKPOINTS]
         for old in kept:
             old.unlink(missing_ok=True)
+
+    def save_best_weights(self, model) -> None:
+        atomic_write(self.best_weights, lambda p: save_checkpoint(model, p, optimizer=False))
 
     def save_state(self, state: RunState) -> None:
         write_text(self.root / STATE, state.to_json())
 
     def save_best(self, model) -> None:
-        atomic_write(self.best_model, lambda p: model.save(str(p)))
+        """best.keras from best.npz (the model's own weights are put back afterwards)."""
+        if not self.best_weights.is_file():
+            return
+        current = [v.numpy() for v in model.weights]
+        load_checkpoint(model, self.best_weights)
+        try:
+            atomic_write(self.best_model, lambda p: model.save(str(p)))
+        finally:
+            for v, value in zip(model.weights, current):
+                v.assign(value)
 
     def write_history(self, rows: list[dict]) -> None:
         keys = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
@@ -151,7 +170,8 @@ class RunDir:
         matplotlib.use("Agg")
         from matplotlib.figure import Figure
 
-        quantities = sorted({k[4:] if k.startswith("val_") else k for r in rows for k in r} - {"epoch", "learning_rate"})
+        quantities = sorted({k[4:] if k.startswith("val_") else k for r in rows for k in r}
+                            - {"epoch", "learning_rate", "seconds"})
         if not rows or not quantities:
             return
         quantities.sort(key=lambda q: (not q.endswith("loss"), q))
@@ -170,6 +190,34 @@ class RunDir:
         fig.suptitle(title)
         fig.tight_layout()
         atomic_write(self.plot_file, lambda p: fig.savefig(str(p), format="png"))
+
+
+def save_checkpoint(model, path, *, optimizer: bool = True) -> None:
+    """The model's variables (``w0``...) and, if asked, its optimizer's (``o0``..., iterations first)."""
+    import numpy as np
+
+    arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
+    if optimizer and model.optimizer is not None:
+        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_checkpoint(model, path) -> None:
+    """Assign a checkpoint's arrays back; the optimizer must be built (``optimizer.build``)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        n_w = sum(1 for k in z.files if k.startswith("w"))
+        n_o = sum(1 for k in z.files if k.startswith("o"))
+        opt = model.optimizer.variables if n_o and model.optimizer is not None else []
+        if n_w != len(model.weights) or (n_o and n_o != len(opt)):
+            raise ValueError(f"{path} holds {n_w} model and {n_o} optimizer variables; the model has "
+                             f"{len(model.weights)} and {len(opt)}")
+        for i, v in enumerate(model.weights):
+            v.assign(z[f"w{i}"])
+        for i, v in enumerate(opt):
+            v.assign(z[f"o{i}"])
 
 
 def _fmt(v) -> str:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import trainnames as N
+from .runs import load_checkpoint
 from .trainconfig import Obj, TrainConfig, TrainError, train_config
 
 
@@ -31,6 +33,7 @@ class TrainResult:
     history: list  # one dict per epoch
     resumed_from: int  # epochs done before this call (0 for a fresh run)
     replicas: int = 1  # devices (mirrored) or workers x devices (multi_worker) that trained in sync
+    epoch_seconds: list | None = None  # wall time of each epoch of this call, checkpointing included
 
 
 # -- building whitelisted objects ------------------------------------------------------------------
@@ -172,7 +175,7 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
     if state is not None:
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(str(run.root / state.checkpoint))
+        load_checkpoint(model, run.root / state.checkpoint)
         done = state.epochs_done
     else:
         from .runs import RunState
@@ -188,7 +191,9 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
     if done < total and not state.finished:
         model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, verbose=verbose, shuffle=False,
                   steps_per_epoch=config.steps_per_epoch, callbacks=[*callbacks, _tensorboard(run), recorder])
-    return finish(spec, run, state, recorder.rows, config, done, verbose, strategy.num_replicas_in_sync)
+    result = finish(spec, run, state, recorder.rows, config, done, verbose, strategy.num_replicas_in_sync, model)
+    result.epoch_seconds = recorder.seconds
+    return result
 
 
 def datasets(spec, config: TrainConfig, train_data, val_data, *, initial_epoch: int = 0, drop_remainder=False):
@@ -229,16 +234,23 @@ def make_recorder(run, state, rows: list, callbacks: list, config: TrainConfig):
         def __init__(self) -> None:
             super().__init__()
             self.rows = rows
+            self.seconds: list[float] = []
+            self.start = 0.0
 
         def on_train_begin(self, logs=None):
             restore_callback_state(callbacks, state.callbacks)  # after their own on_train_begin reset
 
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             row.setdefault("learning_rate", _learning_rate(self.model))
+            row["seconds"] = round(time.perf_counter() - self.start, 4)  # training + validation
             self.rows.append(row)
             run.write_history(self.rows)
             record_epoch(run, state, self.model, row, config.monitor, higher, callbacks)
+            self.seconds.append(time.perf_counter() - self.start)
 
     return Recorder()
 
@@ -250,7 +262,7 @@ def record_epoch(run, state, model, row: dict, monitor: str, higher: bool, callb
     value = row.get(monitor)
     if value is not None and (state.best is None or (value > state.best if higher else value < state.best)):
         state.best, state.best_epoch = value, row["epoch"]
-        run.save_best(model)
+        run.save_best_weights(model)
     state.epochs_done = row["epoch"]
     state.callbacks = callback_state(callbacks) if callbacks else None
     state.finished = bool(getattr(model, "stop_training", False)) or state.epochs_done >= state.epochs
@@ -266,9 +278,12 @@ def _learning_rate(model) -> float | None:
         return None
 
 
-def finish(spec, run, state, rows: list, config: TrainConfig, done: int, verbose, replicas: int = 1) -> TrainResult:
+def finish(spec, run, state, rows: list, config: TrainConfig, done: int, verbose, replicas: int = 1,
+           model=None) -> TrainResult:
     state.finished = True
     run.save_state(state)
+    if model is not None:
+        run.save_best(model)
     run.plot(rows, f"{spec.name}: learning curves")
     best = f"best {config.monitor} {state.best:.4f} at epoch {state.best_epoch}" if state.best is not None else "no best"
     _say(verbose, f"{state.epochs_done} epochs; {best}; best model {run.best_model}; history {run.history_file}; "

@@ -55,8 +55,8 @@ def test_run_directory(tmp_path, keras):
     assert (run / "spec.yaml").read_text() == TINY
     assert "learning_rate: 0.01" in (run / "resolved.yaml").read_text()
     state = json.loads((run / "state.json").read_text())
-    assert state["epochs_done"] == 2 and state["finished"] and state["checkpoint"] == "checkpoints/epoch-0002.weights.h5"
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
+    assert state["epochs_done"] == 2 and state["finished"] and state["checkpoint"] == "checkpoints/epoch-0002.npz"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.npz", "epoch-0001.npz", "epoch-0002.npz"]
     rows = list(csv.DictReader(open(run / "history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
@@ -79,16 +79,16 @@ def test_resume_keeps_optimizer_state(tmp_path, keras):
     model = spec.build()
     netspec.train.compile_model(model, netspec.trainconfig.train_config(spec))
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(run / "checkpoints" / "epoch-0002.weights.h5")
+    netspec.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0002.npz")
     assert int(model.optimizer.iterations) == 2 * STEPS
-    moments = [v for v in model.optimizer.variables if "momentum" in v.path]
+    moments = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
     assert moments and all(np.abs(v.numpy()).sum() > 0 for v in moments)
 
     result = train(tiny(tmp_path), run_dir=run, resume=True, epochs=4, verbose=0)
     assert result.resumed_from == 2 and result.epochs_done == 4
     rows = list(csv.DictReader(open(run / "history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
-    model.load_weights(run / "checkpoints" / "epoch-0004.weights.h5")
+    netspec.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0004.npz")
     assert int(model.optimizer.iterations) == 4 * STEPS  # continued, not restarted
 
 
@@ -118,7 +118,7 @@ def test_log_names_are_what_keras_logs(tmp_path, keras):
     spec = tiny(tmp_path, text)
     config = netspec.trainconfig.train_config(spec)
     result = train(spec, run_dir=tmp_path / "run", verbose=0)
-    assert set(result.history[0]) - {"epoch", "learning_rate"} == config.log_names
+    assert set(result.history[0]) - {"epoch", "learning_rate", "seconds"} == config.log_names
 
 
 def test_mixed_precision(tmp_path, keras):
