@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/build_vs_keras.py
+	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf out runs .pytest_cache

@@ -121,7 +121,7 @@ def _say(verbose, text: str) -> None:
 
 
 def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str | os.PathLike | None = None,
-          verbose: int | str = "auto", check_only: bool = False) -> TrainResult | None:
+          verbose: int | str = "auto", check_only: bool = False, callbacks: list | None = None) -> TrainResult | None:
     """Train the spec's model as its ``train:`` section says, in a run directory.
 
     Args:
@@ -132,6 +132,8 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
         run_dir: default ``runs/<spec name>``.
         verbose: Keras's ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
         check_only: check the section and the data against the model, then stop (no training).
+        callbacks: extra Keras callbacks from Python code (run after netspec's own; a spec never
+            names these).
 
     Returns:
         A :class:`TrainResult`, or None with ``check_only``.
@@ -183,14 +185,15 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
         run.start(_spec_text(spec), _resolved_text(spec, config, total))
         state = RunState(epochs=total, spec=spec.path)
     train_ds, val_ds = datasets(spec, config, train_data, val_data, initial_epoch=done)
-    callbacks = [build_object(cb) for cb in config.callbacks]
+    extra, callbacks = callbacks, [build_object(cb) for cb in config.callbacks]
     _say(verbose, f"{spec.name}: {len(train_data):,} training samples"
          + (f", {len(val_data):,} validation" if val_data is not None else "")
          + (f"; resuming after epoch {done}" if done else "") + f"; run directory {run.root}")
     recorder = make_recorder(run, state, run.read_history()[:done], callbacks, config)
     if done < total and not state.finished:
         model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, verbose=verbose, shuffle=False,
-                  steps_per_epoch=config.steps_per_epoch, callbacks=[*callbacks, _tensorboard(run), recorder])
+                  steps_per_epoch=config.steps_per_epoch,
+                  callbacks=[*callbacks, _tensorboard(run), recorder, *(extra or [])])
     result = finish(spec, run, state, recorder.rows, config, done, verbose, strategy.num_replicas_in_sync, model)
     result.epoch_seconds = recorder.seconds
     return result
