@@ -125,8 +125,9 @@ class _Checker:
             return self.error(f"{name} cannot be used in a spec: {N.REFUSED_CALLBACKS[name]}", path)
         if kind == "metric" and name in N.METRICS:
             return self.error(f"a metric class is written as a mapping: {{type: {name}}}. Received: {name!r}", path)
-        return self.error(f"unknown {label} {short(name)}; netspec offers: {', '.join(sorted(known, key=str.lower))}",
-                          path, hint=hint_for(name, known))
+        offered = sorted(set(known), key=str.lower)
+        listing = ", ".join(offered) if len(offered) <= 16 else "see the whitelists in docs/training.md"
+        return self.error(f"unknown {label} {short(name)}; netspec offers: {listing}", path, hint=hint_for(name, known))
 
     # -- per-output mappings ---------------------------------------------------------------
 
