@@ -82,7 +82,8 @@ def load_arrays(spec, part: Literal["train", "validation"] = "train") -> Arrays:
                         path=config.data.where, location=spec.document.source.value(config.data.where))
     if isinstance(chosen, Files):
         return _decode_all(chosen)
-    return chosen
+    dtypes = {d.name: d.dtype for d in spec.graph.inputs if d.dtype not in ("string", "bfloat16")}
+    return Arrays({k: v.astype(dtypes[k], copy=False) if k in dtypes else v for k, v in chosen.x.items()}, chosen.y)
 
 
 def read_split(spec, config):

@@ -50,8 +50,6 @@ def data_config(spec, data: dict, base: Path):
         DataError: a source lacks a field it needs, has one it cannot use, or names a missing
             file, npz key, csv column or class folder.
     """
-    from .trainconfig import DataConfig  # noqa: F401  (the type returned)
-
     where = ("train", "data")
     main = _source(spec, data, where, base, None)
     split, val = data.get("validation_split"), data.get("validation")

@@ -259,7 +259,7 @@ def make_recorder(run, state, rows: list, callbacks: list, config: TrainConfig):
 
 
 def record_epoch(run, state, model, row: dict, monitor: str, higher: bool, callbacks: list) -> None:
-    """Best model (when ``monitor`` improved), then the checkpoint and state.json for this epoch."""
+    """The best weights (when ``monitor`` improved), then the checkpoint and state.json for this epoch."""
     from .runs import callback_state
 
     value = row.get(monitor)

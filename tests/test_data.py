@@ -11,6 +11,7 @@ import pytest
 import netspec
 from netspec.cli import main
 from netspec.data import load_arrays
+from netspec.train import train
 
 from conftest import ROOT
 
@@ -52,12 +53,13 @@ def npz(tmp_path, name="d.npz", **arrays):
 def test_npz_split_like_keras(tmp_path):
     spec = netspec.load(write_spec(tmp_path, f"{{source: npz, path: {DIGITS}, x: images, y: labels, "
                                              "validation_split: 0.2}"))
-    train, val = load_arrays(spec, "train"), load_arrays(spec, "validation")
+    part, val = load_arrays(spec, "train"), load_arrays(spec, "validation")
     images, labels = digits()
-    assert len(train) == 1438 and len(val) == 359  # ceil(1797 * 0.8), the last part validates, as in Keras
-    np.testing.assert_array_equal(train.x["image"], images[:1438])
+    assert len(part) == 1438 and len(val) == 359  # ceil(1797 * 0.8), the last part validates, as in Keras
+    np.testing.assert_array_equal(part.x["image"], images[:1438])
     np.testing.assert_array_equal(val.y["probs"], labels[1438:])
-    assert set(train.x) == {"image"} and set(train.y) == {"probs"}
+    assert set(part.x) == {"image"} and set(part.y) == {"probs"}
+    assert part.x["image"].dtype == np.float32  # the input's dtype
 
 
 def test_shipped_dataset_and_separate_validation(tmp_path):
@@ -141,7 +143,7 @@ def _train_error(path, *extra):
         assert main(["train", str(path), "--run-dir", str(run), *extra]) == 1
     assert not run.exists(), "the run started"
     try:
-        netspec.train.train(netspec.load(path), run_dir=run, check_only=True)
+        train(netspec.load(path), run_dir=run, check_only=True)
     except netspec.NetspecError as e:
         assert str(e) in err.getvalue()
         return e

@@ -220,3 +220,29 @@ def test_every_whitelisted_name_builds(keras):
         assert isinstance(build_object(Obj("callback", name, {}, (), True)), keras.callbacks.Callback)
     for name in N.REFUSED_CALLBACKS:
         assert name not in N.CALLBACKS
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_names = st.sampled_from(["adam", "Adam", "mse", "accuracy", "probs", "value", "EarlyStopping", "LambdaCallback",
+                          "val_loss", "npz", "csv", "image_dir", "dataset", "digits", "images", "labels", "x", ""])
+_scalars = st.one_of(_names, st.integers(-3, 100), st.floats(-1, 2, allow_nan=False), st.booleans(), st.none())
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(_names, inner, max_size=3)), max_leaves=8)
+_keys = st.sampled_from(["data", "loss", "metrics", "optimizer", "callbacks", "checkpoint", "loss_weights",
+                         "batch_size", "epochs", "seed", "distribute", "mixed_precision", "source", "path", "x", "y",
+                         "type", "monitor", "validation_split", "validation", "name", "learning_rate"])
+_sections = st.dictionaries(_keys, st.one_of(_values, st.dictionaries(_keys, _values, max_size=4)), max_size=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_sections)
+def test_random_train_sections_fail_only_with_netspec_errors(section):
+    import yaml
+
+    text = spec_text("") + textwrap.indent(yaml.safe_dump(section, default_flow_style=True, width=10 ** 6), "  ") \
+        if section else spec_text("").replace("train:\n", "")
+    try:
+        train_config(netspec.load(text))
+    except netspec.NetspecError:
+        pass
