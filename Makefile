@@ -1,5 +1,7 @@
-# netspec: `make demo` runs the main job on a shipped spec; `make test` runs the whole suite.
-# Both create the virtual environment (.venv) when it is missing.
+# netspec. The two set-up commands (each creates .venv when it is missing):
+#   make demo   the main job on the shipped default: train specs/digits.yaml, then export it (verified)
+#   make test   the whole test suite
+# Others: make train / make export (the two halves of demo), make schema, make docs, make bench.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +9,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.netspec-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: venv demo test schema docs bench bench-export clean
+DEMO_SPEC := specs/digits.yaml
+DEMO_RUN  := runs/digits
+
+.PHONY: venv demo train export test schema docs bench bench-export bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +22,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/netspec validate specs/lenet5.yaml
-	$(BIN)/netspec check specs/lenet5.yaml
-	$(BIN)/netspec build specs/lenet5.yaml -o out/lenet5.keras
+demo: train export
+
+# Trains specs/digits.yaml on the shipped UCI digits (data/README.md); the best model is written to
+# runs/digits/best.keras.
+train: $(STAMP)
+	$(BIN)/netspec train $(DEMO_SPEC) --run-dir $(DEMO_RUN)
+	@echo "best model: $(DEMO_RUN)/best.keras"
+
+# Exports the trained model with its verified onnx-cpu target (trains first if there is no model).
+export: $(STAMP)
+	test -f $(DEMO_RUN)/best.keras || $(MAKE) train
+	$(BIN)/netspec export $(DEMO_SPEC) --weights $(DEMO_RUN)/best.keras --target onnx-cpu -o out/digits.onnx
 
 # The YAML language server that tests/test_editor.py runs (pinned by package-lock.json).
 NODE_STAMP := node_modules/.package-lock.json
@@ -41,9 +54,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/build_vs_keras.py
+	$(BIN)/python bench/train_throughput.py
 
 bench-export: $(STAMP)
 	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
 
+bench-train: $(STAMP)
+	$(BIN)/python bench/train_throughput.py
+
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out runs .pytest_cache

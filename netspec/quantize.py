@@ -108,8 +108,8 @@ def heldout_arrays(spec, load_arrays: Callable | None = None):
 def _spec_data(spec, part: str, load_arrays: Callable | None):
     if spec is None or load_arrays is None:
         return None
-    train = spec.section("train") or {}
-    if not train.get("data"):
+    data = (spec.section("train") or {}).get("data")
+    if not data or (part == "validation" and not ("validation_split" in data or "validation" in data)):
         return None
     return load_arrays(spec, part)
 

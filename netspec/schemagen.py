@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from netspec import schemagen_keras as K
 from netspec.schemagen_keras import BOOL, ENUM, INT, INTERP, LIST, NULL, NUM, STR, with_interp
+from netspec.schemagen_train import train_object_defs
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:netspec:schema:1"
@@ -330,68 +331,56 @@ def node_defs(layer_names: list[str]) -> dict:
 # Training and export.
 
 
-def _named(suggestions: list[str]) -> dict:
-    # An identifier, with Keras's names offered for completion; netspec checks it against its whitelist.
-    return {"anyOf": [{"enum": suggestions}, {"type": "string", "pattern": NAME_PATTERN}]}
-
-
-def _typed_object(suggestions: list[str]) -> dict:
-    return {"type": "object", "required": ["type"], "properties": {"type": _named(suggestions)}}
-
-
 def _data_properties() -> dict:
     columns = {"anyOf": [STR[0], {"type": "array", "items": STR[0], "minItems": 1}]}
     by_name = {"type": "object", "propertyNames": NAME, "additionalProperties": columns, "minProperties": 1}
     return {
         "source": with_interp(ENUM("csv", "dataset", "image_dir", "npz")),
         "path": described(STR[0], "The data file or directory, relative to the spec."),
-        "name": described(STR[0], "A named dataset (source: dataset)."),
+        "name": described(STR[0], "A dataset shipped with netspec (source: dataset): `digits`."),
         "x": described({"anyOf": [columns, by_name]}, "npz key or csv columns; a mapping by input name."),
         "y": described({"anyOf": [columns, by_name]}, "npz key or csv columns; a mapping by output name."),
+        "classes": described({"type": "array", "items": STR[0], "minItems": 1, "uniqueItems": True},
+                             "image_dir: the class folders, in label order; default: all, sorted."),
+        "delimiter": described(with_interp([{"type": "string", "minLength": 1, "maxLength": 1}]),
+                               "csv: the field delimiter; default `,`."),
         "shuffle": with_interp(BOOL),
         "cache": with_interp(BOOL),
     }
 
 
 def train_def() -> dict:
-    optimizers = K.registry_names("optimizers", {"Optimizer", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap",
-                                                 "legacy", "schedules"})
-    losses = K.registry_names("losses", {"Loss", "LossFunctionWrapper"})
-    metrics = sorted(K.registry_names("metrics", {"Metric", "MeanMetricWrapper"}) + ["acc"])
-    # LambdaCallback runs callables and RemoteMonitor posts to a URL: not suggested.
-    callbacks = K.registry_names("callbacks", {"Callback", "CallbackList", "History", "LambdaCallback",
-                                               "ProgbarLogger", "RemoteMonitor"})
-    loss_item = {"anyOf": [_named(losses), _typed_object(losses)]}
-    metric_item = {"anyOf": [_named(metrics), _typed_object(metrics)]}
-    metric_list = {"type": "array", "items": metric_item}
+    loss = ref("loss")
+    metric_list = {"type": "array", "items": ref("metric")}
+    by_output = {"type": "object", "propertyNames": NAME, "minProperties": 1}
     data = _data_properties()
     validation = obj(dict(data), description="Validation data, same fields as `data`; default source: data's.")
-    data_def = obj({**data, "validation_split": with_interp([{"type": "number", "minimum": 0,
+    data_def = obj({**data, "validation_split": with_interp([{"type": "number", "exclusiveMinimum": 0,
                                                               "exclusiveMaximum": 1}]),
                     "validation": validation}, ["source"], "Where the training data comes from.")
+    checkpoint = obj({"monitor": described(STR[0], "The logged quantity that picks the best model; "
+                                           "default `val_loss` (`loss` without validation data)."),
+                      "mode": with_interp(ENUM("auto", "max", "min"))},
+                     description="How the run directory's best model is chosen.")
     return obj(
         {
             "data": data_def,
             "batch_size": with_interp(INT(1)),
             "epochs": with_interp(INT(1)),
             "steps_per_epoch": with_interp(INT(1) + NULL),
-            "optimizer": described({"anyOf": [_named(optimizers), _typed_object(optimizers)]},
-                                   "An optimizer name or {type: Adam, learning_rate: ...}."),
-            "loss": described(
-                {"anyOf": [loss_item, {"type": "object", "propertyNames": NAME, "additionalProperties": loss_item,
-                                       "minProperties": 1}]},
-                "A loss, or a mapping output_name: loss.",
-            ),
-            "loss_weights": {"anyOf": [LIST(NUM(0))[0], {"type": "object", "propertyNames": NAME,
-                                                        "additionalProperties": with_interp(NUM(0))}]},
+            "optimizer": described(ref("optimizer"), "An optimizer name or {type: Adam, learning_rate: ...}."),
+            "loss": described({"anyOf": [loss, {**by_output, "additionalProperties": loss}]},
+                              "A loss, or a mapping output_name: loss."),
+            "loss_weights": {"anyOf": [LIST(NUM(0))[0], {**by_output, "additionalProperties": with_interp(NUM(0))}]},
             "metrics": described(
-                {"anyOf": [metric_list, {"type": "object", "propertyNames": NAME,
-                                         "additionalProperties": {"anyOf": [metric_item, metric_list]}}]},
+                {"anyOf": [metric_list, {**by_output, "additionalProperties": {"anyOf": [ref("metric"), metric_list]}}]},
                 "A list of metrics, or a mapping output_name: [metrics].",
             ),
-            "callbacks": {"type": "array", "items": _typed_object(callbacks)},
+            "callbacks": {"type": "array", "items": ref("callback")},
+            "checkpoint": checkpoint,
             "seed": with_interp(INT(0)),
-            "mixed_precision": with_interp(BOOL),
+            "mixed_precision": described(with_interp(BOOL + ENUM("mixed_bfloat16", "mixed_float16")),
+                                         "Keras mixed precision: true is `mixed_float16` (float16 compute, float32 variables)."),
             "distribute": with_interp(ENUM("mirrored", "multi_worker", "none")),
         },
         description="How `netspec train` trains this model.",
@@ -455,6 +444,7 @@ def generate() -> dict:
                                  "A constraint name, or {type: <class>, ...its args}."))
     defs.update(node_defs(layer_names))
     defs["train"] = train_def()
+    defs.update(train_object_defs(collector))
     defs["exportTarget"] = export_target_def()
     _check_untyped(collector.untyped)
     return {

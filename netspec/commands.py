@@ -1,0 +1,307 @@
+"""The ``netspec`` subcommands: each has an ``*_arguments`` function and a ``cmd_*`` function (see cli.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .cli import (
+    EXIT_OK,
+    EXIT_SPEC,
+    UsageError,
+    budget,
+    budget_arguments,
+    emit,
+    format_argument,
+    load_spec,
+    plugins_argument,
+    quiet_tensorflow,
+    spec_arguments,
+    warn,
+)
+
+# -- validate -----------------------------------------------------------------------------------
+
+
+def validate_arguments(p) -> None:
+    spec_arguments(p)
+    p.add_argument("--target", metavar="NAME", help="also report what this export target refuses or rewrites")
+
+
+def cmd_validate(args) -> int:
+    from .graph import DeferredArg
+
+    spec = load_spec(args)
+    if spec.data.get("train") is not None:
+        from .trainconfig import train_config
+
+        train_config(spec)  # names, output keys, monitors, data files: still no TensorFlow
+    if args.target:
+        return _validate_target(args, spec)
+    g = spec.graph
+    deferred = sum(isinstance(v, DeferredArg) for n in g.nodes for v in n.args.values())
+    warn(args, spec.warnings)
+    text = (f"{args.spec}: ok ({g.name}: {len(g.inputs)} input{'s' * (len(g.inputs) != 1)}, "
+            f"{len(g.nodes)} layers, {len(g.outputs)} output{'s' * (len(g.outputs) != 1)}"
+            + (f"; {deferred} value{'s' * (deferred != 1)} wait for shape inference" if deferred else "") + ")")
+    emit(args, text, {"ok": True, "file": str(args.spec), "name": g.name, "inputs": len(g.inputs),
+                      "layers": len(g.nodes), "outputs": [n for n, _ in g.outputs], "deferred": deferred,
+                      "warnings": spec.warnings})
+    return EXIT_OK
+
+
+def _validate_target(args, spec) -> int:
+    from . import compat
+    from .targets import get_target, spec_targets
+
+    spec_targets(spec)  # every export: entry is checked, not only the one asked for
+    target = get_target(args.target, spec)
+    findings = compat.check(spec, target.format)
+    refused = sum(f.action == "refused" for f in findings)
+    warn(args, spec.warnings)
+    if args.format == "json":
+        print(json.dumps({"ok": not refused, "file": str(args.spec), "target": target.to_dict(),
+                          "findings": [f.to_dict() for f in findings]}, indent=1))
+    else:
+        print(compat.summary(findings, target.name), file=sys.stderr if refused else sys.stdout)
+    return EXIT_SPEC if refused else EXIT_OK
+
+
+# -- check, build, plot ---------------------------------------------------------------------------
+
+
+def check_arguments(p) -> None:
+    spec_arguments(p)
+    budget_arguments(p)
+
+
+def cmd_check(args) -> int:
+    quiet_tensorflow()
+    spec = load_spec(args)
+    result = spec.check(budget(args))
+    warn(args, result.warnings)
+    emit(args, result.table(), {"ok": True, "file": str(args.spec), **result.to_dict()})
+    return EXIT_OK
+
+
+def build_arguments(p) -> None:
+    spec_arguments(p)
+    budget_arguments(p)
+    p.add_argument("-o", "--output", help="the .keras file to write (default: <name>.keras)")
+
+
+def cmd_build(args) -> int:
+    quiet_tensorflow()
+    from .saving import save_model
+
+    spec = load_spec(args)
+    out = args.output or f"{spec.name}.keras"
+    if not out.endswith(".keras"):
+        raise UsageError(f"-o must name a .keras file. Received: {out!r}")
+    model = spec.build(budget(args))
+    save_model(model, out)
+    warn(args, spec.warnings)
+    emit(args, f"wrote {out} ({model.count_params():,} params)",
+         {"ok": True, "file": str(args.spec), "output": out, "params": model.count_params()})
+    return EXIT_OK
+
+
+def plot_arguments(p) -> None:
+    spec_arguments(p)
+    budget_arguments(p)
+    p.add_argument("-o", "--output", help="the .svg or .png file to write (default: <name>.svg)")
+
+
+def cmd_plot(args) -> int:
+    quiet_tensorflow()
+    from .plot import render_file
+
+    spec = load_spec(args)
+    out = args.output or f"{spec.name}.svg"
+    if not out.endswith((".svg", ".png")):
+        raise UsageError(f"-o must name a .svg or .png file. Received: {out!r}")
+    result = spec.check(budget(args))
+    info = render_file(spec, result, out)
+    warn(args, result.warnings)
+    emit(args, f"wrote {out} ({info})", {"ok": True, "file": str(args.spec), "output": out})
+    return EXIT_OK
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+
+def train_arguments(p) -> None:
+    spec_arguments(p)
+    p.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides train.epochs)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run directory "
+                   "from its last checkpoint")
+    p.add_argument("--run-dir", metavar="DIR", help="the run directory (default: runs/<spec name>)")
+    p.add_argument("--check-data", action="store_true",
+                   help="check the data against the model, then stop without training")
+
+
+def cmd_train(args) -> int:
+    spec = load_spec(args)
+    from .trainconfig import train_config
+
+    config = train_config(spec)  # every section error before TensorFlow starts
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1. Received: {args.epochs}")
+    if config.distribute == "multi_worker":
+        from .distribute import start_strategy
+
+        start_strategy()  # before any TensorFlow op
+    quiet_tensorflow()
+    from .train import train
+
+    result = train(spec, epochs=args.epochs, resume=args.resume, run_dir=args.run_dir,
+                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data)
+    if result is None:
+        emit(args, f"{args.spec}: the data fits the model", {"ok": True, "file": str(args.spec)})
+        return EXIT_OK
+    if args.format == "json":
+        emit(args, "", {"ok": True, "file": str(args.spec), "run_dir": str(result.run_dir),
+                        "best_model": str(result.best_model), "epochs": result.epochs_done,
+                        "monitor": result.monitor, "best": result.best, "best_epoch": result.best_epoch})
+    return EXIT_OK
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def export_arguments(p) -> None:
+    spec_arguments(p, optional=True, help="the spec file (YAML), or a .keras model file")
+    p.add_argument("--target", metavar="NAME", help="an export: target of the spec, or a built-in profile")
+    p.add_argument("-o", "--output", help="the file to write (default: <name>-<target>.onnx/.tflite)")
+    p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for the spec's model")
+    p.add_argument("--opset", type=int, help="ONNX opset, 13-18 (default: the target's, else 17)")
+    p.add_argument("--batch-size", metavar="N|dynamic", help="a fixed batch size, or 'dynamic'")
+    p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
+    p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
+
+
+def cmd_export(args) -> int:
+    from .targets import all_targets, describe_targets, get_target, with_overrides
+
+    spec = load_spec(args) if args.spec and not args.spec.endswith(".keras") else None
+    if args.list_targets:
+        if args.format == "json":
+            print(json.dumps({"targets": [t.to_dict() for t in all_targets(spec).values()]}, indent=1))
+        else:
+            print(describe_targets(spec))
+        return EXIT_OK
+    if not args.spec:
+        raise UsageError("export needs a spec or a .keras file (or --list-targets)")
+    if not args.target:
+        raise UsageError("export needs --target NAME (see --list-targets)")
+    if args.weights and spec is None:
+        raise UsageError("--weights applies to a spec; a .keras file has its own weights")
+    batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
+    target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
+    name = spec.name if spec is not None else os.path.splitext(os.path.basename(args.spec))[0]
+    out = args.output or f"{name}-{target.name}{target.suffix}"
+    if not out.endswith(target.suffix):
+        raise UsageError(f"target {target.name!r} writes {target.suffix} files. Received: -o {out}")
+    quiet_tensorflow()
+    from .data import load_arrays
+    from .export import GateError, export
+
+    try:
+        report = export(spec if spec is not None else args.spec, target, out, weights=args.weights,
+                        load_arrays=load_arrays, latency=not args.no_latency)
+    except GateError as e:
+        if args.format == "json":
+            print(json.dumps({"ok": False, "error": e.to_dict(), "report": e.report.to_dict()}, indent=1))
+        else:
+            print(str(e), file=sys.stderr)
+        return EXIT_SPEC
+    warn(args, spec.warnings if spec is not None else [])
+    emit(args, report.text(), report.to_dict())
+    return EXIT_OK
+
+
+def _batch(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--batch-size expects a positive integer or 'dynamic'. Received: {text!r}")
+    return int(text)
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+def import_arguments(p) -> None:
+    p.add_argument("model", nargs="?", help="the .keras file (loaded with safe_mode=True)")
+    p.add_argument("--keras-app", metavar="NAME", help="a keras.applications model, built with weights=None")
+    p.add_argument("-o", "--output", help="the spec file to write (default: standard output)")
+    p.add_argument("--name", help="the spec's name (default: the model's)")
+    p.add_argument("--flat", action="store_true", help="one node per layer: do not fold blocks")
+    p.add_argument("--no-verify", action="store_true", help="skip compiling the spec back and comparing it with the model")
+    plugins_argument(p, "import these modules or .py files first (user layer classes)")
+    format_argument(p)
+
+
+def cmd_import(args) -> int:
+    quiet_tensorflow()
+    from .catalog import schema_path
+    from .importcheck import ImportVerifyError, compare
+    from .importer import import_model, keras_app, load_keras_file
+    from .plugins import load_plugin_targets
+    from .saving import atomic_path
+
+    if bool(args.model) == bool(args.keras_app):
+        raise UsageError("give a MODEL.keras file or --keras-app NAME (one of them)")
+    if args.plugins:  # naming plugins on this command line is the user's own choice to run them
+        load_plugin_targets(args.plugins)
+    source = keras_app(args.keras_app) if args.keras_app else load_keras_file(args.model)
+    out = args.output
+    if out is not None and not out.endswith((".yaml", ".yml")):
+        raise UsageError(f"-o must name a .yaml file. Received: {out!r}")
+    ref = os.path.relpath(schema_path(), os.path.dirname(os.path.abspath(out))) if out else None
+    base = os.path.dirname(os.path.abspath(out)) if out else os.getcwd()
+    plugins = [os.path.relpath(os.path.abspath(p), base) if p.endswith(".py") else p for p in args.plugins]
+    result = import_model(source, name=args.name, fold_blocks=not args.flat, schema_ref=ref, plugins=plugins)
+    check = compare(source.model, result) if not args.no_verify else None
+    if check is not None and not check.ok:
+        raise ImportVerifyError(f"the imported spec does not rebuild the model: {check.summary()}")
+    if out is None:
+        sys.stdout.write(result.text)
+    else:
+        with atomic_path(out) as tmp:
+            tmp.write_text(result.text, encoding="utf-8")
+    blocks = ", ".join(f"{name} x{n}" for name, n in result.blocks.items())
+    text = (f"{'wrote ' + out if out else 'imported'} ({result.name}: {result.layers} layers in "
+            f"{result.lines} lines" + (f"; blocks: {blocks}" if blocks else "") + ")"
+            + (f"\nverified: {check.summary()}" if check is not None else ""))
+    if args.format == "json":
+        print(json.dumps({"ok": True, "output": out, "name": result.name, "layers": result.layers,
+                          "lines": result.lines, "blocks": result.blocks,
+                          "verified": check.ok if check is not None else None,
+                          "params": check.spec_params if check is not None else None}, indent=1))
+    else:
+        print(text, file=sys.stdout if out is not None else sys.stderr)
+    return EXIT_OK
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+def schema_arguments(p) -> None:
+    plugins_argument(p, "import these modules or .py files and add their registered layers")
+
+
+def cmd_schema(args) -> int:
+    from .catalog import load_schema, schema_path
+
+    if not args.plugins:
+        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+        return EXIT_OK
+    quiet_tensorflow()
+    from . import registry
+    from .plugins import load_plugin_targets
+    from .schemagen import render, with_user_layers
+
+    # Naming plugins on this command line is the user's own choice to run them.
+    load_plugin_targets(args.plugins)
+    sys.stdout.write(render(with_user_layers(load_schema(), registry.LAYERS)))
+    return EXIT_OK

@@ -1,0 +1,165 @@
+"""Schema defs for the ``train:`` section's objects: optimizers, schedules, losses, metrics, callbacks.
+
+Each whitelisted class (``netspec.trainnames``) gets a closed def typed from its Keras constructor,
+so ``netspec validate`` reports an unknown or mistyped argument at its YAML line without Keras.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from netspec import schemagen_keras as K
+from netspec import trainnames as N
+from netspec.schemagen_keras import ENUM, INT, LIST, NULL, NUM, STR
+
+# Arguments the generic rules cannot type, by "Class.arg" or "*.arg" (checked before schemagen_keras's).
+OVERRIDES: dict[str, list[dict]] = {
+    "*.learning_rate": NUM(0) + [{"$ref": "#/$defs/lrSchedule"}],
+    "*.clipnorm": NUM(0) + NULL,
+    "*.clipvalue": NUM(0) + NULL,
+    "*.global_clipnorm": NUM(0) + NULL,
+    "*.ema_overwrite_frequency": INT(1) + NULL,
+    "*.gradient_accumulation_steps": INT(1) + NULL,
+    "*.ignore_class": INT() + NULL,
+    "*.thresholds": NUM(0, 1) + LIST(NUM(0, 1), min_items=1) + NULL,
+    "*.threshold": NUM(0, 1) + NULL,
+    "*.class_id": INT(0) + NULL,
+    "*.top_k": INT(1) + NULL,
+    "*.num_classes": INT(1),
+    "*.target_class_ids": LIST(INT(0), min_items=1),
+    "*.average": ENUM("macro", "micro", "weighted") + NULL,
+    "*.recall": NUM(0, 1),
+    "*.precision": NUM(0, 1),
+    "*.sensitivity": NUM(0, 1),
+    "*.specificity": NUM(0, 1),
+    "AUC.num_labels": INT(1) + NULL,
+    "AUC.label_weights": LIST(NUM(0), min_items=1) + NULL,
+    "EarlyStopping.baseline": NUM() + NULL,
+    "*.monitor": STR,
+    "*.mode": ENUM("auto", "max", "min"),
+    "*.verbose": INT(0, 1),
+    "InverseTimeDecay.decay_steps": NUM(0, None),
+    "InverseTimeDecay.decay_rate": NUM(0),
+    "PiecewiseConstantDecay.boundaries": LIST(INT(0), min_items=1),
+    "PiecewiseConstantDecay.values": LIST(NUM(0), min_items=2),
+    "*.min_delta": NUM(0),
+    "*.patience": INT(0),
+    "*.cooldown": INT(0),
+    "*.start_from_epoch": INT(0),
+    "*.min_lr": NUM(0),
+    "ReduceLROnPlateau.factor": NUM(0, 1),
+    "*.label_smoothing": NUM(0, 1),
+    "*.decay_steps": INT(1),
+    "*.first_decay_steps": INT(1),
+    "*.weight_decay": NUM(0) + NULL,
+    "*.ema_momentum": NUM(0, 1),
+    "*.beta_1": NUM(0, 1),
+    "*.beta_2": NUM(0, 1),
+    "*.k": INT(1),
+    "*.num_thresholds": INT(2),
+    "*.reduction": ENUM("mean", "mean_with_sample_weight", "none", "sum", "sum_over_batch_size") + NULL,
+}
+# Arguments a spec cannot set: netspec owns them, or they take Python objects.
+OMITTED = {"*.loss_scale_factor", "*.fn"}
+KINDS = {
+    "optimizer": ("optimizers", N.OPTIMIZERS),
+    "lrSchedule": ("optimizers.schedules", N.LR_SCHEDULES),
+    "loss": ("losses", N.LOSSES),
+    "metric": ("metrics", N.METRICS),
+    "callback": ("callbacks", N.CALLBACKS),
+}
+
+
+class TrainCollector:
+    """Types constructor arguments with this module's overrides first, then schemagen_keras's rules."""
+
+    def __init__(self, collector) -> None:
+        self.base = collector  # schemagen._Collector
+
+    def arg(self, owner: str, name: str, default: Any, doc: str, cls: type | None = None) -> dict:
+        found = OVERRIDES.get(f"{owner}.{name}", OVERRIDES.get(f"*.{name}"))
+        if found is None:
+            return self.base.arg(owner, name, default, doc, cls)
+        prop: dict = {"anyOf": [*found, K.INTERP]}
+        if doc:
+            prop["description"] = K.short_doc(doc)
+        if default is not inspect.Parameter.empty:
+            ok, value = K.json_default(default)
+            if ok:
+                prop["default"] = value
+        return prop
+
+    def class_def(self, kind: str, cls: type, path: str) -> dict:
+        named, _ = K.constructor_args(cls)
+        docs = K.doc_args(cls)
+        properties: dict = {"type": {"const": cls.__name__}}
+        required = ["type"]
+        for p in named:
+            omitted = {f"*.{p.name}", f"{cls.__name__}.{p.name}"} & OMITTED
+            if omitted or (p.name == "name" and kind != "metric"):
+                continue
+            if p.name == "name":  # a metric's name is its log key (what a monitor names)
+                from keras.src.utils.naming import to_snake_case  # Keras's own default for name=None
+
+                properties["name"] = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                      "default": p.default or to_snake_case(cls.__name__),
+                                      "description": "The name it is logged under."}
+                continue
+            default = p.default
+            properties[p.name] = self.arg(cls.__name__, p.name, default, docs.get(p.name, ""), cls)
+            if default is inspect.Parameter.empty:
+                required.append(p.name)
+        return {
+            "type": "object",
+            "description": K.summary(cls),
+            "x-netspec-class": path,
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+
+
+def _strings(kind: str) -> list[str]:
+    if kind == "optimizer":
+        return sorted(N.OPTIMIZER_STRINGS) + list(N.OPTIMIZERS)
+    if kind == "loss":
+        return sorted(N.LOSS_STRINGS) + list(N.LOSSES)
+    if kind == "metric":
+        return sorted(N.METRIC_STRINGS)
+    if kind == "callback":
+        return ["TerminateOnNaN"]
+    return []  # a schedule always needs arguments
+
+
+def train_object_defs(collector) -> dict:
+    """``<kind>`` and ``<kind>.<Class>`` defs for every train object kind.
+
+    Args:
+        collector: schemagen's argument collector (its rules type the arguments no override covers).
+    """
+    import importlib
+
+    train = TrainCollector(collector)
+    defs: dict = {}
+    for kind, (module_name, names) in KINDS.items():
+        module = importlib.import_module(f"keras.{module_name}")
+        for name in names:
+            defs[f"{kind}.{name}"] = train.class_def(kind, getattr(module, name), f"keras.{module_name}.{name}")
+        # Names are identifiers here, with the whitelist offered for completion; netspec checks them
+        # against the whitelist itself, so that the message can say why a Keras name is refused.
+        typed = {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": _named(list(names))},
+            "allOf": [{"if": {"required": ["type"], "properties": {"type": {"const": n}}},
+                       "then": {"$ref": f"#/$defs/{kind}.{n}"}} for n in names],
+        }
+        strings = _strings(kind)
+        defs[kind] = {"anyOf": [_named(strings), typed] if strings else [typed],
+                      "description": f"A whitelisted Keras {kind}: a name, or {{type: <class>, ...its args}}."}
+    return defs
+
+
+def _named(suggestions: list[str]) -> dict:
+    return {"anyOf": [{"enum": suggestions}, {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}]}
