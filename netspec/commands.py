@@ -37,6 +37,10 @@ def cmd_validate(args) -> int:
         from .trainconfig import train_config
 
         train_config(spec)  # names, output keys, monitors, data files: still no TensorFlow
+    if spec.data.get("export") is not None:
+        from .targets import spec_targets
+
+        spec_targets(spec)  # fields that do not fit together, e.g. a LiteRT target in fp16
     if args.target:
         return _validate_target(args, spec)
     g = spec.graph

@@ -394,8 +394,6 @@ def export_target_def() -> dict:
             "seed": with_interp(INT(0)),
             "range": described({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
                                "[low, high] of generated float inputs; default [-1, 1]."),
-            "data": obj(_data_properties(), description="Calibration data (not read yet: int8 calibrates on "
-                        "the training data, else on generated inputs)."),
         },
         description="Representative data for int8 quantization: the spec's training data when it has some, "
                     "else inputs generated from the declared inputs.",

@@ -116,9 +116,6 @@ def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
     cal = raw.get("calibration") or {}
     if cal and precision != "int8":
         raise fail("calibration", f"calibration applies to int8 targets only. Received: precision={precision!r}")
-    if "data" in cal:
-        raise fail("calibration", "calibration.data is not read yet: int8 calibrates on the spec's "
-                   "training data when it has some, else on inputs generated from the declared inputs")
     low_high = cal.get("range")
     if low_high is not None and not low_high[0] < low_high[1]:
         raise fail("calibration", f"calibration.range must be [low, high] with low < high. Received: {low_high}")

@@ -149,35 +149,44 @@ def test_generated_inputs_follow_the_declared_inputs(keras):
     assert (again["ids"] == x["ids"]).all()
 
 
-def test_calibration_and_heldout_accuracy_take_arrays(keras, tmp_path):
-    """The data interface the training engineer's netspec.data.load_arrays plugs into."""
-    spec = netspec.load(textwrap.dedent("""\
+def test_int8_calibrates_on_the_training_data_and_reports_heldout_accuracy(keras, tmp_path):
+    """The spec's train.data (through netspec.data.load_arrays) calibrates int8, and its validation
+    split measures the accuracy change."""
+    from netspec.data import load_arrays
+
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(400, 2)).astype(np.float32)
+    labels = (xs[:, 0] < 0).astype(np.int64)  # the weights below classify by the sign of x[0]
+    np.savez(tmp_path / "blobs.npz", x=xs, y=labels)
+    path = tmp_path / "blobs.yaml"
+    path.write_text(textwrap.dedent("""\
         netspec: 1
         name: blobs
         inputs: {x: [2]}
         nodes:
           - {name: probs, type: Dense, units: 2, activation: softmax}
-        train: {data: {source: npz, path: blobs.npz, x: x, y: y}, loss: sparse_categorical_crossentropy}
+        train:
+          data: {source: npz, path: blobs.npz, x: x, y: y, validation_split: 0.25}
+          loss: sparse_categorical_crossentropy
         """))
+    spec = netspec.load(path)
     model = spec.build()
     model.set_weights([np.array([[4.0, -4.0], [0.0, 0.0]], np.float32), np.zeros(2, np.float32)])
-    rng = np.random.default_rng(0)
-    xs = rng.normal(size=(200, 2)).astype(np.float32)
-    labels = (xs[:, 0] < 0).astype(np.int64)  # the weights classify by the sign of x[0]
-    calls = []
-
-    def load_arrays(s, part):
-        calls.append(part)
-        return types.SimpleNamespace(x={"x": xs * (3 if part == "train" else 1)}, y={"probs": labels})
-
     weights = tmp_path / "w.weights.h5"
     model.save_weights(weights)
-    report = export(spec, BUILTIN["onnx-int8"], tmp_path / "b.onnx", weights=str(weights), load_arrays=load_arrays,
+    calls = []
+
+    def spy(s, part):
+        calls.append(part)
+        return load_arrays(s, part)
+
+    report = export(spec, BUILTIN["onnx-int8"], tmp_path / "b.onnx", weights=str(weights), load_arrays=spy,
                     latency=False)
     assert calls == ["train", "validation"]
     assert report.calibration == "128 samples of the spec's training data"
     acc = report.accuracy["probs"]
-    assert acc["samples"] == 200 and acc["keras"] == 1.0 and abs(acc["change"]) <= 0.05
+    assert acc["samples"] == 100 and acc["keras"] == 1.0 and abs(acc["change"]) <= 0.05
+    assert "held-out accuracy of probs (100 samples): Keras 100.00%" in report.text()
 
 
 def test_vae_sampling_is_random_so_its_export_cannot_be_proven(keras, tmp_path):
@@ -266,9 +275,10 @@ def test_unknown_target_and_bad_export_section(tmp_path, capsys):
     assert "unknown export target 'onnx-cpy'" in err and "did you mean 'onnx-cpu'?" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text((SPECS / "lenet5.yaml").read_text() + "export:\n  phone: {format: litert, precision: fp16}\n")
-    assert main(["validate", str(bad), "--target", "onnx-cpu"]) == 1
-    assert f"{bad}:21:38: $.export.phone.precision: export target 'phone': LiteRT targets are fp32 or int8" in \
-        capsys.readouterr().err
+    for extra in (["--target", "onnx-cpu"], []):  # every export: entry is checked, asked for or not
+        assert main(["validate", str(bad), *extra]) == 1
+        assert f"{bad}:21:38: $.export.phone.precision: export target 'phone': LiteRT targets are fp32 or int8" in \
+            capsys.readouterr().err
 
 
 def test_export_refuses_at_the_line_before_building(tmp_path, capsys):
