@@ -201,6 +201,7 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
 
     started = time.perf_counter()
     report = ExportReport(str(output), target)
+    load_arrays = _once_per_part(load_arrays)
     if str(output).endswith(".onnx") != (target.format == "onnx"):
         raise ExportError(f"target {target.name!r} writes {target.suffix} files. Received: -o {output}")
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
@@ -264,8 +265,12 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
         report.nodes = _litert_ops(data)
         report.outputs = {n: {"shape": [target.batch_size, *tuple(model_out.shape)[1:]]}
                           for n, model_out in zip(names.outputs, _outputs(model))}
-    sets = gate_batches(inputs, target)
+    real = real_samples(spec, load_arrays)
+    sets = gate_batches(inputs, target, real)
     verify.run_gate(reference, run, sets, target.precision, classifiers, gate)
+    if gate.ok:
+        gate.checks[-1] += ", on samples of the spec's data and generated inputs" if real is not None \
+            else ", on generated inputs"
     if not gate.ok and target.precision == "fp32" and target.format == "onnx":
         try:
             gate.diverging = verify.first_divergence(model, artifact, sets[0], names)
@@ -293,6 +298,20 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
     return report
 
 
+def _once_per_part(load_arrays: Callable | None) -> Callable | None:
+    """``load_arrays`` reading each part once (calibration, the gate and held-out accuracy share it)."""
+    if load_arrays is None:
+        return None
+    cache: dict = {}
+
+    def load(spec, part):
+        if part not in cache:
+            cache[part] = load_arrays(spec, part)
+        return cache[part]
+
+    return load
+
+
 def _outputs(model) -> list:
     return list(model.outputs.values()) if isinstance(model.outputs, dict) else list(model.outputs)
 
@@ -311,17 +330,41 @@ def _litert_ops(data: bytes) -> int:
         return 0
 
 
-def gate_batches(inputs, target: Target) -> list[dict]:
+def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]:
     """Gate inputs: batch 1 and batch 8 (a fixed batch size: batches of that size), generated with the gate's seed.
 
-    For fp16/int8, more batches of 8 follow, so top-1 agreement is measured on 64 samples.
+    For fp16/int8, more batches of 8 follow, so top-1 agreement is measured on 64 samples. With
+    ``real`` samples (the spec's own data), the same batches of them are compared first.
     """
     sizes = [1, 8] if target.batch_size is None else [target.batch_size]
     if target.precision != "fp32":
         per = target.batch_size or 8
         sizes += [per] * max(0, (AGREEMENT_SAMPLES - sum(sizes)) // per)
     value_range = target.calibration.range
-    return [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(sizes)]
+    sets = []
+    if real is not None:
+        start = 0
+        for n in sizes:
+            if start + n > len(next(iter(real.values()))):
+                break
+            sets.append({k: v[start:start + n] for k, v in real.items()})
+            start += n
+    return sets + [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(sizes)]
+
+
+def real_samples(spec, load_arrays: Callable | None) -> dict | None:
+    """Samples of the spec's data for the gate: validation data (never seen by int8 calibration), else
+    training data; None when the spec has no data (or the data cannot be read)."""
+    from .errors import NetspecError
+
+    for part in ("validation", "train"):
+        try:
+            data = quantize.spec_data(spec, part, load_arrays)
+        except NetspecError:
+            return None  # the gate still runs on generated inputs; train/validate report data errors
+        if data is not None:
+            return {k: np.asarray(v) for k, v in data.x.items()}
+    return None
 
 
 def _gate_message(report: ExportReport, spec) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def calibration_arrays(spec, inputs: list[InputInfo], calibration: Calibration,
     Returns:
         The arrays by input name and where they came from (for the report).
     """
-    data = _spec_data(spec, "train", load_arrays)
+    data = spec_data(spec, "train", load_arrays)
     if data is not None:
         x = {k: np.asarray(v)[: calibration.samples] for k, v in data.x.items()}
         return x, f"{len(next(iter(x.values())))} samples of the spec's training data"
@@ -102,10 +103,11 @@ def calibration_arrays(spec, inputs: list[InputInfo], calibration: Calibration,
 
 def heldout_arrays(spec, load_arrays: Callable | None = None):
     """The spec's validation data (``.x`` and ``.y``), or None when it has none."""
-    return _spec_data(spec, "validation", load_arrays)
+    return spec_data(spec, "validation", load_arrays)
 
 
-def _spec_data(spec, part: str, load_arrays: Callable | None):
+def spec_data(spec, part: str, load_arrays: Callable | None):
+    """``load_arrays(spec, part)`` when the spec has that data (validation: a split or a source), else None."""
     if spec is None or load_arrays is None:
         return None
     data = (spec.section("train") or {}).get("data")
@@ -136,12 +138,17 @@ def quantize_onnx(proto, x: Arrays, batch_size: int | None):
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
         onnx.save(proto, src)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime suggests pre-processing on the root logger, every time
         try:
             quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             extra_options={"CalibTensorRangeSymmetric": False})
         except Exception as e:
             raise ExportError(f"onnxruntime could not quantize the model: {type(e).__name__}: {str(e)[:300]}") from e
+        finally:
+            root.setLevel(level)
         return onnx.load(dst)
 
 

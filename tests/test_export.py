@@ -187,6 +187,8 @@ def test_int8_calibrates_on_the_training_data_and_reports_heldout_accuracy(keras
     acc = report.accuracy["probs"]
     assert acc["samples"] == 100 and acc["keras"] == 1.0 and abs(acc["change"]) <= 0.05
     assert "held-out accuracy of probs (100 samples): Keras 100.00%" in report.text()
+    assert report.gate.checks[-1].endswith("on samples of the spec's data and generated inputs")
+    assert report.gate.parity[0].batch == 1 and len(report.gate.parity) > 8  # real batches, then generated
 
 
 def test_vae_sampling_is_random_so_its_export_cannot_be_proven(keras, tmp_path):
