@@ -58,10 +58,11 @@ class Parity:
     ok: bool
     top1_agreement: float | None = None
     top1_decisive: int | None = None
+    span: float = 0.0  # max - min of the Keras output (its range)
 
     def describe(self) -> str:
         text = (f"{self.output} @ batch {self.batch}: max |error| {self.max_abs_error:.3g} "
-                f"({self.error_vs_range:.3g} of range; bound {self.bound:.3g})")
+                f"(output range {self.span:.3g}; bound {self.bound:.3g})")
         if self.top1_decisive:
             text += f", top-1 agreement {self.top1_agreement:.1%} of {self.top1_decisive}"
         elif self.top1_agreement is not None:
@@ -106,7 +107,8 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray, precision: str, classif
     finite = bool(np.isfinite(got).all())
     max_err = float(err.max()) if err.size else 0.0
     within = finite and bool((err <= atol + tol.rtol * np.abs(ref)).all())
-    p = Parity(name, batch, max_err, max_err / scale, atol, within)
+    span = float(ref.max() - ref.min()) if ref.size else 0.0
+    p = Parity(name, batch, max_err, max_err / scale, atol, within, span=span)
     if classifier and ref.ndim == 2 and ref.shape[1] > 1:
         top2 = np.sort(ref, axis=1)[:, -2:]
         decisive = (top2[:, 1] - top2[:, 0]) > 2 * atol  # ties within the tolerance may flip
