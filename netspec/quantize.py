@@ -120,13 +120,18 @@ def spec_data(spec, part: str, load_arrays: Callable | None):
 
 
 def quantize_onnx(proto, x: Arrays, batch_size: int | None):
-    """onnxruntime static quantization: QDQ format, int8 activations (MinMax), per-channel int8 weights.
+    """onnxruntime static quantization: QDQ format, uint8 activations (MinMax), per-channel int8 weights.
+
+    The model is pre-processed first (symbolic shape inference and graph optimization, which let
+    onnxruntime fuse the quantized operators), and activations are unsigned: on x86 CPUs U8S8 runs
+    the VNNI/AVX2 integer kernels, while S8S8 QDQ measured twice as slow as fp32 here.
 
     Raises:
         ExportError: onnxruntime cannot quantize the model.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -136,14 +141,15 @@ def quantize_onnx(proto, x: Arrays, batch_size: int | None):
             return next(self.it, None)
 
     with tempfile.TemporaryDirectory() as tmp:
-        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        src, pre, dst = (os.path.join(tmp, f) for f in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(proto, src)
         root = logging.getLogger()
         level = root.level
-        root.setLevel(logging.ERROR)  # onnxruntime suggests pre-processing on the root logger, every time
+        root.setLevel(logging.ERROR)  # onnxruntime logs advice on the root logger, every time
         try:
-            quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            quant_pre_process(src, pre)
+            quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             extra_options={"CalibTensorRangeSymmetric": False})
         except Exception as e:
             raise ExportError(f"onnxruntime could not quantize the model: {type(e).__name__}: {str(e)[:300]}") from e
