@@ -64,7 +64,14 @@ def test_run_directory(tmp_path, keras):
     assert result.best == pytest.approx(best) and result.monitor == "val_accuracy"
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {p.name for p in (run / "logs").iterdir()} == {"train", "validation"}
-    assert any((run / "logs" / "train").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for part, tags in (("train", {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}),
+                       ("validation", {"epoch_loss", "epoch_accuracy"})):
+        events = EventAccumulator(str(run / "logs" / part)).Reload()
+        assert tags <= set(events.Tags()["tensors"] + events.Tags()["scalars"]), (part, events.Tags())
+        loss = events.Tensors("epoch_loss") or events.Scalars("epoch_loss")
+        assert [e.step for e in loss] == [0, 1]
     # The best model is a plain .keras file: it loads in safe mode and predicts like the trained net.
     model = keras.models.load_model(run / "best.keras", safe_mode=True, compile=False)
     images = netspec.data.load_arrays(tiny(tmp_path), "validation")
