@@ -33,14 +33,7 @@ def cmd_validate(args) -> int:
     from .graph import DeferredArg
 
     spec = load_spec(args)
-    if spec.data.get("train") is not None:
-        from .trainconfig import train_config
-
-        train_config(spec)  # names, output keys, monitors, data files: still no TensorFlow
-    if spec.data.get("export") is not None:
-        from .targets import spec_targets
-
-        spec_targets(spec)  # fields that do not fit together, e.g. a LiteRT target in fp16
+    spec.validate()  # the train: and export: sections, data files included; still no TensorFlow
     if args.target:
         return _validate_target(args, spec)
     g = spec.graph

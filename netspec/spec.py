@@ -105,6 +105,23 @@ class Spec:
         """
         return resolve_section(self.document, self.graph.params, key)
 
+    def validate(self) -> None:
+        """The checks ``netspec validate`` adds to :func:`load`, still without TensorFlow: the
+        ``train:`` section (whitelisted names and their arguments, output names, monitors, data
+        sources and their files) and every ``export:`` target.
+
+        Raises:
+            NetspecError: the first problem, at its YAML line and column.
+        """
+        if self.data.get("train") is not None:
+            from .trainconfig import train_config
+
+            train_config(self)
+        if self.data.get("export") is not None:
+            from .targets import spec_targets
+
+            spec_targets(self)
+
     def build(self, budget=None):
         """Compile the spec into a functional ``keras.Model`` (imports Keras).
 

@@ -24,12 +24,14 @@ def keras():
 
 
 def error_for(text_or_path, *, stage: str = "load", params=None, trust_plugins: bool = False):
-    """The NetspecError a spec raises at ``stage`` (load, check or build); fails if none."""
+    """The NetspecError a spec raises at ``stage`` (load, validate, check or build); fails if none."""
     import netspec
 
     try:
         spec = netspec.load(text_or_path, params=params, trust_plugins=trust_plugins)
-        if stage == "check":
+        if stage == "validate":  # what `netspec validate` checks beyond load
+            spec.validate()
+        elif stage == "check":
             spec.check()
         elif stage == "build":
             spec.build()

@@ -4,7 +4,7 @@ every file in specs/valid (and the shipped specs/) loads.
 An invalid case starts with comment lines:
     # expect: LINE:COL message fragment
     # hint: fragment of the did-you-mean hint      (optional)
-    # stage: check                                 (optional; default: load)
+    # stage: validate|check|build                 (optional; default: load)
 """
 
 from __future__ import annotations
