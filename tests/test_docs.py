@@ -69,3 +69,9 @@ def test_layer_catalogue_lists_every_layer_and_required_argument():
         assert f"\n### {name}\n" in text
     assert "| **units** | an integer >= 1 |" in text and "| **filters** |" in text
     assert "Lambda](#lambda)" not in text
+
+
+def test_cli_reference_is_up_to_date():
+    from netspec.docgen import CLI_OUTPUT, render_cli
+
+    assert CLI_OUTPUT.read_text(encoding="utf-8") == render_cli(), "docs/cli.md is stale: run `make docs`"
