@@ -13,10 +13,10 @@ from .exprcheck import check_expression
 from .graph import LAYER_NODE_KEYS, NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
+from .structure import MAX_REPEAT, check_block_recursion, check_size_floor
 
 MAX_NODES = 50_000
 MAX_BLOCK_DEPTH = 32
-MAX_REPEAT = 10_000
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
 # spec gets a clear error instead of a RecursionError.
 MAX_GRAPH_DEPTH = 5_000
@@ -531,8 +531,9 @@ class Resolver:
 
     def run(self) -> Graph:
         self.spec_params = self.params()
-        self._check_block_recursion()
-        self._check_size_floor()
+        check_block_recursion(self.blocks, self.error)
+        check_size_floor(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes, self.value,
+                         self.error)
         inputs, bindings = self._model_inputs()
         ctx = _Ctx(self.spec_params, bindings, "", (), ("nodes",),
                    next(iter(bindings.values())) if len(bindings) == 1 else None)
@@ -593,92 +594,6 @@ class Resolver:
             result += [(str(r), r) for r in value.refs]
         # A list of one output is a single output: Keras users expect a tensor from predict, not [tensor].
         return result, ("list" if len(result) > 1 else "single")
-
-    def _check_size_floor(self) -> None:
-        """Refuse a graph over the layer cap before expanding it, from a lower bound of its size.
-
-        Blocks nested in blocks multiply (six levels of ten instances make 10**6 layers); counting
-        them before expansion makes such a spec fail in milliseconds, not after 50,000 layers were
-        made. Only what is certain counts: a node with ``when`` counts 0 unless ``when: true``, and a
-        ``repeat`` counts only when its value is known without instance params.
-        """
-        cap = self.max_nodes
-        floor: dict[str, int] = {}
-
-        def node_floor(node: Any, names: Mapping[str, Any] | None, path: tuple) -> int:
-            if not isinstance(node, dict) or node.get("when", True) is not True:
-                return 0
-            count = node.get("repeat", 1)
-            if _needs_interp(count) and names is not None:
-                try:
-                    count = self.value(count, path + ("repeat",), names, None)
-                except NetspecError:
-                    count = 0
-            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
-                return 0  # a bad repeat gets its own error from the resolver
-            if "type" in node or "expr" in node:
-                unit = 1
-            elif isinstance(node.get("block"), str) and node["block"] in floor:
-                unit = floor[node["block"]]
-            else:
-                unit = 0
-            return min(count * unit, cap + 1)
-
-        # Blocks in dependency order (the block graph is acyclic: checked just before).
-        pending = [b for b in self.blocks if isinstance(self.blocks[b], dict)]
-        while pending:
-            later = []
-            for b in pending:
-                nodes = self.blocks[b].get("nodes") or []
-                needs = {n["block"] for n in nodes if isinstance(n, dict) and isinstance(n.get("block"), str)
-                         and n["block"] in self.blocks and n["block"] not in floor}
-                if needs:
-                    later.append(b)
-                    continue
-                floor[b] = min(sum(node_floor(n, None, ()) for n in nodes), cap + 1)
-            if len(later) == len(pending):  # a dangling or recursive block: reported by the resolver
-                break
-            pending = later
-        total = 0
-        for k, node in enumerate(self.data.get("nodes") or []):
-            total += node_floor(node, self.spec_params, ("nodes", k))
-            if total > cap:
-                path = ("nodes", k)
-                raise self.error(f"the graph has more than {cap} layers (counting the layers its blocks "
-                                 "and repeats make)", path,
-                                 hint=f"netspec builds graphs of up to {cap} layers")
-
-    def _check_block_recursion(self) -> None:
-        """A block that reaches itself through other blocks is an error, used or not (iterative DFS)."""
-        edges: dict[str, list[tuple[str, tuple]]] = {}
-        for bname, bdef in self.blocks.items():
-            edges[bname] = []
-            for k, node in enumerate(bdef.get("nodes") or []):
-                if isinstance(node, dict) and isinstance(node.get("block"), str) and node["block"] in self.blocks:
-                    edges[bname].append((node["block"], ("blocks", bname, "nodes", k, "block")))
-        state: dict[str, int] = {}
-        for root in self.blocks:
-            if state.get(root):
-                continue
-            stack = [(root, iter(edges[root]))]
-            trail = [root]
-            state[root] = 1
-            while stack:
-                name, it = stack[-1]
-                step = next(it, None)
-                if step is None:
-                    stack.pop()
-                    trail.pop()
-                    state[name] = 2
-                    continue
-                child, path = step
-                if state.get(child) == 1:
-                    chain = " -> ".join(trail[trail.index(child):] + [child])
-                    raise self.error(f"block {child!r} instantiates itself: {chain}", path)
-                if not state.get(child):
-                    state[child] = 1
-                    trail.append(child)
-                    stack.append((child, iter(edges[child])))
 
 
 def _needs_interp(raw: Any) -> bool:

@@ -264,7 +264,7 @@ def make_recorder(run, state, rows: list, callbacks: list, config: TrainConfig):
     """The callback that records each epoch: history.csv, best model, checkpoint, state.json."""
     import keras
 
-    from .runs import callback_state, restore_callback_state
+    from .runs import restore_callback_state
 
     higher = config.monitor_mode == "max"
 
