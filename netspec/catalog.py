@@ -47,7 +47,8 @@ class Catalog:
         from .schemacheck import Validator
 
         self.schema = schema if schema is not None else load_schema()
-        self.validator = Validator(self.schema)
+        # The committed schema is scanned by tests/test_schemacheck.py, not on every command.
+        self.validator = Validator(self.schema, scan=schema is not None)
         defs = self.schema["$defs"]
         self.core = {k[len(LAYER_PREFIX):] for k in defs if k.startswith(LAYER_PREFIX)}
 

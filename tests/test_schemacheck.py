@@ -499,3 +499,9 @@ def test_dispatch_is_fast_and_linear():
 if __name__ == "__main__":  # python -m tests.test_schemacheck: print the timing table
     for n in (100, 1_000, 10_000):
         print(f"{n:>6} nodes: {timed_batch(n) * 1000:8.2f} ms")
+
+
+def test_the_committed_schema_passes_the_scan_that_commands_skip():
+    from netspec.catalog import load_schema
+
+    Validator(load_schema(), scan=True)  # raises on an unsupported keyword, bad pattern or dangling ref
