@@ -51,8 +51,6 @@ LAYERS: dict[str, dict[str, str]] = {
     "Equalization": {"*": "Keras 3.15 cannot trace it into a functional graph (its symbolic output is its "
                      "input: a cycle); equalize outside the model"},
     "MelSpectrogram": {"onnx": "uses an FFT (RFFT), which tf2onnx 1.17 does not convert (LiteRT takes it)"},
-    "STFTSpectrogram": {"*": "uses an FFT (RFFT), which tf2onnx 1.17 and LiteRT builtins do not convert "
-                        "(and it needs scipy to build)"},
     "CategoryEncoding": {"litert": "uses DenseBincount, which LiteRT builtins lack; encode outside the model "
                          "or export to ONNX"},
     **{t: {"litert": "3-D pooling (MaxPool3D/AvgPool3D) is not a LiteRT builtin; export to ONNX"}
