@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import SchemaError
+from .errors import ResolveError, SchemaError
 from .loader import Document
 
 
@@ -39,6 +39,17 @@ def _check_node_kinds(doc: Document, core: set[str]) -> None:
                                   path=path + ("type",), location=doc.source.value(path + ("type",)))
 
 
+def _check_node_count(doc: Document) -> None:
+    """A nodes list over the layer cap fails before the schema pass (which would take seconds on it)."""
+    from .resolve import MAX_NODES
+
+    nodes = doc.data.get("nodes")
+    if isinstance(nodes, list) and len(nodes) > MAX_NODES:
+        path = ("nodes", MAX_NODES)
+        raise ResolveError(f"the graph has more than {MAX_NODES} layers", path=path, location=doc.source.value(path),
+                           hint=f"netspec builds graphs of up to {MAX_NODES} layers")
+
+
 def _excluded() -> dict[str, str]:
     from .schemagen_keras import EXCLUDED_LAYERS
 
@@ -55,6 +66,7 @@ def validate_document(doc: Document, catalog) -> None:
     if not isinstance(doc.data, dict):
         raise SchemaError("a spec is a mapping with netspec, name, inputs and nodes",
                           location=doc.source.value(()))
+    _check_node_count(doc)
     _check_node_kinds(doc, catalog.core)
     validator = catalog.validator
     issues = list(validator.iter_issues(doc.data))
