@@ -121,3 +121,24 @@ def graph_depth(graph: Graph) -> int:
     for node in graph.nodes:
         depth[node.name] = 1 + max((depth.get(r.node, 0) for r in node.input_refs()), default=0)
     return max(depth.values(), default=0)
+
+
+def unreachable(graph: Graph) -> list[str]:
+    """Warnings for layers and inputs that do not reach any output."""
+    used: set[str] = set()
+    by_name = {n.name: n for n in graph.nodes}
+    stack = [ref.node for _, ref in graph.outputs]
+    while stack:
+        name = stack.pop()
+        if name in used:
+            continue
+        used.add(name)
+        node = by_name.get(name)
+        if node is not None:
+            stack.extend(r.node for r in node.input_refs())
+            if node.share_of:
+                stack.append(node.share_of)
+    notes = [f"node {n.name!r} (line {n.location.line}) does not reach any output; it is left out of the model"
+             for n in graph.nodes if n.name not in used and n.kind != "share"]
+    notes += [f"input {d.name!r} (line {d.location.line}) is not used by any output" for d in graph.inputs if d.name not in used]
+    return notes

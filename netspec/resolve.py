@@ -2,56 +2,24 @@
 
 from __future__ import annotations
 
-import heapq
-import re
 from collections import ChainMap
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .blocks import expand_block
 from .errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from .exprcheck import check_expression
-from .graph import LAYER_NODE_KEYS, NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth
+from .graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
-from .structure import MAX_REPEAT, check_block_recursion, check_size_floor
+from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through, snake_case
+from .structure import check_block_recursion, check_size_floor
+
+__all__ = ["MAX_NODES", "MAX_GRAPH_DEPTH", "Resolver", "resolve", "resolve_section", "snake_case"]
 
 MAX_NODES = 50_000
-MAX_BLOCK_DEPTH = 32
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
 # spec gets a clear error instead of a RecursionError.
 MAX_GRAPH_DEPTH = 5_000
-
-_REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))?\Z")
-
-
-def snake_case(name: str) -> str:
-    """Keras's own rule for default layer names: ``Conv2D`` -> ``conv2d``, ``ReLU`` -> ``re_lu``."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-@dataclass
-class _Ctx:
-    """One scope: the model's top level or one block instance."""
-
-    names: Mapping[str, Any]
-    bindings: dict[str, Value]
-    prefix: str
-    scope: tuple[str, ...]
-    nodes_path: tuple
-    default_in: Value | None
-    stack: tuple[str, ...] = ()
-    note: str | None = None
-
-
-@dataclass
-class _Entry:
-    index: int
-    raw: dict
-    path: tuple
-    name: str
-    count: int | None  # repeat count, None when not repeated
-    deps: list[int] = field(default_factory=list)
 
 
 class _Share:
@@ -86,13 +54,13 @@ class Resolver:
     # -- errors ---------------------------------------------------------------------------
 
     def error(self, message: str, path: tuple, *, key: bool = False, hint: str | None = None,
-              ctx: _Ctx | None = None, cls=ResolveError) -> NetspecError:
+              ctx: Ctx | None = None, cls=ResolveError) -> NetspecError:
         loc = self.src.key(path) if key else self.src.value(path)
         if ctx is not None and ctx.note:
             message = f"{message} ({ctx.note})"
         return cls(message, path=path, location=loc, hint=hint)
 
-    def _expr_error(self, e: ExpressionError, path: tuple, raw: Any, ctx: _Ctx | None) -> NetspecError:
+    def _expr_error(self, e: ExpressionError, path: tuple, raw: Any, ctx: Ctx | None) -> NetspecError:
         offset = getattr(e, "offset", 0)
         loc = self.src.inside(path, offset) if isinstance(raw, str) else self.src.value(path)
         message = e.message + (f" ({ctx.note})" if ctx is not None and ctx.note else "")
@@ -100,7 +68,7 @@ class Resolver:
 
     # -- values -------------------------------------------------------------------------------
 
-    def value(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: _Ctx | None,
+    def value(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: Ctx | None,
               *, allow_deferred: bool = False) -> Any:
         """Interpolate ``$name``/``${...}`` in ``raw`` (recursively); shape-dependent parts defer."""
         if not _needs_interp(raw):
@@ -113,7 +81,7 @@ class Resolver:
                                  "in_shape, shape() or values derived from them", path, ctx=ctx) from None
             return DeferredArg(raw, names, ctx.bindings if ctx else {}, path)
 
-    def _interp(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: _Ctx | None) -> Any:
+    def _interp(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: Ctx | None) -> Any:
         # Nesting is bounded by the loader's depth cap, so this recursion is too.
         if isinstance(raw, str):
             if not has_interpolation(raw):
@@ -129,7 +97,7 @@ class Resolver:
             return {k: self._interp(v, path + (k,), names, ctx) for k, v in raw.items()}
         return raw
 
-    def _shape_probe(self, ctx: _Ctx | None, path: tuple):
+    def _shape_probe(self, ctx: Ctx | None, path: tuple):
         def probe(ref: str):
             if ctx is None:
                 raise self.error("shape() is only available inside nodes", path)
@@ -161,9 +129,9 @@ class Resolver:
 
     # -- refs -----------------------------------------------------------------------------------
 
-    def lookup(self, text: Any, ctx: _Ctx, path: tuple) -> Value:
+    def lookup(self, text: Any, ctx: Ctx, path: tuple) -> Value:
         """The Value a ref names in ``ctx``."""
-        m = _REF.match(text) if isinstance(text, str) else None
+        m = REF.match(text) if isinstance(text, str) else None
         if not m:
             raise self.error(f"expected a ref (name, name.K or name.output). Received: {short(text)}", path, ctx=ctx)
         base, part = m.group(1), m.group(2)
@@ -186,124 +154,20 @@ class Resolver:
         raise self.error(f"{base!r} has no output {part!r}" + (f"; it has {', '.join(outs)}" if outs else ""),
                          path, hint=hint_for(part, outs), ctx=ctx)
 
-    def _refs_of(self, raw_in: Any, path: tuple, ctx: _Ctx) -> list[tuple[str, tuple]]:
-        """The ref strings written in an ``in``/``else`` value, with their paths (for ordering)."""
-        if isinstance(raw_in, list):
-            return [(v, path + (k,)) for k, v in enumerate(raw_in)]
-        if isinstance(raw_in, dict):
-            return [(v, path + (k,)) for k, v in raw_in.items()]
-        return [(raw_in, path)]
-
     # -- scopes -----------------------------------------------------------------------------
 
-    def expand_scope(self, ctx: _Ctx, raw_nodes: list) -> Value | None:
+    def expand_scope(self, ctx: Ctx, raw_nodes: list) -> Value | None:
         """Expand a list of nodes in ``ctx``; returns the Value of the last node (list order)."""
-        entries = self._name_entries(ctx, raw_nodes)
-        order = self._order(ctx, entries)
+        entries = name_entries(self, ctx, raw_nodes)
+        order = order_entries(self, ctx, entries)
         values: dict[int, Value] = {}
         for k in order:
             values[k] = self._expand_entry(ctx, entries[k], entries, values)
         return values[len(entries) - 1] if entries else None
 
-    def _name_entries(self, ctx: _Ctx, raw_nodes: list) -> list[_Entry]:
-        entries: list[_Entry] = []
-        counters: dict[str, int] = {}
-        taken: dict[str, tuple] = {name: () for name in ctx.bindings}
-        for k, raw in enumerate(raw_nodes):
-            path = ctx.nodes_path + (k,)
-            written = raw.get("name")
-            if written is None:
-                base = snake_case(raw.get("type") or raw.get("block") or ("expr" if "expr" in raw else "share"))
-                n = counters.get(base, 0)
-                counters[base] = n + 1
-                name = base if n == 0 else f"{base}_{n}"
-            else:
-                name = written
-            count = None
-            if "repeat" in raw:
-                count = self.value(raw["repeat"], path + ("repeat",), ChainMap({"in_shape": UNKNOWN}, ctx.names), ctx)
-                if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
-                    raise self.error(f"repeat must be an integer from 0 to {MAX_REPEAT}. Received: repeat={short(count)}",
-                                     path + ("repeat",), ctx=ctx)
-            names = [name] + ([f"{name}_{i}" for i in range(count)] if count else [])
-            for each in names:
-                if each in taken:
-                    first = taken[each]
-                    where = "an input" if not first else f"the node at line {self.src.value(first).line}"
-                    what = f"the name {each!r}" if each == written else f"the generated name {each!r} of this node"
-                    raise self.error(f"{what} is already used by {where}"
-                                     + ("" if written else "; give this node a name"),
-                                     path + (("name",) if written else ()), ctx=ctx)
-                taken[each] = path
-            entries.append(_Entry(k, raw, path, name, count))
-        return entries
-
-    def _order(self, ctx: _Ctx, entries: list[_Entry]) -> list[int]:
-        """A topological order of the scope's entries (stable in list order); cycles are errors."""
-        owner: dict[str, int] = {}
-        for e in entries:
-            owner[e.name] = e.index
-            for i in range(e.count or 0):
-                owner[f"{e.name}_{i}"] = e.index
-        for e in entries:
-            refs: list[tuple[Any, tuple]] = []
-            if "in" in e.raw:
-                refs += self._refs_of(e.raw["in"], e.path + ("in",), ctx)
-            elif e.index > 0:
-                e.deps.append(e.index - 1)
-            if "else" in e.raw:
-                refs.append((e.raw["else"], e.path + ("else",)))
-            if "share" in e.raw:
-                refs.append((e.raw["share"], e.path + ("share",)))
-            for text, path in refs:
-                text = self.value(text, path, ctx.names, ctx)
-                m = _REF.match(text) if isinstance(text, str) else None
-                if m and m.group(1) in owner:
-                    if owner[m.group(1)] == e.index:
-                        raise self.error(f"node {e.name!r} refers to itself", path, ctx=ctx)
-                    e.deps.append(owner[m.group(1)])
-                elif m and m.group(1) not in ctx.bindings:
-                    raise self.error(f"unknown ref {m.group(1)!r}", path, ctx=ctx,
-                                     hint=hint_for(m.group(1), list(owner) + list(ctx.bindings)))
-                else:
-                    self.lookup(text, ctx, path)  # an input ref: checks the .K / .name part
-        users: dict[int, list[int]] = {e.index: [] for e in entries}
-        missing = {e.index: len(set(e.deps)) for e in entries}
-        for e in entries:
-            for d in set(e.deps):
-                users[d].append(e.index)
-        ready = [k for k, n in missing.items() if n == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            k = heapq.heappop(ready)
-            order.append(k)
-            for u in users[k]:
-                missing[u] -= 1
-                if missing[u] == 0:
-                    heapq.heappush(ready, u)
-        if len(order) < len(entries):
-            raise self._cycle(ctx, entries, {k for k, n in missing.items() if n > 0})
-        return order
-
-    def _cycle(self, ctx: _Ctx, entries: list[_Entry], stuck: set[int]) -> NetspecError:
-        start = min(stuck)
-        seen: dict[int, int] = {}
-        walk: list[int] = []
-        k = start
-        while k not in seen:  # every stuck entry has a stuck dependency, so this closes a loop
-            seen[k] = len(walk)
-            walk.append(k)
-            k = next(d for d in entries[k].deps if d in stuck)
-        loop = walk[seen[k]:] + [k]
-        text = " -> ".join(entries[j].name for j in loop)
-        first = entries[loop[0]]
-        where = first.path + (("in",) if "in" in first.raw else ())
-        return self.error(f"cycle in the graph: {text}", where, ctx=ctx)
-
     # -- entries ---------------------------------------------------------------------------------
 
-    def _inputs(self, ctx: _Ctx, e: _Entry, entries: list[_Entry], values: dict[int, Value]):
+    def _inputs(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value]):
         """The entry's inputs: a list of Values, or a mapping name -> Value."""
         if "in" not in e.raw:
             if e.index > 0:
@@ -320,7 +184,7 @@ class Resolver:
         sub = (lambda k: e.path + ("in", k)) if isinstance(raw_in, list) else (lambda k: e.path + ("in",))
         return [self.lookup(self.value(v, sub(k), ctx.names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
 
-    def _expand_entry(self, ctx: _Ctx, e: _Entry, entries: list[_Entry], values: dict[int, Value]) -> Value:
+    def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value]) -> Value:
         inputs = self._inputs(ctx, e, entries, values)
         raw = e.raw
         if "share" in raw:
@@ -331,7 +195,7 @@ class Resolver:
         self.records[key] = self.nodes[made_before:]
         return value
 
-    def _expand_body(self, ctx: _Ctx, e: _Entry, raw: dict, name: str, inputs) -> Value:
+    def _expand_body(self, ctx: Ctx, e: Entry, raw: dict, name: str, inputs) -> Value:
         """Repeat and when around one node: instance k takes instance k-1's output."""
         count = e.count if e.count is not None else 1
         current = inputs
@@ -351,16 +215,16 @@ class Resolver:
             elif "else" in raw:
                 last = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
             else:
-                last = _first(current, e, self, ctx)
+                last = pass_through(self, current, e, ctx)
             if e.count is not None:
                 ctx.bindings[inst] = last
             current = [last]
         if last is None:  # repeat: 0 is the identity
-            last = _first(inputs, e, self, ctx)
+            last = pass_through(self, inputs, e, ctx)
         ctx.bindings[name] = last
         return last
 
-    def _expand_share(self, ctx: _Ctx, e: _Entry, inputs, entries: list[_Entry]) -> Value:
+    def _expand_share(self, ctx: Ctx, e: Entry, inputs, entries: list[Entry]) -> Value:
         target_text = self.value(e.raw["share"], e.path + ("share",), ctx.names, ctx)
         target = next((t for t in entries if t.name == target_text), None)
         if target is None or "share" in target.raw and target is e:
@@ -379,7 +243,7 @@ class Resolver:
             inst = f"{e.name}_{i}" if e.count is not None else e.name
             self.share = _Share(originals)
             try:
-                shadow = _Entry(target.index, target.raw, target.path, inst, target.count)
+                shadow = Entry(target.index, target.raw, target.path, inst, target.count)
                 last = self._expand_body(ctx, shadow, target.raw, inst, current)
             finally:
                 self.share = outer
@@ -387,16 +251,15 @@ class Resolver:
                 ctx.bindings[inst] = last
             current = [last]
         self.records[(id(e.raw), ctx.prefix)] = self.nodes[made_before:]
-        ctx.bindings[e.name] = last if last is not None else _first(inputs, e, self, ctx)
+        ctx.bindings[e.name] = last if last is not None else pass_through(self, inputs, e, ctx)
         return ctx.bindings[e.name]
 
-    def _instance(self, ctx: _Ctx, e: _Entry, raw: dict, inst: str, inputs, names) -> Value:
+    def _instance(self, ctx: Ctx, e: Entry, raw: dict, inst: str, inputs, names) -> Value:
         flat = ctx.prefix + inst
         if "block" in raw:
             return self._block(ctx, e, raw, flat, inputs, names)
-        refs = _flatten(inputs)
-        first = refs[0] if isinstance(refs, list) and refs else (next(iter(refs.values())) if isinstance(refs, dict) and refs else None)
-        local = ChainMap({"in_shape": ShapeOf(first)}, names)
+        refs = flatten(inputs)
+        local = ChainMap({"in_shape": ShapeOf(first_ref(refs))}, names)
         if "expr" in raw:
             if isinstance(refs, list) and len(refs) > 1:
                 raise self.error("an expression with several inputs names them with an 'in:' mapping",
@@ -421,7 +284,7 @@ class Resolver:
         self._add(node, ctx)
         return Value(((None, Ref(flat)),))
 
-    def _layer(self, ctx: _Ctx, e: _Entry, raw: dict, flat: str, refs, names) -> Node:
+    def _layer(self, ctx: Ctx, e: Entry, raw: dict, flat: str, refs, names) -> Node:
         type_name = raw["type"]
         if not self.catalog.known(type_name):
             raise self.error(f"unknown layer type {short(type_name)}", e.path + ("type",),
@@ -446,7 +309,7 @@ class Resolver:
         return Node(flat, "layer", type_name, args, refs, e.path, self.src.value(e.path), ctx.scope,
                     instance_note=ctx.note)
 
-    def _add(self, node: Node, ctx: _Ctx) -> None:
+    def _add(self, node: Node, ctx: Ctx) -> None:
         if node.name in self.flat:
             other = self.flat[node.name]
             raise self.error(f"layer name {node.name!r} is made twice (also at line {other.location.line}); "
@@ -456,76 +319,8 @@ class Resolver:
         self.flat[node.name] = node
         self.nodes.append(node)
 
-    # -- blocks ---------------------------------------------------------------------------------
-
-    def _block(self, ctx: _Ctx, e: _Entry, raw: dict, flat: str, inputs, names) -> Value:
-        bname = raw["block"]
-        if bname not in self.blocks:
-            raise self.error(f"unknown block {short(bname)}", e.path + ("block",), hint=hint_for(bname, self.blocks), ctx=ctx)
-        if bname in ctx.stack:
-            chain = " -> ".join(ctx.stack + (bname,))
-            raise self.error(f"block {bname!r} instantiates itself: {chain}", e.path + ("block",), ctx=ctx)
-        if len(ctx.stack) >= MAX_BLOCK_DEPTH:
-            raise self.error(f"blocks are nested more than {MAX_BLOCK_DEPTH} deep", e.path, ctx=ctx)
-        bdef = self.blocks[bname]
-        bpath = ("blocks", bname)
-        declared = bdef.get("params") or {}
-        refs = _flatten(inputs)
-        first = refs[0] if isinstance(refs, list) and refs else (next(iter(refs.values()), None) if isinstance(refs, dict) else None)
-        caller = ChainMap({"in_shape": ShapeOf(first)}, names)
-        given = {k: v for k, v in raw.items() if k not in NODE_KEYS}
-        for key in given:
-            if key not in declared:
-                raise self.error(f"block {bname!r} has no param {key!r}", e.path + (key,), key=True,
-                                 hint=hint_for(key, declared), ctx=ctx)
-        local: dict[str, Any] = {}
-        spec_names = ChainMap(local, {"in_shape": ShapeOf(first)}, self.spec_params)
-        for key, default in declared.items():
-            if key in given:
-                local[key] = self.value(given[key], e.path + (key,), caller, ctx, allow_deferred=True)
-            elif default == "required":
-                raise self.error(f"block {bname!r} needs param {key!r}", e.path + ("block",), ctx=ctx)
-            else:
-                local[key] = self.value(default, bpath + ("params", key), spec_names, ctx, allow_deferred=True)
-        for key, raw_var in (bdef.get("vars") or {}).items():
-            local[key] = self.value(raw_var, bpath + ("vars", key), spec_names, ctx, allow_deferred=True)
-        in_names = bdef.get("inputs") or ["x"]
-        bindings: dict[str, Value] = {}
-        if isinstance(inputs, dict):
-            for key in inputs:
-                if key not in in_names:
-                    raise self.error(f"block {bname!r} has no input {key!r}", e.path + ("in", key), key=True,
-                                     hint=hint_for(key, in_names), ctx=ctx)
-            for key in in_names:
-                if key not in inputs:
-                    raise self.error(f"block {bname!r} needs input {key!r}", e.path + ("in",), ctx=ctx)
-                bindings[key] = inputs[key]
-        else:
-            flat_in = [Value((item,)) for v in inputs for item in v.items]
-            if len(flat_in) != len(in_names):
-                raise self.error(f"block {bname!r} takes {len(in_names)} input{'s' * (len(in_names) > 1)} "
-                                 f"({', '.join(in_names)}); received {len(flat_in)}",
-                                 e.path + (("in",) if "in" in raw else ()), ctx=ctx)
-            bindings = dict(zip(in_names, flat_in))
-        note = f"in block {bname!r}, instance {flat!r} at line {self.src.value(e.path).line}"
-        child = _Ctx(spec_names, bindings, flat + "_", ctx.scope + (flat,), bpath + ("nodes",),
-                     next(iter(bindings.values())) if len(bindings) == 1 else None, ctx.stack + (bname,), note)
-        last = self.expand_scope(child, bdef["nodes"])
-        outs = bdef.get("outputs")
-        if outs is None:
-            return last
-        opath = bpath + ("outputs",)
-        if isinstance(outs, dict):
-            items = [(k, self.lookup(self.value(v, opath + (k,), spec_names, child), child, opath + (k,))) for k, v in outs.items()]
-        else:
-            seq = outs if isinstance(outs, list) else [outs]
-            sub = (lambda k: opath + (k,)) if isinstance(outs, list) else (lambda k: opath)
-            items = [(v, self.lookup(self.value(v, sub(k), spec_names, child), child, sub(k))) for k, v in enumerate(seq)]
-        result: list[tuple[str | None, Ref]] = []
-        for out_name, value in items:
-            for _, ref in value.items:
-                result.append((out_name, ref))
-        return Value(tuple(result))
+    def _block(self, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs, names) -> Value:
+        return expand_block(self, ctx, e, raw, flat, inputs, names)
 
     # -- model ------------------------------------------------------------------------------------
 
@@ -535,7 +330,7 @@ class Resolver:
         check_size_floor(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes, self.value,
                          self.error)
         inputs, bindings = self._model_inputs()
-        ctx = _Ctx(self.spec_params, bindings, "", (), ("nodes",),
+        ctx = Ctx(self.spec_params, bindings, "", (), ("nodes",),
                    next(iter(bindings.values())) if len(bindings) == 1 else None)
         last = self.expand_scope(ctx, self.data["nodes"])
         outputs, form = self._outputs(ctx, last)
@@ -546,7 +341,7 @@ class Resolver:
             last = graph.nodes[-1]
             raise ResolveError(f"the graph is {depth} layers deep; netspec builds graphs up to {MAX_GRAPH_DEPTH} "
                                "deep (Keras maps graphs recursively)", path=last.path, location=last.location)
-        graph.warnings = _unused(graph)
+        graph.warnings = unreachable(graph)
         return graph
 
     def _model_inputs(self) -> tuple[list[InputDecl], dict[str, Value]]:
@@ -567,7 +362,7 @@ class Resolver:
             bindings[name] = Value(((None, Ref(name)),))
         return decls, bindings
 
-    def _outputs(self, ctx: _Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], str]:
+    def _outputs(self, ctx: Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], str]:
         outs = self.data.get("outputs")
         path = ("outputs",)
         if outs is None:
@@ -604,47 +399,6 @@ def _needs_interp(raw: Any) -> bool:
     if isinstance(raw, dict):
         return any(_needs_interp(v) for v in raw.values())
     return False
-
-
-def _flatten(inputs) -> list[Ref] | dict[str, Ref]:
-    if isinstance(inputs, dict):
-        out = {}
-        for key, value in inputs.items():
-            out[key] = value.items[0][1] if len(value.items) == 1 else None
-            if out[key] is None:
-                raise ResolveError(f"input {key!r} names {len(value.items)} tensors; name one")
-        return out
-    return [ref for value in inputs for ref in value.refs]
-
-
-def _first(inputs, e: _Entry, res: Resolver, ctx: _Ctx) -> Value:
-    if isinstance(inputs, dict):
-        return next(iter(inputs.values()))
-    items = [item for v in inputs for item in v.items]
-    if not items:
-        raise res.error("node has no input to pass through", e.path, ctx=ctx)
-    return Value((items[0],))
-
-
-def _unused(graph: Graph) -> list[str]:
-    """Warnings for layers and inputs that do not reach any output."""
-    used: set[str] = set()
-    by_name = {n.name: n for n in graph.nodes}
-    stack = [ref.node for _, ref in graph.outputs]
-    while stack:
-        name = stack.pop()
-        if name in used:
-            continue
-        used.add(name)
-        node = by_name.get(name)
-        if node is not None:
-            stack.extend(r.node for r in node.input_refs())
-            if node.share_of:
-                stack.append(node.share_of)
-    notes = [f"node {n.name!r} (line {n.location.line}) does not reach any output; it is left out of the model"
-             for n in graph.nodes if n.name not in used and n.kind != "share"]
-    notes += [f"input {d.name!r} (line {d.location.line}) is not used by any output" for d in graph.inputs if d.name not in used]
-    return notes
 
 
 def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES) -> Graph:
