@@ -69,8 +69,7 @@ class ExportReport:
             lines.append(f"  calibration: {self.calibration}")
         if self.gate:
             lines.append("  gate: passed: " + "; ".join(self.gate.checks))
-            for p in _worst(self.gate.parity):
-                lines.append(f"    {p.describe()}")
+            lines += [f"    {line}" for line in _parity_summary(self.gate.parity)]
         for name, acc in (self.accuracy or {}).items():
             lines.append(f"  held-out accuracy of {name} ({acc['samples']} samples): Keras {acc['keras']:.2%}, "
                          f"export {acc['export']:.2%} ({acc['change']:+.2%})")
@@ -87,13 +86,22 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def _worst(parity: list) -> list:
-    """One line per output: its worst batch."""
-    best: dict[str, Any] = {}
-    for p in parity:
-        if p.output not in best or p.error_vs_range > best[p.output].error_vs_range:
-            best[p.output] = p
-    return list(best.values())
+def _parity_summary(parity: list) -> list[str]:
+    """One line per output: its worst comparison, and top-1 agreement over all of them."""
+    lines = []
+    for name in dict.fromkeys(p.output for p in parity):
+        runs = [p for p in parity if p.output == name]
+        worst = max(runs, key=lambda p: p.error_vs_range)
+        text = (f"{name}: max |error| {worst.max_abs_error:.3g} at batch {worst.batch} (output range "
+                f"{worst.span:.3g}; bound {worst.bound:.3g}; worst of {len(runs)} comparisons)")
+        decisive = sum(p.top1_decisive or 0 for p in runs)
+        if decisive:
+            agreed = sum(p.top1_agreement * p.top1_decisive for p in runs if p.top1_decisive)
+            text += f", top-1 agreement {agreed / decisive:.1%} of {decisive} samples"
+        elif any(p.top1_agreement is not None for p in runs):
+            text += ", top-1: no sample with a clear winner"
+        lines.append(text)
+    return lines
 
 
 def _size(n: int) -> str:

@@ -44,6 +44,19 @@ def small():
     return netspec.load(SMALL)
 
 
+def _assert_parity_lines(report):
+    """The report's parity lines: one per output, its worst comparison, top-1 counted over all of them."""
+    lines = [l.strip() for l in report.text().splitlines() if l.startswith("    ")]
+    assert [l.split(":")[0] for l in lines] == ["class_probs", "value"]
+    runs = [p for p in report.gate.parity if p.output == "class_probs"]
+    worst = max(runs, key=lambda p: p.error_vs_range)
+    assert f"max |error| {worst.max_abs_error:.3g} at batch {worst.batch}" in lines[0]
+    assert f"worst of {len(runs)} comparisons" in lines[0]
+    decisive = sum(p.top1_decisive or 0 for p in runs)
+    assert (f"of {decisive} samples" in lines[0]) if decisive else ("no sample with a clear winner" in lines[0])
+    assert "top-1" not in lines[1]  # a regression output has no decisions
+
+
 @pytest.mark.parametrize("name", list(BUILTIN))
 def test_every_builtin_precision_passes_its_gate(keras, small, name, tmp_path):
     target = BUILTIN[name]
@@ -51,6 +64,7 @@ def test_every_builtin_precision_passes_its_gate(keras, small, name, tmp_path):
     report = export(small, target, out, latency=False)
     assert out.stat().st_size == report.size_bytes > 0
     assert report.gate.ok and {p.output for p in report.gate.parity} == {"class_probs", "value"}
+    _assert_parity_lines(report)
     assert report.inputs == {"image": {"shape": [None, 16, 16, 3], "dtype": "float32"},
                              "meta": {"shape": [None, 4], "dtype": "float32"}}
     if target.format == "onnx":
