@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import types
 
 import numpy as np
 import pytest
