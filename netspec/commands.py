@@ -296,7 +296,8 @@ def cmd_schema(args) -> int:
     quiet_tensorflow()
     from . import registry
     from .plugins import load_plugin_targets
-    from .schemagen import render, with_user_layers
+    from .schemagen import render
+    from .schemagen_nodes import with_user_layers
 
     # Naming plugins on this command line is the user's own choice to run them.
     load_plugin_targets(args.plugins)

@@ -1,7 +1,8 @@
-"""Schema defs for the ``train:`` section's objects: optimizers, schedules, losses, metrics, callbacks.
+"""Schema defs for the ``train:`` and ``export:`` sections, and for the Keras objects ``train:`` names.
 
-Each whitelisted class (``netspec.trainnames``) gets a closed def typed from its Keras constructor,
-so ``netspec validate`` reports an unknown or mistyped argument at its YAML line without Keras.
+Each whitelisted optimizer, schedule, loss, metric and callback (``netspec.trainnames``) gets a closed
+def typed from its Keras constructor, so ``netspec validate`` reports an unknown or mistyped argument
+at its YAML line without Keras.
 """
 
 from __future__ import annotations
@@ -11,9 +12,98 @@ from typing import Any
 
 from netspec import schemagen_keras as K
 from netspec import trainnames as N
-from netspec.schemagen_keras import ENUM, INT, LIST, NULL, NUM, STR
+from netspec.schemagen_args import arg_property
+from netspec.schemagen_types import BOOL, ENUM, INT, LIST, NAME, NULL, NUM, STR, described, obj, ref, with_interp
 
-# Arguments the generic rules cannot type, by "Class.arg" or "*.arg" (checked before schemagen_keras's).
+# ---------------------------------------------------------------------------------------------
+# The train and export sections.
+
+
+def _data_properties() -> dict:
+    columns = {"anyOf": [STR[0], {"type": "array", "items": STR[0], "minItems": 1}]}
+    by_name = {"type": "object", "propertyNames": NAME, "additionalProperties": columns, "minProperties": 1}
+    return {
+        "source": with_interp(ENUM("csv", "dataset", "image_dir", "npz")),
+        "path": described(STR[0], "The data file or directory, relative to the spec."),
+        "name": described(STR[0], "A dataset shipped with netspec (source: dataset): `digits`."),
+        "x": described({"anyOf": [columns, by_name]}, "npz key or csv columns; a mapping by input name."),
+        "y": described({"anyOf": [columns, by_name]}, "npz key or csv columns; a mapping by output name."),
+        "classes": described({"type": "array", "items": STR[0], "minItems": 1, "uniqueItems": True},
+                             "image_dir: the class folders, in label order; default: all, sorted."),
+        "delimiter": described(with_interp([{"type": "string", "minLength": 1, "maxLength": 1}]),
+                               "csv: the field delimiter; default `,`."),
+        "shuffle": with_interp(BOOL),
+        "cache": with_interp(BOOL),
+    }
+
+
+def train_def() -> dict:
+    loss = ref("loss")
+    metric_list = {"type": "array", "items": ref("metric")}
+    by_output = {"type": "object", "propertyNames": NAME, "minProperties": 1}
+    data = _data_properties()
+    validation = obj(dict(data), description="Validation data, same fields as `data`; default source: data's.")
+    data_def = obj({**data, "validation_split": with_interp([{"type": "number", "exclusiveMinimum": 0,
+                                                              "exclusiveMaximum": 1}]),
+                    "validation": validation}, ["source"], "Where the training data comes from.")
+    checkpoint = obj({"monitor": described(STR[0], "The logged quantity that picks the best model; "
+                                           "default `val_loss` (`loss` without validation data)."),
+                      "mode": with_interp(ENUM("auto", "max", "min"))},
+                     description="How the run directory's best model is chosen.")
+    return obj(
+        {
+            "data": data_def,
+            "batch_size": with_interp(INT(1)),
+            "epochs": with_interp(INT(1)),
+            "steps_per_epoch": with_interp(INT(1) + NULL),
+            "optimizer": described(ref("optimizer"), "An optimizer name or {type: Adam, learning_rate: ...}."),
+            "loss": described({"anyOf": [loss, {**by_output, "additionalProperties": loss}]},
+                              "A loss, or a mapping output_name: loss."),
+            "loss_weights": {"anyOf": [LIST(NUM(0))[0], {**by_output, "additionalProperties": with_interp(NUM(0))}]},
+            "metrics": described(
+                {"anyOf": [metric_list, {**by_output, "additionalProperties": {"anyOf": [ref("metric"), metric_list]}}]},
+                "A list of metrics, or a mapping output_name: [metrics].",
+            ),
+            "callbacks": {"type": "array", "items": ref("callback")},
+            "checkpoint": checkpoint,
+            "seed": with_interp(INT(0)),
+            "mixed_precision": described(with_interp(BOOL + ENUM("mixed_bfloat16", "mixed_float16")),
+                                         "Keras mixed precision: true is `mixed_float16` (float16 compute, float32 variables)."),
+            "distribute": with_interp(ENUM("mirrored", "multi_worker", "none")),
+        },
+        description="How `netspec train` trains this model.",
+    )
+
+
+def export_target_def() -> dict:
+    calibration = obj(
+        {
+            "samples": with_interp(INT(1)),
+            "seed": with_interp(INT(0)),
+            "range": described({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                               "[low, high] of generated float inputs; default [-1, 1]."),
+        },
+        description="Representative data for int8 quantization: the spec's training data when it has some, "
+                    "else inputs generated from the declared inputs.",
+    )
+    return obj(
+        {
+            "format": with_interp(ENUM("litert", "onnx")),
+            "opset": described(with_interp(INT(13, 18)), "ONNX opset."),
+            "precision": with_interp(ENUM("fp16", "fp32", "int8")),
+            "batch_size": described(with_interp(INT(1) + NULL), "A fixed batch size; null keeps it dynamic."),
+            "calibration": calibration,
+            "description": STR[0],
+        },
+        ["format"],
+        "An export target, verified against the Keras model before it is reported as written.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The objects the train section names.
+
+# Arguments the generic rules cannot type, by "Class.arg" or "*.arg" (checked before schemagen_args's).
 OVERRIDES: dict[str, list[dict]] = {
     "*.learning_rate": NUM(0) + [{"$ref": "#/$defs/lrSchedule"}],
     "*.clipnorm": NUM(0) + NULL,
@@ -72,23 +162,16 @@ KINDS = {
 
 
 class TrainCollector:
-    """Types constructor arguments with this module's overrides first, then schemagen_keras's rules."""
+    """Types constructor arguments with this module's overrides first, then schemagen_args's rules."""
 
     def __init__(self, collector) -> None:
-        self.base = collector  # schemagen._Collector
+        self.base = collector  # schemagen_nodes.ArgCollector
 
     def arg(self, owner: str, name: str, default: Any, doc: str, cls: type | None = None) -> dict:
         found = OVERRIDES.get(f"{owner}.{name}", OVERRIDES.get(f"*.{name}"))
         if found is None:
             return self.base.arg(owner, name, default, doc, cls)
-        prop: dict = {"anyOf": [*found, K.INTERP]}
-        if doc:
-            prop["description"] = K.short_doc(doc)
-        if default is not inspect.Parameter.empty:
-            ok, value = K.json_default(default)
-            if ok:
-                prop["default"] = value
-        return prop
+        return arg_property(found, default, doc)
 
     def class_def(self, kind: str, cls: type, path: str) -> dict:
         named, _ = K.constructor_args(cls)

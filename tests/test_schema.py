@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from netspec import schemagen
+from netspec import schemagen_nodes
 from netspec import schemagen_keras as K
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "netspec.schema.json"
@@ -118,7 +119,7 @@ def inline_mapping(alternatives: list[dict]) -> bool:
 def test_every_argument_accepts_interpolation_and_no_free_mapping(schema):
     for layer, definition in layer_defs(schema).items():
         for arg, prop in definition["properties"].items():
-            if arg in ("type", *schemagen.NODE_KEYS):
+            if arg in ("type", *schemagen_nodes.NODE_KEYS):
                 continue
             assert prop["anyOf"][-1] == INTERP, f"{layer}.{arg}"
             if arg != "renorm_clipping":  # a closed {rmax, rmin, dmax} mapping of numbers
