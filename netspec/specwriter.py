@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .folding import Block, Op
+from .foldgraph import Block, Op
 
 WIDTH = 110
 _PLAIN = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_.\-]*|\$[A-Za-z_][A-Za-z0-9_]*)$")

@@ -1,0 +1,81 @@
+"""The graph folding works on: ops (nodes) per scope, block definitions, and where each op is last used."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+_INF = 1 << 30
+
+
+@dataclass
+class Op:
+    """One node of a scope: a layer, an expression, a shared layer, or a block instance."""
+
+    name: str
+    kind: str                         # layer | expr | share | block
+    type: str | None                  # layer type, or block name for kind "block"
+    args: dict[str, Any]              # layer arguments, or block params
+    inputs: list[str] | dict[str, str]
+    share_of: str | None = None
+    expr: str | None = None
+    repeat: Any = None                # int, or "$param" in a block body
+    foldable: bool = True
+    origin: str | None = None         # the Keras name, for naming
+    members: list[str] = field(default_factory=list)  # Keras names of everything it stands for
+
+    def names(self) -> list[str]:
+        return self.members or ([self.origin] if self.origin else [self.name])
+
+
+@dataclass
+class Block:
+    """A block made by folding: its params and body, and how many nodes are instances of it."""
+
+    name: str
+    params: dict[str, Any]            # param -> default value, or "required"
+    nodes: list[Op]
+    instances: int = 0
+
+
+def base(ref: str) -> str:
+    """The op name of a ref (``conv.1`` -> ``conv``)."""
+    return ref.split(".", 1)[0]
+
+
+def _refs(op: Op) -> list[str]:
+    return list(op.inputs.values()) if isinstance(op.inputs, dict) else list(op.inputs)
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+class _Scope:
+    def __init__(self, ops: list[Op], outputs: list[str], block: Block | None = None) -> None:
+        self.ops, self.outputs, self.block = ops, outputs, block
+
+    def index(self) -> None:
+        self.pos = {op.name: i for i, op in enumerate(self.ops)}
+        self.last_use = [-1] * len(self.ops)
+        for j, op in enumerate(self.ops):
+            for r in _refs(op):
+                i = self.pos.get(base(r))
+                if i is not None:
+                    self.last_use[i] = max(self.last_use[i], j)
+        for r in self.outputs:
+            if base(r) in self.pos:
+                self.last_use[self.pos[base(r)]] = _INF
+        if self.block is not None and self.ops:
+            self.last_use[-1] = _INF
+
+    def rename(self, old: str, new: str, start: int = 0) -> None:
+        def sub(r: str) -> str:
+            b, dot, part = r.partition(".")
+            return new + dot + part if b == old else r
+
+        for op in self.ops[start:]:
+            op.inputs = {k: sub(v) for k, v in op.inputs.items()} if isinstance(op.inputs, dict) \
+                else [sub(v) for v in op.inputs]
+        self.outputs[:] = [sub(r) for r in self.outputs]
