@@ -8,6 +8,8 @@ Layout of ``runs/<spec name>/``::
     state.json           epochs done, the checkpoint that holds them, best value, callback state
     checkpoints/epoch-NNNN.npz   model + optimizer variables after epoch NNNN (the last two kept)
     checkpoints/best.npz         the best epoch's model weights (by train.checkpoint.monitor)
+    checkpoints/callback-K-epoch-NNNN.npz   callback K's best weights (EarlyStopping's
+                         restore_best_weights copy), so a resumed run restores what it would have
     best.keras           the best model, written from best.npz when training stops
     history.csv          one row per epoch
     logs/                TensorBoard
@@ -125,6 +127,7 @@ class RunDir:
         atomic_write(self.root / name, lambda p: save_checkpoint(model, p))
         state.checkpoint = name
         self.save_state(state)
+        prune_callback_weights(self.root, state.callbacks)
         kept = sorted((self.root / "checkpoints").glob("epoch-*.npz"))[:-KEEP_CHECKPOINTS]
         for old in kept:
             old.unlink(missing_ok=True)
@@ -237,12 +240,48 @@ def callback_state(callbacks: list) -> list:
     return out
 
 
-def restore_callback_state(callbacks: list, saved: list | None) -> None:
-    """Put saved state back after Keras's ``on_train_begin`` reset it."""
+def save_callback_weights(root: Path, callbacks: list, saved: list) -> None:
+    """Write each callback's ``best_weights`` copy (EarlyStopping) once per best epoch; name it in ``saved``.
+
+    The file is named by its epoch and written before state.json names it, so a run killed at any
+    instant resumes with the copy that belongs to its state.
+    """
+    for k, (cb, values) in enumerate(zip(callbacks, saved)):
+        weights = getattr(cb, "best_weights", None) if getattr(cb, "restore_best_weights", False) else None
+        if weights is None:
+            continue
+        name = f"checkpoints/callback-{k}-epoch-{int(cb.best_epoch) + 1:04d}.npz"
+        if not (root / name).is_file():
+            atomic_write(root / name, lambda p: _save_arrays(p, weights))
+        values["best_weights"] = name
+
+
+def prune_callback_weights(root: Path, saved: list | None) -> None:
+    """Remove callback weight copies that state.json no longer names."""
+    named = {values.get("best_weights") for values in saved or []}
+    for path in (root / "checkpoints").glob("callback-*-epoch-*.npz"):
+        if f"checkpoints/{path.name}" not in named:
+            path.unlink(missing_ok=True)
+
+
+def restore_callback_state(root: Path, callbacks: list, saved: list | None) -> None:
+    """Put saved state back after Keras's ``on_train_begin`` reset it (``best_weights`` from its file)."""
+    import numpy as np
+
     for cb, values in zip(callbacks, saved or []):
         for attr, value in values.items():
-            if value is not None:
+            if attr == "best_weights":
+                with np.load(root / value, allow_pickle=False) as z:
+                    cb.best_weights = [z[f"w{i}"] for i in range(len(z.files))]
+            elif value is not None:
                 setattr(cb, attr, value)
+
+
+def _save_arrays(path: Path, arrays: list) -> None:
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, **{f"w{i}": np.asarray(a) for i, a in enumerate(arrays)})
 
 
 def _plain(v):

@@ -276,7 +276,7 @@ def make_recorder(run, state, rows: list, callbacks: list, config: TrainConfig):
             self.start = 0.0
 
         def on_train_begin(self, logs=None):
-            restore_callback_state(callbacks, state.callbacks)  # after their own on_train_begin reset
+            restore_callback_state(run.root, callbacks, state.callbacks)  # after their own on_train_begin reset
 
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
@@ -295,7 +295,7 @@ def make_recorder(run, state, rows: list, callbacks: list, config: TrainConfig):
 
 def record_epoch(run, state, model, row: dict, monitor: str, higher: bool, callbacks: list) -> None:
     """The best weights (when ``monitor`` improved), then the checkpoint and state.json for this epoch."""
-    from .runs import callback_state
+    from .runs import callback_state, save_callback_weights
 
     value = row.get(monitor)
     if value is not None and (state.best is None or (value > state.best if higher else value < state.best)):
@@ -303,6 +303,8 @@ def record_epoch(run, state, model, row: dict, monitor: str, higher: bool, callb
         run.save_best_weights(model)
     state.epochs_done = row["epoch"]
     state.callbacks = callback_state(callbacks) if callbacks else None
+    if state.callbacks:
+        save_callback_weights(run.root, callbacks, state.callbacks)
     state.finished = bool(getattr(model, "stop_training", False)) or state.epochs_done >= state.epochs
     run.save_epoch(model, state)
 

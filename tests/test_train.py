@@ -99,6 +99,37 @@ def test_resume_keeps_optimizer_state(tmp_path, keras):
     assert int(model.optimizer.iterations) == 4 * STEPS  # continued, not restarted
 
 
+def test_resume_restores_early_stopping_best_weights(tmp_path, keras):
+    """A resumed run's EarlyStopping restores the best epoch's weights, even when that epoch ran
+    before the crash (Keras alone would take the first resumed epoch's weights as the best)."""
+    text = TINY.replace("callbacks: [{type: ReduceLROnPlateau, patience: 1, factor: 0.5}]",
+                        "callbacks: [{type: EarlyStopping, monitor: val_loss, patience: 10, restore_best_weights: true}]")
+    text = text.replace("checkpoint: {monitor: val_accuracy}", "checkpoint: {monitor: val_loss}")
+    run = tmp_path / "run"
+    train(tiny(tmp_path, text), run_dir=run, verbose=0)
+    state = json.loads((run / "state.json").read_text())
+    saved = state["callbacks"][0]
+    assert saved["best_epoch"] == state["best_epoch"] - 1  # Keras counts from 0
+    assert saved["best_weights"] == f"checkpoints/callback-0-epoch-{state['best_epoch']:04d}.npz"
+    assert sorted(p.name for p in (run / "checkpoints").glob("callback-*")) == [saved["best_weights"][12:]]
+
+    class Diverge(keras.callbacks.Callback):
+        """Makes every resumed epoch worse, so the best epoch stays one from before the resume."""
+
+        def on_train_begin(self, logs=None):
+            self.model.optimizer.learning_rate.assign(1e4)
+
+        def on_train_end(self, logs=None):
+            self.final = [w.copy() for w in self.model.get_weights()]  # after EarlyStopping restored
+
+    diverge = Diverge()
+    result = train(tiny(tmp_path, text), run_dir=run, resume=True, epochs=4, verbose=0, callbacks=[diverge])
+    assert result.epochs_done == 4 and result.best_epoch == state["best_epoch"] <= 2
+    with np.load(run / "checkpoints" / "best.npz") as z:
+        best = [z[f"w{i}"] for i in range(len(diverge.final))]
+    assert all(np.array_equal(a, b) for a, b in zip(diverge.final, best))
+
+
 def test_resume_refuses_a_changed_spec(tmp_path, keras):
     run = tmp_path / "run"
     train(tiny(tmp_path), run_dir=run, epochs=1, verbose=0)
