@@ -289,13 +289,14 @@ def _tuples(value: Any) -> Any:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CALL_NOISE = re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*")
+_NO_NAME = re.compile(r" with name 'None'")  # InputSpec errors name the input tensor, which has none here
 
 
 def _clean(e: Exception) -> str:
     """Keras's message without terminal colours, call-site boilerplate or argument dumps."""
     text = _ANSI.sub("", str(e))
     text = text.split("Arguments received by")[0]
-    text = " ".join(_CALL_NOISE.sub("", text).split())
+    text = " ".join(_NO_NAME.sub("", _CALL_NOISE.sub("", text)).split())
     return text if len(text) <= 400 else text[:397] + "..."
 
 
