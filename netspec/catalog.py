@@ -66,9 +66,6 @@ class Catalog:
     def is_core(self, name: str) -> bool:
         return name in self.core
 
-    def is_user(self, name: str) -> bool:
-        return name in registry.LAYERS and name not in self.core
-
     def names(self) -> list[str]:
         from .plugins import load_entry_points
 

@@ -34,9 +34,10 @@ def cluster_spec() -> tuple[dict, str, int]:
         cluster, task = cfg["cluster"], cfg["task"]
         kind, index = task["type"], int(task["index"])
         workers = cluster[kind]
-        assert isinstance(workers, list) and 0 <= index < len(workers)
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise TrainError(f"TF_CONFIG is not a valid cluster description; expected e.g. {example}") from None
+    except (ValueError, KeyError, TypeError):
+        workers = None
+    if not isinstance(workers, list) or not 0 <= index < len(workers):
+        raise TrainError(f"TF_CONFIG is not a valid cluster description; expected e.g. {example}")
     return cluster, kind, index
 
 

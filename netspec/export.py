@@ -281,7 +281,7 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
             else ", on generated inputs"
     if not gate.ok and target.precision == "fp32" and target.format == "onnx":
         try:
-            gate.diverging = verify.first_divergence(model, artifact, sets[0], names)
+            gate.diverging = verify.first_divergence(model, artifact, sets[0])
         except Exception as e:  # locating is best effort; the gate's own failure is what matters
             gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify._short(e)}"}
     report.seconds["gate"] = time.perf_counter() - t1

@@ -393,16 +393,6 @@ def _check_kind(p: Param, value: Any, qual: str, node: ast.AST) -> None:
         raise fail(f"argument {p.name!r} of {qual} must be {p.describe()}. Received: {p.name}={short(value)}", node)
 
 
-def check_argument(qual: str, name: str, value: Any, node: ast.AST) -> None:
-    """Type-check one constant argument value (the layer does it for values known at build time).
-
-    Raises:
-        ExpressionError: the value does not fit the argument.
-    """
-    p = next(p for p in FUNCTIONS[qual].params if p.name == name)
-    _check_kind(p, value, qual, node)
-
-
 def call_arguments(node: ast.Call) -> tuple[str, Function, list[tuple[Param, ast.AST]], list[ast.AST]]:
     """A checked call's function, its bound (param, argument) pairs in table order, and extra operands."""
     qual = f"{node.func.value.id}.{node.func.attr}"

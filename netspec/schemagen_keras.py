@@ -158,22 +158,3 @@ def dtype_names() -> tuple[list[str], list[str]]:
             continue
         policies.append(name)
     return tensor, sorted(policies)
-
-
-def registry_names(module_name: str, exclude: set[str]) -> list[str]:
-    """Names ``keras.<module_name>`` offers (public callables and ``get()`` identifiers), for completion.
-
-    Args:
-        module_name: ``optimizers``, ``losses``, ``metrics`` or ``callbacks``.
-        exclude: base classes and internals; lowercase forms are excluded with them.
-    """
-    import importlib
-
-    import keras
-
-    module = getattr(keras, module_name)
-    names = {n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))}
-    names |= set(getattr(importlib.import_module(f"keras.src.{module_name}"), "ALL_OBJECTS_DICT", {}))
-    dropped = exclude | {n.lower() for n in exclude} | {"deserialize", "get", "serialize"}
-    dropped |= {re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() for n in exclude}  # MeanMetricWrapper -> mean_metric_wrapper
-    return sorted(names - dropped)

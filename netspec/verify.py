@@ -262,7 +262,7 @@ def layer_of(onnx_node_name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def first_divergence(model, proto, x: Arrays, reference_names) -> dict | None:
+def first_divergence(model, proto, x: Arrays) -> dict | None:
     """The first layer (in Keras's topological order) whose output the ONNX graph does not reproduce.
 
     Each Keras layer's output is compared with the ONNX tensors made under its name scope (or,

@@ -125,3 +125,30 @@ def test_multi_worker_needs_tf_config(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "netspec", "train", str(tmp_path / "s.yaml"), "--set",
                            "dist=multi_worker"], cwd=ROOT, env=e, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "needs the TF_CONFIG environment variable" in proc.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "not json",
+    '["worker"]',
+    '{"cluster": {"worker": ["a:1"]}}',
+    '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+    '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+    '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": -1}}',
+    '{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}',
+    '{"cluster": {"worker": ["a:1"]}, "task": {"type": ["worker"], "index": 0}}',
+], ids=["syntax", "list", "no_task", "unknown_type", "index_past_end", "negative_index", "workers_not_list",
+        "type_not_a_name"])
+def test_malformed_tf_config_is_a_train_error(monkeypatch, text):
+    from netspec.distribute import cluster_spec
+
+    monkeypatch.setenv("TF_CONFIG", text)
+    with pytest.raises(netspec.NetspecError, match="TF_CONFIG is not a valid cluster description"):
+        cluster_spec()
+
+
+def test_tf_config_names_this_worker(monkeypatch):
+    from netspec.distribute import cluster_spec
+
+    cluster = {"worker": ["a:1", "b:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert cluster_spec() == (cluster, "worker", 1)
