@@ -69,7 +69,7 @@ class ExportReport:
             lines.append(f"  calibration: {self.calibration}")
         if self.gate:
             lines.append("  gate: passed: " + "; ".join(self.gate.checks))
-            lines += [f"    {line}" for line in _parity_summary(self.gate.parity)]
+            lines += [f"    {line}" for line in self.gate.summary()]
         for name, acc in (self.accuracy or {}).items():
             lines.append(f"  held-out accuracy of {name} ({acc['samples']} samples): Keras {acc['keras']:.2%}, "
                          f"export {acc['export']:.2%} ({acc['change']:+.2%})")
@@ -84,24 +84,6 @@ class ExportReport:
         lines.append(f"  time: {s.get('total', 0):.1f} s (convert {s.get('convert', 0):.1f} s, "
                      f"gate {s.get('gate', 0):.1f} s)")
         return "\n".join(lines)
-
-
-def _parity_summary(parity: list) -> list[str]:
-    """One line per output: its worst comparison, and top-1 agreement over all of them."""
-    lines = []
-    for name in dict.fromkeys(p.output for p in parity):
-        runs = [p for p in parity if p.output == name]
-        worst = max(runs, key=lambda p: p.error_vs_range)
-        text = (f"{name}: max |error| {worst.max_abs_error:.3g} at batch {worst.batch} (output range "
-                f"{worst.span:.3g}; bound {worst.bound:.3g}; worst of {len(runs)} comparisons)")
-        decisive = sum(p.top1_decisive or 0 for p in runs)
-        if decisive:
-            agreed = sum(p.top1_agreement * p.top1_decisive for p in runs if p.top1_decisive)
-            text += f", top-1 agreement {agreed / decisive:.1%} of {decisive} samples"
-        elif any(p.top1_agreement is not None for p in runs):
-            text += ", top-1: no sample with a clear winner"
-        lines.append(text)
-    return lines
 
 
 def _size(n: int) -> str:

@@ -84,9 +84,31 @@ class GateResult:
     def ok(self) -> bool:
         return self.failure is None
 
+    def summary(self) -> list[str]:
+        """One line per output: its worst comparison, and top-1 agreement over all of them."""
+        lines = []
+        for name in dict.fromkeys(p.output for p in self.parity):
+            runs = [p for p in self.parity if p.output == name]
+            worst = max(runs, key=lambda p: p.error_vs_range)
+            text = (f"{name}: max |error| {worst.max_abs_error:.3g} at batch {worst.batch} (output range "
+                    f"{worst.span:.3g}; bound {worst.bound:.3g}; worst of {len(runs)} comparisons)")
+            agreed, decisive = top1_totals(runs)
+            if decisive:
+                text += f", top-1 agreement {agreed / decisive:.1%} of {decisive} samples"
+            elif any(p.top1_agreement is not None for p in runs):
+                text += ", top-1: no sample with a clear winner"
+            lines.append(text)
+        return lines
+
     def to_dict(self) -> dict:
         return {"ok": self.ok, "precision": self.precision, "checks": self.checks,
                 "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging}
+
+
+def top1_totals(runs: list[Parity]) -> tuple[float, int]:
+    """(decisions kept, decisions counted) over comparisons of one output."""
+    counted = [p for p in runs if p.top1_decisive]
+    return sum(p.top1_agreement * p.top1_decisive for p in counted), sum(p.top1_decisive for p in counted)
 
 
 def compare(name: str, ref: np.ndarray, got: np.ndarray, precision: str, classifier: bool) -> Parity:
@@ -128,7 +150,6 @@ def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict],
 
     For fp16/int8 classifiers, top-1 agreement over all batches must reach ``TOP1_MIN``.
     """
-    votes: dict[str, list[float]] = {}
     for x in batches:
         want = reference(x)
         try:
@@ -143,14 +164,12 @@ def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict],
                 return gate
             p = compare(name, ref, got[name], precision, name in classifiers)
             gate.parity.append(p)
-            if p.top1_decisive:
-                agreed, decisive = votes.get(name, [0.0, 0])
-                votes[name] = [agreed + p.top1_agreement * p.top1_decisive, decisive + p.top1_decisive]
             if not p.ok and gate.failure is None:
                 gate.failure = f"output {p.describe()}"
     if gate.failure is None and precision != "fp32":
-        for name, (agreed, decisive) in votes.items():
-            share = agreed / decisive
+        for name in dict.fromkeys(p.output for p in gate.parity):
+            agreed, decisive = top1_totals([p for p in gate.parity if p.output == name])
+            share = agreed / decisive if decisive else 1.0
             if share < TOP1_MIN[precision]:
                 gate.failure = (f"output {name}: top-1 agreement with Keras {share:.1%} of {int(decisive)} samples, "
                                 f"under the {TOP1_MIN[precision]:.0%} required for {precision}")
