@@ -45,8 +45,7 @@ def expand_block(res: Resolver, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs
     bdef = res.blocks[bname]
     bpath = ("blocks", bname)
     first = first_ref(flatten(inputs))
-    local = _params(res, ctx, e, raw, bname, bdef, names, first)
-    spec_names = ChainMap(local, {"in_shape": ShapeOf(first)}, res.spec_params)
+    spec_names = _names(res, ctx, e, raw, bname, bdef, names, first)
     bindings = _bind_inputs(res, ctx, e, raw, bname, bdef.get("inputs") or ["x"], inputs)
     note = f"in block {bname!r}, instance {flat!r} at line {res.src.value(e.path).line}"
     child = Ctx(spec_names, bindings, flat + "_", ctx.scope + (flat,), bpath + ("nodes",),
@@ -70,9 +69,10 @@ def expand_block(res: Resolver, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs
     return Value(tuple(result))
 
 
-def _params(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict, names,
-            first: Ref | None) -> dict[str, Any]:
-    """The instance's params (given, else the block's defaults) and vars, in declaration order."""
+def _names(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict, names,
+           first: Ref | None) -> ChainMap:
+    """What the instance's nodes see: its params (given, else the block's defaults) and vars, in
+    declaration order, then ``in_shape`` and the spec's params."""
     bpath = ("blocks", bname)
     declared = bdef.get("params") or {}
     caller = ChainMap({"in_shape": ShapeOf(first)}, names)
@@ -93,7 +93,7 @@ def _params(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict
             local[key] = res.value(default, bpath + ("params", key), spec_names, ctx, allow_deferred=True)
     for key, raw_var in (bdef.get("vars") or {}).items():
         local[key] = res.value(raw_var, bpath + ("vars", key), spec_names, ctx, allow_deferred=True)
-    return local
+    return spec_names
 
 
 def _bind_inputs(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, in_names: list[str],

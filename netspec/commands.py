@@ -93,15 +93,21 @@ def cmd_build(args) -> int:
     from .saving import save_model
 
     spec = load_spec(args)
-    out = args.output or f"{spec.name}.keras"
-    if not out.endswith(".keras"):
-        raise UsageError(f"-o must name a .keras file. Received: {out!r}")
+    out = _output(args, f"{spec.name}.keras", (".keras",), "a .keras")
     model = spec.build(budget(args))
     save_model(model, out)
     warn(args, spec.warnings)
     emit(args, f"wrote {out} ({model.count_params():,} params)",
          {"ok": True, "file": str(args.spec), "output": out, "params": model.count_params()})
     return EXIT_OK
+
+
+def _output(args, default: str | None, endings: tuple[str, ...], what: str) -> str | None:
+    """``-o`` (or ``default``), refused unless it ends in one of ``endings``."""
+    out = args.output or default
+    if out is not None and not out.endswith(endings):
+        raise UsageError(f"-o must name {what} file. Received: {out!r}")
+    return out
 
 
 def plot_arguments(p) -> None:
@@ -115,9 +121,7 @@ def cmd_plot(args) -> int:
     from .plot import render_file
 
     spec = load_spec(args)
-    out = args.output or f"{spec.name}.svg"
-    if not out.endswith((".svg", ".png")):
-        raise UsageError(f"-o must name a .svg or .png file. Received: {out!r}")
+    out = _output(args, f"{spec.name}.svg", (".svg", ".png"), "a .svg or .png")
     result = spec.check(budget(args))
     info = render_file(spec, result, out)
     warn(args, result.warnings)
@@ -251,9 +255,7 @@ def cmd_import(args) -> int:
     if args.plugins:  # naming plugins on this command line is the user's own choice to run them
         load_plugin_targets(args.plugins)
     source = keras_app(args.keras_app) if args.keras_app else load_keras_file(args.model)
-    out = args.output
-    if out is not None and not out.endswith((".yaml", ".yml")):
-        raise UsageError(f"-o must name a .yaml file. Received: {out!r}")
+    out = _output(args, None, (".yaml", ".yml"), "a .yaml")
     ref = os.path.relpath(schema_path(), os.path.dirname(os.path.abspath(out))) if out else None
     base = os.path.dirname(os.path.abspath(out)) if out else os.getcwd()
     plugins = [os.path.relpath(os.path.abspath(p), base) if p.endswith(".py") else p for p in args.plugins]

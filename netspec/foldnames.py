@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 from .foldgraph import Block, Op
+from .scope import snake_case
 
 
 def _common_tokens(names: list[str]) -> list[str]:
@@ -42,8 +43,6 @@ def _abbrev(op: Op) -> str:
         return "expr"
     if op.type == "Activation" and isinstance(op.args.get("activation"), str):
         return op.args["activation"]
-    from .resolve import snake_case
-
     return _ABBREV.get(op.type or "", snake_case(op.type or "node"))
 
 

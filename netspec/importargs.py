@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .errors import NetspecError, short
+from .scope import snake_case
 
 # Object kinds whose values are built by netspec from whitelists (catalog ``x-netspec-kind``).
 OBJECT_KINDS = ("initializer", "regularizer", "constraint")
@@ -182,8 +183,6 @@ class ArgConverter:
         extra = {k: _lists(v) for k, v in config.items()
                  if default is None or k not in default or not _same(default[k], v)}
         if not extra:
-            from .resolve import snake_case
-
             strings = self._strings(kind)
             for name in (snake_case(cls_name), cls_name):  # "he_normal" reads as the Keras docs write it
                 if name in strings:

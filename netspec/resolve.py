@@ -11,10 +11,8 @@ from .exprcheck import check_expression
 from .graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
-from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through, snake_case
+from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
 from .structure import check_block_recursion, check_size_floor
-
-__all__ = ["MAX_NODES", "MAX_GRAPH_DEPTH", "Resolver", "resolve", "resolve_section", "snake_case"]
 
 MAX_NODES = 50_000
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a

@@ -197,13 +197,10 @@ class RunDir:
 
 def save_checkpoint(model, path, *, optimizer: bool = True) -> None:
     """The model's variables (``w0``...) and, if asked, its optimizer's (``o0``..., iterations first)."""
-    import numpy as np
-
-    arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
+    arrays = {f"w{i}": v.numpy() for i, v in enumerate(model.weights)}
     if optimizer and model.optimizer is not None:
-        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+    _write_npz(path, arrays)
 
 
 def load_checkpoint(model, path) -> None:
@@ -252,7 +249,7 @@ def save_callback_weights(root: Path, callbacks: list, saved: list) -> None:
             continue
         name = f"checkpoints/callback-{k}-epoch-{int(cb.best_epoch) + 1:04d}.npz"
         if not (root / name).is_file():
-            atomic_write(root / name, lambda p: _save_arrays(p, weights))
+            atomic_write(root / name, lambda p: _write_npz(p, {f"w{i}": a for i, a in enumerate(weights)}))
         values["best_weights"] = name
 
 
@@ -277,11 +274,12 @@ def restore_callback_state(root: Path, callbacks: list, saved: list | None) -> N
                 setattr(cb, attr, value)
 
 
-def _save_arrays(path: Path, arrays: list) -> None:
+def _write_npz(path: Path, arrays: dict) -> None:
+    """Arrays named ``w0``..., ``o0``... (the layout of every .npz in a run directory)."""
     import numpy as np
 
     with open(path, "wb") as f:
-        np.savez(f, **{f"w{i}": np.asarray(a) for i, a in enumerate(arrays)})
+        np.savez(f, **{k: np.asarray(a) for k, a in arrays.items()})
 
 
 def _plain(v):
