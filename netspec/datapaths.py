@@ -92,7 +92,10 @@ def confine(text: object, roots: Roots, *, kind: Literal["file", "dir"] = "file"
             raise PathRefused(f"data path {written} is relative, and a spec given as text has no directory: "
                               "name the data's directory with --data-root DIR (data_root= in Python)")
         resolved = Path(os.path.realpath(base / path))
-    if _pseudo(resolved) or not _inside(resolved, allowed):
+    if _pseudo(resolved) and _inside(resolved, allowed):
+        raise PathRefused(f"data path {written} leads into {_pseudo(resolved)}, a pseudo-filesystem of the running "
+                          "system; netspec reads no data from /proc, /sys or /dev")
+    if not _inside(resolved, allowed):
         where = "the spec's directory" + (" or --data-root" if roots.data_root is not None else "")
         raise PathRefused(f"data path {written} leads outside {where} (after following '..' and symlinks); "
                           "data files must stay inside it" +
@@ -119,7 +122,7 @@ def check_type(resolved: Path, written: str, kind: Literal["file", "dir"]) -> os
 def inside_roots(path: Path, roots: Roots) -> bool:
     """Whether ``path`` (resolved) lies inside the roots, and not in a pseudo-filesystem."""
     resolved = Path(os.path.realpath(path))
-    return not _pseudo(resolved) and _inside(resolved, roots.real())
+    return _pseudo(resolved) is None and _inside(resolved, roots.real())
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -163,9 +166,9 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def _pseudo(path: Path) -> bool:
+def _pseudo(path: Path) -> str | None:
     text = str(path)
-    return any(text == p or text.startswith(p + os.sep) for p in _PSEUDO)
+    return next((p for p in _PSEUDO if text == p or text.startswith(p + os.sep)), None)
 
 
 def _what(mode: int) -> str:
