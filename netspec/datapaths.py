@@ -5,8 +5,8 @@ inside one of the *roots*: the spec file's own directory tree, a directory the u
 ``--data-root`` (``data_root=`` in the API), or netspec's shipped ``data/`` directory. Absolute paths
 are refused unless they lie inside ``--data-root`` or the shipped data; ``..`` may move within the
 roots but never out of them; pseudo-filesystems (``/proc``, ``/sys``, ``/dev``) are refused whatever
-the roots; and only regular files (or directories, where a folder is expected) pass: a FIFO is never
-opened (it would block), nor a device or a socket.
+the roots; hidden names (``.env``, ``.ssh/``) are refused; and only regular files (or directories,
+where a folder is expected) pass: a FIFO is never opened (it would block), nor a device or a socket.
 
 Messages quote the path as the spec wrote it (bounded), never the resolved place outside the roots.
 """
@@ -100,6 +100,9 @@ def confine(text: object, roots: Roots, *, kind: Literal["file", "dir"] = "file"
         raise PathRefused(f"data path {written} leads outside {where} (after following '..' and symlinks); "
                           "data files must stay inside it" +
                           ("" if roots.data_root is not None else ", or inside a directory named with --data-root DIR"))
+    if _hidden(path) or _hidden_below(resolved, allowed):
+        raise PathRefused(f"data path {written} names a hidden file or folder (a name starting with '.'); "
+                          "netspec reads no dotfiles (.env, .ssh, .git ...) as data")
     check_type(resolved, written, kind)
     return resolved
 
@@ -160,6 +163,16 @@ def shown(name: str) -> str:
     """A file name for a message: as is when short and printable, else a bounded repr."""
     plain = len(name) <= MAX_NAME_CHARS and name.isprintable() and not any(c in name for c in "'\"\\")
     return name if plain and name.strip() == name and name else short(name, MAX_NAME_CHARS + 2)
+
+
+def _hidden(path: Path) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)
+
+
+def _hidden_below(resolved: Path, roots: list[Path]) -> bool:
+    """Whether the resolved path is hidden below the deepest root holding it (a link to a dotfile)."""
+    holders = [r for r in roots if resolved == r or r in resolved.parents]
+    return bool(holders) and _hidden(resolved.relative_to(max(holders, key=lambda r: len(r.parts))))
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:

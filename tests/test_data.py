@@ -226,6 +226,10 @@ def _tree(tmp_path):
     os.symlink(tmp_path / "outside" / "o.npz", tmp_path / "spec" / "escape.npz")
     os.symlink(tmp_path / "outside", tmp_path / "spec" / "outdir")
     os.mkfifo(tmp_path / "spec" / "fifo.npz")
+    (tmp_path / "spec" / ".ssh").mkdir()
+    for name in (".env", ".ssh/id_rsa"):
+        (tmp_path / "spec" / name).write_text("SECRET=hunter2\n", encoding="utf-8")
+    os.symlink(".env", tmp_path / "spec" / "dotlink.csv")
     return tmp_path / "spec" / "s.yaml"
 
 
@@ -250,6 +254,9 @@ PATHS = [
     ("data_root_slash_proc", "/proc/self/environ", "/", "file", "a pseudo-filesystem"),
     ("data_root_dev", "/dev/zero", "/dev", "file", "a pseudo-filesystem"),
     ("fifo", "fifo.npz", None, "file", "is a FIFO, not a regular file"),
+    ("hidden_file", ".env", None, "file", "names a hidden file or folder"),
+    ("hidden_folder", ".ssh/id_rsa", None, "file", "names a hidden file or folder"),
+    ("link_to_hidden", "dotlink.csv", None, "file", "names a hidden file or folder"),
     ("dir_for_file", "sub", None, "file", "is a directory, not a regular file"),
     ("file_for_dir", "d.npz", None, "dir", "is a file, not a directory"),
     ("missing", "nope.npz", None, "file", "data file 'nope.npz' does not exist"),

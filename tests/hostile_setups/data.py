@@ -178,16 +178,24 @@ def csv_big_field(tmp: Path, spec: Path, where: str = "body", size: str = "20480
     (tmp / "d.csv").write_text(text, encoding="utf-8")
 
 
-def csv_long_line(tmp: Path, spec: Path, mib: str = "20") -> None:
-    """d.csv whose second line is ``mib`` MiB of commas-free text with no line break."""
+def csv_long_line(tmp: Path, spec: Path, mib: str = "20", line: str = "2") -> None:
+    """d.csv whose line ``line`` (1: the header) is ``mib`` MiB of text with no line break."""
     with open(tmp / "d.csv", "w", encoding="utf-8") as f:
-        f.write(HEADER)
+        if line != "1":
+            f.write(HEADER)
         f.write('"' + "x" * (int(mib) << 20))
 
 
-def csv_text(tmp: Path, spec: Path, text: str) -> None:
-    """d.csv with ``text`` (``\\n`` escapes are line breaks)."""
-    (tmp / "d.csv").write_text(text.replace("\\n", "\n"), encoding="utf-8")
+def csv_text(tmp: Path, spec: Path, text: str, name: str = "d.csv") -> None:
+    """``name`` (d.csv) with ``text`` (``\\n`` escapes are line breaks)."""
+    (tmp / name).write_text(text.replace("\\n", "\n"), encoding="utf-8")
+
+
+def hidden_link(tmp: Path, spec: Path) -> None:
+    """.secrets/token (a dotfolder inside the tree) and d.csv -> .secrets/token."""
+    (tmp / ".secrets").mkdir()
+    (tmp / ".secrets" / "token").write_text("label,TOKEN=hunter2\n", encoding="utf-8")
+    os.symlink(".secrets/token", tmp / "d.csv")
 
 
 def csv_wide_header(tmp: Path, spec: Path, columns: str = "5000", width: str = "120") -> None:
