@@ -383,3 +383,13 @@ def test_csv_rows_over_the_budget(tmp_path, monkeypatch):
     hostile.csv_ok(tmp_path, None, "11")
     err = _train_error(write_spec(tmp_path, "{source: csv, path: d.csv, y: label}", shape="[2]"))
     assert "d.csv has more than 10 rows of 3 used columns, over the data budget" in err.message
+
+
+def test_image_count_is_bounded(tmp_path, monkeypatch):
+    import netspec.datacheck as datacheck
+
+    monkeypatch.setattr(datacheck, "MAX_IMAGES", 5)
+    hostile.image_tree(tmp_path, None, "3")
+    spec = netspec.load(write_spec(tmp_path, "{source: image_dir, path: imgs}", shape="[8, 8, 3]", units=2))
+    with pytest.raises(netspec.NetspecError, match="imgs holds more than 5 images; netspec reads at most 5"):
+        spec.validate()
