@@ -153,6 +153,9 @@ def cmd_train(args) -> int:
     config = train_config(spec)  # every section error before TensorFlow starts
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1. Received: {args.epochs}")
+    from .data import read_split
+
+    data = read_split(spec, config)  # and every data error (numpy only)
     if config.distribute == "multi_worker":
         from .distribute import start_strategy
 
@@ -161,7 +164,7 @@ def cmd_train(args) -> int:
     from .train import train
 
     result = train(spec, epochs=args.epochs, resume=args.resume, run_dir=args.run_dir,
-                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data)
+                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data, data=data)
     if result is None:
         emit(args, f"{args.spec}: the data fits the model", {"ok": True, "file": str(args.spec)})
         return EXIT_OK

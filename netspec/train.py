@@ -121,7 +121,8 @@ def _say(verbose, text: str) -> None:
 
 
 def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str | os.PathLike | None = None,
-          verbose: int | str = "auto", check_only: bool = False, callbacks: list | None = None) -> TrainResult | None:
+          verbose: int | str = "auto", check_only: bool = False, callbacks: list | None = None,
+          data: tuple | None = None) -> TrainResult | None:
     """Train the spec's model as its ``train:`` section says, in a run directory.
 
     Args:
@@ -134,6 +135,8 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
         check_only: check the section and the data against the model, then stop (no training).
         callbacks: extra Keras callbacks from Python code (run after netspec's own; a spec never
             names these).
+        data: (training, validation) as :func:`netspec.data.read_split` returns them, when the
+            caller has read them already (the CLI does, so a data error costs no TensorFlow start).
 
     Returns:
         A :class:`TrainResult`, or None with ``check_only``.
@@ -151,7 +154,7 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
         state = _resume_state(spec, run, epochs)
         epochs = state.epochs
     total = epochs or config.epochs
-    train_data, val_data = read_split(spec, config)
+    train_data, val_data = data if data is not None else read_split(spec, config)
     if config.distribute == "multi_worker":
         from .distribute import train_multi_worker
 
