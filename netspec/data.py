@@ -158,7 +158,10 @@ def _read_csv(spec, dc):
         for row in rows:
             if header is None:
                 header = [h.strip() for h in row]
-                index = [header.index(col) for col in wanted]  # datacheck checked that each is there
+                missing = [col for col in wanted if col not in header]  # the file changed since validation
+                if missing:
+                    raise _error(spec, dc, f"column {short(missing[0], 42)} is not in {file}", ("path",))
+                index = [header.index(col) for col in wanted]
                 continue
             if not row:
                 continue
