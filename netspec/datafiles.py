@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import io
 import math
 import os
 import re
@@ -23,7 +22,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from .datapaths import PathRefused, names, open_regular, shown
 from .errors import short
@@ -282,26 +281,29 @@ class CsvRows:
         self.delimiter = delimiter
         self.line = 0
 
-    def _lines(self, text: io.TextIOWrapper) -> Iterator[str]:
+    def _lines(self, raw: BinaryIO) -> Iterator[str]:
+        """Lines decoded one at a time, so a decoding error names its own line and byte."""
+        offset = 0
         while True:
             try:
-                line = text.readline(MAX_LINE_CHARS)
-            except UnicodeDecodeError as e:
-                raise Unreadable(f"{_name(self.path)} line {self.line + 1} is not UTF-8 text (byte "
-                                 f"0x{e.object[e.start]:02x})") from None
+                line = raw.readline(MAX_LINE_CHARS)
             except (OSError, MemoryError) as e:
                 raise Unreadable(f"{_name(self.path)} line {self.line + 1} cannot be read ({_reason(e)})") from None
             if not line:
                 return
             self.line += 1
-            if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            if len(line) >= MAX_LINE_CHARS and not line.endswith(b"\n"):
                 raise Unreadable(f"{_name(self.path)} line {self.line} is longer than {MAX_LINE_CHARS:,} characters")
-            yield line
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise Unreadable(f"{_name(self.path)} line {self.line} is not UTF-8 text (byte 0x{line[e.start]:02x} "
+                                 f"at offset {offset + e.start:,})") from None
+            offset += len(line)
 
     def __iter__(self) -> Iterator[list[str]]:
         with open_regular(self.path) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            reader = csv.reader(self._lines(text), delimiter=self.delimiter)
+            reader = csv.reader(self._lines(raw), delimiter=self.delimiter)
             while True:
                 try:
                     row = next(reader)

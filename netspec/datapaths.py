@@ -101,7 +101,8 @@ def confine(text: object, roots: Roots, *, kind: Literal["file", "dir"] = "file"
                           "data files must stay inside it" +
                           ("" if roots.data_root is not None else ", or inside a directory named with --data-root DIR"))
     if _hidden(path) or _hidden_below(resolved, allowed):
-        raise PathRefused(f"data path {written} names a hidden file or folder (a name starting with '.'); "
+        how = "names" if _hidden(path) else "leads (through a symlink) to"
+        raise PathRefused(f"data path {written} {how} a hidden file or folder (a name starting with '.'); "
                           "netspec reads no dotfiles (.env, .ssh, .git ...) as data")
     check_type(resolved, written, kind)
     return resolved
