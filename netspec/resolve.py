@@ -418,7 +418,8 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
 
 
 def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:
-    """A top-level section (``train``, ``export``) with its ``$name``/``${...}`` evaluated.
+    """A top-level section (``train``, ``export``, ``inputs``) with its ``$name``/``${...}`` evaluated, and
+    the result re-checked against the section's schema (``netspec.recheck``).
 
     Args:
         doc: the loaded document.
@@ -430,8 +431,13 @@ def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:
 
     Raises:
         NetspecError: an interpolation fails or uses shapes; located in the section.
+        SchemaError: an interpolated value is not what the schema accepts there.
     """
+    from .recheck import check_section
+
     data = doc.data if isinstance(doc.data, dict) else {}
     if key not in data:
         return None
-    return Resolver(doc, None, None, 0).value(data[key], (key,), params, None)
+    value = Resolver(doc, None, None, 0).value(data[key], (key,), params, None)
+    check_section(doc, key, value)  # a ${...} result must be what a literal there must be
+    return value
