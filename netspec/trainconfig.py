@@ -117,7 +117,19 @@ class _Checker:
         args = {k: v for k, v in value.items() if k != "type"}
         if kind == "optimizer" and isinstance(args.get("learning_rate"), dict):
             self.obj("lrSchedule", args["learning_rate"], path + ("learning_rate",))
+        if kind == "metric":
+            self.metric_state(name, args, path)
         return Obj(kind, name, args, path, is_class=True)
+
+    def metric_state(self, name: str, args: dict, path: tuple) -> None:
+        """A metric's variables are paid for before Keras allocates them (``trainnames.metric_state``)."""
+        found = N.metric_state(name, args)
+        if found is None or found[0] <= N.MAX_METRIC_STATE_BYTES:
+            return
+        size, arg, what = found
+        key = next((k for k in ("num_classes", "num_thresholds", "thresholds") if k in args), None)
+        raise self.error(f"{name} with {arg} keeps {what} ({_bytes(size)} of state); netspec allows "
+                         f"{_bytes(N.MAX_METRIC_STATE_BYTES)} per metric", path + ((key,) if key else ()))
 
     def _unknown(self, kind: str, name: str, path: tuple, known: list[str]) -> TrainError:
         label = {"lrSchedule": "learning-rate schedule"}.get(kind, kind)
@@ -208,6 +220,13 @@ class _Checker:
                              "data.validation", path)
         raise self.error(f"monitor {short(value)} is not a quantity this training logs; it logs: "
                          f"{', '.join(sorted(names))}", path, hint=hint_for(value, names))
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _mode(mode: str, monitor: str) -> str:
