@@ -127,10 +127,12 @@ def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
     low_high = cal.get("range")
     if low_high is not None and not low_high[0] < low_high[1]:
         raise fail("calibration", f"calibration.range must be [low, high] with low < high. Received: {low_high}")
-    calibration = Calibration(samples=cal.get("samples", DEFAULT_SAMPLES), seed=cal.get("seed", 0),
+    # JSON Schema counts 4.0 as an integer; numpy and TensorFlow do not.
+    calibration = Calibration(samples=_int(cal.get("samples", DEFAULT_SAMPLES)), seed=_int(cal.get("seed", 0)),
                               range=tuple(low_high) if low_high is not None else None)
-    target = Target(name, fmt, precision, opset=raw.get("opset", DEFAULT_OPSET), batch_size=raw.get("batch_size"),
-                    calibration=calibration, description=raw.get("description", ""))
+    target = Target(name, fmt, precision, opset=_int(raw.get("opset", DEFAULT_OPSET)),
+                    batch_size=_int(raw.get("batch_size")), calibration=calibration,
+                    description=raw.get("description", ""))
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
         key, message = problem
@@ -138,6 +140,10 @@ def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
             key = ("calibration",) if "calibration" in raw else ("precision",)
         raise fail(key, message)
     return target
+
+
+def _int(value):
+    return int(value) if isinstance(value, float) else value
 
 
 def sample_bytes(inputs) -> int:
