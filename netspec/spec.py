@@ -197,7 +197,7 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
     validate_document(doc, catalog)
     load_spec_plugins(doc, trust_plugins)
     graph = resolve(doc, catalog, params)
-    for key in ("inputs", "train", "export"):  # their ${...} fail at validate time, not when training starts
+    for key in ("train", "export"):  # their ${...} fail at validate time, not when training starts
         resolve_section(doc, graph.params, key)
     check_nodes(doc, graph)  # input_spec and output_shape ${...} results, against their schema
     return Spec(doc, graph, catalog)

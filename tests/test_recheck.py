@@ -111,6 +111,22 @@ SPECS = [
         nodes:
           - {type: Dense, units: 2}
         """, "'$spec' evaluated to {'shape': [8], 'batch_size': 0}; expected an integer >= 1", 6, None),
+    ("inputs_scalar", """\
+        netspec: 1
+        name: t
+        inputs:
+          x: "${None}"
+        nodes:
+          - {type: Dense, units: 2}
+        """, "'${None}' evaluated to None; expected a list or a mapping", 4, None),
+    ("inputs_shorthand", """\
+        netspec: 1
+        name: t
+        inputs:
+          x: "${[8, -1]}"
+        nodes:
+          - {type: Dense, units: 2}
+        """, "evaluated to [8, -1]; expected an integer >= 1. Received: x[1]=-1", 4, None),
     ("input_spec_ndim", """\
         netspec: 1
         name: t
@@ -167,7 +183,7 @@ def test_graph_sections_are_rechecked(text, fragment, line, column):
 
 
 def test_block_instance_is_named():
-    err = error_for(SPECS[5][1])
+    err = error_for(dict((c[0], c[1]) for c in SPECS)["input_spec_block_note"])
     assert "in block 'b', instance 'one'" in err.message
 
 
