@@ -2,13 +2,12 @@
 
 The document's schema pass accepts ``$name``/``${...}`` text wherever a value may go (the ``interp``
 def). Once interpolated, the value takes the place of that text, so it is validated again against
-the same schema location, with interpolation no longer accepted: a strict copy of the schema (made
-defs copied on first use) in which every ``interp`` alternative is dropped. Every section goes
-through :func:`check_interpolated`: ``train:``, ``export:`` and ``inputs:`` (from
-``resolve.resolve_section``), each node's ``input_spec:`` and ``output_shape:`` (:func:`check_nodes`,
-and ``inputspec`` at build time for shape-dependent ones), and layer arguments
-(``Catalog.check_args``). The error is located at the ``${...}`` that produced the bad value and says
-what it evaluated to.
+the same schema location with interpolation no longer accepted: a strict copy of the schema in which
+every ``interp`` alternative is dropped (each def copied on first use). Every section goes through
+:func:`check_interpolated`: ``train:`` and ``export:`` (``resolve.resolve_section``), each model input
+(``Resolver._model_inputs``), each node's ``input_spec:`` and ``output_shape:`` (:func:`check_nodes`,
+and ``inputspec`` at build time for shape-dependent ones), and layer arguments (``Catalog.check_args``).
+The error is located at the ``${...}`` that produced the bad value and says what it evaluated to.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ import itertools
 from typing import Any
 
 from .errors import SchemaError, short
+from .graph import DeferredArg
+from .schemacheck import Validator
 
 INTERP_REF = {"$ref": "#/$defs/interp"}
 # Issues read before ranking: a value made by one ${...} cannot need more to explain it, and an
@@ -38,7 +39,7 @@ def strict_schema(schema: dict) -> dict:
 def strict_validator(schema: dict | None = None):
     """The validator of :func:`strict_schema` (default: the committed schema), built once per schema."""
     if schema is None:
-        from .catalog import load_schema
+        from .catalog import load_schema  # catalog builds on this module (Catalog.check_args)
 
         schema = load_schema()
     return _strict(schema)[2]
@@ -47,8 +48,6 @@ def strict_validator(schema: dict | None = None):
 def _strict(schema: dict) -> tuple[dict, dict, Any]:
     hit = _STRICT.get(id(schema))
     if hit is None:
-        from .schemacheck import Validator
-
         copy = _drop_interp({k: v for k, v in schema.items() if k != "$defs"})
         copy["$defs"] = _StrictDefs(schema.get("$defs", {}))
         hit = _STRICT[id(schema)] = (schema, copy, Validator(copy, scan=False))
@@ -91,10 +90,9 @@ def _drop_interp(s: Any) -> Any:
     return s
 
 
-def section_schema(key: str, validator=None) -> Any:
-    """The strict subschema of a top-level key (``train``, ``export``, ``inputs``); None if unknown."""
-    validator = validator or strict_validator()
-    return validator.schema.get("properties", {}).get(key)
+def section_schema(key: str) -> Any:
+    """The strict subschema of a top-level key (``train``, ``export``); None if unknown."""
+    return strict_validator().schema.get("properties", {}).get(key)
 
 
 def def_schema(name: str) -> dict:
@@ -178,7 +176,7 @@ def _has_interp(raw: Any) -> bool:
 
 
 def check_section(doc, key: str, value: Any) -> None:
-    """Re-check an interpolated top-level section (``train``, ``export``, ``inputs``).
+    """Re-check an interpolated top-level section (``train``, ``export``).
 
     Raises:
         SchemaError: see :func:`check_interpolated`.
@@ -196,8 +194,6 @@ def check_nodes(doc, graph) -> None:
     Raises:
         SchemaError: see :func:`check_interpolated`.
     """
-    from .graph import DeferredArg
-
     for node in graph.nodes:
         for key, name in (("input_spec", "inputSpec"), ("output_shape", "outputShape")):
             value = getattr(node, key, None)

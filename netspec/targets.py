@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import NetspecError, hint_for
+from .errors import NetspecError, format_bytes, hint_for
 
 Format = Literal["onnx", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -169,22 +169,15 @@ def feed_problem(target: Target, inputs) -> tuple[tuple, str] | None:
     """
     per = sample_bytes(inputs)
     if target.batch_size is not None and target.batch_size * per > MAX_FEED_BYTES:
-        return ("batch_size",), (f"a batch of {target.batch_size:,} samples of {_bytes(per)} is "
-                                 f"{_bytes(target.batch_size * per)} of input; export feeds at most "
-                                 f"{_bytes(MAX_FEED_BYTES)} at once")
+        return ("batch_size",), (f"a batch of {target.batch_size:,} samples of {format_bytes(per)} is "
+                                 f"{format_bytes(target.batch_size * per)} of input; export feeds at most "
+                                 f"{format_bytes(MAX_FEED_BYTES)} at once")
     samples = target.calibration.samples
     if target.precision == "int8" and samples * per > MAX_FEED_BYTES:
-        return ("calibration", "samples"), (f"calibration with {samples:,} samples of {_bytes(per)} is "
-                                            f"{_bytes(samples * per)} of input; export generates at most "
-                                            f"{_bytes(MAX_FEED_BYTES)}; lower calibration.samples")
+        return ("calibration", "samples"), (f"calibration with {samples:,} samples of {format_bytes(per)} is "
+                                            f"{format_bytes(samples * per)} of input; export generates at most "
+                                            f"{format_bytes(MAX_FEED_BYTES)}; lower calibration.samples")
     return None
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n} bytes"
 
 
 def all_targets(spec=None) -> dict[str, Target]:

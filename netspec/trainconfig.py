@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import trainnames as N
-from .errors import NetspecError, hint_for, short
+from .errors import NetspecError, format_bytes, hint_for, short
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_OPTIMIZER = "adam"
@@ -130,8 +130,8 @@ class _Checker:
             return
         size, arg, what = found
         key = next((k for k in ("num_classes", "num_thresholds", "thresholds") if k in args), None)
-        raise self.error(f"{name} with {arg} keeps {what} ({_bytes(size)} of state); netspec allows "
-                         f"{_bytes(N.MAX_METRIC_STATE_BYTES)} per metric", path + ((key,) if key else ()))
+        raise self.error(f"{name} with {arg} keeps {what} ({format_bytes(size)} of state); netspec allows "
+                         f"{format_bytes(N.MAX_METRIC_STATE_BYTES)} per metric", path + ((key,) if key else ()))
 
     def _unknown(self, kind: str, name: str, path: tuple, known: list[str]) -> TrainError:
         label = {"lrSchedule": "learning-rate schedule"}.get(kind, kind)
@@ -239,13 +239,6 @@ def _integer_only(prop) -> bool:
 def _int(value):
     """An integral float (JSON Schema's integer 4.0) as an int; anything else as it is."""
     return int(value) if isinstance(value, float) else value
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _mode(mode: str, monitor: str) -> str:
