@@ -2,22 +2,27 @@
 
 A case is a YAML file with ``# key: value`` comment headers at the top (the format of
 /work/notes/helper-brief.md, kept in ``HEADERS``). ``run_case`` copies the case (and its ``files:``)
-into a fresh directory under the real /tmp, runs the command there with HOME and TMPDIR inside that
-directory, RLIMIT_AS = 4 GiB and a 30 s timeout, and returns an ``Outcome``. ``failures`` lists every
-reason the outcome breaks the case's promise; an empty list is a pass.
+into a fresh directory /tmp/netspec_case_*/case, runs the command there with HOME and TMPDIR inside
+that directory, RLIMIT_AS = 4 GiB and a 30 s timeout, and returns an ``Outcome``. ``failures`` lists
+every reason the outcome breaks the case's promise; an empty list is a pass.
 
-Three witnesses watch the child:
+Witnesses that watch the child:
 - a ``sitecustomize`` put first on its PYTHONPATH (after running the one legitimate command, the
-  ``uname -p`` of platform.uname(), whose answer platform caches) replaces os.system, os.popen, os.exec*, os.spawn*,
-  os.posix_spawn* and subprocess.Popen: a call creates /tmp/netspec_sentinel_<pid> and is refused;
-  the harness fails the case on any marker that appears while it runs (payloads aim at the same
-  marker, so a payload that writes it directly is caught too);
+  ``uname -p`` of platform.uname(), whose answer platform caches) replaces os.system, os.popen,
+  os.exec*, os.spawn*, os.posix_spawn* and subprocess.Popen: a call creates
+  /tmp/netspec_sentinel_<pid> (with the caller's file:line) and is refused; payloads aim at the same
+  marker, so a payload that writes it directly is caught too;
 - the same ``sitecustomize`` installs an audit hook that records every file the child opens for
   writing (or creates, renames, removes) outside its directory;
-- the harness compares ``git status --porcelain`` of the repository and the entries of /tmp before
-  and after the run, which also sees writes made below Python (TensorFlow's C++).
+- the child gets its own /tmp where the machine allows a mount namespace (root here and in CI): a
+  directory of its own bound over /tmp, with the case directory bound at its usual path inside, so
+  anything it writes in /tmp, even below Python (TensorFlow's C++), is seen, and nothing other
+  processes write there is blamed on it. Elsewhere (or with NETSPEC_HARNESS_SHARED_TMP=1) the real
+  /tmp is listed before and after instead, which other processes writing to /tmp at the same time
+  can disturb;
+- ``git status --porcelain`` of the repository before and after.
 The child reports the NetspecError's ``kind`` and netspec's own seconds (interpreter start-up and the
-TensorFlow import of commands that build are not netspec's) in a JSON file inside its directory.
+TensorFlow import of commands that build are not netspec's) in a JSON file beside the case directory.
 """
 
 from __future__ import annotations
@@ -343,7 +348,7 @@ def _preexec(tmp_view: Path | None, binds: tuple[Path, ...] = ()):
     writes anywhere else in /tmp lands in ``tmp_view``, apart from other processes' noise.
     """
     libc = ctypes.CDLL(None, use_errno=True) if tmp_view else None
-    mounts = [(bytes(d), bytes(tmp_view / d.relative_to(REAL_TMP)), _MS_BIND) for d in binds]
+    mounts = [(bytes(d), bytes(tmp_view / d.relative_to(REAL_TMP)), _MS_BIND) for d in binds if tmp_view]
     if tmp_view is not None:
         mounts.append((bytes(tmp_view), b"/tmp", _MS_BIND | _MS_REC))
 
