@@ -521,7 +521,6 @@ def validate_only_raises_netspec_errors(test: str, text: str) -> None:
 UNFIXED_ON_MAIN = pytest.mark.xfail(strict=False, reason="issue 11 class 4: ${} results not re-checked (see above)")
 
 
-@UNFIXED_ON_MAIN
 @settings(max_examples=250, **SETTINGS)
 @given(specs())
 def test_generated_specs_only_raise_netspec_errors(text):
