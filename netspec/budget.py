@@ -263,6 +263,42 @@ def init_work(initializer: Any, shape: Sequence[int]) -> tuple[str, int] | None:
     return cost(shape) if cost is not None and len(shape) >= 2 else None
 
 
+# -- export runs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """One allocation an export makes: what it is, its bytes, and the target field that sizes it."""
+
+    what: str
+    bytes: int
+    field: str  # "batch_size" or "calibration.samples"
+
+
+def generated_bytes(shape: Sequence[int | None], dtype: Any) -> int:
+    """Bytes of one generated sample: numpy draws in 64 bits, then casts to ``dtype`` (both live at once)."""
+    return elements(shape) * (8 + itemsize(dtype))
+
+
+def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | None) -> list[RunCost]:
+    """The allocations of one export, from per-sample bytes, before any of them is made.
+
+    Args:
+        inputs: bytes of one generated sample of every input (:func:`generated_bytes`).
+        activations: bytes of every node output and costed intermediate for one sample.
+        gate_batch: the largest batch the gate and latency feed (a fixed batch size, else 8).
+        samples: calibration samples for int8 (None otherwise); they are generated at once, and
+            onnxruntime's MinMax calibration keeps every intermediate of every sample.
+    """
+    # The gate runs the batch through Keras and through the exported model: activations twice.
+    runs = [RunCost(f"a gate batch of {gate_batch:,} samples (inputs, and activations in Keras and the export)",
+                    gate_batch * (inputs + 2 * activations), "batch_size")]
+    if samples is not None:
+        runs.append(RunCost(f"{samples:,} calibration samples (inputs and their recorded activations)",
+                            samples * (inputs + activations), "calibration.samples"))
+    return runs
+
+
 # -- allocation failures that still happen --------------------------------------------------------
 
 _OOM_NAMES = ("ResourceExhaustedError", "_ArrayMemoryError", "OutOfMemoryError")
