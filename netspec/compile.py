@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import registry
+from .budget import (DEFAULT_BUDGET, Budget, allocation_guard, fmt_bytes, init_work, intermediate,
+                     is_allocation_failure, itemsize, tensor_bytes)
 from .errors import ExpressionError, NetspecError, ShapeError, short
 from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth
 from .interp import Deferred, Scope, interpolate
 from .loader import SourceMap
-from .budget import DEFAULT_BUDGET, Budget, allocation_guard, fmt_bytes, init_work, intermediate, itemsize, tensor_bytes
 
 __all__ = ["Budget", "DEFAULT_BUDGET", "Compiled", "Row", "build"]  # Budget lives in netspec.budget
 
@@ -192,6 +193,8 @@ class _Builder:
         except NetspecError:
             raise
         except Exception as e:  # Keras validates arguments in __init__ with ValueError/TypeError
+            if is_allocation_failure(e):
+                raise  # build()'s allocation guard reports it as memory, not as the arguments
             raise self.fail(node, f"{type_name} rejected its arguments: {_clean(e)}", cls=NetspecError, path=path) from None
 
     # -- build ------------------------------------------------------------------------------
@@ -240,6 +243,8 @@ class _Builder:
         except NetspecError:
             raise
         except Exception as e:
+            if is_allocation_failure(e):
+                raise  # build()'s allocation guard reports it as memory, not as the shapes
             what = node.type if node.kind == "layer" else ("shared " + self.layers[node.share_of].__class__.__name__
                                                           if node.kind == "share" else "expression")
             raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {_clean(e)}") from None
