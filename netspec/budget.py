@@ -122,10 +122,15 @@ class Budget:
     memory: Memory = field(default=_MEMORY)
 
     def params_note(self) -> str:
-        """Where the parameter figure comes from, for messages."""
-        derived = Budget.max_params  # the class default
-        origin = f"from {self.memory}" if self.max_params == derived else "as given"
+        """The parameter cap and where it comes from, for messages."""
+        origin = f"from {self.memory}" if self.max_params == Budget.max_params else "as given"
         return f"{self.max_params:,} ({origin}; raise it with --max-params if this is intended)"
+
+    def activation_note(self) -> str:
+        """The activation cap and where it comes from, for messages."""
+        origin = f"from {self.memory}" if self.max_activation_bytes == Budget.max_activation_bytes else "as given"
+        return (f"{self.max_activation_bytes / 2**20:,.0f} MiB ({origin}; raise it with --max-activation-mb "
+                "if this is intended)")
 
 
 DEFAULT_BUDGET = Budget()

@@ -335,10 +335,8 @@ class _Meter:
         return "per sample" if self.budget.batch == 1 else f"for a batch of {self.budget.batch}"
 
     def _over(self, node: Node, b: "_Builder", what: str, total: int) -> NetspecError:
-        cap = self.budget.max_activation_bytes
         return b.fail(node, f"{what} reach {total / 2**20:,.0f} MiB {self._per()} here, over the activation "
-                            f"budget of {cap / 2**20:,.0f} MiB (raise it with --max-activation-mb if this is "
-                            "intended)", cls=NetspecError)
+                            f"budget of {self.budget.activation_note()}", cls=NetspecError)
 
     def before_call(self, node: Node, layer, call_in, b: "_Builder") -> None:
         """Price the layer's hidden intermediates from its symbolic inputs, before it is called."""
