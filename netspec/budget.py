@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from .errors import NetspecError
+from .errors import NetspecError, format_bytes
 
 UNKNOWN_DIM = 8  # the size the gate and calibration feed for an unknown (null) non-batch dimension
 GIB = 1 << 30
@@ -169,13 +169,6 @@ def elements(shape: Sequence[int | None]) -> int:
 def tensor_bytes(tensor: Any) -> int:
     """Bytes of one sample of a (symbolic) tensor: its shape without batch, at the fed sizes."""
     return elements(tuple(tensor.shape)[1:]) * itemsize(tensor.dtype)
-
-
-def fmt_bytes(n: float) -> str:
-    for unit, size in (("TiB", 1 << 40), ("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{int(n)} bytes"
 
 
 # -- hidden intermediates of core layers ------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import registry
-from .budget import (DEFAULT_BUDGET, Budget, allocation_guard, fmt_bytes, init_work, intermediate,
+from .budget import (DEFAULT_BUDGET, Budget, allocation_guard, format_bytes, init_work, intermediate,
                      is_allocation_failure, itemsize, tensor_bytes)
 from .errors import ExpressionError, NetspecError, ShapeError, short
 from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth
@@ -346,7 +346,7 @@ class _Meter:
         what, n = cost
         size = n * itemsize(getattr(layer, "compute_dtype", "float32")) * self.budget.batch
         if self.bytes + size > self.budget.max_activation_bytes:
-            raise self._over(node, b, f"{type(layer).__name__}'s {what} ({fmt_bytes(size)}) and the node outputs "
+            raise self._over(node, b, f"{type(layer).__name__}'s {what} ({format_bytes(size)}) and the node outputs "
                                       "before it", self.bytes + size)
         self.bytes += size
 

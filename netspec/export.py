@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import compat, quantize, verify
-from .budget import allocation_guard, export_runs, fmt_bytes, generated_bytes, headroom, intermediate, tensor_bytes
+from .budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
 from .convert import IONames, call_model, io_names
 from .saving import atomic_path
 from .targets import ExportError, Target
@@ -370,8 +370,8 @@ def check_runs(model, inputs: list, target: Target, spec) -> None:
     for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples):
         if run.bytes > room.bytes:
             raise target_error(spec, target, run.field,
-                               f"{run.what} need {fmt_bytes(run.bytes)} ({fmt_bytes(per_input + per_sample)} a "
-                               f"sample), over the {fmt_bytes(room.bytes)} this export may allocate ({room.source}); "
+                               f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
+                               f"sample), over the {format_bytes(room.bytes)} this export may allocate ({room.source}); "
                                f"lower {_option(spec, target, run.field)}")
 
 
