@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import csv
 import math
-import os
 import re
 import zipfile
 import zlib
@@ -24,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .budget import machine_memory
 from .datapaths import PathRefused, names, open_regular, shown
-from .errors import short
+from .errors import format_bytes, short
 
 GIB = 1 << 30
 MAX_NPZ_MEMBERS = 10_000
@@ -42,19 +42,12 @@ class Unreadable(PathRefused):
 
 
 def data_budget() -> int:
-    """Bytes of data one training may hold in memory: 2 GiB, or a quarter of the machine's memory if less."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        physical = 8 * GIB
-    return min(2 * GIB, max(physical // 4, 64 << 20))
+    """Bytes of data one source may hold in memory: 2 GiB, or a quarter of the machine's memory
+    (``netspec.budget.machine_memory``: physical, or ``ulimit -v`` when smaller) if that is less."""
+    return min(2 * GIB, max(machine_memory().bytes // 4, 64 << 20))
 
 
-def size_text(n: int) -> str:
-    for unit, scale in (("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n} bytes"
+size_text = format_bytes  # the one byte formatter of netspec's messages
 
 
 def _name(path: Path) -> str:

@@ -335,7 +335,7 @@ READERS = [
     # id, setup function (and args), reader, file, error fragment
     ("npz_header_shape", ("npz_header_shape",), _npz_cost, "d.npz", "declares shape (1000000, 1000000) of <f8"),
     ("npz_bomb", ("npz_bomb", "0.25"), _npz_cost, "d.npz", "a compression bomb"),
-    ("npz_declared_size", ("npz_declared_size", "3"), _npz_cost, "d.npz", "over the data budget of 2.0 GiB"),
+    ("npz_declared_size", ("npz_declared_size", "3"), _npz_cost, "d.npz", "unpacks to 3.0 GiB, over the data budget of"),
     ("npz_object", ("npz_object",), _npz_cost, "d.npz", "holds Python objects"),
     ("npz_short_member", ("npz_short_member",), _npz_cost, "d.npz", "the file is truncated or corrupt"),
     ("npz_truncated", ("npz_truncated",), _npz_cost, "d.npz", "is not a readable .npz file"),
