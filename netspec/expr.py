@@ -11,8 +11,10 @@ import keras
 from keras import activations, ops
 
 from . import exprcheck
+from .compile import DEFAULT_BUDGET, _count
 from .errors import ExpressionError, NetspecError, ShapeError, short
 from .exprcheck import FUNCTIONS, NAME_RE, fail
+from .exprcost import approx
 
 # Each table key is looked up once, here; expression text only ever indexes this dict, so a
 # spec can name nothing that is not in the table.
@@ -71,6 +73,10 @@ class Expression(keras.layers.Layer):
         self._tree = checked.tree
         self._on_error = None  # set by build_expr_layer: turns errors into spec locations
         self._failure = None
+        # Intermediates are costed while the layer is traced on symbolic inputs (compute_output_spec),
+        # against the compiler's activation budget (build_expr_layer passes the one in use).
+        self._max_bytes = DEFAULT_BUDGET.max_activation_bytes
+        self._symbolic = False
 
     @property
     def expression(self) -> str:
@@ -83,13 +89,15 @@ class Expression(keras.layers.Layer):
     def call(self, inputs):
         try:
             values = self._bind(inputs)
-            out = _Walker(values, self._constants).run(self._tree.body)
+            meter = _Intermediates(self._max_bytes) if self._symbolic else None
+            out = _Walker(values, self._constants, meter).run(self._tree.body)
             return _result(out, self._tree.body)
         except NetspecError as e:
             raise self._located(e) from None
 
     def compute_output_spec(self, inputs):
         self._failure = None
+        self._symbolic = True
         try:
             out = super().compute_output_spec(inputs)
         except Exception:
@@ -99,6 +107,8 @@ class Expression(keras.layers.Layer):
             if failure is None:
                 raise
             raise failure from None
+        finally:
+            self._symbolic = False
         if self._expected is not None:
             actual = _shape_of(out)
             if not _shape_matches(self._expected, actual):
@@ -149,8 +159,16 @@ class Expression(keras.layers.Layer):
 class _Walker:
     """Evaluates a checked tree: tensors through ``keras.ops``, constants as Python numbers."""
 
-    def __init__(self, values: Mapping[str, Any], constants: Mapping[str, Any]) -> None:
-        self.values, self.constants = values, constants
+    def __init__(self, values: Mapping[str, Any], constants: Mapping[str, Any],
+                 meter: "_Intermediates | None" = None) -> None:
+        self.values, self.constants, self.meter = values, constants, meter
+
+    def apply(self, node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
+        """One tensor operation; on symbolic inputs its result is charged to the budget."""
+        out = _apply(node, label, fn, *args, **kwargs)
+        if self.meter is not None:
+            self.meter.add(node, label, out)
+        return out
 
     def run(self, node: ast.AST) -> Any:
         # Recursion is bounded: check() limited the tree to MAX_DEPTH levels.
@@ -162,18 +180,18 @@ class _Walker:
             left, right = self.run(node.left), self.run(node.right)
             if _is_number(left) and _is_number(right):
                 return exprcheck.fold(node, left, right)
-            return _apply(node, _op_label(node.op), _BINARY[type(node.op)], left, right)
+            return self.apply(node, _op_label(node.op), _BINARY[type(node.op)], left, right)
         if isinstance(node, ast.UnaryOp):
             value = self.run(node.operand)
             if isinstance(node.op, ast.UAdd):
                 return value
-            return -value if _is_number(value) else _apply(node, "unary '-'", ops.negative, value)
+            return -value if _is_number(value) else self.apply(node, "unary '-'", ops.negative, value)
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Subscript):
             value = self.run(node.value)
             index = exprcheck.index_value(node.slice, self.constants)
-            return _apply(node, "the subscript", lambda: value[index])
+            return self.apply(node, "the subscript", lambda: value[index])
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self.run(e) for e in node.elts]
         if isinstance(node, ast.Call):
@@ -187,8 +205,8 @@ class _Walker:
             if _is_number(left) and _is_number(right):
                 step = _COMPARE_PY[type(op)](left, right)
             else:
-                step = _apply(node, "the comparison", _COMPARE[type(op)], left, right)
-            result = step if result is None else _apply(node, "the comparison", ops.logical_and, result, step)
+                step = self.apply(node, "the comparison", _COMPARE[type(op)], left, right)
+            result = step if result is None else self.apply(node, "the comparison", ops.logical_and, result, step)
             left = right
         return result
 
@@ -206,8 +224,8 @@ class _Walker:
             kwargs[p.name] = value
         if fn.varargs:  # einsum: the equation, then the operands
             args = [kwargs.pop(fn.params[0].name), *(self.run(a) for a in operands)]
-            return _apply(node, qual, _TARGETS[qual], *args)
-        return _apply(node, qual, _TARGETS[qual], **kwargs)
+            return self.apply(node, qual, _TARGETS[qual], *args)
+        return self.apply(node, qual, _TARGETS[qual], **kwargs)
 
 
 _COMPARE_PY = {
@@ -227,6 +245,45 @@ def _apply(node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
         text = _TF_NODE.sub("", _ANSI.sub("", str(e)).split("Arguments received by")[0])
         text = " ".join(text.split())
         raise fail(f"{label} failed: {text[:300] + '...' if len(text) > 300 else text}", node) from None
+
+
+class _Intermediates:
+    """The bytes of every tensor one expression computes, checked against the activation budget.
+
+    Sizes come from symbolic shapes, before anything is allocated. Unknown sizes count as the
+    compiler counts them (compile._count); the first axis counts too, since a constant's first
+    axis is not a batch axis (``ops.tile(1.0, [10**5, 10**5])``), so a known batch size counts in
+    full. Intermediates add up: a trained model keeps them for the gradient.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.total = max_bytes, 0
+
+    def add(self, node: ast.AST, label: str, out: Any) -> None:
+        for t in out if isinstance(out, (list, tuple)) else [out]:
+            shape = getattr(t, "shape", None)
+            try:
+                dims = list(shape)
+            except (TypeError, ValueError):  # not a tensor, or TensorFlow's unknown rank
+                continue
+            size = _count(dims) * _itemsize(t.dtype)
+            self.total += size
+            if self.total > self.max_bytes:
+                shown = "(" + ", ".join("None" if d is None else approx(int(d)) for d in dims[:8]) + \
+                    (", ..." if len(dims) > 8 else "") + ")"
+                raise fail(f"{label} makes a {_mib(size)} intermediate of shape {shown}; this expression's "
+                           f"intermediates reach {_mib(self.total)}, over the activation budget of "
+                           f"{_mib(self.max_bytes)} (raise it with --max-activation-mb if this is intended)", node)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n < 2**20 * 10**7 else f"{approx(n >> 20)} MiB"
+
+
+def _itemsize(dtype: Any) -> int:
+    name = str(getattr(dtype, "name", dtype))
+    bits = re.search(r"\d+", name)
+    return max(int(bits.group()) // 8, 1) if bits else (8 if "complex" in name else 1 if "bool" in name else 4)
 
 
 def _op_label(op: ast.AST) -> str:
@@ -405,6 +462,7 @@ def build_expr_layer(node, builder) -> Expression:
     except ExpressionError as e:
         raise locate(e) from None
     layer._on_error = locate
+    layer._max_bytes = getattr(builder, "budget", DEFAULT_BUDGET).max_activation_bytes
     return layer
 
 
