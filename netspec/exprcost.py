@@ -14,6 +14,7 @@ import ast
 import math
 import operator
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,6 +32,13 @@ MAX_DEPTH = 32  # list nesting: far below Python's recursion limit for compare/r
 MAX_TEXT = 8 << 20
 
 _FLOAT_TEXT = 24  # repr of any finite float: '-1.2345678901234567e-308'
+
+# Sizes of big lists, shared by all evaluations: a 10**5-item param read by a thousand ${} is
+# walked once, not a thousand times. Entries keep their list alive (so its id stays its own) and
+# its length (a list changed in place is measured again); the cache holds at most _SHARED_MAX.
+_SHARED: "OrderedDict[int, tuple[Any, int, Size]]" = OrderedDict()
+_SHARED_MIN = 2048  # elements: smaller lists are cheaper to walk than to cache
+_SHARED_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -123,10 +131,20 @@ class Cost:
             if isinstance(value, str) and len(value) > 64:
                 return self._remember(value, None)
             return scalar_size(value)
+        known = self._known(value)
+        if known is not None:
+            return known
+        return self._walk(value)
+
+    def _known(self, value: Any) -> Size | None:
         known = self._sizes.get(id(value))
         if known is not None:
             return known[1]
-        return self._walk(value)
+        shared = _SHARED.get(id(value))
+        if shared is not None and shared[0] is value and shared[1] == len(value):
+            self._sizes[id(value)] = (value, shared[2])
+            return shared[2]
+        return None
 
     def _remember(self, value: Any, size: Size | None) -> Size:
         known = self._sizes.get(id(value))
@@ -148,14 +166,13 @@ class Cost:
                 frame[2] = k + 1
                 item = items[k]
                 if isinstance(item, _CONTAINERS):
-                    known = self._sizes.get(id(item))
-                    if known is None:
+                    size = self._known(item)
+                    if size is None:
                         if len(stack) >= MAX_DEPTH:
                             check(Size(depth=len(stack) + 1))
                         stack.append([item, _items(item), 0, 0, 0, 0, 0, 2])
                         total += 1
                         continue
-                    size = known[1]
                     total += size.elements + 1
                 else:
                     size = self.size(item)
@@ -167,6 +184,8 @@ class Cost:
             stack.pop()
             size = check(Size(len(items) + frame[3], frame[4], frame[5], frame[6] + 1, frame[7]))
             self._sizes[id(frame[0])] = (frame[0], size)
+            if size.elements >= _SHARED_MIN and not isinstance(frame[0], dict):  # dicts get edited
+                _share(frame[0], size)
             if not stack:
                 return size
             _add(stack[-1], size)
@@ -179,6 +198,8 @@ class Cost:
             check(size)
             if isinstance(value, (list, tuple, str)):
                 self._sizes[id(value)] = (value, size)
+                if isinstance(value, (list, tuple)) and size.elements >= _SHARED_MIN:
+                    _share(value, size)
         if isinstance(value, complex):
             raise CostError("the result is a complex number; expressions compute real numbers only")
         if isinstance(value, float) and not math.isfinite(value):
@@ -256,6 +277,13 @@ class Cost:
             bound = Size(whole.elements - (len(value) - len(result)), whole.chars, whole.bits, whole.depth, whole.text)
             return self.record(result, bound)
         return self.record(result)
+
+
+def _share(value: Any, size: Size) -> None:
+    _SHARED[id(value)] = (value, len(value), size)
+    _SHARED.move_to_end(id(value))
+    while len(_SHARED) > _SHARED_MAX:
+        _SHARED.popitem(last=False)
 
 
 def _round_cost(value: Any = None, ndigits: Any = None, *_: Any) -> None:
