@@ -30,6 +30,11 @@ MAX_DEPTH = 32  # list nesting: far below Python's recursion limit for compare/r
 # Characters of a value's printed form (str/repr). Bounded too, because ``[2**4000] * 10**5`` is
 # small in memory but prints to 120 MB: 8 MiB allows 10**5 numbers of ~80 digits.
 MAX_TEXT = 8 << 20
+# Work of one accountant: list items and characters that its operations copy, compare or walk
+# (C-speed, ~20 ns each with the walker around them: 2e7 is under half a second). Sizes bound one operation; this bounds how many big
+# operations a spec may chain (a thousand params each slicing a 10**5-item list). A resolver that
+# shares one Cost for a whole spec (Scope.cost) bounds the spec; otherwise it is per string.
+MAX_WORK = 20_000_000
 
 _FLOAT_TEXT = 24  # repr of any finite float: '-1.2345678901234567e-308'
 
@@ -118,6 +123,14 @@ class Cost:
 
     def __init__(self) -> None:
         self._sizes: dict[int, tuple[Any, Size]] = {}  # id -> (the object, kept alive; its size)
+        self.work = 0
+
+    def charge(self, units: int) -> None:
+        """Add ``units`` of work (items or characters touched); refuse past MAX_WORK."""
+        self.work += units
+        if self.work > MAX_WORK:
+            raise CostError(f"expressions do too much work: {approx(self.work)} list items and characters "
+                            f"copied or compared (limit {MAX_WORK:,})")
 
     # -- sizes ------------------------------------------------------------------------------
 
@@ -142,6 +155,7 @@ class Cost:
             return known[1]
         shared = _SHARED.get(id(value))
         if shared is not None and shared[0] is value and shared[1] == len(value):
+            _SHARED.move_to_end(id(value))  # least recently used leaves first
             self._sizes[id(value)] = (value, shared[2])
             return shared[2]
         return None
@@ -165,6 +179,19 @@ class Cost:
             if k < len(items):
                 frame[2] = k + 1
                 item = items[k]
+                kind = type(item)
+                if kind is int or kind is float or kind is bool or item is None:  # the common case, inline
+                    total += 1
+                    if kind is int:
+                        bits = item.bit_length()
+                        if bits > frame[5]:
+                            frame[5] = bits
+                        frame[7] += (bits * 1233 >> 12) + 4
+                    else:
+                        frame[7] += _FLOAT_TEXT + 2
+                    if total > MAX_ELEMENTS:
+                        check(Size(elements=total))
+                    continue
                 if isinstance(item, _CONTAINERS):
                     size = self._known(item)
                     if size is None:
@@ -182,6 +209,7 @@ class Cost:
                 _add(frame, size)
                 continue
             stack.pop()
+            self.charge(len(items))
             size = check(Size(len(items) + frame[3], frame[4], frame[5], frame[6] + 1, frame[7]))
             self._sizes[id(frame[0])] = (frame[0], size)
             if size.elements >= _SHARED_MIN and not isinstance(frame[0], dict):  # dicts get edited
@@ -210,6 +238,7 @@ class Cost:
 
     def make_list(self, items: list) -> list:
         """A list literal ``[a, b, ...]`` of values already computed."""
+        self.charge(len(items))
         sizes = [self.size(v) for v in items]
         size = Size(len(items) + sum(s.elements for s in sizes), sum(s.chars for s in sizes),
                     max((s.bits for s in sizes), default=0), 1 + max((s.depth for s in sizes), default=0),
@@ -227,6 +256,7 @@ class Cost:
         size = self._predict(op, left, right)
         if size is not None:
             check(size)
+            self.charge(size.elements + size.chars // 8)
         value = _BINOPS[op](left, right)
         # A predicted list size is exact (+ and * of lists); anything else is measured, cheaply.
         return self.record(value, size if isinstance(value, list) else None)
@@ -257,12 +287,22 @@ class Cost:
         precheck = _PRECHECKS.get(name)
         if precheck is not None:
             precheck(*args)
+        if name in _WALKS:
+            self.charge(sum(self.size(a).elements + self.size(a).chars // 8 for a in args))
         return self.record(fn(*args))
+
+    def compare(self, fn: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
+        """``left <cmp> right`` (``==``, ``<``, ``in``...): operands are within the limits, so this
+        walks at most their sizes, which are charged."""
+        a, b = self.size(left), self.size(right)
+        self.charge(a.elements + b.elements + (a.chars + b.chars) // 8)
+        return fn(left, right)
 
     def text(self, value: Any) -> int:
         """The length bound of ``str(value)``, checked against the string limit (before printing it)."""
         size = self.size(value)
         n = size.chars if isinstance(value, str) else size.text
+        self.charge(n // 8)
         if n > MAX_CHARS:
             raise _too_large("result is too long", n, MAX_CHARS, "characters")
         return n
@@ -270,6 +310,8 @@ class Cost:
     def subscript(self, value: Any, index: Any) -> Any:
         """``value[index]``: an item (a part of a measured value) or a slice (bounded by the whole)."""
         result = value[index]
+        if isinstance(result, (list, str)):
+            self.charge(len(result) // (8 if isinstance(result, str) else 1))
         if isinstance(index, slice) and isinstance(value, list):
             whole = self.size(value)
             # The removed top-level items had at least one element each; nested parts are bounded
@@ -296,6 +338,7 @@ def _round_cost(value: Any = None, ndigits: Any = None, *_: Any) -> None:
 
 # Functions whose arguments, not only their results, decide the work (the rest are O(size of args)).
 _PRECHECKS: dict[str, Callable[..., None]] = {"round": _round_cost}
+_WALKS = frozenset({"min", "max"})  # functions that walk their arguments (the rest are O(1) on them)
 
 
 def _add(frame: list, size: Size) -> None:

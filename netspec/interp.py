@@ -251,7 +251,8 @@ class _Evaluator:
             left = self._eval(node.left)
             for op, comp in zip(node.ops, node.comparators):
                 right = self._eval(comp)
-                if not _CMPOPS[type(op)](left, right):
+                self._last = node
+                if not self.cost.compare(_CMPOPS[type(op)], left, right):
                     return False
                 left = right
             return True
