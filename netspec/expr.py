@@ -277,6 +277,8 @@ class _Intermediates:
 
 
 def _mib(n: int) -> str:
+    if n < 10 << 20:
+        return f"{n / 2**20:.1f} MiB"
     return f"{n / 2**20:,.0f} MiB" if n < 2**20 * 10**7 else f"{approx(n >> 20)} MiB"
 
 

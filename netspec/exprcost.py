@@ -40,10 +40,13 @@ _FLOAT_TEXT = 24  # repr of any finite float: '-1.2345678901234567e-308'
 
 # Sizes of big lists, shared by all evaluations: a 10**5-item param read by a thousand ${} is
 # walked once, not a thousand times. Entries keep their list alive (so its id stays its own) and
-# its length (a list changed in place is measured again); the cache holds at most _SHARED_MAX.
+# its length (a list changed in place is measured again). Least recently used entries leave first,
+# past _SHARED_MAX entries or _SHARED_ELEMENTS elements in all (a few MB of references at most).
 _SHARED: "OrderedDict[int, tuple[Any, int, Size]]" = OrderedDict()
-_SHARED_MIN = 2048  # elements: smaller lists are cheaper to walk than to cache
-_SHARED_MAX = 64
+_SHARED_MIN = 128  # elements: smaller lists are cheaper to walk than to cache
+_SHARED_MAX = 1024
+_SHARED_ELEMENTS = 10 * MAX_ELEMENTS
+_shared_total = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,14 @@ class Cost:
     def __init__(self) -> None:
         self._sizes: dict[int, tuple[Any, Size]] = {}  # id -> (the object, kept alive; its size)
         self.work = 0
+
+    def forget(self) -> None:
+        """Drop the sizes of this evaluation's values (and the values), keeping the work total.
+
+        A Cost shared by a whole spec calls this after each string: values that outlive it are
+        params, whose big lists stay measured in the shared cache.
+        """
+        self._sizes.clear()
 
     def charge(self, units: int) -> None:
         """Add ``units`` of work (items or characters touched); refuse past MAX_WORK."""
@@ -322,10 +333,14 @@ class Cost:
 
 
 def _share(value: Any, size: Size) -> None:
+    global _shared_total
+    old = _SHARED.pop(id(value), None)
+    if old is not None:
+        _shared_total -= old[2].elements
     _SHARED[id(value)] = (value, len(value), size)
-    _SHARED.move_to_end(id(value))
-    while len(_SHARED) > _SHARED_MAX:
-        _SHARED.popitem(last=False)
+    _shared_total += size.elements
+    while len(_SHARED) > _SHARED_MAX or _shared_total > _SHARED_ELEMENTS:
+        _shared_total -= _SHARED.popitem(last=False)[1][2].elements
 
 
 def _round_cost(value: Any = None, ndigits: Any = None, *_: Any) -> None:

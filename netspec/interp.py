@@ -356,6 +356,8 @@ def interpolate(value: str, scope: Scope) -> Any:
         err = ExpressionError(f"expression {what} (a value over the size model; please report it)")
         err.offset = 0
         raise err from None
+    finally:
+        scope.cost.forget()
 
 
 def _interpolate(value: str, scope: Scope) -> Any:

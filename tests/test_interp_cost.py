@@ -63,6 +63,7 @@ REFUSED = [
     ("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", f"(limit {MAX_DEPTH})"),
     ("'%s' % [(2**64)**62] * 20000", "characters"),
     ("[(2**64)**62] * 20000", "characters when printed"),
+    ("1 << 10**9", "LShift is not allowed"),  # no shifts: the allow-list has none
 ]
 
 
@@ -157,6 +158,24 @@ def test_a_big_param_read_many_times_is_measured_once():
 
     netspec.load(_spec(lines, "units: 4"))
     assert time.perf_counter() - start < 1.5
+
+
+def test_a_mid_size_param_read_by_many_nodes_is_accepted_fast():
+    import netspec
+
+    nodes = "\n".join(f"  - {{type: Dense, units: '${{len(p) + n}}'}}" for _ in range(2000))
+    text = _spec(["n: 1", "p: [" + ", ".join(["1"] * 3000) + "]"], "units: 4") + nodes + "\n"
+    start = time.perf_counter()
+    netspec.load(text)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_the_work_of_a_spec_is_bounded():
+    lines = ['big: "${[0] * 99999}"'] + [f'p{i}: "${{len(big[1:]) + (big == big)}}"' for i in range(1, 1000)]
+    start = time.perf_counter()
+    e = _spec_error(lines, "units: 4")
+    assert time.perf_counter() - start < 1.5
+    assert "expressions do too much work" in e.message and e.path[0] == "params"
 
 
 def test_memory_and_recursion_errors_become_located_errors(monkeypatch):
