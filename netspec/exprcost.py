@@ -1,6 +1,6 @@
 """The size model of expression values: every ``${}`` operation and constant fold is paid for before it runs.
 
-One :class:`Cost` accountant per evaluation. Each operation asks it first (``binop``, ``call``,
+One :class:`Cost` accountant per spec (the resolver's) or per string. Each operation asks it first (``binop``, ``call``,
 ``make_list``, ``subscript``, ``text``), which predicts the size of the result from the sizes of the
 operands, refuses it if it is over a limit, and only then computes it. Sizes are tree totals: a
 list that holds the same sublist ``n`` times counts its elements ``n`` times, because comparing,
@@ -31,9 +31,10 @@ MAX_DEPTH = 32  # list nesting: far below Python's recursion limit for compare/r
 # small in memory but prints to 120 MB: 8 MiB allows 10**5 numbers of ~80 digits.
 MAX_TEXT = 8 << 20
 # Work of one accountant: list items and characters that its operations copy, compare or walk
-# (C-speed, ~20 ns each with the walker around them: 2e7 is under half a second). Sizes bound one operation; this bounds how many big
-# operations a spec may chain (a thousand params each slicing a 10**5-item list). A resolver that
-# shares one Cost for a whole spec (Scope.cost) bounds the spec; otherwise it is per string.
+# (~20 ns each with the walker around them: 2e7 is under half a second). Sizes bound one
+# operation; this bounds how many big operations a spec may chain (a thousand params each slicing
+# a 10**5-item list). The resolver shares one Cost for a whole spec (Scope.cost), so this bounds
+# the spec; a Cost made per string bounds the string.
 MAX_WORK = 20_000_000
 
 _FLOAT_TEXT = 24  # repr of any finite float: '-1.2345678901234567e-308'
@@ -255,7 +256,7 @@ class Cost:
                     max((s.bits for s in sizes), default=0), 1 + max((s.depth for s in sizes), default=0),
                     2 + sum(s.text + 2 for s in sizes))
         check(size)
-        return self.record(list(items), size)
+        return self.record(items, size)
 
     def binop(self, op: type, left: Any, right: Any) -> Any:
         """``left <op> right`` for one of ``+ - * / // % **``, with its result size checked first.
