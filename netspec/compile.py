@@ -403,7 +403,6 @@ def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUD
             budget is exceeded.
     """
     b = _Builder(graph, catalog, source)
-    b.budget = budget  # expression layers cost their intermediates against it (expr._Intermediates)
     meter = _Meter(budget)
     # Keras maps a functional graph recursively (a few frames per layer); the resolver caps the
     # graph's depth, so raising Python's limit to fit it is bounded.

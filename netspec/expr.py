@@ -11,8 +11,8 @@ import keras
 from keras import activations, ops
 
 from . import exprcheck
-from .compile import DEFAULT_BUDGET, _count
-from .errors import ExpressionError, NetspecError, ShapeError, short
+from .budget import DEFAULT_BUDGET, Budget, feed_dims, itemsize
+from .errors import ExpressionError, NetspecError, ShapeError, format_bytes, short
 from .exprcheck import FUNCTIONS, NAME_RE, fail
 from .exprcost import approx
 
@@ -75,7 +75,7 @@ class Expression(keras.layers.Layer):
         self._failure = None
         # Intermediates are costed while the layer is traced on symbolic inputs (compute_output_spec),
         # against the compiler's activation budget (build_expr_layer passes the one in use).
-        self._max_bytes = DEFAULT_BUDGET.max_activation_bytes
+        self._budget: Budget = DEFAULT_BUDGET
         self._symbolic = False
 
     @property
@@ -89,7 +89,7 @@ class Expression(keras.layers.Layer):
     def call(self, inputs):
         try:
             values = self._bind(inputs)
-            meter = _Intermediates(self._max_bytes) if self._symbolic else None
+            meter = _Intermediates(self._budget) if self._symbolic else None
             out = _Walker(values, self._constants, meter).run(self._tree.body)
             return _result(out, self._tree.body)
         except NetspecError as e:
@@ -250,42 +250,33 @@ def _apply(node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
 class _Intermediates:
     """The bytes of every tensor one expression computes, checked against the activation budget.
 
-    Sizes come from symbolic shapes, before anything is allocated. Unknown sizes count as the
-    compiler counts them (compile._count); the first axis counts too, since a constant's first
-    axis is not a batch axis (``ops.tile(1.0, [10**5, 10**5])``), so a known batch size counts in
-    full. Intermediates add up: a trained model keeps them for the gradient.
+    Sizes come from symbolic shapes, before anything is allocated, at the sizes the compiler
+    costs (netspec.budget): an unknown first axis is ``budget.batch`` samples, other unknown
+    dimensions the size the gate feeds. A known first axis counts in full, since it is not a
+    batch axis when it comes from a constant (``ops.tile(1.0, [10**5, 10**5])``). Intermediates
+    add up: a trained model keeps them for the gradient.
     """
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.total = max_bytes, 0
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.total = budget, 0
 
     def add(self, node: ast.AST, label: str, out: Any) -> None:
         for t in out if isinstance(out, (list, tuple)) else [out]:
-            shape = getattr(t, "shape", None)
             try:
-                dims = list(shape)
-            except (TypeError, ValueError):  # not a tensor, or TensorFlow's unknown rank
+                dims = list(t.shape)
+            except (AttributeError, TypeError, ValueError):  # not a tensor, or TensorFlow's unknown rank
                 continue
-            size = _count(dims) * _itemsize(t.dtype)
+            n = 1
+            for d in feed_dims(dims[1:], dims[0] if dims and dims[0] is not None else self.budget.batch)[:len(dims)]:
+                n *= d
+            size = n * itemsize(t.dtype)
             self.total += size
-            if self.total > self.max_bytes:
+            if self.total > self.budget.max_activation_bytes:
                 shown = "(" + ", ".join("None" if d is None else approx(int(d)) for d in dims[:8]) + \
                     (", ..." if len(dims) > 8 else "") + ")"
-                raise fail(f"{label} makes a {_mib(size)} intermediate of shape {shown}; this expression's "
-                           f"intermediates reach {_mib(self.total)}, over the activation budget of "
-                           f"{_mib(self.max_bytes)} (raise it with --max-activation-mb if this is intended)", node)
-
-
-def _mib(n: int) -> str:
-    if n < 10 << 20:
-        return f"{n / 2**20:.1f} MiB"
-    return f"{n / 2**20:,.0f} MiB" if n < 2**20 * 10**7 else f"{approx(n >> 20)} MiB"
-
-
-def _itemsize(dtype: Any) -> int:
-    name = str(getattr(dtype, "name", dtype))
-    bits = re.search(r"\d+", name)
-    return max(int(bits.group()) // 8, 1) if bits else (8 if "complex" in name else 1 if "bool" in name else 4)
+                raise fail(f"{label} makes a {format_bytes(size)} intermediate of shape {shown}; this "
+                           f"expression's intermediates reach {format_bytes(self.total)}, over the activation "
+                           f"budget of {self.budget.activation_note()}", node)
 
 
 def _op_label(op: ast.AST) -> str:
@@ -464,7 +455,8 @@ def build_expr_layer(node, builder) -> Expression:
     except ExpressionError as e:
         raise locate(e) from None
     layer._on_error = locate
-    layer._max_bytes = getattr(builder, "budget", DEFAULT_BUDGET).max_activation_bytes
+    meter = getattr(builder, "meter", None)
+    layer._budget = meter.budget if meter is not None else DEFAULT_BUDGET
     return layer
 
 
