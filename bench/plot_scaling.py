@@ -1,6 +1,7 @@
 """`netspec plot` time vs graph size, per graph shape: where the time goes (load, check, layout, SVG).
 
-Shapes come from tests/hostile_setups/scale.py (chain, fan_in, fan_out, skips, wide, nested). Each stage
+Shapes come from tests/hostile_setups/scale.py (chain, fan_in, fan_out, skips, wide, nested, deep,
+dense). Each stage
 is timed once in this process (TensorFlow is imported before the first measurement, so its import is
 not counted). A layout that runs past --limit seconds is cut off with SIGALRM and the shape's larger
 sizes are skipped; a near-linear layout keeps layout time per node flat as N grows.
@@ -27,7 +28,7 @@ import netspec  # noqa: E402
 from netspec.errors import NetspecError  # noqa: E402
 from netspec.plot import picture, to_svg  # noqa: E402
 
-SHAPES = ("chain", "fan_in", "fan_out", "skips", "wide", "nested")
+SHAPES = ("chain", "fan_in", "fan_out", "skips", "wide", "nested", "deep", "dense")
 SIZES = (100, 300, 1000, 1500, 3000)
 
 

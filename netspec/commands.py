@@ -118,10 +118,11 @@ def plot_arguments(p) -> None:
 
 def cmd_plot(args) -> int:
     quiet_tensorflow()
-    from .plot import render_file
+    from .plot import check_size, render_file
 
     spec = load_spec(args)
     out = _output(args, f"{spec.name}.svg", (".svg", ".png"), "a .svg or .png")
+    check_size(spec)  # before check() builds the model: plot's bound must hold whatever the graph
     result = spec.check(budget(args))
     info = render_file(spec, result, out)
     warn(args, result.warnings)

@@ -8,6 +8,7 @@ say whose weights they use. No Graphviz: the layout is netspec's own (netspec/la
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -20,6 +21,13 @@ CHAR_W = 0.62 * FONT_SIZE  # advance of a monospace character
 LINE_H = 14.0
 NODE_PAD = 8.0
 MAX_CHARS = 46
+# What plot draws at most. The layout is near-linear (netspec/layout.py), so these bound the time
+# (a few seconds of layout and SVG at the bound; `check` costs more) and the file (~1 KiB a node).
+MAX_NODES = 5000
+MAX_EDGES = 50_000
+# PNG is a pixel buffer matplotlib allocates at once (4 bytes a pixel); Agg's sides stop below 2**16.
+MAX_PNG_SIDE = 32_768
+MAX_PNG_PIXELS = 64 * 2**20
 
 # Fill colours by layer family (the stroke is a darker shade of the same hue).
 _FAMILIES = [
@@ -60,8 +68,47 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join(["None"] + ["None" if d is None else str(d) for d in shape]) + ")"
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+def _clip(text: str, limit: int = MAX_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class PlotError(NetspecError):
+    """A picture netspec will not draw: too big for plot or for PNG, or PNG without matplotlib."""
+
+    kind = "plot"
+
+
+def check_size(spec) -> None:
+    """Refuse a graph over plot's bounds before anything is built or laid out.
+
+    Raises:
+        PlotError: more than MAX_NODES nodes or MAX_EDGES edges, located at the spec's ``nodes:``.
+    """
+    graph = spec.graph
+    n_nodes = len(graph.nodes) + len(graph.inputs)
+    n_edges = sum(len({r.node for r in node.input_refs()}) for node in graph.nodes)
+    for what, count, bound in (("nodes", n_nodes, MAX_NODES), ("edges", n_edges, MAX_EDGES)):
+        if count > bound:
+            raise PlotError(f"plot draws at most {bound:,} {what}; this graph has {count:,} "
+                            f"({n_nodes:,} nodes counting inputs, {n_edges:,} edges). `netspec check` and "
+                            "`build` have no such bound",
+                            path=("nodes",), location=spec.document.source.key(("nodes",)))
+
+
+# Characters XML 1.0 does not allow at all (C0 controls but tab/newline/return, surrogates, U+FFFE/F),
+# plus C1 controls and DEL, which it allows but no one means: shown as Python-style escapes.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_ENTITIES = {'"': "&quot;", "'": "&#39;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
+def xml_text(value: object) -> str:
+    """Any text as SVG character data or a quoted attribute value; every string in the SVG goes through it.
+
+    Markup characters and quotes become entities, newlines and tabs character references (so an
+    attribute keeps them), and characters XML forbids become visible ``\\xNN``/``\\uNNNN`` escapes.
+    """
+    text = _NOT_XML.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", str(value))
+    return escape(text, _ENTITIES)
 
 
 def cards(spec, result) -> tuple[list[Card], list[tuple[str, str]], dict[str, tuple]]:
@@ -119,7 +166,11 @@ def picture(spec, result) -> Picture:
     Args:
         spec: a loaded :class:`netspec.Spec`.
         result: its :class:`netspec.CheckResult` (``spec.check()``), for shapes and parameters.
+
+    Raises:
+        PlotError: the graph is over MAX_NODES or MAX_EDGES.
     """
+    check_size(spec)
     card_list, edges, scopes = cards(spec, result)
     boxes = [Box(c.id, max(len(line) for line in c.lines) * CHAR_W + 2 * NODE_PAD,
                  len(c.lines) * LINE_H + 2 * NODE_PAD - 4, scopes[c.id]) for c in card_list]
@@ -128,8 +179,8 @@ def picture(spec, result) -> Picture:
     labels = {}
     for scope in laid.clusters:
         block = blocks.get(scope)
-        labels[scope] = scope[-1] + (f"  [block {block}]" if block else "")
-    return Picture(card_list, laid, labels, spec.name)
+        labels[scope] = _clip(scope[-1]) + (f"  [block {_clip(block)}]" if block else "")
+    return Picture(card_list, laid, labels, _clip(spec.name, 200))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,32 +191,32 @@ def to_svg(pic: Picture) -> str:
     """The picture as a standalone SVG document."""
     w, h = pic.size
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-           f'font-family="{FONT}" font-size="{FONT_SIZE:g}">',
-           f"<title>{escape(pic.title)}</title>",
+           f'font-family="{xml_text(FONT)}" font-size="{FONT_SIZE:g}">',
+           f"<title>{xml_text(pic.title)}</title>",
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
            f'<rect width="{w}" height="{h}" fill="#ffffff"/>']
     for scope, (x, y, cw, ch) in sorted(pic.layout.clusters.items(), key=lambda kv: len(kv[0])):
         fill = _CLUSTER_FILLS[min(len(scope) - 1, len(_CLUSTER_FILLS) - 1)]
-        out.append(f'<g class="cluster" id="cluster-{escape("/".join(scope))}"><title>{escape(pic.labels[scope])}</title>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch:.1f}" rx="6" fill="{fill}" '
+        out.append(f'<g class="cluster" id="cluster-{xml_text("/".join(scope))}"><title>{xml_text(pic.labels[scope])}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch:.1f}" rx="6" fill="{xml_text(fill)}" '
                    f'stroke="#8aa4c8" stroke-width="1"/>'
-                   f'<text x="{x + 6:.1f}" y="{y + 14:.1f}" fill="#3a5a8a" font-size="10">{escape(pic.labels[scope])}</text></g>')
+                   f'<text x="{x + 6:.1f}" y="{y + 14:.1f}" fill="#3a5a8a" font-size="10">{xml_text(pic.labels[scope])}</text></g>')
     for src, dst, points in pic.layout.edges:
         d = "M " + " L ".join(f"{px:.1f} {py:.1f}" for px, py in points)
-        out.append(f'<path class="edge" data-from="{escape(src)}" data-to="{escape(dst)}" d="{d}" fill="none" '
+        out.append(f'<path class="edge" data-from="{xml_text(src)}" data-to="{xml_text(dst)}" d="{d}" fill="none" '
                    'stroke="#555" stroke-width="1.1" marker-end="url(#arrow)"/>')
     for card in pic.cards:
         x, y, cw, ch = pic.layout.nodes[card.id]
         cls = "node" + (" shared" if card.shared else "") + (" output" if card.output else "")
         dash = ' stroke-dasharray="5 3"' if card.shared else ""
         width = 2.2 if card.output else 1.0
-        out.append(f'<g class="{cls}" id="node-{escape(card.id)}"><title>{escape(" | ".join(card.lines))}</title>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch:.1f}" rx="4" fill="{card.fill}" '
+        out.append(f'<g class="{xml_text(cls)}" id="node-{xml_text(card.id)}"><title>{xml_text(" | ".join(card.lines))}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw:.1f}" height="{ch:.1f}" rx="4" fill="{xml_text(card.fill)}" '
                    f'stroke="#333" stroke-width="{width}"{dash}/>')
         for k, line in enumerate(card.lines):
             weight = ' font-weight="bold"' if k == 0 else ""
-            out.append(f'<text x="{x + NODE_PAD:.1f}" y="{y + NODE_PAD + 10 + k * LINE_H:.1f}"{weight}>{escape(line)}</text>')
+            out.append(f'<text x="{x + NODE_PAD:.1f}" y="{y + NODE_PAD + 10 + k * LINE_H:.1f}"{weight}>{xml_text(line)}</text>')
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -177,14 +228,17 @@ def to_svg(pic: Picture) -> str:
 PNG_HINT = "PNG output needs matplotlib: pip install 'netspec[plot]' (or pip install matplotlib); SVG needs nothing"
 
 
-class PlotError(NetspecError):
-    """PNG asked for without matplotlib installed."""
-
-    kind = "plot"
-
-
 def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Draw the picture with matplotlib's Agg backend into a PNG file."""
+    """Draw the picture with matplotlib's Agg backend into a PNG file.
+
+    Raises:
+        PlotError: matplotlib is missing, or the picture is over MAX_PNG_SIDE or MAX_PNG_PIXELS
+            (checked before matplotlib allocates the pixel buffer).
+    """
+    w, h = pic.size
+    if max(w, h) > MAX_PNG_SIDE or w * h > MAX_PNG_PIXELS:
+        raise PlotError(f"PNG is limited to {MAX_PNG_SIDE:,} px a side and {MAX_PNG_PIXELS // 2**20} megapixels; "
+                        f"this picture is {w:,}x{h:,} px: write an .svg instead (it has no such limit)")
     try:
         import matplotlib
 
@@ -194,7 +248,6 @@ def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
         from matplotlib.path import Path as MPath
     except ImportError as e:
         raise PlotError(PNG_HINT) from e
-    w, h = pic.size
     fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, w)
@@ -205,7 +258,8 @@ def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
         fill = _CLUSTER_FILLS[min(len(scope) - 1, len(_CLUSTER_FILLS) - 1)]
         ax.add_patch(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=6", fc=fill,
                                     ec="#8aa4c8", lw=1))
-        ax.text(x + 6, y + 14, pic.labels[scope], fontsize=10 * pt, color="#3a5a8a", family="monospace")
+        ax.text(x + 6, y + 14, pic.labels[scope], fontsize=10 * pt, color="#3a5a8a", family="monospace",
+                parse_math=False)
     for _, _, points in pic.layout.edges:
         codes = [MPath.MOVETO] + [MPath.LINETO] * (len(points) - 1)
         ax.add_patch(FancyArrowPatch(path=MPath(points, codes), arrowstyle="-|>,head_length=5,head_width=3",
@@ -217,7 +271,7 @@ def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
                                     ls=(0, (5, 3)) if card.shared else "-"))
         for k, line in enumerate(card.lines):
             ax.text(x + NODE_PAD, y + NODE_PAD + 10 + k * LINE_H, line, fontsize=FONT_SIZE * pt,
-                    family="monospace", weight="bold" if k == 0 else "normal")
+                    family="monospace", weight="bold" if k == 0 else "normal", parse_math=False)
     fig.savefig(path, dpi=dpi, format="png")
 
 

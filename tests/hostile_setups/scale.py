@@ -11,6 +11,8 @@ Shapes (every node is a parameter-free layer on a [4] input, so `check` stays ch
   skips     node k adds nodes k-1, k-2, k-4, k-8, ... (log n skip connections per node)
   wide      n parallel branches from the input, concatenated (one rank n nodes wide)
   nested    blocks nested 6 deep (residual pairs), repeated to n nodes: clusters in clusters
+  deep      blocks nested 30 deep (a node and the next level in each), repeated to n nodes
+  dense     node k adds every node before it (n^2/2 edges; n = 400 is 80,000 edges)
   names     a chain of 200-character names, then expressions holding `<`, `>` and both quotes
 """
 
@@ -52,6 +54,17 @@ def _nested(n: int) -> tuple[list[str], list[str]]:
     return blocks, nodes
 
 
+def _deep(n: int) -> tuple[list[str], list[str]]:
+    depth = 30  # netspec nests blocks up to 32 deep
+    blocks = ["blocks:", "  d0:", "    nodes:", "      - {name: relu, type: ReLU}"]
+    for d in range(1, depth):
+        blocks += [f"  d{d}:", "    nodes:", "      - {name: relu, type: ReLU}",
+                   f"      - {{name: inner, block: d{d - 1}}}", "      - {name: add, type: Add, in: [x, inner]}"]
+    per = 2 * depth - 1
+    nodes = [f"  - {{name: n{k}, block: d{depth - 1}}}" for k in range(max(1, n // per))]
+    return blocks, nodes
+
+
 def spec_text(shape: str, n: int, name: str | None = None) -> str:
     """A spec of about ``n`` nodes in the given shape (see the module docstring)."""
     n = int(n)
@@ -70,6 +83,10 @@ def spec_text(shape: str, n: int, name: str | None = None) -> str:
         nodes.append(f"  - {{name: out, type: Concatenate, in: [{', '.join(f'r{k}' for k in range(n))}]}}")
     elif shape == "nested":
         blocks, nodes = _nested(n)
+    elif shape == "deep":
+        blocks, nodes = _deep(n)
+    elif shape == "dense":
+        nodes = _chain(n, lambda k: [f"r{j}" for j in range(k - 1)])
     elif shape == "names":
         # Names are [A-Za-z_][A-Za-z0-9_]* (validate checks), so markup can reach the picture only
         # through expression text: comparisons and string literals with both quotes.
