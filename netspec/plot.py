@@ -3,6 +3,11 @@
 Every node shows its name, type, parameters and output shape (from ``spec.check()``); block instances
 are drawn as labelled clusters (nested as the blocks nest); shared layers have a dashed border and
 say whose weights they use. No Graphviz: the layout is netspec's own (netspec/layout.py).
+
+Hostile graphs: plot draws at most MAX_NODES nodes and MAX_EDGES edges (check_size refuses more
+before anything is built), PNG at most MAX_PNG_SIDE px a side, MAX_PNG_PIXELS pixels and
+MAX_PNG_INK px of edges (refused before matplotlib allocates and draws), long names are clipped in the picture, and every string written into
+the SVG goes through xml_text.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ MAX_EDGES = 50_000
 # PNG is a pixel buffer matplotlib allocates at once (4 bytes a pixel); Agg's sides stop below 2**16.
 MAX_PNG_SIDE = 32_768
 MAX_PNG_PIXELS = 64 * 2**20
+# Agg's time goes into the pixels its lines cover: ~6 s per 10 million px of edge length on one core.
+MAX_PNG_INK = 16_000_000
 
 # Fill colours by layer family (the stroke is a darker shade of the same hue).
 _FAMILIES = [
@@ -232,20 +239,24 @@ def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
     """Draw the picture with matplotlib's Agg backend into a PNG file.
 
     Raises:
-        PlotError: matplotlib is missing, or the picture is over MAX_PNG_SIDE or MAX_PNG_PIXELS
-            (checked before matplotlib allocates the pixel buffer).
+        PlotError: matplotlib is missing, or the picture is over MAX_PNG_SIDE, MAX_PNG_PIXELS or
+            MAX_PNG_INK (checked before matplotlib is imported).
     """
     w, h = pic.size
     if max(w, h) > MAX_PNG_SIDE or w * h > MAX_PNG_PIXELS:
         raise PlotError(f"PNG is limited to {MAX_PNG_SIDE:,} px a side and {MAX_PNG_PIXELS // 2**20} megapixels; "
                         f"this picture is {w:,}x{h:,} px: write an .svg instead (it has no such limit)")
+    ink = _ink(pic.layout)
+    if ink > MAX_PNG_INK:
+        raise PlotError(f"PNG draws at most {MAX_PNG_INK:,} px of edges (their total length); this picture's "
+                        f"{len(pic.layout.edges):,} edges are {ink:,.0f} px long: write an .svg instead")
     try:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
+        from matplotlib.collections import LineCollection, PolyCollection
         from matplotlib.figure import Figure
-        from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-        from matplotlib.path import Path as MPath
+        from matplotlib.patches import FancyBboxPatch
     except ImportError as e:
         raise PlotError(PNG_HINT) from e
     fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
@@ -254,25 +265,44 @@ def to_png(pic: Picture, path: str | os.PathLike, dpi: int = 100) -> None:
     ax.set_ylim(h, 0)
     ax.axis("off")
     pt = 72.0 / dpi  # font sizes are in points; the layout is in pixels
+    # add_artist, not add_patch: the limits are set above, and add_patch recomputes them per patch
+    # (quadratic in practice: most of the time of a 10,000-edge PNG).
     for scope, (x, y, cw, ch) in sorted(pic.layout.clusters.items(), key=lambda kv: len(kv[0])):
         fill = _CLUSTER_FILLS[min(len(scope) - 1, len(_CLUSTER_FILLS) - 1)]
-        ax.add_patch(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=6", fc=fill,
-                                    ec="#8aa4c8", lw=1))
+        ax.add_artist(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=6", fc=fill,
+                                     ec="#8aa4c8", lw=1))
         ax.text(x + 6, y + 14, pic.labels[scope], fontsize=10 * pt, color="#3a5a8a", family="monospace",
                 parse_math=False)
-    for _, _, points in pic.layout.edges:
-        codes = [MPath.MOVETO] + [MPath.LINETO] * (len(points) - 1)
-        ax.add_patch(FancyArrowPatch(path=MPath(points, codes), arrowstyle="-|>,head_length=5,head_width=3",
-                                     color="#555", lw=1.1, mutation_scale=1))
+    # Edges as one collection of polylines and one of arrowheads: two draw calls, whatever the count.
+    lines = [points for _, _, points in pic.layout.edges]
+    ax.add_collection(LineCollection(lines, colors="#555555", linewidths=1.1), autolim=False)
+    ax.add_collection(PolyCollection([_arrowhead(points) for points in lines], facecolors="#555555",
+                                     edgecolors="none"), autolim=False)
     for card in pic.cards:
         x, y, cw, ch = pic.layout.nodes[card.id]
-        ax.add_patch(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=4", fc=card.fill,
-                                    ec="#333", lw=2.2 if card.output else 1.0,
-                                    ls=(0, (5, 3)) if card.shared else "-"))
+        ax.add_artist(FancyBboxPatch((x, y), cw, ch, boxstyle="round,pad=0,rounding_size=4", fc=card.fill,
+                                     ec="#333", lw=2.2 if card.output else 1.0,
+                                     ls=(0, (5, 3)) if card.shared else "-"))
         for k, line in enumerate(card.lines):
             ax.text(x + NODE_PAD, y + NODE_PAD + 10 + k * LINE_H, line, fontsize=FONT_SIZE * pt,
                     family="monospace", weight="bold" if k == 0 else "normal", parse_math=False)
     fig.savefig(path, dpi=dpi, format="png")
+
+
+def _ink(laid: Layout) -> float:
+    """The total length of the edges, in pixels: what Agg's time grows with."""
+    return sum(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 for _, _, points in laid.edges
+               for (x0, y0), (x1, y1) in zip(points, points[1:]))
+
+
+def _arrowhead(points: list[tuple[float, float]], length: float = 7.0, half: float = 3.0) -> list:
+    """The triangle at the end of a polyline, pointing along its last segment."""
+    (x0, y0), (x1, y1) = points[-2], points[-1]
+    dx, dy = x1 - x0, y1 - y0
+    norm = (dx * dx + dy * dy) ** 0.5 or 1.0
+    ux, uy = dx / norm, dy / norm
+    bx, by = x1 - length * ux, y1 - length * uy
+    return [(x1, y1), (bx - half * uy, by + half * ux), (bx + half * uy, by - half * ux)]
 
 
 def render_file(spec, result, path: str | os.PathLike) -> str:

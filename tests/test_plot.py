@@ -275,6 +275,15 @@ def test_png_over_its_pixel_bound_is_refused_before_matplotlib(monkeypatch, tmp_
     assert not (tmp_path / "x.png").exists()
 
 
+def test_png_over_its_edge_length_bound_is_refused_before_matplotlib(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr(plot_mod, "MAX_PNG_INK", 10_000)
+    boxes, edges = shape_graph("fan_out", 60)  # 58 edges share one lane, 118 in all
+    pic = Picture([], layout(boxes, edges), {}, "inky")
+    with pytest.raises(PlotError, match=r"PNG draws at most 10,000 px of edges .* 118 edges are [\d,]+ px long"):
+        to_png(pic, tmp_path / "x.png")
+
+
 # ---------------------------------------------------------------------------------------------
 # Generated text is data: one escaping function for every string in the SVG.
 
