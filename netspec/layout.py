@@ -60,7 +60,7 @@ class _Item:
     r1: int
     width: float
     order: int
-    dummy: bool = False
+    lane: bool = False
     inner: dict = field(default_factory=dict)   # cluster: member id -> x centre, relative
 
 
@@ -144,12 +144,12 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
             items.append(_Item(key, r0, r1, widths[key], order[key], isinstance(key, tuple)))
         for child in sorted(children.get(scope, ()), key=str):
             items.append(place(child))
-        items.sort(key=lambda it: (it.r0, it.dummy, it.order))
+        items.sort(key=lambda it: (it.r0, it.lane, it.order))
         rows = _Rows()
         centre: dict[object, float] = {}
         for it in items:
             rows.advance(it.r0)
-            inner = it.inner if isinstance(it.key, tuple) and not it.dummy else {it.key: it.width / 2}
+            inner = it.inner if isinstance(it.key, tuple) and not it.lane else {it.key: it.width / 2}
             wants = [centre[p] - offset for member, offset in inner.items()
                      for p in point_preds.get(member, ()) if p in centre]
             desired = sum(wants) / len(wants) if wants else 0.0

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from .errors import NetspecError
+from .errors import NetspecError, short
 from .layout import Box, Layout, layout
 
 FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
@@ -312,15 +312,19 @@ def render_file(spec, result, path: str | os.PathLike) -> str:
         A short description (``"177 nodes, 16 clusters, 1204x13020 px"``).
 
     Raises:
-        PlotError: PNG without matplotlib (the message names the package to install).
+        PlotError: PNG without matplotlib (the message names the package to install), a graph or
+            PNG over plot's bounds, or a file that cannot be written.
     """
     from .saving import atomic_path
 
     pic = picture(spec, result)
-    with atomic_path(path) as tmp:
-        if str(path).endswith(".png"):
-            to_png(pic, tmp)
-        else:
-            tmp.write_text(to_svg(pic), encoding="utf-8")
+    try:
+        with atomic_path(path) as tmp:
+            if str(path).endswith(".png"):
+                to_png(pic, tmp)
+            else:
+                tmp.write_text(to_svg(pic), encoding="utf-8")
+    except OSError as e:  # a name too long, a directory not writable, a full disk
+        raise PlotError(f"cannot write {short(os.fspath(path), 80)}: {e.strerror or e}") from e
     w, h = pic.size
     return f"{len(pic.cards)} nodes, {len(pic.layout.clusters)} clusters, {w}x{h} px"
