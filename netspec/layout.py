@@ -28,7 +28,7 @@ GAP_Y = 34          # between ranks
 PAD = 10            # cluster padding (sides, bottom)
 PAD_TOP = 20        # cluster padding above (room for its label)
 MARGIN = 16
-DUMMY_W = 8         # a lane's width
+LANE_W = 8          # a lane's width
 MAX_STEPS = 64      # neighbours a free-spot search steps over before it goes past them all
 _EPS = 1e-6
 
@@ -124,7 +124,7 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     widths: dict[object, float] = {b.id: b.width for b in boxes}
     for key, owner, r0, r1, wants, lane_order in lanes:
         scope_of[key], span[key], point_preds[key] = owner, (r0, r1), wants
-        widths[key], order[key] = DUMMY_W, lane_order
+        widths[key], order[key] = LANE_W, lane_order
 
     members: dict[tuple, list] = {}
     for key, scope in scope_of.items():
@@ -200,8 +200,8 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
         inside += [clusters[c] for c in children.get(scope, ()) if c in clusters]
         lane_xs = [xs[k] for k in members.get(scope, []) if k not in nodes]
         item = rel[scope]
-        x0 = min([n[0] for n in inside] + [x - DUMMY_W / 2 for x in lane_xs]) - PAD
-        x1 = max([n[0] + n[2] for n in inside] + [x + DUMMY_W / 2 for x in lane_xs]) + PAD
+        x0 = min([n[0] for n in inside] + [x - LANE_W / 2 for x in lane_xs]) - PAD
+        x1 = max([n[0] + n[2] for n in inside] + [x + LANE_W / 2 for x in lane_xs]) + PAD
         y0 = min([n[1] for n in inside] + [top[item.r0]]) - PAD_TOP
         y1 = max([n[1] + n[3] for n in inside] + [top[item.r1] + height[item.r1]]) + PAD
         clusters[scope] = (x0, y0, x1 - x0, y1 - y0)

@@ -17,7 +17,7 @@ import netspec
 from netspec import layout as layout_mod
 from netspec import plot as plot_mod
 from netspec.cli import main
-from netspec.layout import DUMMY_W, Box, layout
+from netspec.layout import LANE_W, Box, layout
 from netspec.plot import MAX_CHARS, PNG_HINT, Card, Picture, PlotError, check_size, picture, to_png, to_svg, xml_text
 
 from conftest import ROOT, SPECS
@@ -236,7 +236,7 @@ def test_lanes_and_nodes_never_overlap(shape):
             assert points[1][0] == points[2][0]
             for x, y, w, h in rects:
                 if y < y1 and y0 < y + h:
-                    assert lx + DUMMY_W / 2 <= x or lx - DUMMY_W / 2 >= x + w, (src, dst)
+                    assert lx + LANE_W / 2 <= x or lx - LANE_W / 2 >= x + w, (src, dst)
     if shape == "nested":  # clusters hold their members
         for box in boxes:
             for k in range(1, len(box.scope) + 1):
