@@ -120,11 +120,12 @@ def plot_arguments(p) -> None:
 
 
 def cmd_plot(args) -> int:
-    quiet_tensorflow()
-    from .plot import render_file
+    from .plot import check_size, render_file
 
     spec = load_spec(args)
     out = _output(args, f"{spec.name}.svg", (".svg", ".png"), "a .svg or .png")
+    check_size(spec)  # before TensorFlow and check(): a graph over plot's bound costs no build
+    quiet_tensorflow()
     result = spec.check(budget(args))
     info = render_file(spec, result, out)
     warn(args, result.warnings)

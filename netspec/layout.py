@@ -1,15 +1,26 @@
 """A layered graph layout in pure Python: ranks top to bottom, nested clusters that never overlap.
 
-Ranks are longest paths from the inputs. An edge that skips ranks gets a chain of dummy points (so
-a residual connection runs beside the layers it skips, not through them), owned by the innermost
-cluster holding both ends. Each cluster is laid out on its own, bottom-up: its nodes, dummies and
-child clusters are placed in rank order, each as close as it can get to the mean x of what feeds it,
-on the nearest spot where nothing of the ranks it spans is already placed. Child clusters are
-placed as one rectangle, so clusters are boxes that contain only their own nodes.
+Ranks are longest paths from the inputs. Edges that skip ranks run in lanes: one narrow item that
+spans every rank skipped (so a residual connection runs beside the layers it skips, not through
+them), owned by the innermost cluster holding both ends. A lane is shared by the long edges of one
+source (fan-out) or of one destination (fan-in), whichever has more, so a node feeding or fed by
+1,500 others costs one lane, not 1,500 x the ranks skipped. Each cluster is laid out on its own,
+bottom-up: its nodes, lanes and child clusters are placed in rank order, each as close as it can get
+to the mean x of what feeds it, on the nearest spot where nothing of the ranks it spans is already
+placed. Child clusters are placed as one rectangle, so clusters are boxes that contain only their
+own nodes.
+
+Cost: O((V + E) log(V + E)) plus O(V x cluster depth): the spots taken are swept rank by rank
+(_Rows), since everything placed before an item that reaches into its ranks also covers its first
+rank; the search for a free spot looks at most MAX_STEPS neighbours on each side, then goes past
+the outermost one.
 """
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter
 from dataclasses import dataclass, field
 
 GAP_X = 18          # between neighbours on a rank
@@ -17,7 +28,9 @@ GAP_Y = 34          # between ranks
 PAD = 10            # cluster padding (sides, bottom)
 PAD_TOP = 20        # cluster padding above (room for its label)
 MARGIN = 16
-DUMMY_W = 8
+LANE_W = 8          # a lane's width
+MAX_STEPS = 64      # neighbours a free-spot search steps over before it goes past them all
+_EPS = 1e-6
 
 
 @dataclass
@@ -37,16 +50,17 @@ class Layout:
     edges: list[tuple[str, str, list[tuple[float, float]]]]      # src, dst, polyline
     width: float
     height: float
+    lanes: int = 0                                               # long-edge lanes routed
 
 
 @dataclass
 class _Item:
-    key: object                 # a node id, ("dummy", k) or a cluster path
+    key: object                 # a node id, ("lane", k) or a cluster path
     r0: int
     r1: int
     width: float
     order: int
-    dummy: bool = False
+    lane: bool = False
     inner: dict = field(default_factory=dict)   # cluster: member id -> x centre, relative
 
 
@@ -57,6 +71,34 @@ def _common(a: tuple, b: tuple) -> tuple:
     return a[:n]
 
 
+def _lanes(boxes: list[Box], edges: list[tuple[str, str]], rank: dict, order: dict):
+    """Group the edges that skip ranks into lanes.
+
+    Returns:
+        (lanes, lane_of): lanes as (key, scope, r0, r1, wants, order), and each long edge's lane key.
+    """
+    scope = {b.id: b.scope for b in boxes}
+    long = [(s, d) for s, d in dict.fromkeys(edges) if rank[d] - rank[s] > 1]
+    fan_out = Counter(s for s, _ in long)
+    fan_in = Counter(d for _, d in long)
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for s, d in long:
+        owner = _common(scope[s], scope[d])
+        key = ("in", d, owner) if fan_in[d] > fan_out[s] else ("out", s, owner)
+        groups.setdefault(key, []).append((s, d))
+    lanes, lane_of = [], {}
+    for (how, end, owner), group in groups.items():
+        key = ("lane", len(lanes))
+        if how == "out":
+            lanes.append((key, owner, rank[end] + 1, max(rank[d] for _, d in group) - 1, [end],
+                          min(order[d] for _, d in group) - 0.5))
+        else:
+            lanes.append((key, owner, min(rank[s] for s, _ in group) + 1, rank[end] - 1,
+                          [s for s, _ in group], order[end] - 0.5))
+        lane_of.update(dict.fromkeys(group, key))
+    return lanes, lane_of
+
+
 def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     """Place ``boxes`` (in a topological order) and route ``edges`` (pairs of ids).
 
@@ -64,7 +106,7 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
         Positions of nodes and cluster rectangles, edge polylines, and the picture's size.
     """
     by_id = {b.id: b for b in boxes}
-    order = {b.id: k for k, b in enumerate(boxes)}
+    order: dict[object, float] = {b.id: k for k, b in enumerate(boxes)}
     preds: dict[str, list[str]] = {b.id: [] for b in boxes}
     for s, d in edges:
         preds[d].append(s)
@@ -72,29 +114,18 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     for b in boxes:
         rank[b.id] = 1 + max((rank[p] for p in preds[b.id]), default=-1)
 
-    # Dummy chains for edges that skip ranks; every point knows its predecessor for placement.
+    # Lanes for edges that skip ranks; every item knows what feeds it, for placement.
+    lanes, lane_of = _lanes(boxes, edges, rank, order)
     scope_of: dict[object, tuple] = {b.id: b.scope for b in boxes}
-    point_preds: dict[object, list] = {b.id: list(preds[b.id]) for b in boxes}
-    routes: list[tuple[str, str, list]] = []
-    dummies: list[object] = []
-    for s, d in edges:
-        chain: list = []
-        prev: object = s
-        for r in range(rank[s] + 1, rank[d]):
-            key = ("dummy", len(dummies))
-            dummies.append(key)
-            rank[key] = r
-            scope_of[key] = _common(by_id[s].scope, by_id[d].scope)
-            point_preds[key] = [prev]
-            order[key] = order[d] - 0.5  # type: ignore[assignment]
-            chain.append(key)
-            prev = key
-        routes.append((s, d, chain))
-        if chain:
-            point_preds[d] = [chain[-1] if p == s else p for p in point_preds[d]]
+    span: dict[object, tuple[int, int]] = {b.id: (rank[b.id], rank[b.id]) for b in boxes}
+    point_preds: dict[object, list] = {}
+    for b in boxes:
+        point_preds[b.id] = list(dict.fromkeys(lane_of.get((p, b.id), p) for p in preds[b.id]))
+    widths: dict[object, float] = {b.id: b.width for b in boxes}
+    for key, owner, r0, r1, wants, lane_order in lanes:
+        scope_of[key], span[key], point_preds[key] = owner, (r0, r1), wants
+        widths[key], order[key] = LANE_W, lane_order
 
-    widths = {b.id: b.width for b in boxes}
-    widths.update({k: DUMMY_W for k in dummies})
     members: dict[tuple, list] = {}
     for key, scope in scope_of.items():
         members.setdefault(scope, []).append(key)
@@ -102,35 +133,31 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     for scope in list(members):
         for n in range(len(scope)):
             children.setdefault(scope[:n], set()).add(scope[:n + 1])
-            members.setdefault(scope[:n + 1], members.get(scope[:n + 1], []))
+            members.setdefault(scope[:n + 1], [])
 
     rel: dict[tuple, _Item] = {}
 
     def place(scope: tuple) -> _Item:
         items: list[_Item] = []
         for key in members.get(scope, []):
-            items.append(_Item(key, rank[key], rank[key], widths[key], order[key], isinstance(key, tuple)))
+            r0, r1 = span[key]
+            items.append(_Item(key, r0, r1, widths[key], order[key], isinstance(key, tuple)))
         for child in sorted(children.get(scope, ()), key=str):
-            sub = place(child)
-            items.append(sub)
-        items.sort(key=lambda it: (it.r0, it.dummy, it.order))
-        occupied: dict[int, list[tuple[float, float]]] = {}
+            items.append(place(child))
+        items.sort(key=lambda it: (it.r0, it.lane, it.order))
+        rows = _Rows()
         centre: dict[object, float] = {}
         for it in items:
-            inner = it.inner if isinstance(it.key, tuple) and not it.dummy else {it.key: it.width / 2}
-            wants = []
-            for member, offset in inner.items():
-                for p in point_preds.get(member, []):
-                    if p in centre:
-                        wants.append(centre[p] - offset)
+            rows.advance(it.r0)
+            inner = it.inner if isinstance(it.key, tuple) and not it.lane else {it.key: it.width / 2}
+            wants = [centre[p] - offset for member, offset in inner.items()
+                     for p in point_preds.get(member, ()) if p in centre]
             desired = sum(wants) / len(wants) if wants else 0.0
-            x = _free_spot(desired, it.width, it.r0, it.r1, occupied)
-            for r in range(it.r0, it.r1 + 1):
-                occupied.setdefault(r, []).append((x, x + it.width))
+            x = rows.free_spot(desired, it.width)
+            rows.add(x, x + it.width, it.r1)
             for member, offset in inner.items():
                 centre[member] = x + offset
-        left = min((a for spans in occupied.values() for a, _ in spans), default=0.0)
-        right = max((b for spans in occupied.values() for _, b in spans), default=0.0)
+        left, right = (rows.left, rows.right) if items else (0.0, 0.0)
         pad = PAD if scope else 0.0
         inner = {m: c - left + pad for m, c in centre.items()}
         item = _Item(scope, min((it.r0 for it in items), default=0), max((it.r1 for it in items), default=0),
@@ -151,7 +178,7 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
         ends = sum(1 for n in range(1, len(b.scope) + 1) if rel[b.scope[:n]].r1 == rank[b.id])
         above[rank[b.id]] = max(above[rank[b.id]], starts)
         below[rank[b.id]] = max(below[rank[b.id]], ends)
-    for scope, item in rel.items():  # clusters made only of dummies and clusters still need room
+    for scope, item in rel.items():  # clusters made only of lanes and clusters still need room
         if scope:
             above[item.r0] = max(above[item.r0], len(scope))
             below[item.r1] = max(below[item.r1], len(scope))
@@ -171,36 +198,78 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     for scope in sorted((s for s in rel if s), key=len, reverse=True):
         inside = [nodes[k] for k in members.get(scope, []) if k in nodes]
         inside += [clusters[c] for c in children.get(scope, ()) if c in clusters]
-        dummy_xs = [xs[k] for k in members.get(scope, []) if k not in nodes]
+        lane_xs = [xs[k] for k in members.get(scope, []) if k not in nodes]
         item = rel[scope]
-        x0 = min([n[0] for n in inside] + [x - DUMMY_W / 2 for x in dummy_xs]) - PAD
-        x1 = max([n[0] + n[2] for n in inside] + [x + DUMMY_W / 2 for x in dummy_xs]) + PAD
+        x0 = min([n[0] for n in inside] + [x - LANE_W / 2 for x in lane_xs]) - PAD
+        x1 = max([n[0] + n[2] for n in inside] + [x + LANE_W / 2 for x in lane_xs]) + PAD
         y0 = min([n[1] for n in inside] + [top[item.r0]]) - PAD_TOP
         y1 = max([n[1] + n[3] for n in inside] + [top[item.r1] + height[item.r1]]) + PAD
         clusters[scope] = (x0, y0, x1 - x0, y1 - y0)
 
     paths = []
-    for s, d, chain in routes:
+    for s, d in edges:
         sx, sy, sw, sh = nodes[s]
         dx, dy, dw, _ = nodes[d]
         points = [(sx + sw / 2, sy + sh)]
-        for key in chain:
-            r = rank[key]
-            points.append((xs[key], top[r]))
-            points.append((xs[key], top[r] + height[r]))
+        lane = lane_of.get((s, d))
+        if lane is not None:  # down the lane from the rank below s to the rank above d
+            first, last = rank[s] + 1, rank[d] - 1
+            points += [(xs[lane], top[first]), (xs[lane], top[last] + height[last])]
         points.append((dx + dw / 2, dy))
         paths.append((s, d, points))
     width = max((x + w for x, _, w, _ in list(nodes.values()) + list(clusters.values())), default=0) + MARGIN
-    return Layout(nodes, clusters, paths, width, total_h)
+    width = max(width, root.width + 2 * MARGIN)
+    return Layout(nodes, clusters, paths, width, total_h, len(lanes))
 
 
-def _free_spot(desired: float, width: float, r0: int, r1: int,
-               occupied: dict[int, list[tuple[float, float]]]) -> float:
-    """The x nearest ``desired`` where ``width`` fits beside everything on ranks r0..r1."""
-    spans = [s for r in range(r0, r1 + 1) for s in occupied.get(r, [])]
-    candidates = [desired] + [b + GAP_X for _, b in spans] + [a - GAP_X - width for a, _ in spans]
-    # Nearest first; on the left only when clearly nearer, so that branches keep their order.
-    for x in sorted(candidates, key=lambda c: (abs(c - desired) * (1.0 if c >= desired else 1.5), c)):
-        if all(x + width + GAP_X <= a + 1e-6 or x >= b + GAP_X - 1e-6 for a, b in spans):
-            return x
-    return max((b for _, b in spans), default=0.0) + GAP_X
+class _Rows:
+    """The spots taken on the rank being placed, swept down the ranks.
+
+    Items are placed in order of their first rank, so whatever was placed earlier and reaches into
+    an item's ranks also covers its first rank: the spans on the current rank are all a free-spot
+    search needs. They are kept sorted and disjoint; spans leave when the sweep passes their last rank.
+    """
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.leaving: list[tuple[int, float, float]] = []   # heap of (last rank, a, b)
+        self.left = float("inf")
+        self.right = float("-inf")
+
+    def advance(self, r: int) -> None:
+        while self.leaving and self.leaving[0][0] < r:
+            _, a, b = heapq.heappop(self.leaving)
+            del self.spans[bisect_left(self.spans, (a, b))]
+
+    def add(self, a: float, b: float, last: int) -> None:
+        insort(self.spans, (a, b))
+        heapq.heappush(self.leaving, (last, a, b))
+        self.left, self.right = min(self.left, a), max(self.right, b)
+
+    def free_spot(self, desired: float, width: float) -> float:
+        """The x nearest ``desired`` where ``width`` fits; on the left only when clearly nearer, so
+        that branches keep their order."""
+        spans = self.spans
+        if not spans:
+            return desired
+        x, j, steps = desired, bisect_right(spans, desired - GAP_X + _EPS, key=lambda s: s[1]), 0
+        while j < len(spans):  # spans from j on end right of desired: step over those in the way
+            a, b = spans[j]
+            if x + width + GAP_X <= a + _EPS:
+                break
+            if steps == MAX_STEPS:
+                x = spans[-1][1] + GAP_X
+                break
+            x, j, steps = max(x, b + GAP_X), j + 1, steps + 1
+        right = x
+        x, j, steps = desired, bisect_left(spans, desired + width + GAP_X - _EPS, key=lambda s: s[0]) - 1, 0
+        while j >= 0:
+            a, b = spans[j]
+            if x >= b + GAP_X - _EPS:
+                break
+            if steps == MAX_STEPS:
+                x = spans[0][0] - GAP_X - width
+                break
+            x, j, steps = min(x, a - GAP_X - width), j - 1, steps + 1
+        left = x
+        return min((right - desired, right), (1.5 * (desired - left), left))[1]
