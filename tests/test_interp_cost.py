@@ -145,19 +145,19 @@ def test_fibonacci_params_stay_linear():
     # p_n = [p_{n-1}, p_{n-2}]: each param is evaluated once, and its size is measured once per
     # distinct list, so the tree size (exponential) is refused in milliseconds.
     lines = ["p0: 1", "p1: 1"] + [f'p{i}: "${{[p{i - 1}, p{i - 2}]}}"' for i in range(2, 41)]
-    start = time.perf_counter()
+    start = time.process_time()
     e = _spec_error(lines, "units: 4")
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 3.0
     assert "list elements (limit 100,000)" in e.message
 
 
 def test_a_big_param_read_many_times_is_measured_once():
     lines = ['p0: "${[0] * 99999}"'] + [f'p{i}: "${{len(p0) + len(p0)}}"' for i in range(1, 600)]
-    start = time.perf_counter()
+    start = time.process_time()
     import netspec
 
     netspec.load(_spec(lines, "units: 4"))
-    assert time.perf_counter() - start < 1.5
+    assert time.process_time() - start < 4.0
 
 
 def test_a_mid_size_param_read_by_many_nodes_is_accepted_fast():
@@ -165,16 +165,16 @@ def test_a_mid_size_param_read_by_many_nodes_is_accepted_fast():
 
     nodes = "\n".join(f"  - {{type: Dense, units: '${{len(p) + n}}'}}" for _ in range(2000))
     text = _spec(["n: 1", "p: [" + ", ".join(["1"] * 3000) + "]"], "units: 4") + nodes + "\n"
-    start = time.perf_counter()
+    start = time.process_time()
     netspec.load(text)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 5.0
 
 
 def test_the_work_of_a_spec_is_bounded():
     lines = ['big: "${[0] * 99999}"'] + [f'p{i}: "${{len(big[1:]) + (big == big)}}"' for i in range(1, 1000)]
-    start = time.perf_counter()
+    start = time.process_time()
     e = _spec_error(lines, "units: 4")
-    assert time.perf_counter() - start < 1.5
+    assert time.process_time() - start < 4.0
     assert "expressions do too much work" in e.message and e.path[0] == "params"
 
 
