@@ -129,7 +129,7 @@ class Resolver:
 
     def lookup(self, text: Any, ctx: Ctx, path: tuple) -> Value:
         """The Value a ref names in ``ctx``."""
-        m = REF.match(text) if isinstance(text, str) else None
+        m = REF.fullmatch(text) if isinstance(text, str) else None
         if not m:
             raise self.error(f"expected a ref (name, name.K or name.output). Received: {short(text)}", path, ctx=ctx)
         base, part = m.group(1), m.group(2)

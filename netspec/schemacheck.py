@@ -97,6 +97,34 @@ def _multiple_ok(x: Any, d: Any) -> bool:
 
 
 
+def ecma_dollar(pattern: Any) -> Any:
+    """``pattern`` with every unescaped ``$`` outside a character class made ``\\Z``.
+
+    JSON Schema patterns are ECMA-262 regular expressions, where ``$`` matches only at the end of the
+    input; Python's ``$`` also matches before a final newline, so ``^[a-z]+$`` would accept ``"nl\\n"``
+    (a layer name, then a file name, with a newline in it). Anything not a string is returned as is.
+    """
+    if not isinstance(pattern, str) or "$" not in pattern:
+        return pattern
+    out, k, start = [], 0, -1  # start: where the open character class began, -1 outside one
+    while k < len(pattern):
+        c = pattern[k]
+        if c == "\\":
+            out.append(pattern[k:k + 2])
+            k += 2
+            continue
+        if start >= 0:  # a ']' first in a class (after an optional '^') is a literal to Python's re
+            if c == "]" and k > start + 1 and not (k == start + 2 and pattern[start + 1] == "^"):
+                start = -1
+        elif c == "[":
+            start = k
+        elif c == "$":
+            c = "\\Z"
+        out.append(c)
+        k += 1
+    return "".join(out)
+
+
 def _bare_ref(s: Any) -> bool:
     """A schema that is only a ``$ref`` (plus annotations) stands for its target."""
     return isinstance(s, dict) and "$ref" in s and not (s.keys() - _IGNORED - {"$ref", "$defs"})
@@ -250,7 +278,7 @@ class Validator(Messages):
     @staticmethod
     def _regex(pattern: Any) -> re.Pattern:
         try:
-            return re.compile(pattern)
+            return re.compile(ecma_dollar(pattern))
         except (re.error, TypeError) as e:
             raise ValueError(f"bad pattern: {e}. Received: {short(pattern)}") from e
 
