@@ -12,9 +12,12 @@ from .graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, Sh
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
 from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
-from .structure import check_block_recursion, check_size_floor
+from .structure import check_block_recursion, check_expansion
 
 MAX_NODES = 50_000
+# Passes of the repeat loop over one node (layers, expressions, shares, block instances, and nodes that
+# `when` leaves out): counted before expansion (structure.check_expansion) and while expanding.
+MAX_INSTANCES = 2 * MAX_NODES
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
 # spec gets a clear error instead of a RecursionError.
 MAX_GRAPH_DEPTH = 5_000
@@ -36,13 +39,16 @@ class _Share:
 class Resolver:
     """Turns a validated document into a :class:`Graph`. Use :func:`resolve`."""
 
-    def __init__(self, doc: Document, catalog, params: Mapping[str, Any] | None, max_nodes: int) -> None:
+    def __init__(self, doc: Document, catalog, params: Mapping[str, Any] | None, max_nodes: int,
+                 max_instances: int = MAX_INSTANCES) -> None:
         self.doc = doc
         self.data = doc.data
         self.src: SourceMap = doc.source
         self.catalog = catalog
         self.overrides = dict(params or {})
         self.max_nodes = max_nodes
+        self.max_instances = max_instances
+        self.instances = 0  # the running count behind check_expansion's estimate
         self.blocks: dict = self.data.get("blocks") or {}
         self.nodes: list[Node] = []
         self.flat: dict[str, Node | InputDecl] = {}
@@ -199,6 +205,10 @@ class Resolver:
         current = inputs
         last: Value | None = None
         for i in range(count):
+            self.instances += 1
+            if self.instances > self.max_instances:
+                raise self.error(f"the spec expands to more than {self.max_instances} node instances", e.path,
+                                 ctx=ctx, hint=f"netspec expands up to {self.max_instances} node instances")
             inst = f"{name}_{i}" if e.count is not None else name
             # in_shape is named here only so that using it says why it cannot decide the graph.
             names = ChainMap({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN}, ctx.names)
@@ -325,8 +335,8 @@ class Resolver:
     def run(self) -> Graph:
         self.spec_params = self.params()
         check_block_recursion(self.blocks, self.error)
-        check_size_floor(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes, self.value,
-                         self.error)
+        check_expansion(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes,
+                        self.max_instances, self.value, self.error)
         inputs, bindings = self._model_inputs()
         ctx = Ctx(self.spec_params, bindings, "", (), ("nodes",),
                    next(iter(bindings.values())) if len(bindings) == 1 else None)
@@ -399,7 +409,8 @@ def _needs_interp(raw: Any) -> bool:
     return False
 
 
-def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES) -> Graph:
+def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES,
+            max_instances: int | None = None) -> Graph:
     """Resolve a schema-valid document into a flat :class:`Graph`.
 
     Args:
@@ -407,6 +418,7 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
         catalog: the layer catalogue (core and user layer types, argument checks).
         params: overrides for the spec's params (``--set``).
         max_nodes: cap on the number of layers.
+        max_instances: cap on node instances expanded (default: twice ``max_nodes``).
 
     Returns:
         The graph; shape-dependent values are left as :class:`DeferredArg`.
@@ -414,7 +426,7 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
     Raises:
         NetspecError: on any unresolvable name, ref, param, block or cycle.
     """
-    return Resolver(doc, catalog, params, max_nodes).run()
+    return Resolver(doc, catalog, params, max_nodes, 2 * max_nodes if max_instances is None else max_instances).run()
 
 
 def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:

@@ -1,10 +1,13 @@
-"""Checks of a spec's structure before it is expanded: blocks that reach themselves, graphs over the layer cap."""
+"""Checks of a spec's structure before it is expanded: blocks that reach themselves, expansions over the caps."""
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import Any, Callable, Mapping
 
 from .errors import NetspecError
+from .graph import NODE_KEYS
+from .interp import UNKNOWN, Lazy
 
 MAX_REPEAT = 10_000
 
@@ -49,61 +52,173 @@ def check_block_recursion(blocks: Mapping[str, Any], error: ErrorAt) -> None:
                 stack.append((child, iter(edges[child])))
 
 
-def check_size_floor(nodes: list, blocks: Mapping[str, Any], params: Mapping[str, Any], cap: int,
-                     value: Callable[..., Any], error: ErrorAt) -> None:
-    """Refuse a graph over the layer cap before expanding it, from a lower bound of its size.
+# Block instances nest at most this deep (a deeper spec is the resolver's error, so the count stops there).
+MAX_BLOCK_DEPTH = 32
 
-    Blocks nested in blocks multiply (six levels of ten instances make 10**6 layers); counting
-    them before expansion makes such a spec fail in milliseconds, not after 50,000 layers were
-    made. Only what is certain counts: a node with ``when`` counts 0 unless ``when: true``, and a
-    ``repeat`` counts only when its value is known without instance params.
+
+class _Counter:
+    """Per block instance: (layers certain to be made, instances that will be expanded), both clamped.
+
+    An instance is one pass of the resolver's repeat loop over one node: a layer, an expression, a
+    share, a block instance (its own nodes' instances are added to it) or a node left out by ``when``
+    (it still costs the loop its ``when``). Counts multiply through repeats and block nesting, and are
+    clamped just over their caps, so ten levels of ``repeat: 10000`` cost ten multiplications.
+    """
+
+    def __init__(self, blocks: Mapping[str, Any], params: Mapping[str, Any], layer_cap: int, instance_cap: int,
+                 value: Callable[..., Any]) -> None:
+        self.blocks, self.params, self.value = blocks, params, value
+        self.layer_top, self.instance_top = layer_cap + 1, instance_cap + 1
+        self.memo: dict[Any, tuple[int, int]] = {}
+
+    def _eval(self, raw: Any, path: tuple, names: Mapping[str, Any], *, deferred: bool = False) -> Any:
+        try:
+            got = self.value(raw, path, names, None, allow_deferred=deferred)
+        except NetspecError:  # the resolver reports it, with its own message, when it gets there
+            return UNKNOWN
+        return UNKNOWN if isinstance(got, Lazy) else got
+
+    def repeat(self, node: dict, path: tuple, names: Mapping[str, Any]) -> int | None:
+        """The node's repeat count as the resolver evaluates it; None when absent, 1 when invalid."""
+        if "repeat" not in node:
+            return None
+        count = self._eval(node["repeat"], path + ("repeat",), names)
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
+            return 1  # the resolver stops at this scope with its repeat error
+        return count
+
+    def scope(self, nodes: Any, nodes_path: tuple, names: Mapping[str, Any], depth: int,
+              at_top: Callable[[int, int, int], None] | None = None) -> tuple[int, int]:
+        """(layers, instances) of one scope's node list; ``at_top(k, layers, instances)`` sees running totals."""
+        layers = instances = 0
+        for k, node in enumerate(nodes if isinstance(nodes, list) else ()):
+            if not isinstance(node, dict):
+                continue
+            path = nodes_path + (k,)
+            count = self.repeat(node, path, names)
+            n = 1 if count is None else count
+            certain = node.get("when", True) is True
+            if isinstance(node.get("block"), str) and node["block"] in self.blocks:
+                unit_layers, unit_instances = self.block_node(node, path, names, n, depth)
+                layers += unit_layers if certain else 0
+                instances += unit_instances
+            elif "share" in node:
+                # A share re-expands its target (the target's own repeat included): bound it by the
+                # scope's costliest node.
+                share_cost = max((self.node_cost(other, nodes_path + (j,), names, depth) for j, other in
+                                  enumerate(nodes) if other is not node and isinstance(other, dict)), default=1)
+                instances += n * share_cost
+            else:
+                layers += n if certain and ("type" in node or "expr" in node) else 0
+                instances += n
+            layers, instances = min(layers, self.layer_top), min(instances, self.instance_top)
+            if at_top is not None:
+                at_top(k, layers, instances)
+        return layers, instances
+
+    def node_cost(self, node: dict, path: tuple, names: Mapping[str, Any], depth: int) -> int:
+        if "share" in node:
+            return 1
+        count = self.repeat(node, path, names)
+        n = 1 if count is None else count
+        if isinstance(node.get("block"), str) and node["block"] in self.blocks:
+            return self.block_node(node, path, names, n, depth)[1]
+        return n
+
+    def block_node(self, node: dict, path: tuple, names: Mapping[str, Any], n: int, depth: int) -> tuple[int, int]:
+        """(layers, instances) of ``n`` instances of a ``block:`` node, the node's own instances included."""
+        if depth >= MAX_BLOCK_DEPTH:
+            return 0, n
+        given = [k for k in node if k not in NODE_KEYS]
+        if not given or n <= 1:  # the same params for every instance: count one and multiply
+            unit_layers, unit_instances = self.instance(node, path, names, 0 if "repeat" in node else None, depth)
+            return min(n * unit_layers, self.layer_top), min(n * (1 + unit_instances), self.instance_top)
+        layers = instances = 0  # params may depend on the repeat index: count each instance
+        for i in range(n):
+            unit_layers, unit_instances = self.instance(node, path, names, i, depth)
+            layers, instances = min(layers + unit_layers, self.layer_top), instances + 1 + unit_instances
+            if instances >= self.instance_top:
+                return layers, self.instance_top
+        return layers, instances
+
+    def instance(self, node: dict, path: tuple, names: Mapping[str, Any], i: int | None,
+                 depth: int) -> tuple[int, int]:
+        """One instance of a block: its params evaluated as :func:`netspec.blocks._names` does, then its nodes."""
+        bname = node["block"]
+        bdef = self.blocks[bname]
+        if not isinstance(bdef, dict):
+            return 0, 0
+        declared = bdef.get("params") if isinstance(bdef.get("params"), dict) else {}
+        caller = ChainMap({"in_shape": UNKNOWN} if i is None else {"i": i, "in_shape": UNKNOWN}, names)
+        local: dict[str, Any] = {}
+        inner = ChainMap(local, {"in_shape": UNKNOWN}, self.params)
+        bpath = ("blocks", bname)
+        for key, default in declared.items():
+            if key in node:
+                local[key] = self._eval(node[key], path + (key,), caller, deferred=True)
+            else:
+                local[key] = UNKNOWN if default == "required" else \
+                    self._eval(default, bpath + ("params", key), inner, deferred=True)
+        vars_ = bdef.get("vars")
+        for key, raw in (vars_.items() if isinstance(vars_, dict) else ()):
+            local[key] = self._eval(raw, bpath + ("vars", key), inner, deferred=True)
+        try:
+            memo_key = (bname, tuple((k, _frozen(v)) for k, v in local.items()))
+            hash(memo_key)
+        except TypeError:
+            memo_key = None
+        if memo_key is not None and memo_key in self.memo:
+            return self.memo[memo_key]
+        got = self.scope(bdef.get("nodes"), bpath + ("nodes",), inner, depth + 1)
+        if memo_key is not None:
+            self.memo[memo_key] = got
+        return got
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a plain param value (lists and mappings become tuples)."""
+    if isinstance(value, list):
+        return ("list", tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
+def check_expansion(nodes: Any, blocks: Mapping[str, Any], params: Mapping[str, Any], layer_cap: int,
+                    instance_cap: int, value: Callable[..., Any], error: ErrorAt) -> None:
+    """Refuse a spec whose expansion passes a cap, counted multiplicatively before anything is expanded.
+
+    Two counts, one walk over the spec's block nesting (blocks are acyclic: checked first):
+
+    - layers certain to be made (a node with ``when`` counts only with ``when: true``), so a graph over
+      the layer cap fails in milliseconds, not after 50,000 layers were made;
+    - instances the resolver's repeat loop will run, counting every node whether or not ``when`` holds
+      (a ``when: false`` node with ``repeat: 10000`` in a block repeated 10,000 times makes no layer,
+      but 10**8 passes of the loop).
+
+    Repeat counts and block params are evaluated as the resolver does (a repeat inside a block sees the
+    params its instance is given); a value that cannot be known yet counts as 1, because the resolver
+    stops there with its own error. Instances whose params differ by repeat index are counted one by one,
+    up to the cap.
 
     Args:
-        nodes: the model's ``nodes`` list; blocks: the ``blocks`` mapping (acyclic: checked first).
-        params: the spec's params, for ``repeat: $n`` at the top level.
+        nodes: the model's ``nodes`` list; blocks: the ``blocks`` mapping.
+        params: the spec's params (for ``repeat: $n``).
+        layer_cap, instance_cap: the caps.
         value: ``Resolver.value`` (interpolates a raw value); error: ``Resolver.error``.
 
     Raises:
-        NetspecError: at the top-level node where the count passes ``cap``.
+        NetspecError: at the top-level node where a count passes its cap.
     """
-    floor: dict[str, int] = {}
+    counter = _Counter(blocks, params, layer_cap, instance_cap, value)
 
-    def node_floor(node: Any, names: Mapping[str, Any] | None, path: tuple) -> int:
-        if not isinstance(node, dict) or node.get("when", True) is not True:
-            return 0
-        count = node.get("repeat", 1)
-        if isinstance(count, str) and names is not None:
-            try:
-                count = value(count, path + ("repeat",), names, None)
-            except NetspecError:
-                count = 0
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
-            return 0  # a bad repeat gets its own error from the resolver
-        if "type" in node or "expr" in node:
-            unit = 1
-        elif isinstance(node.get("block"), str) and node["block"] in floor:
-            unit = floor[node["block"]]
-        else:
-            unit = 0
-        return min(count * unit, cap + 1)
+    def at_top(k: int, layers: int, instances: int) -> None:
+        if layers > layer_cap:
+            raise error(f"the graph has more than {layer_cap} layers (counting the layers its blocks and repeats "
+                        "make)", ("nodes", k), hint=f"netspec builds graphs of up to {layer_cap} layers")
+        if instances > instance_cap:
+            raise error(f"the spec expands to more than {instance_cap} node instances (counting every repeat "
+                        "and block instance, also those that when: leaves out)", ("nodes", k),
+                        hint=f"netspec expands up to {instance_cap} node instances (twice the layer cap)")
 
-    pending = [b for b in blocks if isinstance(blocks[b], dict)]
-    while pending:  # blocks in dependency order
-        later = []
-        for b in pending:
-            block_nodes = blocks[b].get("nodes") or []
-            needs = {n["block"] for n in block_nodes if isinstance(n, dict) and isinstance(n.get("block"), str)
-                     and n["block"] in blocks and n["block"] not in floor}
-            if needs:
-                later.append(b)
-                continue
-            floor[b] = min(sum(node_floor(n, None, ()) for n in block_nodes), cap + 1)
-        if len(later) == len(pending):  # a dangling or recursive block: reported by the resolver
-            break
-        pending = later
-    total = 0
-    for k, node in enumerate(nodes):
-        total += node_floor(node, params, ("nodes", k))
-        if total > cap:
-            raise error(f"the graph has more than {cap} layers (counting the layers its blocks and repeats make)",
-                        ("nodes", k), hint=f"netspec builds graphs of up to {cap} layers")
+    counter.scope(nodes, ("nodes",), params, 0, at_top)
