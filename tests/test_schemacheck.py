@@ -569,3 +569,61 @@ def test_the_netspec_schema_refuses_names_with_a_newline(netspec_validators, whe
     doc = _edit(where, value)(copy.deepcopy(LENET))
     assert not fast.is_valid(doc)
     assert any("\\n" in i.message for i in fast.iter_issues(doc))
+
+
+# ----- cost of failing: hints only for the issue shown, and a bound on issues collected -----
+
+def test_hints_are_computed_only_when_read(monkeypatch):
+    import netspec.schemamessages as messages
+
+    calls = []
+    real = messages.hint_for
+    monkeypatch.setattr(messages, "hint_for", lambda *a: calls.append(a) or real(*a))
+    v = Validator(LAYER)
+    bad = [{"type": "Conv2D", "filtrs": 3, "paddin": "same", "units": 1}] * 50
+    issues = list(v.iter_issues(bad, {"type": "array", "items": LAYER}))
+    assert len(issues) == 100 and calls == []
+    best = v.best(issues)
+    assert best.hint == "did you mean 'filters'?" and len(calls) == 1
+    assert best.hint == "did you mean 'filters'?" and len(calls) == 1  # computed once, then kept
+
+
+def test_lazy_and_plain_hints_compare_equal():
+    plain = Issue(("a",), "m", "enum", "did you mean 'b'?")
+    lazy = Issue(("a",), "m", "enum", lambda: "did you mean 'b'?")
+    assert plain == lazy and hash(plain) == hash(lazy) and repr(plain) == repr(lazy)
+    with pytest.raises(AttributeError):
+        plain.message = "changed"
+
+
+def test_property_name_issues_pass_their_hint_on_lazily():
+    v = Validator({"propertyNames": {"enum": ["alpha", "beta"]}})
+    issue = v.best(v.iter_issues({"alpah": 1}))
+    assert callable(issue.lazy_hint) and issue.hint == "did you mean 'alpha'?"
+
+
+def test_validate_reports_the_best_of_a_bounded_number_of_issues():
+    """315,000 misspelled arguments (aliases of one node): collected up to MAX_ISSUES, in well under a second."""
+    import netspec
+    from netspec.validate import MAX_ISSUES
+
+    node = "{type: Dense, units: 2, " + ", ".join(f"unitz{k}: 1" for k in range(7)) + "}"
+    lines = ["netspec: 1", "name: t", "blocks:", "  b0:", "    nodes: &L [&a " + node + ", " + ", ".join(["*a"] * 999) + "]"]
+    lines += [f"  b{k}: {{nodes: *L}}" for k in range(1, 45)]
+    lines += ["inputs: {x: [4]}", "nodes: [{type: ReLU}]"]
+    start = time.perf_counter()
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load("\n".join(lines) + "\n")
+    assert time.perf_counter() - start < 1.5
+    e = info.value
+    assert e.more == MAX_ISSUES - 1 and e.more_at_least and e.hint == "did you mean 'units'?"
+    assert f"(more than {MAX_ISSUES - 1} other errors not shown)" in str(e)
+    assert e.to_dict()["more_at_least"] is True
+
+
+def test_few_issues_are_counted_exactly():
+    import netspec
+
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load("netspec: 1\nname: t\ninputs: {x: [4]}\nnodes: [{type: Dense, unitz: 2}, {type: ReLU, x: 1}]\n")
+    assert info.value.more >= 1 and not info.value.more_at_least and "more than" not in str(info.value)
