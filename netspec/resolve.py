@@ -165,8 +165,9 @@ class Resolver:
         entries = name_entries(self, ctx, raw_nodes)
         order = order_entries(self, ctx, entries)
         values: dict[int, Value] = {}
+        by_name = {e.name: e for e in entries}  # names are unique in a scope (name_entries checks)
         for k in order:
-            values[k] = self._expand_entry(ctx, entries[k], entries, values)
+            values[k] = self._expand_entry(ctx, entries[k], entries, values, by_name)
         return values[len(entries) - 1] if entries else None
 
     # -- entries ---------------------------------------------------------------------------------
@@ -188,11 +189,12 @@ class Resolver:
         sub = (lambda k: e.path + ("in", k)) if isinstance(raw_in, list) else (lambda k: e.path + ("in",))
         return [self.lookup(self.value(v, sub(k), ctx.names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
 
-    def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value]) -> Value:
+    def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value],
+                      by_name: dict[str, Entry]) -> Value:
         inputs = self._inputs(ctx, e, entries, values)
         raw = e.raw
         if "share" in raw:
-            return self._expand_share(ctx, e, inputs, entries)
+            return self._expand_share(ctx, e, inputs, by_name)
         key = id(raw), ctx.prefix
         made_before = len(self.nodes)
         value = self._expand_body(ctx, e, raw, e.name, inputs)
@@ -232,12 +234,12 @@ class Resolver:
         ctx.bindings[name] = last
         return last
 
-    def _expand_share(self, ctx: Ctx, e: Entry, inputs, entries: list[Entry]) -> Value:
+    def _expand_share(self, ctx: Ctx, e: Entry, inputs, by_name: dict[str, Entry]) -> Value:
         target_text = self.value(e.raw["share"], e.path + ("share",), ctx.names, ctx)
-        target = next((t for t in entries if t.name == target_text), None)
+        target = by_name.get(target_text) if isinstance(target_text, str) else None
         if target is None or "share" in target.raw and target is e:
             raise self.error(f"share needs a node of this scope; {short(target_text)} is not one",
-                             e.path + ("share",), hint=hint_for(target_text, [t.name for t in entries]), ctx=ctx)
+                             e.path + ("share",), hint=hint_for(target_text, list(by_name)), ctx=ctx)
         originals = self.records.get((id(target.raw), ctx.prefix))
         if not originals:
             raise self.error(f"node {target.name!r} made no layer to share (it was left out by when/repeat)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import ChainMap
 from typing import Any, Callable, Mapping
 
@@ -70,6 +71,7 @@ class _Counter:
         self.blocks, self.params, self.value = blocks, params, value
         self.layer_top, self.instance_top = layer_cap + 1, instance_cap + 1
         self.memo: dict[Any, tuple[int, int]] = {}
+        self.truncated = 0  # counts cut at MAX_BLOCK_DEPTH: never memoized, they depend on the depth
 
     def _eval(self, raw: Any, path: tuple, names: Mapping[str, Any], *, deferred: bool = False) -> Any:
         try:
@@ -90,47 +92,52 @@ class _Counter:
     def scope(self, nodes: Any, nodes_path: tuple, names: Mapping[str, Any], depth: int,
               at_top: Callable[[int, int, int], None] | None = None) -> tuple[int, int]:
         """(layers, instances) of one scope's node list; ``at_top(k, layers, instances)`` sees running totals."""
-        layers = instances = 0
-        for k, node in enumerate(nodes if isinstance(nodes, list) else ()):
-            if not isinstance(node, dict):
+        items = [(k, node) for k, node in enumerate(nodes if isinstance(nodes, list) else ()) if isinstance(node, dict)]
+        costs: dict[int, tuple[int, int]] = {}  # index -> (layers, instances) of the node, its repeat included
+        running = 0
+        for k, node in items:
+            if "share" in node:
                 continue
-            path = nodes_path + (k,)
-            count = self.repeat(node, path, names)
-            n = 1 if count is None else count
-            certain = node.get("when", True) is True
-            if isinstance(node.get("block"), str) and node["block"] in self.blocks:
-                unit_layers, unit_instances = self.block_node(node, path, names, n, depth)
-                layers += unit_layers if certain else 0
-                instances += unit_instances
-            elif "share" in node:
-                # A share re-expands its target (the target's own repeat included): bound it by the
-                # scope's costliest node.
-                share_cost = max((self.node_cost(other, nodes_path + (j,), names, depth) for j, other in
-                                  enumerate(nodes) if other is not node and isinstance(other, dict)), default=1)
-                instances += n * share_cost
-            else:
-                layers += n if certain and ("type" in node or "expr" in node) else 0
-                instances += n
-            layers, instances = min(layers, self.layer_top), min(instances, self.instance_top)
+            costs[k] = self.node(node, nodes_path + (k,), names, depth)
+            running += costs[k][1]
+            if running >= self.instance_top:  # over the cap already: the rest cannot change the verdict
+                break
+        # A share re-expands its target, the target's own repeat included: the target's cost when it is
+        # named in this scope, else the costliest node's (an upper bound).
+        by_name = {node["name"]: k for k, node in items if isinstance(node.get("name"), str)}
+        costliest = max((c[1] for c in costs.values()), default=1)
+        for k, node in items:
+            if "share" in node:
+                count = self.repeat(node, nodes_path + (k,), names)
+                target = by_name.get(node["share"]) if isinstance(node["share"], str) else None
+                unit = costs[target][1] if target in costs else costliest
+                costs[k] = (0, min((1 if count is None else count) * max(unit, 1), self.instance_top))
+        layers = instances = 0
+        for k, _ in items:
+            node_layers, node_instances = costs.get(k, (0, 0))
+            layers, instances = min(layers + node_layers, self.layer_top), min(instances + node_instances,
+                                                                               self.instance_top)
             if at_top is not None:
                 at_top(k, layers, instances)
         return layers, instances
 
-    def node_cost(self, node: dict, path: tuple, names: Mapping[str, Any], depth: int) -> int:
-        if "share" in node:
-            return 1
+    def node(self, node: dict, path: tuple, names: Mapping[str, Any], depth: int) -> tuple[int, int]:
+        """(layers, instances) of one node that is not a share, its repeat included."""
         count = self.repeat(node, path, names)
         n = 1 if count is None else count
+        certain = node.get("when", True) is True  # only what is certain counts towards the layer floor
         if isinstance(node.get("block"), str) and node["block"] in self.blocks:
-            return self.block_node(node, path, names, n, depth)[1]
-        return n
+            layers, instances = self.block_node(node, path, names, n, depth)
+            return (layers if certain else 0), instances
+        return (n if certain and ("type" in node or "expr" in node) else 0), n
 
     def block_node(self, node: dict, path: tuple, names: Mapping[str, Any], n: int, depth: int) -> tuple[int, int]:
         """(layers, instances) of ``n`` instances of a ``block:`` node, the node's own instances included."""
         if depth >= MAX_BLOCK_DEPTH:
+            self.truncated += 1
             return 0, n
         given = [k for k in node if k not in NODE_KEYS]
-        if not given or n <= 1:  # the same params for every instance: count one and multiply
+        if n <= 1 or not any(_uses_index(node[k]) for k in given):  # the same params for every instance
             unit_layers, unit_instances = self.instance(node, path, names, 0 if "repeat" in node else None, depth)
             return min(n * unit_layers, self.layer_top), min(n * (1 + unit_instances), self.instance_top)
         layers = instances = 0  # params may depend on the repeat index: count each instance
@@ -169,10 +176,25 @@ class _Counter:
             memo_key = None
         if memo_key is not None and memo_key in self.memo:
             return self.memo[memo_key]
+        before = self.truncated
         got = self.scope(bdef.get("nodes"), bpath + ("nodes",), inner, depth + 1)
-        if memo_key is not None:
+        if memo_key is not None and self.truncated == before:
             self.memo[memo_key] = got
         return got
+
+
+_INDEX = re.compile(r"(?<![A-Za-z0-9_])i(?![A-Za-z0-9_])")
+
+
+def _uses_index(raw: Any) -> bool:
+    """Whether a raw param value may use the repeat index ``i`` (a ``$``-string naming ``i``, anywhere in it)."""
+    if isinstance(raw, str):
+        return "$" in raw and _INDEX.search(raw) is not None
+    if isinstance(raw, list):
+        return any(_uses_index(v) for v in raw)
+    if isinstance(raw, dict):
+        return any(_uses_index(v) for v in raw.values())
+    return False
 
 
 def _frozen(value: Any) -> Any:
