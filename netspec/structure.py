@@ -72,6 +72,7 @@ class _Counter:
         self.layer_top, self.instance_top = layer_cap + 1, instance_cap + 1
         self.memo: dict[Any, tuple[int, int]] = {}
         self.truncated = 0  # counts cut at MAX_BLOCK_DEPTH: never memoized, they depend on the depth
+        self.fixed: dict[str, bool] = {}  # block -> its counts need no param (every repeat below is literal)
 
     def _eval(self, raw: Any, path: tuple, names: Mapping[str, Any], *, deferred: bool = False) -> Any:
         try:
@@ -148,6 +149,29 @@ class _Counter:
                 return layers, self.instance_top
         return layers, instances
 
+    def is_fixed(self, root: str) -> bool:
+        """Whether every repeat in ``root`` and the blocks it uses is a literal (iterative: chains may be long)."""
+        if root in self.fixed:
+            return self.fixed[root]
+        stack, on_stack = [root], {root}
+        while stack:
+            b = stack[-1]
+            nodes = self.blocks[b].get("nodes") if isinstance(self.blocks[b], dict) else None
+            nodes = [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+            kids = {n["block"] for n in nodes if isinstance(n.get("block"), str) and n["block"] in self.blocks}
+            pending = [c for c in kids if c not in self.fixed]
+            if any(c in on_stack for c in pending):  # a cycle: reported by check_block_recursion
+                self.fixed[b] = False
+            elif pending:
+                stack.extend(pending)
+                on_stack.update(pending)
+                continue
+            else:
+                self.fixed[b] = all(isinstance(n.get("repeat", 1), int) for n in nodes) and \
+                    all(self.fixed[c] for c in kids)
+            on_stack.discard(stack.pop())
+        return self.fixed[root]
+
     def instance(self, node: dict, path: tuple, names: Mapping[str, Any], i: int | None,
                  depth: int) -> tuple[int, int]:
         """One instance of a block: its params evaluated as :func:`netspec.blocks._names` does, then its nodes."""
@@ -155,6 +179,13 @@ class _Counter:
         bdef = self.blocks[bname]
         if not isinstance(bdef, dict):
             return 0, 0
+        if self.is_fixed(bname):  # no param can change its counts: one count per block
+            before = self.truncated
+            got = self.memo.get(bname) or self.scope(bdef.get("nodes"), ("blocks", bname, "nodes"), self.params,
+                                                      depth + 1)
+            if self.truncated == before:
+                self.memo[bname] = got
+            return got
         declared = bdef.get("params") if isinstance(bdef.get("params"), dict) else {}
         caller = ChainMap({"in_shape": UNKNOWN} if i is None else {"i": i, "in_shape": UNKNOWN}, names)
         local: dict[str, Any] = {}
