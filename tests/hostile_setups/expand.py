@@ -52,7 +52,7 @@ def many_shares(tmp: Path, spec: Path, pairs: str = "8000") -> Path:
     """``pairs`` layers, each shared once by name (the share lookup was linear per share: quadratic)."""
     lines = ["netspec: 1", "name: shares", "inputs:", "  x: [4]", "nodes:"]
     for k in range(int(pairs)):
-        lines += [f"  - {{type: Dense, units: 4, in: x, name: t{k}}}", f"  - {{share: t{k}, in: x, name: s{k}}}"]
+        lines += [f"  - {{type: ReLU, in: x, name: t{k}}}", f"  - {{share: t{k}, in: x, name: s{k}}}"]
     lines += ["  - {type: Concatenate, in: [" + ", ".join(f"s{k}" for k in range(int(pairs))) + "]}"]
     out = tmp / "many_shares.yaml"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
