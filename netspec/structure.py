@@ -67,14 +67,20 @@ class _Counter:
     """
 
     def __init__(self, blocks: Mapping[str, Any], params: Mapping[str, Any], layer_cap: int, instance_cap: int,
-                 value: Callable[..., Any]) -> None:
+                 value: Callable[..., Any], *, floor_only: bool = False) -> None:
         self.blocks, self.params, self.value = blocks, params, value
+        # floor_only: evaluate only the top level's values (the spec's params); a block's params are
+        # unknown, so each block is counted once, and only literal repeats make certain layers.
+        self.floor_only = floor_only
         self.layer_top, self.instance_top = layer_cap + 1, instance_cap + 1
+        self.stop = self.instance_top  # counting stops there: the walk's work stays O(cap)
         self.memo: dict[Any, tuple[int, int]] = {}
         self.truncated = 0  # counts cut at MAX_BLOCK_DEPTH: never memoized, they depend on the depth
         self.fixed: dict[str, bool] = {}  # block -> its counts need no param (every repeat below is literal)
 
     def _eval(self, raw: Any, path: tuple, names: Mapping[str, Any], *, deferred: bool = False) -> Any:
+        if self.floor_only and names is not self.params and isinstance(raw, (str, list, dict)):
+            return UNKNOWN
         try:
             got = self.value(raw, path, names, None, allow_deferred=deferred)
         except NetspecError:  # the resolver reports it, with its own message, when it gets there
@@ -82,12 +88,12 @@ class _Counter:
         return UNKNOWN if isinstance(got, Lazy) else got
 
     def repeat(self, node: dict, path: tuple, names: Mapping[str, Any]) -> int | None:
-        """The node's repeat count as the resolver evaluates it; None when absent, 1 when invalid."""
+        """The node's repeat count as the resolver evaluates it; None when absent, -1 when unknown or invalid."""
         if "repeat" not in node:
             return None
         count = self._eval(node["repeat"], path + ("repeat",), names)
         if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
-            return 1  # the resolver stops at this scope with its repeat error
+            return -1  # the resolver stops at this scope with its repeat error, or it is not known here
         return count
 
     def scope(self, nodes: Any, nodes_path: tuple, names: Mapping[str, Any], depth: int,
@@ -95,29 +101,28 @@ class _Counter:
         """(layers, instances) of one scope's node list; ``at_top(k, layers, instances)`` sees running totals."""
         items = [(k, node) for k, node in enumerate(nodes if isinstance(nodes, list) else ()) if isinstance(node, dict)]
         costs: dict[int, tuple[int, int]] = {}  # index -> (layers, instances) of the node, its repeat included
-        running = 0
+        running_layers = running = 0
         for k, node in items:
             if "share" in node:
                 continue
             costs[k] = self.node(node, nodes_path + (k,), names, depth)
-            running += costs[k][1]
-            if running >= self.instance_top:  # over the cap already: the rest cannot change the verdict
+            running_layers, running = running_layers + costs[k][0], running + costs[k][1]
+            if self.enough(running_layers, running):  # the rest cannot change the verdict
                 break
         # A share re-expands its target, the target's own repeat included: the target's cost when it is
         # named in this scope, else the costliest node's (an upper bound).
-        by_name = {node["name"]: k for k, node in items if isinstance(node.get("name"), str)}
+        shares = [(k, node) for k, node in items if "share" in node]
+        by_name = {node["name"]: k for k, node in items if isinstance(node.get("name"), str)} if shares else {}
         costliest = max((c[1] for c in costs.values()), default=1)
-        for k, node in items:
-            if "share" in node:
-                count = self.repeat(node, nodes_path + (k,), names)
-                target = by_name.get(node["share"]) if isinstance(node["share"], str) else None
-                unit = costs[target][1] if target in costs else costliest
-                costs[k] = (0, min((1 if count is None else count) * max(unit, 1), self.instance_top))
+        for k, node in shares:
+            count = self.repeat(node, nodes_path + (k,), names)
+            target = by_name.get(node["share"]) if isinstance(node["share"], str) else None
+            unit = costs[target][1] if target in costs else costliest
+            costs[k] = (0, min((1 if count is None or count < 0 else count) * max(unit, 1), self.stop))
         layers = instances = 0
         for k, _ in items:
             node_layers, node_instances = costs.get(k, (0, 0))
-            layers, instances = min(layers + node_layers, self.layer_top), min(instances + node_instances,
-                                                                               self.instance_top)
+            layers, instances = min(layers + node_layers, self.layer_top), min(instances + node_instances, self.stop)
             if at_top is not None:
                 at_top(k, layers, instances)
         return layers, instances
@@ -125,6 +130,8 @@ class _Counter:
     def node(self, node: dict, path: tuple, names: Mapping[str, Any], depth: int) -> tuple[int, int]:
         """(layers, instances) of one node that is not a share, its repeat included."""
         count = self.repeat(node, path, names)
+        if count == -1:  # one pass of the loop at most: no layer is certain
+            return 0, 1
         n = 1 if count is None else count
         certain = node.get("when", True) is True  # only what is certain counts towards the layer floor
         if isinstance(node.get("block"), str) and node["block"] in self.blocks:
@@ -138,16 +145,20 @@ class _Counter:
             self.truncated += 1
             return 0, n
         given = [k for k in node if k not in NODE_KEYS]
-        if n <= 1 or not any(_uses_index(node[k]) for k in given):  # the same params for every instance
+        if n <= 1 or self.floor_only or not any(_uses_index(node[k]) for k in given):  # the same params for every instance
             unit_layers, unit_instances = self.instance(node, path, names, 0 if "repeat" in node else None, depth)
-            return min(n * unit_layers, self.layer_top), min(n * (1 + unit_instances), self.instance_top)
+            return min(n * unit_layers, self.layer_top), min(n * (1 + unit_instances), self.stop)
         layers = instances = 0  # params may depend on the repeat index: count each instance
         for i in range(n):
             unit_layers, unit_instances = self.instance(node, path, names, i, depth)
             layers, instances = min(layers + unit_layers, self.layer_top), instances + 1 + unit_instances
-            if instances >= self.instance_top:
-                return layers, self.instance_top
+            if self.enough(layers, instances):
+                return layers, min(instances, self.stop)
         return layers, instances
+
+    def enough(self, layers: int, instances: int) -> bool:
+        """Whether counting further cannot change the verdict (the floor pass needs only its layers)."""
+        return layers >= self.layer_top or (instances >= self.stop and not self.floor_only)
 
     def is_fixed(self, root: str) -> bool:
         """Whether every repeat in ``root`` and the blocks it uses is a literal (iterative: chains may be long)."""
@@ -249,10 +260,13 @@ def check_expansion(nodes: Any, blocks: Mapping[str, Any], params: Mapping[str, 
       (a ``when: false`` node with ``repeat: 10000`` in a block repeated 10,000 times makes no layer,
       but 10**8 passes of the loop).
 
-    Repeat counts and block params are evaluated as the resolver does (a repeat inside a block sees the
-    params its instance is given); a value that cannot be known yet counts as 1, because the resolver
-    stops there with its own error. Instances whose params differ by repeat index are counted one by one,
-    up to the cap.
+    Two passes: the first evaluates only the top level's values, so each block is counted once and a graph
+    over the layer cap says so cheaply; the second evaluates repeat counts and block params as the
+    resolver does (a repeat inside a block sees the params its instance is given). A value that cannot be
+    known yet counts as one pass and no certain layer: the resolver stops there with its own error.
+    Blocks whose repeats are all literal are counted once; instances whose params use the repeat index
+    are counted one by one. Counting stops at the cap, so the walk costs at most one param evaluation
+    per instance up to ``instance_cap`` (what the resolver would spend getting there).
 
     Args:
         nodes: the model's ``nodes`` list; blocks: the ``blocks`` mapping.
@@ -263,15 +277,20 @@ def check_expansion(nodes: Any, blocks: Mapping[str, Any], params: Mapping[str, 
     Raises:
         NetspecError: at the top-level node where a count passes its cap.
     """
-    counter = _Counter(blocks, params, layer_cap, instance_cap, value)
-
-    def at_top(k: int, layers: int, instances: int) -> None:
+    def layers_at(k: int, layers: int, instances: int) -> None:
         if layers > layer_cap:
             raise error(f"the graph has more than {layer_cap} layers (counting the layers its blocks and repeats "
                         "make)", ("nodes", k), hint=f"netspec builds graphs of up to {layer_cap} layers")
+
+    def at_top(k: int, layers: int, instances: int) -> None:
+        layers_at(k, layers, instances)
         if instances > instance_cap:
             raise error(f"the spec expands to more than {instance_cap} node instances (counting every repeat "
                         "and block instance, also those that when: leaves out)", ("nodes", k),
                         hint=f"netspec expands up to {instance_cap} node instances (twice the layer cap)")
 
-    counter.scope(nodes, ("nodes",), params, 0, at_top)
+    # First the layers certain from literal repeats alone (no param is evaluated: one count per block), so
+    # a graph over the layer cap says so; then both counts with params evaluated as the resolver would.
+    _Counter(blocks, params, layer_cap, instance_cap, value, floor_only=True).scope(nodes, ("nodes",), params, 0,
+                                                                                   layers_at)
+    _Counter(blocks, params, layer_cap, instance_cap, value).scope(nodes, ("nodes",), params, 0, at_top)
