@@ -71,10 +71,11 @@ def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def load_spec(args):
-    """The spec named on the command line, with ``--set`` and ``--trust-plugins`` applied."""
+    """The spec named on the command line, with ``--set``, ``--trust-plugins`` and ``--data-root`` applied."""
     from .spec import load
 
-    return load(args.spec, params=parse_sets(args.set), trust_plugins=args.trust_plugins)
+    return load(args.spec, params=parse_sets(args.set), trust_plugins=args.trust_plugins,
+                data_root=getattr(args, "data_root", None))
 
 
 def budget(args):
@@ -119,6 +120,12 @@ def budget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-params", type=int, metavar="N", help="parameter budget (default 2,000,000,000)")
     p.add_argument("--max-activation-mb", type=int, metavar="MB",
                    help="budget for all node outputs of one sample, in MiB (default 4096)")
+
+
+def data_root_argument(p: argparse.ArgumentParser) -> None:
+    """``--data-root DIR``: the one place outside the spec's directory its data paths may lead."""
+    p.add_argument("--data-root", metavar="DIR", help="also allow the spec's data paths inside DIR (by default "
+                   "they must stay inside the spec's directory)")
 
 
 def plugins_argument(p: argparse.ArgumentParser, help: str) -> None:

@@ -12,6 +12,7 @@ from .cli import (
     UsageError,
     budget,
     budget_arguments,
+    data_root_argument,
     emit,
     format_argument,
     load_spec,
@@ -26,6 +27,7 @@ from .cli import (
 
 def validate_arguments(p) -> None:
     spec_arguments(p)
+    data_root_argument(p)
     p.add_argument("--target", metavar="NAME", help="also report what this export target refuses or rewrites")
 
 
@@ -70,6 +72,7 @@ def _validate_target(args, spec) -> int:
 
 def check_arguments(p) -> None:
     spec_arguments(p)
+    data_root_argument(p)
     budget_arguments(p)
 
 
@@ -134,6 +137,7 @@ def cmd_plot(args) -> int:
 
 def train_arguments(p) -> None:
     spec_arguments(p)
+    data_root_argument(p)
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides train.epochs)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run directory "
                    "from its last checkpoint")
@@ -149,6 +153,9 @@ def cmd_train(args) -> int:
     config = train_config(spec)  # every section error before TensorFlow starts
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1. Received: {args.epochs}")
+    from .data import read_split
+
+    data = read_split(spec, config)  # and every data error (numpy only)
     if config.distribute == "multi_worker":
         from .distribute import start_strategy
 
@@ -157,7 +164,7 @@ def cmd_train(args) -> int:
     from .train import train
 
     result = train(spec, epochs=args.epochs, resume=args.resume, run_dir=args.run_dir,
-                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data)
+                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data, data=data)
     if result is None:
         emit(args, f"{args.spec}: the data fits the model", {"ok": True, "file": str(args.spec)})
         return EXIT_OK
@@ -173,6 +180,7 @@ def cmd_train(args) -> int:
 
 def export_arguments(p) -> None:
     spec_arguments(p, optional=True, help="the spec file (YAML), or a .keras model file")
+    data_root_argument(p)
     p.add_argument("--target", metavar="NAME", help="an export: target of the spec, or a built-in profile")
     p.add_argument("-o", "--output", help="the file to write (default: <name>-<target>.onnx/.tflite)")
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for the spec's model")

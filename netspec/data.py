@@ -2,19 +2,25 @@
 model's inputs and outputs, and feed them through a ``tf.data`` pipeline.
 
 Every check runs before training starts and fails with a ``DataError`` that names the spec line
-that chose the data, the data itself (file, key, sample) and what the model expects.
+that chose the data, the data itself (file, key, sample) and what the model expects. Files are read
+only through the :mod:`netspec.datafiles` gate (costed against :func:`~netspec.datafiles.data_budget`
+before memory is committed), at paths :mod:`netspec.datapaths` confined when the spec was checked.
 """
 
 from __future__ import annotations
 
-import csv
 import math
+import os
+from array import array
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .datacheck import IMAGE_SUFFIXES, DataError
+from .datacheck import IMAGE_SUFFIXES, DataError, spec_roots
+from .datafiles import CsvRows, data_budget, read_npz, size_text
+from .datapaths import PathRefused, inside_roots, shown
 from .errors import short
 
 
@@ -125,39 +131,62 @@ def _error(spec, dc, message: str, keys: tuple = (), hint: str | None = None) ->
 
 
 def _read_npz(spec, dc):
+    keys = [*dc.x.values(), *dc.y.values()]
     try:
-        with np.load(dc.path, allow_pickle=False) as z:
-            x = {name: z[key] for name, key in dc.x.items()}
-            y = {name: z[key] for name, key in dc.y.items()}
-    except ValueError as e:  # object arrays need pickle, which netspec never enables
-        raise _error(spec, dc, f"{dc.path.name}: {e}", ("path",)) from None
-    except (OSError, EOFError) as e:
-        raise _error(spec, dc, f"cannot read {dc.path.name} ({e})", ("path",)) from None
-    return x, y
+        arrays = read_npz(dc.path, keys)
+    except PathRefused as e:  # missing, corrupt, over the budget, a bomb, or object arrays (never unpickled)
+        raise _error(spec, dc, str(e), ("path",)) from None
+    return ({name: arrays[key] for name, key in dc.x.items()}, {name: arrays[key] for name, key in dc.y.items()})
 
 
 def _read_csv(spec, dc):
-    with open(dc.path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter=dc.delimiter))
-    header = [h.strip() for h in rows[0]]
-    body = [r for r in rows[1:] if r]
-    index = {h: i for i, h in enumerate(header)}
-    for line, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise _error(spec, dc, f"{dc.path.name} line {line} has {len(row)} fields; the header has "
-                         f"{len(header)}", ("path",))
+    """The used columns of a CSV file as float64 arrays, streamed row by row (8 bytes per used cell)."""
+    uses = [(kind, name, [cols] if isinstance(cols, str) else list(cols))
+            for kind, mapping in (("x", dc.x), ("y", dc.y)) for name, cols in mapping.items()]
+    wanted = list(dict.fromkeys(col for _, _, cols in uses for col in cols))
+    owner = {}
+    for kind, name, cols in uses:
+        for col in cols:
+            owner.setdefault(col, (kind, name))
+    values = [array("d") for _ in wanted]
+    max_rows = data_budget() // (8 * max(len(wanted), 1))
+    file = shown(dc.path.name)
+    header = index = None
+    rows = CsvRows(dc.path, dc.delimiter)
+    n = 0
+    try:
+        for row in rows:
+            if header is None:
+                header = [h.strip() for h in row]
+                missing = [col for col in wanted if col not in header]  # the file changed since validation
+                if missing:
+                    raise _error(spec, dc, f"column {short(missing[0], 42)} is not in {file}", ("path",))
+                index = [header.index(col) for col in wanted]
+                continue
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise _error(spec, dc, f"{file} line {rows.line} has {len(row)} fields; the header has "
+                             f"{len(header)}", ("path",))
+            n += 1
+            if n > max_rows:
+                raise _error(spec, dc, f"{file} has more than {max_rows:,} rows of {len(wanted)} used columns, over "
+                             f"the data budget of {size_text(data_budget())}", ("path",))
+            for j, k in enumerate(index):
+                try:
+                    values[j].append(float(row[k]))
+                except ValueError:
+                    raise _error(spec, dc, f"{file} line {rows.line}, column {short(wanted[j], 42)}: "
+                                 f"{short(row[k], 42)} is not a number", owner[wanted[j]]) from None
+    except PathRefused as e:  # not UTF-8, a field over the csv limit, an endless line
+        raise _error(spec, dc, str(e), ("path",)) from None
+    if header is None:
+        raise _error(spec, dc, f"{file} is empty; a csv source needs a header row of column names", ("path",))
+    column = {col: np.frombuffer(values[j], dtype=np.float64) for j, col in enumerate(wanted)}
 
     def columns(name: str, cols, kind: str):
         cols = [cols] if isinstance(cols, str) else list(cols)
-        out = np.empty((len(body), len(cols)), dtype=np.float64)
-        for j, col in enumerate(cols):
-            k = index[col]
-            for i, row in enumerate(body):
-                try:
-                    out[i, j] = float(row[k])
-                except ValueError:
-                    raise _error(spec, dc, f"{dc.path.name} line {i + 2}, column {col!r}: {short(row[k])} is not "
-                                 f"a number", (kind, name)) from None
+        out = np.stack([column[c] for c in cols], axis=1) if cols else np.empty((n, 0), np.float64)
         if kind == "y" and len(cols) == 1:
             out = out[:, 0]
         if np.all(np.isfinite(out)) and np.all(out == np.round(out)) and kind == "y":
@@ -182,9 +211,15 @@ def _image_files(spec, dc) -> Files:
         raise _error(spec, dc, f"source: image_dir needs an input of shape [height, width, 1 | 3 | 4]; input "
                      f"{decl.name!r} (line {decl.location.line}) has shape {list(shape)}", ("source",))
     paths, labels = [], []
+    roots = spec_roots(spec)
     for label, name in enumerate(dc.classes):
-        for f in sorted((dc.path / name).iterdir()):
+        folder = dc.path / name
+        for entry in sorted(os.listdir(folder)):
+            f = folder / entry
             if f.suffix.lower() in IMAGE_SUFFIXES:
+                if not inside_roots(f, roots):  # checked at validate time; the folder may have changed since
+                    raise _error(spec, dc, f"image {shown(entry)} in class folder {shown(name)} leads outside "
+                                 "the spec's directory (a symlink)", ("path",))
                 paths.append(str(f))
                 labels.append(label)
     return Files(paths, np.asarray(labels, dtype=np.int64), decl.name, spec.graph.outputs[0][0], shape)
@@ -203,6 +238,11 @@ def decode_image(path, shape):
 def _decode_all(files: Files) -> Arrays:
     import tensorflow as tf
 
+    need = len(files.paths) * math.prod(files.shape) * 4  # float32, resized
+    if need > data_budget():
+        raise DataError(f"{len(files.paths):,} images of shape {list(files.shape)} take {size_text(need)} as "
+                        f"float32, over the data budget of {size_text(data_budget())}")
+
     images = [decode_image(tf.constant(p), files.shape).numpy() for p in files.paths]
     return Arrays({files.input_name: np.stack(images)}, {files.output_name: files.labels})
 
@@ -214,8 +254,9 @@ def check_images(spec, dc, files: Files) -> None:
     for p in files.paths:
         try:
             decode_image(tf.constant(p), files.shape)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-            raise _error(spec, dc, f"image {p} cannot be decoded ({e.message.splitlines()[0]})", ("path",)) from None
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.ResourceExhaustedError) as e:
+            reason = " ".join((e.message or "").split())[:80]
+            raise _error(spec, dc, f"image {shown(Path(p).name)} cannot be decoded ({reason})", ("path",)) from None
 
 
 # -- checks against the model -----------------------------------------------------------------

@@ -1,16 +1,21 @@
 """The ``train.data`` section checked without reading the data: sources, files, npz keys, csv columns.
 
-Runs in ``netspec validate`` (no TensorFlow, no numpy): a missing file, key or column is reported at
-the YAML line that names it, before anything heavy starts.
+Runs in ``netspec validate`` (no TensorFlow): a missing file, key or column is reported at the YAML
+line that names it, before anything heavy starts. Every path goes through
+:func:`netspec.datapaths.confine` (the spec's tree, ``--data-root``, netspec's shipped data), every
+file through the :mod:`netspec.datafiles` gate (npz members costed from their headers, CSV headers
+read as bounded UTF-8 lines, image headers checked for size), and messages quote at most
+:data:`~netspec.datapaths.MAX_NAMES` bounded names from inside those roots.
 """
 
 from __future__ import annotations
 
-import csv
-import zipfile
+import os
 from pathlib import Path
 from typing import Any
 
+from .datafiles import MAX_IMAGES, csv_header, image_size, npz_cost, npz_keys
+from .datapaths import PathRefused, Roots, confine, inside_roots, names, roots_for, shown
 from .errors import NetspecError, hint_for, short
 
 # Datasets shipped with netspec: name -> (file under data/, x key, y key, description).
@@ -43,14 +48,20 @@ def data_dir() -> Path:
     return here.parent / "data"
 
 
-def data_config(spec, data: dict, base: Path):
+def spec_roots(spec) -> Roots:
+    """Where the spec's data may come from: its directory, its ``data_root`` (``--data-root``), shipped data."""
+    return roots_for(spec.path, getattr(spec, "data_root", None), data_dir())
+
+
+def data_config(spec, data: dict):
     """The training source, the validation source (or None) and the validation split (or None).
 
     Raises:
-        DataError: a source lacks a field it needs, has one it cannot use, or names a missing
-            file, npz key, csv column or class folder.
+        DataError: a source lacks a field it needs, has one it cannot use, names a path outside
+            the data roots, or a missing or unreadable file, npz key, csv column or class folder.
     """
     where = ("train", "data")
+    base = spec_roots(spec)
     main = _source(spec, data, where, base, None)
     split, val = data.get("validation_split"), data.get("validation")
     if split is not None and val is not None:
@@ -64,7 +75,7 @@ def _error(spec, message: str, path: tuple, *, hint: str | None = None, at_key: 
     return DataError(message, path=path, location=src.key(path) if at_key else src.value(path), hint=hint)
 
 
-def _source(spec, data: dict, where: tuple, base: Path, parent):
+def _source(spec, data: dict, where: tuple, base: Roots, parent):
     from .trainconfig import DataConfig
 
     source = data.get("source", parent.source if parent else None)
@@ -83,7 +94,7 @@ def _source(spec, data: dict, where: tuple, base: Path, parent):
     if source == "dataset":
         name = data.get("name")
         if name not in DATASETS:
-            raise _error(spec, f"unknown dataset {short(name)}; netspec ships: {', '.join(DATASETS)}",
+            raise _error(spec, f"unknown dataset {short(name)}; netspec ships: {names(DATASETS)}",
                          where + (("name",) if name is not None else ()), hint=hint_for(name, DATASETS))
         file, x, y, _ = DATASETS[name]
         path = data_dir() / file
@@ -97,10 +108,13 @@ def _source(spec, data: dict, where: tuple, base: Path, parent):
         if len(inputs) != 1 or len(outputs) != 1:
             raise _error(spec, "source: image_dir feeds a model with one input and one output; this one has "
                          f"{len(inputs)} inputs and {len(outputs)} outputs", where + ("source",))
-        classes = _classes(spec, path, data.get("classes"), where)
+        classes = _classes(spec, path, data.get("classes"), where, base)
         return DataConfig(source, path, None, {inputs[0]: None}, {outputs[0]: None}, classes, ",",
                           data.get("shuffle"), data.get("cache", True), where)
     delimiter = data.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise _error(spec, f"delimiter must be one character (not a quote or a line break). Received: "
+                     f"{short(delimiter)}", where + ("delimiter",) if "delimiter" in data else where)
     xs = _by_name(spec, x, inputs, "x", "input", where, source)
     ys = _by_name(spec, y, outputs, "y", "output", where, source)
     if source in ("npz", "dataset"):
@@ -116,8 +130,9 @@ def _source(spec, data: dict, where: tuple, base: Path, parent):
             for key, cols in mapping.items():
                 for col in [cols] if isinstance(cols, str) else cols:
                     if col not in header:
-                        raise _error(spec, f"column {short(col)} is not in {path.name} (its columns: "
-                                     f"{_few(header)})", _where(where, kind, key, data), hint=hint_for(col, header))
+                        raise _error(spec, f"column {short(col)} is not in {_file(path)} (its columns: "
+                                     f"{names(header)})", _where(where, kind, key, data),
+                                     hint=_bounded_hint(col, header))
                     used.add(col)
         if not xs:
             if len(inputs) != 1:
@@ -133,19 +148,21 @@ def _where(where: tuple, kind: str, key: str, data: dict) -> tuple:
     return where + ("source",)
 
 
-def _few(names: list[str], n: int = 12) -> str:
-    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+def _file(path: Path) -> str:
+    return shown(path.name)
 
 
-def _existing(spec, text: str, path: tuple, base: Path, *, directory: bool) -> Path:
-    resolved = (base / text).resolve()
-    if directory and not resolved.is_dir():
-        what = "is a file, not a directory" if resolved.exists() else "does not exist"
-        raise _error(spec, f"data directory {short(text)} {what} (looked for {resolved})", path)
-    if not directory and not resolved.is_file():
-        what = "is a directory, not a file" if resolved.exists() else "does not exist"
-        raise _error(spec, f"data file {short(text)} {what} (looked for {resolved})", path)
-    return resolved
+def _bounded_hint(name: Any, candidates: list[str]) -> str | None:
+    """did-you-mean over names read from a file: only short names, and only a bounded number of them."""
+    hint = hint_for(name, [c for c in candidates[:1000] if len(c) <= 40])
+    return hint if hint is None or hint.isprintable() else None
+
+
+def _existing(spec, text: str, path: tuple, base: Roots, *, directory: bool) -> Path:
+    try:
+        return confine(text, base, kind="dir" if directory else "file")
+    except PathRefused as e:
+        raise _error(spec, str(e), path) from None
 
 
 def _by_name(spec, value: Any, names: list[str], key: str, what: str, where: tuple, source: str) -> dict | None:
@@ -178,50 +195,102 @@ def _default_keys(names: list[str], fallback: str) -> dict:
 
 
 def _check_npz(spec, path: Path, xs: dict, ys: dict, where: tuple, data: dict) -> None:
+    """Every array the source uses exists, and its .npy header is costed (no data is read)."""
     try:
-        with zipfile.ZipFile(path) as z:
-            keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-    except (zipfile.BadZipFile, OSError) as e:
-        raise _error(spec, f"{path.name} is not a readable .npz file ({e})", where + ("path",)) from None
+        keys = npz_keys(path)
+    except PathRefused as e:
+        raise _error(spec, str(e), where + ("path",)) from None
     for kind, mapping in (("x", xs), ("y", ys)):
         for name, key in mapping.items():
             if key not in keys:
                 explicit = kind in data
-                msg = f"{path.name} has no array {key!r}"
+                msg = f"{_file(path)} has no array {short(key)}"
                 if not explicit:
                     msg += f" ({kind} defaults to {key!r}; name the key with {kind}:)"
-                raise _error(spec, f"{msg}; its arrays: {_few(keys)}", _where(where, kind, name, data),
-                             hint=hint_for(key, keys))
+                raise _error(spec, f"{msg}; its arrays: {names(keys)}", _where(where, kind, name, data),
+                             hint=_bounded_hint(key, keys))
+    try:
+        npz_cost(path, [*xs.values(), *ys.values()])
+    except PathRefused as e:
+        raise _error(spec, str(e), where + ("path",)) from None
 
 
 def _csv_header(spec, path: Path, delimiter: str, where: tuple) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f, delimiter=delimiter), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise _error(spec, f"cannot read {path.name} as UTF-8 CSV ({e})", where + ("path",)) from None
+        header = csv_header(path, delimiter)
+    except PathRefused as e:
+        raise _error(spec, str(e), where + ("path",)) from None
     if not header:
-        raise _error(spec, f"{path.name} is empty; a csv source needs a header row of column names", where + ("path",))
-    header = [h.strip() for h in header]
-    if len(set(header)) != len(header):
-        dup = next(h for h in header if header.count(h) > 1)
-        raise _error(spec, f"{path.name} names column {dup!r} twice", where + ("path",))
+        raise _error(spec, f"{_file(path)} is empty; a csv source needs a header row of column names",
+                     where + ("path",))
+    seen: set[str] = set()
+    for h in header:
+        if h in seen:
+            raise _error(spec, f"{_file(path)} names column {short(h, 42)} twice", where + ("path",))
+        seen.add(h)
     return header
 
 
-def _classes(spec, path: Path, classes, where: tuple) -> tuple:
-    found = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _classes(spec, path: Path, classes, where: tuple, roots: Roots) -> tuple:
+    """The class folders (given, or every visible folder), each inside the roots and holding images
+    whose headers are checked; at most :data:`MAX_IMAGES` images in all."""
+    at = where + ("path",)
+    found = sorted(e.name for e in _entries(spec, path, at) if not e.name.startswith(".") and _is_dir(e))
     if classes is None:
         if not found:
-            raise _error(spec, f"{path} has no class folders (image_dir expects one folder of images per class)",
-                         where + ("path",))
+            raise _error(spec, f"{_file(path)} has no class folders (image_dir expects one folder of images per "
+                         "class)", at)
         classes = found
     for i, name in enumerate(classes):
         if name not in found:
-            raise _error(spec, f"class folder {short(name)} is not in {path} (it has: {_few(found)})",
-                         where + ("classes", i), hint=hint_for(name, found))
+            raise _error(spec, f"class folder {short(name, 42)} is not in {_file(path)} (it has: {names(found)})",
+                         where + ("classes", i), hint=_bounded_hint(name, found))
+    count = 0
     for name in classes:
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in (path / name).iterdir()):
-            raise _error(spec, f"class folder {name!r} in {path} has no images ({', '.join(IMAGE_SUFFIXES)})",
-                         where + ("path",))
+        folder = path / name
+        if not inside_roots(folder, roots):
+            raise _error(spec, f"class folder {short(name, 42)} leads outside the spec's directory (a symlink); data "
+                         "files must stay inside it", at)
+        images = 0
+        for entry in _entries(spec, folder, at):
+            if os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
+                continue
+            count += 1
+            if count > MAX_IMAGES:
+                raise _error(spec, f"{_file(path)} holds more than {MAX_IMAGES:,} images; netspec reads at most "
+                             f"{MAX_IMAGES:,} from one image_dir", at)
+            image = folder / entry.name
+            if not inside_roots(image, roots):
+                raise _error(spec, f"image {shown(entry.name)} in class folder {shown(name)} leads outside "
+                             "the spec's directory (a symlink); data files must stay inside it", at)
+            try:
+                image_size(image)  # a header read: format and pixel count, before anything decodes it
+            except PathRefused as e:
+                raise _error(spec, f"{e} (class folder {shown(name)})", at) from None
+            images += 1
+        if not images:
+            raise _error(spec, f"class folder {short(name, 42)} in {_file(path)} has no images "
+                         f"({', '.join(IMAGE_SUFFIXES)})", at)
     return tuple(classes)
+
+
+def _entries(spec, folder: Path, at: tuple) -> list:
+    """A folder's entries (sorted by name), refused past :data:`MAX_IMAGES` before they are all listed."""
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                out.append(entry)
+                if len(out) > MAX_IMAGES:
+                    raise _error(spec, f"{_file(folder)} holds more than {MAX_IMAGES:,} entries; netspec reads at "
+                                 f"most {MAX_IMAGES:,} from one image_dir", at)
+    except OSError as e:
+        raise _error(spec, f"{_file(folder)} cannot be listed ({e.strerror})", at) from None
+    return sorted(out, key=lambda e: e.name)
+
+
+def _is_dir(entry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

@@ -142,6 +142,10 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
     if check_only:
         return None
     own = run if chief else RunDir(run.root / "workers" / f"worker-{index}")
+    callbacks = [_build(cb) for cb in config.callbacks]
+    steps = config.steps_per_epoch or len(train_data) // config.batch_size
+    if steps == 0:  # refused before the run directory is touched
+        raise TrainError(f"{len(train_data)} training samples make no full batch of {config.batch_size}")
     done = 0
     if state is not None:
         load_checkpoint(model, run.root / state.checkpoint)
@@ -149,14 +153,10 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
         if not chief:
             own.root.mkdir(parents=True, exist_ok=True)
     else:
-        own.start(_spec_text(spec), _resolved_text(spec, config, total))
         state = RunState(epochs=total, spec=spec.path)
-    callbacks = [_build(cb) for cb in config.callbacks]
+        own.start(_spec_text(spec), _resolved_text(spec, config, total), state)
     recorder = make_recorder(own, state, own.read_history()[:done], callbacks, config)
     all_callbacks = [*callbacks, *([_tensorboard(own)] if chief else []), recorder]
-    steps = config.steps_per_epoch or len(train_data) // config.batch_size
-    if steps == 0:
-        raise TrainError(f"{len(train_data)} training samples make no full batch of {config.batch_size}")
     cbs = keras.callbacks.CallbackList(all_callbacks, add_history=False, add_progbar=bool(verbose) and chief,
                                        model=model, verbose=1 if verbose == "auto" else verbose, epochs=total,
                                        steps=steps)

@@ -11,8 +11,10 @@ import keras
 from keras import activations, ops
 
 from . import exprcheck
-from .errors import ExpressionError, NetspecError, ShapeError, short
+from .budget import DEFAULT_BUDGET, Budget, feed_dims, itemsize
+from .errors import ExpressionError, NetspecError, ShapeError, format_bytes, short
 from .exprcheck import FUNCTIONS, NAME_RE, fail
+from .exprcost import approx
 
 # Each table key is looked up once, here; expression text only ever indexes this dict, so a
 # spec can name nothing that is not in the table.
@@ -71,6 +73,10 @@ class Expression(keras.layers.Layer):
         self._tree = checked.tree
         self._on_error = None  # set by build_expr_layer: turns errors into spec locations
         self._failure = None
+        # Intermediates are costed while the layer is traced on symbolic inputs (compute_output_spec),
+        # against the compiler's activation budget (build_expr_layer passes the one in use).
+        self._budget: Budget = DEFAULT_BUDGET
+        self._symbolic = False
 
     @property
     def expression(self) -> str:
@@ -83,13 +89,15 @@ class Expression(keras.layers.Layer):
     def call(self, inputs):
         try:
             values = self._bind(inputs)
-            out = _Walker(values, self._constants).run(self._tree.body)
+            meter = _Intermediates(self._budget) if self._symbolic else None
+            out = _Walker(values, self._constants, meter).run(self._tree.body)
             return _result(out, self._tree.body)
         except NetspecError as e:
             raise self._located(e) from None
 
     def compute_output_spec(self, inputs):
         self._failure = None
+        self._symbolic = True
         try:
             out = super().compute_output_spec(inputs)
         except Exception:
@@ -99,6 +107,8 @@ class Expression(keras.layers.Layer):
             if failure is None:
                 raise
             raise failure from None
+        finally:
+            self._symbolic = False
         if self._expected is not None:
             actual = _shape_of(out)
             if not _shape_matches(self._expected, actual):
@@ -149,8 +159,16 @@ class Expression(keras.layers.Layer):
 class _Walker:
     """Evaluates a checked tree: tensors through ``keras.ops``, constants as Python numbers."""
 
-    def __init__(self, values: Mapping[str, Any], constants: Mapping[str, Any]) -> None:
-        self.values, self.constants = values, constants
+    def __init__(self, values: Mapping[str, Any], constants: Mapping[str, Any],
+                 meter: "_Intermediates | None" = None) -> None:
+        self.values, self.constants, self.meter = values, constants, meter
+
+    def apply(self, node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
+        """One tensor operation; on symbolic inputs its result is charged to the budget."""
+        out = _apply(node, label, fn, *args, **kwargs)
+        if self.meter is not None:
+            self.meter.add(node, label, out)
+        return out
 
     def run(self, node: ast.AST) -> Any:
         # Recursion is bounded: check() limited the tree to MAX_DEPTH levels.
@@ -162,18 +180,18 @@ class _Walker:
             left, right = self.run(node.left), self.run(node.right)
             if _is_number(left) and _is_number(right):
                 return exprcheck.fold(node, left, right)
-            return _apply(node, _op_label(node.op), _BINARY[type(node.op)], left, right)
+            return self.apply(node, _op_label(node.op), _BINARY[type(node.op)], left, right)
         if isinstance(node, ast.UnaryOp):
             value = self.run(node.operand)
             if isinstance(node.op, ast.UAdd):
                 return value
-            return -value if _is_number(value) else _apply(node, "unary '-'", ops.negative, value)
+            return -value if _is_number(value) else self.apply(node, "unary '-'", ops.negative, value)
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Subscript):
             value = self.run(node.value)
             index = exprcheck.index_value(node.slice, self.constants)
-            return _apply(node, "the subscript", lambda: value[index])
+            return self.apply(node, "the subscript", lambda: value[index])
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self.run(e) for e in node.elts]
         if isinstance(node, ast.Call):
@@ -187,8 +205,8 @@ class _Walker:
             if _is_number(left) and _is_number(right):
                 step = _COMPARE_PY[type(op)](left, right)
             else:
-                step = _apply(node, "the comparison", _COMPARE[type(op)], left, right)
-            result = step if result is None else _apply(node, "the comparison", ops.logical_and, result, step)
+                step = self.apply(node, "the comparison", _COMPARE[type(op)], left, right)
+            result = step if result is None else self.apply(node, "the comparison", ops.logical_and, result, step)
             left = right
         return result
 
@@ -206,8 +224,8 @@ class _Walker:
             kwargs[p.name] = value
         if fn.varargs:  # einsum: the equation, then the operands
             args = [kwargs.pop(fn.params[0].name), *(self.run(a) for a in operands)]
-            return _apply(node, qual, _TARGETS[qual], *args)
-        return _apply(node, qual, _TARGETS[qual], **kwargs)
+            return self.apply(node, qual, _TARGETS[qual], *args)
+        return self.apply(node, qual, _TARGETS[qual], **kwargs)
 
 
 _COMPARE_PY = {
@@ -227,6 +245,38 @@ def _apply(node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
         text = _TF_NODE.sub("", _ANSI.sub("", str(e)).split("Arguments received by")[0])
         text = " ".join(text.split())
         raise fail(f"{label} failed: {text[:300] + '...' if len(text) > 300 else text}", node) from None
+
+
+class _Intermediates:
+    """The bytes of every tensor one expression computes, checked against the activation budget.
+
+    Sizes come from symbolic shapes, before anything is allocated, at the sizes the compiler
+    costs (netspec.budget): an unknown first axis is ``budget.batch`` samples, other unknown
+    dimensions the size the gate feeds. A known first axis counts in full, since it is not a
+    batch axis when it comes from a constant (``ops.tile(1.0, [10**5, 10**5])``). Intermediates
+    add up: a trained model keeps them for the gradient.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.total = budget, 0
+
+    def add(self, node: ast.AST, label: str, out: Any) -> None:
+        for t in out if isinstance(out, (list, tuple)) else [out]:
+            try:
+                dims = list(t.shape)
+            except (AttributeError, TypeError, ValueError):  # not a tensor, or TensorFlow's unknown rank
+                continue
+            n = 1
+            for d in feed_dims(dims[1:], dims[0] if dims and dims[0] is not None else self.budget.batch)[:len(dims)]:
+                n *= d
+            size = n * itemsize(t.dtype)
+            self.total += size
+            if self.total > self.budget.max_activation_bytes:
+                shown = "(" + ", ".join("None" if d is None else approx(int(d)) for d in dims[:8]) + \
+                    (", ..." if len(dims) > 8 else "") + ")"
+                raise fail(f"{label} makes a {format_bytes(size)} intermediate of shape {shown}; this "
+                           f"expression's intermediates reach {format_bytes(self.total)}, over the activation "
+                           f"budget of {self.budget.activation_note()}", node)
 
 
 def _op_label(op: ast.AST) -> str:
@@ -405,6 +455,8 @@ def build_expr_layer(node, builder) -> Expression:
     except ExpressionError as e:
         raise locate(e) from None
     layer._on_error = locate
+    meter = getattr(builder, "meter", None)
+    layer._budget = meter.budget if meter is not None else DEFAULT_BUDGET
     return layer
 
 

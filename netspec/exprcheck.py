@@ -75,7 +75,11 @@ def check_expression(text: str, variables: Iterable[str], names: Mapping[str, An
     Raises:
         ExpressionError: with ``offset``, the character offset in ``text`` of the problem.
     """
-    check(text, variables, names)
+    try:
+        check(text, variables, names)
+    except (MemoryError, RecursionError) as e:  # the stage boundary: never a traceback
+        what = "ran out of memory" if isinstance(e, MemoryError) else "is nested too deeply"
+        raise fail(f"expression {what} while checking its constants") from None
 
 
 def check(text: str, variables: Iterable[str], names: Mapping[str, Any]) -> Checked:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import ast
 import math
-import operator
 from typing import Any, Mapping
 
 from .errors import ExpressionError, short
+from .exprcost import Cost
 from .interp import Lazy
 
-MAX_INT_BITS = 64
+MAX_INT_BITS = 64  # a constant becomes a tensor value: int64 at most
 MAX_PARAM_ITEMS = 10_000
 MAX_PARAM_DEPTH = 4
 
-_FOLD = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-}
+_FOLD = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)  # exprcost.Cost computes them
 
 
 class NeedsShape(Exception):
@@ -100,7 +97,11 @@ def static_value(node: ast.AST, names: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.BinOp):
         return fold(node, static_value(node.left, names), static_value(node.right, names))
     if isinstance(node, (ast.List, ast.Tuple)):
-        return [static_value(e, names) for e in node.elts]
+        items = [static_value(e, names) for e in node.elts]
+        try:  # sized like a ${} list: [p, p, ...] of big params stops at the element limit
+            return Cost().make_list(items)
+        except ExpressionError as e:
+            raise fail(e.message, node) from None
     if isinstance(node, ast.Subscript):
         value, index = static_value(node.value, names), index_value(node.slice, names)
         try:
@@ -142,6 +143,9 @@ def _index_part(node: ast.AST, names: Mapping[str, Any]) -> Any:
 def fold(node: ast.BinOp, left: Any, right: Any) -> Any:
     """``left <op> right`` on Python numbers, with the result bounded like a literal.
 
+    The operation goes through the same size accountant as ``${}`` (exprcost.Cost), which refuses
+    a result over the integer limit before computing it.
+
     Raises:
         ExpressionError: not numbers, division by zero, or a result too large.
     """
@@ -150,10 +154,11 @@ def fold(node: ast.BinOp, left: Any, right: Any) -> Any:
     if not (_is_number(left) and _is_number(right)):
         raise fail(f"arithmetic on constants needs numbers. Received: {short(left)} and {short(right)}", node)
     try:
-        value = _FOLD[type(node.op)](left, right)
-    except (ZeroDivisionError, OverflowError, ValueError) as e:
-        raise fail(f"cannot compute this constant: {e}", node) from None
-    if isinstance(value, complex) or _number_problem(value):
+        value = Cost().binop(type(node.op), left, right)
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError, ExpressionError) as e:
+        message = e.message if isinstance(e, ExpressionError) else str(e)
+        raise fail(f"cannot compute this constant: {short(message, 120)}", node) from None
+    if _number_problem(value):
         raise fail("this constant is too large or not a real number", node)
     return value
 

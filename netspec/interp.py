@@ -11,12 +11,12 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from .errors import ExpressionError, short
+from .exprcost import MAX_CHARS, Cost, approx
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 300
-MAX_AST_DEPTH = 40
-MAX_INT_BITS = 64
-MAX_SEQ_LEN = 10_000
+MAX_AST_DEPTH = 40  # the walker recurses once per level: bounded far below Python's limit
+MAX_LITERAL_BITS = 64  # integer literals; computed integers are bounded by exprcost.MAX_INT_BITS
 MAX_POW_EXPONENT = 64
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -49,10 +49,13 @@ class Scope:
     Args:
         names: params, block params and vars, ``i``; ``in_shape`` when known.
         shape_of: returns the static shape of a ref, or raises Deferred; None when no refs are in scope.
+        cost: the size accountant to charge; one shared by many evaluations measures each shared
+            value (a param used everywhere) once. A fresh one per evaluation when None.
     """
 
     names: Mapping[str, Any]
     shape_of: Callable[[str], Any] | None = None
+    cost: Cost | None = None
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -89,15 +92,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "make_divisible": make_divisible,
 }
 
-_BINOPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
+_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 _CMPOPS = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -174,7 +169,7 @@ def parse(text: str) -> ast.Expression:
                 raise _fail("keyword arguments are not allowed in ${...} expressions", node)
         if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
             raise _fail("only numbers, strings, booleans and None are allowed as literals", node)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value).bit_length() > MAX_INT_BITS:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value).bit_length() > MAX_LITERAL_BITS:
             raise _fail("integer literal is too large", node)
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return tree
@@ -192,8 +187,12 @@ def _describe(node: ast.AST) -> str:
 def evaluate(text: str, scope: Scope) -> Any:
     """Evaluate one expression (the text inside ``${...}``).
 
+    Every operation goes through the scope's :class:`~netspec.exprcost.Cost`, which refuses a
+    result over a size limit before computing it.
+
     Raises:
-        ExpressionError: not allowed, unknown name, or failed evaluation; ``offset`` says where.
+        ExpressionError: not allowed, unknown name, failed evaluation, or a result over a size
+            limit; ``offset`` says where.
         Deferred: it needs a shape that is not known yet.
     """
     tree = parse(text)
@@ -203,14 +202,20 @@ def evaluate(text: str, scope: Scope) -> Any:
 class _Evaluator:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+        self.cost = scope.cost if scope.cost is not None else Cost()
 
     def run(self, node: ast.AST) -> Any:
+        self._last = node
         try:
             return self._eval(node)
-        except (ExpressionError, Deferred):
+        except Deferred:
+            raise
+        except ExpressionError as e:
+            if not hasattr(e, "offset"):  # a size limit: at the operation that would pass it
+                e.offset = getattr(self._last, "col_offset", 0)
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError, KeyError) as e:
-            raise _fail(f"cannot evaluate: {short(str(e), 120)}", getattr(self, "_last", node)) from None
+            raise _fail(f"cannot evaluate: {short(str(e), 120)}", self._last) from None
 
     def _eval(self, node: ast.AST) -> Any:
         self._last = node
@@ -224,17 +229,13 @@ class _Evaluator:
             if isinstance(node.op, ast.Pow):
                 if not isinstance(right, (int, float)) or isinstance(right, bool) or abs(right) > MAX_POW_EXPONENT:
                     raise _fail(f"exponents are limited to {MAX_POW_EXPONENT}", node)
-            if isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, (str, list)):
-                left, right = right, left
-            if isinstance(node.op, ast.Mult) and isinstance(left, (str, list)) and isinstance(right, int):
-                if len(left) * max(right, 0) > MAX_SEQ_LEN:
-                    raise _fail("result is too long", node)
-            return self._check(_BINOPS[type(node.op)](left, right), node)
+            return self.cost.binop(type(node.op), left, right)
         if isinstance(node, ast.UnaryOp):
             value = self._eval(node.operand)
+            self._last = node
             if isinstance(node.op, ast.Not):
                 return not value
-            return -value if isinstance(node.op, ast.USub) else +value
+            return self.cost.record(-value if isinstance(node.op, ast.USub) else +value)
         if isinstance(node, ast.BoolOp):
             value = None
             for item in node.values:
@@ -245,10 +246,13 @@ class _Evaluator:
                     return value
             return value
         if isinstance(node, ast.Compare):
+            # Operands are values within the size limits, so comparing them (==, <, in) walks at
+            # most MAX_ELEMENTS items and MAX_CHARS characters.
             left = self._eval(node.left)
             for op, comp in zip(node.ops, node.comparators):
                 right = self._eval(comp)
-                if not _CMPOPS[type(op)](left, right):
+                self._last = node
+                if not self.cost.compare(_CMPOPS[type(op)], left, right):
                     return False
                 left = right
             return True
@@ -258,22 +262,24 @@ class _Evaluator:
             value = self._eval(node.value)
             index = self._eval(node.slice)
             self._last = node
-            return value[index]
+            return self.cost.subscript(value, index)
         if isinstance(node, ast.Slice):
             parts = [None if p is None else self._eval(p) for p in (node.lower, node.upper, node.step)]
             return slice(*parts)
         if isinstance(node, (ast.List, ast.Tuple)):
-            return [self._eval(e) for e in node.elts]
+            items = [self._eval(e) for e in node.elts]
+            self._last = node
+            return self.cost.make_list(items)
         if isinstance(node, ast.Call) and node.func.id == "shape":
             arg = node.args[0]
             ref = arg.id if isinstance(arg, ast.Name) else arg.value
             if self.scope.shape_of is None:
                 raise _fail("shape() is not available here", node)
-            return self.scope.shape_of(ref)
+            return self.cost.record(self.scope.shape_of(ref))
         if isinstance(node, ast.Call):
             args = [self._eval(a) for a in node.args]
             self._last = node
-            return self._check(FUNCTIONS[node.func.id](*args), node)
+            return self.cost.call(node.func.id, FUNCTIONS[node.func.id], args)
         raise _fail(f"{_describe(node)} is not allowed", node)  # parse() already refused it
 
     def _name(self, node: ast.Name) -> Any:
@@ -291,16 +297,7 @@ class _Evaluator:
             raise err
         if isinstance(value, Lazy):
             raise Deferred(node.id)
-        return value
-
-    @staticmethod
-    def _check(value: Any, node: ast.AST) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-            raise _fail("result is too large", node)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _fail("result is not a finite number", node)
-        if isinstance(value, (str, list)) and len(value) > MAX_SEQ_LEN:
-            raise _fail("result is too long", node)
+        self.cost.size(value)  # a param over a limit (a deep YAML list, a huge --set) stops here
         return value
 
 
@@ -343,16 +340,34 @@ def interpolate(value: str, scope: Scope) -> Any:
     A string that is exactly one ``$name`` or ``${...}`` takes the value's type; otherwise the
     values are formatted into the text. ``$$`` is a literal ``$``.
 
+    This is the stage boundary of ``${}`` evaluation: a MemoryError or RecursionError that the size
+    model did not foresee becomes a located ExpressionError here, never a traceback.
+
     Raises:
         ExpressionError: with ``offset`` relative to ``value``.
         Deferred: a shape value is needed.
     """
+    if scope.cost is None:  # one accountant for every ${} of this string
+        scope = Scope(scope.names, scope.shape_of, Cost())
+    try:
+        return _interpolate(value, scope)
+    except (MemoryError, RecursionError) as e:
+        what = "ran out of memory" if isinstance(e, MemoryError) else "is nested too deeply"
+        err = ExpressionError(f"expression {what} (a value over the size model; please report it)")
+        err.offset = 0
+        raise err from None
+    finally:
+        scope.cost.forget()
+
+
+def _interpolate(value: str, scope: Scope) -> Any:
     match = _WHOLE_NAME.match(value)
     if match:
         return _lookup(match.group(1), scope, 1)
     if value.startswith("${") and _find_close(value, 2) == len(value) - 1:
         return _sub(value[2:-1], scope, 2)
     out: list[str] = []
+    room = MAX_CHARS - len(value)  # characters the substituted values may add
     k = 0
     while k < len(value):
         c = value[k]
@@ -370,12 +385,14 @@ def interpolate(value: str, scope: Scope) -> Any:
                 err = ExpressionError("unclosed '${'")
                 err.offset = k
                 raise err
-            out.append(_format(_sub(value[k + 2 : end], scope, k + 2)))
+            out.append(_format(_sub(value[k + 2 : end], scope, k + 2), scope.cost, k + 2, room))
+            room -= len(out[-1])
             k = end + 1
             continue
         match = _EMBED_NAME.match(value, k)
         if match:
-            out.append(_format(_lookup(match.group(1), scope, k + 1)))
+            out.append(_format(_lookup(match.group(1), scope, k + 1), scope.cost, k + 1, room))
+            room -= len(out[-1])
             k = match.end()
             continue
         out.append(c)
@@ -383,11 +400,22 @@ def interpolate(value: str, scope: Scope) -> Any:
     return "".join(out)
 
 
-def _format(value: Any) -> str:
+def _format(value: Any, cost: Cost, offset: int, room: int) -> str:
+    """``value`` as text inside a string; its printed length is checked before it is printed."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
+    try:
+        n = cost.text(value)
+    except ExpressionError as e:
+        e.offset = offset
+        raise
+    if n > room:
+        err = ExpressionError(f"interpolated string is too long: {approx(n)} more characters "
+                              f"(limit {MAX_CHARS:,})")
+        err.offset = offset
+        raise err
     return str(value)
 
 

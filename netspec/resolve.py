@@ -9,6 +9,7 @@ from .blocks import expand_block
 from .errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from .exprcheck import check_expression
 from .graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
+from .exprcost import Cost
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
 from .recheck import check_interpolated, check_section, def_schema
@@ -55,6 +56,7 @@ class Resolver:
         self.flat: dict[str, Node | InputDecl] = {}
         self.records: dict[int, list[Node]] = {}  # id(entry raw) + scope -> nodes made
         self.share: _Share | None = None
+        self.cost = Cost()  # one size and work accountant for every ${} of the spec
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class Resolver:
         if isinstance(raw, str):
             if not has_interpolation(raw):
                 return raw
-            scope = Scope(names, self._shape_probe(ctx, path))
+            scope = Scope(names, self._shape_probe(ctx, path), self.cost)
             try:
                 return interpolate(raw, scope)
             except ExpressionError as e:

@@ -28,12 +28,14 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 STATE = "state.json"
+_CHECKPOINT = re.compile(r"checkpoints/(epoch-\d{4,9}|best|callback-\d{1,4}-epoch-\d{4,9})\.npz")
 KEEP_CHECKPOINTS = 2
 # Callback attributes that carry state across epochs (restored on --resume).
 CALLBACK_STATE = {
@@ -103,11 +105,31 @@ class RunDir:
         return (self.root / STATE).is_file()
 
     def state(self) -> RunState:
-        data = json.loads((self.root / STATE).read_text(encoding="utf-8"))
-        return RunState(**{k: v for k, v in data.items() if k in RunState.__dataclass_fields__})
+        """The run's state.json, checked: numbers where numbers go, and file names inside checkpoints/.
 
-    def start(self, spec_text: str | None, resolved: str) -> None:
-        """A fresh run: clear what a previous run left here, then write the spec files."""
+        Raises:
+            ValueError: the file is not JSON, or not a state this module writes.
+        """
+        text = (self.root / STATE).read_text(encoding="utf-8")
+        if len(text) > 1 << 20:
+            raise ValueError(f"{STATE} is over 1 MiB")
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{STATE} is not a JSON object")
+        state = RunState(**{k: v for k, v in data.items() if k in RunState.__dataclass_fields__})
+        for name in ("epochs_done", "epochs"):
+            if type(getattr(state, name)) is not int or not 0 <= getattr(state, name) < 1 << 31:
+                raise ValueError(f"{STATE}: {name} is not an epoch count")
+        names = [state.checkpoint] + [v.get("best_weights") if isinstance(v, dict) else "?"
+                                      for v in state.callbacks or []]
+        for name in names:
+            if name is not None and not (isinstance(name, str) and _CHECKPOINT.fullmatch(name)):
+                raise ValueError(f"{STATE} names a checkpoint outside checkpoints/")
+        return state
+
+    def start(self, spec_text: str | None, resolved: str, state: RunState | None = None) -> None:
+        """A fresh run: clear what a previous run left here, then write the spec files and ``state``
+        (no epoch done yet), so that a run directory always holds a state.json."""
         for name in (STATE, "best.keras", "history.csv", "curves.png", "spec.yaml", "resolved.yaml"):
             (self.root / name).unlink(missing_ok=True)
         for name in ("checkpoints", "logs"):
@@ -116,6 +138,8 @@ class RunDir:
         if spec_text is not None:
             write_text(self.root / "spec.yaml", spec_text)
         write_text(self.root / "resolved.yaml", resolved)
+        if state is not None:
+            self.save_state(state)
 
     @property
     def best_weights(self) -> Path:

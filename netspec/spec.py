@@ -76,6 +76,8 @@ def _json_shape(shape):
 class Spec:
     """A loaded, validated and resolved spec. Made by :func:`load`."""
 
+    data_root: Path | None = None  # a directory the user allows data paths in, beside the spec's own
+
     def __init__(self, document: Document, graph: Graph, catalog: Catalog) -> None:
         self.document = document
         self.graph = graph
@@ -176,7 +178,7 @@ def _is_file(text: str) -> bool:
 
 
 def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = None, trust_plugins: bool = False,
-         *, limits: Limits = DEFAULT_LIMITS) -> Spec:
+         *, limits: Limits = DEFAULT_LIMITS, data_root: str | os.PathLike | None = None) -> Spec:
     """Load, validate and resolve a spec, without importing TensorFlow (unless it has plugins).
 
     Args:
@@ -184,6 +186,8 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
         params: overrides for the spec's ``params`` (like ``--set``).
         trust_plugins: allow the spec's ``plugins:`` to run Python code.
         limits: loader caps (file size, depth, alias expansion).
+        data_root: a directory the spec's data paths may also lead into (``--data-root``); by
+            default data stays inside the spec file's directory tree (see :mod:`netspec.datapaths`).
 
     Returns:
         A :class:`Spec` with ``.check()`` and ``.build()``.
@@ -208,7 +212,10 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
         check_nodes(doc, graph)  # input_spec and output_shape ${...} results, against their schema
     except (RecursionError, MemoryError) as exc:
         raise _exhausted(exc, stage, file) from None
-    return Spec(doc, graph, catalog)
+    spec = Spec(doc, graph, catalog)
+    if data_root is not None:
+        spec.data_root = Path(data_root)
+    return spec
 
 
 _STAGE_ERRORS = {"read": SpecSyntaxError, "validate": SchemaError, "load the plugins of": PluginError,

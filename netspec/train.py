@@ -121,7 +121,8 @@ def _say(verbose, text: str) -> None:
 
 
 def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str | os.PathLike | None = None,
-          verbose: int | str = "auto", check_only: bool = False, callbacks: list | None = None) -> TrainResult | None:
+          verbose: int | str = "auto", check_only: bool = False, callbacks: list | None = None,
+          data: tuple | None = None) -> TrainResult | None:
     """Train the spec's model as its ``train:`` section says, in a run directory.
 
     Args:
@@ -134,6 +135,8 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
         check_only: check the section and the data against the model, then stop (no training).
         callbacks: extra Keras callbacks from Python code (run after netspec's own; a spec never
             names these).
+        data: (training, validation) as :func:`netspec.data.read_split` returns them, when the
+            caller has read them already (the CLI does, so a data error costs no TensorFlow start).
 
     Returns:
         A :class:`TrainResult`, or None with ``check_only``.
@@ -151,7 +154,7 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
         state = _resume_state(spec, run, epochs)
         epochs = state.epochs
     total = epochs or config.epochs
-    train_data, val_data = read_split(spec, config)
+    train_data, val_data = data if data is not None else read_split(spec, config)
     if config.distribute == "multi_worker":
         from .distribute import train_multi_worker
 
@@ -173,30 +176,45 @@ def train(spec, *, epochs: int | None = None, resume: bool = False, run_dir: str
                 check_images(spec, dc, data)
     if check_only:
         return None
-    done = 0
+    done = state.epochs_done if state is not None else 0
+    # Everything that can refuse the run happens before the run directory is touched.
+    train_ds, val_ds = datasets(spec, config, train_data, val_data, initial_epoch=done)
+    extra, callbacks = callbacks, [build_object(cb) for cb in config.callbacks]
     if state is not None:
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
         load_checkpoint(model, run.root / state.checkpoint)
-        done = state.epochs_done
     else:
         from .runs import RunState
 
-        run.start(_spec_text(spec), _resolved_text(spec, config, total))
         state = RunState(epochs=total, spec=spec.path)
-    train_ds, val_ds = datasets(spec, config, train_data, val_data, initial_epoch=done)
-    extra, callbacks = callbacks, [build_object(cb) for cb in config.callbacks]
+        run.start(_spec_text(spec), _resolved_text(spec, config, total), state)
     _say(verbose, f"{spec.name}: {len(train_data):,} training samples"
          + (f", {len(val_data):,} validation" if val_data is not None else "")
          + (f"; resuming after epoch {done}" if done else "") + f"; run directory {run.root}")
     recorder = make_recorder(run, state, run.read_history()[:done], callbacks, config)
     if done < total and not state.finished:
-        model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, verbose=verbose, shuffle=False,
-                  steps_per_epoch=config.steps_per_epoch,
-                  callbacks=[*callbacks, _tensorboard(run), recorder, *(extra or [])])
+        with out_of_memory(run, state):
+            model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, verbose=verbose,
+                      shuffle=False, steps_per_epoch=config.steps_per_epoch,
+                      callbacks=[*callbacks, _tensorboard(run), recorder, *(extra or [])])
     result = finish(spec, run, state, recorder.rows, config, done, verbose, strategy.num_replicas_in_sync, model)
     result.epoch_seconds = recorder.seconds
     return result
+
+
+@contextlib.contextmanager
+def out_of_memory(run, state):
+    """An allocation failure during training as a :class:`TrainError`; state.json still names the last
+    complete epoch (it is replaced only after its checkpoint), so ``--resume`` continues from there."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (MemoryError, tf.errors.ResourceExhaustedError) as e:
+        kept = f"the run keeps epoch {state.epochs_done} ({run.root / 'state.json'}); " if state.epochs_done else ""
+        raise TrainError(f"training ran out of memory in epoch {state.epochs_done + 1} ({type(e).__name__}); {kept}"
+                         "lower train.batch_size, or the model's size") from None
 
 
 def datasets(spec, config: TrainConfig, train_data, val_data, *, initial_epoch: int = 0, drop_remainder=False):
@@ -353,7 +371,10 @@ def _run_dir(spec, run_dir):
 def _resume_state(spec, run, epochs: int | None):
     if not run.exists():
         raise TrainError(f"nothing to resume: {run.root} holds no run (no state.json); train without --resume")
-    state = run.state()
+    try:
+        state = run.state()
+    except (OSError, ValueError, TypeError) as e:
+        raise TrainError(f"cannot resume: {run.root / 'state.json'} is damaged ({str(e)[:80]})") from None
     saved = (run.root / "resolved.yaml").read_text(encoding="utf-8") if (run.root / "resolved.yaml").is_file() else ""
     import yaml
 

@@ -96,8 +96,6 @@ class _Checker:
         self.source = spec.document.source
         self.outputs = tuple(name for name, _ in spec.graph.outputs)
         self.inputs = tuple(d.name for d in spec.graph.inputs)
-        base = Path(spec.path).resolve().parent if spec.path else Path.cwd()
-        self.base = base
 
     def error(self, message: str, path: tuple, *, hint: str | None = None, at_key: bool = False) -> TrainError:
         location = self.source.key(path) if at_key else self.source.value(path)
@@ -264,7 +262,8 @@ def train_config(spec) -> TrainConfig:
 
     Returns:
         The checked configuration, with defaults filled in and data paths resolved against the
-        spec's directory (the working directory for a spec given as text).
+        spec's directory (``spec.data_root`` for a spec given as text) and confined to it
+        (:mod:`netspec.datapaths`).
 
     Raises:
         TrainError: the section is missing or names something netspec does not offer.
@@ -279,7 +278,7 @@ def train_config(spec) -> TrainConfig:
                          location=spec.document.source.value(()))
     if "data" not in section:
         raise c.error("train needs data: {source: npz | csv | image_dir | dataset, ...}", ("train",))
-    data, validation, split = data_config(spec, section["data"], c.base)
+    data, validation, split = data_config(spec, section["data"])
     optimizer = c.obj("optimizer", section.get("optimizer", DEFAULT_OPTIMIZER), ("train", "optimizer"))
     losses = c.losses(section.get("loss"))
     weights = c.loss_weights(section.get("loss_weights"), losses)

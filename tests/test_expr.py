@@ -615,3 +615,46 @@ def test_only_netspec_errors_escape_the_layer(keras, text):
         layer({"x": keras.Input((4, 3)), "y": keras.Input((4, 3))})
     except NetspecError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Intermediates: every tensor an expression computes is costed from its symbolic shape against
+# the activation budget, not only the node's output.
+
+INTERMEDIATES = [
+    R("ops.sum(ops.tile(x, [1, 100000, 100000]), axis=[1, 2])", "ops.tile makes a 447.0 GiB intermediate "
+      "of shape (None, 400,000, 300,000)", 8, None, True, id="tile-in-sum"),
+    R("ops.mean(ops.einsum('bij,bkl->bijkl', x, ops.tile(x, [1, 10000, 1000])))", "ops.einsum makes a 5.4 GiB "
+      "intermediate of shape (None, 4, 3, 40,000, 3,000); this expression's intermediates reach 5.8 GiB",
+      9, None, True, id="einsum-in-mean"),
+    R("ops.sum(x[:, :, :, None, None] * ops.tile(x, [1, 3000, 3000])[:, None, None, :, :], axis=[1, 2, 3, 4])",
+      "'*' makes a 4.8 GiB intermediate", 8, None, True, id="broadcast-in-sum"),
+]
+
+
+@pytest.mark.parametrize("text, fragment, offset, hint, in_spec", INTERMEDIATES)
+def test_intermediates_are_costed(keras, text, fragment, offset, hint, in_spec):
+    e = error_for(one_node_spec(text), stage="check")
+    _assert_located(e, text, fragment, offset, hint)
+    assert "over the activation budget of " in e.message and "--max-activation-mb" in e.message
+
+
+def test_intermediates_use_the_budget_in_use(keras):
+    from netspec.compile import Budget
+
+    text = one_node_spec("ops.sum(ops.tile(x, [1, 100, 100]), axis=[1, 2])")
+    netspec.load(text).check()  # 0.5 MiB of intermediates: within the default budget
+    with pytest.raises(NetspecError, match=r"ops.tile makes a 468.8 KiB intermediate of shape \(None, 400, 300\)"):
+        netspec.load(text).build(budget=Budget(max_activation_bytes=100 << 10))
+
+
+def test_intermediates_are_not_costed_on_real_tensors(keras):
+    from netspec.compile import Budget
+    from netspec.expr import Expression
+
+    layer = Expression("ops.sum(ops.tile(x, [1, 10, 10]), axis=[1, 2])", ["x"], {})
+    layer._budget = Budget(max_activation_bytes=100)  # symbolic calls would be refused; eager calls on real data are not re-costed
+    out = layer({"x": np.ones((2, 4, 3), "float32")})
+    assert out.shape == (2,)
+    with pytest.raises(ExpressionError, match="ops.tile makes a"):
+        layer({"x": keras.Input((4, 3))})

@@ -188,3 +188,19 @@ def test_make_train_reaches_the_stated_accuracy(tmp_path):
     assert out["epochs"] == 40 and out["monitor"] == "val_accuracy"
     assert out["best"] >= 0.94  # stated: 0.95 (measured 0.958 on 2 cores); docs/training.md
     assert (run / "best.keras").is_file()
+
+
+@pytest.mark.parametrize("state", [
+    '{"epochs_done": 1, "epochs": 2, "checkpoint": "../../../etc/passwd"}',
+    '{"epochs_done": 1, "epochs": 2, "checkpoint": "checkpoints/epoch-0001.npz", '
+    '"callbacks": [{"best_weights": "/tmp/x.npz"}]}',
+    '{"epochs_done": "1", "epochs": 2}',
+    '[1, 2]',
+    '{not json',
+], ids=["checkpoint_escape", "callback_weights_escape", "string_count", "not_an_object", "not_json"])
+def test_resume_refuses_a_damaged_state(tmp_path, state):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.json").write_text(state, encoding="utf-8")
+    with pytest.raises(netspec.NetspecError, match="state.json is damaged"):
+        train(tiny(tmp_path), run_dir=run, resume=True)

@@ -91,7 +91,7 @@ CASES = [
      "val_accuracy", "needs validation data", None),
     ("early_stopping_without_validation", replace(OK, ", validation_split: 0.2", "")
      + "callbacks: [{type: EarlyStopping}]\n", "{type: Early", "monitors val_loss by default", None),
-    ("missing_file", replace(OK, "DIGITS", "no/such/file.npz"), "no/such", "data file 'no/such/file.npz' does not exist",
+    ("missing_file", replace(OK, "DIGITS", "no/such/file.npz"), "no/such", "a spec given as text has no directory",
      None),
     ("npz_key_typo", replace(OK, "x: images", "x: imagez"), "imagez", "has no array 'imagez'", "'images'"),
     ("npz_default_key", replace(OK, "x: images, ", ""), "npz", "x defaults to 'x'", None),
