@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import hint_for, short
 from .graph import NODE_KEYS, Ref, ShapeOf, Value
 from .scope import Ctx, Entry, first_ref, flatten
+from .structure import MAX_BLOCK_DEPTH
 
 if TYPE_CHECKING:
     from .resolve import Resolver
-
-MAX_BLOCK_DEPTH = 32
 
 
 def expand_block(res: Resolver, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs, names) -> Value:

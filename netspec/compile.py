@@ -83,6 +83,9 @@ class _Builder:
         self.graph, self.catalog, self.source = graph, catalog, source
         self.tensors: dict[str, Any] = {}
         self.layers: dict[str, Any] = {}
+        # DeferredArg -> its value: a block's deferred vars are evaluated once per instance and build,
+        # not once per use (a chain of vars that each use the two before is exponential otherwise).
+        self.deferred: dict[int, tuple[DeferredArg, Any]] = {}
         self.meter: _Meter | None = None  # prices intermediates before a layer is called
         self.current: Node | None = None  # the node being built, for allocation failures
 
@@ -109,7 +112,10 @@ class _Builder:
                 return [_shape(x) for x in t]
             return _shape(t)
         if isinstance(value, DeferredArg):
-            return self.evaluate(value)
+            hit = self.deferred.get(id(value))
+            if hit is None:  # the arg is kept in the entry, so its id stays unique while the builder lives
+                hit = self.deferred[id(value)] = (value, self.evaluate(value))
+            return hit[1]
         return value
 
     def evaluate(self, arg: DeferredArg) -> Any:

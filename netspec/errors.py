@@ -72,6 +72,7 @@ class NetspecError(Exception):
         location: where in the YAML file the offending value starts.
         hint: a fix suggestion ("did you mean 'Dense'?").
         more: how many further errors were found but not shown.
+        more_at_least: ``more`` is a lower bound: the search stopped there (schema issues are bounded).
     """
 
     kind = "error"
@@ -84,6 +85,7 @@ class NetspecError(Exception):
         location: Location | None = None,
         hint: str | None = None,
         more: int = 0,
+        more_at_least: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -91,6 +93,7 @@ class NetspecError(Exception):
         self.location = location
         self.hint = hint
         self.more = more
+        self.more_at_least = more_at_least
 
     @property
     def json_path(self) -> str:
@@ -114,7 +117,9 @@ class NetspecError(Exception):
         text = f"{head}{where}{self.message}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        if self.more:
+        if self.more and self.more_at_least:
+            text += f"\n  (more than {self.more} other errors not shown)"
+        elif self.more:
             text += f"\n  ({self.more} more error{'s' if self.more > 1 else ''} not shown)"
         return text
 
@@ -129,6 +134,7 @@ class NetspecError(Exception):
             "column": self.column,
             "hint": self.hint,
             "more": self.more,
+            "more_at_least": self.more_at_least,
         }
 
 

@@ -37,6 +37,10 @@ class Limits:
     max_bytes: int = 1 << 20
     max_depth: int = 100
     max_nodes: int = 1_000_000  # collections + scalars after alias expansion
+    # Characters of scalars and keys after alias expansion: without aliases a spec holds fewer than
+    # max_bytes, so this only stops a small anchor used many times (a 64 KiB string aliased 240,000
+    # times stands for 16 GB of text to validate and interpolate). 4x the file cap.
+    max_chars: int = 4 << 20
     max_scalar_chars: int = 65_536
     max_int_digits: int = 100
 
@@ -184,12 +188,13 @@ def load_yaml(source: str | bytes, file: str | None = None, *, limits: Limits = 
 class _Frame:
     """An open collection on the composer's explicit stack."""
 
-    __slots__ = ("obj", "path", "kind", "key", "size", "anchor")
+    __slots__ = ("obj", "path", "kind", "key", "size", "chars", "anchor")
 
     def __init__(self, obj, path: tuple, kind: str, anchor: str | None) -> None:
         self.obj, self.path, self.kind, self.anchor = obj, path, kind, anchor
         self.key = None  # for mappings: the key waiting for its value
         self.size = 1  # nodes in this subtree after alias expansion, itself included
+        self.chars = 0  # characters of its scalars and keys after alias expansion
 
 
 class _Composer:
@@ -198,7 +203,7 @@ class _Composer:
     def __init__(self, text: str, file: str | None, limits: Limits) -> None:
         self.text, self.file, self.limits = text, file, limits
         self.source = SourceMap(file)
-        self.anchors: dict[str, tuple[object, int]] = {}
+        self.anchors: dict[str, tuple[object, int, int]] = {}  # name -> (node, values, characters)
         self.open_anchors: dict[str, int] = {}  # anchors of collections not yet closed
         self.empty_root = False  # a document with no content at all (`---` alone)
 
@@ -235,15 +240,17 @@ class _Composer:
         anchors, open_anchors = self.anchors, self.open_anchors
         limits = self.limits
         max_nodes, max_chars, max_digits = limits.max_nodes, limits.max_scalar_chars, limits.max_int_digits
-        count = 0
+        max_total = limits.max_chars
+        count = total = 0  # values and characters after alias expansion: one accountant for both
         while True:
             event = next_event()
             cls = event.__class__
             if cls is MappingEndEvent or cls is SequenceEndEvent:
                 done = stack.pop()
                 stack[-1].size += done.size
+                stack[-1].chars += done.chars
                 if done.anchor is not None:
-                    anchors[done.anchor] = (done.obj, done.size)
+                    anchors[done.anchor] = (done.obj, done.size, done.chars)
                     open_anchors[done.anchor] -= 1
                 continue
             if cls is DocumentEndEvent or event is None:  # None: the parser ran out (never expected)
@@ -264,7 +271,7 @@ class _Composer:
                         value = resolve_plain(text, max_digits)
                     except ScalarError as exc:
                         raise self._error(str(exc), mark, self._child(top)) from None
-                size = 1
+                size, chars = 1, len(text)
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
                 if event.tag is not None:
                     raise self._tag_error(event, top)
@@ -276,18 +283,23 @@ class _Composer:
                     value, style = {}, "{" if event.flow_style else ""
                 else:
                     value, style = [], "[" if event.flow_style else ""
-                size = 1
+                size, chars = 1, 0
             elif cls is AliasEvent:
-                value, size = self._alias(event, top)
+                value, size, chars = self._alias(event, top)
                 style = "*"
             else:
                 continue
             # An alias counts as the whole subtree it stands for, so expansion bombs stop here.
             count += size
+            total += chars
             if count > max_nodes:
                 raise self._error(f"the spec expands to more than {max_nodes} values (aliases counted at "
                                   "every use)", mark, self._child(top))
+            if total > max_total:
+                raise self._error(f"the spec expands to more than {max_total} characters (aliases counted at "
+                                  "every use, with the text they stand for)", mark, self._child(top))
             top.size += size
+            top.chars += chars
             kind = top.kind
             if kind == "map":
                 key = top.key
@@ -297,7 +309,7 @@ class _Composer:
                     keys[top.path + (value,)] = (mark.line + 1, mark.column + 1)
                     top.key = value
                     if cls is ScalarEvent and event.anchor is not None:
-                        anchors[event.anchor] = (value, 1)
+                        anchors[event.anchor] = (value, 1, chars)
                     continue
                 path = top.path + (key,)
                 top.obj[key] = value
@@ -312,7 +324,7 @@ class _Composer:
             values[path] = (mark.line + 1, mark.column + 1, style)
             if cls is ScalarEvent:
                 if event.anchor is not None:
-                    anchors[event.anchor] = (value, 1)
+                    anchors[event.anchor] = (value, 1, chars)
                 if value.__class__ is str and mark.line == event.end_mark.line:
                     raws[path] = text_all[mark.index:event.end_mark.index]
             elif cls is not AliasEvent:
@@ -345,8 +357,8 @@ class _Composer:
             first = self.source.keys[path][0]
             raise self._error(f"duplicate key {short(key)} (first defined at line {first})", mark, path)
 
-    def _alias(self, event, top: _Frame) -> tuple[object, int]:
-        """The node an alias stands for and its size after expansion."""
+    def _alias(self, event, top: _Frame) -> tuple[object, int, int]:
+        """The node an alias stands for, and its values and characters after expansion."""
         name = event.anchor
         if self.open_anchors.get(name):
             raise self._error(f"alias *{_clip(name)} refers to a collection that contains it",

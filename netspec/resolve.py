@@ -14,9 +14,12 @@ from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
 from .recheck import check_interpolated, check_section, def_schema
 from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
-from .structure import check_block_recursion, check_size_floor
+from .structure import check_block_recursion, check_expansion
 
 MAX_NODES = 50_000
+# Passes of the repeat loop over one node (layers, expressions, shares, block instances, and nodes that
+# `when` leaves out): counted before expansion (structure.check_expansion) and while expanding.
+MAX_INSTANCES = 2 * MAX_NODES
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
 # spec gets a clear error instead of a RecursionError.
 MAX_GRAPH_DEPTH = 5_000
@@ -38,13 +41,16 @@ class _Share:
 class Resolver:
     """Turns a validated document into a :class:`Graph`. Use :func:`resolve`."""
 
-    def __init__(self, doc: Document, catalog, params: Mapping[str, Any] | None, max_nodes: int) -> None:
+    def __init__(self, doc: Document, catalog, params: Mapping[str, Any] | None, max_nodes: int,
+                 max_instances: int = MAX_INSTANCES) -> None:
         self.doc = doc
         self.data = doc.data
         self.src: SourceMap = doc.source
         self.catalog = catalog
         self.overrides = dict(params or {})
         self.max_nodes = max_nodes
+        self.max_instances = max_instances
+        self.instances = 0  # the running count behind check_expansion's estimate
         self.blocks: dict = self.data.get("blocks") or {}
         self.nodes: list[Node] = []
         self.flat: dict[str, Node | InputDecl] = {}
@@ -132,7 +138,7 @@ class Resolver:
 
     def lookup(self, text: Any, ctx: Ctx, path: tuple) -> Value:
         """The Value a ref names in ``ctx``."""
-        m = REF.match(text) if isinstance(text, str) else None
+        m = REF.fullmatch(text) if isinstance(text, str) else None
         if not m:
             raise self.error(f"expected a ref (name, name.K or name.output). Received: {short(text)}", path, ctx=ctx)
         base, part = m.group(1), m.group(2)
@@ -162,8 +168,9 @@ class Resolver:
         entries = name_entries(self, ctx, raw_nodes)
         order = order_entries(self, ctx, entries)
         values: dict[int, Value] = {}
+        by_name = {e.name: e for e in entries}  # names are unique in a scope (name_entries checks)
         for k in order:
-            values[k] = self._expand_entry(ctx, entries[k], entries, values)
+            values[k] = self._expand_entry(ctx, entries[k], entries, values, by_name)
         return values[len(entries) - 1] if entries else None
 
     # -- entries ---------------------------------------------------------------------------------
@@ -185,11 +192,12 @@ class Resolver:
         sub = (lambda k: e.path + ("in", k)) if isinstance(raw_in, list) else (lambda k: e.path + ("in",))
         return [self.lookup(self.value(v, sub(k), ctx.names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
 
-    def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value]) -> Value:
+    def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value],
+                      by_name: dict[str, Entry]) -> Value:
         inputs = self._inputs(ctx, e, entries, values)
         raw = e.raw
         if "share" in raw:
-            return self._expand_share(ctx, e, inputs, entries)
+            return self._expand_share(ctx, e, inputs, by_name)
         key = id(raw), ctx.prefix
         made_before = len(self.nodes)
         value = self._expand_body(ctx, e, raw, e.name, inputs)
@@ -202,6 +210,10 @@ class Resolver:
         current = inputs
         last: Value | None = None
         for i in range(count):
+            self.instances += 1
+            if self.instances > self.max_instances:
+                raise self.error(f"the spec expands to more than {self.max_instances} node instances", e.path,
+                                 ctx=ctx, hint=f"netspec expands up to {self.max_instances} node instances")
             inst = f"{name}_{i}" if e.count is not None else name
             # in_shape is named here only so that using it says why it cannot decide the graph.
             names = ChainMap({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN}, ctx.names)
@@ -225,12 +237,12 @@ class Resolver:
         ctx.bindings[name] = last
         return last
 
-    def _expand_share(self, ctx: Ctx, e: Entry, inputs, entries: list[Entry]) -> Value:
+    def _expand_share(self, ctx: Ctx, e: Entry, inputs, by_name: dict[str, Entry]) -> Value:
         target_text = self.value(e.raw["share"], e.path + ("share",), ctx.names, ctx)
-        target = next((t for t in entries if t.name == target_text), None)
+        target = by_name.get(target_text) if isinstance(target_text, str) else None
         if target is None or "share" in target.raw and target is e:
             raise self.error(f"share needs a node of this scope; {short(target_text)} is not one",
-                             e.path + ("share",), hint=hint_for(target_text, [t.name for t in entries]), ctx=ctx)
+                             e.path + ("share",), hint=hint_for(target_text, list(by_name)), ctx=ctx)
         originals = self.records.get((id(target.raw), ctx.prefix))
         if not originals:
             raise self.error(f"node {target.name!r} made no layer to share (it was left out by when/repeat)",
@@ -328,8 +340,8 @@ class Resolver:
     def run(self) -> Graph:
         self.spec_params = self.params()
         check_block_recursion(self.blocks, self.error)
-        check_size_floor(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes, self.value,
-                         self.error)
+        check_expansion(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes,
+                        self.max_instances, self.value, self.error)
         inputs, bindings = self._model_inputs()
         ctx = Ctx(self.spec_params, bindings, "", (), ("nodes",),
                    next(iter(bindings.values())) if len(bindings) == 1 else None)
@@ -404,7 +416,8 @@ def _needs_interp(raw: Any) -> bool:
     return False
 
 
-def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES) -> Graph:
+def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES,
+            max_instances: int | None = None) -> Graph:
     """Resolve a schema-valid document into a flat :class:`Graph`.
 
     Args:
@@ -412,6 +425,7 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
         catalog: the layer catalogue (core and user layer types, argument checks).
         params: overrides for the spec's params (``--set``).
         max_nodes: cap on the number of layers.
+        max_instances: cap on node instances expanded (default: twice ``max_nodes``).
 
     Returns:
         The graph; shape-dependent values are left as :class:`DeferredArg`.
@@ -419,7 +433,7 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
     Raises:
         NetspecError: on any unresolvable name, ref, param, block or cycle.
     """
-    return Resolver(doc, catalog, params, max_nodes).run()
+    return Resolver(doc, catalog, params, max_nodes, 2 * max_nodes if max_instances is None else max_instances).run()
 
 
 def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:

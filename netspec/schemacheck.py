@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from functools import partial
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from .errors import short
@@ -24,23 +23,53 @@ _SCAN = dict.fromkeys(_KNOWN | _IGNORED, "") | dict.fromkeys(_SUB_MAPS, "map") |
     | dict.fromkeys(_SUB_ONE, "one") | {k: k for k in ("$ref", "pattern", "type", "x-message")}
 
 
-@dataclass(frozen=True)
 class Issue:
-    """One way an instance fails its schema.
+    """One way an instance fails its schema (immutable).
 
     Attributes:
         path: keys and indices from the document root to the offending value (or key).
         message: what was expected, ending in ``Received: name=value`` for a bad value.
         keyword: the failing JSON Schema keyword (``"type"``, ``"additionalProperties"``, ...).
-        hint: a fix suggestion such as ``did you mean 'filters'?``.
+        hint: a fix suggestion such as ``did you mean 'filters'?``. It may be given as a function,
+            called the first time ``hint`` is read: a did-you-mean search costs far more than the
+            issue, and only the issue that is reported needs one.
         at_key: True when the problem is the key at ``path`` itself (an unknown or invalid key).
     """
 
-    path: tuple
-    message: str
-    keyword: str
-    hint: str | None = None
-    at_key: bool = False
+    __slots__ = ("path", "message", "keyword", "_hint", "at_key")
+
+    def __init__(self, path: tuple, message: str, keyword: str,
+                 hint: str | Callable[[], str | None] | None = None, at_key: bool = False) -> None:
+        for name, value in (("path", path), ("message", message), ("keyword", keyword), ("_hint", hint),
+                            ("at_key", at_key)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Issue is immutable; cannot set {name!r}")
+
+    @property
+    def hint(self) -> str | None:
+        if callable(self._hint):
+            object.__setattr__(self, "_hint", self._hint())
+        return self._hint
+
+    @property
+    def lazy_hint(self) -> str | Callable[[], str | None] | None:
+        """The hint as given (a function not yet called), to pass on to another issue unevaluated."""
+        return self._hint
+
+    def _key(self) -> tuple:
+        return self.path, self.message, self.keyword, self.hint, self.at_key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Issue) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Issue(path={self.path!r}, message={self.message!r}, keyword={self.keyword!r}, "
+                f"hint={self.hint!r}, at_key={self.at_key!r})")
 
 
 def _equal(one: Any, two: Any) -> bool:
@@ -95,6 +124,34 @@ def _multiple_ok(x: Any, d: Any) -> bool:
     except ValueError:  # NaN is nobody's multiple
         return False
 
+
+
+def ecma_dollar(pattern: Any) -> Any:
+    """``pattern`` with every unescaped ``$`` outside a character class made ``\\Z``.
+
+    JSON Schema patterns are ECMA-262 regular expressions, where ``$`` matches only at the end of the
+    input; Python's ``$`` also matches before a final newline, so ``^[a-z]+$`` would accept ``"nl\\n"``
+    (a layer name, then a file name, with a newline in it). Anything not a string is returned as is.
+    """
+    if not isinstance(pattern, str) or "$" not in pattern:
+        return pattern
+    out, k, start = [], 0, -1  # start: where the open character class began, -1 outside one
+    while k < len(pattern):
+        c = pattern[k]
+        if c == "\\":
+            out.append(pattern[k:k + 2])
+            k += 2
+            continue
+        if start >= 0:  # a ']' first in a class (after an optional '^') is a literal to Python's re
+            if c == "]" and k > start + 1 and not (k == start + 2 and pattern[start + 1] == "^"):
+                start = -1
+        elif c == "[":
+            start = k
+        elif c == "$":
+            c = "\\Z"
+        out.append(c)
+        k += 1
+    return "".join(out)
 
 
 def _bare_ref(s: Any) -> bool:
@@ -250,7 +307,7 @@ class Validator(Messages):
     @staticmethod
     def _regex(pattern: Any) -> re.Pattern:
         try:
-            return re.compile(pattern)
+            return re.compile(ecma_dollar(pattern))
         except (re.error, TypeError) as e:
             raise ValueError(f"bad pattern: {e}. Received: {short(pattern)}") from e
 

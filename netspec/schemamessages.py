@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 import re
+from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .errors import hint_for, short
@@ -22,6 +24,8 @@ _NOUN = {"integer": "an integer", "number": "a number", "string": "a string", "b
          "null": "null", "object": "a mapping", "array": "a list"}
 _MAX_LISTED = 10
 _WEAK = frozenset({"anyOf", "oneOf", "not"})
+# Issues of one anyOf/oneOf branch looked at to rank it (a 100,000-item list fails a branch 100,000 ways).
+_MAX_BRANCH_ISSUES = 1_000
 
 
 def _is_integer(x: Any) -> bool:
@@ -140,7 +144,7 @@ class Messages:
             return self._Issue(path, f"no value is allowed here. Received: {_received(path, x)}", "false")
         hint = None
         if kw in ("enum", "const"):
-            hint = hint_for(x, [v for v in (s["enum"] if kw == "enum" else [s["const"]]) if isinstance(v, str)])
+            hint = partial(hint_for, x, [v for v in (s["enum"] if kw == "enum" else [s["const"]]) if isinstance(v, str)])
         return self._Issue(path, f"{node.xmsg or 'expected ' + self._describe(s)}. Received: {_received(path, x)}", kw,
                            hint)
 
@@ -148,7 +152,7 @@ class Messages:
         """The issue of the branch ``x`` was most likely meant for; a summary when no branch stands out."""
         scored = []
         for n in branches:
-            issues = list(self._issues(n, x, path))
+            issues = list(islice(self._issues(n, x, path), _MAX_BRANCH_ISSUES))
             b = self.best(issues) or self._Issue(path, f"expected {self._describe(n.schema)}", kw)
             # Prefer a branch for this kind of value, then one that got further in, then fewer complaints.
             scored.append(((self._kind_ok(n.schema, x), len(b.path), -len(issues)), b))
@@ -260,7 +264,7 @@ class Messages:
             if closed and sub is None and not joined_search(k):
                 if extra is False:
                     yield self._Issue(path + (k,), f"unknown key {short(k)}", "additionalProperties",
-                                      hint_for(k, props), at_key=True)
+                                      partial(hint_for, k, props), at_key=True)
                 else:
                     yield from self._issues(extra, v, path + (k,))
 
@@ -271,7 +275,7 @@ class Messages:
         for k in x:
             sub = self.best(self._issues(names, k, ()))
             if sub is not None:  # its message quotes the key: "Received: '1abc'"
-                yield self._Issue(path + (k,), f"invalid key: {sub.message}", "propertyNames", sub.hint, at_key=True)
+                yield self._Issue(path + (k,), f"invalid key: {sub.message}", "propertyNames", sub.lazy_hint, at_key=True)
 
     def _explain_items(self, prefix, rest, n_prefix, x: list, path: tuple) -> Iterator[Issue]:
         for i, (n, v) in enumerate(zip(prefix, x)):

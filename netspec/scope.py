@@ -16,7 +16,8 @@ from .structure import MAX_REPEAT
 if TYPE_CHECKING:
     from .resolve import Resolver
 
-REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))?\Z")
+# Used with fullmatch only: a ref is the whole string (``x\n`` is no ref to ``x``).
+REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))?")
 
 
 def snake_case(name: str) -> str:
@@ -105,7 +106,7 @@ def order_entries(res: Resolver, ctx: Ctx, entries: list[Entry]) -> list[int]:
             refs.append((e.raw["share"], e.path + ("share",)))
         for text, path in refs:
             text = res.value(text, path, ctx.names, ctx)
-            m = REF.match(text) if isinstance(text, str) else None
+            m = REF.fullmatch(text) if isinstance(text, str) else None
             if m and m.group(1) in owner:
                 if owner[m.group(1)] == e.index:
                     raise res.error(f"node {e.name!r} refers to itself", path, ctx=ctx)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .catalog import Catalog
+from .errors import Location, NetspecError, PluginError, ResolveError, SchemaError, SpecSyntaxError
 from .graph import Graph
 from .loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
 from .recheck import check_nodes
@@ -196,15 +197,34 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
     """
     from .plugins import load_spec_plugins
 
-    doc = _read(path_or_text, limits)
-    catalog = Catalog()
-    validate_document(doc, catalog)
-    load_spec_plugins(doc, trust_plugins)
-    graph = resolve(doc, catalog, params)
-    for key in ("train", "export"):  # their ${...} fail at validate time, not when training starts
-        resolve_section(doc, graph.params, key)
-    check_nodes(doc, graph)  # input_spec and output_shape ${...} results, against their schema
+    stage, file = "read", os.fsdecode(path_or_text) if isinstance(path_or_text, os.PathLike) else None
+    try:  # one guard for every stage: each bounds its own work, and this catches what still escapes
+        doc = _read(path_or_text, limits)
+        stage, file = "validate", doc.source.file
+        catalog = Catalog()
+        validate_document(doc, catalog)
+        stage = "load the plugins of"
+        load_spec_plugins(doc, trust_plugins)
+        stage = "resolve"
+        graph = resolve(doc, catalog, params)
+        for key in ("train", "export"):  # their ${...} fail at validate time, not when training starts
+            resolve_section(doc, graph.params, key)
+        check_nodes(doc, graph)  # input_spec and output_shape ${...} results, against their schema
+    except (RecursionError, MemoryError) as exc:
+        raise _exhausted(exc, stage, file) from None
     spec = Spec(doc, graph, catalog)
     if data_root is not None:
         spec.data_root = Path(data_root)
     return spec
+
+
+_STAGE_ERRORS = {"read": SpecSyntaxError, "validate": SchemaError, "load the plugins of": PluginError,
+                 "resolve": ResolveError}
+
+
+def _exhausted(exc: BaseException, stage: str, file: str | None) -> NetspecError:
+    """A RecursionError or MemoryError that escaped a stage, as that stage's located error."""
+    what = "Python's stack" if isinstance(exc, RecursionError) else "memory"
+    return _STAGE_ERRORS[stage](f"the spec is too large or too deeply nested to {stage}: netspec ran out of {what}",
+                                location=Location(file, 1, 1),
+                                hint="this is a bug in netspec's limits; please report it with the spec")

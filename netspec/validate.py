@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 from .errors import ResolveError, SchemaError
 from .loader import Document
 
+# Schema issues collected before one is reported: a spec with 400,000 misspelled arguments (a list of
+# aliases of one bad node) reports the best of the first ones and "more than N other errors".
+MAX_ISSUES = 1_000
 
 _KINDS = ("type", "block", "expr", "share")
 
@@ -60,8 +65,8 @@ def validate_document(doc: Document, catalog) -> None:
     """Check ``doc`` against the schema.
 
     Raises:
-        SchemaError: the best-ranked issue, located at the offending key or value, with the
-            count of other issues.
+        SchemaError: the best-ranked of the first MAX_ISSUES issues, located at the offending key or
+            value, with the count of other issues (a lower bound past MAX_ISSUES).
     """
     if not isinstance(doc.data, dict):
         raise SchemaError("a spec is a mapping with netspec, name, inputs and nodes",
@@ -69,10 +74,13 @@ def validate_document(doc: Document, catalog) -> None:
     _check_node_count(doc)
     _check_node_kinds(doc, catalog.core)
     validator = catalog.validator
-    issues = list(validator.iter_issues(doc.data))
+    issues = list(islice(validator.iter_issues(doc.data), MAX_ISSUES + 1))
     if not issues:
         return
-    best = validator.best(issues)
+    bounded = len(issues) > MAX_ISSUES
+    best = validator.best(issues[:MAX_ISSUES])
     path = tuple(best.path)
     location = doc.source.key(path) if best.at_key else doc.source.value(path)
-    raise SchemaError(best.message, path=path, location=location, hint=best.hint, more=len(issues) - 1)
+    # Only the reported issue's did-you-mean hint is computed (Issue.hint is lazy).
+    raise SchemaError(best.message, path=path, location=location, hint=best.hint,
+                      more=MAX_ISSUES - 1 if bounded else len(issues) - 1, more_at_least=bounded)

@@ -385,6 +385,39 @@ def test_alias_sizes_are_exact():
     assert "more than 12" in error_for(text, Limits(max_nodes=12)).message
 
 
+CHARS = {  # (source, characters after expansion): scalars and keys as written, counted at every alias use
+    "scalars": ("a: &a xyz\nb: [*a, *a]\n", 1 + 3 + 1 + 3 + 3),
+    "collection": ("a: &a [xy, z]\nb: [*a, *a, *a]\n", 1 + 3 + 1 + 3 * 3),
+    "keys": ("a: &a {key: v}\nb: *a\n", 1 + 4 + 1 + 4),
+    "scalar-key-anchor": ("&k key: 1\n*k : 2\n", 0),  # a duplicate key: refused before it counts
+}
+
+
+@pytest.mark.parametrize("source, chars", [v for k, v in CHARS.items() if v[1]],
+                         ids=[k for k, v in CHARS.items() if v[1]])
+def test_alias_characters_are_exact(source, chars):
+    load_yaml(source, limits=Limits(max_chars=chars))
+    assert f"more than {chars - 1} characters" in error_for(source, Limits(max_chars=chars - 1)).message
+
+
+def test_a_big_string_aliased_many_times_fails_fast():
+    """A 64 KiB string aliased 240,000 times stands for 16 GB: refused by what it stands for."""
+    lines = ["s: &s " + "x" * 65_000, "l0: &l0 [" + ", ".join(["*s"] * 10) + "]"]
+    lines += [f"l{k}: &l{k} [" + ", ".join([f"*l{k - 1}"] * 10) + "]" for k in range(1, 5)]
+    lines.append("top: [" + ", ".join(["*l4"] * 3) + "]")
+    start = time.perf_counter()
+    err = error_for("\n".join(lines) + "\n")
+    assert time.perf_counter() - start < 0.5
+    assert "expands to more than 4194304 characters" in err.message and err.path[0] == "l1"
+    assert (err.line, err.column) == (3, 10 + 5 * 5)  # s, then 10 uses in l0, then the 6th *l0 of l1
+
+
+def test_characters_without_aliases_never_reach_the_cap():
+    assert DEFAULT_LIMITS.max_chars >= 4 * DEFAULT_LIMITS.max_bytes
+    big = "k: [" + ", ".join(["x" * 60_000] * 17) + "]\n"  # just under 1 MiB of text
+    assert len(load_yaml(big).data["k"]) == 17
+
+
 def billion_laughs(levels: int = 9, width: int = 9) -> str:
     lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
     for i in range(1, levels + 1):

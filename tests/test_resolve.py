@@ -245,3 +245,184 @@ def test_big_graph_resolves_without_recursion_limits():
 
     s = netspec.load(synthetic_spec(5000))
     assert len(s.graph.nodes) == 5001  # 5,000 layers and the closing Concatenate
+
+
+# ----- expansion cost: one count before expansion, and the resolver's running count -----
+
+INSTANCES = "the spec expands to more than 100000 node instances"
+LAYERS = "the graph has more than 50000 layers"
+OVER_CAP = {  # (spec body, message fragment, node index of the error)
+    "when-false-inside-repeated-block": ("""
+        blocks:
+          b: {nodes: [{type: ReLU, repeat: 10000, when: false}]}
+        inputs: {x: [4]}
+        nodes: [{block: b, repeat: 10000}, {type: Dense, units: 2}]
+        """, INSTANCES, 0),
+    "repeat-from-block-param": ("""
+        params: {n: 10000}
+        blocks:
+          a: {params: {k: 1}, nodes: [{type: ReLU, repeat: "${k}", when: false}]}
+        inputs: {x: [4]}
+        nodes: [{type: Dense, units: 2}, {block: a, k: $n, repeat: $n}]
+        """, INSTANCES, 1),
+    "repeat-from-instance-index": ("""
+        blocks:
+          a: {params: {k: 1}, nodes: [{type: ReLU, repeat: "${k}", when: "${i < 0}"}]}
+        inputs: {x: [4]}
+        nodes: [{block: a, k: "${10000 - i}", repeat: 10000}]
+        """, INSTANCES, 0),
+    "repeat-from-block-var": ("""
+        blocks:
+          a: {params: {k: 1}, vars: {m: "${k * 100}"}, nodes: [{type: ReLU, repeat: $m, when: false}]}
+        inputs: {x: [4]}
+        nodes: [{block: a, k: 100, repeat: 100}]
+        """, INSTANCES, 0),
+    "share-re-expands-its-target": ("""
+        blocks:
+          b: {nodes: [{type: ReLU}, {type: ReLU, repeat: 10000, when: false}]}
+        inputs: {x: [4]}
+        nodes: [{block: b, name: first}, {share: first, repeat: 10000}]
+        """, INSTANCES, 1),
+    "layers-through-block-params": ("""
+        blocks:
+          a: {params: {k: 1}, nodes: [{type: ReLU, repeat: $k}]}
+          b: {nodes: [{block: a, k: 1000, repeat: 1000}]}
+        inputs: {x: [4]}
+        nodes: [{block: b}]
+        """, LAYERS, 0),
+}
+
+
+def _tree(levels: int, fanout: int) -> str:
+    """Blocks ``levels`` deep, each instantiating the next ``fanout`` times with a different param."""
+    lines = ["blocks:"]
+    for lvl in range(levels):
+        body = ", ".join(f'{{block: b{lvl + 1}, k: "${{k * {fanout} + {j}}}", name: n{j}}}' for j in range(fanout))
+        lines.append(f"  b{lvl}: {{params: {{k: 0}}, nodes: [{body}]}}")
+    lines += [f"  b{levels}: {{params: {{k: 0}}, nodes: [{{type: ReLU, when: false, repeat: 1}}]}}",
+              "inputs: {x: [4]}", "nodes: [{block: b0}]"]
+    return "\n".join(lines) + "\n"
+
+
+def _chain(length: int) -> str:
+    lines = ["blocks:"] + [f"  b{k}: {{nodes: [{{block: b{k + 1}}}]}}" for k in range(length)]
+    lines += [f"  b{length}: {{nodes: [{{type: ReLU}}]}}", "inputs: {x: [4]}", "nodes: [{block: b0}]"]
+    return "\n".join(lines) + "\n"
+
+
+OVER_CAP["distinct-params-at-every-level"] = (_tree(6, 10), INSTANCES, 0)
+OVER_CAP["a-chain-of-5000-blocks"] = (_chain(5000), "blocks are nested more than 32 deep", None)
+
+
+@pytest.mark.parametrize("body, fragment, index", OVER_CAP.values(), ids=OVER_CAP.keys())
+def test_expansion_is_counted_multiplicatively_before_expanding(body, fragment, index):
+    import time
+
+    start = time.perf_counter()
+    e = error_for(HEAD + textwrap.dedent(body))
+    assert fragment in e.message and (index is None or e.path == ("nodes", index)), e
+    assert time.perf_counter() - start < 1.0
+
+
+UNDER_CAP = {  # legal specs whose counts stay under the caps, with their layer counts
+    "when-false-under-cap": ("""
+        inputs: {x: [4]}
+        nodes: [{type: ReLU, repeat: 9000, when: false, name: r}, {type: Dense, units: 2}]
+        """, 1),
+    "repeat-zero-block": ("""
+        blocks:
+          b: {nodes: [{type: ReLU, repeat: 10000}]}
+        inputs: {x: [4]}
+        nodes: [{block: b, repeat: 0}, {type: Dense, units: 2}]
+        """, 1),
+    "block-param-default-small": ("""
+        blocks:
+          a: {params: {k: 2}, nodes: [{type: ReLU, repeat: $k}]}
+        inputs: {x: [4]}
+        nodes: [{block: a, repeat: 3, name: three}, {block: a, k: 4, name: four}]
+        """, 10),
+    "shape-dependent-param-counts-once": ("""
+        blocks:
+          a: {params: {k: 1}, nodes: [{type: Dense, units: $k}]}
+        inputs: {x: [4]}
+        nodes: [{block: a, k: "${in_shape[0]}", repeat: 3}]
+        """, 3),
+}
+
+
+@pytest.mark.parametrize("body, layers", UNDER_CAP.values(), ids=UNDER_CAP.keys())
+def test_specs_under_the_caps_resolve(body, layers):
+    assert len(spec(body).graph.nodes) == layers
+
+
+def test_running_instance_count_stops_the_resolver(monkeypatch):
+    """Second line of defence: with the count before expansion disabled, the resolver still stops."""
+    import netspec.resolve as resolve
+
+    monkeypatch.setattr(resolve, "check_expansion", lambda *a, **k: None)
+    text = HEAD + textwrap.dedent("""
+        blocks:
+          b: {nodes: [{type: ReLU, repeat: 10000, when: false}]}
+        inputs: {x: [4]}
+        nodes: [{type: Dense, units: 2}, {block: b, repeat: 10000}]
+        """)
+    e = error_for(text)
+    assert INSTANCES in e.message and e.path == ("blocks", "b", "nodes", 0)
+    doc = netspec.loader.load_yaml(text)
+    with pytest.raises(netspec.NetspecError, match="more than 50 node instances"):
+        resolve.resolve(doc, netspec.spec.Catalog(), max_instances=50)
+
+
+def test_the_count_before_expansion_uses_max_instances():
+    text = HEAD + "inputs: {x: [4]}\nnodes: [{type: ReLU, repeat: 30, when: false}, {type: Dense, units: 2}]\n"
+    doc = netspec.loader.load_yaml(text)
+    with pytest.raises(netspec.NetspecError, match="more than 20 node instances") as info:
+        netspec.resolve.resolve(doc, netspec.spec.Catalog(), max_instances=20)
+    assert info.value.path == ("nodes", 0) and "counting every repeat" in info.value.message
+
+
+def test_deferred_block_vars_are_evaluated_once_per_build(keras):
+    """40 vars that each use the two before: exponential if every use re-evaluated its inputs."""
+    import time
+
+    lines = ["blocks:", "  b:", "    vars:", "      v0: ${in_shape[0]}", "      v1: ${in_shape[0]}"]
+    lines += [f"      v{k}: ${{(v{k - 1} + v{k - 2}) % 7 + 1}}" for k in range(2, 40)]
+    lines += ["    nodes: [{type: Dense, units: \"${v39}\"}]", "inputs: {x: [4]}",
+              "nodes: [{block: b, name: one}, {block: b, name: two}]"]
+    s = netspec.load(HEAD + "\n".join(lines) + "\n")
+    start = time.perf_counter()
+    result = s.check()
+    assert time.perf_counter() - start < 5.0
+
+    def chain_of(n: int) -> int:  # each instance's own in_shape starts its chain
+        v = [n, n]
+        for _ in range(38):
+            v.append((v[-1] + v[-2]) % 7 + 1)
+        return v[-1]
+    assert [r.shape for r in result.rows[1:]] == [[chain_of(4)], [chain_of(chain_of(4))]]
+
+
+@pytest.mark.parametrize("exc", [RecursionError, MemoryError])
+@pytest.mark.parametrize("stage, target, cls", [
+    ("read", "_read", "SpecSyntaxError"), ("validate", "validate_document", "SchemaError"),
+    ("resolve", "resolve", "ResolveError")])
+def test_exhaustion_becomes_the_stages_located_error(monkeypatch, tmp_path, exc, stage, target, cls):
+    import netspec.spec as spec_module
+
+    path = tmp_path / "s.yaml"
+    path.write_text(HEAD + "inputs: {x: [4]}\nnodes: [{type: Dense, units: 2}]\n")
+
+    def boom(*a, **k):
+        raise exc()
+    monkeypatch.setattr(spec_module, target, boom)
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load(path)
+    assert type(info.value).__name__ == cls and f"to {stage}:" in info.value.message
+    assert info.value.location.file == str(path) and info.value.line == 1
+
+
+@pytest.mark.parametrize("ref", ["x\n", "dense\n", "dense.0\n"])
+def test_refs_are_matched_whole(ref):
+    from netspec.scope import REF
+
+    assert REF.fullmatch(ref) is None and REF.fullmatch(ref.rstrip("\n")) is not None

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netspec.schemacheck import Issue, Validator
+from netspec.schemacheck import Issue, Validator, ecma_dollar
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "netspec.schema.json"
 INTERP = {"type": "string", "pattern": r"^\$([A-Za-z_][A-Za-z0-9_]*|\{.+\})$"}
@@ -27,8 +27,28 @@ def issue_for(schema: dict, instance) -> Issue:
     return v.best(issues)
 
 
+def _ecma(schema):
+    """``schema`` with its patterns in Python's spelling of ECMA-262 ``$`` (end of input only): jsonschema
+    evaluates patterns with Python's re, where ``$`` also matches before a final newline."""
+    if isinstance(schema, list):
+        return [_ecma(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for k, v in schema.items():
+        if k == "pattern":
+            out[k] = ecma_dollar(v)
+        elif k == "patternProperties" and isinstance(v, dict):
+            out[k] = {ecma_dollar(p): _ecma(s) for p, s in v.items()}
+        elif k in ("const", "enum"):
+            out[k] = v
+        else:
+            out[k] = _ecma(v)
+    return out
+
+
 def reference(schema: dict) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(_ecma(schema))
 
 
 # ----- one table of cases per keyword: (schema, instance, fragment, path, keyword, hint) -----
@@ -505,3 +525,105 @@ def test_the_committed_schema_passes_the_scan_that_commands_skip():
     from netspec.catalog import load_schema
 
     Validator(load_schema(), scan=True)  # raises on an unsupported keyword, bad pattern or dangling ref
+
+
+# ----- patterns are ECMA-262: "$" is the end of the input, never "before a final newline" -----
+
+PATTERNS = {  # (pattern, its Python spelling, an instance, whether it matches)
+    "name-trailing-newline": ("^[a-z]+$", "^[a-z]+\\Z", "nl\n", False),
+    "name-plain": ("^[a-z]+$", "^[a-z]+\\Z", "nl", True),
+    "escaped-dollar-kept": ("^\\$x$", "^\\$x\\Z", "$x", True),
+    "dollar-in-class-kept": ("^[$a]+$", "^[$a]+\\Z", "$a$", True),
+    "bracket-first-in-class": ("^[]$]$", "^[]$]\\Z", "$", True),
+    "negated-bracket-first": ("^[^]$]$", "^[^]$]\\Z", "a\n", False),
+    "alternation": ("a$|b$", "a\\Z|b\\Z", "a\n", False),
+    "escaped-backslash-then-dollar": ("\\\\$", "\\\\\\Z", "\\\n", False),
+    "unanchored": ("b", "b", "abc\n", True),
+}
+
+
+@pytest.mark.parametrize("pattern, python, instance, ok", PATTERNS.values(), ids=PATTERNS.keys())
+def test_pattern_dollar_is_end_of_input(pattern, python, instance, ok):
+    assert ecma_dollar(pattern) == python
+    v = Validator({"type": "string", "pattern": pattern})
+    assert v.is_valid(instance) is ok
+    assert bool(list(v.iter_issues(instance))) is not ok
+    keyed = Validator({"patternProperties": {pattern: True}, "additionalProperties": False})
+    assert keyed.is_valid({instance: 1}) is ok
+
+
+NEWLINE_NAMES = {  # every name, ref and key the schema checks with a pattern refuses a trailing newline
+    "spec-name": (("name",), "nl\n"),
+    "node-name": (("nodes", 0, "name"), "d\n"),
+    "ref": (("nodes", 1, "in"), "c1\n"),
+    "block-name": (("blocks",), {"b\n": {"nodes": [{"type": "ReLU"}]}}),
+    "param-name": (("params",), {"p\n": 1}),
+    "input-name": (("inputs",), {"x\n": [4]}),
+    "output-name": (("outputs",), {"o\n": "c1"}),
+}
+
+
+@pytest.mark.parametrize("where, value", NEWLINE_NAMES.values(), ids=NEWLINE_NAMES.keys())
+def test_the_netspec_schema_refuses_names_with_a_newline(netspec_validators, where, value):
+    fast, _, _ = netspec_validators
+    doc = _edit(where, value)(copy.deepcopy(LENET))
+    assert not fast.is_valid(doc)
+    assert any("\\n" in i.message for i in fast.iter_issues(doc))
+
+
+# ----- cost of failing: hints only for the issue shown, and a bound on issues collected -----
+
+def test_hints_are_computed_only_when_read(monkeypatch):
+    import netspec.schemamessages as messages
+
+    calls = []
+    real = messages.hint_for
+    monkeypatch.setattr(messages, "hint_for", lambda *a: calls.append(a) or real(*a))
+    v = Validator(LAYER)
+    bad = [{"type": "Conv2D", "filtrs": 3, "paddin": "same", "units": 1}] * 50
+    issues = list(v.iter_issues(bad, {"type": "array", "items": LAYER}))
+    assert len(issues) == 100 and calls == []
+    best = v.best(issues)
+    assert best.hint == "did you mean 'filters'?" and len(calls) == 1
+    assert best.hint == "did you mean 'filters'?" and len(calls) == 1  # computed once, then kept
+
+
+def test_lazy_and_plain_hints_compare_equal():
+    plain = Issue(("a",), "m", "enum", "did you mean 'b'?")
+    lazy = Issue(("a",), "m", "enum", lambda: "did you mean 'b'?")
+    assert plain == lazy and hash(plain) == hash(lazy) and repr(plain) == repr(lazy)
+    with pytest.raises(AttributeError):
+        plain.message = "changed"
+
+
+def test_property_name_issues_pass_their_hint_on_lazily():
+    v = Validator({"propertyNames": {"enum": ["alpha", "beta"]}})
+    issue = v.best(v.iter_issues({"alpah": 1}))
+    assert callable(issue.lazy_hint) and issue.hint == "did you mean 'alpha'?"
+
+
+def test_validate_reports_the_best_of_a_bounded_number_of_issues():
+    """315,000 misspelled arguments (aliases of one node): collected up to MAX_ISSUES, in well under a second."""
+    import netspec
+    from netspec.validate import MAX_ISSUES
+
+    node = "{type: Dense, units: 2, " + ", ".join(f"unitz{k}: 1" for k in range(7)) + "}"
+    lines = ["netspec: 1", "name: t", "blocks:", "  b0:", "    nodes: &L [&a " + node + ", " + ", ".join(["*a"] * 999) + "]"]
+    lines += [f"  b{k}: {{nodes: *L}}" for k in range(1, 45)]
+    lines += ["inputs: {x: [4]}", "nodes: [{type: ReLU}]"]
+    start = time.perf_counter()
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load("\n".join(lines) + "\n")
+    assert time.perf_counter() - start < 1.5
+    e = info.value
+    assert e.more == MAX_ISSUES - 1 and e.more_at_least and e.hint == "did you mean 'units'?"
+    assert f"(more than {MAX_ISSUES - 1} other errors not shown)" in str(e)
+    assert e.to_dict()["more_at_least"] is True
+
+
+def test_few_issues_are_counted_exactly():
+    import netspec
+
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load("netspec: 1\nname: t\ninputs: {x: [4]}\nnodes: [{type: Dense, unitz: 2}, {type: ReLU, x: 1}]\n")
+    assert info.value.more >= 1 and not info.value.more_at_least and "more than" not in str(info.value)
