@@ -117,9 +117,9 @@ def format_argument(p: argparse.ArgumentParser) -> None:
 
 
 def budget_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-params", type=int, metavar="N", help="parameter budget (default 2,000,000,000)")
+    p.add_argument("--max-params", type=int, metavar="N", help="parameter budget (default: from the machine's memory, at most 2,000,000,000)")
     p.add_argument("--max-activation-mb", type=int, metavar="MB",
-                   help="budget for all node outputs of one sample, in MiB (default 4096)")
+                   help="budget for all node outputs of one sample, in MiB (default: a quarter of memory, at most 4096)")
 
 
 def data_root_argument(p: argparse.ArgumentParser) -> None:

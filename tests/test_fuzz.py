@@ -15,16 +15,13 @@ nested lists and strings with control characters.
 Reproducible in CI: derandomized, a fixed number of examples, no example database. The slowest
 example is printed (-s or -rA).
 
-``KNOWN_UNFIXED``: generators for classes issue 11 lists that hang or allocate gigabytes on main
-today (printf widths, ``round`` digits, nested repetition totals, complex powers, long param
-chains, device files as data paths). They are off so the suite stays runnable; the integrator turns
-them on (NETSPEC_FUZZ_UNFIXED=1 or the constant) once the expression cost model has landed.
+The generators include what once hung or allocated gigabytes (printf widths, ``round`` digits,
+nested repetition totals, complex powers, param chains of 2,000, device files as data paths).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from functools import lru_cache
@@ -35,7 +32,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import netspec
 
-KNOWN_UNFIXED = os.environ.get("NETSPEC_FUZZ_UNFIXED") == "1"
 CPU_SECONDS = 2.0  # per example: load + validate
 MEMORY_GROWTH = 1 << 30  # bytes of peak-RSS growth allowed per example
 SETTINGS = dict(derandomize=True, database=None, deadline=None, print_blob=True,
@@ -97,11 +93,8 @@ def int_expr(draw, depth=3):
         return f"({draw(int_expr(d))} {op} {draw(int_expr(d))})"
     if kind == 1:  # powers: huge bases and exponents, negative exponents
         base = draw(st.one_of(int_expr(d), HUGE_INTS.map(_lit)))
-        if KNOWN_UNFIXED:
-            exp = draw(st.one_of(int_expr(d), st.sampled_from(["0.5", "-0.5", "1.5"])))  # (-1) ** 0.5 is complex
-        else:
-            exp = draw(st.one_of(st.integers(-70, 70).map(_lit), HUGE_INTS.map(_lit)))
-            base = f"abs({base})"
+        exp = draw(st.one_of(int_expr(d), st.sampled_from(["0.5", "-0.5", "1.5"]),  # (-1) ** 0.5 is complex
+                             st.integers(-70, 70).map(_lit), HUGE_INTS.map(_lit)))
         return f"({base} ** {exp})"
     if kind == 2:
         fn = draw(st.sampled_from(["min", "max", "abs", "int", "ceil", "floor", "make_divisible", "len"]))
@@ -110,7 +103,7 @@ def int_expr(draw, depth=3):
         args = draw(st.lists(st.one_of(int_expr(d), float_expr(d)), min_size=1, max_size=3))
         return f"{fn}({', '.join(args)})"
     if kind == 3:
-        ndigits = draw(st.one_of(int_expr(d), HUGE_INTS.map(_lit)) if KNOWN_UNFIXED else st.integers(-20, 20).map(_lit))
+        ndigits = draw(st.one_of(int_expr(d), HUGE_INTS.map(_lit), st.integers(-20, 20).map(_lit)))
         return f"round({draw(st.one_of(int_expr(d), float_expr(d)))}, {ndigits})"
     if kind == 4:
         return f"({draw(int_expr(d))} if {draw(bool_expr(d))} else {draw(int_expr(d))})"
@@ -141,10 +134,8 @@ def str_expr(draw, depth=2):
         return f"({draw(str_expr(d))} + {draw(str_expr(d))})"
     if kind == 1:
         return f"({draw(str_expr(d))} * {draw(REPEAT_COUNTS)})"
-    if kind == 2 and KNOWN_UNFIXED:  # printf widths: '%9000000000d' % 1
-        return f"('%{draw(HUGE_INTS)}d' % {draw(int_expr(d))})"
-    if kind == 2:
-        return f"('%{draw(st.integers(0, 99))}d' % {draw(int_expr(d))})"
+    if kind == 2:  # printf widths: '%9000000000d' % 1
+        return f"('%{draw(st.one_of(HUGE_INTS, st.integers(0, 99)))}d' % {draw(int_expr(d))})"
     return f"{draw(str_expr(d))}[{draw(int_expr(d))}:{draw(int_expr(d))}]"
 
 
@@ -158,7 +149,7 @@ def list_expr(draw, depth=2):
     if kind == 0:
         return f"({draw(list_expr(d))} + {draw(list_expr(d))})"
     if kind == 1:
-        count = draw(st.one_of(REPEAT_COUNTS, st.integers(10**3, 10**4)) if KNOWN_UNFIXED else REPEAT_COUNTS)
+        count = draw(st.one_of(REPEAT_COUNTS, st.integers(10**3, 10**4)))
         return f"([{draw(list_expr(d))}] * {count})"  # nested totals: [[[0]*10**4]*10**4]*10**4
     if kind == 2:
         return f"[{draw(list_expr(d))}, {draw(int_expr(d))}, {draw(str_expr(d))}]"
@@ -316,7 +307,7 @@ def inputs(draw, anchor):
 
 
 DATA_PATHS = ["d.csv", "missing.npz", "../x.csv", "/nonexistent/x.npz", "a\nb.csv", "x\x00.csv", "${'evil'}",
-              "."] + (["/dev/zero", "/dev/urandom", "/proc/self/environ"] if KNOWN_UNFIXED else [])
+              ".", "/dev/zero", "/dev/urandom", "/proc/self/environ"]
 
 
 @st.composite
@@ -375,7 +366,7 @@ def params(draw, anchor):
     out = {"n": draw(st.one_of(SMALL_INTS, HUGE_INTS)), "width": 8, "s": draw(STR_LITS), "xs": [1, 2, 3],
            "flag": True, "f": draw(FLOATS)}
     # A chain p0 <- p1 <- ... where each is a ${} of the one before: long ones hit RecursionError on main.
-    chain = draw(st.integers(0, 2000 if KNOWN_UNFIXED else 60))
+    chain = draw(st.integers(0, 2000))
     if chain:
         out["p0"] = 1
         for k in range(1, chain):
@@ -512,22 +503,12 @@ def validate_only_raises_netspec_errors(test: str, text: str) -> None:
     assert growth < MEMORY_GROWTH, f"peak memory grew by {growth >> 20} MiB"
 
 
-# Real bugs on main the fuzzer finds (issue 11, class 4: ${} results not re-checked), owned by other helpers;
-# strict=False so the tests pass again as soon as the fixes land. Minimal examples, on the skeleton spec:
-#   inputs: {x: "${0}"}                                   -> AttributeError resolve.py:352 ('int' has no .get)
-#   train: {data: {source: "${0}"}}                       -> KeyError: 0, datacheck.py:73
-#   train: {data: {source: "${['a']}"}}                   -> TypeError unhashable type: 'list', datacheck.py:73
-#   train: {data: {source: npz, path: "${1.5}"}}          -> TypeError PosixPath / float, datacheck.py:141
-UNFIXED_ON_MAIN = pytest.mark.xfail(strict=False, reason="issue 11 class 4: ${} results not re-checked (see above)")
-
-
 @settings(max_examples=250, **SETTINGS)
 @given(specs())
 def test_generated_specs_only_raise_netspec_errors(text):
     validate_only_raises_netspec_errors("specs", text)
 
 
-@UNFIXED_ON_MAIN
 @settings(max_examples=250, **SETTINGS)
 @given(expression_specs())
 def test_generated_expressions_only_raise_netspec_errors(text):
