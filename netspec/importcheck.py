@@ -13,6 +13,8 @@ from typing import Any
 
 from .importargs import ModelImportError, normalize
 
+_GENERATED_BUG = "netspec import wrote a spec that does not load (a bug in netspec; please report it)"
+
 
 class ImportVerifyError(ModelImportError):
     """An imported spec that does not compile back to the source architecture (a bug to report)."""
@@ -40,6 +42,46 @@ class Comparison:
         more = f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
         return (f"differs from the source ({self.source_params:,} vs {self.spec_params:,} parameters): "
                 + "; ".join(self.problems[:5]) + more)
+
+
+def load_generated(text: str, plugins: list[str], bare: str):
+    """Load a spec netspec just wrote, with no more trust than the user gave.
+
+    The plugins the user named (``netspec import --plugins``) were imported by the command itself,
+    so nothing here runs any: the written ``text`` is parsed as data (netspec's safe YAML loader)
+    and must be ``bare`` (the same spec written without ``plugins:``) plus exactly ``plugins``;
+    then ``bare`` is loaded with ``trust_plugins=False``. A model or file name that smuggled YAML
+    into the text would show up as a difference and is refused, never run.
+
+    Args:
+        text: the spec as written (what goes to the file).
+        plugins: the ``plugins:`` entries the user named (as written).
+        bare: the same spec written without ``plugins:``.
+
+    Returns:
+        The loaded :class:`netspec.Spec` (of ``bare``; it describes the same model).
+
+    Raises:
+        ModelImportError: the written spec lists other plugins, or differs from ``bare`` elsewhere.
+    """
+    from .errors import NetspecError
+    from .loader import load_yaml
+    from .spec import load
+
+    try:
+        data = dict(load_yaml(text).data)
+        expected = load_yaml(bare).data
+    except NetspecError as e:
+        raise RuntimeError(f"{_GENERATED_BUG}: {e}") from e
+    listed = data.pop("plugins", [])
+    if listed != list(plugins) or data != expected:
+        raise ModelImportError("refusing to write the imported spec: it lists plugins other than the ones named "
+                               "on the command line, or the model's names changed its structure",
+                               hint="report this as a bug in netspec, with the model file")
+    try:
+        return load(bare, trust_plugins=False)
+    except NetspecError as e:
+        raise RuntimeError(f"{_GENERATED_BUG}: {e}\n{bare[:2000]}") from e
 
 
 def build_symbolic(spec):
@@ -118,7 +160,7 @@ def compare(source_model, imported, spec=None) -> Comparison:
     """
     from .spec import load
 
-    spec = spec or load(imported.text, trust_plugins=True)  # the importing user named the plugins
+    spec = spec or getattr(imported, "spec", None) or load(imported.text, trust_plugins=False)
     model, layers = build_symbolic(spec)
     result = Comparison(source_params=source_model.count_params() if source_model.built else 0,
                         spec_params=sum(_params(layer) for layer in {id(v): v for v in layers.values()}.values()))

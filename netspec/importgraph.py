@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import registry
 from .errors import short
-from .foldgraph import Op
+from .foldgraph import Op, is_name, spec_name
 from .importargs import ArgConverter, ModelImportError, normalize
 from .importvalues import (
     _CALL_CONTEXT,
@@ -24,7 +23,6 @@ from .importvalues import (
     _tensors,
 )
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Python operators on KerasTensors become keras.ops operations; each is one expression.
 _BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "TrueDivide": "/", "Divide": "/",
@@ -73,9 +71,7 @@ class _Flattener:
         self.notes: list[str] = []
 
     def fresh(self, wanted: str) -> str:
-        name = wanted if _NAME.match(wanted) else re.sub(r"\W", "_", wanted)
-        if not _NAME.match(name):
-            name = "n_" + name
+        name = wanted if is_name(wanted) and len(wanted) <= 64 else spec_name(wanted)
         base, k = name, 1
         while name in self.used:
             name, k = f"{base}_{k}", k + 1
@@ -133,7 +129,7 @@ class _Flattener:
                 raise ModelImportError("the Sequential model is not built (it has no input shape); "
                                        "build it or give it an Input first")
             t = model.inputs[0]
-            info = InputInfo(self.fresh(t.name if _NAME.match(str(t.name)) else "input"),
+            info = InputInfo(self.fresh(t.name if is_name(t.name) else "input"),
                              [None if d is None else int(d) for d in t.shape[1:]], str(t.dtype),
                              None if t.shape[0] is None else int(t.shape[0]))
             self.inputs.append(info)

@@ -1,0 +1,544 @@
+"""A ``.keras`` config read as data before Keras builds it: unsafe objects refused, parameters costed.
+
+:func:`check_objects` walks every serialized object in the config (iteratively: configs may nest
+deeply) and refuses a ``Lambda`` (stored Python code) or a class from a module that is neither Keras
+nor registered by a plugin, naming the layer. :func:`cost_config` estimates each layer's parameters
+from its config and the shapes that reach it (the shapes the config records, its ``build_config``,
+and shapes propagated from the model's inputs through the common layer classes; the largest wins, so
+a config cannot hide a dimension by under-declaring it) and refuses past the compiler's parameter
+budget, naming the layer, its class, its parameter count and the file. Unknown dimensions count as 1:
+the estimate is then a lower bound, never an over-refusal of what Keras would build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .errors import short
+from .kerasfile import ModelFileError
+
+# Classes that hold Python code (bytecode or a function name to look up): never loaded.
+LAMBDA_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__"})
+# Serialization helpers Keras writes for plain values (no class behind them).
+VALUE_CLASSES = frozenset({"__keras_tensor__", "__tuple__", "__numpy__", "__bytes__", "__ellipsis__",
+                           "__slice__", "__tensor__", "__typespec__", "__dtype__", "__symbolic_tensor__"})
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+_WRAPPED = ("layer", "backward_layer", "cell")  # config keys that hold a layer
+EXPRESSION = "netspec>Expression"  # registered name of netspec's expression layer
+_CAP = 10 ** 30  # products saturate here: a hostile kernel_size list cannot make a huge integer
+
+Shape = list  # dimensions without the batch axis; None where unknown
+
+
+def check_objects(config: dict, shown: str, registered: Callable[[str | None, str], bool]) -> None:
+    """Refuse Lambda layers and classes from outside Keras that no plugin registered.
+
+    Args:
+        config: the parsed ``config.json``.
+        shown: the file name as messages show it.
+        registered: ``(registered_name, class_name) -> bool``, whether Keras's registry holds it.
+
+    Raises:
+        ModelFileError: naming the layer and the class (with the ``expr:`` hint for Lambda only).
+    """
+    for obj, layer, is_layer in _objects(config):
+        cls = obj.get("class_name")
+        if not isinstance(cls, str):
+            continue
+        where = f"layer {_name(layer)}" if layer is not None else "the model"
+        if cls in LAMBDA_CLASSES and is_layer:
+            raise ModelFileError(
+                f"{shown}: {where} is a {_txt(cls)} layer, which stores Python code; Keras refuses it in safe "
+                "mode and netspec never loads it unsafely",
+                hint="rewrite the Lambda as an `expr:` node in a spec (netspec's own expression layer "
+                     "stores checked text, not code)")
+        if cls in LAMBDA_CLASSES:
+            raise ModelFileError(f"{shown}: {where} ({_txt(layer.get('class_name') if layer else None)}) holds a "
+                                 f"{_txt(cls)} object in its config, which would be Python code; refusing the file")
+        if cls in VALUE_CLASSES:
+            continue
+        module = obj.get("module")
+        reg = obj.get("registered_name")
+        if module is None or not isinstance(module, str):
+            continue  # Keras looks such names up among its own classes only
+        if module == "keras" or module.startswith("keras."):
+            continue
+        if module == "builtins" and cls == "function":
+            continue  # a Keras built-in function by name (activations, losses)
+        if registered(reg if isinstance(reg, str) else None, cls):
+            continue
+        raise ModelFileError(
+            f"{shown} uses the layer class {_txt(cls)} from module {_txt(module)} ({where}), which is not "
+            "registered",
+            hint="pass the plugin that registers it (netspec: --plugins; Python: load_model(path, plugins=[...])); "
+                 "netspec never imports a module because a model file names it")
+
+
+def _objects(config: dict) -> Iterator[tuple[dict, dict | None, bool]]:
+    """Every dict in ``config`` with its enclosing layer and whether it is a layer itself.
+
+    The optimizer's ``compile_config`` is skipped (netspec loads with ``compile=False``), and so is the
+    inside of netspec's own expression layers: their ``from_config`` re-validates every field and
+    gives its own reason for a tampered one.
+    """
+    stack: list[tuple[Any, dict | None, bool]] = [(config, None, True)]
+    while stack:
+        value, layer, is_layer = stack.pop()
+        if isinstance(value, dict):
+            if is_layer:
+                layer = value
+            yield value, layer, is_layer
+            if is_layer and value.get("registered_name") == EXPRESSION:
+                continue
+            inner = value.get("config") if is_layer and isinstance(value.get("config"), dict) else {}
+            for k, v in [*value.items(), *inner.items()]:
+                if k == "compile_config" or (inner and v is inner):
+                    continue
+                if k == "layers" and isinstance(v, list):  # a model's layers
+                    stack.extend((item, layer, True) for item in v)
+                elif k in _WRAPPED and isinstance(v, dict) and inner.get(k) is v:  # Bidirectional, RNN
+                    stack.append((v, layer, True))
+                else:
+                    stack.append((v, layer, False))
+        elif isinstance(value, list):
+            stack.extend((v, layer, False) for v in value)
+
+
+def _txt(value: object, limit: int = 60) -> str:
+    return short(value, limit)
+
+
+def _name(layer: dict) -> str:
+    cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    return _txt(layer.get("name", cfg.get("name")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter cost.
+
+
+@dataclass
+class Cost:
+    """The estimate: total parameters and bytes, and the biggest layer."""
+
+    params: int = 0
+    bytes: int = 0
+    layers: int = 0
+    biggest: tuple[int, str, str] = (0, "", "")  # params, layer name, class
+    notes: list[str] = field(default_factory=list)
+
+
+def cost_config(config: dict, shown: str, max_params: int) -> Cost:
+    """Estimate the parameters of the model a ``config.json`` describes; refuse over ``max_params``.
+
+    Args:
+        config: the parsed ``config.json``.
+        shown: the file name as messages show it.
+        max_params: the parameter budget (the compiler's ``DEFAULT_BUDGET.max_params``).
+
+    Returns:
+        The :class:`Cost` (a lower bound where the config leaves dimensions unknown).
+
+    Raises:
+        ModelFileError: a layer (or the running total) is over the budget; the message names the
+            layer, its class, its parameter count, the budget and the file.
+    """
+    walker = _Walker(shown, max_params)
+    walker.obj(config, None)
+    return walker.cost
+
+
+def _dim(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _shape(value: Any, batch: bool = True) -> Shape | None:
+    """A shape from a config list (``batch``: drop the first entry); None unless it is a list of dims."""
+    if not isinstance(value, list) or not all(v is None or isinstance(v, int) for v in value):
+        return None
+    dims = [_dim(v) for v in value]
+    return dims[1:] if batch else dims
+
+
+def _shapes(value: Any) -> list[Shape | None]:
+    """Every shape in a ``build_config`` input shape (one shape, a list of them, or a dict of them)."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _shapes(v)]
+    one = _shape(value)
+    if one is not None:
+        return [one]
+    if isinstance(value, list):
+        return [s for v in value for s in _shapes(v)]
+    return []
+
+
+def _merge(a: Shape | None, b: Shape | None) -> Shape | None:
+    """The larger reading of one tensor's shape: elementwise max, or the bigger one when ranks differ."""
+    if a is None or b is None:
+        return a if b is None else b
+    if len(a) == len(b):
+        return [x if y is None else y if x is None else max(x, y) for x, y in zip(a, b)]
+    return a if _prod(a) >= _prod(b) else b
+
+
+def _prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n = min(n * (d if isinstance(d, int) and not isinstance(d, bool) and d >= 0 else 1), _CAP)
+    return n
+
+
+def _ints(value: Any, rank: int, default: int = 1) -> list[int]:
+    if isinstance(value, list):
+        vals = [v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default for v in value]
+        return (vals + [default] * rank)[:rank] if rank else vals
+    v = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+    return [v] * rank
+
+
+def _int(cfg: dict, key: str, default: int = 0) -> int:
+    v = cfg.get(key, default)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else default
+
+
+def _last(shape: Shape | None) -> int:
+    return shape[-1] if shape and isinstance(shape[-1], int) else 1
+
+
+def _channels(shape: Shape | None, cfg: dict) -> int:
+    if cfg.get("data_format") == "channels_first":
+        return shape[0] if shape and isinstance(shape[0], int) else 1
+    return _last(shape)
+
+
+def _rank(cls: str) -> int:
+    return 3 if "3D" in cls else 2 if "2D" in cls else 1
+
+
+class _Walker:
+    """Walks a config's models in call order, tracking shapes and adding parameters."""
+
+    def __init__(self, shown: str, max_params: int) -> None:
+        self.shown, self.max_params = shown, max_params
+        self.cost = Cost()
+        self.depth = 0
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def obj(self, obj: Any, ins: list[Shape | None] | None) -> list[Shape | None]:
+        """One serialized layer or model, called on ``ins``; returns its output shapes."""
+        if not isinstance(obj, dict):
+            return [None]
+        cls, cfg = obj.get("class_name"), obj.get("config")
+        if not isinstance(cfg, dict):
+            return [None]
+        self.depth += 1
+        try:
+            if self.depth > 64:
+                raise ModelFileError(f"{self.shown}: models are nested over 64 deep in config.json")
+            if cls == "Sequential" or (isinstance(cfg.get("layers"), list) and cls in MODEL_CLASSES
+                                       and "input_layers" not in cfg):
+                return [self.sequential(cfg, ins)]
+            if isinstance(cfg.get("layers"), list):
+                return self.functional(cfg, ins)
+            return self.layer(obj, ins or [None])
+        finally:
+            self.depth -= 1
+
+    def sequential(self, cfg: dict, ins: list[Shape | None] | None) -> Shape | None:
+        shape = _merge(ins[0] if ins else None, _shape(cfg.get("build_input_shape")))
+        for layer in cfg["layers"]:
+            if not isinstance(layer, dict):
+                continue
+            if layer.get("class_name") == "InputLayer":
+                shape = _merge(shape, self.input_shape(layer))
+                continue
+            build = _shapes((layer.get("build_config") or {}).get("input_shape")
+                            if isinstance(layer.get("build_config"), dict) else None)
+            shape = _merge(shape, build[0] if build else None)
+            shape = (self.obj(layer, [shape]) or [None])[0]
+        return shape
+
+    def functional(self, cfg: dict, ins: list[Shape | None] | None) -> list[Shape | None]:
+        out: dict[tuple, Shape | None] = {}
+        bound = list(ins or [])
+        for layer in cfg["layers"]:
+            if not isinstance(layer, dict):
+                continue
+            name = layer.get("name", (layer.get("config") or {}).get("name") if isinstance(layer.get("config"), dict) else None)
+            if not isinstance(name, str):
+                continue
+            if layer.get("class_name") == "InputLayer":
+                shape = self.input_shape(layer)
+                out[(name, 0, 0)] = _merge(shape, bound.pop(0) if bound else None)
+                continue
+            nodes = layer.get("inbound_nodes")
+            nodes = nodes if isinstance(nodes, list) and nodes else [{}]
+            build = _shapes(layer["build_config"].get("input_shape")) if isinstance(layer.get("build_config"), dict) else []
+            for k, node in enumerate(nodes):
+                shapes = [_merge(_shape(t.get("shape")), out.get(_history(t))) for t in _tensors(node)]
+                if k == 0:
+                    shapes = [_merge(s, build[i] if i < len(build) else None) for i, s in enumerate(shapes)] or build
+                results = self.obj(layer, shapes or [None]) if k == 0 else self.shapes_only(layer, shapes)
+                for t, s in enumerate(results):
+                    out[(name, k, t)] = s
+        outputs = cfg.get("output_layers")
+        return [out.get(_history({"keras_history": h})) for h in _history_list(outputs)] or [None]
+
+    def shapes_only(self, layer: dict, ins: list[Shape | None]) -> list[Shape | None]:
+        """A shared layer's further calls: shapes, no new parameters."""
+        saved = self.cost.params, self.cost.bytes, self.cost.layers, self.cost.biggest
+        saved_max, self.max_params = self.max_params, _CAP
+        try:
+            return self.obj(layer, ins or [None])
+        finally:
+            self.max_params = saved_max
+            self.cost.params, self.cost.bytes, self.cost.layers, self.cost.biggest = saved
+
+    @staticmethod
+    def input_shape(layer: dict) -> Shape | None:
+        cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        shape = _shape(cfg.get("batch_shape") or cfg.get("batch_input_shape"))
+        return shape if shape is not None else _shape(cfg.get("shape"), batch=False)
+
+    # -- one layer ------------------------------------------------------------------------------
+
+    def layer(self, obj: dict, ins: list[Shape | None]) -> list[Shape | None]:
+        cls, cfg = obj.get("class_name"), obj["config"]
+        if cls in ("Bidirectional", "TimeDistributed") and isinstance(cfg.get("layer"), dict):
+            inner_in = [s[1:] if s else None for s in ins] if cls == "TimeDistributed" else ins
+            copies = 2 if cls == "Bidirectional" else 1
+            out = None
+            for _ in range(copies):
+                out = self.obj(cfg["layer"], inner_in)[0]
+            if cls == "TimeDistributed":
+                return [None if out is None or not ins[0] else [ins[0][0], *out]]
+            if out is not None and cfg.get("merge_mode", "concat") == "concat" and out:
+                out = [*out[:-1], None if out[-1] is None else 2 * out[-1]]
+            return [out]
+        params, out = _rule(str(cls), cfg, ins)
+        self.add(obj, str(cls), params, cfg)
+        return [out]
+
+    def add(self, obj: dict, cls: str, params: int, cfg: dict) -> None:
+        if params <= 0:
+            return
+        itemsize = _itemsize(cfg.get("dtype"))
+        self.cost.params += params
+        self.cost.bytes += params * itemsize
+        self.cost.layers += 1
+        name = obj.get("name", cfg.get("name"))
+        if params > self.cost.biggest[0]:
+            self.cost.biggest = (params, _txt(name), cls)
+        if params > self.max_params:
+            raise ModelFileError(
+                f"{self.shown}: layer {_txt(name)} ({_txt(cls, 40)}) has {_big(params)} parameters "
+                f"({_bytes(params * itemsize)} of weights), over the parameter budget of {self.max_params:,}; "
+                "refusing the file before Keras builds the model")
+        if self.cost.params > self.max_params:
+            raise ModelFileError(
+                f"{self.shown}: the model reaches {_big(self.cost.params)} parameters at layer {_txt(name)} "
+                f"({_txt(cls, 40)}, {_big(params)} parameters), over the parameter budget of "
+                f"{self.max_params:,}; refusing the file before Keras builds the model")
+
+
+def _big(n: int) -> str:
+    return f"{n:,}" if n < 10 ** 24 else f"over {10 ** 24:,}"
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TB", 10 ** 12), ("GB", 10 ** 9), ("MB", 10 ** 6)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}" if n < 10 ** 24 else "over 10^24 bytes"
+    return f"{n:,} bytes"
+
+
+def _itemsize(dtype: Any) -> int:
+    name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) and isinstance(dtype.get("config"), dict) else dtype
+    name = name if isinstance(name, str) else "float32"
+    if name.startswith("mixed_"):
+        return 4  # variables stay float32 under a mixed policy
+    return 8 if "64" in name else 2 if "16" in name else 1 if "int8" in name or "int4" in name else 4
+
+
+def _tensors(node: Any) -> list[dict]:
+    """The ``__keras_tensor__`` configs a call's arguments hold, in order."""
+    found: list[dict] = []
+    stack = [node.get("args", []) if isinstance(node, dict) else [], node.get("kwargs", {}) if isinstance(node, dict) else {}]
+    stack.reverse()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__" and isinstance(value.get("config"), dict):
+                found.append(value["config"])
+            else:
+                stack.extend(reversed(list(value.values())))
+        elif isinstance(value, list):
+            stack.extend(reversed(value))
+    return found
+
+
+def _history(tensor: dict) -> tuple | None:
+    h = tensor.get("keras_history")
+    return tuple(h) if isinstance(h, list) and len(h) == 3 and all(isinstance(x, (str, int)) for x in h) else None
+
+
+def _history_list(value: Any) -> list[list]:
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        return [value]
+    return [v for v in value if isinstance(v, list)] if isinstance(value, list) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-class rules: (parameters, output shape) from the config and the input shapes.
+
+_PRESERVING_PREFIXES = ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Dropout", "SpatialDropout",
+                        "GaussianNoise", "GaussianDropout", "AlphaDropout", "BatchNormalization",
+                        "LayerNormalization", "GroupNormalization", "UnitNormalization", "Rescaling",
+                        "Normalization", "Identity", "Masking", "ActivityRegularization", "PReLU")
+_MERGE = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Expression"})
+
+
+def _rule(cls: str, cfg: dict, ins: list[Shape | None]) -> tuple[int, Shape | None]:
+    x = ins[0] if ins else None
+    if cls in ("Dense",):
+        units = _int(cfg, "units")
+        return units * _last(x) + units * bool(cfg.get("use_bias", True)), (x[:-1] if x else []) + [units]
+    if cls == "EinsumDense":
+        out = _shape(cfg.get("output_shape"), batch=False) or [_int(cfg, "output_shape", 1)]
+        return _prod(out) * _last(x), out
+    if cls == "Embedding":
+        units = _int(cfg, "output_dim")
+        return _int(cfg, "input_dim") * units, (list(x) if x else [None]) + [units]
+    if cls.startswith(("Conv", "SeparableConv", "DepthwiseConv")) and "LSTM" not in cls:
+        return _conv(cls, cfg, x)
+    if cls in ("SimpleRNN", "GRU", "LSTM") or (cls == "RNN" and isinstance(cfg.get("cell"), dict)):
+        return _rnn(cls, cfg, x)
+    if cls.startswith("ConvLSTM"):
+        k, filters, cin = _prod(_ints(cfg.get("kernel_size"), _rank(cls))), _int(cfg, "filters"), _channels(x, cfg)
+        return 4 * filters * (k * (cin + filters) + 1), None
+    if cls == "MultiHeadAttention":
+        heads, kd = _int(cfg, "num_heads"), _int(cfg, "key_dim")
+        vd = _int(cfg, "value_dim") or kd
+        q = _last(x)
+        k = _last(ins[-1] if len(ins) > 1 else x)
+        return heads * (kd * (q + 1) + kd * (k + 1) + vd * (k + 1)) + heads * vd * q + q, x
+    if cls.startswith(_PRESERVING_PREFIXES):
+        c = _channels(x, cfg) if "Normalization" in cls else 0
+        params = 4 * c if cls == "BatchNormalization" else 2 * c if cls in ("LayerNormalization", "GroupNormalization") \
+            else _prod(x) if cls == "PReLU" and x else 0
+        return params, x
+    if cls in _MERGE:
+        out = None
+        for s in ins:
+            out = _merge(out, s)
+        return 0, out
+    if cls == "Concatenate":
+        return 0, _concat(ins, cfg)
+    return 0, _shape_rule(cls, cfg, x)
+
+
+def _conv(cls: str, cfg: dict, x: Shape | None) -> tuple[int, Shape | None]:
+    rank = _rank(cls)
+    ks = _ints(cfg.get("kernel_size"), rank)
+    k = _prod(ks)
+    cin = _channels(x, cfg)
+    filters = _int(cfg, "filters")
+    bias = bool(cfg.get("use_bias", True))
+    if cls.startswith("SeparableConv"):
+        dm = _int(cfg, "depth_multiplier", 1)
+        params = k * cin * dm + cin * dm * filters + filters * bias
+    elif cls.startswith("DepthwiseConv"):
+        dm = _int(cfg, "depth_multiplier", 1)
+        params, filters = k * cin * dm + cin * dm * bias, cin * dm
+    else:
+        groups = _int(cfg, "groups", 1) or 1
+        params = k * max(cin // groups, 1) * filters + filters * bias
+    if not x or len(x) != rank + 1 or cfg.get("data_format") == "channels_first":
+        return params, None
+    strides = _ints(cfg.get("strides"), rank)
+    dil = _ints(cfg.get("dilation_rate"), rank)
+    pad = cfg.get("padding", "valid")
+    out = []
+    for d, kk, s, dl in zip(x[:-1], ks, strides, dil):
+        if d is None:
+            out.append(None)
+        elif "Transpose" in cls:
+            out.append(d * s if pad == "same" else d * s + max(kk - s, 0))
+        elif pad in ("same", "causal"):
+            out.append(-(-d // s))
+        else:
+            out.append(max((d - dl * (kk - 1) - 1) // s + 1, 0))
+    return params, out + [filters]
+
+
+def _rnn(cls: str, cfg: dict, x: Shape | None) -> tuple[int, Shape | None]:
+    kind = cls
+    if cls == "RNN":
+        cell = cfg["cell"]
+        kind = str(cell.get("class_name", "")).replace("Cell", "")
+        cfg = {**(cell.get("config") if isinstance(cell.get("config"), dict) else {}),
+               "return_sequences": cfg.get("return_sequences")}
+    units = _int(cfg, "units")
+    gates = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}.get(kind, 1)
+    biases = 2 if kind == "GRU" and cfg.get("reset_after", True) else 1
+    params = gates * units * (_last(x) + units + biases)
+    if cfg.get("return_sequences") and x:
+        return params, [x[0], units]
+    return params, [units]
+
+
+def _concat(ins: list[Shape | None], cfg: dict) -> Shape | None:
+    if not ins or any(s is None for s in ins) or len({len(s) for s in ins}) != 1 or not ins[0]:
+        return None
+    axis = cfg.get("axis", -1)
+    axis = axis if isinstance(axis, int) and not isinstance(axis, bool) else -1
+    rank = len(ins[0])
+    axis = axis - 1 if axis > 0 else axis + rank  # the config's axis counts the batch axis
+    if not 0 <= axis < rank:
+        return None
+    out = list(ins[0])
+    parts = [s[axis] for s in ins]
+    out[axis] = None if any(p is None for p in parts) else sum(parts)
+    return out
+
+
+def _shape_rule(cls: str, cfg: dict, x: Shape | None) -> Shape | None:
+    """Output shapes of weightless layers that change shapes (None: unknown)."""
+    if x is None:
+        return None
+    if cls == "Flatten":
+        return [None if any(d is None for d in x) else _prod(x)]
+    if cls == "Reshape":
+        target = _shape(cfg.get("target_shape"), batch=False) if isinstance(cfg.get("target_shape"), list) else None
+        raw = cfg.get("target_shape")
+        if isinstance(raw, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+            known = _prod([v for v in raw if v != -1])
+            total = _prod(x) if all(d is not None for d in x) else None
+            return [(total // known if total is not None and known else None) if v == -1 else v for v in raw]
+        return target
+    if cls.startswith("Global") and "Pooling" in cls:
+        c = _channels(x, cfg)
+        return [1] * (len(x) - 1) + [c] if cfg.get("keepdims") else [c]
+    if "Pooling" in cls and len(x) == _rank(cls) + 1 and cfg.get("data_format") != "channels_first":
+        rank = _rank(cls)
+        pool = _ints(cfg.get("pool_size"), rank, 2)
+        strides = _ints(cfg.get("strides"), rank, 0) if cfg.get("strides") is not None else pool
+        strides = [s or p for s, p in zip(strides, pool)]
+        same = cfg.get("padding") == "same"
+        return [None if d is None else (-(-d // s) if same else max((d - p) // s + 1, 0))
+                for d, p, s in zip(x[:-1], pool, strides)] + [x[-1]]
+    if cls == "RepeatVector":
+        return [_int(cfg, "n", 1), *x]
+    if cls == "Permute" and isinstance(cfg.get("dims"), list):
+        dims = cfg["dims"]
+        if sorted(d for d in dims if isinstance(d, int)) == list(range(1, len(x) + 1)):
+            return [x[d - 1] for d in dims]
+        return None
+    if cls.startswith("UpSampling") and len(x) == _rank(cls) + 1:
+        size = _ints(cfg.get("size"), _rank(cls), 2)
+        return [None if d is None else d * s for d, s in zip(x[:-1], size)] + [x[-1]]
+    if cls in ("Resizing", "CenterCrop") and len(x) == 3:
+        return [_int(cfg, "height", 1), _int(cfg, "width", 1), x[-1]]
+    return x  # other weightless layers keep or shrink their input: a reading that never under-costs
