@@ -244,6 +244,8 @@ class _Flattener:
                 raise ModelImportError(f"layer {where!r} ({cls_name}) is called with unexpected inputs")
             return self._add(Op(self.fresh(op.name), "expr", None, {}, dict(zip(variables, refs)), expr=text,
                                 origin=op.name), op)
+        if (module, cls_name) == ("netspec.expr", "Expression"):
+            return self._stored_expression(op, inputs, where)
         type_name = self._type_name(op, where)
         if type_name in self.catalog.core:
             args = self.args.layer_args(op, type_name, f"layer {where!r}")
@@ -251,6 +253,28 @@ class _Flattener:
             args = self._user_args(op, type_name, where)
         return self._add(Op(self.fresh(op.name), "layer", type_name, args,
                             _positional_or_named(inputs, op, where), origin=op.name), op)
+
+    def _stored_expression(self, op, inputs, where: str) -> str:
+        """netspec's own expression layer (a model netspec built): back to the ``expr:`` node it was."""
+        config = op.get_config()
+        if config.get("constants"):
+            raise ModelImportError(f"layer {short(where)} is a netspec expression that uses params "
+                                   f"({', '.join(sorted(map(str, config['constants'])))[:80]}); import writes "
+                                   "expressions without params only", hint="write this node as `expr:` by hand")
+        names = list(op.variable_names)
+        refs: dict[str, str] | None = None
+        if isinstance(inputs, list) and len(inputs) == len(names):
+            refs = dict(zip(names, inputs))
+        elif isinstance(inputs, tuple):
+            _, args, kwargs, ref = inputs
+            given = args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else {}
+            if sorted(given) == sorted(names) and all(_is_tensor(v) for v in given.values()):
+                refs = {n: ref(given[n]) for n in names}
+        if refs is None:
+            raise ModelImportError(f"layer {short(where)} (a netspec expression) is called with inputs that do "
+                                   "not match its variables")
+        args = {} if config.get("output_shape") is None else {"output_shape": _plain(config["output_shape"])}
+        return self._add(Op(self.fresh(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
 
     def _add(self, new: Op, op) -> str:
         self.first_call[id(op)] = new.name
