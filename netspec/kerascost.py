@@ -145,7 +145,10 @@ def cost_config(config: dict, shown: str, max_params: int) -> Cost:
             layer, its class, its parameter count, the budget and the file.
     """
     walker = _Walker(shown, max_params)
-    walker.obj(config, None)
+    try:
+        walker.obj(config, None)
+    except RecursionError:  # shapes nested a thousand deep: no model is written like that
+        raise ModelFileError(f"{shown}: config.json nests its values too deeply to be a model") from None
     return walker.cost
 
 
