@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import short
 from .importargs import ModelImportError, normalize
 
 _GENERATED_BUG = "netspec import wrote a spec that does not load (a bug in netspec; please report it)"
@@ -172,24 +173,24 @@ def compare(source_model, imported, spec=None) -> Comparison:
         flat = name_of.get(name)
         mine = ours.get(flat) if flat else None
         if mine is None:
-            result.problems.append(f"source layer {name!r} has no spec node")
+            result.problems.append(f"source layer {short(name, 80)} has no spec node")
             continue
         cls = type(op).__name__
         if type(mine).__name__ == "Expression" and cls != "Expression":
             result.expressions.append(f"{name} ({cls}) -> {mine.expression}")
         else:
             if cls != type(mine).__name__:
-                result.problems.append(f"{name!r} is a {cls}, its node {flat!r} a {type(mine).__name__}")
+                result.problems.append(f"{short(name, 80)} is a {cls}, its node {short(flat, 80)} a {type(mine).__name__}")
                 continue
             if _config(op) != _config(mine):
-                result.problems.append(f"{name!r}: config differs from node {flat!r}")
+                result.problems.append(f"{short(name, 80)}: config differs from node {short(flat, 80)}")
         if _params(op) != _params(mine):
-            result.problems.append(f"{name!r}: {_params(op):,} parameters, node {flat!r} {_params(mine):,}")
+            result.problems.append(f"{short(name, 80)}: {_params(op):,} parameters, node {short(flat, 80)} {_params(mine):,}")
         if _shapes(op) != _shapes(mine):
-            result.problems.append(f"{name!r}: output shape {_shapes(op)}, node {flat!r} {_shapes(mine)}")
+            result.problems.append(f"{short(name, 80)}: output shape {_shapes(op)}, node {short(flat, 80)} {_shapes(mine)}")
         expected = [name_of.get(s, s) for s in _sources(op)]
         if expected != _sources(mine):
-            result.problems.append(f"{name!r}: inputs {expected}, node {flat!r} has {_sources(mine)}")
+            result.problems.append(f"{short(name, 80)}: inputs {expected}, node {short(flat, 80)} has {_sources(mine)}")
     extra = set(ours) - {name_of.get(n) for n in theirs}
     if extra:
         result.problems.append(f"the spec has {len(extra)} node(s) the source lacks: {sorted(extra)[:3]}")
