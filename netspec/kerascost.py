@@ -429,8 +429,9 @@ def _rule(cls: str, cfg: dict, ins: list[Shape | None]) -> tuple[int, Shape | No
         return heads * (kd * (q + 1) + kd * (k + 1) + vd * (k + 1)) + heads * vd * q + q, x
     if cls.startswith(_PRESERVING_PREFIXES):
         c = _channels(x, cfg) if "Normalization" in cls else 0
-        params = 4 * c if cls == "BatchNormalization" else 2 * c if cls in ("LayerNormalization", "GroupNormalization") \
-            else _prod(x) if cls == "PReLU" and x else 0
+        affine = bool(cfg.get("scale", True)) + bool(cfg.get("center", True))  # gamma, beta
+        params = (c * (2 + affine) if cls == "BatchNormalization" else c * affine if cls != "Normalization"
+                  else 2 * c + 1) if c else (_prod(x) if cls == "PReLU" and x else 0)
         return params, x
     if cls in _MERGE:
         out = None

@@ -126,7 +126,7 @@ def check_model_file(path: str | os.PathLike, *, max_params: int | None = None):
             the budget (the message names the file, and the layer where one is at fault).
     """
     from .compile import DEFAULT_BUDGET
-    from .kerascost import cost_config
+    from .kerascost import check_objects, cost_config
     from .kerasfile import ModelFileError, display, open_archive
 
     name = os.fsdecode(path)
@@ -137,6 +137,7 @@ def check_model_file(path: str | os.PathLike, *, max_params: int | None = None):
         raise ModelFileError(f"expected a .keras model file. Received: {shown}")
     budget = DEFAULT_BUDGET.max_params if max_params is None else max_params
     archive = open_archive(name)
+    check_objects(archive.config, shown, lambda *_: True)  # Lambda layers now; classes once plugins load
     cost = cost_config(archive.config, shown, budget)
     _check_weights(archive, cost, shown, budget)
     return archive, cost
