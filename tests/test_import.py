@@ -417,3 +417,13 @@ def netspec_specs():
     from conftest import SPECS
 
     return SPECS
+
+
+def test_output_names_never_hold_control_characters(keras, tmp_path):
+    from netspec.commands import _file_stem
+
+    path = _tiny_named(tmp_path, "m.keras")
+    with pytest.raises(SystemExit) as e:
+        main(["import", str(path), "-o", str(tmp_path / "a\nb.yaml")])
+    assert e.value.code == 2 and [p.name for p in tmp_path.iterdir() if "\n" in p.name] == []
+    assert _file_stem("/x/m\nplugins: [e]\r#.keras") == "m_plugins:_[e]_#"
