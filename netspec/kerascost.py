@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import short
 from .kerasfile import ModelFileError
+from .resolve import MAX_NODES as MAX_LAYERS  # the node cap of a spec: an imported model must fit one
 
 # Classes that hold Python code (bytecode or a function name to look up): never loaded.
 LAMBDA_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__"})
@@ -226,6 +227,7 @@ class _Walker:
         self.shown, self.max_params = shown, max_params
         self.cost = Cost()
         self.depth = 0
+        self.calls = 0
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -236,6 +238,10 @@ class _Walker:
         cls, cfg = obj.get("class_name"), obj.get("config")
         if not isinstance(cfg, dict):
             return [None]
+        self.calls += 1
+        if self.calls > MAX_LAYERS:  # Keras would spend minutes building them (and recurse)
+            raise ModelFileError(f"{self.shown}: config.json has more than {MAX_LAYERS:,} layer calls, the most "
+                                 "a spec may have; refusing the file before Keras builds the model")
         self.depth += 1
         try:
             if self.depth > 64:

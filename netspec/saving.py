@@ -137,8 +137,8 @@ def check_model_file(path: str | os.PathLike, *, max_params: int | None = None):
         raise ModelFileError(f"expected a .keras model file. Received: {shown}")
     budget = DEFAULT_BUDGET.max_params if max_params is None else max_params
     archive = open_archive(name)
+    cost = cost_config(archive.config, shown, budget)  # first: it also caps the layer count
     check_objects(archive.config, shown, lambda *_: True)  # Lambda layers now; classes once plugins load
-    cost = cost_config(archive.config, shown, budget)
     _check_weights(archive, cost, shown, budget)
     return archive, cost
 

@@ -301,3 +301,11 @@ def not_a_zip(tmp: Path, spec: Path) -> Path:
     path = tmp / "garbage.keras"
     path.write_bytes(b"PK\x03\x04 this is not really a zip archive" * 10)
     return path
+
+
+def many_layers(tmp: Path, spec: Path, count: str = "60000") -> Path:
+    """A chain of ReLU layers longer than any spec may be (Keras would build it for minutes)."""
+    layers = [_input("x", [4])]
+    for i in range(int(count)):
+        layers.append(_layer("ReLU", f"r{i}", {}, layers[-1]["name"], [4], build=None))
+    return _archive(tmp / "long.keras", _functional(layers, "x", layers[-1]["name"]))
