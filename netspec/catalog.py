@@ -11,6 +11,7 @@ from typing import Any
 from . import registry
 from .errors import did_you_mean, short
 from .graph import DeferredArg
+from .recheck import issues_of, strict_validator
 
 _SCHEMA_NAME = "netspec.schema.json"
 LAYER_PREFIX = "layer."
@@ -51,6 +52,11 @@ class Catalog:
         self.validator = Validator(self.schema, scan=schema is not None)
         defs = self.schema["$defs"]
         self.core = {k[len(LAYER_PREFIX):] for k in defs if k.startswith(LAYER_PREFIX)}
+
+    @property
+    def strict_validator(self):
+        """The validator for interpolated values: the schema with no ``${...}`` alternative (built on first use)."""
+        return strict_validator(self.schema)
 
     def known(self, name: object) -> bool:
         """Whether ``name`` is a core or registered layer; installed plugins load on the first miss."""
@@ -99,12 +105,24 @@ class Catalog:
         """
         instance = {"type": name, **{k: _placeholder(v) for k, v in args.items()}}
         if name in self.core:
-            issues = list(self.validator.iter_issues(instance, {"$ref": f"#/$defs/{LAYER_PREFIX}{name}"}))
-            if not issues:
-                return None
-            return self.validator.best(issues), len(issues) - 1
+            # Interpolated values are checked as the literal they stand for (netspec.recheck); while some
+            # value still waits for shapes, its ${...} text stands in for it and must pass as such.
+            deferred = any(_has_deferred(v) for v in args.values())
+            validator = self.validator if deferred else self.strict_validator
+            best, more = issues_of(instance, {"$ref": f"#/$defs/{LAYER_PREFIX}{name}"}, (), validator)
+            return None if best is None else (best, more)
         issues = _check_signature(registry.LAYERS[name], args)
         return (issues[0], len(issues) - 1) if issues else None
+
+
+def _has_deferred(value: Any) -> bool:
+    if isinstance(value, DeferredArg):
+        return True
+    if isinstance(value, list):
+        return any(_has_deferred(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_deferred(v) for v in value.values())
+    return False
 
 
 def _placeholder(value: Any) -> Any:

@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import registry
+from .budget import (DEFAULT_BUDGET, Budget, allocation_guard, format_bytes, init_work, intermediate,
+                     is_allocation_failure, itemsize, tensor_bytes)
 from .errors import ExpressionError, NetspecError, ShapeError, short
 from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth
 from .interp import Deferred, Scope, interpolate
 from .loader import SourceMap
+
+__all__ = ["Budget", "DEFAULT_BUDGET", "Compiled", "Row", "build"]  # Budget lives in netspec.budget
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class _Builder:
         self.graph, self.catalog, self.source = graph, catalog, source
         self.tensors: dict[str, Any] = {}
         self.layers: dict[str, Any] = {}
+        self.meter: _Meter | None = None  # prices intermediates before a layer is called
+        self.current: Node | None = None  # the node being built, for allocation failures
 
     # -- values ----------------------------------------------------------------------------
 
@@ -187,6 +193,8 @@ class _Builder:
         except NetspecError:
             raise
         except Exception as e:  # Keras validates arguments in __init__ with ValueError/TypeError
+            if is_allocation_failure(e):
+                raise  # build()'s allocation guard reports it as memory, not as the arguments
             raise self.fail(node, f"{type_name} rejected its arguments: {_clean(e)}", cls=NetspecError, path=path) from None
 
     # -- build ------------------------------------------------------------------------------
@@ -228,11 +236,15 @@ class _Builder:
         else:
             seq = [self.tensor(r, node) for r in node.inputs]
             call_in = seq[0] if len(seq) == 1 else seq
+        if self.meter is not None:
+            self.meter.before_call(node, layer, call_in, self)
         try:
             out = layer(**call_in) if isinstance(call_in, dict) and node.kind != "expr" else layer(call_in)
         except NetspecError:
             raise
         except Exception as e:
+            if is_allocation_failure(e):
+                raise  # build()'s allocation guard reports it as memory, not as the shapes
             what = node.type if node.kind == "layer" else ("shared " + self.layers[node.share_of].__class__.__name__
                                                           if node.kind == "share" else "expression")
             raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {_clean(e)}") from None
@@ -300,58 +312,76 @@ def _clean(e: Exception) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Caps checked from inferred shapes before any weight is allocated.
+def _call_shapes(call_in) -> list[tuple[str, tuple]]:
+    """A layer's call arguments as (keyword or position, shape without batch), for the cost tables."""
+    if isinstance(call_in, dict):
+        return [(str(k), tuple(t.shape)[1:]) for k, t in call_in.items() if hasattr(t, "shape")]
+    seq = call_in if isinstance(call_in, (list, tuple)) else [call_in]
+    return [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(seq) if hasattr(t, "shape")]
 
-    Args:
-        max_params: total parameters of the model.
-        max_activation_bytes: bytes of all node outputs for one sample (batch 1).
+
+class _Meter:
+    """Running totals of parameters and activation bytes, checked around each node before anything is allocated.
+
+    Activations are node outputs plus the hidden intermediates of :data:`netspec.budget.INTERMEDIATES`
+    (training keeps both for the backward pass), for ``budget.batch`` samples, with unknown
+    dimensions at the sizes the gate feeds.
     """
 
-    max_params: int = 2_000_000_000
-    max_activation_bytes: int = 4 << 30
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.params, self.bytes, self.seen = budget, 0, 0, set()
 
+    def _per(self) -> str:
+        return "per sample" if self.budget.batch == 1 else f"for a batch of {self.budget.batch}"
 
-DEFAULT_BUDGET = Budget()
+    def _over(self, node: Node, b: "_Builder", what: str, total: int) -> NetspecError:
+        return b.fail(node, f"{what} reach {total / 2**20:,.0f} MiB {self._per()} here, over the activation "
+                            f"budget of {self.budget.activation_note()}", cls=NetspecError)
+
+    def before_call(self, node: Node, layer, call_in, b: "_Builder") -> None:
+        """Price the layer's hidden intermediates from its symbolic inputs, before it is called."""
+        cost = intermediate(layer, _call_shapes(call_in))
+        if cost is None:
+            return
+        what, n = cost
+        size = n * itemsize(getattr(layer, "compute_dtype", "float32")) * self.budget.batch
+        if self.bytes + size > self.budget.max_activation_bytes:
+            raise self._over(node, b, f"{type(layer).__name__}'s {what} ({format_bytes(size)}) and the node outputs "
+                                      "before it", self.bytes + size)
+        self.bytes += size
+
+    def add(self, node: Node, layer, out, b: "_Builder") -> None:
+        for w in layer.weights:
+            if id(w) in self.seen:
+                continue
+            self.seen.add(id(w))
+            shape = [int(d) for d in w.shape]
+            self.params += _count(shape)
+            if self.params > self.budget.max_params:
+                raise b.fail(node, f"the model reaches {self.params:,} parameters here, over the budget of "
+                                   f"{self.budget.params_note()}", cls=NetspecError)
+            work = init_work(getattr(w, "_initializer", None), shape)  # Keras keeps it until allocation
+            if work is not None and work[1] > self.budget.max_init_work:
+                init = type(w._initializer).__name__
+                raise b.fail(node, f"the {init} initializer of weight {w.name!r} {_shape_text(shape)} needs {work[0]} "
+                                   f"(~{work[1]:.1e} multiply-adds, over the bound of {self.budget.max_init_work:.1e}, "
+                                   "a 4096 x 4096 kernel, which takes seconds); use another initializer "
+                                   "(glorot_uniform) or a smaller layer", cls=NetspecError)
+        tensors = out if isinstance(out, (list, tuple)) else [out]
+        self.bytes += sum(tensor_bytes(t) for t in tensors) * self.budget.batch
+        if self.bytes > self.budget.max_activation_bytes:
+            raise self._over(node, b, "node outputs", self.bytes)
 
 
 def _count(shape) -> int:
     n = 1
     for d in shape:
-        n *= int(d) if d is not None else 1
+        n *= int(d)
     return n
 
 
-def _out_bytes(out) -> int:
-    tensors = out if isinstance(out, (list, tuple)) else [out]
-    total = 0
-    for t in tensors:
-        itemsize = 8 if "64" in str(t.dtype) else (2 if "16" in str(t.dtype) else (1 if "8" in str(t.dtype) or "bool" in str(t.dtype) else 4))
-        total += _count(t.shape[1:]) * itemsize
-    return total
-
-
-class _Meter:
-    """Running totals of parameters and activation bytes, checked after each node."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget, self.params, self.bytes, self.seen = budget, 0, 0, set()
-
-    def add(self, node: Node, layer, out, b: "_Builder") -> None:
-        for w in layer.weights:
-            if id(w) not in self.seen:
-                self.seen.add(id(w))
-                self.params += _count(w.shape)
-        self.bytes += _out_bytes(out)
-        if self.params > self.budget.max_params:
-            raise b.fail(node, f"the model reaches {self.params:,} parameters here, over the budget of "
-                               f"{self.budget.max_params:,} (raise it with --max-params if this is intended)",
-                         cls=NetspecError)
-        if self.bytes > self.budget.max_activation_bytes:
-            raise b.fail(node, f"node outputs reach {self.bytes / 2**20:,.0f} MiB per sample here, over the "
-                               f"activation budget of {self.budget.max_activation_bytes / 2**20:,.0f} MiB "
-                               "(raise it with --max-activation-mb if this is intended)", cls=NetspecError)
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:
@@ -359,7 +389,10 @@ def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUD
 
     Layers are built inside a Keras ``StatelessScope``, where variables get shapes but no memory;
     the parameter and activation budget is checked node by node, and only then are the weights
-    allocated. ``Dense(10**12)`` therefore fails in milliseconds, naming its node.
+    allocated. ``Dense(10**12)`` therefore fails in milliseconds, naming its node. Hidden
+    intermediates (attention scores) are priced before their layer is called, and initializer work
+    (Orthogonal's QR) before the weights are initialized. An allocation that still fails (MemoryError,
+    TensorFlow's ResourceExhaustedError) is a located error naming the node being built.
 
     Returns:
         The model, the check table and the layer objects by node name.
@@ -376,8 +409,16 @@ def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUD
     depth = graph_depth(graph)
     old_limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old_limit, 8 * depth + 2000))
+    b.meter = meter
+
+    def fail(message: str) -> NetspecError:
+        if b.current is None:
+            return NetspecError(f"the model's weights: {message}", location=source.value(("nodes",)))
+        return b.fail(b.current, message, cls=NetspecError)
+
     try:
-        return _build(b, graph, meter)
+        with allocation_guard(fail, "building the model"):
+            return _build(b, graph, meter)
     finally:
         sys.setrecursionlimit(old_limit)
 
@@ -391,8 +432,10 @@ def _build(b: "_Builder", graph: Graph, meter: _Meter) -> Compiled:
         with StatelessScope(initialize_variables=False):
             b.inputs()
             for node in graph.nodes:
+                b.current = node
                 b.node(node)
                 meter.add(node, b.layers[node.name], b.tensors[node.name], b)
+            b.current = None
             model = b.model()
     except BaseException:
         global_state.set_global_attribute("uninitialized_variables", [])  # never allocate them

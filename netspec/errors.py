@@ -41,6 +41,14 @@ def short(value: object, limit: int = 60) -> str:
     return text
 
 
+def format_bytes(n: float) -> str:
+    """A byte count for messages: ``1.5 GiB``, ``588.0 KiB``, ``12 bytes``."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
 def did_you_mean(name: object, candidates: Iterable[str], n: int = 1) -> str | None:
     """The closest candidate to ``name``, for "did you mean" hints; None when nothing is close."""
     if not isinstance(name, str) or len(name) > 200:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import compat, quantize, verify
+from .budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
 from .convert import IONames, call_model, io_names
 from .saving import atomic_path
 from .targets import ExportError, Target
@@ -187,6 +188,15 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
         ExportError: the target refuses part of the spec (located), or conversion fails.
         GateError: the gate failed; nothing was written.
     """
+    def fail(message: str) -> ExportError:
+        return target_error(source, target, None, message)
+
+    with allocation_guard(fail, f"exporting for target {target.name!r}"):
+        return _export(source, target, output, weights=weights, load_arrays=load_arrays, latency=latency)
+
+
+def _export(source, target: Target, output: str | Path, *, weights: str | None, load_arrays: Callable | None,
+            latency: bool) -> ExportReport:
     from .rewrite import export_rewrites
 
     started = time.perf_counter()
@@ -199,6 +209,7 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
     model, spec = load_model(source, weights)
     names = io_names(model, spec.graph if spec is not None else None)
     inputs = quantize.describe_inputs(model)
+    check_runs(model, inputs, target, spec)  # before any batch or calibration sample is generated
     report.inputs = {i.name: {"shape": [target.batch_size, *i.shape], "dtype": i.dtype} for i in inputs}
     classifiers = classifier_outputs(model, names)
 
@@ -323,13 +334,78 @@ def _litert_ops(data: bytes) -> int:
         return 0
 
 
+# -- what the export allocates, priced before it does ------------------------------------------------
+
+
+def gate_sizes(target: Target) -> list[int]:
+    """Batch sizes the gate and the latency measurement feed: 1 and 8, or the fixed batch size."""
+    return [1, 8] if target.batch_size is None else [target.batch_size]
+
+
+def activation_bytes(model) -> int:
+    """Bytes of every layer output and costed intermediate for one sample, unknown dims at the fed sizes."""
+    total = 0
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            total += sum(tensor_bytes(t) for t in node.output_tensors)
+            cost = intermediate(layer, [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(node.input_tensors)])
+            total += 4 * cost[1] if cost is not None else 0
+    return total
+
+
+def check_runs(model, inputs: list, target: Target, spec) -> None:
+    """Refuse an export whose gate batches or calibration samples would not fit in memory, before allocating them.
+
+    The cost is batch x (one generated sample of every input + every activation of one sample),
+    at the sizes :func:`netspec.quantize.generate` feeds; the bound is :func:`netspec.budget.headroom`
+    (half of what the process can still allocate).
+
+    Raises:
+        ExportError: located at the target's ``batch_size`` or ``calibration.samples`` in the spec.
+    """
+    per_input = sum(generated_bytes(i.shape, i.dtype) for i in inputs)
+    per_sample = activation_bytes(model)
+    samples = target.calibration.samples if target.precision == "int8" else None
+    room = headroom()
+    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples):
+        if run.bytes > room.bytes:
+            raise target_error(spec, target, run.field,
+                               f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
+                               f"sample), over the {format_bytes(room.bytes)} this export may allocate ({room.source}); "
+                               f"lower {_option(spec, target, run.field)}")
+
+
+def _option(spec, target: Target, field: str) -> str:
+    if field == "batch_size" and _spec_value(spec, target, field) != target.batch_size:
+        return "--batch-size"
+    return f"the target's {field}" if not target.builtin else f"{field} (in an export: target of your own)"
+
+
+def _spec_value(spec, target: Target, field: str):
+    raw = ((spec.section("export") or {}).get(target.name) or {}) if spec is not None and hasattr(spec, "section") else {}
+    for key in field.split("."):
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
+
+
+def target_error(spec, target: Target, field: str | None, message: str) -> ExportError:
+    """An error about ``target``, located at its ``field`` (or its entry) in the spec's ``export:`` section."""
+    text = f"export target {target.name!r}: {message}"
+    if spec is None or not hasattr(spec, "document") or target.builtin:
+        return ExportError(text)
+    path: tuple = ("export", target.name)
+    if field is not None and _spec_value(spec, target, field) is not None:
+        path += tuple(field.split("."))
+    return ExportError(text, path=path, location=spec.document.source.value(path))
+
+
 def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]:
     """Gate inputs: batch 1 and batch 8 (a fixed batch size: batches of that size), generated with the gate's seed.
 
     For fp16/int8, more batches of 8 follow, so top-1 agreement is measured on 64 samples. With
     ``real`` samples (the spec's own data), the same batches of them are compared first.
     """
-    sizes = [1, 8] if target.batch_size is None else [target.batch_size]
+    sizes = gate_sizes(target)
     if target.precision != "fp32":
         per = target.batch_size or 8
         sizes += [per] * max(0, (AGREEMENT_SAMPLES - sum(sizes)) // per)
@@ -390,7 +466,7 @@ def keras_function(model, names: IONames) -> Callable:
 
 def measure_latency(reference: Callable, run: Callable, inputs, target: Target, budget_s: float = 0.5) -> dict:
     """Median milliseconds of the export's runtime and of Keras (a compiled tf.function) at batch 1 and 8."""
-    sizes = [1, 8] if target.batch_size is None else [target.batch_size]
+    sizes = gate_sizes(target)
     out: dict[str, dict[int, float]] = {"export": {}, "keras": {}}
     for n in sizes:
         x = quantize.generate(inputs, n, 1)

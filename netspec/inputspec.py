@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from .errors import ShapeError
-from .graph import Node
+from .graph import DeferredArg, Node
+from .recheck import check_interpolated, def_schema
 
 _PREAMBLE = re.compile(r"^Input \d+ (with name '[^']*' )?of layer '[^']*' is incompatible with the layer: ")
 
@@ -26,11 +27,15 @@ def check_input_spec(node: Node, builder) -> None:
     """Check ``node.input_spec`` against the node's inputs; attach it to the node's layer.
 
     Raises:
+        SchemaError: a shape-dependent ``${...}`` evaluated to something ``input_spec`` cannot hold.
         ShapeError: naming the node, the constraint and the actual shape.
     """
     from keras.src.layers.input_spec import assert_input_compatibility
 
     raw = builder.concrete(node.input_spec)
+    if isinstance(node.input_spec, DeferredArg):  # shape-dependent: re-checked now that it has a value
+        check_interpolated(raw, node.input_spec.raw, node.path + ("input_spec",), builder.source,
+                           def_schema("inputSpec"), note=node.instance_note)
     spec = make_input_spec(raw)
     tensors = [builder.tensor(r, node) for r in node.input_refs()]
     for k, tensor in enumerate(tensors):  # the constraint holds for each of the node's inputs

@@ -10,10 +10,10 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
+from .budget import UNKNOWN_DIM, feed_dims  # noqa: F401 - UNKNOWN_DIM re-exported: quantize.UNKNOWN_DIM
 from .targets import Calibration, ExportError
 
 Arrays = Mapping[str, np.ndarray]
-UNKNOWN_DIM = 8  # the size given to an unknown (null) non-batch dimension in generated samples
 DEFAULT_RANGE = (-1.0, 1.0)
 
 
@@ -60,7 +60,7 @@ def generate(inputs: list[InputInfo], n: int, seed: int, value_range: tuple[floa
     low, high = value_range or DEFAULT_RANGE
     out = {}
     for info in inputs:
-        shape = (n, *(UNKNOWN_DIM if d is None else int(d) for d in info.shape))
+        shape = feed_dims(info.shape, n)  # the sizes the export budget costs (netspec.budget)
         if info.dtype == "bool":
             out[info.name] = rng.random(shape) < 0.5
         elif info.dtype == "string":

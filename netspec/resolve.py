@@ -11,6 +11,7 @@ from .exprcheck import check_expression
 from .graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
 from .interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from .loader import Document, SourceMap
+from .recheck import check_interpolated, check_section, def_schema
 from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
 from .structure import check_block_recursion, check_size_floor
 
@@ -349,6 +350,8 @@ class Resolver:
             path = ("inputs", name)
             raw = {"shape": raw} if isinstance(raw, list) else raw
             spec = self.value(raw, path, self.spec_params, None)
+            check_interpolated(spec, raw, path, self.src, def_schema("input"))  # "${...}" must be an input
+            spec = {"shape": spec} if isinstance(spec, list) else spec
             shape = spec.get("shape")
             if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape):
                 raise self.error(f"an input shape is a list of positive integers or null. Received: shape={short(shape)}",
@@ -418,7 +421,8 @@ def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, 
 
 
 def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:
-    """A top-level section (``train``, ``export``) with its ``$name``/``${...}`` evaluated.
+    """A top-level section (``train``, ``export``) with its ``$name``/``${...}`` evaluated, and
+    the result re-checked against the section's schema (``netspec.recheck``).
 
     Args:
         doc: the loaded document.
@@ -430,8 +434,11 @@ def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:
 
     Raises:
         NetspecError: an interpolation fails or uses shapes; located in the section.
+        SchemaError: an interpolated value is not what the schema accepts there.
     """
     data = doc.data if isinstance(doc.data, dict) else {}
     if key not in data:
         return None
-    return Resolver(doc, None, None, 0).value(data[key], (key,), params, None)
+    value = Resolver(doc, None, None, 0).value(data[key], (key,), params, None)
+    check_section(doc, key, value)  # a ${...} result must be what a literal there must be
+    return value

@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 from netspec import schemagen_keras as K
+from netspec import targets as T
 from netspec import trainnames as N
 from netspec.schemagen_args import arg_property
 from netspec.schemagen_types import BOOL, ENUM, INT, LIST, NAME, NULL, NUM, STR, described, obj, ref, with_interp
@@ -78,9 +79,11 @@ def train_def() -> dict:
 def export_target_def() -> dict:
     calibration = obj(
         {
-            "samples": with_interp(INT(1)),
+            "samples": described(with_interp(INT(1, T.MAX_SAMPLES)), "How many samples calibrate the activation "
+                                 f"ranges; default {T.DEFAULT_SAMPLES}."),
             "seed": with_interp(INT(0)),
-            "range": described({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            # Bounded so that generated float32 inputs (and the width high - low) stay finite.
+            "range": described({"type": "array", "items": NUM(-1e30, 1e30)[0], "minItems": 2, "maxItems": 2},
                                "[low, high] of generated float inputs; default [-1, 1]."),
         },
         description="Representative data for int8 quantization: the spec's training data when it has some, "
@@ -91,7 +94,8 @@ def export_target_def() -> dict:
             "format": with_interp(ENUM("litert", "onnx")),
             "opset": described(with_interp(INT(13, 18)), "ONNX opset."),
             "precision": with_interp(ENUM("fp16", "fp32", "int8")),
-            "batch_size": described(with_interp(INT(1) + NULL), "A fixed batch size; null keeps it dynamic."),
+            "batch_size": described(with_interp(INT(1, T.MAX_BATCH_SIZE) + NULL),
+                                    "A fixed batch size; null keeps it dynamic."),
             "calibration": calibration,
             "description": STR[0],
         },

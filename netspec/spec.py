@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from .catalog import Catalog
 from .graph import Graph
 from .loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
+from .recheck import check_nodes
 from .resolve import resolve, resolve_section
 from .validate import validate_document
 
@@ -198,4 +199,5 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
     graph = resolve(doc, catalog, params)
     for key in ("train", "export"):  # their ${...} fail at validate time, not when training starts
         resolve_section(doc, graph.params, key)
+    check_nodes(doc, graph)  # input_spec and output_shape ${...} results, against their schema
     return Spec(doc, graph, catalog)

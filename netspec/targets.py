@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import NetspecError, hint_for
+from .errors import NetspecError, format_bytes, hint_for
 
 Format = Literal["onnx", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -13,6 +13,14 @@ Precision = Literal["fp32", "fp16", "int8"]
 DEFAULT_OPSET = 17
 OPSETS = range(13, 19)  # what tf2onnx 1.17 converts to
 DEFAULT_SAMPLES = 128
+# What a target may ask export to feed, checked before anything is generated or converted: TensorFlow
+# crashes on a fixed batch of 10^7, and calibration samples are generated all at once.
+MAX_BATCH_SIZE = 4096
+MAX_SAMPLES = 100_000
+MAX_FEED_BYTES = 1 << 30  # the inputs of one calibration set or one gate batch
+GENERATED_UNKNOWN_DIM = 8  # the size generated samples give a null dimension (quantize.UNKNOWN_DIM)
+_ITEMSIZE = {"float64": 8, "int64": 8, "uint64": 8, "complex64": 8, "complex128": 16, "float16": 2,
+             "bfloat16": 2, "int16": 2, "uint16": 2, "int8": 1, "uint8": 1, "bool": 1, "string": 8}
 
 
 class ExportError(NetspecError):
@@ -102,8 +110,8 @@ def spec_targets(spec) -> dict[str, Target]:
 
 
 def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
-    def fail(key: str, message: str) -> ExportError:
-        path = ("export", name, key)
+    def fail(key: str | tuple, message: str) -> ExportError:
+        path = ("export", name, *((key,) if isinstance(key, str) else key))
         return ExportError(f"export target {name!r}: {message}", path=path,
                            location=spec.document.source.value(path))
 
@@ -119,10 +127,57 @@ def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
     low_high = cal.get("range")
     if low_high is not None and not low_high[0] < low_high[1]:
         raise fail("calibration", f"calibration.range must be [low, high] with low < high. Received: {low_high}")
-    calibration = Calibration(samples=cal.get("samples", DEFAULT_SAMPLES), seed=cal.get("seed", 0),
+    # JSON Schema counts 4.0 as an integer; numpy and TensorFlow do not.
+    calibration = Calibration(samples=_int(cal.get("samples", DEFAULT_SAMPLES)), seed=_int(cal.get("seed", 0)),
                               range=tuple(low_high) if low_high is not None else None)
-    return Target(name, fmt, precision, opset=raw.get("opset", DEFAULT_OPSET), batch_size=raw.get("batch_size"),
-                  calibration=calibration, description=raw.get("description", ""))
+    target = Target(name, fmt, precision, opset=_int(raw.get("opset", DEFAULT_OPSET)),
+                    batch_size=_int(raw.get("batch_size")), calibration=calibration,
+                    description=raw.get("description", ""))
+    problem = feed_problem(target, spec.graph.inputs)
+    if problem is not None:
+        key, message = problem
+        if key == ("calibration", "samples") and "samples" not in cal:  # the default count: blame the int8
+            key = ("calibration",) if "calibration" in raw else ("precision",)
+        raise fail(key, message)
+    return target
+
+
+def _int(value):
+    return int(value) if isinstance(value, float) else value
+
+
+def sample_bytes(inputs) -> int:
+    """Bytes of one sample of the declared inputs, null dimensions at the size generated samples use.
+
+    Args:
+        inputs: the spec's :class:`~netspec.graph.InputDecl` list (shape without batch, dtype).
+    """
+    total = 0
+    for decl in inputs:
+        n = _ITEMSIZE.get(decl.dtype, 4)
+        for d in decl.shape:
+            n *= GENERATED_UNKNOWN_DIM if d is None else d
+        total += n
+    return total
+
+
+def feed_problem(target: Target, inputs) -> tuple[tuple, str] | None:
+    """Why ``target`` would feed export more input than :data:`MAX_FEED_BYTES`, or None.
+
+    Returns:
+        ``(key path inside the target, message)``: the fixed batch, or int8 calibration samples.
+    """
+    per = sample_bytes(inputs)
+    if target.batch_size is not None and target.batch_size * per > MAX_FEED_BYTES:
+        return ("batch_size",), (f"a batch of {target.batch_size:,} samples of {format_bytes(per)} is "
+                                 f"{format_bytes(target.batch_size * per)} of input; export feeds at most "
+                                 f"{format_bytes(MAX_FEED_BYTES)} at once")
+    samples = target.calibration.samples
+    if target.precision == "int8" and samples * per > MAX_FEED_BYTES:
+        return ("calibration", "samples"), (f"calibration with {samples:,} samples of {format_bytes(per)} is "
+                                            f"{format_bytes(samples * per)} of input; export generates at most "
+                                            f"{format_bytes(MAX_FEED_BYTES)}; lower calibration.samples")
+    return None
 
 
 def all_targets(spec=None) -> dict[str, Target]:
@@ -154,6 +209,8 @@ def with_overrides(target: Target, *, opset: int | None = None, batch_size: int 
                               f"Received: {opset}")
         changes["opset"] = opset
     if batch_size != "keep":
+        if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ExportError(f"--batch-size must be 1-{MAX_BATCH_SIZE} or 'dynamic'. Received: {batch_size}")
         changes["batch_size"] = batch_size
     return replace(target, **changes) if changes else target
 

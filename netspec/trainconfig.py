@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import trainnames as N
-from .errors import NetspecError, hint_for, short
+from .errors import NetspecError, format_bytes, hint_for, short
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_OPTIMIZER = "adam"
@@ -114,10 +114,24 @@ class _Checker:
         name = value["type"]
         if name not in classes:
             raise self._unknown(kind, name, path + ("type",), list(classes))
-        args = {k: v for k, v in value.items() if k != "type"}
+        args = _integers(self.spec.catalog.schema["$defs"][f"{kind}.{name}"],
+                         {k: v for k, v in value.items() if k != "type"})
         if kind == "optimizer" and isinstance(args.get("learning_rate"), dict):
-            self.obj("lrSchedule", args["learning_rate"], path + ("learning_rate",))
+            schedule = self.obj("lrSchedule", args["learning_rate"], path + ("learning_rate",))
+            args["learning_rate"] = {"type": schedule.name, **schedule.args}
+        if kind == "metric":
+            self.metric_state(name, args, path)
         return Obj(kind, name, args, path, is_class=True)
+
+    def metric_state(self, name: str, args: dict, path: tuple) -> None:
+        """A metric's variables are paid for before Keras allocates them (``trainnames.metric_state``)."""
+        found = N.metric_state(name, args)
+        if found is None or found[0] <= N.MAX_METRIC_STATE_BYTES:
+            return
+        size, arg, what = found
+        key = next((k for k in ("num_classes", "num_thresholds", "thresholds") if k in args), None)
+        raise self.error(f"{name} with {arg} keeps {what} ({format_bytes(size)} of state); netspec allows "
+                         f"{format_bytes(N.MAX_METRIC_STATE_BYTES)} per metric", path + ((key,) if key else ()))
 
     def _unknown(self, kind: str, name: str, path: tuple, known: list[str]) -> TrainError:
         label = {"lrSchedule": "learning-rate schedule"}.get(kind, kind)
@@ -210,6 +224,23 @@ class _Checker:
                          f"{', '.join(sorted(names))}", path, hint=hint_for(value, names))
 
 
+def _integers(schema: dict, args: dict) -> dict:
+    """``args`` with integral floats made ints where the schema types an argument as an integer: JSON
+    Schema counts 4.0 (``${n / 2}``, or ``4.0`` written) as an integer, and Keras does not."""
+    props = schema.get("properties", {})
+    return {k: int(v) if isinstance(v, float) and _integer_only(props.get(k)) else v for k, v in args.items()}
+
+
+def _integer_only(prop) -> bool:
+    types = {b.get("type") for b in (prop or {}).get("anyOf", [prop or {}]) if isinstance(b, dict)} - {None}
+    return "integer" in types and "number" not in types
+
+
+def _int(value):
+    """An integral float (JSON Schema's integer 4.0) as an int; anything else as it is."""
+    return int(value) if isinstance(value, float) else value
+
+
 def _mode(mode: str, monitor: str) -> str:
     if mode in ("min", "max"):
         return mode
@@ -272,9 +303,9 @@ def train_config(spec) -> TrainConfig:
         data=data,
         validation=validation,
         validation_split=split,
-        batch_size=section.get("batch_size", DEFAULT_BATCH_SIZE),
-        epochs=section.get("epochs", 1),
-        steps_per_epoch=section.get("steps_per_epoch"),
+        batch_size=_int(section.get("batch_size", DEFAULT_BATCH_SIZE)),
+        epochs=_int(section.get("epochs", 1)),
+        steps_per_epoch=_int(section.get("steps_per_epoch")),
         optimizer=optimizer,
         losses=losses,
         loss_weights=weights,
@@ -282,7 +313,7 @@ def train_config(spec) -> TrainConfig:
         callbacks=callbacks,
         monitor=monitor,
         monitor_mode=_mode(checkpoint.get("mode", "auto"), monitor),
-        seed=section.get("seed"),
+        seed=_int(section.get("seed")),
         mixed_precision="mixed_float16" if mixed is True else (mixed or None),
         distribute=section.get("distribute", "none"),
         outputs=c.outputs,

@@ -86,3 +86,56 @@ def better_is_higher(log_name: str) -> bool:
         return False
     return any(name == w or name.endswith("_" + w) or name.startswith(w) for w in _MAX_WORDS)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric state: the variables a metric class allocates follow from its arguments, so they are
+# paid for before Keras makes them (an IoU's confusion matrix is num_classes^2 numbers).
+
+MAX_METRIC_STATE_BYTES = 64 << 20
+_IOU_METRICS = ("IoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU")
+# Metrics that keep a few counters per threshold: (class, counters, default num_thresholds).
+_THRESHOLD_METRICS = {"AUC": (4, 200), "PrecisionAtRecall": (4, 200), "RecallAtPrecision": (4, 200),
+                      "SensitivityAtSpecificity": (4, 200), "SpecificityAtSensitivity": (4, 200),
+                      "Precision": (2, None), "Recall": (2, None), "TruePositives": (1, None),
+                      "TrueNegatives": (1, None), "FalsePositives": (1, None), "FalseNegatives": (1, None)}
+_ITEMSIZE = {"float64": 8, "float16": 2, "bfloat16": 2, "mixed_float16": 2, "mixed_bfloat16": 2}
+
+
+def metric_state(name: str, args: dict) -> tuple[int, str, str] | None:
+    """The bytes of variables a metric class allocates with ``args``, the argument that sizes them and
+    a phrase for what they are; None for metrics whose state is a few numbers (or follows the outputs).
+
+    Args:
+        name: a whitelisted metric class (``METRICS``).
+        args: its arguments as written (interpolated), without ``type``.
+    """
+    itemsize = _ITEMSIZE.get(args.get("dtype") if isinstance(args.get("dtype"), str) else "", 4)
+    if name in _IOU_METRICS:
+        n = args.get("num_classes")
+        if not _count(n):
+            return None
+        return n * n * itemsize, f"num_classes={n}", f"a {n} x {n} confusion matrix"
+    if name not in _THRESHOLD_METRICS:
+        return None
+    counters, default = _THRESHOLD_METRICS[name]
+    thresholds = args.get("thresholds")
+    if isinstance(thresholds, list):
+        # AUC adds the two end points to the thresholds it is given.
+        n, arg = len(thresholds) + (2 if name == "AUC" else 0), f"thresholds (a list of {len(thresholds)})"
+    elif default is not None:
+        n = args.get("num_thresholds", default)
+        arg = f"num_thresholds={n}"
+    else:
+        return None
+    if not _count(n):
+        return None
+    labels = args.get("num_labels") if name == "AUC" and args.get("multi_label") is True else None
+    cells = n * (labels if _count(labels) else 1)
+    if _count(labels):
+        arg += f" with num_labels={labels}"
+    return counters * cells * itemsize, arg, f"{counters} counters of {cells:,} entries"
+
+
+def _count(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0

@@ -249,3 +249,162 @@ def test_einsum_dense_takes_its_output_shape_argument(keras):
 def test_long_one_line_yaml_text_is_text_not_a_file_name():
     text = "{netspec: 1, name: t, inputs: {x: [4]}, nodes: [" + "{type: ReLU}, " * 300 + "{type: ReLU}]}"
     assert len(netspec.load(text).graph.nodes) == 301
+
+
+# -- the budget: everything that allocates is priced before it is allocated -------------------------
+
+from netspec import budget as nb  # noqa: E402 - the budget's own tests, beside the compiler that applies it
+from netspec.compile import DEFAULT_BUDGET, Budget  # noqa: E402 - still importable from netspec.compile
+
+BUDGET_CASES = [
+    # id, inputs, node, budget arguments, message fragment (None: builds)
+    ("mha_scores", "{x: [4000, 8]}", "{name: a, type: MultiHeadAttention, num_heads: 2, key_dim: 4, in: {query: x, value: x}}",
+     {"max_activation_bytes": 64 << 20}, "node 'a': MultiHeadAttention's attention scores (2 heads x 4,000 x 4,000)"),
+    ("mha_key_sets_time", "{q: [10, 8], k: [50000, 8]}",
+     "{name: a, type: MultiHeadAttention, num_heads: 4, key_dim: 2, in: {query: q, value: k, key: k}}",
+     {"max_activation_bytes": 1 << 20}, "(4 heads x 10 x 50,000)"),
+    ("mha_unknown_time_at_fed_size", "{x: [null, 8]}",
+     "{name: a, type: MultiHeadAttention, num_heads: 2, key_dim: 4, in: {query: x, value: x}}",
+     {"max_activation_bytes": 1 << 20}, None),
+    ("attention_scores", "{q: [3000, 4], v: [3000, 4]}", "{name: a, type: Attention, in: [q, v]}",
+     {"max_activation_bytes": 16 << 20}, "Attention's attention scores (3,000 x 3,000)"),
+    ("additive_terms", "{q: [300, 64], v: [300, 64]}", "{name: a, type: AdditiveAttention, in: [q, v]}",
+     {"max_activation_bytes": 16 << 20}, "additive attention terms (300 x 300 x 64)"),
+    ("gqa_scores", "{x: [2000, 8]}",
+     "{name: a, type: GroupQueryAttention, head_dim: 4, num_query_heads: 8, num_key_value_heads: 2, in: {query: x, value: x}}",
+     {"max_activation_bytes": 64 << 20}, "attention scores (8 heads x 2,000 x 2,000)"),
+    ("batch_multiplies", "{x: [1000]}", "{name: d, type: Dense, units: 2000}",
+     {"max_activation_bytes": 1 << 20, "batch": 256}, "node outputs reach 2 MiB for a batch of 256"),
+    ("params_as_given", "{x: [100]}", "{name: d, type: Dense, units: 100}",
+     {"max_params": 1000}, "over the budget of 1,000 (as given; raise it with --max-params"),
+    ("orthogonal_qr", "{x: [5000]}", "{name: d, type: Dense, units: 5000, kernel_initializer: {type: Orthogonal}}",
+     {}, "the Orthogonal initializer of weight 'kernel' (5000, 5000) needs a QR decomposition of a 5,000 x 5,000"),
+    ("orthogonal_bound_lowered", "{x: [64]}", "{name: d, type: Dense, units: 64, kernel_initializer: {type: Orthogonal}}",
+     {"max_init_work": 1000}, "node 'd': the Orthogonal initializer"),
+    ("orthogonal_small_ok", "{x: [256]}", "{name: d, type: Dense, units: 256, kernel_initializer: {type: Orthogonal}}",
+     {}, None),
+    ("lstm_default_recurrent_orthogonal", "{x: [4, 8]}", "{name: r, type: LSTM, units: 3000}",
+     {"max_params": 10**9}, "the Orthogonal initializer of weight 'recurrent_kernel' (3000, 12000)"),
+]
+
+
+@pytest.mark.parametrize("inputs, node, kwargs, fragment", [c[1:] for c in BUDGET_CASES], ids=[c[0] for c in BUDGET_CASES])
+def test_budget_prices_before_allocating(keras, inputs, node, kwargs, fragment):
+    import time
+
+    spec = netspec.load(f"netspec: 1\nname: b\ninputs: {inputs}\nnodes:\n  - {node}\n")
+    start = time.perf_counter()
+    if fragment is None:
+        spec.check(Budget(**kwargs))
+        return
+    with pytest.raises(netspec.NetspecError) as info:
+        spec.check(Budget(**kwargs))
+    assert fragment in info.value.message, info.value.message
+    assert info.value.location is not None and info.value.location.line == 5
+    assert time.perf_counter() - start < 10  # refused from shapes, not after the work
+
+
+def test_budget_defaults_come_from_the_machine(monkeypatch):
+    monkeypatch.setattr(nb, "_physical", lambda: 24 << 30)
+    monkeypatch.setattr(nb, "_address_limit", lambda: None)
+    assert str(nb.machine_memory()) == "24.0 GiB of memory"
+    monkeypatch.setattr(nb, "_address_limit", lambda: 4 << 30)
+    assert str(nb.machine_memory()) == "4.0 GiB of address space (ulimit -v)"
+    mem = nb.machine_memory()
+    assert Budget.max_params <= nb.MAX_DEFAULT_PARAMS
+    assert DEFAULT_BUDGET is nb.DEFAULT_BUDGET
+    # weights, gradients and two Adam slots of float32 in half of memory
+    assert DEFAULT_BUDGET.max_params * nb.BYTES_PER_PARAM <= DEFAULT_BUDGET.memory.bytes // 2
+    assert "from " in DEFAULT_BUDGET.params_note() and "--max-params" in DEFAULT_BUDGET.params_note()
+    assert mem.bytes == 4 << 30
+
+
+FEED_CASES = [
+    # shape, batch, fed dims
+    ((None, 5), 3, (3, 8, 5)),
+    ((None, None, 3), None, (8, 8, 3)),
+    ((), 7, (7,)),
+]
+
+
+@pytest.mark.parametrize("shape, batch, fed", FEED_CASES, ids=[str(c[0]) for c in FEED_CASES])
+def test_feed_dims_are_what_the_gate_generates(shape, batch, fed):
+    from netspec import quantize
+
+    assert nb.feed_dims(shape, batch) == fed
+    if batch is not None:
+        x = quantize.generate([quantize.InputInfo("x", shape, "float32")], batch, 0)
+        assert x["x"].shape == fed
+
+
+def _fake(name: str, **attrs):
+    return type(name, (), attrs)()
+
+
+INTERMEDIATE_CASES = [
+    # layer, call (name, shape without batch), elements per sample
+    (_fake("MultiHeadAttention", num_heads=4), [("query", (10, 8)), ("value", (20, 8))], 4 * 10 * 20),
+    (_fake("MultiHeadAttention", num_heads=2), [("query", (None, 8)), ("value", (None, 8))], 2 * 8 * 8),
+    (_fake("MultiHeadAttention", num_heads=1), [("query", (3, 4, 8)), ("value", (5, 6, 8))], 12 * 30),
+    (_fake("GroupedQueryAttention", num_query_heads=6), [("query", (10, 8)), ("value", (7, 8))], 6 * 70),
+    (_fake("Attention"), [("0", (10, 4)), ("1", (30, 4))], 300),
+    (_fake("AdditiveAttention"), [("0", (10, 4)), ("1", (30, 4))], 1200),
+    (_fake("Dense"), [("0", (10,))], None),
+]
+
+
+@pytest.mark.parametrize("layer, call, n", INTERMEDIATE_CASES, ids=lambda v: type(v).__name__ if not isinstance(v, (list, int)) else None)
+def test_intermediate_table(layer, call, n):
+    cost = nb.intermediate(layer, call)
+    assert (cost[1] if cost else None) == n
+
+
+INIT_CASES = [
+    ("Orthogonal", (8000, 8000), 8000 ** 3),
+    ("Orthogonal", (3, 3, 64, 128), 576 * 128 ** 2),
+    ("Orthogonal", (8,), None),  # Keras refuses rank 1 itself
+    ("GlorotUniform", (8000, 8000), None),  # linear: the parameter budget covers it
+]
+
+
+@pytest.mark.parametrize("cls, shape, work", INIT_CASES, ids=[f"{c[0]}{c[1]}" for c in INIT_CASES])
+def test_initializer_work(cls, shape, work):
+    cost = nb.init_work(_fake(cls), shape)
+    assert (cost[1] if cost else None) == work
+
+
+class ResourceExhaustedError(Exception):  # TensorFlow's, by name: the guard must not import TensorFlow
+    pass
+
+
+GUARD_CASES = [
+    (MemoryError(), True),
+    (ResourceExhaustedError("OOM when allocating tensor with shape[1000000,1000000]"), True),
+    (RuntimeError("Unable to allocate 76.3 GiB for an array"), True),
+    (ValueError("bad units"), False),
+]
+
+
+@pytest.mark.parametrize("error, caught", GUARD_CASES, ids=[type(c[0]).__name__ for c in GUARD_CASES])
+def test_allocation_guard(error, caught):
+    def fail(message):
+        return netspec.NetspecError(message)
+
+    with pytest.raises(netspec.NetspecError if caught else type(error)) as info:
+        with nb.allocation_guard(fail, "building the model"):
+            raise error
+    if caught:
+        assert "ran out of memory while building the model" in str(info.value)
+
+
+def test_allocation_failure_while_building_is_located(keras, monkeypatch):
+    import keras.src.layers.core.dense as dense
+
+    def oom(self, *a, **k):
+        raise MemoryError()
+
+    monkeypatch.setattr(dense.Dense, "build", oom)
+    with pytest.raises(netspec.NetspecError) as info:
+        netspec.load("netspec: 1\nname: b\ninputs: {x: [4]}\nnodes:\n  - {name: d, type: Dense, units: 2}\n").build()
+    assert "node 'd'" in info.value.message and "ran out of memory" in info.value.message
+    assert info.value.location.line == 5

@@ -346,3 +346,60 @@ def test_export_a_keras_file_with_expressions_in_a_fresh_process(keras, tmp_path
     proc = run_cli("export", str(model_path), "--target", "onnx-cpu", "-o", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.exists() and "gate: passed" in proc.stdout
+
+
+# -- the run budget: gate batches and calibration samples priced before they are generated ---------
+
+from dataclasses import replace  # noqa: E402
+
+from netspec import budget as nb  # noqa: E402
+from netspec.export import activation_bytes, check_runs, target_error  # noqa: E402
+
+RUN_CASES = [
+    # id, target changes, headroom bytes, message fragment (None: fits)
+    ("default_fits", {}, 1 << 30, None),
+    ("spec_batch_located", {"batch_size": 10_000_000}, 1 << 30, "a gate batch of 10,000,000 samples"),
+    ("cli_batch_named", {"batch_size": 3_000_000}, 1 << 30, "lower --batch-size"),
+    ("calibration_located", {"calibration": quantize.Calibration(samples=10_000_000)}, 1 << 30,
+     "10,000,000 calibration samples"),
+    ("little_memory_left", {}, 1000, "over the 1000 bytes this export may allocate"),
+]
+
+
+@pytest.mark.parametrize("changes, room, fragment", [c[1:] for c in RUN_CASES], ids=[c[0] for c in RUN_CASES])
+def test_export_runs_are_priced_before_generating(keras, small, monkeypatch, changes, room, fragment):
+    model = small.build()
+    inputs = quantize.describe_inputs(model)
+    target = replace(get_target("edge", small), **changes)
+    monkeypatch.setattr("netspec.export.headroom", lambda: nb.Memory(room, "a test"))
+    if fragment is None:
+        check_runs(model, inputs, target, small)
+        return
+    with pytest.raises(ExportError) as info:
+        check_runs(model, inputs, target, small)
+    err = info.value
+    assert fragment in err.message and "export target 'edge'" in err.message, err.message
+    if "calibration" in fragment:
+        assert err.json_path == "$.export.edge.calibration.samples"
+    elif "batch_size" in changes and "--batch-size" not in fragment:
+        assert err.json_path == "$.export.edge.batch_size"
+
+
+def test_activation_bytes_count_every_layer_output_at_fed_sizes(keras):
+    x = keras.Input((None, 3))
+    y = keras.layers.Dense(5)(x)
+    model = keras.Model(x, y)
+    assert activation_bytes(model) == 4 * (8 * 3 + 8 * 5)  # the input layer's output and Dense's, T at 8
+
+
+def test_an_allocation_failure_during_export_is_an_export_error(keras, small, tmp_path, monkeypatch):
+    def oom(*a, **k):
+        raise MemoryError()
+
+    monkeypatch.setattr(quantize, "calibration_arrays", oom)
+    with pytest.raises(ExportError) as info:
+        export(small, get_target("edge", small), tmp_path / "m.onnx", latency=False)
+    assert "ran out of memory while exporting for target 'edge'" in info.value.message
+    assert info.value.json_path == "$.export.edge"
+    assert not (tmp_path / "m.onnx").exists()
+    assert target_error(None, BUILTIN["onnx-cpu"], None, "x").location is None
