@@ -130,13 +130,14 @@ class Cost:
     notes: list[str] = field(default_factory=list)
 
 
-def cost_config(config: dict, shown: str, max_params: int) -> Cost:
+def cost_config(config: dict, shown: str, max_params: int, origin: str = "") -> Cost:
     """Estimate the parameters of the model a ``config.json`` describes; refuse over ``max_params``.
 
     Args:
         config: the parsed ``config.json``.
         shown: the file name as messages show it.
         max_params: the parameter budget (the compiler's ``DEFAULT_BUDGET.max_params``).
+        origin: where the budget comes from, for messages (``" (from memory 24 GiB)"``).
 
     Returns:
         The :class:`Cost` (a lower bound where the config leaves dimensions unknown).
@@ -145,7 +146,7 @@ def cost_config(config: dict, shown: str, max_params: int) -> Cost:
         ModelFileError: a layer (or the running total) is over the budget; the message names the
             layer, its class, its parameter count, the budget and the file.
     """
-    walker = _Walker(shown, max_params)
+    walker = _Walker(shown, max_params, origin)
     try:
         walker.obj(config, None)
     except RecursionError:  # shapes nested a thousand deep: no model is written like that
@@ -223,8 +224,8 @@ def _rank(cls: str) -> int:
 class _Walker:
     """Walks a config's models in call order, tracking shapes and adding parameters."""
 
-    def __init__(self, shown: str, max_params: int) -> None:
-        self.shown, self.max_params = shown, max_params
+    def __init__(self, shown: str, max_params: int, origin: str = "") -> None:
+        self.shown, self.max_params, self.origin = shown, max_params, origin
         self.cost = Cost()
         self.depth = 0
         self.calls = 0
@@ -343,13 +344,13 @@ class _Walker:
         if params > self.max_params:
             raise ModelFileError(
                 f"{self.shown}: layer {_txt(name)} ({_txt(cls, 40)}) has {_big(params)} parameters "
-                f"({_bytes(params * itemsize)} of weights), over the parameter budget of {self.max_params:,}; "
-                "refusing the file before Keras builds the model")
+                f"({_bytes(params * itemsize)} of weights), over the parameter budget of {self.max_params:,}"
+                f"{self.origin}; refusing the file before Keras builds the model")
         if self.cost.params > self.max_params:
             raise ModelFileError(
                 f"{self.shown}: the model reaches {_big(self.cost.params)} parameters at layer {_txt(name)} "
                 f"({_txt(cls, 40)}, {_big(params)} parameters), over the parameter budget of "
-                f"{self.max_params:,}; refusing the file before Keras builds the model")
+                f"{self.max_params:,}{self.origin}; refusing the file before Keras builds the model")
 
 
 def _big(n: int) -> str:

@@ -136,8 +136,9 @@ def check_model_file(path: str | os.PathLike, *, max_params: int | None = None):
     if not name.endswith(".keras"):
         raise ModelFileError(f"expected a .keras model file. Received: {shown}")
     budget = DEFAULT_BUDGET.max_params if max_params is None else max_params
+    origin = f" (from {DEFAULT_BUDGET.memory})" if max_params is None else " (as given)"
     archive = open_archive(name)
-    cost = cost_config(archive.config, shown, budget)  # first: it also caps the layer count
+    cost = cost_config(archive.config, shown, budget, origin)  # first: it also caps the layer count
     check_objects(archive.config, shown, lambda *_: True)  # Lambda layers now; classes once plugins load
     _check_weights(archive, cost, shown, budget)
     return archive, cost

@@ -199,10 +199,10 @@ def huge_layer(tmp: Path, spec: Path, kind: str = "dense", build: str = "yes") -
         layers = [_input("x", [1000, 1000]),
                   _layer("Flatten", "flat", {"data_format": "channels_last"}, "x", [1000, 1000], build=None),
                   _layer("Dense", "big", {"units": 5000}, "flat", [1], build=None)]
-    elif kind == "sum":  # no layer alone is over the budget; together they are
-        layers = [_input("x", [40000])]
-        for i in range(4):
-            layers.append(_layer("Dense", f"d{i}", {"units": 40000}, layers[-1]["name"], [40000]))
+    elif kind == "sum":  # no layer alone is over the budget (even at 4 GiB); together they are
+        layers = [_input("x", [11000])]
+        for i in range(8):
+            layers.append(_layer("Dense", f"d{i}", {"units": 11000}, layers[-1]["name"], [11000]))
     elif kind == "nested":
         inner = _functional([_input("ix", [n]), _layer("Dense", "big", {"units": n}, "ix", [n], build=None)],
                             "ix", "big", "inner")
@@ -230,8 +230,9 @@ def huge_weights(tmp: Path, spec: Path, kind: str = "dense", build: str = "no") 
 
 
 def fake_weights(tmp: Path, spec: Path) -> Path:
-    """400M parameters (under the budget) with an 800-byte weights member: not a saved model."""
-    layers = [_input("x", [20000]), _layer("Dense", "big", {"units": 20000}, "x", [20000])]
+    """64M parameters (under the budget even at 4 GiB of address space) with an 800-byte weights
+    member: not a saved model."""
+    layers = [_input("x", [8000]), _layer("Dense", "big", {"units": 8000}, "x", [8000])]
     return _archive(tmp / "fake.keras", _functional(layers, "x", "big"))
 
 
