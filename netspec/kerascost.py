@@ -24,7 +24,6 @@ LAMBDA_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda
 # Serialization helpers Keras writes for plain values (no class behind them).
 VALUE_CLASSES = frozenset({"__keras_tensor__", "__tuple__", "__numpy__", "__bytes__", "__ellipsis__",
                            "__slice__", "__tensor__", "__typespec__", "__dtype__", "__symbolic_tensor__"})
-MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 _WRAPPED = ("layer", "backward_layer", "cell")  # config keys that hold a layer
 EXPRESSION = "netspec>Expression"  # registered name of netspec's expression layer
 _CAP = 10 ** 30  # products saturate here: a hostile kernel_size list cannot make a huge integer
@@ -247,8 +246,8 @@ class _Walker:
         try:
             if self.depth > 64:
                 raise ModelFileError(f"{self.shown}: models are nested over 64 deep in config.json")
-            if cls == "Sequential" or (isinstance(cfg.get("layers"), list) and cls in MODEL_CLASSES
-                                       and "input_layers" not in cfg):
+            if isinstance(cfg.get("layers"), list) and (cls == "Sequential" or (
+                    cls in ("Functional", "Model") and "input_layers" not in cfg)):
                 return [self.sequential(cfg, ins)]
             if isinstance(cfg.get("layers"), list):
                 return self.functional(cfg, ins)

@@ -248,3 +248,39 @@ def test_cost_model_matches_keras_applications(keras, name):
     start = time.perf_counter()
     assert cost_config(config, name, DEFAULT_BUDGET.max_params).params == model.count_params()
     assert time.perf_counter() - start < 0.5
+
+
+def test_mutated_configs_fail_only_as_model_file_errors():
+    """Random values dropped anywhere into real-shaped configs: the walkers never crash."""
+    import copy
+    import random
+
+    from netspec.kerascost import check_objects
+
+    bases = [hostile._relu_model(), hostile._functional([hostile._input("x", [4]), hostile._expression("e", "x", [4])],
+                                                         "x", "e"),
+             json.loads(json.dumps(hostile._functional(
+                 [hostile._input("x", [8]), hostile._layer("Dense", "d", {"units": 3}, "x", [8])], "x", "d")))]
+    values = [None, True, -1, 0, 10 ** 40, 1.5, "x", [], {}, [None], [-5, 3], {"class_name": "Lambda"},
+              [[1, 2], [3]], ["a", 0, 0], [10 ** 9] * 3, {"class_name": "Sequential", "config": {"layers": 3}}]
+
+    def paths(o, path=()):
+        yield path
+        items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list) else ()
+        for k, v in items:
+            yield from paths(v, path + (k,))
+
+    rnd = random.Random(11)
+    for _ in range(1500):
+        config = copy.deepcopy(rnd.choice(bases))
+        for _ in range(rnd.randint(1, 4)):
+            *head, last = rnd.choice([p for p in paths(config) if p])
+            target = config
+            for k in head:
+                target = target[k]
+            target[last] = copy.deepcopy(rnd.choice(values))
+        try:
+            cost_config(config, "f", 10 ** 9)
+            check_objects(config, "f", lambda *_: False)
+        except ModelFileError:
+            pass
