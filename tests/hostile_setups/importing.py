@@ -304,9 +304,11 @@ def not_a_zip(tmp: Path, spec: Path) -> Path:
     return path
 
 
-def many_layers(tmp: Path, spec: Path, count: str = "60000") -> Path:
-    """A chain of ReLU layers longer than any spec may be (Keras would build it for minutes)."""
+def many_layers(tmp: Path, spec: Path, count: str = "60000", shape: str = "chain") -> Path:
+    """``count`` ReLU layers, chained (Keras would spend ~50 s building 60,000 before failing on
+    recursion) or all on the input (``wide``: nothing to recurse on, only build time)."""
     layers = [_input("x", [4])]
     for i in range(int(count)):
-        layers.append(_layer("ReLU", f"r{i}", {}, layers[-1]["name"], [4], build=None))
+        source = "x" if shape == "wide" else layers[-1]["name"]
+        layers.append(_layer("ReLU", f"r{i}", {}, source, [4], build=None))
     return _archive(tmp / "long.keras", _functional(layers, "x", layers[-1]["name"]))
