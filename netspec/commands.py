@@ -106,10 +106,12 @@ def cmd_build(args) -> int:
 
 
 def _output(args, default: str | None, endings: tuple[str, ...], what: str) -> str | None:
-    """``-o`` (or ``default``), refused unless it ends in one of ``endings``."""
+    """``-o`` (or ``default``), refused unless it ends in one of ``endings`` and has no control characters."""
     out = args.output or default
     if out is not None and not out.endswith(endings):
         raise UsageError(f"-o must name {what} file. Received: {out!r}")
+    if out is not None and any(ord(c) < 32 or ord(c) == 127 for c in out):
+        raise UsageError(f"-o must not contain control characters (a file name with a newline). Received: {out!r}")
     return out
 
 
@@ -209,10 +211,16 @@ def cmd_export(args) -> int:
         raise UsageError("--weights applies to a spec; a .keras file has its own weights")
     batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
     target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
-    name = spec.name if spec is not None else os.path.splitext(os.path.basename(args.spec))[0]
+    name = spec.name if spec is not None else _file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):
         raise UsageError(f"target {target.name!r} writes {target.suffix} files. Received: -o {out}")
+    _output(args, out, (target.suffix,), f"a {target.suffix}")  # no control characters in the name
+    from .saving import check_model_file
+
+    for model_file in (args.spec if spec is None else None, args.weights):
+        if model_file and model_file.endswith(".keras"):
+            check_model_file(model_file)  # archive, config and cost, before TensorFlow starts
     quiet_tensorflow()
     from .data import load_arrays
     from .export import GateError, export
@@ -229,6 +237,13 @@ def cmd_export(args) -> int:
     warn(args, spec.warnings if spec is not None else [])
     emit(args, report.text(), report.to_dict())
     return EXIT_OK
+
+
+def _file_stem(path: str) -> str:
+    """A default output name from an input file's name: control characters and spaces become ``_``."""
+    import re
+
+    return re.sub(r"[\x00-\x1f\x7f\s]", "_", os.path.splitext(os.path.basename(path))[0]) or "model"
 
 
 def _batch(text: str) -> int:
@@ -252,6 +267,10 @@ def import_arguments(p) -> None:
 
 
 def cmd_import(args) -> int:
+    if args.model:
+        from .saving import check_model_file
+
+        check_model_file(args.model)  # archive, config and cost, before TensorFlow starts
     quiet_tensorflow()
     from .catalog import schema_path
     from .importcheck import ImportVerifyError, compare

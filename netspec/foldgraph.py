@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 _INF = 1 << 30
+# A spec name (node, block, param, input): ASCII, matched over the whole string (``fullmatch``:
+# ``^...$`` with ``re.match`` also accepts a trailing newline).
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+MAX_NAME = 64  # longer model names are cut: a name is a label, not a place for data
+
+
+def is_name(text: object) -> bool:
+    """Whether ``text`` is a valid spec name, as a whole string."""
+    return isinstance(text, str) and NAME.fullmatch(text) is not None
+
+
+def spec_name(text: object, prefix: str = "n") -> str:
+    """``text`` made a valid spec name: every other character becomes ``_``, a leading digit gets
+    ``prefix``, and the result is at most :data:`MAX_NAME` characters (model names are untrusted)."""
+    raw = text if isinstance(text, str) else ""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", raw[:MAX_NAME])
+    if not is_name(name):
+        name = f"{prefix}_{name}"
+    return name[:MAX_NAME] if is_name(name[:MAX_NAME]) else prefix
 
 
 @dataclass

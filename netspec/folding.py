@@ -11,11 +11,10 @@ chains into ``repeat``, and starts again, so blocks nest (a stage of bottlenecks
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import Any, Callable
 
-from .foldgraph import Block, Op, _key, _refs, _Scope, base
+from .foldgraph import Block, Op, _key, _refs, _Scope, base, spec_name
 from .foldnames import _block_name, _common_chars, _common_tokens, _inner_names, _pick, _Taken, _unique
 
 MAX_RUN = 64           # ops in one candidate run
@@ -331,7 +330,7 @@ def _params(vectors: dict) -> tuple[dict[str, list], Callable[[Any], Any]]:
         if vec in text:
             continue
         name = key if key not in params else f"{inner}_{key}"
-        name = _unique(re.sub(r"\W", "_", name), set(params) | {"x", "i", "in_shape"})
+        name = _unique(spec_name(name, "p"), set(params) | {"x", "i", "in_shape"})
         params[name] = values
         text[vec] = "$" + name
         if key != "count" and ints(values):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .foldgraph import Block, Op
+from .foldgraph import Block, Op, is_name
 from .scope import snake_case
 
 
@@ -57,7 +57,7 @@ def _identifier(text: str | None) -> str | None:
     if not parts:
         return None
     name = "_".join(parts) + "".join(lead)
-    return name if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) else None
+    return name if is_name(name) else None
 
 
 class _Taken(set):
@@ -70,17 +70,17 @@ class _Taken(set):
     def __contains__(self, name: object) -> bool:
         if set.__contains__(self, name):
             return True
-        m = re.match(r"^(.*)_\d+$", name) if isinstance(name, str) else None
+        m = re.fullmatch(r"(.*)_\d+", name, re.ASCII | re.DOTALL) if isinstance(name, str) else None
         return bool(m and m.group(1) in self.stems)
 
 
 def _free(name: str, count: int | None, taken: set[str]) -> bool:
     """Whether ``name`` (made ``count`` times, -1: a count set per instance) collides with nothing."""
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or name in taken:
+    if not is_name(name) or name in taken:
         return False
     if count is not None:
-        pattern = re.compile(rf"^{re.escape(name)}_\d+$")
-        if any(pattern.match(t) for t in taken) or any(pattern.match(s + "_0") for s in getattr(taken, "stems", ())):
+        pattern = re.compile(rf"{re.escape(name)}_\d+", re.ASCII)
+        if any(pattern.fullmatch(t) for t in taken) or any(pattern.fullmatch(s + "_0") for s in getattr(taken, "stems", ())):
             return False
     return True
 
@@ -90,7 +90,7 @@ def _pick(candidates: list[str], count: int | None, taken: set[str]) -> str:
     for name in candidates:
         if name and _free(name, count, taken):
             return name
-    last = next((c for c in reversed(candidates) if c and re.match(r"^[A-Za-z_]", c)), "node")
+    last = next((c for c in reversed(candidates) if is_name(c)), "node")
     for suffix in "bcdefghijklmnopqrstuvwxyz":
         if _free(f"{last}_{suffix}", count, taken):
             return f"{last}_{suffix}"

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import short
 from .importargs import ModelImportError, normalize
+
+_GENERATED_BUG = "netspec import wrote a spec that does not load (a bug in netspec; please report it)"
 
 
 class ImportVerifyError(ModelImportError):
@@ -40,6 +43,46 @@ class Comparison:
         more = f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
         return (f"differs from the source ({self.source_params:,} vs {self.spec_params:,} parameters): "
                 + "; ".join(self.problems[:5]) + more)
+
+
+def load_generated(text: str, plugins: list[str], bare: str):
+    """Load a spec netspec just wrote, with no more trust than the user gave.
+
+    The plugins the user named (``netspec import --plugins``) were imported by the command itself,
+    so nothing here runs any: the written ``text`` is parsed as data (netspec's safe YAML loader)
+    and must be ``bare`` (the same spec written without ``plugins:``) plus exactly ``plugins``;
+    then ``bare`` is loaded with ``trust_plugins=False``. A model or file name that smuggled YAML
+    into the text would show up as a difference and is refused, never run.
+
+    Args:
+        text: the spec as written (what goes to the file).
+        plugins: the ``plugins:`` entries the user named (as written).
+        bare: the same spec written without ``plugins:``.
+
+    Returns:
+        The loaded :class:`netspec.Spec` (of ``bare``; it describes the same model).
+
+    Raises:
+        ModelImportError: the written spec lists other plugins, or differs from ``bare`` elsewhere.
+    """
+    from .errors import NetspecError
+    from .loader import load_yaml
+    from .spec import load
+
+    try:
+        data = dict(load_yaml(text).data)
+        expected = load_yaml(bare).data
+    except NetspecError as e:
+        raise RuntimeError(f"{_GENERATED_BUG}: {e}") from e
+    listed = data.pop("plugins", [])
+    if listed != list(plugins) or data != expected:
+        raise ModelImportError("refusing to write the imported spec: it lists plugins other than the ones named "
+                               "on the command line, or the model's names changed its structure",
+                               hint="report this as a bug in netspec, with the model file")
+    try:
+        return load(bare, trust_plugins=False)
+    except NetspecError as e:
+        raise RuntimeError(f"{_GENERATED_BUG}: {e}\n{bare[:2000]}") from e
 
 
 def build_symbolic(spec):
@@ -118,7 +161,7 @@ def compare(source_model, imported, spec=None) -> Comparison:
     """
     from .spec import load
 
-    spec = spec or load(imported.text, trust_plugins=True)  # the importing user named the plugins
+    spec = spec or getattr(imported, "spec", None) or load(imported.text, trust_plugins=False)
     model, layers = build_symbolic(spec)
     result = Comparison(source_params=source_model.count_params() if source_model.built else 0,
                         spec_params=sum(_params(layer) for layer in {id(v): v for v in layers.values()}.values()))
@@ -130,24 +173,24 @@ def compare(source_model, imported, spec=None) -> Comparison:
         flat = name_of.get(name)
         mine = ours.get(flat) if flat else None
         if mine is None:
-            result.problems.append(f"source layer {name!r} has no spec node")
+            result.problems.append(f"source layer {short(name, 80)} has no spec node")
             continue
         cls = type(op).__name__
         if type(mine).__name__ == "Expression" and cls != "Expression":
             result.expressions.append(f"{name} ({cls}) -> {mine.expression}")
         else:
             if cls != type(mine).__name__:
-                result.problems.append(f"{name!r} is a {cls}, its node {flat!r} a {type(mine).__name__}")
+                result.problems.append(f"{short(name, 80)} is a {cls}, its node {short(flat, 80)} a {type(mine).__name__}")
                 continue
             if _config(op) != _config(mine):
-                result.problems.append(f"{name!r}: config differs from node {flat!r}")
+                result.problems.append(f"{short(name, 80)}: config differs from node {short(flat, 80)}")
         if _params(op) != _params(mine):
-            result.problems.append(f"{name!r}: {_params(op):,} parameters, node {flat!r} {_params(mine):,}")
+            result.problems.append(f"{short(name, 80)}: {_params(op):,} parameters, node {short(flat, 80)} {_params(mine):,}")
         if _shapes(op) != _shapes(mine):
-            result.problems.append(f"{name!r}: output shape {_shapes(op)}, node {flat!r} {_shapes(mine)}")
+            result.problems.append(f"{short(name, 80)}: output shape {_shapes(op)}, node {short(flat, 80)} {_shapes(mine)}")
         expected = [name_of.get(s, s) for s in _sources(op)]
         if expected != _sources(mine):
-            result.problems.append(f"{name!r}: inputs {expected}, node {flat!r} has {_sources(mine)}")
+            result.problems.append(f"{short(name, 80)}: inputs {expected}, node {short(flat, 80)} has {_sources(mine)}")
     extra = set(ours) - {name_of.get(n) for n in theirs}
     if extra:
         result.problems.append(f"the spec has {len(extra)} node(s) the source lacks: {sorted(extra)[:3]}")

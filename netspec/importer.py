@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import short
+from .errors import NetspecError, short
 from .folding import fold
 from .importargs import ModelImportError, _allows_int, _single
-from .importgraph import _NAME, InputInfo, _Flattener  # noqa: F401  (InputInfo re-exported)
+from .foldgraph import is_name, spec_name
+from .importgraph import InputInfo, _Flattener  # noqa: F401  (InputInfo re-exported)
 from .specwriter import SpecText, write_spec
 
 
@@ -34,6 +35,7 @@ class Imported:
     names: dict[str, str]   # Keras layer name -> the spec's flat node name
     lines: int = 0
     notes: list[str] = field(default_factory=list)
+    spec: Any = None        # the spec loaded back (no plugin trust): what compare() builds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,31 +75,23 @@ def keras_app(name: str, **kwargs) -> Source:
 
 
 def load_keras_file(path: str) -> Source:
-    """Load a ``.keras`` file with ``safe_mode=True`` (it is untrusted input).
+    """Load a ``.keras`` file through :func:`netspec.saving.load_model` (checked, costed, ``safe_mode``).
+
+    The one loader every entry point shares: the archive and config are checked and costed before
+    Keras builds anything, and a refusal (a Lambda layer, an unregistered class, a tampered stored
+    expression, a model over the budget) keeps its own reason here.
 
     Raises:
-        ModelImportError: not a .keras file, unreadable, or refused by safe mode.
+        ModelImportError: not a .keras file, unreadable, over the budget, or refused (the reason and
+            the file name in the message; the ``expr:`` hint only for a Lambda layer).
     """
-    import os
+    from .saving import load_model
 
-    import keras
-
-    if not str(path).endswith(".keras"):
-        raise ModelImportError(f"expected a .keras model file. Received: {short(str(path))}")
-    if not os.path.isfile(path):
-        raise ModelImportError(f"model file not found: {path}")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:
-        text = " ".join(str(e).split())
-        if "safe_mode" in text or "Lambda" in text:
-            text = text.split(" If you trust")[0]  # Keras goes on to suggest safe_mode=False: never
-            raise ModelImportError(
-                f"{path}: Keras refused to load the model in safe mode: {text[:300]}",
-                hint="a model with Lambda layers runs arbitrary Python code; netspec never loads it "
-                     "unsafely. Rewrite the Lambda as an `expr:` node in the spec") from None
-        raise ModelImportError(f"{path}: cannot load the model: {type(e).__name__}: {text[:300]}") from None
-    return Source(model, f"{os.path.basename(path)}")
+        model = load_model(path)
+    except NetspecError as e:
+        raise ModelImportError(e.message, hint=e.hint) from None
+    return Source(model, os.path.basename(os.fsdecode(path)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,37 +120,42 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
         name: the spec's ``name`` (default: the model's name, made a valid name).
         fold_blocks: fold repeated structures into blocks (``False``: one node per layer).
         schema_ref: the schema path for the editor modeline (``None``: no modeline).
-        plugins: modules or spec-relative .py files to list under ``plugins:`` (user layers).
+        plugins: modules or spec-relative .py files to list under ``plugins:`` (user layers): the
+            plugins the user named, and already imported. The written spec is checked to list
+            exactly these, and is loaded back with ``trust_plugins=False`` (see
+            :func:`netspec.importcheck.load_generated`).
         catalog: the layer catalogue (default: the installed schema).
 
     Returns:
         The spec text (validated by ``netspec.load``) and what it holds.
 
     Raises:
-        ModelImportError: a layer or operation has no spec form (the error names it).
+        ModelImportError: a layer or operation has no spec form (the error names it), ``name`` is not
+            a valid name, or the written spec lists plugins other than ``plugins``.
     """
     from .catalog import Catalog
-    from .spec import load
+    from .importcheck import load_generated
 
+    if name is not None and not is_name(name):
+        raise ModelImportError(f"the spec name (--name) must be a name: letters, digits and _, not starting "
+                               f"with a digit. Received: {short(name)}")
     if not isinstance(source, Source):
-        source = Source(source, f"the Keras model {getattr(source, 'name', '')!r}")
+        source = Source(source, f"the Keras model {short(getattr(source, 'name', ''), 80)}")
     catalog = catalog or Catalog()
     flat = _Flattener(catalog)
     outputs = flat.model(source.model)
-    model_name = name or re.sub(r"\W", "_", source.model.name or "model")
-    if not _NAME.match(model_name):
-        model_name = "model_" + model_name
+    model_name = name or spec_name(source.model.name or "model", "model")
     ops, blocks = (fold(flat.ops, outputs, [i.name for i in flat.inputs], _defaults(catalog)) if fold_blocks
                    else (flat.ops, {}))
     n_layers = len(flat.ops)
-    description = (f"Imported by `netspec import` from {source.origin}: {n_layers} layers"
-                   + (f", folded into {len(blocks)} block{'s' * (len(blocks) != 1)}" if blocks else "") + ".")
+    # The origin (a file name) is data: the writer's emitter quotes it, and it reads back exactly.
+    description = (f"Imported by `netspec import` from {source.origin} ({n_layers} layers"
+                   + (f", folded into {len(blocks)} block{'s' * (len(blocks) != 1)}" if blocks else "") + ").")
+    plugins = list(plugins or [])
     written: SpecText = write_spec(model_name, description, flat.inputs, blocks, ops, outputs,
-                                   schema_ref=schema_ref, plugins=plugins or [])
-    try:
-        load(written.text, trust_plugins=True)  # plugins listed are the ones the user just ran
-    except Exception as e:  # the writer made a spec netspec refuses: a bug, reported as such
-        raise RuntimeError(f"netspec import wrote a spec that does not load: {e}\n{written.text}") from e
+                                   schema_ref=schema_ref, plugins=plugins)
+    bare = write_spec(model_name, description, flat.inputs, blocks, ops, outputs, schema_ref=schema_ref).text
+    spec = load_generated(written.text, plugins, bare)
     names = {k: written.flat_names.get(v, v) for k, v in flat.names.items()}
     return Imported(written.text, model_name, n_layers, written.instances, names,
-                    written.text.count("\n"), flat.notes)
+                    written.text.count("\n"), flat.notes, spec)

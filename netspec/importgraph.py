@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import registry
 from .errors import short
-from .foldgraph import Op
+from .foldgraph import Op, is_name, spec_name
 from .importargs import ArgConverter, ModelImportError, normalize
 from .importvalues import (
     _CALL_CONTEXT,
@@ -24,7 +23,6 @@ from .importvalues import (
     _tensors,
 )
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Python operators on KerasTensors become keras.ops operations; each is one expression.
 _BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "TrueDivide": "/", "Divide": "/",
@@ -73,9 +71,7 @@ class _Flattener:
         self.notes: list[str] = []
 
     def fresh(self, wanted: str) -> str:
-        name = wanted if _NAME.match(wanted) else re.sub(r"\W", "_", wanted)
-        if not _NAME.match(name):
-            name = "n_" + name
+        name = wanted if is_name(wanted) and len(wanted) <= 64 else spec_name(wanted)
         base, k = name, 1
         while name in self.used:
             name, k = f"{base}_{k}", k + 1
@@ -133,7 +129,7 @@ class _Flattener:
                 raise ModelImportError("the Sequential model is not built (it has no input shape); "
                                        "build it or give it an Input first")
             t = model.inputs[0]
-            info = InputInfo(self.fresh(t.name if _NAME.match(str(t.name)) else "input"),
+            info = InputInfo(self.fresh(t.name if is_name(t.name) else "input"),
                              [None if d is None else int(d) for d in t.shape[1:]], str(t.dtype),
                              None if t.shape[0] is None else int(t.shape[0]))
             self.inputs.append(info)
@@ -159,7 +155,7 @@ class _Flattener:
         info = InputInfo(self.fresh(layer_cfg["name"]), list(shape[1:]), _dtype(cfg.get("dtype")),
                          shape[0], bool(cfg.get("sparse")), bool(cfg.get("optional")))
         if cfg.get("ragged"):
-            raise ModelImportError(f"input {layer_cfg['name']!r} is ragged; spec inputs cannot be ragged")
+            raise ModelImportError(f"input {short(layer_cfg['name'], 80)} is ragged; spec inputs cannot be ragged")
         self.inputs.append(info)
         self.names[layer_cfg["name"]] = info.name
         return info.name
@@ -180,7 +176,7 @@ class _Flattener:
         for call, needed in deps.items():
             for d in needed:
                 if d not in deps:
-                    raise ModelImportError(f"layer {call[0]!r} uses a tensor of {d[0]!r}, which is not in the model")
+                    raise ModelImportError(f"layer {short(call[0], 80)} uses a tensor of {short(d[0], 80)}, which is not in the model")
         roots = [(h[0], h[1]) for h in _history_list(config["output_layers"])]
         roots += [(layer["name"], 0) for layer in config["layers"]]  # anything the outputs do not reach
         done: set[tuple[str, int]] = set()
@@ -200,7 +196,7 @@ class _Flattener:
                     out.append((by_name[call[0]], call[1]))
                 elif step not in done:
                     if step in active:
-                        raise ModelImportError(f"the model's graph has a cycle through layer {step[0]!r}")
+                        raise ModelImportError(f"the model's graph has a cycle through layer {short(step[0], 80)}")
                     active.add(step)
                     stack.append((step, iter(deps[step])))
         return out
@@ -221,7 +217,7 @@ class _Flattener:
         extra = {k: v for k, v in kwargs.items() if not _is_tensor(v) and v is not None and k not in _CALL_CONTEXT}
         if extra and not isinstance(inputs, tuple):
             key, value = next(iter(extra.items()))
-            raise ModelImportError(f"layer {where!r} is called with {key}={short(value)}; a spec node "
+            raise ModelImportError(f"layer {short(where, 80)} is called with {key}={short(value)}; a spec node "
                                    "cannot pass call arguments other than its inputs")
         return inputs
 
@@ -240,21 +236,45 @@ class _Flattener:
         if not isinstance(op, keras.layers.Layer):
             if module.startswith("keras.src.ops"):
                 return self._operation(op, cls_name, inputs, where)
-            raise ModelImportError(f"operation {where!r} ({module}.{cls_name}) cannot be written in a spec")
+            raise ModelImportError(f"operation {short(where, 80)} ({module}.{cls_name}) cannot be written in a spec")
         if (module, cls_name) in _KNOWN_EXPRESSIONS:
             text, variables = _KNOWN_EXPRESSIONS[(module, cls_name)](op.get_config())
             refs = _positional(inputs) if isinstance(inputs, list) else None
             if refs is None or len(refs) != len(variables):
-                raise ModelImportError(f"layer {where!r} ({cls_name}) is called with unexpected inputs")
+                raise ModelImportError(f"layer {short(where, 80)} ({cls_name}) is called with unexpected inputs")
             return self._add(Op(self.fresh(op.name), "expr", None, {}, dict(zip(variables, refs)), expr=text,
                                 origin=op.name), op)
+        if (module, cls_name) == ("netspec.expr", "Expression"):
+            return self._stored_expression(op, inputs, where)
         type_name = self._type_name(op, where)
         if type_name in self.catalog.core:
-            args = self.args.layer_args(op, type_name, f"layer {where!r}")
+            args = self.args.layer_args(op, type_name, f"layer {short(where, 80)}")
         else:
             args = self._user_args(op, type_name, where)
         return self._add(Op(self.fresh(op.name), "layer", type_name, args,
                             _positional_or_named(inputs, op, where), origin=op.name), op)
+
+    def _stored_expression(self, op, inputs, where: str) -> str:
+        """netspec's own expression layer (a model netspec built): back to the ``expr:`` node it was."""
+        config = op.get_config()
+        if config.get("constants"):
+            raise ModelImportError(f"layer {short(where)} is a netspec expression that uses params "
+                                   f"({', '.join(sorted(map(str, config['constants'])))[:80]}); import writes "
+                                   "expressions without params only", hint="write this node as `expr:` by hand")
+        names = list(op.variable_names)
+        refs: dict[str, str] | None = None
+        if isinstance(inputs, list) and len(inputs) == len(names):
+            refs = dict(zip(names, inputs))
+        elif isinstance(inputs, tuple):
+            _, args, kwargs, ref = inputs
+            given = args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else {}
+            if sorted(given) == sorted(names) and all(_is_tensor(v) for v in given.values()):
+                refs = {n: ref(given[n]) for n in names}
+        if refs is None:
+            raise ModelImportError(f"layer {short(where)} (a netspec expression) is called with inputs that do "
+                                   "not match its variables")
+        args = {} if config.get("output_shape") is None else {"output_shape": _plain(config["output_shape"])}
+        return self._add(Op(self.fresh(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
 
     def _add(self, new: Op, op) -> str:
         self.first_call[id(op)] = new.name
@@ -271,9 +291,9 @@ class _Flattener:
                 return key
         excluded = _excluded()
         if name in excluded and getattr(self.keras.layers, name, None) is cls:
-            raise ModelImportError(f"layer {where!r} is a {name}, which a spec cannot express: {excluded[name]}")
+            raise ModelImportError(f"layer {short(where, 80)} is a {name}, which a spec cannot express: {excluded[name]}")
         raise ModelImportError(
-            f"layer {where!r} is a {cls.__module__}.{name}, which is neither a core Keras layer nor a "
+            f"layer {short(where, 80)} is a {cls.__module__}.{name}, which is neither a core Keras layer nor a "
             "layer registered with netspec",
             hint="register the class with @netspec.register_layer in a plugin and pass it to "
                  "`netspec import --plugins`")
@@ -289,7 +309,7 @@ class _Flattener:
             if param is not None and param.default is not param.empty and normalize(param.default) == normalize(value):
                 continue
             if isinstance(value, dict):
-                raise ModelImportError(f"layer {where!r}: argument {key}={short(value)} of user layer "
+                raise ModelImportError(f"layer {short(where, 80)}: argument {key}={short(value)} of user layer "
                                        f"{type_name} is an object; write it in the spec by hand")
             out[key] = _plain(value)
         return out
@@ -299,7 +319,7 @@ class _Flattener:
             inputs = ("call", [{"@ref": r} for r in inputs], {}, None)
         _, args, kwargs, ref = inputs
         if kwargs:
-            raise ModelImportError(f"operation {where!r} (keras.ops {cls_name}) has keyword arguments; "
+            raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has keyword arguments; "
                                    "only arithmetic operations are imported as expressions")
         variables: dict[str, str] = {}
         terms = []
@@ -314,14 +334,14 @@ class _Flattener:
             elif isinstance(a, (int, float)) and not isinstance(a, bool):
                 terms.append(_number(a))
             else:
-                raise ModelImportError(f"operation {where!r} (keras.ops {cls_name}) has argument {short(a)}, "
+                raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has argument {short(a)}, "
                                        "which an expression cannot hold")
         if cls_name in _BINARY and len(terms) == 2:
             text = f"{terms[0]} {_BINARY[cls_name]} {terms[1]}"
         elif cls_name in _UNARY and len(terms) == 1:
             text = f"{_UNARY[cls_name]}{terms[0]}"
         else:
-            raise ModelImportError(f"operation {where!r} (keras.ops {cls_name}) cannot be imported; "
+            raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) cannot be imported; "
                                    "only + - * / // % @ ** and unary minus on tensors become expressions")
         if len(variables) == 1:  # one input: it is called x
             text = " ".join("x" if t == "a" else t for t in text.split(" "))

@@ -31,15 +31,15 @@ def _positional_or_named(inputs, op, where: str):
     out: dict[str, str] = {}
     for i, a in enumerate(args):
         if not _is_tensor(a):
-            raise ModelImportError(f"layer {where!r} is called with a non-tensor argument {short(a)}")
+            raise ModelImportError(f"layer {short(where, 80)} is called with a non-tensor argument {short(a)}")
         if i >= len(params):
-            raise ModelImportError(f"layer {where!r} is called with more positional inputs than it names")
+            raise ModelImportError(f"layer {short(where, 80)} is called with more positional inputs than it names")
         out[params[i]] = ref(a)
     for key, value in kwargs.items():
         if _is_tensor(value):
             out[key] = ref(value)
         elif value is not None and key not in _CALL_CONTEXT:
-            raise ModelImportError(f"layer {where!r} is called with {key}={short(value)}; a spec node "
+            raise ModelImportError(f"layer {short(where, 80)} is called with {key}={short(value)}; a spec node "
                                    "cannot pass call arguments other than its inputs")
     return out
 

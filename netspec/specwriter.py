@@ -1,19 +1,29 @@
-"""Write a spec as readable YAML: block style at the top, one flow mapping per node (as specs/ are written)."""
+"""Write a spec as readable YAML: block style at the top, one flow mapping per node (as specs/ are written).
+
+Generated text is data: every string that reaches the YAML (names, values, keys, the description,
+the schema modeline) goes through :func:`scalar`, :func:`quoted` or :func:`text_entry`, which either
+write a plain scalar that can only be read back as the same string, or let PyYAML's own emitter
+quote it. Nothing is concatenated into the YAML unquoted, so a model name or a file name holding
+``\nplugins: [evil.py]`` stays one string.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .foldgraph import Block, Op
+import yaml
+
+from .foldgraph import Block, Op, is_name
 
 WIDTH = 110
-_PLAIN = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_.\-]*|\$[A-Za-z_][A-Za-z0-9_]*)$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*|\$[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 # Plain scalars that some YAML reader (1.1 or 1.2) takes for something other than a string.
 _AMBIGUOUS = {"null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES",
               "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N"}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # undecodable bytes of a file name (os.fsdecode)
+_NO_WRAP = 1 << 30
 
 
 @dataclass
@@ -21,6 +31,29 @@ class SpecText:
     text: str
     flat_names: dict[str, str] = field(default_factory=dict)   # Keras name -> spec flat name
     instances: dict[str, int] = field(default_factory=dict)    # block -> instances in the model
+
+
+def _valid(text: str) -> str:
+    # A lone surrogate is not Unicode: no YAML file can hold it, so it is shown as U+FFFD.
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def quoted(text: str) -> str:
+    """``text`` as one YAML double-quoted scalar, written by PyYAML's emitter.
+
+    The emitter escapes every line break (``\\n``, ``\\r``, NEL, U+2028, U+2029), every
+    non-printable character and the quote itself, so the result is one line that every YAML reader
+    reads back as ``text``.
+    """
+    out = yaml.dump(_valid(text), Dumper=yaml.SafeDumper, default_style='"', allow_unicode=True,
+                    width=_NO_WRAP).rstrip("\n")
+    if "\n" in out or not out.startswith('"'):  # the emitter's contract; never user input
+        raise RuntimeError(f"the YAML emitter wrote a multi-line quoted scalar: {out[:80]!r}")
+    return out
+
+
+def _plain(text: str) -> bool:
+    return _PLAIN.fullmatch(text) is not None and text not in _AMBIGUOUS
 
 
 def scalar(value: Any) -> str:
@@ -40,9 +73,7 @@ def scalar(value: Any) -> str:
             mantissa += ".0"  # 1.0e-06, 3.0: a float to every YAML reader (1.1 needs the dot)
         return mantissa + e + exponent
     if isinstance(value, str):
-        if _PLAIN.match(value) and value not in _AMBIGUOUS and not re.match(r"^[0-9.+-]", value):
-            return value
-        return json.dumps(value)
+        return value if _plain(value) else quoted(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(scalar(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -51,7 +82,24 @@ def scalar(value: Any) -> str:
 
 
 def _key(k: str) -> str:
-    return k if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) and k not in _AMBIGUOUS else json.dumps(k)
+    return k if is_name(k) and k not in _AMBIGUOUS else quoted(str(k))
+
+
+def text_entry(key: str, text: str) -> list[str]:
+    """``key: text`` as top-level block lines (folded at :data:`WIDTH`), written by PyYAML's emitter.
+
+    PyYAML picks the style (plain when that reads back the same, else quoted) and the line breaks.
+    """
+    out = yaml.dump({key: _valid(text)}, Dumper=yaml.SafeDumper, allow_unicode=True, width=WIDTH,
+                    default_flow_style=False, sort_keys=False)
+    return out.rstrip("\n").split("\n")
+
+
+def comment(text: str) -> str | None:
+    """``# text``, or None when ``text`` holds anything a YAML reader takes for a line break."""
+    if any(ord(c) < 32 or ord(c) in (0x7F, 0x85, 0x2028, 0x2029) or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return None
+    return f"# {text}"
 
 
 def flow(items: list[tuple[str, Any]], indent: str) -> str:
@@ -119,9 +167,10 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
         The text, the flat node name of every Keras layer, and the block instance counts.
     """
     lines = []
-    if schema_ref:
-        lines.append(f"# yaml-language-server: $schema={schema_ref}")
-    lines += ["netspec: 1", f"name: {name}", "description: >-", "  " + description]
+    modeline = comment(f"yaml-language-server: $schema={schema_ref}") if schema_ref else None
+    if modeline:
+        lines.append(modeline)
+    lines += ["netspec: 1", f"name: {scalar(name)}", *text_entry("description", description)]
     if plugins:
         lines.append(f"plugins: {scalar(list(plugins))}")
     lines.append("inputs:")
@@ -141,7 +190,7 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
         lines.append("blocks:")
         for bname in used:
             block = blocks[bname]
-            lines.append(f"  {bname}:")
+            lines.append(f"  {_key(bname)}:")
             if block.params:
                 lines.append(f"    params: {scalar(block.params)}")
             lines.append("    nodes:")

@@ -271,3 +271,159 @@ def test_convnext_imports_with_a_user_plugin(tmp_path):
     check = subprocess.run([sys.executable, "-m", "netspec", "validate", str(out)], capture_output=True, text=True,
                            timeout=300)
     assert check.returncode == 1 and "--trust-plugins" in check.stderr  # the plugin runs only when trusted
+
+
+# -- generated text is data: one emitter, no plugin trust ------------------------------------------
+
+HOSTILE_TEXT = [
+    ("newline-plugins", "m\nplugins: [evil.py]\n#.keras"),
+    ("yaml-specials", "a: b &x *y !tag #c ---  '\"{[|>%@`"),
+    ("unicode-breaks", "m\u2028x\x85y\ufeff\rz\u2029"),
+    ("document-markers", "m\n---\nnetspec: 1\n...\n"),
+    ("control", "\x00\x07\x1b[31m\x7f\x9f"),
+    ("ambiguous", "no"),
+    ("number-like", "0x1F"),
+    ("dollar", "${__import__('os')}"),
+    ("empty", ""),
+    ("astral", "\U0001F600 tail "),
+    ("long", "word " * 200),
+]
+
+
+@pytest.mark.parametrize("text", [t[1] for t in HOSTILE_TEXT], ids=[t[0] for t in HOSTILE_TEXT])
+def test_every_emitted_string_reads_back_as_itself(text):
+    from netspec.loader import load_yaml
+    from netspec.specwriter import quoted, scalar, text_entry
+
+    doc = "\n".join(["a: " + quoted(text), "b: " + scalar(text), "c: " + scalar([text, {text: text}]),
+                     *text_entry("d", text)]) + "\n"
+    data = load_yaml(doc).data
+    assert list(data) == ["a", "b", "c", "d"]
+    assert data["a"] == data["b"] == data["d"] == text and data["c"] == [text, {text: text}]
+
+
+def test_name_regexes_match_whole_strings():
+    from netspec.foldgraph import is_name, spec_name
+
+    assert not is_name("relu\n") and not is_name("é") and is_name("relu_1")
+    for raw in ["relu\n", "m\nplugins: [x]", "&a *b", "", "0", "é\u202e", "x" * 500]:
+        assert is_name(spec_name(raw)) and len(spec_name(raw)) <= 64
+
+
+def _tiny_named(tmp_path, name: str):
+    from hostile_setups import importing as hostile
+
+    (tmp_path / "evil.py").write_text("open('RAN', 'w').write('x')\n")
+    path = hostile._archive(tmp_path / name, hostile._relu_model())
+    return path
+
+
+@pytest.mark.parametrize("name", [t[1] + ".keras" for t in HOSTILE_TEXT[:4]], ids=[t[0] for t in HOSTILE_TEXT[:4]])
+def test_hostile_file_name_is_data_in_the_spec(keras, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    path = _tiny_named(tmp_path, name)
+    out = tmp_path / "out.yaml"
+    assert main(["import", str(path), "-o", str(out)]) == 0
+    assert not (tmp_path / "RAN").exists()
+    spec = netspec.load(out)  # no trust needed: nothing was injected
+    assert "plugins" not in spec.document.data
+    assert spec.document.data["description"] == f"Imported by `netspec import` from {name} (1 layers)."
+
+
+def test_import_self_check_loads_without_plugin_trust(keras, monkeypatch):
+    import netspec.spec
+
+    seen = []
+    real = netspec.spec.load
+
+    def spy(text, *a, trust_plugins=False, **k):
+        seen.append(trust_plugins)
+        return real(text, *a, trust_plugins=trust_plugins, **k)
+
+    monkeypatch.setattr(netspec.spec, "load", spy)
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.ReLU(name="r")(inp))
+    imported = import_model(model, plugins=["my_layers.py"])
+    assert "plugins: [my_layers.py]" in imported.text
+    assert seen and not any(seen)
+    assert compare(model, imported).ok and not any(seen)
+
+
+def test_generated_spec_with_other_plugins_is_refused():
+    from netspec.importcheck import load_generated
+
+    bare = "netspec: 1\nname: m\ninputs:\n  x: [4]\nnodes:\n  - {type: ReLU}\n"
+    good = bare.replace("inputs:", "plugins: [a.py]\ninputs:")
+    assert load_generated(good, ["a.py"], bare).name == "m"
+    for text, plugins in [(good, []), (good.replace("[a.py]", "[a.py, evil.py]"), ["a.py"]),
+                          (bare.replace("name: m", "name: m2"), [])]:
+        with pytest.raises(ModelImportError, match="refusing to write the imported spec"):
+            load_generated(text, plugins, bare)
+
+
+def test_name_option_must_be_a_name(keras):
+    inp = keras.Input((4,), name="x")
+    with pytest.raises(ModelImportError, match="--name"):
+        import_model(keras.Model(inp, keras.layers.ReLU()(inp)), name="x\nplugins: [e.py]")
+
+
+def test_hostile_model_and_layer_names_become_valid_names(keras, tmp_path):
+    from hostile_setups import importing as hostile
+
+    for which in ("model", "input", "layer", "unicode", "empty"):
+        path = hostile.hostile_model_names(tmp_path, tmp_path, which)
+        imported = import_model(load_keras_file(str(path)))
+        assert "plugins" not in netspec.load(imported.text).document.data  # valid names, nothing injected
+
+
+# -- messages tell the truth: one loader for import and export -------------------------------------
+
+
+def test_tampered_expression_shows_netspecs_reason_at_import(keras, tmp_path, capsys):
+    import zipfile
+
+    built = netspec.load(netspec_specs() / "gelu_mixer.yaml").build()
+    src = tmp_path / "g.keras"
+    built.save(src)
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    layer = next(lay for lay in config["config"]["layers"] if lay["class_name"] == "Expression")
+    layer["config"]["expression"] = "__import__('os').system('true')"
+    members["config.json"] = json.dumps(config).encode()
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    for command in (["import", str(bad), "-o", str(tmp_path / "x.yaml")],
+                    ["export", str(bad), "--target", "onnx-cpu", "-o", str(tmp_path / "x.onnx")]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert f"refusing stored expression layer {layer['name']!r}" in err and "bad.keras" in err
+        assert "Lambda" not in err and "expr:" not in err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_netspec_built_model_with_expressions_imports_back(keras, tmp_path):
+    built = netspec.load(netspec_specs() / "gelu_mixer.yaml").build()
+    path = tmp_path / "g.keras"
+    built.save(path)
+    source = load_keras_file(str(path))
+    imported = import_model(source)
+    assert "expr: " in imported.text and compare(source.model, imported).ok
+
+
+def netspec_specs():
+    from conftest import SPECS
+
+    return SPECS
+
+
+def test_output_names_never_hold_control_characters(keras, tmp_path):
+    from netspec.commands import _file_stem
+
+    path = _tiny_named(tmp_path, "m.keras")
+    with pytest.raises(SystemExit) as e:
+        main(["import", str(path), "-o", str(tmp_path / "a\nb.yaml")])
+    assert e.value.code == 2 and [p.name for p in tmp_path.iterdir() if "\n" in p.name] == []
+    assert _file_stem("/x/m\nplugins: [e]\r#.keras") == "m_plugins:_[e]_#"
