@@ -43,14 +43,7 @@ def _physical() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):
         pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _proc_kib("/proc/meminfo", "MemTotal:")
 
 
 def _address_limit() -> int | None:
@@ -75,14 +68,19 @@ def machine_memory() -> Memory:
 
 def _mapped_now() -> int:
     """Bytes of address space this process has mapped (VmSize), 0 when unknown."""
+    return _proc_kib("/proc/self/status", "VmSize:") or 0
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    """A ``key: N kB`` line of a /proc file, in bytes; None when absent or unreadable."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmSize:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    return None
 
 
 def headroom() -> Memory:

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import registry
 from .errors import did_you_mean, short
-from .graph import DeferredArg
+from .graph import DeferredArg, has_deferred
 from .recheck import issues_of, strict_validator
 
 _SCHEMA_NAME = "netspec.schema.json"
@@ -107,22 +107,12 @@ class Catalog:
         if name in self.core:
             # Interpolated values are checked as the literal they stand for (netspec.recheck); while some
             # value still waits for shapes, its ${...} text stands in for it and must pass as such.
-            deferred = any(_has_deferred(v) for v in args.values())
+            deferred = any(has_deferred(v) for v in args.values())
             validator = self.validator if deferred else self.strict_validator
             best, more = issues_of(instance, {"$ref": f"#/$defs/{LAYER_PREFIX}{name}"}, (), validator)
             return None if best is None else (best, more)
         issues = _check_signature(registry.LAYERS[name], args)
         return (issues[0], len(issues) - 1) if issues else None
-
-
-def _has_deferred(value: Any) -> bool:
-    if isinstance(value, DeferredArg):
-        return True
-    if isinstance(value, list):
-        return any(_has_deferred(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_deferred(v) for v in value.values())
-    return False
 
 
 def _placeholder(value: Any) -> Any:

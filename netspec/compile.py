@@ -13,7 +13,7 @@ from . import registry
 from .budget import (DEFAULT_BUDGET, Budget, allocation_guard, format_bytes, init_work, intermediate,
                      is_allocation_failure, itemsize, tensor_bytes)
 from .errors import ExpressionError, NetspecError, ShapeError, short
-from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth
+from .graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth, has_deferred
 from .interp import Deferred, Scope, interpolate
 from .loader import SourceMap
 
@@ -226,7 +226,7 @@ class _Builder:
             layer = self.layers[node.share_of]
         else:
             args = {k: (self.concrete(v) if isinstance(v, DeferredArg) else v) for k, v in node.args.items()}
-            if any(isinstance(v, DeferredArg) or _has_deferred(v) for v in node.args.values()):
+            if any(has_deferred(v) for v in node.args.values()):
                 issues = self.catalog.check_args(node.type, args)
                 if issues:
                     best, _ = issues
@@ -286,16 +286,6 @@ class _Builder:
         except Exception as e:  # every node was built; what is left is a graph Keras cannot map
             raise NetspecError(f"Keras cannot make a model of this graph: {_clean(e)}",
                                location=self.source.value(("nodes",))) from None
-
-
-def _has_deferred(value: Any) -> bool:
-    if isinstance(value, DeferredArg):
-        return True
-    if isinstance(value, list):
-        return any(_has_deferred(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_deferred(v) for v in value.values())
-    return False
 
 
 def _tuples(value: Any) -> Any:

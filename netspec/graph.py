@@ -35,6 +35,17 @@ class DeferredArg(Lazy):
     path: tuple
 
 
+def has_deferred(value: Any) -> bool:
+    """Whether a (nested list/mapping) argument value holds a :class:`DeferredArg` anywhere."""
+    if isinstance(value, DeferredArg):
+        return True
+    if isinstance(value, list):
+        return any(has_deferred(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_deferred(v) for v in value.values())
+    return False
+
+
 @dataclass(frozen=True, eq=False)
 class ShapeOf(Lazy):
     """``in_shape``: the static shape of ``ref``, known once shapes are inferred."""
