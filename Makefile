@@ -45,11 +45,11 @@ test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 schema: $(STAMP)
-	$(BIN)/python -m netspec.schemagen -o schemas/netspec.schema.json
-	$(BIN)/python -m netspec.docgen
+	$(BIN)/python -m netspec.devtools.schemagen
+	$(BIN)/python -m netspec.devtools.docgen
 
 docs: $(STAMP)
-	$(BIN)/python -m netspec.docgen
+	$(BIN)/python -m netspec.devtools.docgen
 
 bench: $(STAMP)
 	$(BIN)/python bench/validate_speed.py

@@ -4,7 +4,7 @@ For each model (built from its spec with 10 classes, BatchNormalization statisti
 generated images so outputs are not constant: a 1000-way softmax of an untrained network is
 uniform to ~1e-3, below any int8 grid, so int8 could not be judged on it; the 10-way head changes
 the last layer only):
-  1. export time: netspec.export (convert + gate + metadata + atomic write, no latency) against
+  1. export time: netspec.export.pipeline.pipeline.pipeline (convert + gate + metadata + atomic write, no latency) against
      `model.export(path, format="onnx", input_signature=...)`, the plain Keras call; ratio, and
      the gate's own seconds shown separately;
   2. latency (median ms) at batch 1 and 8: onnxruntime on netspec's fp32 export, against Keras
@@ -39,10 +39,11 @@ def main(names: list[str]) -> None:
 
     import netspec
     from export_cases import lively
-    from netspec import quantize, verify
-    from netspec.convert import io_names, input_signature
-    from netspec.export import GateError, export, median_ms
-    from netspec.targets import BUILTIN
+    from netspec.export import quantize
+    from netspec.export import verify
+    from netspec.export.pipeline.pipeline.convert import io_names, input_signature
+    from netspec.export.pipeline.pipeline.pipeline import GateError, export, median_ms
+    from netspec.export.pipeline.pipeline.targets import BUILTIN
 
     import keras
 
@@ -113,10 +114,10 @@ def main(names: list[str]) -> None:
 def digits_accuracy() -> None:
     """int8's accuracy change on labelled held-out data: the trained digits model."""
     import netspec
-    from netspec.data import load_arrays
-    from netspec.export import export
-    from netspec.targets import BUILTIN
-    from netspec.train import train
+    from netspec.train.fit.data import load_arrays
+    from netspec.export.pipeline.pipeline import export
+    from netspec.export.pipeline.pipeline.targets import BUILTIN
+    from netspec.train.fit.fit import train
 
     spec = netspec.load(ROOT / "specs" / "digits.yaml")
     best = ROOT / "runs" / "digits" / "best.keras"

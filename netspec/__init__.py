@@ -13,8 +13,8 @@ from .errors import (  # noqa: E402
     ShapeError,
     SpecSyntaxError,
 )
-from .registry import register_layer  # noqa: E402
-from .saving import load_model  # noqa: E402
+from .schema.registry import register_layer  # noqa: E402
+from .build.saving import load_model  # noqa: E402
 from .spec import CheckResult, Spec, load  # noqa: E402
 
 __all__ = ["CheckResult", "ExpressionError", "NetspecError", "PluginError", "ResolveError", "SchemaError",

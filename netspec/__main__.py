@@ -1,5 +1,5 @@
 """``python -m netspec``."""
 
-from .cli import run
+from .cli.main import run
 
 run()

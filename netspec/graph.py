@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from .errors import Location
-from .interp import Lazy
+from .expressions.interp import Lazy
 
 NODE_KEYS = frozenset({"name", "in", "repeat", "when", "else", "input_spec", "output_shape", "type", "block", "expr", "share"})
 # A layer node's own keys: `output_shape` belongs to expr nodes, so for a layer it is an argument

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .catalog import Catalog
+from .schema.catalog import Catalog
 from .errors import Location, NetspecError, PluginError, ResolveError, SchemaError, SpecSyntaxError
 from .graph import Graph
-from .loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
-from .recheck import check_nodes
-from .resolve import resolve, resolve_section
-from .validate import validate_document
+from .source.loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
+from .schema.recheck import check_nodes
+from .resolve.resolver import resolve, resolve_section
+from .resolve.validate import validate_document
 
 
 @dataclass
@@ -118,11 +118,11 @@ class Spec:
             NetspecError: the first problem, at its YAML line and column.
         """
         if self.data.get("train") is not None:
-            from .trainconfig import train_config
+            from .train.config import train_config
 
             train_config(self)
         if self.data.get("export") is not None:
-            from .targets import spec_targets
+            from .export.targets import spec_targets
 
             spec_targets(self)
 
@@ -148,8 +148,8 @@ class Spec:
                            list(self.warnings), list(self.graph.outputs))
 
     def _compile(self, budget=None):
-        """Args: budget: a :class:`netspec.compile.Budget` (parameter and activation caps)."""
-        from .compile import DEFAULT_BUDGET, build
+        """Args: budget: a :class:`netspec.build.compiler.Budget` (parameter and activation caps)."""
+        from .build.compiler import DEFAULT_BUDGET, build
 
         return build(self.graph, self.catalog, self.document.source, budget or DEFAULT_BUDGET)
 
@@ -187,7 +187,7 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
         trust_plugins: allow the spec's ``plugins:`` to run Python code.
         limits: loader caps (file size, depth, alias expansion).
         data_root: a directory the spec's data paths may also lead into (``--data-root``); by
-            default data stays inside the spec file's directory tree (see :mod:`netspec.datapaths`).
+            default data stays inside the spec file's directory tree (see :mod:`netspec.source.paths`).
 
     Returns:
         A :class:`Spec` with ``.check()`` and ``.build()``.
@@ -195,7 +195,7 @@ def load(path_or_text: str | os.PathLike, params: Mapping[str, Any] | None = Non
     Raises:
         NetspecError: any problem, with file:line:col and JSON path.
     """
-    from .plugins import load_spec_plugins
+    from .schema.plugins import load_spec_plugins
 
     stage, file = "read", os.fsdecode(path_or_text) if isinstance(path_or_text, os.PathLike) else None
     try:  # one guard for every stage: each bounds its own work, and this catches what still escapes

@@ -296,12 +296,12 @@ def _audit(event, args):
 sys.addaudithook(_audit)
 '''
 
-# Run as `python -c RUNNER report.json <command> <spec> <args...>`: netspec.cli.main exactly as
+# Run as `python -c RUNNER report.json <command> <spec> <args...>`: netspec.cli.main.main exactly as
 # `python -m netspec` calls it, plus the error's kind and netspec's own seconds in the report.
 RUNNER = r'''
 import dataclasses, json, os, sys, time
 report, argv = sys.argv[1], sys.argv[2:]
-import netspec.cli as cli
+import netspec.cli.main as cli
 from netspec.errors import NetspecError
 
 if argv[0] != "validate":

@@ -254,7 +254,7 @@ def test_long_one_line_yaml_text_is_text_not_a_file_name():
 # -- the budget: everything that allocates is priced before it is allocated -------------------------
 
 from netspec import budget as nb  # noqa: E402 - the budget's own tests, beside the compiler that applies it
-from netspec.compile import DEFAULT_BUDGET, Budget  # noqa: E402 - still importable from netspec.compile
+from netspec.build.compiler import DEFAULT_BUDGET, Budget  # noqa: E402 - still importable from netspec.build.compiler
 
 BUDGET_CASES = [
     # id, inputs, node, budget arguments, message fragment (None: builds)
@@ -329,7 +329,7 @@ FEED_CASES = [
 
 @pytest.mark.parametrize("shape, batch, fed", FEED_CASES, ids=[str(c[0]) for c in FEED_CASES])
 def test_feed_dims_are_what_the_gate_generates(shape, batch, fed):
-    from netspec import quantize
+    from netspec.export import quantize
 
     assert nb.feed_dims(shape, batch) == fed
     if batch is not None:

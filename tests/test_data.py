@@ -207,13 +207,13 @@ def test_missing_file_stops_before_tensorflow(tmp_path):
     assert "data file 'missing.npz' does not exist" in err.message and (err.line, err.column) == (8, 29)
 
 
-# -- data paths stay inside the spec's tree (netspec.datapaths) ------------------------------------
+# -- data paths stay inside the spec's tree (netspec.source.paths) ------------------------------------
 
 from hostile_setups import data as hostile  # noqa: E402
 
-from netspec.datacheck import data_dir  # noqa: E402
-from netspec.datafiles import CsvRows, image_size, npz_cost, read_npz  # noqa: E402
-from netspec.datapaths import PathRefused, confine, names, roots_for  # noqa: E402
+from netspec.train.datacheck import data_dir  # noqa: E402
+from netspec.train.datafiles import CsvRows, image_size, npz_cost, read_npz  # noqa: E402
+from netspec.source.paths import PathRefused, confine, names, roots_for  # noqa: E402
 
 
 def _tree(tmp_path):
@@ -311,7 +311,7 @@ def test_names_are_bounded():
     assert text.count(", ") == 10 and text.endswith("(50 in all)") and "\n" not in text and len(text) < 600
 
 
-# -- the reader gate (netspec.datafiles) -----------------------------------------------------------
+# -- the reader gate (netspec.train.datafiles) -----------------------------------------------------------
 
 
 def _npz_cost(path):
@@ -377,7 +377,7 @@ def test_reader_gate_reads_legal_files(tmp_path):
 
 
 def test_csv_rows_over_the_budget(tmp_path, monkeypatch):
-    import netspec.data as data_module
+    import netspec.train.data as data_module
 
     monkeypatch.setattr(data_module, "data_budget", lambda: 8 * 3 * 10)  # 10 rows of 3 used columns
     hostile.csv_ok(tmp_path, None, "11")
@@ -386,7 +386,7 @@ def test_csv_rows_over_the_budget(tmp_path, monkeypatch):
 
 
 def test_image_count_is_bounded(tmp_path, monkeypatch):
-    import netspec.datacheck as datacheck
+    import netspec.train.datacheck as datacheck
 
     monkeypatch.setattr(datacheck, "MAX_IMAGES", 5)
     hostile.image_tree(tmp_path, None, "3")

@@ -54,14 +54,14 @@ def test_keras_code_and_spec_agree(code, spec_text, keras, tmp_path, monkeypatch
 
 
 def test_layer_catalogue_is_up_to_date():
-    from netspec.docgen import DEFAULT_OUTPUT, render
+    from netspec.devtools.docgen import DEFAULT_OUTPUT, render
 
     assert DEFAULT_OUTPUT.read_text(encoding="utf-8") == render(), "docs/layers.md is stale: run `make docs`"
 
 
 def test_layer_catalogue_lists_every_layer_and_required_argument():
-    from netspec.catalog import Catalog
-    from netspec.docgen import render
+    from netspec.schema.catalog import Catalog
+    from netspec.devtools.docgen import render
 
     catalog = Catalog()
     text = render(catalog)
@@ -72,6 +72,6 @@ def test_layer_catalogue_lists_every_layer_and_required_argument():
 
 
 def test_cli_reference_is_up_to_date():
-    from netspec.docgen import CLI_OUTPUT, render_cli
+    from netspec.devtools.docgen import CLI_OUTPUT, render_cli
 
     assert CLI_OUTPUT.read_text(encoding="utf-8") == render_cli(), "docs/cli.md is stale: run `make docs`"

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import netspec
-from netspec import quantize
+from netspec.export import quantize
 from netspec.cli import main
 from netspec.export import GateError, export
-from netspec.targets import BUILTIN, ExportError, Target, get_target
+from netspec.export.targets import BUILTIN, ExportError, Target, get_target
 
 from conftest import ROOT, SPECS
 
@@ -119,7 +119,7 @@ def test_metadata_has_the_resolved_spec_its_hash_and_version(keras, tmp_path):
 
 
 def test_a_wrong_export_fails_the_gate_names_the_node_and_writes_nothing(keras, small, tmp_path, monkeypatch):
-    import netspec.convert as convert
+    import netspec.export.convert as convert
 
     real = convert.to_onnx
 
@@ -353,7 +353,7 @@ def test_export_a_keras_file_with_expressions_in_a_fresh_process(keras, tmp_path
 from dataclasses import replace  # noqa: E402
 
 from netspec import budget as nb  # noqa: E402
-from netspec.export import activation_bytes, check_runs, target_error  # noqa: E402
+from netspec.export.pipeline import activation_bytes, check_runs, target_error  # noqa: E402
 
 RUN_CASES = [
     # id, target changes, headroom bytes, message fragment (None: fits)
@@ -371,7 +371,7 @@ def test_export_runs_are_priced_before_generating(keras, small, monkeypatch, cha
     model = small.build()
     inputs = quantize.describe_inputs(model)
     target = replace(get_target("edge", small), **changes)
-    monkeypatch.setattr("netspec.export.headroom", lambda: nb.Memory(room, "a test"))
+    monkeypatch.setattr("netspec.export.pipeline.headroom", lambda: nb.Memory(room, "a test"))
     if fragment is None:
         check_runs(model, inputs, target, small)
         return

@@ -7,10 +7,10 @@ from unittest import mock
 import pytest
 
 import netspec
-from netspec import compat
-from netspec.catalog import load_schema
+from netspec.export import compat
+from netspec.schema.catalog import load_schema
 from netspec.export import GateError, export
-from netspec.targets import BUILTIN, ExportError
+from netspec.export.targets import BUILTIN, ExportError
 
 from export_cases import ALIASES, AUGMENT, CASES, CELLS, REFUSED, group_spec
 
@@ -89,7 +89,7 @@ def test_augmentation_layers_are_left_out_of_the_graph(keras, tmp_path):
 def _raw_export(case, target, path):
     """Export with the compatibility table and the rewrites switched off."""
     spec = netspec.load(group_spec("raw", [case]))
-    with mock.patch.object(compat, "check", lambda s, f: []), mock.patch("netspec.rewrite.REWRITES", {}):
+    with mock.patch.object(compat, "check", lambda s, f: []), mock.patch("netspec.export.rewrite.REWRITES", {}):
         return export(spec, target, path, latency=False)
 
 

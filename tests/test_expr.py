@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 import netspec
 from netspec.errors import ExpressionError, NetspecError, ShapeError
-from netspec.exprcheck import EXCLUDED, FUNCTIONS, check, check_expression, export_caveats, markdown_table
-from netspec.interp import UNKNOWN
+from netspec.expressions.check import EXCLUDED, FUNCTIONS, check, check_expression, export_caveats, markdown_table
+from netspec.expressions.interp import UNKNOWN
 
 from conftest import ROOT, error_for
 
@@ -186,7 +186,7 @@ def test_variables_shadow_params():
 
 
 def test_validate_does_not_import_tensorflow():
-    code = ("import sys, netspec.exprcheck as c; c.check_expression('ops.sum(x, axis=-1) * scale', ['x'], "
+    code = ("import sys, netspec.expressions.check as c; c.check_expression('ops.sum(x, axis=-1) * scale', ['x'], "
             "{'scale': 2}); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
@@ -202,7 +202,7 @@ def test_export_caveats_name_the_calls():
 
 
 def test_table_matches_keras_signatures(keras):
-    from netspec.expr import _TARGETS
+    from netspec.build.expression import _TARGETS
 
     required_here = {"ops.where": {"x1", "x2"}}  # Keras's where(c) alone returns indices: refused
     for qual, fn in FUNCTIONS.items():
@@ -640,7 +640,7 @@ def test_intermediates_are_costed(keras, text, fragment, offset, hint, in_spec):
 
 
 def test_intermediates_use_the_budget_in_use(keras):
-    from netspec.compile import Budget
+    from netspec.build.compiler import Budget
 
     text = one_node_spec("ops.sum(ops.tile(x, [1, 100, 100]), axis=[1, 2])")
     netspec.load(text).check()  # 0.5 MiB of intermediates: within the default budget
@@ -649,7 +649,7 @@ def test_intermediates_use_the_budget_in_use(keras):
 
 
 def test_intermediates_are_not_costed_on_real_tensors(keras):
-    from netspec.compile import Budget
+    from netspec.build.compiler import Budget
     from netspec.expr import Expression
 
     layer = Expression("ops.sum(ops.tile(x, [1, 10, 10]), axis=[1, 2])", ["x"], {})

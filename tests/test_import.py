@@ -15,9 +15,9 @@ import pytest
 
 import netspec
 from netspec.cli import main
-from netspec.importcheck import compare
-from netspec.importer import import_model, keras_app, keras_app_names, load_keras_file
-from netspec.importargs import ModelImportError
+from netspec.importing.check import compare
+from netspec.importing.importer import import_model, keras_app, keras_app_names, load_keras_file
+from netspec.importing.args import ModelImportError
 
 # keras.applications models a spec cannot express, and why (each is asserted below).
 NOT_EXPRESSIBLE = {
@@ -292,8 +292,8 @@ HOSTILE_TEXT = [
 
 @pytest.mark.parametrize("text", [t[1] for t in HOSTILE_TEXT], ids=[t[0] for t in HOSTILE_TEXT])
 def test_every_emitted_string_reads_back_as_itself(text):
-    from netspec.loader import load_yaml
-    from netspec.specwriter import quoted, scalar, text_entry
+    from netspec.source.loader import load_yaml
+    from netspec.importing.specwriter import quoted, scalar, text_entry
 
     doc = "\n".join(["a: " + quoted(text), "b: " + scalar(text), "c: " + scalar([text, {text: text}]),
                      *text_entry("d", text)]) + "\n"
@@ -303,7 +303,7 @@ def test_every_emitted_string_reads_back_as_itself(text):
 
 
 def test_name_regexes_match_whole_strings():
-    from netspec.foldgraph import is_name, spec_name
+    from netspec.importing.foldgraph import is_name, spec_name
 
     assert not is_name("relu\n") and not is_name("é") and is_name("relu_1")
     for raw in ["relu\n", "m\nplugins: [x]", "&a *b", "", "0", "é\u202e", "x" * 500]:
@@ -350,7 +350,7 @@ def test_import_self_check_loads_without_plugin_trust(keras, monkeypatch):
 
 
 def test_generated_spec_with_other_plugins_is_refused():
-    from netspec.importcheck import load_generated
+    from netspec.importing.check import load_generated
 
     bare = "netspec: 1\nname: m\ninputs:\n  x: [4]\nnodes:\n  - {type: ReLU}\n"
     good = bare.replace("inputs:", "plugins: [a.py]\ninputs:")
@@ -420,7 +420,7 @@ def netspec_specs():
 
 
 def test_output_names_never_hold_control_characters(keras, tmp_path):
-    from netspec.commands import _file_stem
+    from netspec.cli.commands import _file_stem
 
     path = _tiny_named(tmp_path, "m.keras")
     with pytest.raises(SystemExit) as e:

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from netspec import exprcost
+from netspec.expressions import cost as exprcost
 from netspec.errors import ExpressionError
-from netspec.exprcost import MAX_CHARS, MAX_DEPTH, MAX_ELEMENTS, MAX_INT_BITS, Cost
-from netspec.interp import Scope, interpolate
+from netspec.expressions.cost import MAX_CHARS, MAX_DEPTH, MAX_ELEMENTS, MAX_INT_BITS, Cost
+from netspec.expressions.interp import Scope, interpolate
 
 from conftest import error_for
 

@@ -15,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netspec import loader
+from netspec.source import loader
 from netspec.errors import Location, SpecSyntaxError
-from netspec.loader import DEFAULT_LIMITS, Limits, SourceMap, load_path, load_yaml, parse_scalar
+from netspec.source.loader import DEFAULT_LIMITS, Limits, SourceMap, load_path, load_yaml, parse_scalar
 
 ROOT = Path(__file__).resolve().parent.parent
 PARSERS = [pytest.param(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader, id="default"),
@@ -455,7 +455,7 @@ def test_deep_nesting_fails_cleanly_in_a_subprocess(expr):
         import resource, sys, time
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
         from netspec.errors import SpecSyntaxError
-        from netspec.loader import load_yaml
+        from netspec.source.loader import load_yaml
         text = {expr}
         assert len(text.encode()) <= 1 << 20
         start = time.perf_counter()

@@ -14,11 +14,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import netspec
-from netspec import layout as layout_mod
-from netspec import plot as plot_mod
+from netspec.plot import layout as layout_mod
+from netspec.plot import render as plot_mod
 from netspec.cli import main
-from netspec.layout import LANE_W, Box, layout
-from netspec.plot import MAX_CHARS, PNG_HINT, Card, Picture, PlotError, check_size, picture, to_png, to_svg, xml_text
+from netspec.plot.layout import LANE_W, Box, layout
+from netspec.plot.render import MAX_CHARS, PNG_HINT, Card, Picture, PlotError, check_size, picture, to_png, to_svg, xml_text
 
 from conftest import ROOT, SPECS
 

@@ -1,4 +1,4 @@
-"""Every ``${...}`` result is re-checked against the schema of its location (netspec.recheck), and the
+"""Every ``${...}`` result is re-checked against the schema of its location (netspec.schema.recheck), and the
 state a metric or an export target would allocate is paid for first (trainnames.metric_state,
 targets.feed_problem)."""
 
@@ -9,9 +9,10 @@ import textwrap
 import pytest
 
 import netspec
-from netspec import recheck, trainnames
+from netspec.schema import recheck
+from netspec.train import names as trainnames
 from netspec.errors import NetspecError
-from netspec.targets import MAX_BATCH_SIZE, Calibration, ExportError, Target, feed_problem, sample_bytes, \
+from netspec.export.targets import MAX_BATCH_SIZE, Calibration, ExportError, Target, feed_problem, sample_bytes, \
     with_overrides
 
 HEAD = """\
@@ -216,8 +217,8 @@ def test_legal_interpolations_still_pass():
 
 def test_integral_floats_reach_keras_as_ints():
     """JSON Schema's integer includes 4.0; what netspec hands on is an int."""
-    from netspec.targets import spec_targets
-    from netspec.trainconfig import train_config
+    from netspec.export.targets import spec_targets
+    from netspec.train.config import train_config
 
     spec = netspec.load(LEGAL)
     config = train_config(spec)
@@ -228,7 +229,7 @@ def test_integral_floats_reach_keras_as_ints():
 
 
 def test_strict_schema_drops_interp_alternatives():
-    from netspec.catalog import load_schema
+    from netspec.schema.catalog import load_schema
 
     strict = recheck.strict_schema(load_schema())
     assert strict["$defs"]["interp"] is False
@@ -296,8 +297,8 @@ class _Decl:
 
 
 def test_sample_bytes_uses_generated_size_for_null_dims():
-    from netspec.quantize import UNKNOWN_DIM
-    from netspec.targets import GENERATED_UNKNOWN_DIM
+    from netspec.export.quantize import UNKNOWN_DIM
+    from netspec.export.targets import GENERATED_UNKNOWN_DIM
 
     assert GENERATED_UNKNOWN_DIM == UNKNOWN_DIM
     assert sample_bytes([_Decl((None, 4)), _Decl((3,), "int64")]) == 8 * 4 * 4 + 3 * 8

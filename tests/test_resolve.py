@@ -357,7 +357,7 @@ def test_specs_under_the_caps_resolve(body, layers):
 
 def test_running_instance_count_stops_the_resolver(monkeypatch):
     """Second line of defence: with the count before expansion disabled, the resolver still stops."""
-    import netspec.resolve as resolve
+    import netspec.resolve.resolver as resolve
 
     monkeypatch.setattr(resolve, "check_expansion", lambda *a, **k: None)
     text = HEAD + textwrap.dedent("""
@@ -368,16 +368,16 @@ def test_running_instance_count_stops_the_resolver(monkeypatch):
         """)
     e = error_for(text)
     assert INSTANCES in e.message and e.path == ("blocks", "b", "nodes", 0)
-    doc = netspec.loader.load_yaml(text)
+    doc = netspec.source.loader.load_yaml(text)
     with pytest.raises(netspec.NetspecError, match="more than 50 node instances"):
         resolve.resolve(doc, netspec.spec.Catalog(), max_instances=50)
 
 
 def test_the_count_before_expansion_uses_max_instances():
     text = HEAD + "inputs: {x: [4]}\nnodes: [{type: ReLU, repeat: 30, when: false}, {type: Dense, units: 2}]\n"
-    doc = netspec.loader.load_yaml(text)
+    doc = netspec.source.loader.load_yaml(text)
     with pytest.raises(netspec.NetspecError, match="more than 20 node instances") as info:
-        netspec.resolve.resolve(doc, netspec.spec.Catalog(), max_instances=20)
+        netspec.resolve.resolver.resolve(doc, netspec.spec.Catalog(), max_instances=20)
     assert info.value.path == ("nodes", 0) and "counting every repeat" in info.value.message
 
 
@@ -423,6 +423,6 @@ def test_exhaustion_becomes_the_stages_located_error(monkeypatch, tmp_path, exc,
 
 @pytest.mark.parametrize("ref", ["x\n", "dense\n", "dense.0\n"])
 def test_refs_are_matched_whole(ref):
-    from netspec.scope import REF
+    from netspec.resolve.scope import REF
 
     assert REF.fullmatch(ref) is None and REF.fullmatch(ref.rstrip("\n")) is not None

@@ -1,7 +1,7 @@
 """netspec.load_model: safe_mode loading with errors users can act on; atomic saving.
 
 Untrusted ``.keras`` files: the archive is checked and the config costed before Keras builds
-anything (netspec.kerasfile, netspec.kerascost). The cost model is held to Keras's own parameter
+anything (netspec.source.kerasfile, netspec.source.kerascost). The cost model is held to Keras's own parameter
 counts on small real models, and every hostile archive of the corpus's setup module is refused
 here too, in milliseconds and without TensorFlow.
 """
@@ -17,10 +17,10 @@ import zipfile
 import pytest
 
 import netspec
-from netspec.compile import DEFAULT_BUDGET
-from netspec.kerascost import cost_config
-from netspec.kerasfile import ModelFileError, open_archive
-from netspec.saving import atomic_path, check_model_file
+from netspec.build.compiler import DEFAULT_BUDGET
+from netspec.source.kerascost import cost_config
+from netspec.source.kerasfile import ModelFileError, open_archive
+from netspec.build.saving import atomic_path, check_model_file
 
 from conftest import SPECS
 from hostile_setups import importing as hostile
@@ -133,7 +133,7 @@ def test_hostile_archives_are_refused_before_keras(tmp_path, make, fragment):
 
 def test_the_checks_run_without_tensorflow(tmp_path):
     path = hostile.huge_layer(tmp_path, None, "dense", "yes")
-    code = ("import sys; from netspec.saving import check_model_file\n"
+    code = ("import sys; from netspec.build.saving import check_model_file\n"
             "try:\n    check_model_file(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60).stdout
@@ -162,7 +162,7 @@ def test_clean_hand_written_expression_model_loads(keras, tmp_path):
 
 
 def test_weights_file_of_export_goes_through_the_same_checks(keras, tmp_path):
-    from netspec.export import load_model as export_load
+    from netspec.export.pipeline import load_model as export_load
 
     spec = netspec.load("netspec: 1\nname: s\ninputs:\n  x: [4]\nnodes:\n  - {type: Dense, units: 2}\n")
     path = hostile.huge_layer(tmp_path, None, "dense", "no")
@@ -241,7 +241,7 @@ def test_archive_members_are_read_under_a_cap(tmp_path):
 def test_cost_model_matches_keras_applications(keras, name):
     from keras.src.saving import serialization_lib
 
-    from netspec.importer import keras_app
+    from netspec.importing.importer import keras_app
 
     model = keras_app(name).model  # symbolic: no weight memory
     config = json.loads(json.dumps(serialization_lib.serialize_keras_object(model)))
@@ -255,7 +255,7 @@ def test_mutated_configs_fail_only_as_model_file_errors():
     import copy
     import random
 
-    from netspec.kerascost import check_objects
+    from netspec.source.kerascost import check_objects
 
     bases = [hostile._relu_model(), hostile._functional([hostile._input("x", [4]), hostile._expression("e", "x", [4])],
                                                          "x", "e"),

@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from netspec import schemagen
-from netspec import schemagen_nodes
-from netspec import schemagen_keras as K
+from netspec.devtools import schemagen
+from netspec.schema.derive import nodes as schemagen_nodes
+from netspec.schema.derive import classes as K
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "netspec.schema.json"
 INTERP = {"$ref": "#/$defs/interp"}

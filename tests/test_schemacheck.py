@@ -1,4 +1,4 @@
-"""netspec.schemacheck: messages per keyword, agreement with jsonschema, the dispatch fast path, speed."""
+"""netspec.schema.validator: messages per keyword, agreement with jsonschema, the dispatch fast path, speed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netspec.schemacheck import Issue, Validator, ecma_dollar
+from netspec.schema.validator import Issue, Validator, ecma_dollar
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "netspec.schema.json"
 INTERP = {"type": "string", "pattern": r"^\$([A-Za-z_][A-Za-z0-9_]*|\{.+\})$"}
@@ -522,7 +522,7 @@ if __name__ == "__main__":  # python -m tests.test_schemacheck: print the timing
 
 
 def test_the_committed_schema_passes_the_scan_that_commands_skip():
-    from netspec.catalog import load_schema
+    from netspec.schema.catalog import load_schema
 
     Validator(load_schema(), scan=True)  # raises on an unsupported keyword, bad pattern or dangling ref
 
@@ -574,7 +574,7 @@ def test_the_netspec_schema_refuses_names_with_a_newline(netspec_validators, whe
 # ----- cost of failing: hints only for the issue shown, and a bound on issues collected -----
 
 def test_hints_are_computed_only_when_read(monkeypatch):
-    import netspec.schemamessages as messages
+    import netspec.schema.messages as messages
 
     calls = []
     real = messages.hint_for
@@ -605,7 +605,7 @@ def test_property_name_issues_pass_their_hint_on_lazily():
 def test_validate_reports_the_best_of_a_bounded_number_of_issues():
     """315,000 misspelled arguments (aliases of one node): collected up to MAX_ISSUES, in well under a second."""
     import netspec
-    from netspec.validate import MAX_ISSUES
+    from netspec.resolve.validate import MAX_ISSUES
 
     node = "{type: Dense, units: 2, " + ", ".join(f"unitz{k}: 1" for k in range(7)) + "}"
     lines = ["netspec: 1", "name: t", "blocks:", "  b0:", "    nodes: &L [&a " + node + ", " + ", ".join(["*a"] * 999) + "]"]

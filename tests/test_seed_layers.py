@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import netspec
-from netspec import registry
+from netspec.schema import registry
 from netspec.errors import PluginError, ShapeError
 
 from conftest import SPECS, error_for

@@ -84,9 +84,9 @@ def test_resume_keeps_optimizer_state(tmp_path, keras):
     spec = tiny(tmp_path)
     train(spec, run_dir=run, verbose=0)
     model = spec.build()
-    netspec.train.compile_model(model, netspec.trainconfig.train_config(spec))
+    netspec.train.fit.compile_model(model, netspec.train.config.train_config(spec))
     model.optimizer.build(model.trainable_variables)
-    netspec.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0002.npz")
+    netspec.train.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0002.npz")
     assert int(model.optimizer.iterations) == 2 * STEPS
     moments = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
     assert moments and all(np.abs(v.numpy()).sum() > 0 for v in moments)
@@ -95,7 +95,7 @@ def test_resume_keeps_optimizer_state(tmp_path, keras):
     assert result.resumed_from == 2 and result.epochs_done == 4
     rows = list(csv.DictReader(open(run / "history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
-    netspec.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0004.npz")
+    netspec.train.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0004.npz")
     assert int(model.optimizer.iterations) == 4 * STEPS  # continued, not restarted
 
 
@@ -154,7 +154,7 @@ def test_log_names_are_what_keras_logs(tmp_path, keras):
     text = text.replace("epochs: 2", "epochs: 1").replace("monitor: val_accuracy", "monitor: val_probs_accuracy")
     (tmp_path / "d.npz").write_bytes((ROOT / "data" / "digits.npz").read_bytes())
     spec = tiny(tmp_path, text)
-    config = netspec.trainconfig.train_config(spec)
+    config = netspec.train.config.train_config(spec)
     result = train(spec, run_dir=tmp_path / "run", verbose=0)
     assert set(result.history[0]) - {"epoch", "learning_rate", "seconds"} == config.log_names
 

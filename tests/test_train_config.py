@@ -11,7 +11,7 @@ import pytest
 
 import netspec
 from netspec.cli import main
-from netspec.trainconfig import train_config
+from netspec.train.config import train_config
 
 from conftest import ROOT
 
@@ -200,9 +200,9 @@ def test_validate_with_train_section_imports_no_tensorflow():
 
 def test_every_whitelisted_name_builds(keras):
     """The whitelists name real Keras objects, and string identifiers resolve to what compile takes."""
-    from netspec import trainnames as N
-    from netspec.trainconfig import Obj
-    from netspec.train import build_object
+    from netspec.train import names as N
+    from netspec.train.config import Obj
+    from netspec.train.fit import build_object
 
     for name in N.OPTIMIZERS:
         assert isinstance(build_object(Obj("optimizer", name, {}, (), True)), keras.optimizers.Optimizer)

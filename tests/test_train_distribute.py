@@ -139,7 +139,7 @@ def test_multi_worker_needs_tf_config(tmp_path):
 ], ids=["syntax", "list", "no_task", "unknown_type", "index_past_end", "negative_index", "workers_not_list",
         "type_not_a_name"])
 def test_malformed_tf_config_is_a_train_error(monkeypatch, text):
-    from netspec.distribute import cluster_spec
+    from netspec.train.distribute import cluster_spec
 
     monkeypatch.setenv("TF_CONFIG", text)
     with pytest.raises(netspec.NetspecError, match="TF_CONFIG is not a valid cluster description"):
@@ -147,7 +147,7 @@ def test_malformed_tf_config_is_a_train_error(monkeypatch, text):
 
 
 def test_tf_config_names_this_worker(monkeypatch):
-    from netspec.distribute import cluster_spec
+    from netspec.train.distribute import cluster_spec
 
     cluster = {"worker": ["a:1", "b:2"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))

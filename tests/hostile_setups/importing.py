@@ -85,7 +85,7 @@ def _expression(name: str, source: str, shape: list, **config) -> dict:
     cfg = {"name": name, "trainable": True, "dtype": DTYPE, "expression": "x * 2.0", "variables": ["x"],
            "constants": {}, "output_shape": None}
     cfg.update(config)
-    return {"module": "netspec.expr", "class_name": "Expression", "config": cfg,
+    return {"module": "netspec.build.expression", "class_name": "Expression", "config": cfg,
             "registered_name": "netspec>Expression", "build_config": {"input_shape": {"x": [None, *shape]}},
             "name": name, "inbound_nodes": [{"args": [{"x": _tensor(source, shape)}], "kwargs": {}}]}
 

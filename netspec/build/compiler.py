@@ -1,0 +1,449 @@
+"""Compile a resolved graph into a functional Keras model; Keras's symbolic build infers the shapes."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ..schema import registry
+from ..budget import (DEFAULT_BUDGET, Budget, allocation_guard, format_bytes, init_work, intermediate,
+                     is_allocation_failure, itemsize, tensor_bytes)
+from ..errors import ExpressionError, NetspecError, ShapeError, short
+from ..graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth, has_deferred
+from ..expressions.interp import Deferred, Scope, interpolate
+from ..source.loader import SourceMap
+
+__all__ = ["Budget", "DEFAULT_BUDGET", "Compiled", "Row", "build"]  # Budget lives in netspec.budget
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the ``check`` table."""
+
+    name: str
+    type: str
+    shape: Any
+    params: int
+    line: int
+    scope: tuple[str, ...] = ()
+    shared: bool = False
+
+
+@dataclass
+class Compiled:
+    """The Keras model and the per-node table."""
+
+    model: Any
+    rows: list[Row]
+    layers: dict[str, Any]
+
+
+def _shape(tensor) -> list:
+    return [None if d is None else int(d) for d in tensor.shape[1:]]
+
+
+def _describe_shapes(tensors) -> str:
+    if isinstance(tensors, (list, tuple)):
+        return "[" + ", ".join(_describe_shapes(t) for t in tensors) + "]"
+    if isinstance(tensors, dict):
+        return "{" + ", ".join(f"{k}: {_describe_shapes(v)}" for k, v in tensors.items()) + "}"
+    return str(tuple(tensors.shape))
+
+
+class _Names(Mapping):
+    """A scope's names with shape values (``in_shape``, deferred params) evaluated on demand."""
+
+    def __init__(self, names: Mapping, builder: "_Builder") -> None:
+        self.names, self.builder, self.memo = names, builder, {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.memo:
+            self.memo[key] = self.builder.concrete(self.names[key])
+        return self.memo[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class _Builder:
+    def __init__(self, graph: Graph, catalog, source: SourceMap) -> None:
+        import keras
+
+        self.keras = keras
+        self.graph, self.catalog, self.source = graph, catalog, source
+        self.tensors: dict[str, Any] = {}
+        self.layers: dict[str, Any] = {}
+        # DeferredArg -> its value: a block's deferred vars are evaluated once per instance and build,
+        # not once per use (a chain of vars that each use the two before is exponential otherwise).
+        self.deferred: dict[int, tuple[DeferredArg, Any]] = {}
+        self.meter: _Meter | None = None  # prices intermediates before a layer is called
+        self.current: Node | None = None  # the node being built, for allocation failures
+
+    # -- values ----------------------------------------------------------------------------
+
+    def tensor(self, ref: Ref, node: Node):
+        value = self.tensors[ref.node]
+        if ref.index is None:
+            return value
+        if not isinstance(value, (list, tuple)) or ref.index >= len(value):
+            n = len(value) if isinstance(value, (list, tuple)) else 1
+            raise self.fail(node, f"{ref} asks for output {ref.index}, but {ref.node!r} has {n} output(s)")
+        return value[ref.index]
+
+    def concrete(self, value: Any) -> Any:
+        """Evaluate shape-dependent values now that shapes are known."""
+        if isinstance(value, ShapeOf):
+            if value.ref is None:
+                raise Deferred("in_shape")
+            t = self.tensors[value.ref.node]
+            if value.ref.index is not None:
+                t = t[value.ref.index]
+            if isinstance(t, (list, tuple)):
+                return [_shape(x) for x in t]
+            return _shape(t)
+        if isinstance(value, DeferredArg):
+            hit = self.deferred.get(id(value))
+            if hit is None:  # the arg is kept in the entry, so its id stays unique while the builder lives
+                hit = self.deferred[id(value)] = (value, self.evaluate(value))
+            return hit[1]
+        return value
+
+    def evaluate(self, arg: DeferredArg) -> Any:
+        names = _Names(arg.names, self)
+
+        def shape_of(text: str):
+            base, _, part = text.partition(".")
+            bound: Value = arg.refs[base]
+            ref = bound.items[0][1]
+            if part:
+                ref = next((r for n, r in bound.items if n == part), None) or (
+                    Ref(ref.node, int(part)) if part.isdigit() and len(bound.items) == 1 else bound.items[int(part)][1]
+                )
+            if ref.node not in self.tensors:
+                raise ExpressionError(f"shape({text}) needs {ref.node!r}, which is built later; "
+                                      "refer to nodes that come before this one")
+            return self.concrete(ShapeOf(ref))
+
+        scope = Scope(names, shape_of)
+        return self._walk(arg.raw, scope, arg.path)
+
+    def _walk(self, raw: Any, scope: Scope, path: tuple) -> Any:
+        if isinstance(raw, str) and "$" in raw:
+            try:
+                return interpolate(raw, scope)
+            except ExpressionError as e:
+                offset = getattr(e, "offset", 0)
+                raise ExpressionError(e.message, path=path, location=self.source.inside(path, offset),
+                                      hint=e.hint) from None
+            except Deferred as e:  # in_shape of a node without inputs
+                raise ExpressionError(f"{e} is not known here", path=path, location=self.source.value(path)) from None
+        if isinstance(raw, list):
+            return [self._walk(v, scope, path + (k,)) for k, v in enumerate(raw)]
+        if isinstance(raw, dict):
+            return {k: self._walk(v, scope, path + (k,)) for k, v in raw.items()}
+        return raw
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def fail(self, node: Node, message: str, cls=ShapeError, path: tuple | None = None) -> NetspecError:
+        where = f" ({node.instance_note})" if node.instance_note else ""
+        path = node.path if path is None else path
+        loc = self.source.value(path) if path != node.path else node.location
+        return cls(f"node {node.name!r}{where}: {message}", path=path, location=loc)
+
+    # -- objects ------------------------------------------------------------------------------
+
+    def make_arg(self, layer_type: str, key: str, value: Any, node: Node) -> Any:
+        kind = self.catalog.arg_kind(layer_type, key)
+        if value is None:
+            return None
+        if kind in ("initializer", "regularizer", "constraint") and isinstance(value, dict):
+            module = getattr(self.keras, kind + "s")
+            allowed = self.catalog.object_types(kind)
+            cls_name = value.get("type")
+            if cls_name not in allowed:  # the schema refuses these already; never getattr on a free name
+                raise self.fail(node, f"unknown {kind} type {short(cls_name)}", path=node.path + (key,))
+            return getattr(module, cls_name)(**{k: _tuples(v) for k, v in value.items() if k != "type"})
+        if kind == "layer" and isinstance(value, dict):
+            return self.make_layer(value, node, node.path + (key,))
+        if kind == "layers" and isinstance(value, list):
+            return [self.make_layer(v, node, node.path + (key, k)) for k, v in enumerate(value)]
+        return _tuples(value)
+
+    def make_layer(self, spec: dict, node: Node, path: tuple, name: str | None = None):
+        """A layer object from a type + arguments mapping (a node, or a nested ``layer:`` argument)."""
+        type_name = spec["type"]
+        args = {k: v for k, v in spec.items() if k != "type"}
+        if type_name in self.catalog.core:
+            cls = getattr(self.keras.layers, type_name)
+            kwargs = {k: self.make_arg(type_name, k, v, node) for k, v in args.items()}
+        else:
+            cls = registry.LAYERS[type_name]
+            # Object arguments (initializers, ...) are built from the same whitelists as for core
+            # layers; everything else reaches the user's class as written (lists stay lists).
+            kwargs = {k: (self.make_arg(type_name, k, v, node) if isinstance(v, dict) else v) for k, v in args.items()}
+        if name is not None:
+            kwargs["name"] = name
+        try:
+            return cls(**kwargs)
+        except NetspecError:
+            raise
+        except Exception as e:  # Keras validates arguments in __init__ with ValueError/TypeError
+            if is_allocation_failure(e):
+                raise  # build()'s allocation guard reports it as memory, not as the arguments
+            raise self.fail(node, f"{type_name} rejected its arguments: {_clean(e)}", cls=NetspecError, path=path) from None
+
+    # -- build ------------------------------------------------------------------------------
+
+    def inputs(self):
+        keras = self.keras
+        for decl in self.graph.inputs:
+            kwargs = dict(shape=decl.shape, dtype=decl.dtype, name=decl.name)
+            if decl.batch_size is not None:
+                kwargs["batch_size"] = decl.batch_size
+            if decl.sparse:
+                kwargs["sparse"] = True
+            if decl.optional:
+                kwargs["optional"] = True
+            self.tensors[decl.name] = keras.Input(**kwargs)
+
+    def node(self, node: Node):
+        if node.kind == "expr":
+            from .expression import build_expr_layer
+
+            layer = build_expr_layer(node, self)
+        elif node.kind == "share":
+            layer = self.layers[node.share_of]
+        else:
+            args = {k: (self.concrete(v) if isinstance(v, DeferredArg) else v) for k, v in node.args.items()}
+            if any(has_deferred(v) for v in node.args.values()):
+                issues = self.catalog.check_args(node.type, args)
+                if issues:
+                    best, _ = issues
+                    raise self.fail(node, best.message, cls=NetspecError, path=node.path + tuple(best.path))
+            layer = self.make_layer({"type": node.type, **args}, node, node.path, name=node.name)
+        self.layers[node.name] = layer
+        if node.input_spec is not None:
+            from .inputspec import check_input_spec
+
+            check_input_spec(node, self)
+        if isinstance(node.inputs, dict):
+            call_in = {k: self.tensor(r, node) for k, r in node.inputs.items()}
+        else:
+            seq = [self.tensor(r, node) for r in node.inputs]
+            call_in = seq[0] if len(seq) == 1 else seq
+        if self.meter is not None:
+            self.meter.before_call(node, layer, call_in, self)
+        try:
+            out = layer(**call_in) if isinstance(call_in, dict) and node.kind != "expr" else layer(call_in)
+        except NetspecError:
+            raise
+        except Exception as e:
+            if is_allocation_failure(e):
+                raise  # build()'s allocation guard reports it as memory, not as the shapes
+            what = node.type if node.kind == "layer" else ("shared " + self.layers[node.share_of].__class__.__name__
+                                                          if node.kind == "share" else "expression")
+            raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {_clean(e)}") from None
+        given = {id(t) for t in self.keras.tree.flatten(call_in)}
+        if any(id(t) in given for t in self.keras.tree.flatten(out)):
+            # Keras re-labels the input as this layer's output, which makes the graph a cycle.
+            what = node.type or "this node"
+            raise self.fail(node, f"{what} returns its input tensor itself when traced symbolically, so Keras "
+                                  "cannot place it in a functional model; apply it outside the model")
+        self.tensors[node.name] = out
+
+    def model(self):
+        keras = self.keras
+        ins = [self.tensors[d.name] for d in self.graph.inputs]
+        outs = {name: self.tensors[ref.node] if ref.index is None else self.tensors[ref.node][ref.index]
+                for name, ref in self.graph.outputs}
+        if self.graph.output_form == "mapping":
+            # The mapping's keys are the output names everywhere; Keras names outputs after their
+            # layers, so an output whose layer has another name gets an Identity named by the key.
+            outputs: Any = {}
+            for key, tensor in outs.items():
+                if tensor._keras_history[0].name != key:
+                    tensor = keras.layers.Identity(name=key)(tensor)
+                outputs[key] = tensor
+        elif self.graph.output_form == "single":
+            outputs = next(iter(outs.values()))
+        else:
+            outputs = []
+            for value in outs.values():
+                outputs.extend(value if isinstance(value, (list, tuple)) else [value])
+        try:
+            return keras.Model(inputs=ins[0] if len(ins) == 1 else ins, outputs=outputs, name=self.graph.name)
+        except Exception as e:  # every node was built; what is left is a graph Keras cannot map
+            raise NetspecError(f"Keras cannot make a model of this graph: {_clean(e)}",
+                               location=self.source.value(("nodes",))) from None
+
+
+def _tuples(value: Any) -> Any:
+    """Lists in a spec stand for tuples in Keras arguments."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CALL_NOISE = re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*")
+_NO_NAME = re.compile(r" with name 'None'")  # InputSpec errors name the input tensor, which has none here
+
+
+def _clean(e: Exception) -> str:
+    """Keras's message without terminal colours, call-site boilerplate or argument dumps."""
+    text = _ANSI.sub("", str(e))
+    text = text.split("Arguments received by")[0]
+    text = " ".join(_NO_NAME.sub("", _CALL_NOISE.sub("", text)).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _call_shapes(call_in) -> list[tuple[str, tuple]]:
+    """A layer's call arguments as (keyword or position, shape without batch), for the cost tables."""
+    if isinstance(call_in, dict):
+        return [(str(k), tuple(t.shape)[1:]) for k, t in call_in.items() if hasattr(t, "shape")]
+    seq = call_in if isinstance(call_in, (list, tuple)) else [call_in]
+    return [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(seq) if hasattr(t, "shape")]
+
+
+class _Meter:
+    """Running totals of parameters and activation bytes, checked around each node before anything is allocated.
+
+    Activations are node outputs plus the hidden intermediates of :data:`netspec.budget.INTERMEDIATES`
+    (training keeps both for the backward pass), for ``budget.batch`` samples, with unknown
+    dimensions at the sizes the gate feeds.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.params, self.bytes, self.seen = budget, 0, 0, set()
+
+    def _per(self) -> str:
+        return "per sample" if self.budget.batch == 1 else f"for a batch of {self.budget.batch}"
+
+    def _over(self, node: Node, b: "_Builder", what: str, total: int) -> NetspecError:
+        return b.fail(node, f"{what} reach {total / 2**20:,.0f} MiB {self._per()} here, over the activation "
+                            f"budget of {self.budget.activation_note()}", cls=NetspecError)
+
+    def before_call(self, node: Node, layer, call_in, b: "_Builder") -> None:
+        """Price the layer's hidden intermediates from its symbolic inputs, before it is called."""
+        cost = intermediate(layer, _call_shapes(call_in))
+        if cost is None:
+            return
+        what, n = cost
+        size = n * itemsize(getattr(layer, "compute_dtype", "float32")) * self.budget.batch
+        if self.bytes + size > self.budget.max_activation_bytes:
+            raise self._over(node, b, f"{type(layer).__name__}'s {what} ({format_bytes(size)}) and the node outputs "
+                                      "before it", self.bytes + size)
+        self.bytes += size
+
+    def add(self, node: Node, layer, out, b: "_Builder") -> None:
+        for w in layer.weights:
+            if id(w) in self.seen:
+                continue
+            self.seen.add(id(w))
+            shape = [int(d) for d in w.shape]
+            self.params += _count(shape)
+            if self.params > self.budget.max_params:
+                raise b.fail(node, f"the model reaches {self.params:,} parameters here, over the budget of "
+                                   f"{self.budget.params_note()}", cls=NetspecError)
+            work = init_work(getattr(w, "_initializer", None), shape)  # Keras keeps it until allocation
+            if work is not None and work[1] > self.budget.max_init_work:
+                init = type(w._initializer).__name__
+                raise b.fail(node, f"the {init} initializer of weight {w.name!r} {_shape_text(shape)} needs {work[0]} "
+                                   f"(~{work[1]:.1e} multiply-adds, over the bound of {self.budget.max_init_work:.1e}, "
+                                   "a 4096 x 4096 kernel, which takes seconds); use another initializer "
+                                   "(glorot_uniform) or a smaller layer", cls=NetspecError)
+        tensors = out if isinstance(out, (list, tuple)) else [out]
+        self.bytes += sum(tensor_bytes(t) for t in tensors) * self.budget.batch
+        if self.bytes > self.budget.max_activation_bytes:
+            raise self._over(node, b, "node outputs", self.bytes)
+
+
+def _count(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:
+    """Build the Keras model of ``graph``.
+
+    Layers are built inside a Keras ``StatelessScope``, where variables get shapes but no memory;
+    the parameter and activation budget is checked node by node, and only then are the weights
+    allocated. ``Dense(10**12)`` therefore fails in milliseconds, naming its node. Hidden
+    intermediates (attention scores) are priced before their layer is called, and initializer work
+    (Orthogonal's QR) before the weights are initialized. An allocation that still fails (MemoryError,
+    TensorFlow's ResourceExhaustedError) is a located error naming the node being built.
+
+    Returns:
+        The model, the check table and the layer objects by node name.
+
+    Raises:
+        ShapeError: a node cannot be built on the shapes it receives (names the node and shapes).
+        NetspecError: a layer rejected its arguments, a shape-dependent value failed, or the
+            budget is exceeded.
+    """
+    b = _Builder(graph, catalog, source)
+    meter = _Meter(budget)
+    # Keras maps a functional graph recursively (a few frames per layer); the resolver caps the
+    # graph's depth, so raising Python's limit to fit it is bounded.
+    depth = graph_depth(graph)
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 8 * depth + 2000))
+    b.meter = meter
+
+    def fail(message: str) -> NetspecError:
+        if b.current is None:
+            return NetspecError(f"the model's weights: {message}", location=source.value(("nodes",)))
+        return b.fail(b.current, message, cls=NetspecError)
+
+    try:
+        with allocation_guard(fail, "building the model"):
+            return _build(b, graph, meter)
+    finally:
+        sys.setrecursionlimit(old_limit)
+
+
+def _build(b: "_Builder", graph: Graph, meter: _Meter) -> Compiled:
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.stateless_scope import StatelessScope
+    from keras.src.backend.common.variables import initialize_all_variables
+
+    try:
+        with StatelessScope(initialize_variables=False):
+            b.inputs()
+            for node in graph.nodes:
+                b.current = node
+                b.node(node)
+                meter.add(node, b.layers[node.name], b.tensors[node.name], b)
+            b.current = None
+            model = b.model()
+    except BaseException:
+        global_state.set_global_attribute("uninitialized_variables", [])  # never allocate them
+        raise
+    initialize_all_variables()
+    rows = [Row(d.name, "Input", _shape(b.tensors[d.name]), 0, d.location.line) for d in graph.inputs]
+    for node in graph.nodes:
+        out = b.tensors[node.name]
+        shape = [_shape(t) for t in out] if isinstance(out, (list, tuple)) else _shape(out)
+        layer = b.layers[node.name]
+        shared = node.kind == "share"
+        kind = node.type or ("expr" if node.kind == "expr" else layer.__class__.__name__)
+        rows.append(Row(node.name, kind, shape, 0 if shared else layer.count_params(), node.location.line,
+                        node.scope, shared))
+    return Compiled(model, rows, b.layers)

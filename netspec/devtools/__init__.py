@@ -1,0 +1,1 @@
+"""Development-only tools: the schema generator and the docs generator (nothing at run time imports these)."""

@@ -1,0 +1,487 @@
+"""``netspec export``: build or load the model, rewrite, convert, quantize, verify, then write atomically and report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import compat, quantize, verify
+from ..budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
+from .convert import IONames, call_model, io_names
+from ..build.saving import atomic_path
+from .targets import ExportError, Target
+
+GATE_SEED = 20_261_101  # generated gate inputs differ from calibration inputs (seed 0 by default)
+AGREEMENT_SAMPLES = 64  # fp16/int8 classifiers: top-1 agreement is measured on this many samples
+
+
+class GateError(ExportError):
+    """The export did not pass the verification gate; nothing was written. ``report`` has the figures."""
+
+    kind = "gate"
+
+    def __init__(self, message: str, report: "ExportReport") -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote and proved. ``to_dict`` is the ``--format json`` output."""
+
+    file: str
+    target: Target
+    size_bytes: int = 0
+    nodes: int = 0
+    inputs: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    rewrites: list[str] = field(default_factory=list)
+    calibration: str | None = None
+    accuracy: dict | None = None
+    gate: verify.GateResult | None = None
+    latency_ms: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"ok": bool(self.gate and self.gate.ok), "file": self.file, "target": self.target.to_dict(),
+                "size_bytes": self.size_bytes, "nodes": self.nodes, "inputs": self.inputs, "outputs": self.outputs,
+                "rewrites": self.rewrites, "calibration": self.calibration, "accuracy": self.accuracy,
+                "gate": self.gate.to_dict() if self.gate else None, "latency_ms": self.latency_ms,
+                "seconds": self.seconds, "warnings": self.warnings, "metadata": {k: v for k, v in self.metadata.items() if k != "netspec.spec"}}
+
+    def text(self) -> str:
+        t = self.target
+        fmt = f"ONNX opset {t.opset}" if t.format == "onnx" else "LiteRT"
+        batch = "dynamic batch" if t.batch_size is None else f"batch {t.batch_size}"
+        unit = "nodes" if t.format == "onnx" else "ops"
+        lines = [f"wrote {self.file} ({_size(self.size_bytes)}, {fmt}, {t.precision}, {batch}, {self.nodes} {unit})",
+                 "  inputs:  " + ", ".join(f"{k} {_shape(v['shape'])} {v['dtype']}" for k, v in self.inputs.items()),
+                 "  outputs: " + ", ".join(f"{k} {_shape(v['shape'])}" for k, v in self.outputs.items())]
+        lines += [f"  rewritten: {r}" for r in self.rewrites]
+        if self.calibration:
+            lines.append(f"  calibration: {self.calibration}")
+        if self.gate:
+            lines.append("  gate: passed: " + "; ".join(self.gate.checks))
+            lines += [f"    {line}" for line in self.gate.summary()]
+        for name, acc in (self.accuracy or {}).items():
+            lines.append(f"  held-out accuracy of {name} ({acc['samples']} samples): Keras {acc['keras']:.2%}, "
+                         f"export {acc['export']:.2%} ({acc['change']:+.2%})")
+        if self.latency_ms:
+            lat = self.latency_ms
+            runtime = "onnxruntime" if t.format == "onnx" else "LiteRT"
+            lines.append("  latency (median ms): " + "; ".join(
+                f"batch {b}: {runtime} {lat['export'][b]:.2f}, Keras tf.function {lat['keras'][b]:.2f} "
+                f"({lat['keras'][b] / lat['export'][b]:.1f}x)" for b in lat["export"]))
+        lines += [f"  warning: {w}" for w in self.warnings]
+        s = self.seconds
+        lines.append(f"  time: {s.get('total', 0):.1f} s (convert {s.get('convert', 0):.1f} s, "
+                     f"gate {s.get('gate', 0):.1f} s)")
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+def load_model(source, weights: str | None = None):
+    """The Keras model and its spec (None for a ``.keras`` file).
+
+    Args:
+        source: a :class:`netspec.Spec` or the path of a ``.keras`` file (loaded with ``safe_mode=True``).
+        weights: a trained ``.keras`` or ``.weights.h5`` file whose weights replace the fresh ones.
+
+    Raises:
+        ExportError: the file cannot be loaded or its weights do not fit the spec's model.
+    """
+    from ..build.saving import load_model as load_keras_file
+
+    if isinstance(source, (str, Path)):
+        return load_keras_file(source), None  # safe_mode, expression layers registered
+    model = source.build()
+    if weights:
+        trained = load_keras_file(weights) if str(weights).endswith(".keras") else None
+        try:
+            if trained is not None:
+                model.set_weights(trained.get_weights())
+            else:
+                model.load_weights(str(weights))
+        except Exception as e:
+            raise ExportError(f"the weights in {weights} do not fit the spec's model: {verify._short(e)}") from None
+    return model, source
+
+
+def classifier_outputs(model, names: IONames) -> set[str]:
+    """Outputs made by a softmax (a Softmax layer or ``activation: softmax``) over a 2-D output."""
+    import keras
+
+    out = set()
+    tensors = model.outputs if not isinstance(model.outputs, dict) else list(model.outputs.values())
+    for name, tensor in zip(names.outputs, tensors):
+        layer = tensor._keras_history[0]
+        while isinstance(layer, keras.layers.Identity) and layer._inbound_nodes:
+            layer = layer._inbound_nodes[0].input_tensors[0]._keras_history[0]
+        act = getattr(layer, "activation", None)
+        if len(tensor.shape) == 2 and (isinstance(layer, keras.layers.Softmax) or act is keras.activations.softmax):
+            out.add(name)
+    return out
+
+
+def refuse(findings: list[compat.Finding], target: Target) -> None:
+    """Raise for the first refused finding (with the count of the rest).
+
+    Raises:
+        ExportError: located at the first refused layer or expression.
+    """
+    refused = [f for f in findings if f.action == "refused"]
+    if refused:
+        first = refused[0]
+        raise ExportError(f"target {target.name!r} ({target.format}) cannot take node {first.node!r}: {first.message}",
+                          path=first.path, location=first.location, more=len(refused) - 1)
+
+
+def spec_metadata(spec, target: Target) -> dict[str, str]:
+    """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version."""
+    from .. import __version__
+
+    resolved = json.dumps({"spec": spec.data, "params": spec.graph.params}, sort_keys=True, default=str,
+                          separators=(",", ":"))
+    return {"netspec.version": __version__, "netspec.spec": resolved,
+            "netspec.spec_sha256": hashlib.sha256(resolved.encode()).hexdigest(),
+            "netspec.source": spec.path or "<text>", "netspec.target": json.dumps(target.to_dict(), sort_keys=True)}
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def export(source, target: Target, output: str | Path, *, weights: str | None = None,
+           load_arrays: Callable | None = None, latency: bool = True) -> ExportReport:
+    """Export a spec's model (or a ``.keras`` file) for ``target``; write ``output`` only if the gate passes.
+
+    Args:
+        source: a :class:`netspec.Spec` or a ``.keras`` path.
+        target: the target (see :mod:`netspec.export.targets`).
+        output: the file to write (``.onnx`` or ``.tflite``).
+        weights: trained weights for a spec's model.
+        load_arrays: ``(spec, part) -> arrays with .x/.y`` for calibration and held-out accuracy
+            (``netspec.train.data.load_arrays``); None: calibrate on generated inputs.
+        latency: measure runtime latency against Keras for the report.
+
+    Returns:
+        The report.
+
+    Raises:
+        ExportError: the target refuses part of the spec (located), or conversion fails.
+        GateError: the gate failed; nothing was written.
+    """
+    def fail(message: str) -> ExportError:
+        return target_error(source, target, None, message)
+
+    with allocation_guard(fail, f"exporting for target {target.name!r}"):
+        return _export(source, target, output, weights=weights, load_arrays=load_arrays, latency=latency)
+
+
+def _export(source, target: Target, output: str | Path, *, weights: str | None, load_arrays: Callable | None,
+            latency: bool) -> ExportReport:
+    from .rewrite import export_rewrites
+
+    started = time.perf_counter()
+    report = ExportReport(str(output), target)
+    load_arrays = _once_per_part(load_arrays)
+    if str(output).endswith(".onnx") != (target.format == "onnx"):
+        raise ExportError(f"target {target.name!r} writes {target.suffix} files. Received: -o {output}")
+    if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
+        refuse(compat.check(source, target.format), target)
+    model, spec = load_model(source, weights)
+    names = io_names(model, spec.graph if spec is not None else None)
+    inputs = quantize.describe_inputs(model)
+    check_runs(model, inputs, target, spec)  # before any batch or calibration sample is generated
+    report.inputs = {i.name: {"shape": [target.batch_size, *i.shape], "dtype": i.dtype} for i in inputs}
+    classifiers = classifier_outputs(model, names)
+
+    calib = None
+    if target.precision == "int8":
+        calib, report.calibration = quantize.calibration_arrays(spec, inputs, target.calibration, load_arrays)
+    t0 = time.perf_counter()
+    with export_rewrites(model, target.format) as rewrites:
+        report.rewrites = list(rewrites)
+        if target.format == "onnx":
+            from .convert import to_onnx
+
+            artifact = to_onnx(model, names, target)
+        else:
+            from .convert import to_litert
+
+            rep = quantize.representative_dataset(calib, names.inputs, target.batch_size) if calib else None
+            artifact = to_litert(model, names, target, rep)
+    if target.format == "onnx":
+        fp32 = artifact
+        if target.precision == "fp16":
+            from .convert import to_fp16
+
+            artifact = to_fp16(fp32)
+        elif target.precision == "int8":
+            artifact = quantize.quantize_onnx(fp32, calib, target.batch_size)
+        if spec is not None:
+            report.metadata = spec_metadata(spec, target)
+        else:
+            from .. import __version__
+
+            report.metadata = {"netspec.version": __version__, "netspec.source": str(source),
+                               "netspec.keras_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
+        from .convert import set_metadata
+
+        set_metadata(artifact, report.metadata)
+    report.seconds["convert"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    gate = verify.GateResult(target.precision)
+    report.gate = gate
+    reference = lambda x: call_model(model, names, x)  # noqa: E731
+    if target.format == "onnx":
+        verify.check_onnx(artifact, gate)
+        data = artifact.SerializeToString()
+        session = verify.ort_session(data, gate)
+        run = verify.ort_runner(session)
+        report.nodes = len(artifact.graph.node)
+        report.outputs = {o.name: {"shape": [d.dim_value or None for d in o.type.tensor_type.shape.dim]}
+                          for o in artifact.graph.output}
+    else:
+        data = artifact
+        run = verify.litert_runner(data, gate)
+        report.nodes = _litert_ops(data)
+        report.outputs = {n: {"shape": [target.batch_size, *tuple(model_out.shape)[1:]]}
+                          for n, model_out in zip(names.outputs, _outputs(model))}
+    real = real_samples(spec, load_arrays)
+    sets = gate_batches(inputs, target, real)
+    verify.run_gate(reference, run, sets, target.precision, classifiers, gate)
+    if gate.ok:
+        gate.checks[-1] += ", on samples of the spec's data and generated inputs" if real is not None \
+            else ", on generated inputs"
+    if not gate.ok and target.precision == "fp32" and target.format == "onnx":
+        try:
+            gate.diverging = verify.first_divergence(model, artifact, sets[0])
+        except Exception as e:  # locating is best effort; the gate's own failure is what matters
+            gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify._short(e)}"}
+    report.seconds["gate"] = time.perf_counter() - t1
+    for name in names.outputs:
+        span = max((p.span for p in gate.parity if p.output == name), default=0.0)
+        bound = verify.TOLERANCES["fp32"].atol * max(1.0, span)  # what fp32 parity is measured against
+        if span < 10 * bound:
+            report.warnings.append(
+                f"output {name} varies by only {span:.3g} over the gate's inputs, less than 10x the fp32 "
+                f"tolerance ({bound:.3g}), so matching it proves little; untrained deep networks often do: export trained "
+                "weights (--weights)")
+    if not gate.ok:
+        raise GateError(_gate_message(report, spec), report)
+
+    heldout = quantize.heldout_arrays(spec, load_arrays) if target.precision != "fp32" else None
+    if heldout is not None and heldout.y is not None and classifiers:
+        report.accuracy = quantize.accuracy_change(reference, run, heldout.x, heldout.y, classifiers,
+                                                   target.batch_size or 32)
+    with atomic_path(output) as tmp:
+        tmp.write_bytes(data)
+    report.size_bytes = len(data)
+    if latency:
+        report.latency_ms = measure_latency(keras_function(model, names), run, inputs, target)
+    report.seconds["total"] = time.perf_counter() - started
+    return report
+
+
+def _once_per_part(load_arrays: Callable | None) -> Callable | None:
+    """``load_arrays`` reading each part once (calibration, the gate and held-out accuracy share it)."""
+    if load_arrays is None:
+        return None
+    cache: dict = {}
+
+    def load(spec, part):
+        if part not in cache:
+            cache[part] = load_arrays(spec, part)
+        return cache[part]
+
+    return load
+
+
+def _outputs(model) -> list:
+    return list(model.outputs.values()) if isinstance(model.outputs, dict) else list(model.outputs)
+
+
+def _litert_ops(data: bytes) -> int:
+    import warnings
+
+    import tensorflow as tf
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            details = tf.lite.Interpreter(model_content=data)._get_ops_details()
+        return len(details)
+    except Exception:
+        return 0
+
+
+# -- what the export allocates, priced before it does ------------------------------------------------
+
+
+def gate_sizes(target: Target) -> list[int]:
+    """Batch sizes the gate and the latency measurement feed: 1 and 8, or the fixed batch size."""
+    return [1, 8] if target.batch_size is None else [target.batch_size]
+
+
+def activation_bytes(model) -> int:
+    """Bytes of every layer output and costed intermediate for one sample, unknown dims at the fed sizes."""
+    total = 0
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            total += sum(tensor_bytes(t) for t in node.output_tensors)
+            cost = intermediate(layer, [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(node.input_tensors)])
+            total += 4 * cost[1] if cost is not None else 0
+    return total
+
+
+def check_runs(model, inputs: list, target: Target, spec) -> None:
+    """Refuse an export whose gate batches or calibration samples would not fit in memory, before allocating them.
+
+    The cost is batch x (one generated sample of every input + every activation of one sample),
+    at the sizes :func:`netspec.export.quantize.generate` feeds; the bound is :func:`netspec.budget.headroom`
+    (half of what the process can still allocate).
+
+    Raises:
+        ExportError: located at the target's ``batch_size`` or ``calibration.samples`` in the spec.
+    """
+    per_input = sum(generated_bytes(i.shape, i.dtype) for i in inputs)
+    per_sample = activation_bytes(model)
+    samples = target.calibration.samples if target.precision == "int8" else None
+    room = headroom()
+    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples):
+        if run.bytes > room.bytes:
+            raise target_error(spec, target, run.field,
+                               f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
+                               f"sample), over the {format_bytes(room.bytes)} this export may allocate ({room.source}); "
+                               f"lower {_option(spec, target, run.field)}")
+
+
+def _option(spec, target: Target, field: str) -> str:
+    if field == "batch_size" and _spec_value(spec, target, field) != target.batch_size:
+        return "--batch-size"
+    return f"the target's {field}" if not target.builtin else f"{field} (in an export: target of your own)"
+
+
+def _spec_value(spec, target: Target, field: str):
+    raw = ((spec.section("export") or {}).get(target.name) or {}) if spec is not None and hasattr(spec, "section") else {}
+    for key in field.split("."):
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
+
+
+def target_error(spec, target: Target, field: str | None, message: str) -> ExportError:
+    """An error about ``target``, located at its ``field`` (or its entry) in the spec's ``export:`` section."""
+    text = f"export target {target.name!r}: {message}"
+    if spec is None or not hasattr(spec, "document") or target.builtin:
+        return ExportError(text)
+    path: tuple = ("export", target.name)
+    if field is not None and _spec_value(spec, target, field) is not None:
+        path += tuple(field.split("."))
+    return ExportError(text, path=path, location=spec.document.source.value(path))
+
+
+def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]:
+    """Gate inputs: batch 1 and batch 8 (a fixed batch size: batches of that size), generated with the gate's seed.
+
+    For fp16/int8, more batches of 8 follow, so top-1 agreement is measured on 64 samples. With
+    ``real`` samples (the spec's own data), the same batches of them are compared first.
+    """
+    sizes = gate_sizes(target)
+    if target.precision != "fp32":
+        per = target.batch_size or 8
+        sizes += [per] * max(0, (AGREEMENT_SAMPLES - sum(sizes)) // per)
+    value_range = target.calibration.range
+    sets = []
+    if real is not None:
+        start = 0
+        for n in sizes:
+            if start + n > len(next(iter(real.values()))):
+                break
+            sets.append({k: v[start:start + n] for k, v in real.items()})
+            start += n
+    return sets + [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(sizes)]
+
+
+def real_samples(spec, load_arrays: Callable | None) -> dict | None:
+    """Samples of the spec's data for the gate: validation data (never seen by int8 calibration), else
+    training data; None when the spec has no data (or the data cannot be read)."""
+    from ..errors import NetspecError
+
+    for part in ("validation", "train"):
+        try:
+            data = quantize.spec_data(spec, part, load_arrays)
+        except NetspecError:
+            return None  # the gate still runs on generated inputs; train/validate report data errors
+        if data is not None:
+            return {k: np.asarray(v) for k, v in data.x.items()}
+    return None
+
+
+def _gate_message(report: ExportReport, spec) -> str:
+    gate = report.gate
+    text = f"export to {report.file} failed its verification gate ({report.target.name}): {gate.failure}; nothing written"
+    if gate.diverging and gate.diverging.get("node") is None:
+        text += f"\n  ({gate.diverging['note']})"
+    elif gate.diverging:
+        d = gate.diverging
+        where = ""
+        node = spec.graph.node(d["node"]) if spec is not None else None
+        if node is not None:
+            where = f" ({node.location})"
+        text += (f"\n  first diverging node: {d['node']!r}{where}, max |error| {d['max_abs_error']:.3g} "
+                 f"(bound {d['bound']:.3g})")
+    return text
+
+
+def keras_function(model, names: IONames) -> Callable:
+    """The model as a compiled ``tf.function`` (dynamic batch) returning numpy arrays by output name."""
+    from .convert import serving_function
+
+    serve, _ = serving_function(model, names, None)
+
+    def run(x):
+        return {k: v.numpy() for k, v in serve(*[x[n] for n in names.inputs]).items()}
+
+    return run
+
+
+def measure_latency(reference: Callable, run: Callable, inputs, target: Target, budget_s: float = 0.5) -> dict:
+    """Median milliseconds of the export's runtime and of Keras (a compiled tf.function) at batch 1 and 8."""
+    sizes = gate_sizes(target)
+    out: dict[str, dict[int, float]] = {"export": {}, "keras": {}}
+    for n in sizes:
+        x = quantize.generate(inputs, n, 1)
+        out["export"][n] = median_ms(lambda: run(x), budget_s)
+        out["keras"][n] = median_ms(lambda: reference(x), budget_s)
+    return out
+
+
+def median_ms(fn: Callable[[], Any], budget_s: float = 0.5, min_runs: int = 3, max_runs: int = 200) -> float:
+    """Median wall time of ``fn`` after one warm-up call, run until ``budget_s`` or ``max_runs``."""
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < max_runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times))

@@ -1,0 +1,202 @@
+"""Representative inputs and int8 quantization: generated samples, ORT static QDQ, LiteRT int8, held-out accuracy."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+
+from ..budget import UNKNOWN_DIM, feed_dims  # noqa: F401 - UNKNOWN_DIM re-exported: quantize.UNKNOWN_DIM
+from .targets import Calibration, ExportError
+
+Arrays = Mapping[str, np.ndarray]
+DEFAULT_RANGE = (-1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What a generated sample of one input must look like."""
+
+    name: str
+    shape: tuple  # without batch; None for unknown
+    dtype: str
+    high: int | None = None  # exclusive upper bound of integer inputs (Embedding input_dim, ...)
+
+
+def describe_inputs(model) -> list[InputInfo]:
+    """The model's inputs, with integer bounds read from the layers that consume them."""
+    out = []
+    for tensor in model.inputs:
+        high = None
+        if "int" in str(tensor.dtype):
+            high = _consumer_bound(model, tensor)
+        out.append(InputInfo(tensor.name, tuple(tensor.shape)[1:], str(tensor.dtype), high))
+    return out
+
+
+def _consumer_bound(model, tensor) -> int | None:
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            if any(t is tensor for t in node.input_tensors):
+                for attr in ("input_dim", "num_tokens", "num_bins"):
+                    value = getattr(layer, attr, None)
+                    if isinstance(value, int) and value > 0:
+                        return value
+    return None
+
+
+def generate(inputs: list[InputInfo], n: int, seed: int, value_range: tuple[float, float] | None = None) -> dict:
+    """``n`` seeded samples shaped and typed from the declared inputs.
+
+    Float inputs are uniform in ``value_range`` (default [-1, 1]); integer inputs uniform in
+    [0, bound) where a consumer (Embedding, CategoryEncoding) gives the bound, else [0, 10);
+    booleans are fair coin flips.
+    """
+    rng = np.random.default_rng(seed)
+    low, high = value_range or DEFAULT_RANGE
+    out = {}
+    for info in inputs:
+        shape = feed_dims(info.shape, n)  # the sizes the export budget costs (netspec.budget)
+        if info.dtype == "bool":
+            out[info.name] = rng.random(shape) < 0.5
+        elif info.dtype == "string":
+            words = np.array(["a", "b", "c", "the cat", "a dog"], dtype=object)
+            out[info.name] = words[rng.integers(0, len(words), size=shape)]
+        elif "int" in info.dtype:
+            out[info.name] = rng.integers(0, info.high or 10, size=shape).astype(info.dtype)
+        else:
+            out[info.name] = rng.uniform(low, high, size=shape).astype(info.dtype)
+    return out
+
+
+def batches(x: Arrays, size: int) -> Iterator[dict]:
+    """``x`` cut into consecutive batches of ``size`` (the last one dropped if short, unless it is the only one)."""
+    n = len(next(iter(x.values())))
+    stop = max(size, n - n % size) if n >= size else n
+    for start in range(0, stop, size):
+        yield {k: v[start:start + size] for k, v in x.items()}
+
+
+def calibration_arrays(spec, inputs: list[InputInfo], calibration: Calibration,
+                       load_arrays: Callable | None = None) -> tuple[dict, str]:
+    """Calibration samples: the spec's training inputs when it has some, else generated ones.
+
+    Args:
+        load_arrays: ``netspec.train.data.load_arrays``-like ``(spec, part) -> object with .x``; None
+            when no loader is available.
+
+    Returns:
+        The arrays by input name and where they came from (for the report).
+    """
+    data = spec_data(spec, "train", load_arrays)
+    if data is not None:
+        x = {k: np.asarray(v)[: calibration.samples] for k, v in data.x.items()}
+        return x, f"{len(next(iter(x.values())))} samples of the spec's training data"
+    x = generate(inputs, calibration.samples, calibration.seed, calibration.range)
+    low, high = calibration.range or DEFAULT_RANGE
+    return x, f"{calibration.samples} generated samples (seed {calibration.seed}, floats in [{low:g}, {high:g}])"
+
+
+def heldout_arrays(spec, load_arrays: Callable | None = None):
+    """The spec's validation data (``.x`` and ``.y``), or None when it has none."""
+    return spec_data(spec, "validation", load_arrays)
+
+
+def spec_data(spec, part: str, load_arrays: Callable | None):
+    """``load_arrays(spec, part)`` when the spec has that data (validation: a split or a source), else None."""
+    if spec is None or load_arrays is None:
+        return None
+    data = (spec.section("train") or {}).get("data")
+    if not data or (part == "validation" and not ("validation_split" in data or "validation" in data)):
+        return None
+    return load_arrays(spec, part)
+
+
+# -- ONNX ---------------------------------------------------------------------------------------
+
+
+def quantize_onnx(proto, x: Arrays, batch_size: int | None):
+    """onnxruntime static quantization: QDQ format, uint8 activations (MinMax), per-channel int8 weights.
+
+    The model is pre-processed first (symbolic shape inference and graph optimization, which let
+    onnxruntime fuse the quantized operators), and activations are unsigned: on x86 CPUs U8S8 runs
+    the VNNI/AVX2 integer kernels, while S8S8 QDQ measured twice as slow as fp32 here.
+
+    Raises:
+        ExportError: onnxruntime cannot quantize the model.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = batches(x, batch_size or 1)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, dst = (os.path.join(tmp, f) for f in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        onnx.save(proto, src)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime logs advice on the root logger, every time
+        try:
+            quant_pre_process(src, pre)
+            quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            extra_options={"CalibTensorRangeSymmetric": False})
+        except Exception as e:
+            raise ExportError(f"onnxruntime could not quantize the model: {type(e).__name__}: {str(e)[:300]}") from e
+        finally:
+            root.setLevel(level)
+        return onnx.load(dst)
+
+
+# -- LiteRT -------------------------------------------------------------------------------------
+
+
+def representative_dataset(x: Arrays, order: tuple[str, ...], batch_size: int | None) -> Callable:
+    """The LiteRT converter's ``representative_dataset``: dicts by signature input name (order-proof)."""
+
+    def gen():
+        for b in batches(x, batch_size or 1):
+            yield {name: b[name] for name in order}
+
+    return gen
+
+
+# -- accuracy ------------------------------------------------------------------------------------
+
+
+def accuracy_change(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict], x: Arrays,
+                    y: Mapping[str, np.ndarray], classifiers: set[str], batch_size: int = 32) -> dict:
+    """Top-1 accuracy of Keras and of the export on labelled data, per classifier output.
+
+    Args:
+        reference, run: ``inputs -> outputs by name`` for Keras and the export.
+        x: inputs by name; y: integer labels (or one-hot rows) by output name.
+
+    Returns:
+        ``{output: {"samples", "keras", "export", "change"}}`` for outputs with labels.
+    """
+    result = {}
+    for name in sorted(set(y) & classifiers):
+        labels = np.asarray(y[name])
+        labels = labels.argmax(axis=-1) if labels.ndim == 2 else labels.reshape(-1)
+        hits_k = hits_e = total = 0
+        for start in range(0, len(labels), batch_size):
+            xb = {k: v[start:start + batch_size] for k, v in x.items()}
+            want, got = reference(xb)[name], run(xb)[name]
+            lab = labels[start:start + batch_size]
+            hits_k += int((want.argmax(axis=-1) == lab).sum())
+            hits_e += int((got.argmax(axis=-1) == lab).sum())
+            total += len(lab)
+        keras_acc, export_acc = hits_k / total, hits_e / total
+        result[name] = {"samples": total, "keras": keras_acc, "export": export_acc, "change": export_acc - keras_acc}
+    return result

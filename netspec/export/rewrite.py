@@ -1,0 +1,102 @@
+"""Export-time rewrites of a Keras model, applied while it is converted and undone after (see compat.REWRITES)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+from .compat import AUGMENTATION, EXPRESSION_REWRITES, REWRITES
+
+
+def erf_gelu(x, approximate: bool = False):
+    """Exact gelu as ``0.5 * x * (1 + erf(x / sqrt(2)))``: TensorFlow's own form emits Erfc, which ONNX lacks."""
+    from keras import ops
+
+    if approximate:
+        return ops.gelu(x, approximate=True)
+    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def expm1_free_celu(x, alpha: float = 1.0):
+    """celu as ``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``: TensorFlow's own form emits Expm1, which ONNX lacks."""
+    from keras import ops
+
+    return ops.maximum(x, 0.0) + ops.minimum(0.0, alpha * (ops.exp(x / alpha) - 1.0))
+
+
+def _all_layers(model, skip_inside: frozenset[str] = frozenset()) -> list:
+    """Every layer inside ``model`` (depth first), not descending into layers whose class is in ``skip_inside``."""
+    out, stack = [], list(reversed(list(model._flatten_layers(include_self=False, recursive=False))))
+    while stack:
+        layer = stack.pop()
+        out.append(layer)
+        if type(layer).__name__ not in skip_inside:
+            stack.extend(reversed(list(layer._flatten_layers(include_self=False, recursive=False))))
+    return out
+
+
+def _identity_call(inputs, *args, **kwargs):
+    return inputs
+
+
+@contextlib.contextmanager
+def export_rewrites(model, fmt: str) -> Iterator[list[str]]:
+    """Rewrite what ``fmt`` cannot take, in place; yields one line per rewrite; restores the model on exit.
+
+    * exact gelu and celu (as ``activation:``, or ``activations.*`` / ``ops.*`` calls in expressions)
+      become forms without Erfc/Expm1 (max difference ~1e-7);
+    * random augmentation layers, identities at inference, are left out of the exported graph.
+    """
+    import keras
+
+    from ..build import expression as expr_module
+    from ..expressions.check import export_caveats
+
+    wanted = REWRITES.get(fmt, frozenset())
+    swaps = {}
+    if "gelu" in wanted:
+        swaps[keras.activations.gelu] = (erf_gelu, "exact gelu", "0.5*x*(1+erf(x/sqrt(2)))")
+    if "celu" in wanted:
+        swaps[keras.activations.celu] = (expm1_free_celu, "celu", "max(0,x)+min(0,alpha*(exp(x/alpha)-1))")
+    undo: list = []
+    done: list[str] = []
+    patch_expressions = False
+    try:
+        dropped = AUGMENTATION if "augmentation" in wanted else frozenset()
+        for layer in _all_layers(model, dropped):
+            cls = type(layer).__name__
+            for attr in ("activation", "recurrent_activation"):
+                fn = getattr(layer, attr, None)
+                if fn in swaps:
+                    new, what, form = swaps[fn]
+                    undo.append((layer, attr, fn))
+                    setattr(layer, attr, new)
+                    done.append(f"{layer.name}: {what} ({attr}) exported as {form}")
+            if isinstance(layer, expr_module.Expression):
+                for _, msg in export_caveats(layer.expression):
+                    qual = msg.partition(":")[0]
+                    if qual in EXPRESSION_REWRITES and EXPRESSION_REWRITES[qual] in wanted:
+                        patch_expressions = True
+                        done.append(f"{layer.name}: {qual} in the expression exported without "
+                                    f"{'Erfc' if 'gelu' in qual else 'Expm1'}")
+            if "augmentation" in wanted and cls in AUGMENTATION:
+                undo.append((layer, "call", None))
+                layer.call = _identity_call  # an instance attribute, deleted on exit
+                done.append(f"{layer.name}: {cls} (an identity at inference) left out of the exported graph")
+        if patch_expressions:
+            targets = expr_module._TARGETS
+            for key in EXPRESSION_REWRITES:
+                undo.append((targets, key, targets[key]))
+            targets["activations.gelu"] = erf_gelu
+            targets["ops.gelu"] = lambda x, approximate=True: erf_gelu(x, approximate)
+            targets["activations.celu"] = targets["ops.celu"] = expm1_free_celu
+        yield done
+    finally:
+        for obj, key, old in reversed(undo):
+            if isinstance(obj, dict):
+                obj[key] = old
+            elif old is None:
+                obj.__dict__.pop(key, None)
+            else:
+                setattr(obj, key, old)

@@ -1,0 +1,230 @@
+"""Export targets: the built-in profiles and a spec's ``export:`` section, as plain frozen data (no TensorFlow)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from ..errors import NetspecError, format_bytes, hint_for
+
+Format = Literal["onnx", "litert"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+DEFAULT_OPSET = 17
+OPSETS = range(13, 19)  # what tf2onnx 1.17 converts to
+DEFAULT_SAMPLES = 128
+# What a target may ask export to feed, checked before anything is generated or converted: TensorFlow
+# crashes on a fixed batch of 10^7, and calibration samples are generated all at once.
+MAX_BATCH_SIZE = 4096
+MAX_SAMPLES = 100_000
+MAX_FEED_BYTES = 1 << 30  # the inputs of one calibration set or one gate batch
+GENERATED_UNKNOWN_DIM = 8  # the size generated samples give a null dimension (quantize.UNKNOWN_DIM)
+_ITEMSIZE = {"float64": 8, "int64": 8, "uint64": 8, "complex64": 8, "complex128": 16, "float16": 2,
+             "bfloat16": 2, "int16": 2, "uint16": 2, "int8": 1, "uint8": 1, "bool": 1, "string": 8}
+
+
+class ExportError(NetspecError):
+    """A target cannot be resolved, a model cannot be converted, or an export fails its gate."""
+
+    kind = "export"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Representative inputs for int8 quantization.
+
+    Args:
+        samples: how many samples calibrate the activation ranges.
+        seed: the seed of generated samples.
+        range: ``[low, high]`` of generated float inputs (default ``[-1, 1]``, what
+            ``keras.applications`` preprocessing gives); ignored when real data is used.
+    """
+
+    samples: int = DEFAULT_SAMPLES
+    seed: int = 0
+    range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a model is exported.
+
+    Args:
+        name: the target's name (built-in profile or ``export:`` key).
+        format: ``onnx`` or ``litert``.
+        precision: ``fp32``, ``fp16`` (ONNX only) or ``int8`` (static quantization).
+        opset: the ONNX opset, 13-18.
+        batch_size: a fixed batch size, or None for a dynamic batch axis.
+        calibration: int8 calibration settings.
+        description: one line for ``--list-targets``.
+        builtin: whether this is a built-in profile.
+    """
+
+    name: str
+    format: Format
+    precision: Precision = "fp32"
+    opset: int = DEFAULT_OPSET
+    batch_size: int | None = None
+    calibration: Calibration = field(default_factory=Calibration)
+    description: str = ""
+    builtin: bool = False
+
+    @property
+    def suffix(self) -> str:
+        return ".onnx" if self.format == "onnx" else ".tflite"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["calibration"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data["calibration"].items()}
+        return data
+
+
+BUILTIN: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("onnx-cpu", "onnx", "fp32", description="ONNX fp32, dynamic batch, for onnxruntime on CPU", builtin=True),
+        Target("onnx-gpu-fp16", "onnx", "fp16",
+               description="ONNX with fp16 weights and compute, fp32 inputs and outputs (CUDA/TensorRT)", builtin=True),
+        Target("onnx-int8", "onnx", "int8",
+               description="ONNX static int8 (QDQ, per-channel weights), calibrated on representative inputs",
+               builtin=True),
+        Target("litert", "litert", "fp32", description="LiteRT (TFLite) fp32, builtin ops only", builtin=True),
+        Target("litert-int8", "litert", "int8",
+               description="LiteRT full-integer int8 (fp32 inputs and outputs), calibrated on representative inputs",
+               builtin=True),
+    )
+}
+
+
+def spec_targets(spec) -> dict[str, Target]:
+    """The targets of a spec's ``export:`` section (params interpolated), by name.
+
+    Raises:
+        ExportError: a target's fields do not fit together (located in the YAML).
+    """
+    section = spec.section("export") if spec is not None else None
+    out: dict[str, Target] = {}
+    for name, raw in (section or {}).items():
+        out[name] = _from_section(spec, name, raw)
+    return out
+
+
+def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
+    def fail(key: str | tuple, message: str) -> ExportError:
+        path = ("export", name, *((key,) if isinstance(key, str) else key))
+        return ExportError(f"export target {name!r}: {message}", path=path,
+                           location=spec.document.source.value(path))
+
+    fmt = raw["format"]
+    precision = raw.get("precision", "fp32")
+    if fmt == "litert" and precision == "fp16":
+        raise fail("precision", "LiteRT targets are fp32 or int8. Received: precision='fp16'")
+    if fmt == "litert" and "opset" in raw:
+        raise fail("opset", "opset applies to ONNX targets only")
+    cal = raw.get("calibration") or {}
+    if cal and precision != "int8":
+        raise fail("calibration", f"calibration applies to int8 targets only. Received: precision={precision!r}")
+    low_high = cal.get("range")
+    if low_high is not None and not low_high[0] < low_high[1]:
+        raise fail("calibration", f"calibration.range must be [low, high] with low < high. Received: {low_high}")
+    # JSON Schema counts 4.0 as an integer; numpy and TensorFlow do not.
+    calibration = Calibration(samples=_int(cal.get("samples", DEFAULT_SAMPLES)), seed=_int(cal.get("seed", 0)),
+                              range=tuple(low_high) if low_high is not None else None)
+    target = Target(name, fmt, precision, opset=_int(raw.get("opset", DEFAULT_OPSET)),
+                    batch_size=_int(raw.get("batch_size")), calibration=calibration,
+                    description=raw.get("description", ""))
+    problem = feed_problem(target, spec.graph.inputs)
+    if problem is not None:
+        key, message = problem
+        if key == ("calibration", "samples") and "samples" not in cal:  # the default count: blame the int8
+            key = ("calibration",) if "calibration" in raw else ("precision",)
+        raise fail(key, message)
+    return target
+
+
+def _int(value):
+    return int(value) if isinstance(value, float) else value
+
+
+def sample_bytes(inputs) -> int:
+    """Bytes of one sample of the declared inputs, null dimensions at the size generated samples use.
+
+    Args:
+        inputs: the spec's :class:`~netspec.graph.InputDecl` list (shape without batch, dtype).
+    """
+    total = 0
+    for decl in inputs:
+        n = _ITEMSIZE.get(decl.dtype, 4)
+        for d in decl.shape:
+            n *= GENERATED_UNKNOWN_DIM if d is None else d
+        total += n
+    return total
+
+
+def feed_problem(target: Target, inputs) -> tuple[tuple, str] | None:
+    """Why ``target`` would feed export more input than :data:`MAX_FEED_BYTES`, or None.
+
+    Returns:
+        ``(key path inside the target, message)``: the fixed batch, or int8 calibration samples.
+    """
+    per = sample_bytes(inputs)
+    if target.batch_size is not None and target.batch_size * per > MAX_FEED_BYTES:
+        return ("batch_size",), (f"a batch of {target.batch_size:,} samples of {format_bytes(per)} is "
+                                 f"{format_bytes(target.batch_size * per)} of input; export feeds at most "
+                                 f"{format_bytes(MAX_FEED_BYTES)} at once")
+    samples = target.calibration.samples
+    if target.precision == "int8" and samples * per > MAX_FEED_BYTES:
+        return ("calibration", "samples"), (f"calibration with {samples:,} samples of {format_bytes(per)} is "
+                                            f"{format_bytes(samples * per)} of input; export generates at most "
+                                            f"{format_bytes(MAX_FEED_BYTES)}; lower calibration.samples")
+    return None
+
+
+def all_targets(spec=None) -> dict[str, Target]:
+    """Built-in profiles, then the spec's own targets (which may reuse a built-in name to override it)."""
+    return {**BUILTIN, **spec_targets(spec)}
+
+
+def get_target(name: str, spec=None) -> Target:
+    """A target by name: the spec's ``export:`` section first, then the built-in profiles.
+
+    Raises:
+        ExportError: no target has that name; the message lists them with a did-you-mean.
+    """
+    targets = all_targets(spec)
+    if name in targets:
+        return targets[name]
+    raise ExportError(f"unknown export target {name!r}; targets: {', '.join(targets)}",
+                      hint=hint_for(name, targets))
+
+
+def with_overrides(target: Target, *, opset: int | None = None, batch_size: int | None | str = "keep") -> Target:
+    """The target with command-line overrides (``--opset``, ``--batch-size``)."""
+    changes: dict[str, Any] = {}
+    if opset is not None:
+        if target.format != "onnx":
+            raise ExportError(f"--opset applies to ONNX targets; {target.name!r} is {target.format}")
+        if opset not in OPSETS:
+            raise ExportError(f"--opset must be {OPSETS.start}-{OPSETS.stop - 1} (what tf2onnx 1.17 converts). "
+                              f"Received: {opset}")
+        changes["opset"] = opset
+    if batch_size != "keep":
+        if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ExportError(f"--batch-size must be 1-{MAX_BATCH_SIZE} or 'dynamic'. Received: {batch_size}")
+        changes["batch_size"] = batch_size
+    return replace(target, **changes) if changes else target
+
+
+def describe_targets(spec=None) -> str:
+    """The text of ``netspec export --list-targets``."""
+    rows = []
+    for t in all_targets(spec).values():
+        origin = "built-in" if t.builtin else "spec"
+        batch = "dynamic" if t.batch_size is None else str(t.batch_size)
+        opset = str(t.opset) if t.format == "onnx" else "-"
+        rows.append((t.name, t.format, t.precision, opset, batch, origin, t.description))
+    head = ("target", "format", "precision", "opset", "batch", "from", "description")
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(6)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head[:6], widths)) + "  " + head[6]]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:6], widths)) + "  " + r[6] for r in rows]
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,436 @@
+"""Check ``expr:`` expressions without TensorFlow: parse, allow-list walk, bounds; re-exports table and values."""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from ..errors import ExpressionError, did_you_mean, short
+from .table import (  # noqa: F401  (re-exported)
+    DTYPES, EXCLUDED, FUNCTIONS, MAX_LIST_ARG, MODULES, REQUIRED, Function, Param, markdown_table, signature,
+)
+from .values import (  # noqa: F401  (re-exported)
+    _FOLD, MAX_INT_BITS, MAX_PARAM_DEPTH, MAX_PARAM_ITEMS, NeedsShape, fail, fold, index_value, param_problem,
+    plain, static_value,
+)
+from .interp import Lazy  # noqa: F401  (re-exported: expr.py uses exprcheck.Lazy)
+
+MAX_CHARS = 2000  # the schema's maxLength for `expr`
+MAX_NODES = 400
+MAX_DEPTH = 40
+MAX_EXPONENT = 64
+MAX_STATIC_INT = 2**31 - 1
+MAX_EQUATION = 200
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+_BINOPS = (*_FOLD, ast.MatMult)
+_CMPOPS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_SYMBOL = {
+    ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not",
+}
+_REFUSED = {
+    ast.Attribute: "attribute access", ast.Lambda: "a lambda", ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension", ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator",
+    ast.Dict: "a dict literal", ast.Set: "a set literal", ast.JoinedStr: "an f-string",
+    ast.FormattedValue: "an f-string", ast.NamedExpr: "assignment (:=)", ast.Starred: "unpacking (*)",
+    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.BoolOp: "'and'/'or'",
+    ast.IfExp: "'a if c else b'",
+}
+_INSTEAD = {
+    ast.Attribute: "only ops.<function>(...) and activations.<function>(...) are allowed",
+    ast.BoolOp: "use ops.logical_and / ops.logical_or", ast.IfExp: "use ops.where(c, a, b)",
+}
+# Roles of a node in the walk: a tensor expression, a constant argument, a whole subscript
+# index, one element of a subscript tuple. String arguments are checked where they are bound.
+_T, _S, _I, _E = "tensor", "static", "index", "element"
+
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An expression that passed the check: its tree (offsets are characters in ``text``) and names.
+
+    ``variables`` and ``params`` are the input variables and params it uses, in order of first use.
+    """
+
+    text: str
+    tree: ast.Expression
+    variables: tuple[str, ...]
+    params: tuple[str, ...]
+
+
+def check_expression(text: str, variables: Iterable[str], names: Mapping[str, Any]) -> None:
+    """Check everything about an ``expr:`` that does not need tensors (the resolver's hook).
+
+    Args:
+        text: the expression as written.
+        variables: the node's input variable names (``x`` for a single input).
+        names: the scope's names (params, ``i``, ``in_shape``); shape-dependent values (``Lazy``)
+            are accepted, and constant arguments that use them are checked at build time.
+
+    Raises:
+        ExpressionError: with ``offset``, the character offset in ``text`` of the problem.
+    """
+    try:
+        check(text, variables, names)
+    except (MemoryError, RecursionError) as e:  # the stage boundary: never a traceback
+        what = "ran out of memory" if isinstance(e, MemoryError) else "is nested too deeply"
+        raise fail(f"expression {what} while checking its constants") from None
+
+
+def check(text: str, variables: Iterable[str], names: Mapping[str, Any]) -> Checked:
+    """Parse and check an expression (see :func:`check_expression`).
+
+    Returns:
+        The checked tree and the names it uses.
+
+    Raises:
+        ExpressionError: with ``offset``.
+    """
+    variables = list(variables)
+    tree = parse(text)
+    walk = _Walk()
+    walk.run(tree)
+    used_vars: list[str] = []
+    used_params: list[str] = []
+    for node, role, where in sorted(walk.names, key=lambda r: r[0].col_offset):
+        name = node.id
+        if name in variables:
+            if role != _T:
+                raise fail(f"{where} must be a constant (a number or a param), but {name!r} is an input tensor"
+                           + ("; index with a tensor through ops.take" if role in (_I, _E) else ""), node)
+            if name not in used_vars:
+                used_vars.append(name)
+        elif name in names:
+            problem = param_problem(names[name])
+            if problem:
+                raise fail(f"param {name!r} {problem}; expressions may use only params that are numbers, "
+                           "booleans or lists of numbers", node)
+            if name not in used_params:
+                used_params.append(name)
+        else:
+            raise _unknown_name(node, variables, names)
+    for param, node, qual in walk.statics:
+        try:
+            value = static_value(node, names)
+        except NeedsShape:
+            continue
+        _check_kind(param, value, qual, node)
+    for node in walk.indexes:
+        try:
+            index_value(node, names)
+        except NeedsShape:
+            continue
+    return Checked(text, tree, tuple(used_vars), tuple(used_params))
+
+
+def parse(text: str) -> ast.Expression:
+    """Parse ``text`` (ASCII, bounded length) into an ``ast.Expression`` whose offsets are in ``text``.
+
+    Raises:
+        ExpressionError: not text, not ASCII, too long, or a syntax error.
+    """
+    if not isinstance(text, str):
+        raise fail(f"an expression must be a string. Received: {short(text)}")
+    bad = next((k for k, c in enumerate(text) if not (c.isascii() and (c.isprintable() or c in "\t\n\r"))), None)
+    if bad is not None:
+        raise fail("expressions must be printable ASCII", bad)
+    if len(text) > MAX_CHARS:
+        raise fail(f"expression is longer than {MAX_CHARS} characters", MAX_CHARS)
+    body = text.lstrip()
+    lead = len(text) - len(body)
+    if not body.strip():
+        raise fail("empty expression")
+    try:
+        tree = ast.parse(body, mode="eval")
+    except SyntaxError as e:
+        line = min(max((e.lineno or 1) - 1, 0), body.count("\n"))
+        # Python reports offset 0 for an expression that ends too early: point at its end.
+        where = lead + _line_starts(body)[line] + e.offset - 1 if e.offset else len(text.rstrip())
+        raise fail(f"invalid expression: {e.msg}", min(max(where, 0), len(text))) from None
+    except (RecursionError, MemoryError):
+        raise fail("expression is too deeply nested") from None
+    except ValueError as e:
+        raise fail(f"invalid expression: {short(str(e), 100)}") from None
+    starts = _line_starts(body)
+    stack: list[ast.AST] = [tree]
+    count = 0
+    while stack:  # iterative: offsets become absolute before the allow-list walk reads them
+        node = stack.pop()
+        count += 1
+        if count > 4 * MAX_NODES:  # context and operator nodes count here too
+            raise fail(f"expression has more than {MAX_NODES} parts")
+        if hasattr(node, "col_offset"):
+            node.col_offset = lead + starts[node.lineno - 1] + node.col_offset
+            if getattr(node, "end_lineno", None) is not None and node.end_col_offset is not None:
+                node.end_col_offset = lead + starts[node.end_lineno - 1] + node.end_col_offset
+            node.lineno = node.end_lineno = 1
+        stack.extend(ast.iter_child_nodes(node))
+    return tree
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    for k, c in enumerate(text):
+        if c == "\n":
+            starts.append(k + 1)
+    return starts
+
+
+class _Walk:
+    """The allow-list walk: iterative, bounded in size and depth; collects names and constants."""
+
+    def __init__(self) -> None:
+        self.names: list[tuple[ast.Name, str, str]] = []  # node, role, what it is used as
+        self.statics: list[tuple[Param, ast.AST, str]] = []  # constant arguments to type-check
+        self.indexes: list[ast.AST] = []
+
+    def run(self, tree: ast.Expression) -> None:
+        stack: list[tuple[ast.AST, int, str, str]] = [(tree.body, 1, _T, "")]
+        count = 0
+        while stack:
+            node, depth, role, where = stack.pop()
+            count += 1
+            if count > MAX_NODES:
+                raise fail(f"expression has more than {MAX_NODES} parts", node)
+            if depth > MAX_DEPTH:
+                raise fail(f"expression is nested more than {MAX_DEPTH} levels deep", node)
+            children = self.visit(node, role, where)
+            # Reversed, so the leftmost problem is the one reported.
+            stack.extend((child, depth + 1, r, w) for child, r, w in reversed(children))
+
+    def visit(self, node: ast.AST, role: str, where: str) -> list[tuple[ast.AST, str, str]]:
+        inner = _S if role in (_S, _I, _E) else _T
+        if isinstance(node, ast.Constant):
+            _literal(node, role)
+            return []
+        if isinstance(node, ast.Name):
+            self.names.append((node, role, where or "a subscript"))
+            return []
+        if isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINOPS:
+                raise fail(f"operator {_SYMBOL.get(type(node.op), type(node.op).__name__)!r} is not allowed", node)
+            if isinstance(node.op, ast.MatMult) and inner == _S:
+                raise fail("'@' needs tensors; it is not allowed in constant arguments or subscripts", node)
+            if isinstance(node.op, ast.Pow):
+                _exponent(node)
+            return [(node.left, inner, where), (node.right, inner, where)]
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                raise fail("'not' is not allowed (use ops.logical_not)", node)
+            if isinstance(node.op, ast.Invert):
+                raise fail("'~' is not allowed (use ops.logical_not)", node)
+            return [(node.operand, inner, where)]
+        if isinstance(node, ast.Compare):
+            if inner == _S:
+                raise fail("comparisons are not allowed in constant arguments or subscripts", node)
+            for op in node.ops:
+                if not isinstance(op, _CMPOPS):
+                    raise fail(f"operator {_SYMBOL.get(type(op), type(op).__name__)!r} is not allowed", node)
+            return [(node.left, _T, where)] + [(c, _T, where) for c in node.comparators]
+        if isinstance(node, ast.Subscript):
+            self.indexes.append(node.slice)
+            return [(node.value, inner, where), (node.slice, _I, "a subscript")]
+        if isinstance(node, ast.Slice):
+            if role not in (_I, _E):
+                raise fail("a slice is only allowed in a subscript", node)
+            return [(p, _S, "a slice bound") for p in (node.lower, node.upper, node.step) if p is not None]
+        if isinstance(node, ast.Tuple) and role in (_I, _E):
+            if role == _E:
+                raise fail("nested tuples are not allowed in subscripts", node)
+            return [(e, _E, where) for e in node.elts]
+        if isinstance(node, (ast.List, ast.Tuple)):
+            if role in (_I, _E):
+                raise fail("lists are not allowed in subscripts (gather with ops.take(x, [..], axis=..))", node)
+            return [(e, inner, where) for e in node.elts]
+        if isinstance(node, ast.Call):
+            if inner == _S:
+                raise fail("function calls are not allowed in constant arguments or subscripts", node)
+            return self.call(node)
+        instead = _INSTEAD.get(type(node))
+        raise fail(f"{_REFUSED.get(type(node), type(node).__name__)} is not allowed in expressions"
+                   + (f"; {instead}" if instead else ""), node)
+
+    def call(self, node: ast.Call) -> list[tuple[ast.AST, str, str]]:
+        qual, fn = _function(node)
+        for arg in [*node.args, *node.keywords]:
+            if isinstance(arg, ast.Starred) or (isinstance(arg, ast.keyword) and arg.arg is None):
+                raise fail("unpacking (* and **) is not allowed in expressions", arg)
+        n_params = len(fn.params)
+        if len(node.args) > n_params and not fn.varargs:
+            raise fail(f"{qual} takes at most {n_params} positional argument{'s' * (n_params != 1)}, "
+                       f"got {len(node.args)}", node.args[n_params])
+        bound: dict[str, ast.AST] = {p.name: a for p, a in zip(fn.params, node.args)}
+        for kw in node.keywords:
+            param = next((p for p in fn.params if p.name == kw.arg), None)
+            if param is None or (fn.varargs and param is fn.params[0]):
+                names = [p.name for p in fn.params[1 if fn.varargs else 0:]]
+                match = did_you_mean(kw.arg, names)
+                raise fail(f"{qual} has no argument {kw.arg!r}"
+                           + (f"; it takes {', '.join(names)}" if names else "; it takes no keyword arguments"),
+                           kw, hint=f"did you mean {match!r}?" if match else None)
+            if kw.arg in bound:
+                raise fail(f"{qual} got two values for argument {kw.arg!r}", kw)
+            bound[kw.arg] = kw.value
+        for p in fn.params:
+            if p.required and p.name not in bound:
+                raise fail(f"{qual} needs argument {p.name!r}: {signature(qual)}", node)
+        children = []
+        for p in fn.params:
+            if p.name not in bound:
+                continue
+            arg, where = bound[p.name], f"argument {p.name!r} of {qual}"
+            if p.kind in ("tensor", "tensors"):
+                children.append((arg, _T, where))
+            elif isinstance(arg, ast.Constant) and (isinstance(arg.value, str) or p.strings_only):
+                _string_arg(p, arg, qual, len(node.args) - 1 if fn.varargs else 0)
+            elif p.strings_only:
+                raise fail(f"{where} must be a string literal: {p.describe()}", arg)
+            else:
+                self.statics.append((p, arg, qual))
+                children.append((arg, _S, where))
+        children.extend((a, _T, f"an operand of {qual}") for a in node.args[n_params:])
+        return children
+
+
+def _function(node: ast.Call) -> tuple[str, Function]:
+    func = node.func
+    if isinstance(func, ast.Name):
+        guess = next((f"{m}.{func.id}" for m in MODULES if f"{m}.{func.id}" in FUNCTIONS), None)
+        raise fail(f"only ops.* and activations.* functions may be called. Received: {short(func.id)}", func,
+                   hint=f"did you mean {guess!r}?" if guess else None)
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in MODULES):
+        raise fail("only ops.<function>(...) and activations.<function>(...) may be called", func)
+    qual = f"{func.value.id}.{func.attr}"
+    at = (func.end_col_offset or func.col_offset) - len(func.attr)
+    if qual in EXCLUDED:
+        raise fail(f"{qual} is not allowed in expressions: {EXCLUDED[qual]}", at)
+    if qual not in FUNCTIONS:
+        match = did_you_mean(qual, FUNCTIONS)
+        raise fail(f"unknown function {short(qual)}; see the function table in docs/expressions.md", at,
+                   hint=f"did you mean {match!r}?" if match else None)
+    return qual, FUNCTIONS[qual]
+
+
+def _literal(node: ast.Constant, role: str) -> None:
+    value = node.value
+    if isinstance(value, str):
+        raise fail("strings are only allowed as values of enumerated arguments "
+                   "(dtype='float32', mode='reflect', einsum equations)", node)
+    if value is None and role == _T:
+        raise fail("None is only allowed in subscripts (x[:, None]) and as an argument value", node)
+    if value is Ellipsis and role not in (_I, _E):
+        raise fail("'...' is only allowed in subscripts", node)
+    if value is None or value is Ellipsis or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise fail(f"integer literal is too large (more than {MAX_INT_BITS} bits)", node)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise fail("number literal is not finite", node)
+    else:
+        raise fail(f"only numbers are allowed as literals. Received: {short(value)}", node)
+
+
+def _exponent(node: ast.BinOp) -> None:
+    exp = node.right
+    if isinstance(exp, ast.UnaryOp) and isinstance(exp.op, (ast.USub, ast.UAdd)):
+        exp = exp.operand
+    ok = isinstance(exp, ast.Constant) and isinstance(exp.value, (int, float)) and not isinstance(exp.value, bool)
+    if not ok or not abs(exp.value) <= MAX_EXPONENT:
+        raise fail(f"the exponent of '**' must be a number literal between -{MAX_EXPONENT} and "
+                   f"{MAX_EXPONENT} (use ops.power for tensor exponents)", node.right)
+
+
+def _string_arg(p: Param, node: ast.Constant, qual: str, operands: int) -> None:
+    value, where = node.value, f"argument {p.name!r} of {qual}"
+    if value is None and p.nullable:
+        return
+    if not isinstance(value, str):
+        raise fail(f"{where} must be {p.describe()}. Received: {p.name}={short(value)}", node)
+    if p.kind == "equation":
+        _equation(value, operands, node, where)
+        return
+    if value not in p.strings():
+        match = did_you_mean(value, p.strings())
+        raise fail(f"{where} must be {p.describe()}. Received: {p.name}={short(value)}", node,
+                   hint=f"did you mean {match!r}?" if match else None)
+
+
+_EQUATION = re.compile(r"[a-z,.>-]+\Z")
+
+
+def _equation(value: str, operands: int, node: ast.AST, where: str) -> None:
+    if len(value) > MAX_EQUATION or not _EQUATION.match(value):
+        raise fail(f"{where} must be an einsum equation of at most {MAX_EQUATION} characters from "
+                   f"a-z , . -> (like 'bij,bjk->bik'). Received: {short(value)}", node)
+    inputs, arrow, output = value.partition("->")
+    if "->" in output or "-" in inputs.replace("->", "") or "-" in output or ">" in inputs + output:
+        raise fail(f"{where} has a misplaced '-' or '>'. Received: {short(value)}", node)
+    terms = inputs.split(",")
+    for term in terms + ([output] if arrow else []):
+        if term.replace("...", "").count(".") or term.count("...") > 1:
+            raise fail(f"{where}: '.' is only allowed as one '...' per term. Received: {short(value)}", node)
+    if len(terms) != operands:
+        raise fail(f"{where} names {len(terms)} operand{'s' * (len(terms) != 1)} but {operands} "
+                   f"{'is' if operands == 1 else 'are'} given. Received: {short(value)}", node)
+
+
+def _unknown_name(node: ast.Name, variables: list[str], names: Mapping[str, Any]) -> ExpressionError:
+    name = node.id
+    if name in MODULES:
+        return fail(f"{name!r} is a module; call one of its functions, like {name}.relu(x)", node)
+    guess = next((f"{m}.{name}" for m in MODULES if f"{m}.{name}" in FUNCTIONS), None)
+    match = did_you_mean(name, [*variables, *names])
+    hint = f"did you mean {match!r}?" if match else (f"did you mean {guess}(...)?" if guess else None)
+    return fail(f"unknown name {short(name)}; an expression sees its input variables "
+                f"({', '.join(variables) or 'none'}) and the params", node, hint=hint)
+
+
+def _check_kind(p: Param, value: Any, qual: str, node: ast.AST) -> None:
+    if not p.accepts(value, MAX_STATIC_INT):
+        raise fail(f"argument {p.name!r} of {qual} must be {p.describe()}. Received: {p.name}={short(value)}", node)
+
+
+def call_arguments(node: ast.Call) -> tuple[str, Function, list[tuple[Param, ast.AST]], list[ast.AST]]:
+    """A checked call's function, its bound (param, argument) pairs in table order, and extra operands."""
+    qual = f"{node.func.value.id}.{node.func.attr}"
+    fn = FUNCTIONS[qual]
+    bound = dict(zip((p.name for p in fn.params), node.args))
+    bound.update((kw.arg, kw.value) for kw in node.keywords)
+    pairs = [(p, bound[p.name]) for p in fn.params if p.name in bound]
+    return qual, fn, pairs, list(node.args[len(fn.params):])
+
+
+def export_caveats(text: str) -> list[tuple[int, str]]:
+    """Calls in a (valid) expression known to break ONNX export: (offset, message) pairs.
+
+    Raises:
+        ExpressionError: the expression does not parse.
+    """
+    found = []
+    stack: list[ast.AST] = [parse(text)]
+    while stack:
+        node = stack.pop()
+        stack.extend(ast.iter_child_nodes(node))
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or \
+                not isinstance(node.func.value, ast.Name):
+            continue
+        fn = FUNCTIONS.get(f"{node.func.value.id}.{node.func.attr}")
+        if fn is None or fn.caveat is None:
+            continue
+        if fn.caveat_when is not None:
+            key, bad = fn.caveat_when
+            pairs = call_arguments(node)[2] if len(node.args) <= len(fn.params) else []
+            given = next((a for p, a in pairs if p.name == key), None)
+            default = next(p.default for p in fn.params if p.name == key)
+            value = given.value if isinstance(given, ast.Constant) else (default if given is None else None)
+            if value is not None and value != bad:
+                continue
+        found.append((node.col_offset, f"{node.func.value.id}.{node.func.attr}: {fn.caveat}"))
+    return sorted(found)

@@ -1,0 +1,197 @@
+"""Prove an import: compile the imported spec and compare it with the source model, layer by layer.
+
+Both models are built symbolically (Keras ``StatelessScope``: shapes, no weight memory), so a
+350M-parameter model compares in seconds. Each source layer is matched to the spec node the importer
+says it became, and must have the same class, the same config (name aside), the same parameter count,
+the same output shapes and the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import short
+from .args import ModelImportError, normalize
+
+_GENERATED_BUG = "netspec import wrote a spec that does not load (a bug in netspec; please report it)"
+
+
+class ImportVerifyError(ModelImportError):
+    """An imported spec that does not compile back to the source architecture (a bug to report)."""
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` found; ``ok`` when nothing differs."""
+
+    layers: int = 0
+    source_params: int = 0
+    spec_params: int = 0
+    expressions: list[str] = field(default_factory=list)  # source ops written as expr: nodes
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.source_params == self.spec_params
+
+    def summary(self) -> str:
+        head = (f"{self.layers} layers, {self.spec_params:,} parameters"
+                + (f", {len(self.expressions)} operations as expressions" if self.expressions else ""))
+        if self.ok:
+            return f"same architecture as the source: {head}"
+        more = f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        return (f"differs from the source ({self.source_params:,} vs {self.spec_params:,} parameters): "
+                + "; ".join(self.problems[:5]) + more)
+
+
+def load_generated(text: str, plugins: list[str], bare: str):
+    """Load a spec netspec just wrote, with no more trust than the user gave.
+
+    The plugins the user named (``netspec import --plugins``) were imported by the command itself,
+    so nothing here runs any: the written ``text`` is parsed as data (netspec's safe YAML loader)
+    and must be ``bare`` (the same spec written without ``plugins:``) plus exactly ``plugins``;
+    then ``bare`` is loaded with ``trust_plugins=False``. A model or file name that smuggled YAML
+    into the text would show up as a difference and is refused, never run.
+
+    Args:
+        text: the spec as written (what goes to the file).
+        plugins: the ``plugins:`` entries the user named (as written).
+        bare: the same spec written without ``plugins:``.
+
+    Returns:
+        The loaded :class:`netspec.Spec` (of ``bare``; it describes the same model).
+
+    Raises:
+        ModelImportError: the written spec lists other plugins, or differs from ``bare`` elsewhere.
+    """
+    from ..errors import NetspecError
+    from ..source.loader import load_yaml
+    from ..spec import load
+
+    try:
+        data = dict(load_yaml(text).data)
+        expected = load_yaml(bare).data
+    except NetspecError as e:
+        raise RuntimeError(f"{_GENERATED_BUG}: {e}") from e
+    listed = data.pop("plugins", [])
+    if listed != list(plugins) or data != expected:
+        raise ModelImportError("refusing to write the imported spec: it lists plugins other than the ones named "
+                               "on the command line, or the model's names changed its structure",
+                               hint="report this as a bug in netspec, with the model file")
+    try:
+        return load(bare, trust_plugins=False)
+    except NetspecError as e:
+        raise RuntimeError(f"{_GENERATED_BUG}: {e}\n{bare[:2000]}") from e
+
+
+def build_symbolic(spec):
+    """The spec's Keras model and layers by node name, with shapes but no allocated weights."""
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    from ..build.compiler import _Builder
+
+    builder = _Builder(spec.graph, spec.catalog, spec.document.source)
+    try:
+        with StatelessScope(initialize_variables=False):
+            builder.inputs()
+            for node in spec.graph.nodes:
+                builder.node(node)
+            model = builder.model()
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", [])
+    return model, builder.layers
+
+
+def _operations(model, out: dict[str, Any]) -> dict[str, Any]:
+    """Every operation of ``model`` by name, nested models replaced by their own operations."""
+    import keras
+
+    for op in getattr(model, "operations", None) or model.layers:
+        if isinstance(op, keras.Model):
+            _operations(op, out)
+        elif not isinstance(op, keras.layers.InputLayer):
+            out[op.name] = op
+    return out
+
+
+def _params(op) -> int:
+    total = 0
+    for w in getattr(op, "weights", []):
+        n = 1
+        for d in w.shape:
+            n *= int(d)
+        total += n
+    return total
+
+
+def _shapes(op, k: int = 0) -> list:
+    nodes = getattr(op, "_inbound_nodes", [])
+    if not nodes:
+        return []
+    node = nodes[min(k, len(nodes) - 1)]
+    return [tuple(t.shape) for t in node.outputs]
+
+
+def _sources(op, k: int = 0) -> list[str]:
+    nodes = getattr(op, "_inbound_nodes", [])
+    if not nodes:
+        return []
+    node = nodes[min(k, len(nodes) - 1)]
+    return [t._keras_history[0].name for t in node.input_tensors]
+
+
+def _config(op) -> Any:
+    config = dict(op.get_config()) if hasattr(op, "get_config") else {}
+    config.pop("name", None)
+    return normalize(config)
+
+
+def compare(source_model, imported, spec=None) -> Comparison:
+    """Compare ``source_model`` with the model the imported spec compiles to.
+
+    Args:
+        source_model: the Keras model that was imported.
+        imported: the :class:`netspec.importing.importer.Imported` result.
+        spec: the loaded spec (default: ``netspec.load(imported.text)``).
+
+    Returns:
+        A :class:`Comparison`; ``ok`` when every layer matches.
+    """
+    from ..spec import load
+
+    spec = spec or getattr(imported, "spec", None) or load(imported.text, trust_plugins=False)
+    model, layers = build_symbolic(spec)
+    result = Comparison(source_params=source_model.count_params() if source_model.built else 0,
+                        spec_params=sum(_params(layer) for layer in {id(v): v for v in layers.values()}.values()))
+    ours = _operations(model, {})
+    theirs = _operations(source_model, {})
+    result.layers = len(theirs)
+    name_of = imported.names
+    for name, op in theirs.items():
+        flat = name_of.get(name)
+        mine = ours.get(flat) if flat else None
+        if mine is None:
+            result.problems.append(f"source layer {short(name, 80)} has no spec node")
+            continue
+        cls = type(op).__name__
+        if type(mine).__name__ == "Expression" and cls != "Expression":
+            result.expressions.append(f"{name} ({cls}) -> {mine.expression}")
+        else:
+            if cls != type(mine).__name__:
+                result.problems.append(f"{short(name, 80)} is a {cls}, its node {short(flat, 80)} a {type(mine).__name__}")
+                continue
+            if _config(op) != _config(mine):
+                result.problems.append(f"{short(name, 80)}: config differs from node {short(flat, 80)}")
+        if _params(op) != _params(mine):
+            result.problems.append(f"{short(name, 80)}: {_params(op):,} parameters, node {short(flat, 80)} {_params(mine):,}")
+        if _shapes(op) != _shapes(mine):
+            result.problems.append(f"{short(name, 80)}: output shape {_shapes(op)}, node {short(flat, 80)} {_shapes(mine)}")
+        expected = [name_of.get(s, s) for s in _sources(op)]
+        if expected != _sources(mine):
+            result.problems.append(f"{short(name, 80)}: inputs {expected}, node {short(flat, 80)} has {_sources(mine)}")
+    extra = set(ours) - {name_of.get(n) for n in theirs}
+    if extra:
+        result.problems.append(f"the spec has {len(extra)} node(s) the source lacks: {sorted(extra)[:3]}")
+    return result

@@ -1,0 +1,149 @@
+"""Names for what folding makes: blocks, the nodes inside them, instances and merged repeats."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .foldgraph import Block, Op, is_name
+from ..resolve.scope import snake_case
+
+
+def _common_tokens(names: list[str]) -> list[str]:
+    split = [n.split("_") for n in names]
+    out = []
+    for parts in zip(*split):
+        if len(set(parts)) != 1:
+            break
+        out.append(parts[0])
+    if out and all(len(s) == len(out) for s in split):
+        out = out[:-1]  # a name that is all prefix (a run of one op) keeps its last token as suffix
+    return out
+
+
+def _common_chars(words: list[str]) -> str:
+    out = []
+    for chars in zip(*words):
+        if len(set(chars)) != 1:
+            break
+        out.append(chars[0])
+    return "".join(out)
+
+
+_ABBREV = {"ReLU": "relu", "Conv2D": "conv", "Conv1D": "conv", "Conv3D": "conv", "DepthwiseConv2D": "dwconv",
+           "SeparableConv2D": "sepconv", "BatchNormalization": "bn", "LayerNormalization": "ln",
+           "Dense": "dense", "ZeroPadding2D": "pad", "MaxPooling2D": "pool", "AveragePooling2D": "pool",
+           "GlobalAveragePooling2D": "gap", "Concatenate": "concat", "Multiply": "mul", "Dropout": "drop"}
+
+
+def _abbrev(op: Op) -> str:
+    if op.kind == "block":
+        return op.type or "block"
+    if op.kind == "expr":
+        return "expr"
+    if op.type == "Activation" and isinstance(op.args.get("activation"), str):
+        return op.args["activation"]
+    return _ABBREV.get(op.type or "", snake_case(op.type or "node"))
+
+
+def _identifier(text: str | None) -> str | None:
+    """A node name from a Keras name suffix: leading numbers move to the end (``1_conv`` -> ``conv1``)."""
+    if not text:
+        return None
+    parts = [p for p in text.split("_") if p]
+    lead = []
+    while parts and parts[0].isdigit():
+        lead.append(parts.pop(0))
+    if not parts:
+        return None
+    name = "_".join(parts) + "".join(lead)
+    return name if is_name(name) else None
+
+
+class _Taken(set):
+    """Names in use, plus stems of repeats whose count is a param (any ``stem_<i>`` is in use)."""
+
+    def __init__(self, items=()) -> None:
+        super().__init__(items)
+        self.stems: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        if set.__contains__(self, name):
+            return True
+        m = re.fullmatch(r"(.*)_\d+", name, re.ASCII | re.DOTALL) if isinstance(name, str) else None
+        return bool(m and m.group(1) in self.stems)
+
+
+def _free(name: str, count: int | None, taken: set[str]) -> bool:
+    """Whether ``name`` (made ``count`` times, -1: a count set per instance) collides with nothing."""
+    if not is_name(name) or name in taken:
+        return False
+    if count is not None:
+        pattern = re.compile(rf"{re.escape(name)}_\d+", re.ASCII)
+        if any(pattern.fullmatch(t) for t in taken) or any(pattern.fullmatch(s + "_0") for s in getattr(taken, "stems", ())):
+            return False
+    return True
+
+
+def _pick(candidates: list[str], count: int | None, taken: set[str]) -> str:
+    """The first free candidate; else the last one with a letter suffix (``_b``, ``_c``, ...)."""
+    for name in candidates:
+        if name and _free(name, count, taken):
+            return name
+    last = next((c for c in reversed(candidates) if is_name(c)), "node")
+    for suffix in "bcdefghijklmnopqrstuvwxyz":
+        if _free(f"{last}_{suffix}", count, taken):
+            return f"{last}_{suffix}"
+    return _unique(last + "_n", taken)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, k = name, 1
+    while out in taken:
+        out, k = f"{name}_{k}", k + 1
+    return out
+
+
+def _inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
+    """Node names inside the new block: the Keras name suffix the instances share, else the type."""
+    names: list[str] = []
+    taken = _Taken()
+    for t in range(len(runs[0])):
+        suffixes = set()
+        for run, prefix in zip(runs, prefixes):
+            own = run[t].origin or run[t].name
+            parts = own.split("_")
+            suffixes.add("_".join(parts[len(prefix):]) if parts[:len(prefix)] == prefix else None)
+        suffix = suffixes.pop() if len(suffixes) == 1 else None
+        op = runs[0][t]
+        count = None if op.repeat is None else -1
+        name = _pick([_identifier(suffix) or "", _abbrev(op)], count, taken)
+        taken.add(name)
+        if count is not None:
+            taken.stems.add(name)
+        names.append(name)
+    return names
+
+
+def _block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
+    """The name its instances share (``conv2_block1``, ``conv3_block2`` -> ``block``), else what it
+    holds (``conv_bn_relu``)."""
+    stems: Counter = Counter()
+    for prefix in prefixes:
+        words = [re.sub(r"\d+[a-z]?$", "", t) for t in prefix]
+        words = [w for w in words if w]
+        if words:
+            stems[words[-1]] += 1
+    stem, count = stems.most_common(1)[0] if stems else ("", 0)
+    plain = all(op.kind != "block" for op in runs[0])
+    if plain and len(runs[0]) <= 3 or not stem or count * 2 < len(runs):
+        parts = list(dict.fromkeys(_abbrev(op) for op in runs[0]))
+        stem = "_".join(parts) if plain and len(parts) <= 3 else (stem or "block")
+    stem = _identifier(stem) or "block"
+    if stem in blocks:  # a variant of a block already made: say how it differs
+        types = {op.type for op in runs[0]}
+        for feature, word in (("Add", "residual"), ("ZeroPadding2D", "padded"), ("Concatenate", "concat")):
+            if feature in types and not any(o.type == feature for o in blocks[stem].nodes):
+                stem = f"{stem}_{word}"
+                break
+    return _unique(stem, set(blocks) | {"x"})

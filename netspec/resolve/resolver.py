@@ -1,0 +1,460 @@
+"""Resolve a validated document into a flat graph: params, blocks, repeat, when, refs, share, outputs."""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from typing import Any, Mapping
+
+from .blocks import expand_block
+from ..errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
+from ..expressions.check import check_expression
+from ..graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
+from ..expressions.cost import Cost
+from ..expressions.interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
+from ..source.loader import Document, SourceMap
+from ..schema.recheck import check_interpolated, check_section, def_schema
+from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
+from .structure import check_block_recursion, check_expansion
+
+MAX_NODES = 50_000
+# Passes of the repeat loop over one node (layers, expressions, shares, block instances, and nodes that
+# `when` leaves out): counted before expansion (structure.check_expansion) and while expanding.
+MAX_INSTANCES = 2 * MAX_NODES
+# Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
+# spec gets a clear error instead of a RecursionError.
+MAX_GRAPH_DEPTH = 5_000
+
+
+class _Share:
+    """Share mode: layers made while re-expanding a target reuse the target's layers, in order."""
+
+    def __init__(self, originals: list[Node]) -> None:
+        self.originals = originals
+        self.k = 0
+
+    def next(self) -> Node:
+        node = self.originals[self.k]
+        self.k += 1
+        return node
+
+
+class Resolver:
+    """Turns a validated document into a :class:`Graph`. Use :func:`resolve`."""
+
+    def __init__(self, doc: Document, catalog, params: Mapping[str, Any] | None, max_nodes: int,
+                 max_instances: int = MAX_INSTANCES) -> None:
+        self.doc = doc
+        self.data = doc.data
+        self.src: SourceMap = doc.source
+        self.catalog = catalog
+        self.overrides = dict(params or {})
+        self.max_nodes = max_nodes
+        self.max_instances = max_instances
+        self.instances = 0  # the running count behind check_expansion's estimate
+        self.blocks: dict = self.data.get("blocks") or {}
+        self.nodes: list[Node] = []
+        self.flat: dict[str, Node | InputDecl] = {}
+        self.records: dict[int, list[Node]] = {}  # id(entry raw) + scope -> nodes made
+        self.share: _Share | None = None
+        self.cost = Cost()  # one size and work accountant for every ${} of the spec
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def error(self, message: str, path: tuple, *, key: bool = False, hint: str | None = None,
+              ctx: Ctx | None = None, cls=ResolveError) -> NetspecError:
+        loc = self.src.key(path) if key else self.src.value(path)
+        if ctx is not None and ctx.note:
+            message = f"{message} ({ctx.note})"
+        return cls(message, path=path, location=loc, hint=hint)
+
+    def _expr_error(self, e: ExpressionError, path: tuple, raw: Any, ctx: Ctx | None) -> NetspecError:
+        offset = getattr(e, "offset", 0)
+        loc = self.src.inside(path, offset) if isinstance(raw, str) else self.src.value(path)
+        message = e.message + (f" ({ctx.note})" if ctx is not None and ctx.note else "")
+        return ExpressionError(message, path=path, location=loc, hint=e.hint)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def value(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: Ctx | None,
+              *, allow_deferred: bool = False) -> Any:
+        """Interpolate ``$name``/``${...}`` in ``raw`` (recursively); shape-dependent parts defer."""
+        if not _needs_interp(raw):
+            return raw
+        try:
+            return self._interp(raw, path, names, ctx)
+        except Deferred:
+            if not allow_deferred:
+                raise self.error("this value is needed before shapes are known, so it cannot use "
+                                 "in_shape, shape() or values derived from them", path, ctx=ctx) from None
+            return DeferredArg(raw, names, ctx.bindings if ctx else {}, path)
+
+    def _interp(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: Ctx | None) -> Any:
+        # Nesting is bounded by the loader's depth cap, so this recursion is too.
+        if isinstance(raw, str):
+            if not has_interpolation(raw):
+                return raw
+            scope = Scope(names, self._shape_probe(ctx, path), self.cost)
+            try:
+                return interpolate(raw, scope)
+            except ExpressionError as e:
+                raise self._expr_error(e, path, raw, ctx) from None
+        if isinstance(raw, list):
+            return [self._interp(v, path + (k,), names, ctx) for k, v in enumerate(raw)]
+        if isinstance(raw, dict):
+            return {k: self._interp(v, path + (k,), names, ctx) for k, v in raw.items()}
+        return raw
+
+    def _shape_probe(self, ctx: Ctx | None, path: tuple):
+        def probe(ref: str):
+            if ctx is None:
+                raise self.error("shape() is only available inside nodes", path)
+            self.lookup(ref, ctx, path)  # a wrong ref is an error now, not at build time
+            raise Deferred(ref)
+        return probe
+
+    # -- params ---------------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        raw = self.data.get("params") or {}
+        for key in self.overrides:
+            if key not in raw:
+                raise ResolveError(f"--set names an unknown param {key!r}", path=("params",),
+                                   location=self.src.value(("params",)), hint=hint_for(key, raw))
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in self.overrides:
+                out[key] = self.overrides[key]
+                continue
+            try:
+                out[key] = self.value(value, ("params", key), out, None)
+            except NetspecError as e:
+                later = [name for name in list(raw)[list(raw).index(key) + 1:] if f"'{name}'" in e.message]
+                if later and e.hint is None:
+                    e.hint = f"params are evaluated in order; move {later[0]!r} above {key!r}"
+                raise
+        return out
+
+    # -- refs -----------------------------------------------------------------------------------
+
+    def lookup(self, text: Any, ctx: Ctx, path: tuple) -> Value:
+        """The Value a ref names in ``ctx``."""
+        m = REF.fullmatch(text) if isinstance(text, str) else None
+        if not m:
+            raise self.error(f"expected a ref (name, name.K or name.output). Received: {short(text)}", path, ctx=ctx)
+        base, part = m.group(1), m.group(2)
+        if base not in ctx.bindings:
+            raise self.error(f"unknown ref {base!r}", path, hint=hint_for(base, ctx.bindings), ctx=ctx)
+        value = ctx.bindings[base]
+        if part is None:
+            return value
+        if part.isdigit():
+            k = int(part)
+            if len(value.items) == 1 and value.items[0][1].index is None and value.items[0][0] is None:
+                return Value(((None, Ref(value.items[0][1].node, k)),))
+            if k >= len(value.items):
+                raise self.error(f"{base!r} has {len(value.items)} outputs; index {k} is out of range", path, ctx=ctx)
+            return Value((value.items[k],))
+        for name, ref in value.items:
+            if name == part:
+                return Value(((name, ref),))
+        outs = [n for n, _ in value.items if n]
+        raise self.error(f"{base!r} has no output {part!r}" + (f"; it has {', '.join(outs)}" if outs else ""),
+                         path, hint=hint_for(part, outs), ctx=ctx)
+
+    # -- scopes -----------------------------------------------------------------------------
+
+    def expand_scope(self, ctx: Ctx, raw_nodes: list) -> Value | None:
+        """Expand a list of nodes in ``ctx``; returns the Value of the last node (list order)."""
+        entries = name_entries(self, ctx, raw_nodes)
+        order = order_entries(self, ctx, entries)
+        values: dict[int, Value] = {}
+        by_name = {e.name: e for e in entries}  # names are unique in a scope (name_entries checks)
+        for k in order:
+            values[k] = self._expand_entry(ctx, entries[k], entries, values, by_name)
+        return values[len(entries) - 1] if entries else None
+
+    # -- entries ---------------------------------------------------------------------------------
+
+    def _inputs(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value]):
+        """The entry's inputs: a list of Values, or a mapping name -> Value."""
+        if "in" not in e.raw:
+            if e.index > 0:
+                return [values[e.index - 1]]
+            if ctx.default_in is None:
+                many = "the model has several inputs" if not ctx.scope else "the block has several inputs"
+                raise self.error(f"the first node needs 'in:' because {many}", e.path, ctx=ctx)
+            return [ctx.default_in]
+        raw_in = e.raw["in"]
+        if isinstance(raw_in, dict):
+            return {k: self.lookup(self.value(v, e.path + ("in", k), ctx.names, ctx), ctx, e.path + ("in", k))
+                    for k, v in raw_in.items()}
+        items = raw_in if isinstance(raw_in, list) else [raw_in]
+        sub = (lambda k: e.path + ("in", k)) if isinstance(raw_in, list) else (lambda k: e.path + ("in",))
+        return [self.lookup(self.value(v, sub(k), ctx.names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
+
+    def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value],
+                      by_name: dict[str, Entry]) -> Value:
+        inputs = self._inputs(ctx, e, entries, values)
+        raw = e.raw
+        if "share" in raw:
+            return self._expand_share(ctx, e, inputs, by_name)
+        key = id(raw), ctx.prefix
+        made_before = len(self.nodes)
+        value = self._expand_body(ctx, e, raw, e.name, inputs)
+        self.records[key] = self.nodes[made_before:]
+        return value
+
+    def _expand_body(self, ctx: Ctx, e: Entry, raw: dict, name: str, inputs) -> Value:
+        """Repeat and when around one node: instance k takes instance k-1's output."""
+        count = e.count if e.count is not None else 1
+        current = inputs
+        last: Value | None = None
+        for i in range(count):
+            self.instances += 1
+            if self.instances > self.max_instances:
+                raise self.error(f"the spec expands to more than {self.max_instances} node instances", e.path,
+                                 ctx=ctx, hint=f"netspec expands up to {self.max_instances} node instances")
+            inst = f"{name}_{i}" if e.count is not None else name
+            # in_shape is named here only so that using it says why it cannot decide the graph.
+            names = ChainMap({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN}, ctx.names)
+            when = True
+            if "when" in raw:
+                when = self.value(raw["when"], e.path + ("when",), names, ctx)
+                if not isinstance(when, bool):
+                    raise self.error(f"when must be a boolean. Received: when={short(when)}", e.path + ("when",), ctx=ctx)
+            if when:
+                last = self._instance(ctx, e, raw, inst, current, names.parents if "i" not in names.maps[0] else
+                                      ChainMap({"i": i}, ctx.names))
+            elif "else" in raw:
+                last = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
+            else:
+                last = pass_through(self, current, e, ctx)
+            if e.count is not None:
+                ctx.bindings[inst] = last
+            current = [last]
+        if last is None:  # repeat: 0 is the identity
+            last = pass_through(self, inputs, e, ctx)
+        ctx.bindings[name] = last
+        return last
+
+    def _expand_share(self, ctx: Ctx, e: Entry, inputs, by_name: dict[str, Entry]) -> Value:
+        target_text = self.value(e.raw["share"], e.path + ("share",), ctx.names, ctx)
+        target = by_name.get(target_text) if isinstance(target_text, str) else None
+        if target is None or "share" in target.raw and target is e:
+            raise self.error(f"share needs a node of this scope; {short(target_text)} is not one",
+                             e.path + ("share",), hint=hint_for(target_text, list(by_name)), ctx=ctx)
+        originals = self.records.get((id(target.raw), ctx.prefix))
+        if not originals:
+            raise self.error(f"node {target.name!r} made no layer to share (it was left out by when/repeat)",
+                             e.path + ("share",), ctx=ctx)
+        count = e.count if e.count is not None else 1
+        current = inputs
+        last: Value | None = None
+        outer = self.share
+        made_before = len(self.nodes)
+        for i in range(count):
+            inst = f"{e.name}_{i}" if e.count is not None else e.name
+            self.share = _Share(originals)
+            try:
+                shadow = Entry(target.index, target.raw, target.path, inst, target.count)
+                last = self._expand_body(ctx, shadow, target.raw, inst, current)
+            finally:
+                self.share = outer
+            if e.count is not None:
+                ctx.bindings[inst] = last
+            current = [last]
+        self.records[(id(e.raw), ctx.prefix)] = self.nodes[made_before:]
+        ctx.bindings[e.name] = last if last is not None else pass_through(self, inputs, e, ctx)
+        return ctx.bindings[e.name]
+
+    def _instance(self, ctx: Ctx, e: Entry, raw: dict, inst: str, inputs, names) -> Value:
+        flat = ctx.prefix + inst
+        if "block" in raw:
+            return self._block(ctx, e, raw, flat, inputs, names)
+        refs = flatten(inputs)
+        local = ChainMap({"in_shape": ShapeOf(first_ref(refs))}, names)
+        if "expr" in raw:
+            if isinstance(refs, list) and len(refs) > 1:
+                raise self.error("an expression with several inputs names them with an 'in:' mapping",
+                                 e.path + ("in",), ctx=ctx)
+            node = Node(flat, "expr", None, {}, refs if isinstance(refs, dict) else {"x": refs[0]},
+                        e.path, self.src.value(e.path), ctx.scope, expr=raw["expr"],
+                        expr_names=local, instance_note=ctx.note)
+            try:
+                check_expression(node.expr, list(node.inputs), local)
+            except ExpressionError as err:
+                raise self._expr_error(err, e.path + ("expr",), raw["expr"], ctx) from None
+            if "output_shape" in raw:
+                node.output_shape = self.value(raw["output_shape"], e.path + ("output_shape",), local, ctx,
+                                               allow_deferred=True)
+        else:
+            node = self._layer(ctx, e, raw, flat, refs, local)
+        if "input_spec" in raw:
+            node.input_spec = self.value(raw["input_spec"], e.path + ("input_spec",), local, ctx, allow_deferred=True)
+        if self.share is not None:
+            original = self.share.next()
+            node.kind, node.share_of, node.args = "share", original.share_of or original.name, {}
+        self._add(node, ctx)
+        return Value(((None, Ref(flat)),))
+
+    def _layer(self, ctx: Ctx, e: Entry, raw: dict, flat: str, refs, names) -> Node:
+        type_name = raw["type"]
+        if not self.catalog.known(type_name):
+            raise self.error(f"unknown layer type {short(type_name)}", e.path + ("type",),
+                             hint=hint_for(type_name, self.catalog.names()), ctx=ctx)
+        args: dict[str, Any] = {}
+        changed = False
+        for key, raw_value in raw.items():
+            if key in LAYER_NODE_KEYS:
+                continue
+            args[key] = self.value(raw_value, e.path + (key,), names, ctx, allow_deferred=True)
+            changed = changed or args[key] is not raw_value
+        # The document's schema pass already checked arguments written as plain values (core layers);
+        # only interpolated ones, and user layers, need a check now.
+        if self.share is None and (changed or not self.catalog.is_core(type_name)):
+            issues = self.catalog.check_args(type_name, args)
+            if issues:
+                best, more = issues
+                path = e.path + tuple(best.path)
+                raise SchemaError(best.message + (f" ({ctx.note})" if ctx.note else ""), path=path,
+                                  location=self.src.key(path) if best.at_key else self.src.value(path),
+                                  hint=best.hint, more=more)
+        return Node(flat, "layer", type_name, args, refs, e.path, self.src.value(e.path), ctx.scope,
+                    instance_note=ctx.note)
+
+    def _add(self, node: Node, ctx: Ctx) -> None:
+        if node.name in self.flat:
+            other = self.flat[node.name]
+            raise self.error(f"layer name {node.name!r} is made twice (also at line {other.location.line}); "
+                             "rename the node or the block instance", node.path, ctx=ctx)
+        if len(self.nodes) >= self.max_nodes:
+            raise self.error(f"the graph has more than {self.max_nodes} layers", node.path, ctx=ctx)
+        self.flat[node.name] = node
+        self.nodes.append(node)
+
+    def _block(self, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs, names) -> Value:
+        return expand_block(self, ctx, e, raw, flat, inputs, names)
+
+    # -- model ------------------------------------------------------------------------------------
+
+    def run(self) -> Graph:
+        self.spec_params = self.params()
+        check_block_recursion(self.blocks, self.error)
+        check_expansion(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes,
+                        self.max_instances, self.value, self.error)
+        inputs, bindings = self._model_inputs()
+        ctx = Ctx(self.spec_params, bindings, "", (), ("nodes",),
+                   next(iter(bindings.values())) if len(bindings) == 1 else None)
+        last = self.expand_scope(ctx, self.data["nodes"])
+        outputs, form = self._outputs(ctx, last)
+        graph = Graph(self.data["name"], self.data.get("description"), inputs, self.nodes, outputs, form,
+                      self.spec_params)
+        depth = graph_depth(graph)
+        if depth > MAX_GRAPH_DEPTH:
+            last = graph.nodes[-1]
+            raise ResolveError(f"the graph is {depth} layers deep; netspec builds graphs up to {MAX_GRAPH_DEPTH} "
+                               "deep (Keras maps graphs recursively)", path=last.path, location=last.location)
+        graph.warnings = unreachable(graph)
+        return graph
+
+    def _model_inputs(self) -> tuple[list[InputDecl], dict[str, Value]]:
+        decls: list[InputDecl] = []
+        bindings: dict[str, Value] = {}
+        for name, raw in self.data["inputs"].items():
+            path = ("inputs", name)
+            raw = {"shape": raw} if isinstance(raw, list) else raw
+            spec = self.value(raw, path, self.spec_params, None)
+            check_interpolated(spec, raw, path, self.src, def_schema("input"))  # "${...}" must be an input
+            spec = {"shape": spec} if isinstance(spec, list) else spec
+            shape = spec.get("shape")
+            if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape):
+                raise self.error(f"an input shape is a list of positive integers or null. Received: shape={short(shape)}",
+                                 path + (("shape",) if isinstance(self.data["inputs"][name], dict) else ()))
+            decl = InputDecl(name, tuple(shape), spec.get("dtype") or "float32", spec.get("batch_size"),
+                             bool(spec.get("sparse", False)), bool(spec.get("optional", False)), path, self.src.key(path))
+            decls.append(decl)
+            self.flat[name] = decl
+            bindings[name] = Value(((None, Ref(name)),))
+        return decls, bindings
+
+    def _outputs(self, ctx: Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], str]:
+        outs = self.data.get("outputs")
+        path = ("outputs",)
+        if outs is None:
+            refs = last.refs
+            return [(str(r), r) for r in refs], "single" if len(refs) == 1 else "list"
+        if isinstance(outs, dict):
+            result = []
+            for key, text in outs.items():
+                value = self.lookup(self.value(text, path + (key,), self.spec_params, ctx), ctx, path + (key,))
+                if len(value.items) != 1:
+                    raise self.error(f"output {key!r} names {len(value.items)} tensors; name one (ref.K or ref.output)",
+                                     path + (key,))
+                ref = value.items[0][1]
+                if key in self.flat and (key != ref.node or ref.index is not None):
+                    raise self.error(f"output name {key!r} is already the name of another node or input; "
+                                     "output names become layer names", path + (key,), key=True)
+                result.append((key, ref))
+            return result, "mapping"
+        seq = outs if isinstance(outs, list) else [outs]
+        result = []
+        for k, text in enumerate(seq):
+            p = path + (k,) if isinstance(outs, list) else path
+            value = self.lookup(self.value(text, p, self.spec_params, ctx), ctx, p)
+            result += [(str(r), r) for r in value.refs]
+        # A list of one output is a single output: Keras users expect a tensor from predict, not [tensor].
+        return result, ("list" if len(result) > 1 else "single")
+
+
+def _needs_interp(raw: Any) -> bool:
+    if isinstance(raw, str):
+        return "$" in raw
+    if isinstance(raw, list):
+        return any(_needs_interp(v) for v in raw)
+    if isinstance(raw, dict):
+        return any(_needs_interp(v) for v in raw.values())
+    return False
+
+
+def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES,
+            max_instances: int | None = None) -> Graph:
+    """Resolve a schema-valid document into a flat :class:`Graph`.
+
+    Args:
+        doc: the loaded document.
+        catalog: the layer catalogue (core and user layer types, argument checks).
+        params: overrides for the spec's params (``--set``).
+        max_nodes: cap on the number of layers.
+        max_instances: cap on node instances expanded (default: twice ``max_nodes``).
+
+    Returns:
+        The graph; shape-dependent values are left as :class:`DeferredArg`.
+
+    Raises:
+        NetspecError: on any unresolvable name, ref, param, block or cycle.
+    """
+    return Resolver(doc, catalog, params, max_nodes, 2 * max_nodes if max_instances is None else max_instances).run()
+
+
+def resolve_section(doc: Document, params: Mapping[str, Any], key: str) -> Any:
+    """A top-level section (``train``, ``export``) with its ``$name``/``${...}`` evaluated, and
+    the result re-checked against the section's schema (``netspec.schema.recheck``).
+
+    Args:
+        doc: the loaded document.
+        params: the spec's resolved params (``Graph.params``, overrides included).
+        key: the top-level key.
+
+    Returns:
+        The section as plain data, or None when the spec has none.
+
+    Raises:
+        NetspecError: an interpolation fails or uses shapes; located in the section.
+        SchemaError: an interpolated value is not what the schema accepts there.
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if key not in data:
+        return None
+    value = Resolver(doc, None, None, 0).value(data[key], (key,), params, None)
+    check_section(doc, key, value)  # a ${...} result must be what a literal there must be
+    return value

@@ -1,0 +1,190 @@
+"""One scope of the resolver (the model or a block instance): node names, repeat counts, dependency order."""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import ChainMap
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..errors import NetspecError, ResolveError, hint_for, short
+from ..graph import Ref, Value
+from ..expressions.interp import UNKNOWN
+from .structure import MAX_REPEAT
+
+if TYPE_CHECKING:
+    from .resolver import Resolver
+
+# Used with fullmatch only: a ref is the whole string (``x\n`` is no ref to ``x``).
+REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))?")
+
+
+def snake_case(name: str) -> str:
+    """Keras's own rule for default layer names: ``Conv2D`` -> ``conv2d``, ``ReLU`` -> ``re_lu``."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+@dataclass
+class Ctx:
+    """One scope: the model's top level or one block instance."""
+
+    names: Mapping[str, Any]
+    bindings: dict[str, Value]
+    prefix: str
+    scope: tuple[str, ...]
+    nodes_path: tuple
+    default_in: Value | None
+    stack: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass
+class Entry:
+    """One written node of a scope, before expansion."""
+
+    index: int
+    raw: dict
+    path: tuple
+    name: str
+    count: int | None  # repeat count, None when not repeated
+    deps: list[int] = field(default_factory=list)
+
+
+def name_entries(res: Resolver, ctx: Ctx, raw_nodes: list) -> list[Entry]:
+    """The scope's nodes with their names (written or generated) and repeat counts; clashes are errors."""
+    entries: list[Entry] = []
+    counters: dict[str, int] = {}
+    taken: dict[str, tuple] = {name: () for name in ctx.bindings}
+    for k, raw in enumerate(raw_nodes):
+        path = ctx.nodes_path + (k,)
+        written = raw.get("name")
+        if written is None:
+            base = snake_case(raw.get("type") or raw.get("block") or ("expr" if "expr" in raw else "share"))
+            n = counters.get(base, 0)
+            counters[base] = n + 1
+            name = base if n == 0 else f"{base}_{n}"
+        else:
+            name = written
+        count = None
+        if "repeat" in raw:
+            count = res.value(raw["repeat"], path + ("repeat",), ChainMap({"in_shape": UNKNOWN}, ctx.names), ctx)
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
+                raise res.error(f"repeat must be an integer from 0 to {MAX_REPEAT}. Received: repeat={short(count)}",
+                                path + ("repeat",), ctx=ctx)
+        names = [name] + ([f"{name}_{i}" for i in range(count)] if count else [])
+        for each in names:
+            if each in taken:
+                first = taken[each]
+                where = "an input" if not first else f"the node at line {res.src.value(first).line}"
+                what = f"the name {each!r}" if each == written else f"the generated name {each!r} of this node"
+                raise res.error(f"{what} is already used by {where}"
+                                + ("" if written else "; give this node a name"),
+                                path + (("name",) if written else ()), ctx=ctx)
+            taken[each] = path
+        entries.append(Entry(k, raw, path, name, count))
+    return entries
+
+
+def order_entries(res: Resolver, ctx: Ctx, entries: list[Entry]) -> list[int]:
+    """A topological order of the scope's entries (stable in list order); cycles are errors."""
+    owner: dict[str, int] = {}
+    for e in entries:
+        owner[e.name] = e.index
+        for i in range(e.count or 0):
+            owner[f"{e.name}_{i}"] = e.index
+    for e in entries:
+        refs: list[tuple[Any, tuple]] = []
+        if "in" in e.raw:
+            refs += _refs_of(e.raw["in"], e.path + ("in",))
+        elif e.index > 0:
+            e.deps.append(e.index - 1)
+        if "else" in e.raw:
+            refs.append((e.raw["else"], e.path + ("else",)))
+        if "share" in e.raw:
+            refs.append((e.raw["share"], e.path + ("share",)))
+        for text, path in refs:
+            text = res.value(text, path, ctx.names, ctx)
+            m = REF.fullmatch(text) if isinstance(text, str) else None
+            if m and m.group(1) in owner:
+                if owner[m.group(1)] == e.index:
+                    raise res.error(f"node {e.name!r} refers to itself", path, ctx=ctx)
+                e.deps.append(owner[m.group(1)])
+            elif m and m.group(1) not in ctx.bindings:
+                raise res.error(f"unknown ref {m.group(1)!r}", path, ctx=ctx,
+                                hint=hint_for(m.group(1), list(owner) + list(ctx.bindings)))
+            else:
+                res.lookup(text, ctx, path)  # an input ref: checks the .K / .name part
+    users: dict[int, list[int]] = {e.index: [] for e in entries}
+    missing = {e.index: len(set(e.deps)) for e in entries}
+    for e in entries:
+        for d in set(e.deps):
+            users[d].append(e.index)
+    ready = [k for k, n in missing.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for u in users[k]:
+            missing[u] -= 1
+            if missing[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) < len(entries):
+        raise _cycle(res, ctx, entries, {k for k, n in missing.items() if n > 0})
+    return order
+
+
+def _refs_of(raw_in: Any, path: tuple) -> list[tuple[Any, tuple]]:
+    """The ref strings written in an ``in`` value, with their paths."""
+    if isinstance(raw_in, list):
+        return [(v, path + (k,)) for k, v in enumerate(raw_in)]
+    if isinstance(raw_in, dict):
+        return [(v, path + (k,)) for k, v in raw_in.items()]
+    return [(raw_in, path)]
+
+
+def _cycle(res: Resolver, ctx: Ctx, entries: list[Entry], stuck: set[int]) -> NetspecError:
+    start = min(stuck)
+    seen: dict[int, int] = {}
+    walk: list[int] = []
+    k = start
+    while k not in seen:  # every stuck entry has a stuck dependency, so this closes a loop
+        seen[k] = len(walk)
+        walk.append(k)
+        k = next(d for d in entries[k].deps if d in stuck)
+    loop = walk[seen[k]:] + [k]
+    text = " -> ".join(entries[j].name for j in loop)
+    first = entries[loop[0]]
+    where = first.path + (("in",) if "in" in first.raw else ())
+    return res.error(f"cycle in the graph: {text}", where, ctx=ctx)
+
+
+def flatten(inputs) -> list[Ref] | dict[str, Ref]:
+    """An entry's input Values as refs: a list, or a mapping name -> one ref."""
+    if isinstance(inputs, dict):
+        out = {}
+        for key, value in inputs.items():
+            out[key] = value.items[0][1] if len(value.items) == 1 else None
+            if out[key] is None:
+                raise ResolveError(f"input {key!r} names {len(value.items)} tensors; name one")
+        return out
+    return [ref for value in inputs for ref in value.refs]
+
+
+def first_ref(refs: list[Ref] | dict[str, Ref]) -> Ref | None:
+    """The first input ref (the one ``in_shape`` describes)."""
+    if isinstance(refs, dict):
+        return next(iter(refs.values()), None)
+    return refs[0] if refs else None
+
+
+def pass_through(res: Resolver, inputs, e: Entry, ctx: Ctx) -> Value:
+    """What a node left out (``when: false``, ``repeat: 0``) passes on: its first input."""
+    if isinstance(inputs, dict):
+        return next(iter(inputs.values()))
+    items = [item for v in inputs for item in v.items]
+    if not items:
+        raise res.error("node has no input to pass through", e.path, ctx=ctx)
+    return Value((items[0],))

@@ -1,0 +1,140 @@
+"""The layer catalogue: core layers from the JSON Schema, user layers from the registry, argument checks."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from ..errors import did_you_mean, short
+from ..graph import DeferredArg, has_deferred
+from .recheck import issues_of, strict_validator
+
+_SCHEMA_NAME = "netspec.schema.json"
+LAYER_PREFIX = "layer."
+# Base-Layer keyword arguments a spec may pass to user layers as well as core ones.
+BASE_ARGS = ("trainable", "dtype")
+
+
+def schema_path() -> Path:
+    """The schema file, package data beside this module (``schemas/`` at the repository root is a copy for editors)."""
+    return Path(__file__).resolve().parent / _SCHEMA_NAME
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    """The committed JSON Schema (parsed once per process)."""
+    return json.loads(schema_path().read_text(encoding="utf-8"))
+
+
+class Issue:
+    """An argument problem found for a user layer (mirrors schemacheck.Issue)."""
+
+    def __init__(self, path: tuple, message: str, hint: str | None = None, at_key: bool = False) -> None:
+        self.path, self.message, self.hint, self.at_key = path, message, hint, at_key
+
+
+class Catalog:
+    """What a spec may name as ``type:``, and how its arguments are checked."""
+
+    def __init__(self, schema: dict | None = None) -> None:
+        from .validator import Validator
+
+        self.schema = schema if schema is not None else load_schema()
+        # The committed schema is scanned by tests/test_schemacheck.py, not on every command.
+        self.validator = Validator(self.schema, scan=schema is not None)
+        defs = self.schema["$defs"]
+        self.core = {k[len(LAYER_PREFIX):] for k in defs if k.startswith(LAYER_PREFIX)}
+
+    @property
+    def strict_validator(self):
+        """The validator for interpolated values: the schema with no ``${...}`` alternative (built on first use)."""
+        return strict_validator(self.schema)
+
+    def known(self, name: object) -> bool:
+        """Whether ``name`` is a core or registered layer; installed plugins load on the first miss."""
+        if not isinstance(name, str):
+            return False
+        if name in self.core or name in registry.LAYERS:
+            return True
+        from .plugins import load_entry_points
+
+        load_entry_points()
+        return name in registry.LAYERS
+
+    def is_core(self, name: str) -> bool:
+        return name in self.core
+
+    def names(self) -> list[str]:
+        from .plugins import load_entry_points
+
+        load_entry_points()
+        return sorted(self.core | set(registry.LAYERS))
+
+    def layer_schema(self, name: str) -> dict:
+        return self.schema["$defs"][LAYER_PREFIX + name]
+
+    def object_types(self, kind: str) -> set[str]:
+        """Class names a spec may use for an object argument kind (``initializer`` -> {"HeNormal", ...})."""
+        prefix = kind + "."
+        return {k[len(prefix):] for k in self.schema["$defs"] if k.startswith(prefix)}
+
+    def arg_kind(self, name: str, arg: str) -> str | None:
+        """``x-netspec-kind`` of a core layer argument (initializer, regularizer, layer, ...)."""
+        if name not in self.core:
+            # User layers: the Keras naming convention says which arguments are objects.
+            for suffix in ("initializer", "regularizer", "constraint"):
+                if arg == suffix or arg.endswith("_" + suffix):
+                    return suffix
+            return None
+        prop = self.layer_schema(name).get("properties", {}).get(arg, {})
+        return prop.get("x-netspec-kind")
+
+    def check_args(self, name: str, args: dict[str, Any]):
+        """Check resolved constructor arguments.
+
+        Returns:
+            None when valid, else ``(best_issue, number_of_other_issues)``.
+        """
+        instance = {"type": name, **{k: _placeholder(v) for k, v in args.items()}}
+        if name in self.core:
+            # Interpolated values are checked as the literal they stand for (netspec.schema.recheck); while some
+            # value still waits for shapes, its ${...} text stands in for it and must pass as such.
+            deferred = any(has_deferred(v) for v in args.values())
+            validator = self.validator if deferred else self.strict_validator
+            best, more = issues_of(instance, {"$ref": f"#/$defs/{LAYER_PREFIX}{name}"}, (), validator)
+            return None if best is None else (best, more)
+        issues = _check_signature(registry.LAYERS[name], args)
+        return (issues[0], len(issues) - 1) if issues else None
+
+
+def _placeholder(value: Any) -> Any:
+    """Deferred (shape-dependent) values are checked when built; here they stand as their ${...} text."""
+    if isinstance(value, DeferredArg):
+        return value.raw if isinstance(value.raw, str) else "${deferred}"
+    if isinstance(value, list):
+        return [_placeholder(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _placeholder(v) for k, v in value.items()}
+    return value
+
+
+def _check_signature(cls: type, args: dict[str, Any]) -> list[Issue]:
+    """Unknown and missing constructor arguments of a user layer class."""
+    sig = inspect.signature(cls.__init__)
+    params = [p for p in list(sig.parameters.values())[1:]]
+    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    allowed = set(named) | set(BASE_ARGS)
+    issues: list[Issue] = []
+    for key in args:
+        if key not in allowed:
+            match = did_you_mean(key, allowed)
+            issues.append(Issue((key,), f"unknown argument {short(key)} for {cls.__name__}",
+                                f"did you mean {match!r}?" if match else None, at_key=True))
+    for p in named.values():
+        if p.default is inspect.Parameter.empty and p.name not in args:
+            issues.append(Issue((), f"missing required argument {p.name!r} for {cls.__name__}"))
+    return issues

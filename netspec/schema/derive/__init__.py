@@ -1,0 +1,1 @@
+"""Keras layer classes -> JSON Schema definitions (argument types, node forms, rendering)."""

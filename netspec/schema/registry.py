@@ -1,0 +1,57 @@
+"""Registry of user layer classes: explicit registration only, no dotted-path imports."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar, overload
+
+from ..errors import PluginError
+
+LAYERS: dict[str, type] = {}
+_ORIGINS: dict[str, str] = {}
+
+T = TypeVar("T", bound=type)
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _register(cls: type, name: str | None) -> type:
+    import keras
+
+    if not isinstance(cls, type) or not issubclass(cls, keras.layers.Layer):
+        raise PluginError(f"only keras.layers.Layer subclasses can be registered. Received: {cls!r}")
+    key = name or cls.__name__
+    if not key.isidentifier():
+        raise PluginError(f"a layer name must be an identifier. Received: name={key!r}")
+    if key in LAYERS and LAYERS[key] is not cls:
+        raise PluginError(f"layer name {key!r} is already registered by {_ORIGINS[key]}; "
+                          f"cannot register {_origin(cls)} under the same name")
+    from .catalog import LAYER_PREFIX, load_schema
+
+    if LAYER_PREFIX + key in load_schema()["$defs"]:
+        raise PluginError(f"{key!r} is a core Keras layer; register {_origin(cls)} under another name")
+    keras.saving.register_keras_serializable(package="netspec_user", name=key)(cls)
+    LAYERS[key] = cls
+    _ORIGINS[key] = _origin(cls)
+    return cls
+
+
+@overload
+def register_layer(cls: T) -> T: ...
+@overload
+def register_layer(*, name: str | None = None) -> Callable[[T], T]: ...
+
+
+def register_layer(cls=None, *, name=None):
+    """Register a ``keras.layers.Layer`` subclass so specs can name it as ``type:``.
+
+    Use bare (``@netspec.register_layer``) or with a name (``@netspec.register_layer(name="PAM")``).
+    The class is also registered for Keras serialization, so saved models load back.
+
+    Raises:
+        PluginError: not a Layer subclass, or the name is already taken by another class.
+    """
+    if cls is None:
+        return lambda c: _register(c, name)
+    return _register(cls, name)
