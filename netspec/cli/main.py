@@ -165,7 +165,7 @@ def commands() -> dict[str, Command]:
 
 
 def make_parser(table: dict[str, Command] | None = None) -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="netspec", description="A declarative network compiler for Keras.")
     parser.add_argument("--version", action="version", version=f"netspec {__version__}")

@@ -156,7 +156,7 @@ def refuse(findings: list[compat.Finding], target: Target) -> None:
 
 def spec_metadata(spec, target: Target) -> dict[str, str]:
     """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version."""
-    from .. import __version__
+    from ..version import __version__
 
     resolved = json.dumps({"spec": spec.data, "params": spec.graph.params}, sort_keys=True, default=str,
                           separators=(",", ":"))
@@ -239,7 +239,7 @@ def _export(source, target: Target, output: str | Path, *, weights: str | None, 
         if spec is not None:
             report.metadata = spec_metadata(spec, target)
         else:
-            from .. import __version__
+            from ..version import __version__
 
             report.metadata = {"netspec.version": __version__, "netspec.source": str(source),
                                "netspec.keras_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
