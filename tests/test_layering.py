@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "netspec"
 # facade behind ``netspec.load``; ``__init__`` is the package ``netspec`` itself.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
-    ("graph", "budget"),
+    ("graph", "budget", "kerasapi"),
     ("source",),
     ("expressions",),
     ("schema",),
@@ -59,11 +59,22 @@ def is_package(module: str, modules: dict[str, str]) -> bool:
     return any(m.startswith(module + ".") for m in modules) or module == "netspec"
 
 
-def imports(module: str, text: str, modules: dict[str, str]) -> list[tuple[str, list[str], int]]:
-    """(imported module, names imported from it, line) for every import of a netspec module in ``text``."""
+def type_only_lines(tree: ast.AST) -> set[int]:
+    """Lines of imports under ``if TYPE_CHECKING:`` (annotations only: no run-time edge, so no cycle)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            lines |= {n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return lines
+
+
+def imports(module: str, text: str, modules: dict[str, str]) -> list[tuple[str, list[str], int, bool]]:
+    """(imported module, names imported from it, line, under TYPE_CHECKING) for every import of a netspec module in ``text``."""
     package = module if is_package(module, modules) else module.rpartition(".")[0]
     out = []
-    for node in ast.walk(ast.parse(text)):
+    tree = ast.parse(text)
+    type_only = type_only_lines(tree)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out += [(a.name, [], node.lineno) for a in node.names if a.name.split(".")[0] == "netspec"]
         elif isinstance(node, ast.ImportFrom):
@@ -82,7 +93,7 @@ def imports(module: str, text: str, modules: dict[str, str]) -> list[tuple[str, 
             out += [(s, [], node.lineno) for s in subs]
             if rest or not subs:
                 out.append((target, rest, node.lineno))
-    return out
+    return [(t, names, line, line in type_only) for t, names, line in out]
 
 
 def violations(modules: dict[str, str]) -> list[str]:
@@ -91,11 +102,12 @@ def violations(modules: dict[str, str]) -> list[str]:
     edges: dict[str, set[str]] = {m: set() for m in modules}
     for module, text in modules.items():
         unit = unit_of(module)
-        for target, names, line in imports(module, text, modules):
+        for target, names, line, type_only in imports(module, text, modules):
             if target not in modules:
                 found.append(f"{module}:{line} imports {target}, which does not exist")
                 continue
-            edges[module].add(target)
+            if not type_only:
+                edges[module].add(target)
             tunit = unit_of(target)
             if tunit != unit:
                 if tunit not in LAYER_OF or unit not in LAYER_OF:
