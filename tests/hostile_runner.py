@@ -301,7 +301,8 @@ sys.addaudithook(_audit)
 RUNNER = r'''
 import dataclasses, json, os, sys, time
 report, argv = sys.argv[1], sys.argv[2:]
-import netspec.cli.main as cli
+import importlib
+cli = importlib.import_module("netspec.cli.main")
 from netspec.errors import NetspecError
 
 if argv[0] != "validate":
