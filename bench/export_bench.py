@@ -114,10 +114,10 @@ def main(names: list[str]) -> None:
 def digits_accuracy() -> None:
     """int8's accuracy change on labelled held-out data: the trained digits model."""
     import netspec
-    from netspec.train.fit.data import load_arrays
+    from netspec.data import load_arrays
     from netspec.export.pipeline.pipeline import export
     from netspec.export.pipeline.pipeline.targets import BUILTIN
-    from netspec.train.fit.fit import train
+    from netspec.train import train
 
     spec = netspec.load(ROOT / "specs" / "digits.yaml")
     best = ROOT / "runs" / "digits" / "best.keras"

@@ -1,10 +1,10 @@
 """`netspec train` throughput (samples/s) against a hand-written `model.fit`, side by side in one run.
 
 Both train the same model (specs/digits.yaml, built by netspec) on the same tf.data pipeline
-(netspec.train.fit.fit.fit.datasets: cache -> shuffle -> batch -> prefetch) with the same optimizer, loss and
+(netspec.train.session.datasets: cache -> shuffle -> batch -> prefetch) with the same optimizer, loss and
 metrics and the spec's own callbacks (ReduceLROnPlateau). The hand-written side is plain
 `model.fit(train_ds, validation_data=val_ds, callbacks=<the spec's>)`; the netspec side is
-`netspec.train.fit.fit.train` with everything it does each epoch (history.csv, TensorBoard scalars,
+`netspec.train.train` with everything it does each epoch (history.csv, TensorBoard scalars,
 checkpoint, state.json, best model). Each training runs in a fresh process (so neither inherits the
 other's graphs, caches or memory), the two alternate, and each reports the samples/s of epochs 2..N
 (epoch 1 traces the graph on both sides). The headline is the median of the per-round ratios (the
@@ -56,9 +56,10 @@ def worker(side: str, spec_path: str, run_dir: str) -> None:
     quiet_tensorflow()
     import keras
 
-    from netspec.train.fit.data import read_split
-    from netspec.train.fit.fit.fit import build_object, compile_model, datasets, train
-    from netspec.train.fit.fit.config import train_config
+    from netspec.train.data import read_split
+    from netspec.train.session import build_object, compile_model, datasets
+    from netspec.train import train
+    from netspec.train.config import train_config
 
     spec = netspec.load(spec_path)
     config = train_config(spec)
@@ -99,9 +100,9 @@ def bookkeeping(spec_path: str, tmp: Path) -> float:
     from netspec.cli.main.main.main import quiet_tensorflow
 
     quiet_tensorflow()
-    from netspec.train.fit.fit.runs import RunDir, RunState
-    from netspec.train.fit.fit.fit import compile_model, record_epoch
-    from netspec.train.fit.fit.config import train_config
+    from netspec.train.runs import RunDir, RunState
+    from netspec.train.session import compile_model, record_epoch
+    from netspec.train.config import train_config
 
     spec = netspec.load(spec_path)
     model = spec.build()
