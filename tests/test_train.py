@@ -13,6 +13,10 @@ import numpy as np
 import pytest
 
 import netspec
+import netspec.data
+import netspec.train.config
+import netspec.train.runs
+import netspec.train.session
 from netspec.train import train
 
 from conftest import ROOT, SPECS
