@@ -1,7 +1,7 @@
 """`netspec train` throughput (samples/s) against a hand-written `model.fit`, side by side in one run.
 
 Both train the same model (specs/digits.yaml, built by netspec) on the same tf.data pipeline
-(netspec.train.fit.datasets: cache -> shuffle -> batch -> prefetch) with the same optimizer, loss and
+(netspec.train.session.datasets: cache -> shuffle -> batch -> prefetch) with the same optimizer, loss and
 metrics and the spec's own callbacks (ReduceLROnPlateau). The hand-written side is plain
 `model.fit(train_ds, validation_data=val_ds, callbacks=<the spec's>)`; the netspec side is
 `netspec.train.train` with everything it does each epoch (history.csv, TensorBoard scalars,
@@ -57,7 +57,8 @@ def worker(side: str, spec_path: str, run_dir: str) -> None:
     import keras
 
     from netspec.data import read_split
-    from netspec.train.fit import build_object, compile_model, datasets, train
+    from netspec.train.session import build_object, compile_model, datasets
+    from netspec.train import train
     from netspec.train.config import train_config
 
     spec = netspec.load(spec_path)
@@ -100,7 +101,7 @@ def bookkeeping(spec_path: str, tmp: Path) -> float:
 
     quiet_tensorflow()
     from netspec.train.runs import RunDir, RunState
-    from netspec.train.fit import compile_model, record_epoch
+    from netspec.train.session import compile_model, record_epoch
     from netspec.train.config import train_config
 
     spec = netspec.load(spec_path)

@@ -178,3 +178,18 @@ def hint_for(name: object, candidates: Iterable[str]) -> str | None:
     """A "did you mean" hint for ``name`` among ``candidates``, or None."""
     match = did_you_mean(name, candidates)
     return f"did you mean {match!r}?" if match else None
+
+
+# -- train and data errors -------------------------------------------------------------------------
+
+
+class TrainError(NetspecError):
+    """The train section cannot be used as written."""
+
+    kind = "train"
+
+
+class DataError(NetspecError):
+    """The data does not exist or does not fit the model."""
+
+    kind = "data"

@@ -13,6 +13,10 @@ import numpy as np
 import pytest
 
 import netspec
+import netspec.data
+import netspec.train.config
+import netspec.train.runs
+import netspec.train.session
 from netspec.train import train
 
 from conftest import ROOT, SPECS
@@ -84,7 +88,7 @@ def test_resume_keeps_optimizer_state(tmp_path, keras):
     spec = tiny(tmp_path)
     train(spec, run_dir=run, verbose=0)
     model = spec.build()
-    netspec.train.fit.compile_model(model, netspec.train.config.train_config(spec))
+    netspec.train.session.compile_model(model, netspec.train.config.train_config(spec))
     model.optimizer.build(model.trainable_variables)
     netspec.train.runs.load_checkpoint(model, run / "checkpoints" / "epoch-0002.npz")
     assert int(model.optimizer.iterations) == 2 * STEPS

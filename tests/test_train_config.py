@@ -202,7 +202,7 @@ def test_every_whitelisted_name_builds(keras):
     """The whitelists name real Keras objects, and string identifiers resolve to what compile takes."""
     from netspec.train import names as N
     from netspec.train.config import Obj
-    from netspec.train.fit import build_object
+    from netspec.train.session import build_object
 
     for name in N.OPTIMIZERS:
         assert isinstance(build_object(Obj("optimizer", name, {}, (), True)), keras.optimizers.Optimizer)

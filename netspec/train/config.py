@@ -9,20 +9,38 @@ against the files it names. Every error is located at its YAML line and column.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import names as N
-from ..errors import NetspecError, format_bytes, hint_for, short
+from .datacheck import DataConfig, data_config
+from ..errors import TrainError, format_bytes, hint_for, short
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..schema.catalog import Catalog
+    from ..source.loader import Document
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_OPTIMIZER = "adam"
 
 
-class TrainError(NetspecError):
-    """The train section cannot be used as written."""
+class SpecView(Protocol):
+    """What the train stage reads of a :class:`netspec.Spec` (a protocol, because the facade
+    ``netspec.spec`` sits above this stage and is not imported here)."""
 
-    kind = "train"
+    document: Document
+    graph: Graph
+    catalog: Catalog
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str | None: ...
+
+    def section(self, key: str) -> Any: ...
+
+    def build(self, budget: Any = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -42,25 +60,6 @@ class Obj:
         if "name" in self.args:
             return self.args["name"]
         return catalog.schema["$defs"][f"metric.{self.name}"]["properties"]["name"]["default"]
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """One data source (``train.data`` or its ``validation``)."""
-
-    source: str
-    path: Path | None  # resolved against the spec's directory
-    name: str | None
-    x: Any  # None, a key/column (list), or a mapping input name -> key/columns
-    y: Any
-    classes: tuple | None
-    delimiter: str
-    shuffle: bool | None
-    cache: bool
-    where: tuple  # the JSON path of this data mapping
-
-    def at(self, *keys) -> tuple:
-        return self.where + keys
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,7 @@ _WHITELISTS = {
 }
 
 
-def train_config(spec) -> TrainConfig:
+def train_config(spec: SpecView) -> TrainConfig:
     """Check the spec's train section and return it as a :class:`TrainConfig` (no Keras import).
 
     Args:
@@ -269,8 +268,6 @@ def train_config(spec) -> TrainConfig:
         TrainError: the section is missing or names something netspec does not offer.
         DataError: the data section names a missing file, key or column.
     """
-    from .datacheck import data_config
-
     section = spec.section("train")
     c = _Checker(spec)
     if section is None:

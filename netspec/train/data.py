@@ -18,10 +18,11 @@ from typing import Literal
 
 import numpy as np
 
-from .datacheck import IMAGE_SUFFIXES, DataError, spec_roots
+from .config import SpecView, TrainConfig, train_config
+from .datacheck import IMAGE_SUFFIXES, DataConfig, spec_roots
 from .datafiles import CsvRows, data_budget, read_npz, size_text
 from ..source.paths import PathRefused, inside_roots, shown
-from ..errors import short
+from ..errors import DataError, short
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Files:
         return Files([self.paths[i] for i in idx], self.labels[idx], self.input_name, self.output_name, self.shape)
 
 
-def load_arrays(spec, part: Literal["train", "validation"] = "train") -> Arrays:
+def load_arrays(spec: SpecView, part: Literal["train", "validation"] = "train") -> Arrays:
     """The spec's training or validation data as numpy arrays, checked against the model's inputs.
 
     For the export stage's int8 calibration and held-out accuracy. Image folders are decoded and
@@ -75,8 +76,6 @@ def load_arrays(spec, part: Literal["train", "validation"] = "train") -> Arrays:
         TrainError, DataError: the train section is invalid, the data is missing or does not fit
             the inputs, or ``part`` is ``"validation"`` and the spec has no validation data.
     """
-    from .config import train_config
-
     if part not in ("train", "validation"):
         raise ValueError(f"part must be 'train' or 'validation'. Received: part={part!r}")
     config = train_config(spec)
@@ -91,8 +90,22 @@ def load_arrays(spec, part: Literal["train", "validation"] = "train") -> Arrays:
     return Arrays({k: v.astype(dtypes[k], copy=False) if k in dtypes else v for k, v in chosen.x.items()}, chosen.y)
 
 
-def read_split(spec, config):
-    """(training data, validation data or None), read and checked against the model's inputs."""
+def read_split(spec: SpecView, config: TrainConfig) -> tuple[Arrays | Files, Arrays | Files | None]:
+    """(training data, validation data or None), read and checked against the model's inputs.
+
+    Args:
+        spec: a loaded :class:`netspec.Spec`.
+        config: its checked train section (:func:`netspec.train.config.train_config`).
+
+    Returns:
+        The training data and the validation data (the ``validation`` source, the last
+        ``validation_split`` part of the training source, or None), as :class:`Arrays` or, for an
+        image folder, :class:`Files`.
+
+    Raises:
+        DataError: a file is missing, unreadable, over the data budget, or does not fit the inputs,
+            or ``validation_split`` leaves no training or no validation samples.
+    """
     data = read(spec, config.data)
     if config.validation is not None:
         return data, read(spec, config.validation)
@@ -108,7 +121,7 @@ def read_split(spec, config):
     return data.take(slice(0, cut)), data.take(slice(cut, n))
 
 
-def read(spec, dc):
+def read(spec: SpecView, dc: DataConfig) -> Arrays | Files:
     """One source, read and checked against the model's inputs (shapes and dtypes)."""
     if dc.source == "image_dir":
         return _image_files(spec, dc)

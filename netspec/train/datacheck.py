@@ -11,12 +11,13 @@ read as bounded UTF-8 lines, image headers checked for size), and messages quote
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .datafiles import MAX_IMAGES, csv_header, image_size, npz_cost, npz_keys
 from ..source.paths import PathRefused, Roots, confine, inside_roots, names, roots_for, shown
-from ..errors import NetspecError, hint_for, short
+from ..errors import DataError, hint_for, short
 
 # Datasets shipped with netspec: name -> (file under netspec/datasets/, x key, y key, description).
 DATASETS = {
@@ -33,10 +34,24 @@ _SOURCE_KEYS = {
 _COMMON = {"source", "shuffle", "cache", "validation_split", "validation"}
 
 
-class DataError(NetspecError):
-    """The data does not exist or does not fit the model."""
+@dataclass(frozen=True)
+class DataConfig:
+    """One data source (``train.data`` or its ``validation``)."""
 
-    kind = "data"
+    source: str
+    path: Path | None  # resolved against the spec's directory
+    name: str | None
+    x: Any  # None, a key/column (list), or a mapping input name -> key/columns
+    y: Any
+    classes: tuple | None
+    delimiter: str
+    shuffle: bool | None
+    cache: bool
+    where: tuple  # the JSON path of this data mapping
+
+    def at(self, *keys: str | int) -> tuple:
+        """The JSON path of a key inside this data mapping (``at("x", "image")``)."""
+        return self.where + keys
 
 
 def data_dir() -> Path:
@@ -49,7 +64,7 @@ def spec_roots(spec) -> Roots:
     return roots_for(spec.path, getattr(spec, "data_root", None), data_dir())
 
 
-def data_config(spec, data: dict):
+def data_config(spec, data: dict) -> tuple[DataConfig, DataConfig | None, float | None]:
     """The training source, the validation source (or None) and the validation split (or None).
 
     Raises:
@@ -72,8 +87,6 @@ def _error(spec, message: str, path: tuple, *, hint: str | None = None, at_key: 
 
 
 def _source(spec, data: dict, where: tuple, base: Roots, parent):
-    from .config import DataConfig
-
     source = data.get("source", parent.source if parent else None)
     if source is None:
         raise _error(spec, "validation data needs a source", where)

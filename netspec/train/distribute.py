@@ -14,7 +14,11 @@ from __future__ import annotations
 import json
 import os
 
-from .config import TrainError
+from .config import SpecView, TrainConfig
+from .runs import RunDir, RunState, load_checkpoint
+from .session import (TrainResult, build_object, compile_model, datasets, dtype_policy, finish, make_recorder,
+                      start_run, tensorboard_callback)
+from ..errors import TrainError
 
 
 def cluster_spec() -> tuple[dict, str, int]:
@@ -48,7 +52,7 @@ def start_strategy():
     """Create the process's MultiWorkerMirroredStrategy (once); it must precede every TensorFlow op.
 
     ``netspec train`` calls this before TensorFlow runs anything. From Python, call it before
-    using TensorFlow, then :func:`netspec.train.fit.train`.
+    using TensorFlow, then :func:`netspec.train.train`.
 
     Raises:
         TrainError: TF_CONFIG is missing or malformed, or TensorFlow has already started.
@@ -99,22 +103,32 @@ class _quiet_stderr:
 
 
 def is_chief(kind: str, index: int) -> bool:
+    """Whether this task writes the run directory itself (the chief, or worker 0 of a chief-less cluster)."""
     return kind == "chief" or (kind == "worker" and index == 0)
 
 
-def train_multi_worker(spec, config, run, train_data, val_data, total: int, state, verbose, check_only: bool):
+def train_multi_worker(spec: SpecView, config: TrainConfig, run: RunDir, train_data, val_data, total: int,
+                       state: RunState | None, verbose: int | str, check_only: bool) -> TrainResult | None:
     """Train with MultiWorkerMirroredStrategy; every worker runs this with its own TF_CONFIG.
 
     The chief (worker 0) writes ``run``; worker k writes ``run/workers/worker-k`` (the same files),
     so that workers sharing a directory never write the same file.
+
+    Args:
+        train_data, val_data: as :func:`netspec.train.data.read_split` returns them.
+        total: the epoch count the run ends at.
+        state: the state of the run to resume, or None for a fresh run.
+
+    Returns:
+        A :class:`~netspec.train.session.TrainResult`, or None with ``check_only``.
+
+    Raises:
+        TrainError: the global batch does not divide over the replicas, or makes no full batch.
     """
     import keras
     import tensorflow as tf
 
     from .data import check_labels
-    from .runs import RunDir, RunState, load_checkpoint
-    from .fit import (_resolved_text, _spec_text, _tensorboard, compile_model, datasets, dtype_policy, finish,
-                        make_recorder)
 
     cluster, kind, index = cluster_spec()
     chief = is_chief(kind, index)
@@ -142,7 +156,7 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
     if check_only:
         return None
     own = run if chief else RunDir(run.root / "workers" / f"worker-{index}")
-    callbacks = [_build(cb) for cb in config.callbacks]
+    callbacks = [build_object(cb) for cb in config.callbacks]
     steps = config.steps_per_epoch or len(train_data) // config.batch_size
     if steps == 0:  # refused before the run directory is touched
         raise TrainError(f"{len(train_data)} training samples make no full batch of {config.batch_size}")
@@ -153,10 +167,9 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
         if not chief:
             own.root.mkdir(parents=True, exist_ok=True)
     else:
-        state = RunState(epochs=total, spec=spec.path)
-        own.start(_spec_text(spec), _resolved_text(spec, config, total), state)
+        state = start_run(spec, config, own, total)
     recorder = make_recorder(own, state, own.read_history()[:done], callbacks, config)
-    all_callbacks = [*callbacks, *([_tensorboard(own)] if chief else []), recorder]
+    all_callbacks = [*callbacks, *([tensorboard_callback(own)] if chief else []), recorder]
     cbs = keras.callbacks.CallbackList(all_callbacks, add_history=False, add_progbar=bool(verbose) and chief,
                                        model=model, verbose=1 if verbose == "auto" else verbose, epochs=total,
                                        steps=steps)
@@ -201,13 +214,7 @@ def train_multi_worker(spec, config, run, train_data, val_data, total: int, stat
     return finish(spec, own, state, recorder.rows, config, done, verbose if chief else 0, replicas, model)
 
 
-def _build(obj):
-    from .fit import build_object
-
-    return build_object(obj)
-
-
-def _with_seed(config, seed: int):
+def _with_seed(config: TrainConfig, seed: int) -> TrainConfig:
     import dataclasses
 
     return dataclasses.replace(config, seed=seed)
