@@ -239,12 +239,10 @@ def test_archive_members_are_read_under_a_cap(tmp_path):
 
 @pytest.mark.parametrize("name", ["ResNet50", "EfficientNetB0", "InceptionV3", "DenseNet121"])
 def test_cost_model_matches_keras_applications(keras, name):
-    from keras.src.saving import serialization_lib
-
     from netspec.importing.importer import keras_app
 
     model = keras_app(name).model  # symbolic: no weight memory
-    config = json.loads(json.dumps(serialization_lib.serialize_keras_object(model)))
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
     start = time.perf_counter()
     assert cost_config(config, name, DEFAULT_BUDGET.max_params).params == model.count_params()
     assert time.perf_counter() - start < 0.5

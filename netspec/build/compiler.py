@@ -7,8 +7,9 @@ import sys
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
+from .. import kerasapi
 from ..schema import registry
 from ..budget import (DEFAULT_BUDGET, Budget, allocation_guard, format_bytes, init_work, intermediate,
                      is_allocation_failure, itemsize, tensor_bytes)
@@ -17,7 +18,12 @@ from ..graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth, 
 from ..expressions.interp import Deferred, Scope, interpolate
 from ..source.loader import SourceMap
 
-__all__ = ["Budget", "DEFAULT_BUDGET", "Compiled", "Row", "build"]  # Budget lives in netspec.budget
+if TYPE_CHECKING:
+    import keras
+
+    from ..schema.catalog import Catalog
+
+__all__ = ["Budget", "DEFAULT_BUDGET", "Builder", "Compiled", "Row", "build", "build_symbolic"]  # Budget: netspec.budget
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def _describe_shapes(tensors) -> str:
 class _Names(Mapping):
     """A scope's names with shape values (``in_shape``, deferred params) evaluated on demand."""
 
-    def __init__(self, names: Mapping, builder: "_Builder") -> None:
+    def __init__(self, names: Mapping, builder: "Builder") -> None:
         self.names, self.builder, self.memo = names, builder, {}
 
     def __getitem__(self, key: str) -> Any:
@@ -75,8 +81,14 @@ class _Names(Mapping):
         return len(self.names)
 
 
-class _Builder:
-    def __init__(self, graph: Graph, catalog, source: SourceMap) -> None:
+class Builder:
+    """Turns a resolved graph into Keras objects, node by node, mapping every failure to its node.
+
+    The caller decides the scope: :func:`build` traces it inside a symbolic build that allocates
+    only after the budget checks, :func:`build_symbolic` inside one that never allocates.
+    """
+
+    def __init__(self, graph: Graph, catalog: Catalog, source: SourceMap) -> None:
         import keras
 
         self.keras = keras
@@ -91,7 +103,8 @@ class _Builder:
 
     # -- values ----------------------------------------------------------------------------
 
-    def tensor(self, ref: Ref, node: Node):
+    def tensor(self, ref: Ref, node: Node) -> Any:
+        """The symbolic tensor ``ref`` names (one output of a multi-output node when indexed)."""
         value = self.tensors[ref.node]
         if ref.index is None:
             return value
@@ -119,6 +132,7 @@ class _Builder:
         return value
 
     def evaluate(self, arg: DeferredArg) -> Any:
+        """A shape-dependent argument's value, from the shapes of the nodes built so far."""
         names = _Names(arg.names, self)
 
         def shape_of(text: str):
@@ -155,7 +169,9 @@ class _Builder:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def fail(self, node: Node, message: str, cls=ShapeError, path: tuple | None = None) -> NetspecError:
+    def fail(self, node: Node, message: str, cls: type[NetspecError] = ShapeError,
+             path: tuple | None = None) -> NetspecError:
+        """An error (to raise) about ``node``, located at ``path`` (default: the node itself)."""
         where = f" ({node.instance_note})" if node.instance_note else ""
         path = node.path if path is None else path
         loc = self.source.value(path) if path != node.path else node.location
@@ -164,6 +180,7 @@ class _Builder:
     # -- objects ------------------------------------------------------------------------------
 
     def make_arg(self, layer_type: str, key: str, value: Any, node: Node) -> Any:
+        """A layer argument as Keras takes it: object arguments (initializers, layers) built, lists as tuples."""
         kind = self.catalog.arg_kind(layer_type, key)
         if value is None:
             return None
@@ -180,7 +197,7 @@ class _Builder:
             return [self.make_layer(v, node, node.path + (key, k)) for k, v in enumerate(value)]
         return _tuples(value)
 
-    def make_layer(self, spec: dict, node: Node, path: tuple, name: str | None = None):
+    def make_layer(self, spec: dict, node: Node, path: tuple, name: str | None = None) -> keras.Layer:
         """A layer object from a type + arguments mapping (a node, or a nested ``layer:`` argument)."""
         type_name = spec["type"]
         args = {k: v for k, v in spec.items() if k != "type"}
@@ -205,7 +222,8 @@ class _Builder:
 
     # -- build ------------------------------------------------------------------------------
 
-    def inputs(self):
+    def inputs(self) -> None:
+        """A ``keras.Input`` for every declared input."""
         keras = self.keras
         for decl in self.graph.inputs:
             kwargs = dict(shape=decl.shape, dtype=decl.dtype, name=decl.name)
@@ -217,7 +235,8 @@ class _Builder:
                 kwargs["optional"] = True
             self.tensors[decl.name] = keras.Input(**kwargs)
 
-    def node(self, node: Node):
+    def node(self, node: Node) -> None:
+        """Make ``node``'s layer (or reuse the shared one) and call it on its inputs."""
         if node.kind == "expr":
             from .expression import build_expr_layer
 
@@ -262,7 +281,8 @@ class _Builder:
                                   "cannot place it in a functional model; apply it outside the model")
         self.tensors[node.name] = out
 
-    def model(self):
+    def model(self) -> keras.Model:
+        """The functional model of the built inputs and outputs."""
         keras = self.keras
         ins = [self.tensors[d.name] for d in self.graph.inputs]
         outs = {name: self.tensors[ref.node] if ref.index is None else self.tensors[ref.node][ref.index]
@@ -272,7 +292,7 @@ class _Builder:
             # layers, so an output whose layer has another name gets an Identity named by the key.
             outputs: Any = {}
             for key, tensor in outs.items():
-                if tensor._keras_history[0].name != key:
+                if kerasapi.producer(tensor).name != key:
                     tensor = keras.layers.Identity(name=key)(tensor)
                 outputs[key] = tensor
         elif self.graph.output_form == "single":
@@ -330,11 +350,11 @@ class _Meter:
     def _per(self) -> str:
         return "per sample" if self.budget.batch == 1 else f"for a batch of {self.budget.batch}"
 
-    def _over(self, node: Node, b: "_Builder", what: str, total: int) -> NetspecError:
+    def _over(self, node: Node, b: "Builder", what: str, total: int) -> NetspecError:
         return b.fail(node, f"{what} reach {total / 2**20:,.0f} MiB {self._per()} here, over the activation "
                             f"budget of {self.budget.activation_note()}", cls=NetspecError)
 
-    def before_call(self, node: Node, layer, call_in, b: "_Builder") -> None:
+    def before_call(self, node: Node, layer, call_in, b: "Builder") -> None:
         """Price the layer's hidden intermediates from its symbolic inputs, before it is called."""
         cost = intermediate(layer, _call_shapes(call_in))
         if cost is None:
@@ -346,7 +366,7 @@ class _Meter:
                                       "before it", self.bytes + size)
         self.bytes += size
 
-    def add(self, node: Node, layer, out, b: "_Builder") -> None:
+    def add(self, node: Node, layer, out, b: "Builder") -> None:
         for w in layer.weights:
             if id(w) in self.seen:
                 continue
@@ -356,9 +376,10 @@ class _Meter:
             if self.params > self.budget.max_params:
                 raise b.fail(node, f"the model reaches {self.params:,} parameters here, over the budget of "
                                    f"{self.budget.params_note()}", cls=NetspecError)
-            work = init_work(getattr(w, "_initializer", None), shape)  # Keras keeps it until allocation
+            initializer = kerasapi.pending_initializer(w)
+            work = init_work(initializer, shape)
             if work is not None and work[1] > self.budget.max_init_work:
-                init = type(w._initializer).__name__
+                init = type(initializer).__name__
                 raise b.fail(node, f"the {init} initializer of weight {w.name!r} {_shape_text(shape)} needs {work[0]} "
                                    f"(~{work[1]:.1e} multiply-adds, over the bound of {self.budget.max_init_work:.1e}, "
                                    "a 4096 x 4096 kernel, which takes seconds); use another initializer "
@@ -380,7 +401,7 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:
+def build(graph: Graph, catalog: Catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:
     """Build the Keras model of ``graph``.
 
     Layers are built inside a Keras ``StatelessScope``, where variables get shapes but no memory;
@@ -398,7 +419,7 @@ def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUD
         NetspecError: a layer rejected its arguments, a shape-dependent value failed, or the
             budget is exceeded.
     """
-    b = _Builder(graph, catalog, source)
+    b = Builder(graph, catalog, source)
     meter = _Meter(budget)
     # Keras maps a functional graph recursively (a few frames per layer); the resolver caps the
     # graph's depth, so raising Python's limit to fit it is bounded.
@@ -419,24 +440,36 @@ def build(graph: Graph, catalog, source: SourceMap, budget: Budget = DEFAULT_BUD
         sys.setrecursionlimit(old_limit)
 
 
-def _build(b: "_Builder", graph: Graph, meter: _Meter) -> Compiled:
-    from keras.src.backend.common import global_state
-    from keras.src.backend.common.stateless_scope import StatelessScope
-    from keras.src.backend.common.variables import initialize_all_variables
+def build_symbolic(graph: Graph, catalog: Catalog, source: SourceMap) -> tuple[keras.Model, dict[str, keras.Layer]]:
+    """The Keras model of ``graph`` and its layers by node name, with shapes but no allocated weights.
 
-    try:
-        with StatelessScope(initialize_variables=False):
-            b.inputs()
-            for node in graph.nodes:
-                b.current = node
-                b.node(node)
-                meter.add(node, b.layers[node.name], b.tensors[node.name], b)
-            b.current = None
-            model = b.model()
-    except BaseException:
-        global_state.set_global_attribute("uninitialized_variables", [])  # never allocate them
-        raise
-    initialize_all_variables()
+    For comparing architectures (``netspec import``'s check): no budget is checked and nothing is
+    allocated, so the model cannot run; :func:`build` makes one that can.
+
+    Raises:
+        ShapeError, NetspecError: as :func:`build`, for a graph Keras cannot build.
+    """
+    b = Builder(graph, catalog, source)
+    with kerasapi.symbolic_build():
+        model = _trace(b, graph)
+    return model, b.layers
+
+
+def _trace(b: Builder, graph: Graph, meter: _Meter | None = None) -> keras.Model:
+    """Build every input and node, then the model (inside a symbolic build), checking ``meter`` per node."""
+    b.inputs()
+    for node in graph.nodes:
+        b.current = node
+        b.node(node)
+        if meter is not None:
+            meter.add(node, b.layers[node.name], b.tensors[node.name], b)
+    b.current = None
+    return b.model()
+
+
+def _build(b: Builder, graph: Graph, meter: _Meter) -> Compiled:
+    with kerasapi.symbolic_build(allocate=True):  # the weights are allocated once every node is within the budget
+        model = _trace(b, graph, meter)
     rows = [Row(d.name, "Input", _shape(b.tensors[d.name]), 0, d.location.line) for d in graph.inputs]
     for node in graph.nodes:
         out = b.tensors[node.name]

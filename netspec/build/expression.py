@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import weakref
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import keras
 from keras import activations, ops
@@ -15,6 +15,11 @@ from ..budget import DEFAULT_BUDGET, Budget, feed_dims, itemsize
 from ..errors import ExpressionError, NetspecError, ShapeError, format_bytes, short
 from ..expressions.check import FUNCTIONS, NAME_RE, fail
 from ..expressions.cost import approx
+from .. import kerasapi
+
+if TYPE_CHECKING:
+    from ..graph import Node
+    from .compiler import Builder
 
 # Each table key is looked up once, here; expression text only ever indexes this dict, so a
 # spec can name nothing that is not in the table.
@@ -151,7 +156,7 @@ class Expression(keras.layers.Layer):
 
     def _located(self, e: NetspecError) -> NetspecError:
         located = self._on_error(e) if self._on_error is not None else e
-        located._keras_call_info_injected = True  # Keras re-raises it as is, keeping path and location
+        kerasapi.keep_error_as_raised(located)  # Keras re-raises it as is, keeping path and location
         self._failure = located
         return located
 
@@ -417,7 +422,7 @@ class _Locator:
         return err
 
 
-def build_expr_layer(node, builder) -> Expression:
+def build_expr_layer(node: Node, builder: Builder) -> Expression:
     """Make the layer of an ``expr`` node; the builder then calls it on ``{variable: tensor}``.
 
     Args:

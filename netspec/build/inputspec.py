@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ..errors import ShapeError
+from ..kerasapi import assert_input_compatibility
 from ..graph import DeferredArg, Node
 from ..schema.recheck import check_interpolated, def_schema
+
+if TYPE_CHECKING:
+    from .compiler import Builder
 
 _PREAMBLE = re.compile(r"^Input \d+ (with name '[^']*' )?of layer '[^']*' is incompatible with the layer: ")
 
@@ -23,15 +28,13 @@ def make_input_spec(spec: dict):
     return keras.InputSpec(**kwargs)
 
 
-def check_input_spec(node: Node, builder) -> None:
+def check_input_spec(node: Node, builder: Builder) -> None:
     """Check ``node.input_spec`` against the node's inputs; attach it to the node's layer.
 
     Raises:
         SchemaError: a shape-dependent ``${...}`` evaluated to something ``input_spec`` cannot hold.
         ShapeError: naming the node, the constraint and the actual shape.
     """
-    from keras.src.layers.input_spec import assert_input_compatibility
-
     raw = builder.concrete(node.input_spec)
     if isinstance(node.input_spec, DeferredArg):  # shape-dependent: re-checked now that it has a value
         check_interpolated(raw, node.input_spec.raw, node.path + ("input_spec",), builder.source,

@@ -7,7 +7,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import keras
+
+    from ..source.kerascost import Cost
+    from ..source.kerasfile import Archive
 
 
 @contextlib.contextmanager
@@ -38,14 +44,15 @@ def _umask() -> int:
     return mask
 
 
-def save_model(model, target: str | os.PathLike) -> None:
+def save_model(model: keras.Model, target: str | os.PathLike) -> None:
     """``model.save`` to a ``.keras`` file atomically."""
     with atomic_path(target) as tmp:
         tmp.unlink()  # Keras refuses to overwrite silently in some versions; give it a fresh name
         model.save(tmp)
 
 
-def load_model(path: str | os.PathLike, *, plugins: tuple[str, ...] = (), max_params: int | None = None):
+def load_model(path: str | os.PathLike, *, plugins: tuple[str, ...] = (),
+               max_params: int | None = None) -> keras.Model:
     """Load a ``.keras`` file, always with ``safe_mode=True``, after checking it as untrusted data.
 
     Every ``.keras`` file netspec reads comes through here (``import``, ``export`` of a model file,
@@ -107,7 +114,7 @@ def load_model(path: str | os.PathLike, *, plugins: tuple[str, ...] = (), max_pa
         raise ModelFileError(f"cannot load {shown}: {short((cause.group(1) if cause else text), 300)}") from None
 
 
-def check_model_file(path: str | os.PathLike, *, max_params: int | None = None):
+def check_model_file(path: str | os.PathLike, *, max_params: int | None = None) -> tuple[Archive, Cost]:
     """The checks of :func:`load_model` that need no TensorFlow: the archive, its config, the cost.
 
     Commands call it before starting TensorFlow, so a hostile file is refused in milliseconds;

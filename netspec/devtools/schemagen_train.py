@@ -187,7 +187,7 @@ class TrainCollector:
             if omitted or (p.name == "name" and kind != "metric"):
                 continue
             if p.name == "name":  # a metric's name is its log key (what a monitor names)
-                from keras.src.utils.naming import to_snake_case  # Keras's own default for name=None
+                from ..kerasapi import snake_case as to_snake_case  # Keras's own default for name=None
 
                 properties["name"] = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
                                       "default": p.default or to_snake_case(cls.__name__),

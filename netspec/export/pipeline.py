@@ -129,12 +129,14 @@ def classifier_outputs(model, names: IONames) -> set[str]:
     """Outputs made by a softmax (a Softmax layer or ``activation: softmax``) over a 2-D output."""
     import keras
 
+    from ..kerasapi import inbound_nodes, producer
+
     out = set()
     tensors = model.outputs if not isinstance(model.outputs, dict) else list(model.outputs.values())
     for name, tensor in zip(names.outputs, tensors):
-        layer = tensor._keras_history[0]
-        while isinstance(layer, keras.layers.Identity) and layer._inbound_nodes:
-            layer = layer._inbound_nodes[0].input_tensors[0]._keras_history[0]
+        layer = producer(tensor)
+        while isinstance(layer, keras.layers.Identity) and inbound_nodes(layer):
+            layer = producer(inbound_nodes(layer)[0].input_tensors[0])
         act = getattr(layer, "activation", None)
         if len(tensor.shape) == 2 and (isinstance(layer, keras.layers.Softmax) or act is keras.activations.softmax):
             out.add(name)
@@ -344,9 +346,11 @@ def gate_sizes(target: Target) -> list[int]:
 
 def activation_bytes(model) -> int:
     """Bytes of every layer output and costed intermediate for one sample, unknown dims at the fed sizes."""
+    from ..kerasapi import inbound_nodes
+
     total = 0
     for layer in model.layers:
-        for node in layer._inbound_nodes:
+        for node in inbound_nodes(layer):
             total += sum(tensor_bytes(t) for t in node.output_tensors)
             cost = intermediate(layer, [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(node.input_tensors)])
             total += 4 * cost[1] if cost is not None else 0

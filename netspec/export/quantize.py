@@ -39,8 +39,10 @@ def describe_inputs(model) -> list[InputInfo]:
 
 
 def _consumer_bound(model, tensor) -> int | None:
+    from ..kerasapi import inbound_nodes
+
     for layer in model.layers:
-        for node in layer._inbound_nodes:
+        for node in inbound_nodes(layer):
             if any(t is tensor for t in node.input_tensors):
                 for attr in ("input_dim", "num_tokens", "num_bins"):
                     value = getattr(layer, attr, None)

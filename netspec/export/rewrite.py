@@ -27,12 +27,14 @@ def expm1_free_celu(x, alpha: float = 1.0):
 
 def _all_layers(model, skip_inside: frozenset[str] = frozenset()) -> list:
     """Every layer inside ``model`` (depth first), not descending into layers whose class is in ``skip_inside``."""
-    out, stack = [], list(reversed(list(model._flatten_layers(include_self=False, recursive=False))))
+    from ..kerasapi import child_layers
+
+    out, stack = [], list(reversed(child_layers(model)))
     while stack:
         layer = stack.pop()
         out.append(layer)
         if type(layer).__name__ not in skip_inside:
-            stack.extend(reversed(list(layer._flatten_layers(include_self=False, recursive=False))))
+            stack.extend(reversed(child_layers(layer)))
     return out
 
 

@@ -294,9 +294,11 @@ def first_divergence(model, proto, x: Arrays) -> dict | None:
     import keras
     import onnx
 
+    from ..kerasapi import inbound_nodes
+
     layers, tensors = [], []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer) or len(layer._inbound_nodes) != 1:
+        if isinstance(layer, keras.layers.InputLayer) or len(inbound_nodes(layer)) != 1:
             continue
         out = layer.output
         if isinstance(out, (list, tuple, dict)):

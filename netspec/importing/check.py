@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import kerasapi
 from ..errors import short
 from .args import ModelImportError, normalize
 
@@ -87,21 +88,9 @@ def load_generated(text: str, plugins: list[str], bare: str):
 
 def build_symbolic(spec):
     """The spec's Keras model and layers by node name, with shapes but no allocated weights."""
-    from keras.src.backend.common import global_state
-    from keras.src.backend.common.stateless_scope import StatelessScope
+    from ..build.compiler import build_symbolic as build_graph
 
-    from ..build.compiler import _Builder
-
-    builder = _Builder(spec.graph, spec.catalog, spec.document.source)
-    try:
-        with StatelessScope(initialize_variables=False):
-            builder.inputs()
-            for node in spec.graph.nodes:
-                builder.node(node)
-            model = builder.model()
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", [])
-    return model, builder.layers
+    return build_graph(spec.graph, spec.catalog, spec.document.source)
 
 
 def _operations(model, out: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +116,7 @@ def _params(op) -> int:
 
 
 def _shapes(op, k: int = 0) -> list:
-    nodes = getattr(op, "_inbound_nodes", [])
+    nodes = kerasapi.inbound_nodes(op)
     if not nodes:
         return []
     node = nodes[min(k, len(nodes) - 1)]
@@ -135,11 +124,11 @@ def _shapes(op, k: int = 0) -> list:
 
 
 def _sources(op, k: int = 0) -> list[str]:
-    nodes = getattr(op, "_inbound_nodes", [])
+    nodes = kerasapi.inbound_nodes(op)
     if not nodes:
         return []
     node = nodes[min(k, len(nodes) - 1)]
-    return [t._keras_history[0].name for t in node.input_tensors]
+    return [kerasapi.producer(t).name for t in node.input_tensors]
 
 
 def _config(op) -> Any:

@@ -6,6 +6,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from .. import kerasapi
 from ..schema import registry
 from ..errors import short
 from .foldgraph import Op, is_name, spec_name
@@ -29,9 +30,10 @@ _BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "TrueDivide": "/", "Div
            "FloorDivide": "//", "Mod": "%", "Matmul": "@", "Power": "**"}
 _UNARY = {"Negative": "-"}
 
-# Weightless layer classes private to keras.applications, written as the expression they compute.
+# Weightless layer classes private to keras.applications, written as the expression they compute
+# (keyed by where the class lives inside Keras: kerasapi.keras_module).
 _KNOWN_EXPRESSIONS = {
-    ("keras.src.applications.inception_resnet_v2", "CustomScaleLayer"):
+    ("applications.inception_resnet_v2", "CustomScaleLayer"):
         lambda config: ("a + b * " + _number(config["scale"]), ("a", "b")),
 }
 
@@ -133,12 +135,12 @@ class _Flattener:
                              [None if d is None else int(d) for d in t.shape[1:]], str(t.dtype),
                              None if t.shape[0] is None else int(t.shape[0]))
             self.inputs.append(info)
-            self.names[t._keras_history[0].name] = info.name
+            self.names[kerasapi.producer(t).name] = info.name
             current = info.name
         else:
             current = bound[0]
             if model.inputs:
-                self.names[model.inputs[0]._keras_history[0].name] = current.split(".")[0]
+                self.names[kerasapi.producer(model.inputs[0]).name] = current.split(".")[0]
         for layer in model.layers:
             if isinstance(layer, self.keras.Model):
                 current = self.model(layer, [current], f"{where}{layer.name} > ")[0]
@@ -227,6 +229,7 @@ class _Flattener:
         """Add the Op for call ``k`` of ``op``; returns its name."""
         keras = self.keras
         module, cls_name = type(op).__module__, type(op).__name__
+        inside = kerasapi.keras_module(type(op)) or ""  # "" for a class that is not Keras's own
         shared = id(op) in self.first_call
         if shared:
             name = self.fresh(f"{op.name}_{k}" if k else op.name)
@@ -234,11 +237,11 @@ class _Flattener:
                                share_of=self.first_call[id(op)], foldable=False, origin=f"{op.name}#{k}"))
             return name
         if not isinstance(op, keras.layers.Layer):
-            if module.startswith("keras.src.ops"):
+            if inside.startswith("ops"):
                 return self._operation(op, cls_name, inputs, where)
             raise ModelImportError(f"operation {short(where, 80)} ({module}.{cls_name}) cannot be written in a spec")
-        if (module, cls_name) in _KNOWN_EXPRESSIONS:
-            text, variables = _KNOWN_EXPRESSIONS[(module, cls_name)](op.get_config())
+        if (inside, cls_name) in _KNOWN_EXPRESSIONS:
+            text, variables = _KNOWN_EXPRESSIONS[(inside, cls_name)](op.get_config())
             refs = _positional(inputs) if isinstance(inputs, list) else None
             if refs is None or len(refs) != len(variables):
                 raise ModelImportError(f"layer {short(where, 80)} ({cls_name}) is called with unexpected inputs")
@@ -353,9 +356,6 @@ class _Flattener:
 def _output_count(model, op, k: int) -> int:
     """How many tensors call ``k`` of ``op`` (re-indexed as in the model's config) returns."""
     try:
-        from keras.src.ops.function import make_node_key
-
-        kept = [node for i, node in enumerate(op._inbound_nodes) if make_node_key(op, i) in model._nodes]
-        return len(kept[k].outputs)
+        return len(kerasapi.model_nodes(model, op)[k].outputs)
     except Exception:  # private Keras structures changed: assume one output
         return 1

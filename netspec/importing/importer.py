@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import kerasapi
 from ..errors import NetspecError, short
 from .folding import fold
 from .args import ModelImportError, _allows_int, _single
@@ -57,19 +58,14 @@ def keras_app(name: str, **kwargs) -> Source:
         ModelImportError: unknown application name (with the closest names).
     """
     import keras
-    from keras.src.backend.common import global_state
-    from keras.src.backend.common.stateless_scope import StatelessScope
 
     names = keras_app_names()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else "one of: " + ", ".join(names)
         raise ModelImportError(f"keras.applications has no model {short(name)}", hint=hint)
-    try:
-        with StatelessScope(initialize_variables=False):  # shapes only: nothing to allocate
-            model = getattr(keras.applications, name)(weights=None, **kwargs)
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", [])
+    with kerasapi.symbolic_build():  # shapes only: nothing to allocate
+        model = getattr(keras.applications, name)(weights=None, **kwargs)
     args = "".join(f", {k}={v!r}" for k, v in kwargs.items())
     return Source(model, f"keras.applications.{name}(weights=None{args})")
 

@@ -114,11 +114,10 @@ def object_classes(module_name: str) -> tuple[list[str], dict[str, type]]:
         (string identifiers usable without arguments, {class name: class}); base classes and
         classes whose constructor needs arguments are left out of the strings.
     """
-    import importlib
+    from ...kerasapi import object_registry
 
-    module = importlib.import_module(f"keras.src.{module_name}")
     strings, classes = [], {}
-    for key, obj in module.ALL_OBJECTS_DICT.items():
+    for key, obj in object_registry(module_name).items():
         if key in _ABSTRACT_OBJECTS:
             continue
         if inspect.isclass(obj) and key[0].isupper():
@@ -133,10 +132,10 @@ def object_classes(module_name: str) -> tuple[list[str], dict[str, type]]:
 
 def activation_names() -> list[str]:
     """Names accepted by ``keras.activations.get`` that need no argument but the tensor."""
-    from keras.src import activations
+    from ...kerasapi import object_registry
 
     names = []
-    for key, fn in activations.ALL_OBJECTS_DICT.items():
+    for key, fn in object_registry("activations").items():
         params = list(inspect.signature(fn).parameters.values())[1:]
         if all(p.default is not p.empty for p in params):
             names.append(key)
@@ -146,10 +145,11 @@ def activation_names() -> list[str]:
 def dtype_names() -> tuple[list[str], list[str]]:
     """(tensor dtypes for inputs, dtype policy names for layers)."""
     import keras
-    from keras.src.backend.common import dtypes
+
+    from ...kerasapi import tensor_dtypes
 
     # float8 dtypes only make sense as quantized weights, never as a spec's input or layer dtype.
-    tensor = sorted(d for d in dtypes.ALLOWED_DTYPES if not d.startswith("float8"))
+    tensor = sorted(d for d in tensor_dtypes() if not d.startswith("float8"))
     policies = []
     for name in tensor + ["mixed_bfloat16", "mixed_float16"]:
         try:
