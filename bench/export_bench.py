@@ -4,7 +4,7 @@ For each model (built from its spec with 10 classes, BatchNormalization statisti
 generated images so outputs are not constant: a 1000-way softmax of an untrained network is
 uniform to ~1e-3, below any int8 grid, so int8 could not be judged on it; the 10-way head changes
 the last layer only):
-  1. export time: netspec.export.pipeline.pipeline.pipeline (convert + gate + metadata + atomic write, no latency) against
+  1. export time: netspec.export.export (convert + gate + metadata + atomic write, no latency) against
      `model.export(path, format="onnx", input_signature=...)`, the plain Keras call; ratio, and
      the gate's own seconds shown separately;
   2. latency (median ms) at batch 1 and 8: onnxruntime on netspec's fp32 export, against Keras
@@ -41,9 +41,9 @@ def main(names: list[str]) -> None:
     from export_cases import lively
     from netspec.export import quantize
     from netspec.export import verify
-    from netspec.export.pipeline.pipeline.convert import io_names, input_signature
-    from netspec.export.pipeline.pipeline.pipeline import GateError, export, median_ms
-    from netspec.export.pipeline.pipeline.targets import BUILTIN
+    from netspec.export.convert import io_names, input_signature
+    from netspec.export.pipeline import GateError, export, median_ms
+    from netspec.export.targets import BUILTIN
 
     import keras
 
@@ -114,10 +114,10 @@ def main(names: list[str]) -> None:
 def digits_accuracy() -> None:
     """int8's accuracy change on labelled held-out data: the trained digits model."""
     import netspec
-    from netspec.train.fit.data import load_arrays
-    from netspec.export.pipeline.pipeline import export
-    from netspec.export.pipeline.pipeline.targets import BUILTIN
-    from netspec.train.fit.fit import train
+    from netspec.data import load_arrays
+    from netspec.export import export
+    from netspec.export.targets import BUILTIN
+    from netspec.train import train
 
     spec = netspec.load(ROOT / "specs" / "digits.yaml")
     best = ROOT / "runs" / "digits" / "best.keras"

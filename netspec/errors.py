@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 
@@ -178,3 +178,29 @@ def hint_for(name: object, candidates: Iterable[str]) -> str | None:
     """A "did you mean" hint for ``name`` among ``candidates``, or None."""
     match = did_you_mean(name, candidates)
     return f"did you mean {match!r}?" if match else None
+
+
+# -- export errors ---------------------------------------------------------------------------------
+
+
+class ExportError(NetspecError):
+    """A target cannot be resolved, a model cannot be converted, or an export fails its gate."""
+
+    kind = "export"
+
+
+class GateError(ExportError):
+    """The export did not pass the verification gate; nothing was written. ``report`` has the figures.
+
+    Args:
+        message: why the gate failed (the first failing check, and where the export diverges).
+        report: the export's :class:`netspec.export.report.ExportReport` (typed ``Any``: errors sit
+            below export), with the gate's figures; ``--format json`` prints it.
+    """
+
+    kind = "gate"
+    report: Any
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

@@ -15,7 +15,8 @@ import netspec
 from netspec.export import quantize
 from netspec.cli import main
 from netspec.export import GateError, export
-from netspec.export.targets import BUILTIN, ExportError, Target, get_target
+from netspec.errors import ExportError
+from netspec.export.targets import BUILTIN, Target, get_target
 
 from conftest import ROOT, SPECS
 
