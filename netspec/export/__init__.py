@@ -7,7 +7,23 @@ int8, ``verify`` runs the gate, ``report`` says what was written and proved, and
 them together. Its errors (``ExportError``, ``GateError``) live in :mod:`netspec.errors`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ..errors import GateError
-from .pipeline import export
+
+if TYPE_CHECKING:
+    from .pipeline import export
 
 __all__ = ["GateError", "export"]
+
+
+def __getattr__(name: str) -> Any:
+    # The pipeline loads numpy (and its helpers); ``netspec validate --target`` reads only the formats,
+    # targets and compat tables of this package, so ``export`` is imported when first asked for.
+    if name == "export":
+        from .pipeline import export
+
+        return export
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -16,7 +16,15 @@ from .convert import IONames, call_model, io_names
 from ..build.saving import atomic_path
 from ..errors import ExportError, GateError, NetspecError
 from .report import ExportReport
-from .targets import Target
+from .targets import ExportSpec, Target
+
+if TYPE_CHECKING:
+    import keras
+
+    from .quantize import InputInfo
+
+# ``netspec.train.data.load_arrays``: (spec, "train" | "validation") -> arrays with ``.x`` (and ``.y``) by name.
+LoadArrays = Callable[[ExportSpec, str], Any]
 
 GATE_SEED = 20_261_101  # generated gate inputs differ from calibration inputs (seed 0 by default)
 AGREEMENT_SAMPLES = 64  # fp16/int8 classifiers: top-1 agreement is measured on this many samples
@@ -81,7 +89,7 @@ def refuse(findings: list[compat.Finding], target: Target) -> None:
                           path=first.path, location=first.location, more=len(refused) - 1)
 
 
-def spec_metadata(spec, target: Target) -> dict[str, str]:
+def spec_metadata(spec: ExportSpec, target: Target) -> dict[str, str]:
     """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version."""
     from ..version import __version__
 
@@ -103,8 +111,8 @@ def keras_file_metadata(path: str | Path) -> dict[str, str]:
 # -- export -------------------------------------------------------------------------------------
 
 
-def export(source, target: Target, output: str | Path, *, weights: str | None = None,
-           load_arrays: Callable | None = None, latency: bool = True) -> ExportReport:
+def export(source: ExportSpec | str | Path, target: Target, output: str | Path, *, weights: str | None = None,
+           load_arrays: LoadArrays | None = None, latency: bool = True) -> ExportReport:
     """Export a spec's model (or a ``.keras`` file) for ``target``; write ``output`` only if the gate passes.
 
     Args:
@@ -130,8 +138,8 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
         return _export(source, target, output, weights=weights, load_arrays=load_arrays, latency=latency)
 
 
-def _export(source, target: Target, output: str | Path, *, weights: str | None, load_arrays: Callable | None,
-            latency: bool) -> ExportReport:
+def _export(source: ExportSpec | str | Path, target: Target, output: str | Path, *, weights: str | None,
+            load_arrays: LoadArrays | None, latency: bool) -> ExportReport:
     from .rewrite import export_rewrites
 
     started = time.perf_counter()
@@ -204,7 +212,7 @@ def _export(source, target: Target, output: str | Path, *, weights: str | None, 
     return report
 
 
-def _once_per_part(load_arrays: Callable | None) -> Callable | None:
+def _once_per_part(load_arrays: LoadArrays | None) -> LoadArrays | None:
     """``load_arrays`` reading each part once (calibration, the gate and held-out accuracy share it)."""
     if load_arrays is None:
         return None
@@ -237,7 +245,7 @@ def activation_bytes(model) -> int:
     return total
 
 
-def check_runs(model, inputs: list, target: Target, spec) -> None:
+def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec: ExportSpec | None) -> None:
     """Refuse an export whose gate batches or calibration samples would not fit in memory, before allocating them.
 
     The cost is batch x (one generated sample of every input + every activation of one sample),
@@ -305,7 +313,7 @@ def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]
     return sets + [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(sizes)]
 
 
-def real_samples(spec, load_arrays: Callable | None) -> dict | None:
+def real_samples(spec: ExportSpec | None, load_arrays: LoadArrays | None) -> dict | None:
     """Samples of the spec's data for the gate: validation data (never seen by int8 calibration), else
     training data; None when the spec has no data (or the data cannot be read)."""
     for part in ("validation", "train"):

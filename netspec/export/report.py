@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .formats import FORMATS
 from .targets import Target
@@ -17,18 +18,19 @@ class ExportReport:
     target: Target
     size_bytes: int = 0
     nodes: int = 0
-    inputs: dict = field(default_factory=dict)
-    outputs: dict = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"shape", "dtype"}
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"shape"}
     rewrites: list[str] = field(default_factory=list)
     calibration: str | None = None
-    accuracy: dict | None = None
+    accuracy: dict[str, dict[str, Any]] | None = None  # output -> {"samples", "keras", "export", "change"}
     gate: GateResult | None = None
-    latency_ms: dict = field(default_factory=dict)
-    seconds: dict = field(default_factory=dict)
-    metadata: dict = field(default_factory=dict)
+    latency_ms: dict[str, dict[int, float]] = field(default_factory=dict)  # "export"/"keras" -> batch -> ms
+    seconds: dict[str, float] = field(default_factory=dict)  # "convert", "gate", "total"
+    metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--format json`` output (the embedded resolved spec left out)."""
         return {"ok": bool(self.gate and self.gate.ok), "file": self.file, "target": self.target.to_dict(),
                 "size_bytes": self.size_bytes, "nodes": self.nodes, "inputs": self.inputs, "outputs": self.outputs,
                 "rewrites": self.rewrites, "calibration": self.calibration, "accuracy": self.accuracy,
@@ -36,6 +38,7 @@ class ExportReport:
                 "seconds": self.seconds, "warnings": self.warnings, "metadata": {k: v for k, v in self.metadata.items() if k != "netspec.spec"}}
 
     def text(self) -> str:
+        """What ``netspec export`` prints."""
         t = self.target
         fmt = FORMATS[t.format]
         batch = "dynamic batch" if t.batch_size is None else f"batch {t.batch_size}"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ExportError, format_bytes, hint_for
 from .formats import FORMATS, FormatName, Precision, labels_with_opset
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..source.loader import Document
 
 DEFAULT_OPSET = 17
 OPSETS = range(13, 19)  # what tf2onnx 1.17 converts to
@@ -19,6 +23,26 @@ MAX_FEED_BYTES = 1 << 30  # the inputs of one calibration set or one gate batch
 GENERATED_UNKNOWN_DIM = 8  # the size generated samples give a null dimension (quantize.UNKNOWN_DIM)
 _ITEMSIZE = {"float64": 8, "int64": 8, "uint64": 8, "complex64": 8, "complex128": 16, "float16": 2,
              "bfloat16": 2, "int16": 2, "uint16": 2, "int8": 1, "uint8": 1, "bool": 1, "string": 8}
+
+
+class ExportSpec(Protocol):
+    """What export reads of a :class:`netspec.Spec` (the facade sits above export, so export names it by shape)."""
+
+    document: Document
+    graph: Graph
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def data(self) -> dict: ...
+
+    @property
+    def path(self) -> str | None: ...
+
+    def section(self, key: str) -> Any: ...
+
+    def build(self, budget: Any = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +114,7 @@ BUILTIN: dict[str, Target] = {
 }
 
 
-def spec_targets(spec) -> dict[str, Target]:
+def spec_targets(spec: ExportSpec | None) -> dict[str, Target]:
     """The targets of a spec's ``export:`` section (params interpolated), by name.
 
     Raises:
@@ -103,7 +127,7 @@ def spec_targets(spec) -> dict[str, Target]:
     return out
 
 
-def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
+def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
     def fail(key: str | tuple, message: str) -> ExportError:
         path = ("export", name, *((key,) if isinstance(key, str) else key))
         return ExportError(f"export target {name!r}: {message}", path=path,
@@ -176,12 +200,12 @@ def feed_problem(target: Target, inputs) -> tuple[tuple, str] | None:
     return None
 
 
-def all_targets(spec=None) -> dict[str, Target]:
+def all_targets(spec: ExportSpec | None = None) -> dict[str, Target]:
     """Built-in profiles, then the spec's own targets (which may reuse a built-in name to override it)."""
     return {**BUILTIN, **spec_targets(spec)}
 
 
-def get_target(name: str, spec=None) -> Target:
+def get_target(name: str, spec: ExportSpec | None = None) -> Target:
     """A target by name: the spec's ``export:`` section first, then the built-in profiles.
 
     Raises:
@@ -211,7 +235,7 @@ def with_overrides(target: Target, *, opset: int | None = None, batch_size: int 
     return replace(target, **changes) if changes else target
 
 
-def describe_targets(spec=None) -> str:
+def describe_targets(spec: ExportSpec | None = None) -> str:
     """The text of ``netspec export --list-targets``."""
     rows = []
     for t in all_targets(spec).values():

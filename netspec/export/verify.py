@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
 from ..errors import ExportError
+
+if TYPE_CHECKING:
+    from .formats import Precision
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -74,11 +77,11 @@ class Parity:
 class GateResult:
     """What the gate checked and found. ``ok`` is False with ``failure`` saying why."""
 
-    precision: str
+    precision: Precision
     checks: list[str] = field(default_factory=list)
     parity: list[Parity] = field(default_factory=list)
     failure: str | None = None
-    diverging: dict | None = None  # {"node": name, "max_abs_error": ..., "note": ...}
+    diverging: dict[str, Any] | None = None  # {"node": name, "max_abs_error": ..., "bound": ...} or {"node": None, "note": ...}
 
     @property
     def ok(self) -> bool:
@@ -100,7 +103,8 @@ class GateResult:
             lines.append(text)
         return lines
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The gate as ``--format json`` shows it (``report.gate``)."""
         return {"ok": self.ok, "precision": self.precision, "checks": self.checks,
                 "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging}
 
