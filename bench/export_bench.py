@@ -4,7 +4,7 @@ For each model (built from its spec with 10 classes, BatchNormalization statisti
 generated images so outputs are not constant: a 1000-way softmax of an untrained network is
 uniform to ~1e-3, below any int8 grid, so int8 could not be judged on it; the 10-way head changes
 the last layer only):
-  1. export time: netspec.export.pipeline (convert + gate + metadata + atomic write, no latency) against
+  1. export time: netspec.export.export (convert + gate + metadata + atomic write, no latency) against
      `model.export(path, format="onnx", input_signature=...)`, the plain Keras call; ratio, and
      the gate's own seconds shown separately;
   2. latency (median ms) at batch 1 and 8: onnxruntime on netspec's fp32 export, against Keras

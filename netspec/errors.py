@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 
@@ -193,3 +193,29 @@ class DataError(NetspecError):
     """The data does not exist or does not fit the model."""
 
     kind = "data"
+
+
+# -- export errors ---------------------------------------------------------------------------------
+
+
+class ExportError(NetspecError):
+    """A target cannot be resolved, a model cannot be converted, or an export fails its gate."""
+
+    kind = "export"
+
+
+class GateError(ExportError):
+    """The export did not pass the verification gate; nothing was written. ``report`` has the figures.
+
+    Args:
+        message: why the gate failed (the first failing check, and where the export diverges).
+        report: the export's :class:`netspec.export.report.ExportReport` (typed ``Any``: errors sit
+            below export), with the gate's figures; ``--format json`` prints it.
+    """
+
+    kind = "gate"
+    report: Any
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

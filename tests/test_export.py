@@ -15,7 +15,8 @@ import netspec
 from netspec.export import quantize
 from netspec.cli import main
 from netspec.export import GateError, export
-from netspec.export.targets import BUILTIN, ExportError, Target, get_target
+from netspec.errors import ExportError
+from netspec.export.targets import BUILTIN, Calibration, Target, get_target
 
 from conftest import ROOT, SPECS
 
@@ -360,7 +361,7 @@ RUN_CASES = [
     ("default_fits", {}, 1 << 30, None),
     ("spec_batch_located", {"batch_size": 10_000_000}, 1 << 30, "a gate batch of 10,000,000 samples"),
     ("cli_batch_named", {"batch_size": 3_000_000}, 1 << 30, "lower --batch-size"),
-    ("calibration_located", {"calibration": quantize.Calibration(samples=10_000_000)}, 1 << 30,
+    ("calibration_located", {"calibration": Calibration(samples=10_000_000)}, 1 << 30,
      "10,000,000 calibration samples"),
     ("little_memory_left", {}, 1000, "over the 1000 bytes this export may allocate"),
 ]

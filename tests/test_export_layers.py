@@ -10,7 +10,8 @@ import netspec
 from netspec.export import compat
 from netspec.schema.catalog import load_schema
 from netspec.export import GateError, export
-from netspec.export.targets import BUILTIN, ExportError
+from netspec.errors import ExportError
+from netspec.export.targets import BUILTIN
 
 from export_cases import ALIASES, AUGMENT, CASES, CELLS, REFUSED, group_spec
 

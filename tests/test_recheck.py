@@ -11,8 +11,8 @@ import pytest
 import netspec
 from netspec.schema import recheck
 from netspec.train import names as trainnames
-from netspec.errors import NetspecError
-from netspec.export.targets import MAX_BATCH_SIZE, Calibration, ExportError, Target, feed_problem, sample_bytes, \
+from netspec.errors import ExportError, NetspecError
+from netspec.export.targets import MAX_BATCH_SIZE, Calibration, Target, feed_problem, sample_bytes, \
     with_overrides
 
 HEAD = """\

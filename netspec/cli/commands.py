@@ -223,7 +223,7 @@ def cmd_export(args) -> int:
             check_model_file(model_file)  # archive, config and cost, before TensorFlow starts
     quiet_tensorflow()
     from ..train.data import load_arrays
-    from ..export.pipeline import GateError, export
+    from ..export import GateError, export
 
     try:
         report = export(spec if spec is not None else args.spec, target, out, weights=args.weights,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..export.formats import FORMATS
 from ..schema.catalog import Catalog
 from ..graph import LAYER_NODE_KEYS
 
@@ -79,7 +80,7 @@ def _layer_section(catalog: Catalog, name: str) -> list[str]:
     return out
 
 
-_FORMATS = (("onnx", "ONNX"), ("litert", "LiteRT"))
+_FORMATS = tuple((f.name, f.label) for f in FORMATS.values())
 
 
 def _export_line(name: str) -> str:

@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from ..schema.derive import classes as K
-from ..export import targets as T
+from ..export import formats as F, targets as T
 from ..train import names as N
 from ..schema.derive.args import arg_property
 from ..schema.derive.types import BOOL, ENUM, INT, LIST, NAME, NULL, NUM, STR, described, obj, ref, with_interp
@@ -91,9 +91,9 @@ def export_target_def() -> dict:
     )
     return obj(
         {
-            "format": with_interp(ENUM("litert", "onnx")),
+            "format": with_interp(ENUM(*F.FORMATS)),
             "opset": described(with_interp(INT(13, 18)), "ONNX opset."),
-            "precision": with_interp(ENUM("fp16", "fp32", "int8")),
+            "precision": with_interp(ENUM(*(p for f in F.FORMATS.values() for p in f.precisions))),
             "batch_size": described(with_interp(INT(1, T.MAX_BATCH_SIZE) + NULL),
                                     "A fixed batch size; null keeps it dynamic."),
             "calibration": calibration,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
 from ..errors import Location
+from .formats import FORMATS
 
 Action = Literal["refused", "rewritten"]
 
@@ -24,11 +25,8 @@ AUGMENTATION = frozenset(
     "RandomSharpness RandomShear RandomTranslation RandomZoom".split()
 )
 
-# What export_rewrites() may change, per format.
-REWRITES: dict[str, frozenset[str]] = {
-    "onnx": frozenset({"gelu", "celu", "augmentation"}),
-    "litert": frozenset({"augmentation"}),
-}
+# What export_rewrites() may change, per format (``Format.rewrites``).
+REWRITES: dict[str, frozenset[str]] = {name: f.rewrites for name, f in FORMATS.items()}
 
 # Expression functions export_rewrites() replaces, and the REWRITES entry that enables each.
 EXPRESSION_REWRITES = {"activations.gelu": "gelu", "ops.gelu": "gelu", "activations.celu": "celu", "ops.celu": "celu"}
@@ -128,7 +126,7 @@ def check(spec, fmt: str) -> list[Finding]:
             path = node.path + ("expr",)
             for offset, message in export_caveats(node.expr):
                 qual = message.partition(":")[0]
-                if fmt != "onnx":  # the expression table's caveats are about tf2onnx
+                if not FORMATS[fmt].expression_caveats:  # the expression table's caveats are about tf2onnx
                     continue
                 if EXPRESSION_REWRITES.get(qual) in REWRITES[fmt]:
                     form = "0.5*x*(1+erf(x/sqrt(2)))" if "gelu" in qual else "max(0,x)+min(0,alpha*(exp(x/alpha)-1))"

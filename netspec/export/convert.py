@@ -7,9 +7,12 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from .targets import ExportError, Target
+from ..errors import ExportError
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ def io_names(model, graph=None) -> IONames:
     inputs = tuple(t.name for t in model.inputs)
     if graph is not None:
         outputs = tuple(name for name, _ in graph.outputs)
-        flat = _flat_outputs(model)
+        flat = flat_outputs(model)
         if len(outputs) != len(flat):  # a bare ref to a multi-output node: one name per tensor
             outputs = tuple(f"{outputs[0]}_{i}" for i in range(len(flat))) if len(outputs) == 1 else \
                 tuple(model.output_names)
@@ -33,7 +36,8 @@ def io_names(model, graph=None) -> IONames:
     return IONames(inputs, tuple(model.output_names))
 
 
-def _flat_outputs(model) -> list:
+def flat_outputs(model) -> list:
+    """The model's output tensors as a list (a dict of outputs in its order)."""
     out = model.outputs
     return list(out.values()) if isinstance(out, dict) else list(out)
 

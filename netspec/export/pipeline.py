@@ -5,94 +5,29 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import compat, quantize, verify
+from . import compat, formats, quantize, verify
 from ..budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
 from .convert import IONames, call_model, io_names
 from ..build.saving import atomic_path
-from .targets import ExportError, Target
+from ..errors import ExportError, GateError, NetspecError
+from .report import ExportReport
+from .targets import ExportSpec, Target
+
+if TYPE_CHECKING:
+    import keras
+
+    from .quantize import InputInfo
+
+# ``netspec.train.data.load_arrays``: (spec, "train" | "validation") -> arrays with ``.x`` (and ``.y``) by name.
+LoadArrays = Callable[[ExportSpec, str], Any]
 
 GATE_SEED = 20_261_101  # generated gate inputs differ from calibration inputs (seed 0 by default)
 AGREEMENT_SAMPLES = 64  # fp16/int8 classifiers: top-1 agreement is measured on this many samples
-
-
-class GateError(ExportError):
-    """The export did not pass the verification gate; nothing was written. ``report`` has the figures."""
-
-    kind = "gate"
-
-    def __init__(self, message: str, report: "ExportReport") -> None:
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass
-class ExportReport:
-    """What an export wrote and proved. ``to_dict`` is the ``--format json`` output."""
-
-    file: str
-    target: Target
-    size_bytes: int = 0
-    nodes: int = 0
-    inputs: dict = field(default_factory=dict)
-    outputs: dict = field(default_factory=dict)
-    rewrites: list[str] = field(default_factory=list)
-    calibration: str | None = None
-    accuracy: dict | None = None
-    gate: verify.GateResult | None = None
-    latency_ms: dict = field(default_factory=dict)
-    seconds: dict = field(default_factory=dict)
-    metadata: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"ok": bool(self.gate and self.gate.ok), "file": self.file, "target": self.target.to_dict(),
-                "size_bytes": self.size_bytes, "nodes": self.nodes, "inputs": self.inputs, "outputs": self.outputs,
-                "rewrites": self.rewrites, "calibration": self.calibration, "accuracy": self.accuracy,
-                "gate": self.gate.to_dict() if self.gate else None, "latency_ms": self.latency_ms,
-                "seconds": self.seconds, "warnings": self.warnings, "metadata": {k: v for k, v in self.metadata.items() if k != "netspec.spec"}}
-
-    def text(self) -> str:
-        t = self.target
-        fmt = f"ONNX opset {t.opset}" if t.format == "onnx" else "LiteRT"
-        batch = "dynamic batch" if t.batch_size is None else f"batch {t.batch_size}"
-        unit = "nodes" if t.format == "onnx" else "ops"
-        lines = [f"wrote {self.file} ({_size(self.size_bytes)}, {fmt}, {t.precision}, {batch}, {self.nodes} {unit})",
-                 "  inputs:  " + ", ".join(f"{k} {_shape(v['shape'])} {v['dtype']}" for k, v in self.inputs.items()),
-                 "  outputs: " + ", ".join(f"{k} {_shape(v['shape'])}" for k, v in self.outputs.items())]
-        lines += [f"  rewritten: {r}" for r in self.rewrites]
-        if self.calibration:
-            lines.append(f"  calibration: {self.calibration}")
-        if self.gate:
-            lines.append("  gate: passed: " + "; ".join(self.gate.checks))
-            lines += [f"    {line}" for line in self.gate.summary()]
-        for name, acc in (self.accuracy or {}).items():
-            lines.append(f"  held-out accuracy of {name} ({acc['samples']} samples): Keras {acc['keras']:.2%}, "
-                         f"export {acc['export']:.2%} ({acc['change']:+.2%})")
-        if self.latency_ms:
-            lat = self.latency_ms
-            runtime = "onnxruntime" if t.format == "onnx" else "LiteRT"
-            lines.append("  latency (median ms): " + "; ".join(
-                f"batch {b}: {runtime} {lat['export'][b]:.2f}, Keras tf.function {lat['keras'][b]:.2f} "
-                f"({lat['keras'][b] / lat['export'][b]:.1f}x)" for b in lat["export"]))
-        lines += [f"  warning: {w}" for w in self.warnings]
-        s = self.seconds
-        lines.append(f"  time: {s.get('total', 0):.1f} s (convert {s.get('convert', 0):.1f} s, "
-                     f"gate {s.get('gate', 0):.1f} s)")
-        return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -121,7 +56,7 @@ def load_model(source, weights: str | None = None):
             else:
                 model.load_weights(str(weights))
         except Exception as e:
-            raise ExportError(f"the weights in {weights} do not fit the spec's model: {verify._short(e)}") from None
+            raise ExportError(f"the weights in {weights} do not fit the spec's model: {verify.exception_text(e)}") from None
     return model, source
 
 
@@ -156,7 +91,7 @@ def refuse(findings: list[compat.Finding], target: Target) -> None:
                           path=first.path, location=first.location, more=len(refused) - 1)
 
 
-def spec_metadata(spec, target: Target) -> dict[str, str]:
+def spec_metadata(spec: ExportSpec, target: Target) -> dict[str, str]:
     """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version."""
     from ..version import __version__
 
@@ -167,11 +102,19 @@ def spec_metadata(spec, target: Target) -> dict[str, str]:
             "netspec.source": spec.path or "<text>", "netspec.target": json.dumps(target.to_dict(), sort_keys=True)}
 
 
+def keras_file_metadata(path: str | Path) -> dict[str, str]:
+    """netspec's version, the ``.keras`` file exported and its SHA-256 (an export of a file, not a spec)."""
+    from ..version import __version__
+
+    return {"netspec.version": __version__, "netspec.source": str(path),
+            "netspec.keras_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+
 # -- export -------------------------------------------------------------------------------------
 
 
-def export(source, target: Target, output: str | Path, *, weights: str | None = None,
-           load_arrays: Callable | None = None, latency: bool = True) -> ExportReport:
+def export(source: ExportSpec | str | Path, target: Target, output: str | Path, *, weights: str | None = None,
+           load_arrays: LoadArrays | None = None, latency: bool = True) -> ExportReport:
     """Export a spec's model (or a ``.keras`` file) for ``target``; write ``output`` only if the gate passes.
 
     Args:
@@ -197,14 +140,16 @@ def export(source, target: Target, output: str | Path, *, weights: str | None = 
         return _export(source, target, output, weights=weights, load_arrays=load_arrays, latency=latency)
 
 
-def _export(source, target: Target, output: str | Path, *, weights: str | None, load_arrays: Callable | None,
-            latency: bool) -> ExportReport:
+def _export(source: ExportSpec | str | Path, target: Target, output: str | Path, *, weights: str | None,
+            load_arrays: LoadArrays | None, latency: bool) -> ExportReport:
     from .rewrite import export_rewrites
 
     started = time.perf_counter()
+    fmt = formats.FORMATS[target.format]
     report = ExportReport(str(output), target)
     load_arrays = _once_per_part(load_arrays)
-    if str(output).endswith(".onnx") != (target.format == "onnx"):
+    named = formats.named_for(output)
+    if named is not fmt and (named is not None or not fmt.any_name):
         raise ExportError(f"target {target.name!r} writes {target.suffix} files. Received: -o {output}")
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
         refuse(compat.check(source, target.format), target)
@@ -221,64 +166,29 @@ def _export(source, target: Target, output: str | Path, *, weights: str | None, 
     t0 = time.perf_counter()
     with export_rewrites(model, target.format) as rewrites:
         report.rewrites = list(rewrites)
-        if target.format == "onnx":
-            from .convert import to_onnx
-
-            artifact = to_onnx(model, names, target)
-        else:
-            from .convert import to_litert
-
-            rep = quantize.representative_dataset(calib, names.inputs, target.batch_size) if calib else None
-            artifact = to_litert(model, names, target, rep)
-    if target.format == "onnx":
-        fp32 = artifact
-        if target.precision == "fp16":
-            from .convert import to_fp16
-
-            artifact = to_fp16(fp32)
-        elif target.precision == "int8":
-            artifact = quantize.quantize_onnx(fp32, calib, target.batch_size)
-        if spec is not None:
-            report.metadata = spec_metadata(spec, target)
-        else:
-            from ..version import __version__
-
-            report.metadata = {"netspec.version": __version__, "netspec.source": str(source),
-                               "netspec.keras_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
-        from .convert import set_metadata
-
-        set_metadata(artifact, report.metadata)
+        artifact = fmt.convert(model, names, target, calib)
+    if fmt.embeds_metadata:
+        report.metadata = spec_metadata(spec, target) if spec is not None else keras_file_metadata(source)
+    artifact = fmt.finish(artifact, target, calib, report.metadata)
     report.seconds["convert"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     gate = verify.GateResult(target.precision)
     report.gate = gate
     reference = lambda x: call_model(model, names, x)  # noqa: E731
-    if target.format == "onnx":
-        verify.check_onnx(artifact, gate)
-        data = artifact.SerializeToString()
-        session = verify.ort_session(data, gate)
-        run = verify.ort_runner(session)
-        report.nodes = len(artifact.graph.node)
-        report.outputs = {o.name: {"shape": [d.dim_value or None for d in o.type.tensor_type.shape.dim]}
-                          for o in artifact.graph.output}
-    else:
-        data = artifact
-        run = verify.litert_runner(data, gate)
-        report.nodes = _litert_ops(data)
-        report.outputs = {n: {"shape": [target.batch_size, *tuple(model_out.shape)[1:]]}
-                          for n, model_out in zip(names.outputs, _outputs(model))}
+    loaded = fmt.load(artifact, gate, model, names, target)
+    data, run, report.nodes, report.outputs = loaded.data, loaded.run, loaded.nodes, loaded.outputs
     real = real_samples(spec, load_arrays)
     sets = gate_batches(inputs, target, real)
     verify.run_gate(reference, run, sets, target.precision, classifiers, gate)
     if gate.ok:
         gate.checks[-1] += ", on samples of the spec's data and generated inputs" if real is not None \
             else ", on generated inputs"
-    if not gate.ok and target.precision == "fp32" and target.format == "onnx":
+    if not gate.ok and target.precision == "fp32" and fmt.divergence is not None:
         try:
-            gate.diverging = verify.first_divergence(model, artifact, sets[0])
+            gate.diverging = fmt.divergence(model, artifact, sets[0])
         except Exception as e:  # locating is best effort; the gate's own failure is what matters
-            gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify._short(e)}"}
+            gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify.exception_text(e)}"}
     report.seconds["gate"] = time.perf_counter() - t1
     for name in names.outputs:
         span = max((p.span for p in gate.parity if p.output == name), default=0.0)
@@ -304,7 +214,7 @@ def _export(source, target: Target, output: str | Path, *, weights: str | None, 
     return report
 
 
-def _once_per_part(load_arrays: Callable | None) -> Callable | None:
+def _once_per_part(load_arrays: LoadArrays | None) -> LoadArrays | None:
     """``load_arrays`` reading each part once (calibration, the gate and held-out accuracy share it)."""
     if load_arrays is None:
         return None
@@ -316,24 +226,6 @@ def _once_per_part(load_arrays: Callable | None) -> Callable | None:
         return cache[part]
 
     return load
-
-
-def _outputs(model) -> list:
-    return list(model.outputs.values()) if isinstance(model.outputs, dict) else list(model.outputs)
-
-
-def _litert_ops(data: bytes) -> int:
-    import warnings
-
-    import tensorflow as tf
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            details = tf.lite.Interpreter(model_content=data)._get_ops_details()
-        return len(details)
-    except Exception:
-        return 0
 
 
 # -- what the export allocates, priced before it does ------------------------------------------------
@@ -357,7 +249,7 @@ def activation_bytes(model) -> int:
     return total
 
 
-def check_runs(model, inputs: list, target: Target, spec) -> None:
+def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec: ExportSpec | None) -> None:
     """Refuse an export whose gate batches or calibration samples would not fit in memory, before allocating them.
 
     The cost is batch x (one generated sample of every input + every activation of one sample),
@@ -425,11 +317,9 @@ def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]
     return sets + [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(sizes)]
 
 
-def real_samples(spec, load_arrays: Callable | None) -> dict | None:
+def real_samples(spec: ExportSpec | None, load_arrays: LoadArrays | None) -> dict | None:
     """Samples of the spec's data for the gate: validation data (never seen by int8 calibration), else
     training data; None when the spec has no data (or the data cannot be read)."""
-    from ..errors import NetspecError
-
     for part in ("validation", "train"):
         try:
             data = quantize.spec_data(spec, part, load_arrays)

@@ -6,12 +6,15 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 
 from ..budget import UNKNOWN_DIM, feed_dims  # noqa: F401 - UNKNOWN_DIM re-exported: quantize.UNKNOWN_DIM
-from .targets import Calibration, ExportError
+from ..errors import ExportError
+
+if TYPE_CHECKING:
+    from .targets import Calibration
 
 Arrays = Mapping[str, np.ndarray]
 DEFAULT_RANGE = (-1.0, 1.0)

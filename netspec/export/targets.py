@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import NetspecError, format_bytes, hint_for
+from ..errors import ExportError, format_bytes, hint_for
+from .formats import FORMATS, FormatName, Precision, labels_with_opset
 
-Format = Literal["onnx", "litert"]
-Precision = Literal["fp32", "fp16", "int8"]
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..source.loader import Document
 
 DEFAULT_OPSET = 17
 OPSETS = range(13, 19)  # what tf2onnx 1.17 converts to
@@ -23,10 +25,24 @@ _ITEMSIZE = {"float64": 8, "int64": 8, "uint64": 8, "complex64": 8, "complex128"
              "bfloat16": 2, "int16": 2, "uint16": 2, "int8": 1, "uint8": 1, "bool": 1, "string": 8}
 
 
-class ExportError(NetspecError):
-    """A target cannot be resolved, a model cannot be converted, or an export fails its gate."""
+class ExportSpec(Protocol):
+    """What export reads of a :class:`netspec.Spec` (the facade sits above export, so export names it by shape)."""
 
-    kind = "export"
+    document: Document
+    graph: Graph
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def data(self) -> dict: ...
+
+    @property
+    def path(self) -> str | None: ...
+
+    def section(self, key: str) -> Any: ...
+
+    def build(self, budget: Any = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -51,9 +67,9 @@ class Target:
 
     Args:
         name: the target's name (built-in profile or ``export:`` key).
-        format: ``onnx`` or ``litert``.
-        precision: ``fp32``, ``fp16`` (ONNX only) or ``int8`` (static quantization).
-        opset: the ONNX opset, 13-18.
+        format: a :data:`~netspec.export.formats.FORMATS` name: ``onnx`` or ``litert``.
+        precision: ``fp32``, ``fp16`` (ONNX only: see ``Format.precisions``) or ``int8`` (static quantization).
+        opset: the ONNX opset, 13-18 (formats with ``has_opset``).
         batch_size: a fixed batch size, or None for a dynamic batch axis.
         calibration: int8 calibration settings.
         description: one line for ``--list-targets``.
@@ -61,7 +77,7 @@ class Target:
     """
 
     name: str
-    format: Format
+    format: FormatName
     precision: Precision = "fp32"
     opset: int = DEFAULT_OPSET
     batch_size: int | None = None
@@ -71,9 +87,11 @@ class Target:
 
     @property
     def suffix(self) -> str:
-        return ".onnx" if self.format == "onnx" else ".tflite"
+        """The output file's suffix (``.onnx``, ``.tflite``)."""
+        return FORMATS[self.format].suffix
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The target as ``--format json`` and the exported metadata show it."""
         data = asdict(self)
         data["calibration"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data["calibration"].items()}
         return data
@@ -96,7 +114,7 @@ BUILTIN: dict[str, Target] = {
 }
 
 
-def spec_targets(spec) -> dict[str, Target]:
+def spec_targets(spec: ExportSpec | None) -> dict[str, Target]:
     """The targets of a spec's ``export:`` section (params interpolated), by name.
 
     Raises:
@@ -109,7 +127,7 @@ def spec_targets(spec) -> dict[str, Target]:
     return out
 
 
-def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
+def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
     def fail(key: str | tuple, message: str) -> ExportError:
         path = ("export", name, *((key,) if isinstance(key, str) else key))
         return ExportError(f"export target {name!r}: {message}", path=path,
@@ -117,10 +135,12 @@ def _from_section(spec, name: str, raw: dict[str, Any]) -> Target:
 
     fmt = raw["format"]
     precision = raw.get("precision", "fp32")
-    if fmt == "litert" and precision == "fp16":
-        raise fail("precision", "LiteRT targets are fp32 or int8. Received: precision='fp16'")
-    if fmt == "litert" and "opset" in raw:
-        raise fail("opset", "opset applies to ONNX targets only")
+    form = FORMATS[fmt]
+    if precision not in form.precisions:
+        raise fail("precision", f"{form.label} targets are {' or '.join(form.precisions)}. "
+                                f"Received: precision={precision!r}")
+    if not form.has_opset and "opset" in raw:
+        raise fail("opset", f"opset applies to {labels_with_opset()} targets only")
     cal = raw.get("calibration") or {}
     if cal and precision != "int8":
         raise fail("calibration", f"calibration applies to int8 targets only. Received: precision={precision!r}")
@@ -180,12 +200,12 @@ def feed_problem(target: Target, inputs) -> tuple[tuple, str] | None:
     return None
 
 
-def all_targets(spec=None) -> dict[str, Target]:
+def all_targets(spec: ExportSpec | None = None) -> dict[str, Target]:
     """Built-in profiles, then the spec's own targets (which may reuse a built-in name to override it)."""
     return {**BUILTIN, **spec_targets(spec)}
 
 
-def get_target(name: str, spec=None) -> Target:
+def get_target(name: str, spec: ExportSpec | None = None) -> Target:
     """A target by name: the spec's ``export:`` section first, then the built-in profiles.
 
     Raises:
@@ -202,8 +222,8 @@ def with_overrides(target: Target, *, opset: int | None = None, batch_size: int 
     """The target with command-line overrides (``--opset``, ``--batch-size``)."""
     changes: dict[str, Any] = {}
     if opset is not None:
-        if target.format != "onnx":
-            raise ExportError(f"--opset applies to ONNX targets; {target.name!r} is {target.format}")
+        if not FORMATS[target.format].has_opset:
+            raise ExportError(f"--opset applies to {labels_with_opset()} targets; {target.name!r} is {target.format}")
         if opset not in OPSETS:
             raise ExportError(f"--opset must be {OPSETS.start}-{OPSETS.stop - 1} (what tf2onnx 1.17 converts). "
                               f"Received: {opset}")
@@ -215,13 +235,13 @@ def with_overrides(target: Target, *, opset: int | None = None, batch_size: int 
     return replace(target, **changes) if changes else target
 
 
-def describe_targets(spec=None) -> str:
+def describe_targets(spec: ExportSpec | None = None) -> str:
     """The text of ``netspec export --list-targets``."""
     rows = []
     for t in all_targets(spec).values():
         origin = "built-in" if t.builtin else "spec"
         batch = "dynamic" if t.batch_size is None else str(t.batch_size)
-        opset = str(t.opset) if t.format == "onnx" else "-"
+        opset = str(t.opset) if FORMATS[t.format].has_opset else "-"
         rows.append((t.name, t.format, t.precision, opset, batch, origin, t.description))
     head = ("target", "format", "precision", "opset", "batch", "from", "description")
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(6)]

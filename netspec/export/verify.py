@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from .targets import ExportError
+from ..errors import ExportError
+
+if TYPE_CHECKING:
+    from .formats import Precision
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -74,11 +77,11 @@ class Parity:
 class GateResult:
     """What the gate checked and found. ``ok`` is False with ``failure`` saying why."""
 
-    precision: str
+    precision: Precision
     checks: list[str] = field(default_factory=list)
     parity: list[Parity] = field(default_factory=list)
     failure: str | None = None
-    diverging: dict | None = None  # {"node": name, "max_abs_error": ..., "note": ...}
+    diverging: dict[str, Any] | None = None  # {"node": name, "max_abs_error": ..., "bound": ...} or {"node": None, "note": ...}
 
     @property
     def ok(self) -> bool:
@@ -100,7 +103,8 @@ class GateResult:
             lines.append(text)
         return lines
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The gate as ``--format json`` shows it (``report.gate``)."""
         return {"ok": self.ok, "precision": self.precision, "checks": self.checks,
                 "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging}
 
@@ -156,7 +160,7 @@ def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict],
             got = run(x)
         except Exception as e:
             n = next(iter(x.values())).shape[0]
-            gate.failure = f"the exported model failed to run at batch {n}: {_short(e)}"
+            gate.failure = f"the exported model failed to run at batch {n}: {exception_text(e)}"
             return gate
         for name, ref in want.items():
             if name not in got:
@@ -179,7 +183,8 @@ def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict],
     return gate
 
 
-def _short(e: BaseException) -> str:
+def exception_text(e: BaseException) -> str:
+    """An exception's message on one line, at most 300 characters (converters and runtimes write pages)."""
     text = " ".join(str(e).split())
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -198,7 +203,7 @@ def check_onnx(proto, gate: GateResult) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
-        text = _short(e)
+        text = exception_text(e)
         node = re.search(r"Name: (\S+)", str(e))
         layer = layer_of(node.group(1)) if node else None
         where = f" (in layer {layer!r})" if layer else ""
@@ -221,7 +226,7 @@ def ort_session(model_bytes: bytes, gate: GateResult | None = None, threads: int
     try:
         session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise ExportError(f"onnxruntime cannot load the exported model: {_short(e)}") from None
+        raise ExportError(f"onnxruntime cannot load the exported model: {exception_text(e)}") from None
     if gate is not None:
         gate.checks.append(f"onnxruntime {ort.__version__} session")
     return session
@@ -254,7 +259,7 @@ def litert_runner(model_bytes: bytes, gate: GateResult | None = None) -> Callabl
             interpreter = tf.lite.Interpreter(model_content=model_bytes)
         runner = interpreter.get_signature_runner("serving_default")
     except Exception as e:
-        raise ExportError(f"the LiteRT interpreter cannot load the exported model: {_short(e)}") from None
+        raise ExportError(f"the LiteRT interpreter cannot load the exported model: {exception_text(e)}") from None
     if gate is not None:
         gate.checks.append("LiteRT interpreter (serving_default signature)")
 

@@ -1,0 +1,198 @@
+"""Export formats as one table: what each is called, writes, runs on and accepts, and its pipeline steps.
+
+A format is data (file suffix, names, precisions, whether it has an opset, which export rewrites
+and expression caveats apply) and three steps that :func:`netspec.export.pipeline.export` calls in
+order: ``convert`` the Keras model (while the rewrites are in place), ``finish`` the artifact
+(precision conversion, embedded metadata) and ``load`` it for the gate (the bytes to write, a
+runner, its size and output shapes). Adding a format is one entry in :data:`FORMATS` plus its
+measured refusals in ``compat.LAYERS``; targets, compat, the report, ``--list-targets``, the
+schema's ``format``/``precision`` enums and the layer docs read the rest from here.
+
+The steps import TensorFlow, tf2onnx or onnxruntime only when called: this module is data to
+``netspec validate --target``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .convert import IONames
+    from .targets import Target
+    from .verify import GateResult
+
+FormatName = Literal["onnx", "litert"]
+Precision = Literal["fp32", "fp16", "int8"]
+Arrays = Mapping[str, "np.ndarray"]
+Runner = Callable[[Arrays], dict]
+
+
+@dataclass
+class Loaded:
+    """An artifact ready for the gate.
+
+    Args:
+        data: the bytes written to the output file if the gate passes.
+        run: the format's runtime as ``inputs by name -> outputs by name``.
+        nodes: the size of its graph, in the format's :attr:`Format.unit`.
+        outputs: ``{name: {"shape": [...]}}`` as the artifact declares them (None: unknown).
+    """
+
+    data: bytes
+    run: Runner
+    nodes: int
+    outputs: dict[str, dict]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format: its facts and its steps.
+
+    Args:
+        name: the ``format:`` value of a target.
+        label: its name in messages and docs (``ONNX``).
+        suffix: the output file's suffix.
+        unit: what the report counts in its graph (``nodes``, ``ops``).
+        runtime: the runtime the gate and the latency measurement run it on.
+        precisions: the precisions a target of this format may ask for.
+        has_opset: whether targets choose an opset (``opset:``, ``--opset``).
+        rewrites: what ``rewrite.export_rewrites`` changes for it (see ``compat.REWRITES``).
+        expression_caveats: whether the expression checker's export caveats (measured with
+            tf2onnx) apply to it.
+        embeds_metadata: whether the artifact carries the resolved spec and its hash.
+        any_name: whether :func:`~netspec.export.pipeline.export` accepts an output file without
+            :attr:`suffix` (LiteRT always has, if the name is not another format's; the CLI requires it).
+        convert: ``(model, names, target, calibration arrays or None) -> artifact``.
+        finish: ``(artifact, target, calibration arrays or None, metadata) -> artifact``.
+        load: ``(artifact, gate, model, names, target) -> Loaded``; adds its checks to the gate.
+        divergence: ``(model, artifact, inputs) -> {"node", "max_abs_error", "bound"} or None``: the
+            first Keras layer an fp32 artifact does not reproduce; None when the format cannot tell.
+    """
+
+    name: FormatName
+    label: str
+    suffix: str
+    unit: str
+    runtime: str
+    precisions: tuple[Precision, ...]
+    has_opset: bool
+    rewrites: frozenset[str]
+    expression_caveats: bool
+    embeds_metadata: bool
+    any_name: bool
+    convert: Callable[[Any, IONames, Target, Arrays | None], Any]
+    finish: Callable[[Any, Target, Arrays | None, Mapping[str, str]], Any]
+    load: Callable[[Any, GateResult, Any, IONames, Target], Loaded]
+    divergence: Callable[[Any, Any, Arrays], dict | None] | None = None
+
+    def describe(self, target: Target) -> str:
+        """The format as the report names it: ``ONNX opset 17``, ``LiteRT``."""
+        return f"{self.label} opset {target.opset}" if self.has_opset else self.label
+
+
+def named_for(path: object) -> Format | None:
+    """The format whose suffix the file name ``path`` has, or None."""
+    return next((f for f in FORMATS.values() if str(path).endswith(f.suffix)), None)
+
+
+def labels_with_opset() -> str:
+    """The formats whose targets choose an opset, for messages: ``ONNX``."""
+    return " and ".join(f.label for f in FORMATS.values() if f.has_opset)
+
+
+# -- ONNX: tf2onnx, onnxruntime -------------------------------------------------------------------
+
+
+def _onnx_convert(model, names: IONames, target: Target, calib: Arrays | None):
+    from .convert import to_onnx
+
+    return to_onnx(model, names, target)
+
+
+def _onnx_finish(proto, target: Target, calib: Arrays | None, metadata: Mapping[str, str]):
+    from . import quantize
+    from .convert import set_metadata, to_fp16
+
+    if target.precision == "fp16":
+        proto = to_fp16(proto)
+    elif target.precision == "int8":
+        proto = quantize.quantize_onnx(proto, calib, target.batch_size)
+    set_metadata(proto, metadata)
+    return proto
+
+
+def _onnx_load(proto, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
+    from . import verify
+
+    verify.check_onnx(proto, gate)
+    data = proto.SerializeToString()
+    session = verify.ort_session(data, gate)
+    outputs = {o.name: {"shape": [d.dim_value or None for d in o.type.tensor_type.shape.dim]}
+               for o in proto.graph.output}
+    return Loaded(data, verify.ort_runner(session), len(proto.graph.node), outputs)
+
+
+def _onnx_divergence(model, proto, x: Arrays) -> dict | None:
+    from .verify import first_divergence
+
+    return first_divergence(model, proto, x)
+
+
+# -- LiteRT: the TF Lite converter and interpreter ----------------------------------------------------
+
+
+def _litert_convert(model, names: IONames, target: Target, calib: Arrays | None) -> bytes:
+    from . import quantize
+    from .convert import to_litert
+
+    rep = quantize.representative_dataset(calib, names.inputs, target.batch_size) if calib else None
+    return to_litert(model, names, target, rep)
+
+
+def _litert_finish(data: bytes, target: Target, calib: Arrays | None, metadata: Mapping[str, str]) -> bytes:
+    return data  # int8 happened in the converter; LiteRT files carry no netspec metadata
+
+
+def _litert_load(data: bytes, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
+    from . import verify
+    from .convert import flat_outputs
+
+    run = verify.litert_runner(data, gate)
+    outputs = {n: {"shape": [target.batch_size, *tuple(out.shape)[1:]]}
+               for n, out in zip(names.outputs, flat_outputs(model))}
+    return Loaded(data, run, _litert_ops(data), outputs)
+
+
+def _litert_ops(data: bytes) -> int:
+    """How many ops the interpreter runs (0 when it cannot say)."""
+    import warnings
+
+    import tensorflow as tf
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            details = tf.lite.Interpreter(model_content=data)._get_ops_details()
+        return len(details)
+    except Exception:
+        return 0
+
+
+# -- the table --------------------------------------------------------------------------------------
+
+ONNX = Format(
+    name="onnx", label="ONNX", suffix=".onnx", unit="nodes", runtime="onnxruntime",
+    precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation"}),
+    expression_caveats=True, embeds_metadata=True, any_name=False,
+    convert=_onnx_convert, finish=_onnx_finish, load=_onnx_load, divergence=_onnx_divergence,
+)
+LITERT = Format(
+    name="litert", label="LiteRT", suffix=".tflite", unit="ops", runtime="LiteRT",
+    precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation"}),
+    expression_caveats=False, embeds_metadata=False, any_name=True,
+    convert=_litert_convert, finish=_litert_finish, load=_litert_load,
+)
+FORMATS: dict[str, Format] = {f.name: f for f in (ONNX, LITERT)}
