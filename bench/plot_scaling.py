@@ -27,8 +27,8 @@ from scale import spec_text  # noqa: E402
 
 import netspec  # noqa: E402
 from netspec.errors import NetspecError  # noqa: E402
-from netspec.plot.render.render.layout import Box, layout  # noqa: E402
-from netspec.plot.render.render.render import check_size, picture, to_svg  # noqa: E402
+from netspec.plot.layout import Box, layout  # noqa: E402
+from netspec.plot.render import check_size, picture, to_svg  # noqa: E402
 
 SHAPES = ("chain", "fan_in", "fan_out", "skips", "wide", "nested", "deep", "dense")
 SIZES = (100, 300, 1000, 1500, 3000)

@@ -178,3 +178,22 @@ def hint_for(name: object, candidates: Iterable[str]) -> str | None:
     """A "did you mean" hint for ``name`` among ``candidates``, or None."""
     match = did_you_mean(name, candidates)
     return f"did you mean {match!r}?" if match else None
+
+
+# -- import and plot errors -------------------------------------------------------------------------
+
+
+class ModelImportError(NetspecError):
+    """A Keras model (or one of its layers) cannot be written as a spec."""
+
+    kind = "import"
+
+
+class ImportVerifyError(ModelImportError):
+    """An imported spec that does not compile back to the source architecture (a bug to report)."""
+
+
+class PlotError(NetspecError):
+    """A picture netspec will not draw: too big for plot or for PNG, or PNG without matplotlib."""
+
+    kind = "plot"

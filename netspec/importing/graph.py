@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..schema import registry
-from ..errors import short
+from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
-from .args import ArgConverter, ModelImportError, normalize
+from .args import ArgConverter, normalize
 from .values import (
     _CALL_CONTEXT,
     _dtype,
@@ -54,7 +54,7 @@ class InputInfo:
     optional: bool = False
 
 
-class _Flattener:
+class Flattener:
     """Walks a functional model's config (the .keras format) in call order, making one Op per call."""
 
     def __init__(self, catalog) -> None:

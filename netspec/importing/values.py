@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from ..errors import short
-from .args import ModelImportError
+from ..errors import ModelImportError, short
 
 # Call arguments Keras records on every symbolic call (``training`` of Dropout, BatchNormalization);
 # netspec's compiler makes the same calls, so they carry no information of the model's own.
