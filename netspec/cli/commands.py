@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from argparse import ArgumentParser, Namespace
+from typing import TYPE_CHECKING
 
 from .options import (
     UsageError,
@@ -23,6 +24,9 @@ from .options import (
     spec_arguments,
 )
 from .output import EXIT_OK, EXIT_SPEC, Reporter
+
+if TYPE_CHECKING:
+    from ..spec import Spec
 
 # -- validate -----------------------------------------------------------------------------------
 
@@ -54,7 +58,7 @@ def cmd_validate(args: Namespace) -> int:
     return EXIT_OK
 
 
-def _validate_target(args: Namespace, spec, report: Reporter) -> int:
+def _validate_target(args: Namespace, spec: Spec, report: Reporter) -> int:
     from ..export import compat
     from ..export.targets import get_target, spec_targets
 
