@@ -51,7 +51,7 @@ def prepare(tmp: Path, tile: int, epochs: int) -> Path:
 def worker(side: str, spec_path: str, run_dir: str) -> None:
     """One training in this process; prints its samples/s (epochs 2..N) and CPU samples/s as JSON."""
     import netspec
-    from netspec.cli.main import quiet_tensorflow
+    from netspec.cli.options import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
@@ -97,7 +97,7 @@ def worker(side: str, spec_path: str, run_dir: str) -> None:
 def bookkeeping(spec_path: str, tmp: Path) -> float:
     """netspec's fixed per-epoch bookkeeping (history, best model, checkpoint, state), timed alone."""
     import netspec
-    from netspec.cli.main import quiet_tensorflow
+    from netspec.cli.options import quiet_tensorflow
 
     quiet_tensorflow()
     from netspec.train.runs import RunDir, RunState

@@ -219,3 +219,22 @@ class GateError(ExportError):
     def __init__(self, message: str, report: Any) -> None:
         super().__init__(message)
         self.report = report
+
+
+# -- import and plot errors -------------------------------------------------------------------------
+
+
+class ModelImportError(NetspecError):
+    """A Keras model (or one of its layers) cannot be written as a spec."""
+
+    kind = "import"
+
+
+class ImportVerifyError(ModelImportError):
+    """An imported spec that does not compile back to the source architecture (a bug to report)."""
+
+
+class PlotError(NetspecError):
+    """A picture netspec will not draw: too big for plot or for PNG, or PNG without matplotlib."""
+
+    kind = "plot"

@@ -302,11 +302,12 @@ RUNNER = r'''
 import dataclasses, json, os, sys, time
 report, argv = sys.argv[1], sys.argv[2:]
 import importlib
-cli = importlib.import_module("netspec.cli.main")
+from netspec.cli.options import quiet_tensorflow
 from netspec.errors import NetspecError
 
+cli = importlib.import_module("netspec.cli.main")  # the module (the package's ``main`` is the function)
 if argv[0] != "validate":
-    cli.quiet_tensorflow()  # TensorFlow's import time is not netspec's (and keeps its chatter out)
+    quiet_tensorflow()  # TensorFlow's import time is not netspec's (and keeps its chatter out)
 seen = {}
 table = cli.commands
 

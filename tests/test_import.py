@@ -18,7 +18,7 @@ from netspec.cli import main
 from netspec.importing.check import compare
 from netspec.importing.importer import import_model, keras_app, keras_app_names, load_keras_file
 from netspec.kerasapi import producer
-from netspec.importing.args import ModelImportError
+from netspec.errors import ModelImportError
 
 # keras.applications models a spec cannot express, and why (each is asserted below).
 NOT_EXPRESSIBLE = {
@@ -421,10 +421,10 @@ def netspec_specs():
 
 
 def test_output_names_never_hold_control_characters(keras, tmp_path):
-    from netspec.cli.commands import _file_stem
+    from netspec.cli.commands import file_stem
 
     path = _tiny_named(tmp_path, "m.keras")
     with pytest.raises(SystemExit) as e:
         main(["import", str(path), "-o", str(tmp_path / "a\nb.yaml")])
     assert e.value.code == 2 and [p.name for p in tmp_path.iterdir() if "\n" in p.name] == []
-    assert _file_stem("/x/m\nplugins: [e]\r#.keras") == "m_plugins:_[e]_#"
+    assert file_stem("/x/m\nplugins: [e]\r#.keras") == "m_plugins:_[e]_#"

@@ -18,7 +18,8 @@ from netspec.plot import layout as layout_mod
 from netspec.plot import render as plot_mod
 from netspec.cli import main
 from netspec.plot.layout import LANE_W, Box, layout
-from netspec.plot.render import MAX_CHARS, PNG_HINT, Card, Picture, PlotError, check_size, picture, to_png, to_svg, xml_text
+from netspec.plot import PlotError
+from netspec.plot.render import MAX_CHARS, PNG_HINT, Card, Picture, check_size, picture, to_png, to_svg, xml_text
 
 from conftest import ROOT, SPECS
 

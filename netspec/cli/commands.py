@@ -1,56 +1,64 @@
-"""The ``netspec`` subcommands: each has an ``*_arguments`` function and a ``cmd_*`` function (see cli.py)."""
+"""The ``netspec`` subcommands: each has an ``*_arguments`` function and a ``cmd_*`` function (see main.py).
+
+A ``cmd_*`` function takes the parsed arguments, prints its result through one :class:`.output.Reporter`
+and returns the exit code; user errors are raised (``NetspecError``, ``UsageError``) and printed by
+:func:`.main.main`.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
+from argparse import ArgumentParser, Namespace
+from typing import TYPE_CHECKING
 
-from .main import (
-    EXIT_OK,
-    EXIT_SPEC,
+from .options import (
     UsageError,
     budget,
     budget_arguments,
     data_root_argument,
-    emit,
     format_argument,
     load_spec,
+    output_path,
     plugins_argument,
     quiet_tensorflow,
     spec_arguments,
-    warn,
 )
+from .output import EXIT_OK, EXIT_SPEC, Reporter
+
+if TYPE_CHECKING:
+    from ..spec import Spec
 
 # -- validate -----------------------------------------------------------------------------------
 
 
-def validate_arguments(p) -> None:
+def validate_arguments(p: ArgumentParser) -> None:
     spec_arguments(p)
     data_root_argument(p)
     p.add_argument("--target", metavar="NAME", help="also report what this export target refuses or rewrites")
 
 
-def cmd_validate(args) -> int:
+def cmd_validate(args: Namespace) -> int:
+    """``netspec validate``: the schema, the graph and the train:/export: sections, without TensorFlow."""
     from ..graph import DeferredArg
 
+    report = Reporter.for_args(args)
     spec = load_spec(args)
     spec.validate()  # the train: and export: sections, data files included; still no TensorFlow
     if args.target:
-        return _validate_target(args, spec)
+        return _validate_target(args, spec, report)
     g = spec.graph
     deferred = sum(isinstance(v, DeferredArg) for n in g.nodes for v in n.args.values())
-    warn(args, spec.warnings)
+    report.warnings(spec.warnings)
     text = (f"{args.spec}: ok ({g.name}: {len(g.inputs)} input{'s' * (len(g.inputs) != 1)}, "
             f"{len(g.nodes)} layers, {len(g.outputs)} output{'s' * (len(g.outputs) != 1)}"
             + (f"; {deferred} value{'s' * (deferred != 1)} wait for shape inference" if deferred else "") + ")")
-    emit(args, text, {"ok": True, "file": str(args.spec), "name": g.name, "inputs": len(g.inputs),
-                      "layers": len(g.nodes), "outputs": [n for n, _ in g.outputs], "deferred": deferred,
-                      "warnings": spec.warnings})
+    report.result(text, {"ok": True, "file": str(args.spec), "name": g.name, "inputs": len(g.inputs),
+                         "layers": len(g.nodes), "outputs": [n for n, _ in g.outputs], "deferred": deferred,
+                         "warnings": spec.warnings})
     return EXIT_OK
 
 
-def _validate_target(args, spec) -> int:
+def _validate_target(args: Namespace, spec: Spec, report: Reporter) -> int:
     from ..export import compat
     from ..export.targets import get_target, spec_targets
 
@@ -58,87 +66,81 @@ def _validate_target(args, spec) -> int:
     target = get_target(args.target, spec)
     findings = compat.check(spec, target.format)
     refused = sum(f.action == "refused" for f in findings)
-    warn(args, spec.warnings)
-    if args.format == "json":
-        print(json.dumps({"ok": not refused, "file": str(args.spec), "target": target.to_dict(),
-                          "findings": [f.to_dict() for f in findings]}, indent=1))
-    else:
-        print(compat.summary(findings, target.name), file=sys.stderr if refused else sys.stdout)
+    report.warnings(spec.warnings)
+    report.result(compat.summary(findings, target.name),
+                  {"ok": not refused, "file": str(args.spec), "target": target.to_dict(),
+                   "findings": [f.to_dict() for f in findings]}, to_stderr=bool(refused))
     return EXIT_SPEC if refused else EXIT_OK
 
 
 # -- check, build, plot ---------------------------------------------------------------------------
 
 
-def check_arguments(p) -> None:
+def check_arguments(p: ArgumentParser) -> None:
     spec_arguments(p)
     data_root_argument(p)
     budget_arguments(p)
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: Namespace) -> int:
+    """``netspec check``: every node's shape, parameters and line, inferred by Keras."""
+    report = Reporter.for_args(args)
     quiet_tensorflow()
     spec = load_spec(args)
     result = spec.check(budget(args))
-    warn(args, result.warnings)
-    emit(args, result.table(), {"ok": True, "file": str(args.spec), **result.to_dict()})
+    report.warnings(result.warnings)
+    report.result(result.table(), {"ok": True, "file": str(args.spec), **result.to_dict()})
     return EXIT_OK
 
 
-def build_arguments(p) -> None:
+def build_arguments(p: ArgumentParser) -> None:
     spec_arguments(p)
     budget_arguments(p)
     p.add_argument("-o", "--output", help="the .keras file to write (default: <name>.keras)")
 
 
-def cmd_build(args) -> int:
+def cmd_build(args: Namespace) -> int:
+    """``netspec build``: compile the spec and save the Keras model."""
+    report = Reporter.for_args(args)
     quiet_tensorflow()
     from ..build.saving import save_model
 
     spec = load_spec(args)
-    out = _output(args, f"{spec.name}.keras", (".keras",), "a .keras")
+    out = output_path(args, f"{spec.name}.keras", (".keras",), "a .keras")
     model = spec.build(budget(args))
     save_model(model, out)
-    warn(args, spec.warnings)
-    emit(args, f"wrote {out} ({model.count_params():,} params)",
-         {"ok": True, "file": str(args.spec), "output": out, "params": model.count_params()})
+    report.warnings(spec.warnings)
+    report.result(f"wrote {out} ({model.count_params():,} params)",
+                  {"ok": True, "file": str(args.spec), "output": out, "params": model.count_params()})
     return EXIT_OK
 
 
-def _output(args, default: str | None, endings: tuple[str, ...], what: str) -> str | None:
-    """``-o`` (or ``default``), refused unless it ends in one of ``endings`` and has no control characters."""
-    out = args.output or default
-    if out is not None and not out.endswith(endings):
-        raise UsageError(f"-o must name {what} file. Received: {out!r}")
-    if out is not None and any(ord(c) < 32 or ord(c) == 127 for c in out):
-        raise UsageError(f"-o must not contain control characters (a file name with a newline). Received: {out!r}")
-    return out
-
-
-def plot_arguments(p) -> None:
+def plot_arguments(p: ArgumentParser) -> None:
     spec_arguments(p)
     budget_arguments(p)
     p.add_argument("-o", "--output", help="the .svg or .png file to write (default: <name>.svg)")
 
 
-def cmd_plot(args) -> int:
+def cmd_plot(args: Namespace) -> int:
+    """``netspec plot``: draw the checked graph as SVG or PNG."""
     from ..plot.render import check_size, render_file
 
+    report = Reporter.for_args(args)
     spec = load_spec(args)
-    out = _output(args, f"{spec.name}.svg", (".svg", ".png"), "a .svg or .png")
+    out = output_path(args, f"{spec.name}.svg", (".svg", ".png"), "a .svg or .png")
     check_size(spec)  # before TensorFlow and check(): a graph over plot's bound costs no build
     quiet_tensorflow()
     result = spec.check(budget(args))
     info = render_file(spec, result, out)
-    warn(args, result.warnings)
-    emit(args, f"wrote {out} ({info})", {"ok": True, "file": str(args.spec), "output": out})
+    report.warnings(result.warnings)
+    report.result(f"wrote {out} ({info})", {"ok": True, "file": str(args.spec), "output": out})
     return EXIT_OK
 
 
 # -- train ----------------------------------------------------------------------------------------
 
 
-def train_arguments(p) -> None:
+def train_arguments(p: ArgumentParser) -> None:
     spec_arguments(p)
     data_root_argument(p)
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides train.epochs)")
@@ -149,7 +151,9 @@ def train_arguments(p) -> None:
                    help="check the data against the model, then stop without training")
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: Namespace) -> int:
+    """``netspec train``: every section and data error first, then the fit (Keras prints its progress)."""
+    report = Reporter.for_args(args)
     spec = load_spec(args)
     from ..train.config import train_config
 
@@ -167,21 +171,21 @@ def cmd_train(args) -> int:
     from ..train.fit import train
 
     result = train(spec, epochs=args.epochs, resume=args.resume, run_dir=args.run_dir,
-                   verbose=0 if args.format == "json" else "auto", check_only=args.check_data, data=data)
+                   verbose=0 if report.json else "auto", check_only=args.check_data, data=data)
     if result is None:
-        emit(args, f"{args.spec}: the data fits the model", {"ok": True, "file": str(args.spec)})
+        report.result(f"{args.spec}: the data fits the model", {"ok": True, "file": str(args.spec)})
         return EXIT_OK
-    if args.format == "json":
-        emit(args, "", {"ok": True, "file": str(args.spec), "run_dir": str(result.run_dir),
-                        "best_model": str(result.best_model), "epochs": result.epochs_done,
-                        "monitor": result.monitor, "best": result.best, "best_epoch": result.best_epoch})
+    # In text mode Keras's progress and the run directory's messages are the output.
+    report.result("", {"ok": True, "file": str(args.spec), "run_dir": str(result.run_dir),
+                       "best_model": str(result.best_model), "epochs": result.epochs_done,
+                       "monitor": result.monitor, "best": result.best, "best_epoch": result.best_epoch})
     return EXIT_OK
 
 
 # -- export ---------------------------------------------------------------------------------------
 
 
-def export_arguments(p) -> None:
+def export_arguments(p: ArgumentParser) -> None:
     spec_arguments(p, optional=True, help="the spec file (YAML), or a .keras model file")
     data_root_argument(p)
     p.add_argument("--target", metavar="NAME", help="an export: target of the spec, or a built-in profile")
@@ -193,15 +197,14 @@ def export_arguments(p) -> None:
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: Namespace) -> int:
+    """``netspec export``: convert for a target and verify against Keras (or list the targets)."""
     from ..export.targets import all_targets, describe_targets, get_target, with_overrides
 
+    report = Reporter.for_args(args)
     spec = load_spec(args) if args.spec and not args.spec.endswith(".keras") else None
     if args.list_targets:
-        if args.format == "json":
-            print(json.dumps({"targets": [t.to_dict() for t in all_targets(spec).values()]}, indent=1))
-        else:
-            print(describe_targets(spec))
+        report.result(describe_targets(spec), {"targets": [t.to_dict() for t in all_targets(spec).values()]})
         return EXIT_OK
     if not args.spec:
         raise UsageError("export needs a spec or a .keras file (or --list-targets)")
@@ -211,11 +214,11 @@ def cmd_export(args) -> int:
         raise UsageError("--weights applies to a spec; a .keras file has its own weights")
     batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
     target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
-    name = spec.name if spec is not None else _file_stem(args.spec)
+    name = spec.name if spec is not None else file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):
         raise UsageError(f"target {target.name!r} writes {target.suffix} files. Received: -o {out}")
-    _output(args, out, (target.suffix,), f"a {target.suffix}")  # no control characters in the name
+    output_path(args, out, (target.suffix,), f"a {target.suffix}")  # no control characters in the name
     from ..build.saving import check_model_file
 
     for model_file in (args.spec if spec is None else None, args.weights):
@@ -226,20 +229,16 @@ def cmd_export(args) -> int:
     from ..export import GateError, export
 
     try:
-        report = export(spec if spec is not None else args.spec, target, out, weights=args.weights,
-                        load_arrays=load_arrays, latency=not args.no_latency)
+        exported = export(spec if spec is not None else args.spec, target, out, weights=args.weights,
+                          load_arrays=load_arrays, latency=not args.no_latency)
     except GateError as e:
-        if args.format == "json":
-            print(json.dumps({"ok": False, "error": e.to_dict(), "report": e.report.to_dict()}, indent=1))
-        else:
-            print(str(e), file=sys.stderr)
-        return EXIT_SPEC
-    warn(args, spec.warnings if spec is not None else [])
-    emit(args, report.text(), report.to_dict())
+        return report.error(e, report=e.report.to_dict())
+    report.warnings(spec.warnings if spec is not None else [])
+    report.result(exported.text(), exported.to_dict())
     return EXIT_OK
 
 
-def _file_stem(path: str) -> str:
+def file_stem(path: str) -> str:
     """A default output name from an input file's name: control characters and spaces become ``_``."""
     import re
 
@@ -255,7 +254,7 @@ def _batch(text: str) -> int:
 # -- import ---------------------------------------------------------------------------------------
 
 
-def import_arguments(p) -> None:
+def import_arguments(p: ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="the .keras file (loaded with safe_mode=True)")
     p.add_argument("--keras-app", metavar="NAME", help="a keras.applications model, built with weights=None")
     p.add_argument("-o", "--output", help="the spec file to write (default: standard output)")
@@ -266,14 +265,17 @@ def import_arguments(p) -> None:
     format_argument(p)
 
 
-def cmd_import(args) -> int:
+def cmd_import(args: Namespace) -> int:
+    """``netspec import``: write a spec from a Keras model and prove it rebuilds the model."""
+    report = Reporter.for_args(args)
     if args.model:
         from ..build.saving import check_model_file
 
         check_model_file(args.model)  # archive, config and cost, before TensorFlow starts
     quiet_tensorflow()
+    from ..errors import ImportVerifyError
     from ..schema.catalog import schema_path
-    from ..importing.check import ImportVerifyError, compare
+    from ..importing.check import compare
     from ..importing.importer import import_model, keras_app, load_keras_file
     from ..schema.plugins import load_plugin_targets
     from ..build.saving import atomic_path
@@ -283,7 +285,7 @@ def cmd_import(args) -> int:
     if args.plugins:  # naming plugins on this command line is the user's own choice to run them
         load_plugin_targets(args.plugins)
     source = keras_app(args.keras_app) if args.keras_app else load_keras_file(args.model)
-    out = _output(args, None, (".yaml", ".yml"), "a .yaml")
+    out = output_path(args, None, (".yaml", ".yml"), "a .yaml")
     ref = os.path.relpath(schema_path(), os.path.dirname(os.path.abspath(out))) if out else None
     base = os.path.dirname(os.path.abspath(out)) if out else os.getcwd()
     plugins = [os.path.relpath(os.path.abspath(p), base) if p.endswith(".py") else p for p in args.plugins]
@@ -292,7 +294,7 @@ def cmd_import(args) -> int:
     if check is not None and not check.ok:
         raise ImportVerifyError(f"the imported spec does not rebuild the model: {check.summary()}")
     if out is None:
-        sys.stdout.write(result.text)
+        report.document(result.text)
     else:
         with atomic_path(out) as tmp:
             tmp.write_text(result.text, encoding="utf-8")
@@ -300,28 +302,28 @@ def cmd_import(args) -> int:
     text = (f"{'wrote ' + out if out else 'imported'} ({result.name}: {result.layers} layers in "
             f"{result.lines} lines" + (f"; blocks: {blocks}" if blocks else "") + ")"
             + (f"\nverified: {check.summary()}" if check is not None else ""))
-    if args.format == "json":
-        print(json.dumps({"ok": True, "output": out, "name": result.name, "layers": result.layers,
-                          "lines": result.lines, "blocks": result.blocks,
-                          "verified": check.ok if check is not None else None,
-                          "params": check.spec_params if check is not None else None}, indent=1))
-    else:
-        print(text, file=sys.stdout if out is not None else sys.stderr)
+    # Without -o the spec is standard output, so the summary goes to standard error.
+    report.result(text, {"ok": True, "output": out, "name": result.name, "layers": result.layers,
+                         "lines": result.lines, "blocks": result.blocks,
+                         "verified": check.ok if check is not None else None,
+                         "params": check.spec_params if check is not None else None}, to_stderr=out is None)
     return EXIT_OK
 
 
 # -- schema ---------------------------------------------------------------------------------------
 
 
-def schema_arguments(p) -> None:
+def schema_arguments(p: ArgumentParser) -> None:
     plugins_argument(p, "import these modules or .py files and add their registered layers")
 
 
-def cmd_schema(args) -> int:
+def cmd_schema(args: Namespace) -> int:
+    """``netspec schema``: the JSON Schema, with ``--plugins``' registered layers added."""
     from ..schema.catalog import load_schema, schema_path
 
+    report = Reporter.for_args(args)
     if not args.plugins:
-        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+        report.document(schema_path().read_text(encoding="utf-8"))
         return EXIT_OK
     quiet_tensorflow()
     from ..schema import registry
@@ -331,5 +333,5 @@ def cmd_schema(args) -> int:
 
     # Naming plugins on this command line is the user's own choice to run them.
     load_plugin_targets(args.plugins)
-    sys.stdout.write(render(with_user_layers(load_schema(), registry.LAYERS)))
+    report.document(render(with_user_layers(load_schema(), registry.LAYERS)))
     return EXIT_OK

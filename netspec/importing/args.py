@@ -6,17 +6,11 @@ import inspect
 import json
 from typing import Any
 
-from ..errors import NetspecError, short
+from ..errors import ModelImportError, short
 from ..resolve.scope import snake_case
 
 # Object kinds whose values are built by netspec from whitelists (catalog ``x-netspec-kind``).
 OBJECT_KINDS = ("initializer", "regularizer", "constraint")
-
-
-class ModelImportError(NetspecError):
-    """A Keras model (or one of its layers) cannot be written as a spec."""
-
-    kind = "import"
 
 
 def normalize(value: Any) -> Any:
@@ -92,8 +86,8 @@ class ArgConverter:
                     f"(the spec language does not offer {type_name}.{key})")
             out[key] = self.spec_value(type_name, key, value, layer, where)
         for key, value in out.items():  # [3, 3] -> 3 where Keras expands an int itself (verified below)
-            single = _single(value)
-            if single is not None and _allows_int(props.get(key, {})):
+            single = single_int(value)
+            if single is not None and allows_int(props.get(key, {})):
                 out[key] = single
         self._verify(layer, cls, type_name, config, out, where)
         return out
@@ -132,8 +126,8 @@ class ArgConverter:
                 if key in ("trainable", "dtype") or key not in props:
                     raise ModelImportError(f"{where}: cannot reproduce {type_name}.{key}={short(config[key])}")
                 value = self.spec_value(type_name, key, config[key], layer, where)
-                single = _single(value)
-                if key not in out and single is not None and _allows_int(props[key]):
+                single = single_int(value)
+                if key not in out and single is not None and allows_int(props[key]):
                     value = single  # tried first; the list form follows if Keras reads it otherwise
                 out[key] = value
         raise ModelImportError(f"{where}: the spec arguments do not rebuild {type_name} with the same "
@@ -228,7 +222,7 @@ class ArgConverter:
         return cls(**self.to_keras(spec["type"], args, None, ""))
 
 
-def _single(value: Any) -> int | None:
+def single_int(value: Any) -> int | None:
     """The one integer a nested list of equal integers repeats, else None."""
     if not isinstance(value, list) or not value:
         return None
@@ -245,7 +239,8 @@ def _single(value: Any) -> int | None:
     return None
 
 
-def _allows_int(prop: dict) -> bool:
+def allows_int(prop: dict) -> bool:
+    """Whether a catalog argument schema accepts a plain integer (so ``[3, 3]`` may be written ``3``)."""
     return any(alt.get("type") == "integer" for alt in prop.get("anyOf", [prop]))
 
 

@@ -12,14 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import kerasapi
-from ..errors import short
-from .args import ModelImportError, normalize
+from ..errors import ModelImportError, short
+from .args import normalize
 
 _GENERATED_BUG = "netspec import wrote a spec that does not load (a bug in netspec; please report it)"
-
-
-class ImportVerifyError(ModelImportError):
-    """An imported spec that does not compile back to the source architecture (a bug to report)."""
 
 
 @dataclass

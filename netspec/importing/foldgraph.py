@@ -64,15 +64,23 @@ def base(ref: str) -> str:
     return ref.split(".", 1)[0]
 
 
-def _refs(op: Op) -> list[str]:
+def op_refs(op: Op) -> list[str]:
+    """The refs an op reads, in order (its inputs mapping's values, or its inputs list)."""
     return list(op.inputs.values()) if isinstance(op.inputs, dict) else list(op.inputs)
 
 
-def _key(value: Any) -> str:
+def value_key(value: Any) -> str:
+    """A hashable, order-independent key for a JSON-like value (to compare and count argument values)."""
     return json.dumps(value, sort_keys=True)
 
 
-class _Scope:
+class Scope:
+    """One list of ops being folded (the model's top level or a block body) and the refs it outputs.
+
+    :meth:`index` records each op's position and the last position that reads it (``_INF`` for
+    outputs), which tells whether a run of ops is used only through its last op.
+    """
+
     def __init__(self, ops: list[Op], outputs: list[str], block: Block | None = None) -> None:
         self.ops, self.outputs, self.block = ops, outputs, block
 
@@ -80,7 +88,7 @@ class _Scope:
         self.pos = {op.name: i for i, op in enumerate(self.ops)}
         self.last_use = [-1] * len(self.ops)
         for j, op in enumerate(self.ops):
-            for r in _refs(op):
+            for r in op_refs(op):
                 i = self.pos.get(base(r))
                 if i is not None:
                     self.last_use[i] = max(self.last_use[i], j)

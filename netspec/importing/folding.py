@@ -14,8 +14,8 @@ import json
 from collections import Counter
 from typing import Any, Callable
 
-from .foldgraph import Block, Op, _key, _refs, _Scope, base, spec_name
-from .foldnames import _block_name, _common_chars, _common_tokens, _inner_names, _pick, _Taken, _unique
+from .foldgraph import Block, Op, Scope, base, op_refs, spec_name, value_key
+from .foldnames import TakenNames, block_name, common_chars, common_tokens, inner_names, pick_name, unique_name
 
 MAX_RUN = 64           # ops in one candidate run
 MIN_SAVING = 2         # lines a fold must save
@@ -33,13 +33,13 @@ class Folder:
     def __init__(self, ops: list[Op], outputs: list[str], inputs: list[str],
                  default_of: Callable[[str, str], tuple[bool, Any]]) -> None:
         self.default_of = default_of
-        self.top = _Scope(ops, list(outputs))
+        self.top = Scope(ops, list(outputs))
         self.scopes = [self.top]
         self.blocks: dict[str, Block] = {}
         self.model_inputs = set(inputs)
         protected = {base(r) for r in outputs}
         protected |= {op.share_of for op in ops if op.share_of}
-        protected |= {base(r) for op in ops for r in _refs(op) if "." in r}
+        protected |= {base(r) for op in ops for r in op_refs(op) if "." in r}
         for op in ops:
             if op.name in protected or op.kind == "share":
                 op.foldable = False
@@ -95,7 +95,7 @@ class Folder:
                         break
                     op = scope.ops[j]
                     wiring = []
-                    for r in _refs(op) if not isinstance(op.inputs, dict) else [op.inputs[k] for k in sorted(op.inputs)]:
+                    for r in op_refs(op) if not isinstance(op.inputs, dict) else [op.inputs[k] for k in sorted(op.inputs)]:
                         p = scope.pos.get(base(r))
                         if p is not None and p >= i:
                             wiring.append(("i", j - p))
@@ -130,12 +130,12 @@ class Folder:
         for sid, i, j in chosen:
             scope = self.scopes[sid]
             chained = (previous is not None and previous[0] == sid and previous[2] + 1 == i
-                       and any(base(r) == scope.ops[previous[2]].name for r in _refs(scope.ops[i])))
+                       and any(base(r) == scope.ops[previous[2]].name for r in op_refs(scope.ops[i])))
             lines += 0 if chained else 1
             previous = (sid, i, j)
         return lines
 
-    def _spans(self, scope: _Scope) -> dict[str, tuple[int, int]]:
+    def _spans(self, scope: Scope) -> dict[str, tuple[int, int]]:
         """For each Keras name prefix (``conv2_block1``), the first and last op of the scope holding one."""
         spans: dict[str, tuple[int, int]] = {}
         for p, op in enumerate(scope.ops):
@@ -155,7 +155,7 @@ class Folder:
         depths = []
         for sid, i, j in chosen:
             names = [n for op in self.scopes[sid].ops[i:j + 1] for n in op.names()]
-            tokens = _common_tokens(names)
+            tokens = common_tokens(names)
             lo, hi = spans[sid].get("_".join(tokens), (-1, -1)) if tokens else (-1, -1)
             depths.append(len(tokens) if i <= lo and hi <= j else 0)
         depths.sort(reverse=True)
@@ -163,7 +163,7 @@ class Folder:
 
     # -- repeat ----------------------------------------------------------------------------------
 
-    def merge_repeats(self, scope: _Scope) -> None:
+    def merge_repeats(self, scope: Scope) -> None:
         scope.index()
         out: list[Op] = []
         i = 0
@@ -189,31 +189,31 @@ class Folder:
             i += 1
         scope.ops = out
 
-    def _chains(self, scope: _Scope, a: Op, b: Op, ia: int) -> bool:
+    def _chains(self, scope: Scope, a: Op, b: Op, ia: int) -> bool:
         return (a.foldable and b.foldable and a.repeat is None and b.repeat is None
                 and a.kind == b.kind and a.kind in ("layer", "block", "expr") and a.type == b.type
-                and a.expr == b.expr and _key(a.args) == _key(b.args)
+                and a.expr == b.expr and value_key(a.args) == value_key(b.args)
                 and not isinstance(b.inputs, dict) and b.inputs == [a.name] and scope.last_use[ia] == ia + 1
                 and not (isinstance(a.inputs, dict)))
 
-    def _stem(self, names: list[str], scope: _Scope, exclude: set[str]) -> str:
+    def _stem(self, names: list[str], scope: Scope, exclude: set[str]) -> str:
         """A name for a chain merged into ``repeat``: what the names share (``conv2_block2``,
         ``conv2_block3`` -> ``conv2_block``), else the first name; never one that the instances'
         generated names (``<name>_<i>``) would collide with."""
-        tokens = _common_tokens(names)
+        tokens = common_tokens(names)
         rest = [n.split("_")[len(tokens)] for n in names if len(n.split("_")) > len(tokens)]
-        common = _common_chars(rest).rstrip("0123456789_") if len(rest) == len(names) else ""
+        common = common_chars(rest).rstrip("0123456789_") if len(rest) == len(names) else ""
         # conv2_block2, conv2_block3 -> conv2_block; block_4, block_5 -> block_4 (a bare number
         # is the name's identity, not a counter the repeat replaces)
         stem = "_".join(tokens + [common]) if common else ""
         if not stem and len(tokens) >= 2 and not tokens[-1].isdigit() and all(r.isdigit() for r in rest):
             stem = "_".join(tokens)  # stage_0_block_0, stage_0_block_1 -> stage_0_block
         taken = self._taken(scope, exclude)
-        return _pick([stem, names[0]], -1 if scope.block is not None else len(names), taken)
+        return pick_name([stem, names[0]], -1 if scope.block is not None else len(names), taken)
 
-    def _taken(self, scope: _Scope, exclude: set[str]) -> set[str]:
+    def _taken(self, scope: Scope, exclude: set[str]) -> set[str]:
         """The names a new node of ``scope`` must avoid: its nodes', their repeat instances', inputs."""
-        taken = _Taken(set(self.model_inputs) | {"x"})
+        taken = TakenNames(set(self.model_inputs) | {"x"})
         for op in scope.ops:
             if op.name in exclude:
                 continue
@@ -232,10 +232,10 @@ class Folder:
         template = first_scope.ops[fi:fj + 1]
         length = len(template)
         runs = [scope.ops[i:j + 1] for scope, i, j in occs]
-        prefixes = [_common_tokens([n for op in run for n in op.names()]) for run in runs]
+        prefixes = [common_tokens([n for op in run for n in op.names()]) for run in runs]
 
-        inner = _inner_names(runs, prefixes)
-        name = _block_name(runs, prefixes, self.blocks)
+        inner = inner_names(runs, prefixes)
+        name = block_name(runs, prefixes, self.blocks)
         vectors: dict[str, tuple[list, str, str]] = {}  # json of values -> (values, key, inner name)
         body: list[Op] = []
         for t in range(length):
@@ -276,21 +276,21 @@ class Folder:
                 else [wire(v) for v in op.inputs]
         defaults = {}
         for p, values in params.items():
-            value, count = Counter(_key(v) for v in values).most_common(1)[0]
+            value, count = Counter(value_key(v) for v in values).most_common(1)[0]
             default = json.loads(value)
             defaults[p] = default if count >= 2 and count * 2 > len(values) and "$" not in value else "required"
         block = Block(name, defaults, body)
         self.blocks[name] = block
-        self.scopes.append(_Scope(body, [], block))
+        self.scopes.append(Scope(body, [], block))
 
         # Replace the occurrences, last first so that positions stay valid within a scope.
         for k in sorted(range(len(occs)), key=lambda k: (id(occs[k][0]), -occs[k][1])):
             scope, i, j = occs[k]
             run = scope.ops[i:j + 1]
-            ext = next((r for op in run for r in _refs(op) if base(r) not in {o.name for o in run}), None)
+            ext = next((r for op in run for r in op_refs(op) if base(r) not in {o.name for o in run}), None)
             first = run[0].name if run[0].kind == "block" else next(iter(run[0].names()), name)
-            inst = _pick(["_".join(prefixes[k]), first, name], None, self._taken(scope, {op.name for op in run}))
-            values = {p: vals[k] for p, vals in params.items() if defaults[p] == "required" or _key(defaults[p]) != _key(vals[k])}
+            inst = pick_name(["_".join(prefixes[k]), first, name], None, self._taken(scope, {op.name for op in run}))
+            values = {p: vals[k] for p, vals in params.items() if defaults[p] == "required" or value_key(defaults[p]) != value_key(vals[k])}
             new = Op(inst, "block", name, values, [ext] if ext else [], members=[n for op in run for n in op.names()])
             scope.ops[i:j + 1] = [new]
             scope.rename(run[-1].name, inst, start=i + 1)
@@ -302,9 +302,9 @@ class _Vector(str):
 
 def _collect(values: list, key: str, inner: str, vectors: dict) -> Any:
     """A literal when every instance has the same value, else a placeholder for a param."""
-    if all(_key(v) == _key(values[0]) for v in values):
+    if all(value_key(v) == value_key(values[0]) for v in values):
         return values[0]
-    vector = _key(values)
+    vector = value_key(values)
     vectors.setdefault(vector, (values, key, inner))
     return _Vector(vector)
 
@@ -330,7 +330,7 @@ def _params(vectors: dict) -> tuple[dict[str, list], Callable[[Any], Any]]:
         if vec in text:
             continue
         name = key if key not in params else f"{inner}_{key}"
-        name = _unique(spec_name(name, "p"), set(params) | {"x", "i", "in_shape"})
+        name = unique_name(spec_name(name, "p"), set(params) | {"x", "i", "in_shape"})
         params[name] = values
         text[vec] = "$" + name
         if key != "count" and ints(values):

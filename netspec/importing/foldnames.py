@@ -9,7 +9,8 @@ from .foldgraph import Block, Op, is_name
 from ..resolve.scope import snake_case
 
 
-def _common_tokens(names: list[str]) -> list[str]:
+def common_tokens(names: list[str]) -> list[str]:
+    """The ``_``-separated tokens all ``names`` share at the start (``a_b_x``, ``a_b_y`` -> ``a, b``)."""
     split = [n.split("_") for n in names]
     out = []
     for parts in zip(*split):
@@ -21,7 +22,8 @@ def _common_tokens(names: list[str]) -> list[str]:
     return out
 
 
-def _common_chars(words: list[str]) -> str:
+def common_chars(words: list[str]) -> str:
+    """The longest common prefix of ``words``, character by character."""
     out = []
     for chars in zip(*words):
         if len(set(chars)) != 1:
@@ -60,7 +62,7 @@ def _identifier(text: str | None) -> str | None:
     return name if is_name(name) else None
 
 
-class _Taken(set):
+class TakenNames(set):
     """Names in use, plus stems of repeats whose count is a param (any ``stem_<i>`` is in use)."""
 
     def __init__(self, items=()) -> None:
@@ -85,7 +87,7 @@ def _free(name: str, count: int | None, taken: set[str]) -> bool:
     return True
 
 
-def _pick(candidates: list[str], count: int | None, taken: set[str]) -> str:
+def pick_name(candidates: list[str], count: int | None, taken: set[str]) -> str:
     """The first free candidate; else the last one with a letter suffix (``_b``, ``_c``, ...)."""
     for name in candidates:
         if name and _free(name, count, taken):
@@ -94,20 +96,21 @@ def _pick(candidates: list[str], count: int | None, taken: set[str]) -> str:
     for suffix in "bcdefghijklmnopqrstuvwxyz":
         if _free(f"{last}_{suffix}", count, taken):
             return f"{last}_{suffix}"
-    return _unique(last + "_n", taken)
+    return unique_name(last + "_n", taken)
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_1``, ``name_2``, ... : the first not in ``taken``."""
     out, k = name, 1
     while out in taken:
         out, k = f"{name}_{k}", k + 1
     return out
 
 
-def _inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
+def inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
     """Node names inside the new block: the Keras name suffix the instances share, else the type."""
     names: list[str] = []
-    taken = _Taken()
+    taken = TakenNames()
     for t in range(len(runs[0])):
         suffixes = set()
         for run, prefix in zip(runs, prefixes):
@@ -117,7 +120,7 @@ def _inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
         suffix = suffixes.pop() if len(suffixes) == 1 else None
         op = runs[0][t]
         count = None if op.repeat is None else -1
-        name = _pick([_identifier(suffix) or "", _abbrev(op)], count, taken)
+        name = pick_name([_identifier(suffix) or "", _abbrev(op)], count, taken)
         taken.add(name)
         if count is not None:
             taken.stems.add(name)
@@ -125,7 +128,7 @@ def _inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
     return names
 
 
-def _block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
+def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
     """The name its instances share (``conv2_block1``, ``conv3_block2`` -> ``block``), else what it
     holds (``conv_bn_relu``)."""
     stems: Counter = Counter()
@@ -146,4 +149,4 @@ def _block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[st
             if feature in types and not any(o.type == feature for o in blocks[stem].nodes):
                 stem = f"{stem}_{word}"
                 break
-    return _unique(stem, set(blocks) | {"x"})
+    return unique_name(stem, set(blocks) | {"x"})

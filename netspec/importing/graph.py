@@ -8,20 +8,20 @@ from typing import Any
 
 from .. import kerasapi
 from ..schema import registry
-from ..errors import short
+from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
-from .args import ArgConverter, ModelImportError, normalize
+from .args import ArgConverter, normalize
 from .values import (
-    _CALL_CONTEXT,
-    _dtype,
-    _has_tensor,
-    _history_list,
-    _is_tensor,
-    _number,
-    _plain,
-    _positional,
-    _positional_or_named,
-    _tensors,
+    CALL_CONTEXT,
+    call_tensors,
+    config_dtype,
+    has_tensor,
+    history_list,
+    is_tensor,
+    number_text,
+    plain_value,
+    positional,
+    positional_or_named,
 )
 
 
@@ -34,7 +34,7 @@ _UNARY = {"Negative": "-"}
 # (keyed by where the class lives inside Keras: kerasapi.keras_module).
 _KNOWN_EXPRESSIONS = {
     ("applications.inception_resnet_v2", "CustomScaleLayer"):
-        lambda config: ("a + b * " + _number(config["scale"]), ("a", "b")),
+        lambda config: ("a + b * " + number_text(config["scale"]), ("a", "b")),
 }
 
 # Why some layers can never be written in a spec (from the schema generator's own list).
@@ -56,7 +56,7 @@ class InputInfo:
     optional: bool = False
 
 
-class _Flattener:
+class Flattener:
     """Walks a functional model's config (the .keras format) in call order, making one Op per call."""
 
     def __init__(self, catalog) -> None:
@@ -89,12 +89,12 @@ class _Flattener:
         if not hasattr(model, "_nodes") or not isinstance(model.get_config(), dict) or "layers" not in model.get_config():
             raise ModelImportError(f"{where or 'the model'} is a subclassed keras.Model ({type(model).__name__}); "
                                    "only functional and Sequential models can be imported")
-        config = _plain(model.get_config())  # tuples as lists, as in a .keras file
+        config = plain_value(model.get_config())  # tuples as lists, as in a .keras file
         live = {op.name: op for op in model.operations}
         calls = self._calls(config)
         refs: dict[tuple[str, int, int], str] = {}
         multi: dict[tuple[str, int], bool] = {}
-        in_names = [entry[0] for entry in _history_list(config["input_layers"])]
+        in_names = [entry[0] for entry in history_list(config["input_layers"])]
         for layer_cfg, k in calls:
             name = layer_cfg["name"]
             op = live.get(name)
@@ -109,7 +109,7 @@ class _Flattener:
             inputs = self._call_inputs(node_args, refs, op, f"{where}{name}")
             n_out = _output_count(model, op, k)
             if isinstance(op, self.keras.Model):
-                outs = self.model(op, _positional(inputs), f"{where}{name} > ")
+                outs = self.model(op, positional(inputs), f"{where}{name} > ")
                 if len(outs) == 1:
                     self.names[name] = outs[0].split(".")[0]
                 for t, ref in enumerate(outs):
@@ -121,7 +121,7 @@ class _Flattener:
             for t in range(max(n_out, 1)):
                 refs[(name, k, t)] = f"{op_name}.{t}" if n_out > 1 else op_name
         outs = []
-        for entry in _history_list(config["output_layers"]):
+        for entry in history_list(config["output_layers"]):
             outs.append(refs[tuple(entry)])
         return outs
 
@@ -154,7 +154,7 @@ class _Flattener:
     def _input(self, layer_cfg: dict) -> str:
         cfg = layer_cfg["config"]
         shape = cfg.get("batch_shape") or [None, *(cfg.get("shape") or [])]
-        info = InputInfo(self.fresh(layer_cfg["name"]), list(shape[1:]), _dtype(cfg.get("dtype")),
+        info = InputInfo(self.fresh(layer_cfg["name"]), list(shape[1:]), config_dtype(cfg.get("dtype")),
                          shape[0], bool(cfg.get("sparse")), bool(cfg.get("optional")))
         if cfg.get("ragged"):
             raise ModelImportError(f"input {short(layer_cfg['name'], 80)} is ragged; spec inputs cannot be ragged")
@@ -174,12 +174,12 @@ class _Flattener:
         for layer in config["layers"]:
             calls = layer["inbound_nodes"] or [{}]
             for k, node in enumerate(calls):
-                deps[(layer["name"], k)] = list(dict.fromkeys((h[0], h[1]) for h in _tensors(node)))
+                deps[(layer["name"], k)] = list(dict.fromkeys((h[0], h[1]) for h in call_tensors(node)))
         for call, needed in deps.items():
             for d in needed:
                 if d not in deps:
                     raise ModelImportError(f"layer {short(call[0], 80)} uses a tensor of {short(d[0], 80)}, which is not in the model")
-        roots = [(h[0], h[1]) for h in _history_list(config["output_layers"])]
+        roots = [(h[0], h[1]) for h in history_list(config["output_layers"])]
         roots += [(layer["name"], 0) for layer in config["layers"]]  # anything the outputs do not reach
         done: set[tuple[str, int]] = set()
         out: list[tuple[dict, int]] = []
@@ -209,14 +209,14 @@ class _Flattener:
         def ref(t):
             return refs[tuple(t["config"]["keras_history"])]
 
-        if len(args) == 1 and _is_tensor(args[0]) and not _has_tensor(kwargs):
+        if len(args) == 1 and is_tensor(args[0]) and not has_tensor(kwargs):
             inputs: Any = [ref(args[0])]
-        elif len(args) == 1 and isinstance(args[0], list) and args[0] and all(_is_tensor(a) for a in args[0]) \
-                and not _has_tensor(kwargs):
+        elif len(args) == 1 and isinstance(args[0], list) and args[0] and all(is_tensor(a) for a in args[0]) \
+                and not has_tensor(kwargs):
             inputs = [ref(a) for a in args[0]]
         else:
             inputs = ("call", args, kwargs, ref)
-        extra = {k: v for k, v in kwargs.items() if not _is_tensor(v) and v is not None and k not in _CALL_CONTEXT}
+        extra = {k: v for k, v in kwargs.items() if not is_tensor(v) and v is not None and k not in CALL_CONTEXT}
         if extra and not isinstance(inputs, tuple):
             key, value = next(iter(extra.items()))
             raise ModelImportError(f"layer {short(where, 80)} is called with {key}={short(value)}; a spec node "
@@ -233,7 +233,7 @@ class _Flattener:
         shared = id(op) in self.first_call
         if shared:
             name = self.fresh(f"{op.name}_{k}" if k else op.name)
-            self.ops.append(Op(name, "share", None, {}, _positional_or_named(inputs, op, where),
+            self.ops.append(Op(name, "share", None, {}, positional_or_named(inputs, op, where),
                                share_of=self.first_call[id(op)], foldable=False, origin=f"{op.name}#{k}"))
             return name
         if not isinstance(op, keras.layers.Layer):
@@ -242,7 +242,7 @@ class _Flattener:
             raise ModelImportError(f"operation {short(where, 80)} ({module}.{cls_name}) cannot be written in a spec")
         if (inside, cls_name) in _KNOWN_EXPRESSIONS:
             text, variables = _KNOWN_EXPRESSIONS[(inside, cls_name)](op.get_config())
-            refs = _positional(inputs) if isinstance(inputs, list) else None
+            refs = positional(inputs) if isinstance(inputs, list) else None
             if refs is None or len(refs) != len(variables):
                 raise ModelImportError(f"layer {short(where, 80)} ({cls_name}) is called with unexpected inputs")
             return self._add(Op(self.fresh(op.name), "expr", None, {}, dict(zip(variables, refs)), expr=text,
@@ -255,7 +255,7 @@ class _Flattener:
         else:
             args = self._user_args(op, type_name, where)
         return self._add(Op(self.fresh(op.name), "layer", type_name, args,
-                            _positional_or_named(inputs, op, where), origin=op.name), op)
+                            positional_or_named(inputs, op, where), origin=op.name), op)
 
     def _stored_expression(self, op, inputs, where: str) -> str:
         """netspec's own expression layer (a model netspec built): back to the ``expr:`` node it was."""
@@ -271,12 +271,12 @@ class _Flattener:
         elif isinstance(inputs, tuple):
             _, args, kwargs, ref = inputs
             given = args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else {}
-            if sorted(given) == sorted(names) and all(_is_tensor(v) for v in given.values()):
+            if sorted(given) == sorted(names) and all(is_tensor(v) for v in given.values()):
                 refs = {n: ref(given[n]) for n in names}
         if refs is None:
             raise ModelImportError(f"layer {short(where)} (a netspec expression) is called with inputs that do "
                                    "not match its variables")
-        args = {} if config.get("output_shape") is None else {"output_shape": _plain(config["output_shape"])}
+        args = {} if config.get("output_shape") is None else {"output_shape": plain_value(config["output_shape"])}
         return self._add(Op(self.fresh(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
 
     def _add(self, new: Op, op) -> str:
@@ -314,7 +314,7 @@ class _Flattener:
             if isinstance(value, dict):
                 raise ModelImportError(f"layer {short(where, 80)}: argument {key}={short(value)} of user layer "
                                        f"{type_name} is an object; write it in the spec by hand")
-            out[key] = _plain(value)
+            out[key] = plain_value(value)
         return out
 
     def _operation(self, op, cls_name: str, inputs, where: str) -> str:
@@ -327,15 +327,15 @@ class _Flattener:
         variables: dict[str, str] = {}
         terms = []
         for a in args:
-            if _is_tensor(a) or (isinstance(a, dict) and "@ref" in a):
-                target = ref(a) if _is_tensor(a) else a["@ref"]
+            if is_tensor(a) or (isinstance(a, dict) and "@ref" in a):
+                target = ref(a) if is_tensor(a) else a["@ref"]
                 var = next((v for v, r in variables.items() if r == target), None)
                 if var is None:
                     var = "abcdefgh"[len(variables)]
                     variables[var] = target
                 terms.append(var)
             elif isinstance(a, (int, float)) and not isinstance(a, bool):
-                terms.append(_number(a))
+                terms.append(number_text(a))
             else:
                 raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has argument {short(a)}, "
                                        "which an expression cannot hold")

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import kerasapi
-from ..errors import NetspecError, short
+from ..errors import ModelImportError, NetspecError, short
 from .folding import fold
-from .args import ModelImportError, _allows_int, _single
+from .args import allows_int, single_int
 from .foldgraph import is_name, spec_name
-from .graph import InputInfo, _Flattener  # noqa: F401  (InputInfo re-exported)
+from .graph import InputInfo, Flattener  # noqa: F401  (InputInfo re-exported)
 from .specwriter import SpecText, write_spec
 
 
@@ -101,8 +101,8 @@ def _defaults(catalog):
             return False, None
         prop = catalog.layer_schema(type_name).get("properties", {}).get(key, {})
         default = prop.get("default")
-        if _single(default) is not None and _allows_int(prop):
-            default = _single(default)  # strides: [1, 1] -> 1, as the arguments are written
+        if single_int(default) is not None and allows_int(prop):
+            default = single_int(default)  # strides: [1, 1] -> 1, as the arguments are written
         return ("default" in prop), default
     return default_of
 
@@ -138,7 +138,7 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
     if not isinstance(source, Source):
         source = Source(source, f"the Keras model {short(getattr(source, 'name', ''), 80)}")
     catalog = catalog or Catalog()
-    flat = _Flattener(catalog)
+    flat = Flattener(catalog)
     outputs = flat.model(source.model)
     model_name = name or spec_name(source.model.name or "model", "model")
     ops, blocks = (fold(flat.ops, outputs, [i.name for i in flat.inputs], _defaults(catalog)) if fold_blocks

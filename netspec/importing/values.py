@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import inspect
 
-from ..errors import short
-from .args import ModelImportError
+from ..errors import ModelImportError, short
 
 # Call arguments Keras records on every symbolic call (``training`` of Dropout, BatchNormalization);
 # netspec's compiler makes the same calls, so they carry no information of the model's own.
-_CALL_CONTEXT = frozenset({"training"})
+CALL_CONTEXT = frozenset({"training"})
 
 
-def _positional(inputs) -> list[str]:
+def positional(inputs) -> list[str]:
+    """A nested model's call inputs as a list of refs (keyword calls are refused)."""
     if isinstance(inputs, list):
         return inputs
     raise ModelImportError("a nested model is called with keyword arguments")
 
 
-def _positional_or_named(inputs, op, where: str):
+def positional_or_named(inputs, op, where: str):
     """A call's inputs as a list of refs, or (keyword calls) a mapping argument name -> ref."""
     if isinstance(inputs, list):
         return inputs
@@ -30,21 +30,22 @@ def _positional_or_named(inputs, op, where: str):
         params = []
     out: dict[str, str] = {}
     for i, a in enumerate(args):
-        if not _is_tensor(a):
+        if not is_tensor(a):
             raise ModelImportError(f"layer {short(where, 80)} is called with a non-tensor argument {short(a)}")
         if i >= len(params):
             raise ModelImportError(f"layer {short(where, 80)} is called with more positional inputs than it names")
         out[params[i]] = ref(a)
     for key, value in kwargs.items():
-        if _is_tensor(value):
+        if is_tensor(value):
             out[key] = ref(value)
-        elif value is not None and key not in _CALL_CONTEXT:
+        elif value is not None and key not in CALL_CONTEXT:
             raise ModelImportError(f"layer {short(where, 80)} is called with {key}={short(value)}; a spec node "
                                    "cannot pass call arguments other than its inputs")
     return out
 
 
-def _history_list(value) -> list[list]:
+def history_list(value) -> list[list]:
+    """A model config's ``input_layers``/``output_layers`` as a list of ``[layer, node, tensor]`` entries."""
     if isinstance(value, dict):
         return list(value.values())
     if value and isinstance(value[0], str):
@@ -52,25 +53,28 @@ def _history_list(value) -> list[list]:
     return list(value)
 
 
-def _is_tensor(value) -> bool:
+def is_tensor(value) -> bool:
+    """Whether a config value is a serialized KerasTensor (a call input)."""
     return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
-def _has_tensor(value) -> bool:
-    if _is_tensor(value):
+def has_tensor(value) -> bool:
+    """Whether a config value holds a serialized KerasTensor anywhere inside."""
+    if is_tensor(value):
         return True
     if isinstance(value, dict):
-        return any(_has_tensor(v) for v in value.values())
+        return any(has_tensor(v) for v in value.values())
     if isinstance(value, list):
-        return any(_has_tensor(v) for v in value)
+        return any(has_tensor(v) for v in value)
     return False
 
 
-def _tensors(node: dict) -> list[list]:
+def call_tensors(node: dict) -> list[list]:
+    """The ``keras_history`` of every tensor a call node's args and kwargs pass, in order."""
     out: list[list] = []
 
     def walk(v):
-        if _is_tensor(v):
+        if is_tensor(v):
             out.append(v["config"]["keras_history"])
         elif isinstance(v, dict):
             for x in v.values():
@@ -84,20 +88,23 @@ def _tensors(node: dict) -> list[list]:
     return out
 
 
-def _dtype(value) -> str:
+def config_dtype(value) -> str:
+    """The dtype name of a config's ``dtype`` (a name or a serialized DTypePolicy); ``float32`` when unset."""
     if isinstance(value, dict):
         return (value.get("config") or {}).get("name", "float32")
     return value or "float32"
 
 
-def _number(value) -> str:
+def number_text(value) -> str:
+    """A number as expression text (``repr``: an int stays an int, a float keeps its exact digits)."""
     text = repr(float(value)) if isinstance(value, float) else repr(int(value))
     return text
 
 
-def _plain(value):
+def plain_value(value):
+    """A config value with tuples as lists (as a .keras file holds it), copied."""
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_value(v) for k, v in value.items()}
     return value

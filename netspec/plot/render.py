@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from ..errors import NetspecError, short
+from ..errors import PlotError, short
 from .layout import Box, Layout, layout
 
 FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
@@ -77,12 +77,6 @@ def _shape_text(shape) -> str:
 
 def _clip(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class PlotError(NetspecError):
-    """A picture netspec will not draw: too big for plot or for PNG, or PNG without matplotlib."""
-
-    kind = "plot"
 
 
 def check_size(spec) -> None:
