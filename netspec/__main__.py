@@ -1,5 +1,5 @@
 """``python -m netspec``."""
 
-from .cli.main import run
+from .cli.app import run
 
 run()

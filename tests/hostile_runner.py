@@ -296,7 +296,7 @@ def _audit(event, args):
 sys.addaudithook(_audit)
 '''
 
-# Run as `python -c RUNNER report.json <command> <spec> <args...>`: netspec.cli.main.main exactly as
+# Run as `python -c RUNNER report.json <command> <spec> <args...>`: netspec.cli.app.main exactly as
 # `python -m netspec` calls it, plus the error's kind and netspec's own seconds in the report.
 RUNNER = r'''
 import dataclasses, json, os, sys, time
@@ -305,7 +305,7 @@ import importlib
 from netspec.cli.options import quiet_tensorflow
 from netspec.errors import NetspecError
 
-cli = importlib.import_module("netspec.cli.main")  # the module (the package's ``main`` is the function)
+cli = importlib.import_module("netspec.cli.app")
 if argv[0] != "validate":
     quiet_tensorflow()  # TensorFlow's import time is not netspec's (and keeps its chatter out)
 seen = {}

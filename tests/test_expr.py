@@ -202,11 +202,11 @@ def test_export_caveats_name_the_calls():
 
 
 def test_table_matches_keras_signatures(keras):
-    from netspec.build.expression import _TARGETS
+    from netspec.build.expression import KERAS_FUNCTIONS
 
     required_here = {"ops.where": {"x1", "x2"}}  # Keras's where(c) alone returns indices: refused
     for qual, fn in FUNCTIONS.items():
-        params = [p for p in inspect.signature(_TARGETS[qual]).parameters.values()
+        params = [p for p in inspect.signature(KERAS_FUNCTIONS[qual]).parameters.values()
                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         assert [p.name for p in params[:len(fn.params)]] == [p.name for p in fn.params], qual
         for ours, theirs in zip(fn.params, params):
@@ -215,7 +215,7 @@ def test_table_matches_keras_signatures(keras):
             else:
                 assert ours.default == theirs.default, (qual, ours.name)
         if fn.varargs:
-            assert any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(_TARGETS[qual]).parameters.values())
+            assert any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(KERAS_FUNCTIONS[qual]).parameters.values())
 
 
 def test_table_is_deliberate():

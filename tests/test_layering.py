@@ -119,7 +119,36 @@ def violations(modules: dict[str, str]) -> list[str]:
             same_home = tunit == unit and len(module.split(".")) > 2 and len(target.split(".")) > 2
             if private and not same_home:
                 found.append(f"{module}:{line} imports private {', '.join(private)} from {target}")
+        found += borrowed_attributes(module, text, modules)
     found += [f"import cycle: {' -> '.join(c)}" for c in cycles(edges)]
+    return found
+
+
+def borrowed_attributes(module: str, text: str, modules: dict[str, str]) -> list[str]:
+    """``mod._name`` where ``mod`` is a netspec module of another subpackage, bound by an import."""
+    tree = ast.parse(text)
+    package = module if is_package(module, modules) else module.rpartition(".")[0]
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in modules and a.asname:
+                    bound[a.asname] = a.name
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - (node.level - 1)] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+            for a in node.names:
+                if f"{target}.{a.name}" in modules:
+                    bound[a.asname or a.name] = f"{target}.{a.name}"
+    home = unit_of(module)
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            target = bound[node.value.id]
+            if unit_of(target) != home or len(module.split(".")) < 3:
+                found.append(f"{module}:{node.lineno} uses private {node.attr} of {target}")
     return found
 
 
@@ -173,8 +202,9 @@ def test_imports_go_down_only_without_cycles_or_borrowed_privates():
     ("netspec.errors", "from .cli import main\n", "errors (layer 0) may not import cli"),
     ("netspec.schema.catalog", "def f():\n    from ..build.compiler import build\n", "schema (layer 4) may not import build"),
     ("netspec.export.verify", "from ..plot.render import to_svg\n", "export (layer 8) may not import plot"),
-    ("netspec.cli.main", "from ..resolve.resolver import _private\n", "imports private _private"),
+    ("netspec.cli.app", "from ..resolve.resolver import _private\n", "imports private _private"),
     ("netspec.resolve.scope", "def f():\n    from .validate import validate_document\n", "import cycle"),
+    ("netspec.export.rewrite", "from ..build import expression\nx = expression._BINARY\n", "uses private _BINARY"),
 ])
 def test_the_check_catches_what_it_should(module, added, expect):
     modules = sources()

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 # Each table key is looked up once, here; expression text only ever indexes this dict, so a
 # spec can name nothing that is not in the table.
-_TARGETS = {qual: getattr(ops if qual.startswith("ops.") else activations, qual.partition(".")[2])
-            for qual in FUNCTIONS}
+KERAS_FUNCTIONS = {qual: getattr(ops if qual.startswith("ops.") else activations, qual.partition(".")[2])
+                   for qual in FUNCTIONS}
 _BINARY = {
     ast.Add: ops.add, ast.Sub: ops.subtract, ast.Mult: ops.multiply, ast.Div: ops.divide,
     ast.FloorDiv: ops.floor_divide, ast.Mod: ops.mod, ast.Pow: ops.power, ast.MatMult: ops.matmul,
@@ -229,8 +229,8 @@ class _Walker:
             kwargs[p.name] = value
         if fn.varargs:  # einsum: the equation, then the operands
             args = [kwargs.pop(fn.params[0].name), *(self.run(a) for a in operands)]
-            return self.apply(node, qual, _TARGETS[qual], *args)
-        return self.apply(node, qual, _TARGETS[qual], **kwargs)
+            return self.apply(node, qual, KERAS_FUNCTIONS[qual], *args)
+        return self.apply(node, qual, KERAS_FUNCTIONS[qual], **kwargs)
 
 
 _COMPARE_PY = {

@@ -1,5 +1,5 @@
 """Stage 9, the command line: ``netspec validate|check|build|train|export|import|plot|schema``."""
 
-from .main import main, run
+from .app import main, run
 
 __all__ = ["main", "run"]

@@ -174,7 +174,7 @@ def render_cli() -> str:
     """docs/cli.md: every command's ``--help``, as argparse prints it, with links to real output."""
     import os
 
-    from ..cli.main import commands, make_parser
+    from ..cli.app import commands, make_parser
 
     table = commands()
     parser = make_parser(table)

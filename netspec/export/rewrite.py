@@ -87,7 +87,7 @@ def export_rewrites(model, fmt: str) -> Iterator[list[str]]:
                 layer.call = _identity_call  # an instance attribute, deleted on exit
                 done.append(f"{layer.name}: {cls} (an identity at inference) left out of the exported graph")
         if patch_expressions:
-            targets = expr_module._TARGETS
+            targets = expr_module.KERAS_FUNCTIONS
             for key in EXPRESSION_REWRITES:
                 undo.append((targets, key, targets[key]))
             targets["activations.gelu"] = erf_gelu
