@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from .errors import Location
-from .expressions.interp import Lazy
 
 NODE_KEYS = frozenset({"name", "in", "repeat", "when", "else", "input_spec", "output_shape", "type", "block", "expr", "share"})
 # A layer node's own keys: `output_shape` belongs to expr nodes, so for a layer it is an argument
 # (EinsumDense requires one).
 LAYER_NODE_KEYS = NODE_KEYS - {"output_shape"}
+
+
+class Lazy:
+    """A value known only once shapes are inferred; evaluating it before then raises Deferred."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from .values import (  # noqa: F401  (re-exported)
     _FOLD, MAX_INT_BITS, MAX_PARAM_DEPTH, MAX_PARAM_ITEMS, NeedsShape, fail, fold, index_value, param_problem,
     plain, static_value,
 )
-from .interp import Lazy  # noqa: F401  (re-exported: expr.py uses exprcheck.Lazy)
+from ..graph import Lazy  # noqa: F401  (re-exported: build/expression.py uses exprcheck.Lazy)
 
 MAX_CHARS = 2000  # the schema's maxLength for `expr`
 MAX_NODES = 400

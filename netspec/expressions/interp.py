@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from ..errors import ExpressionError, short
+from ..graph import Lazy
 from .cost import MAX_CHARS, Cost, approx
 
 MAX_EXPR_CHARS = 1000
@@ -26,10 +27,6 @@ _EMBED_NAME = re.compile(rf"\$({_NAME})")
 
 class Deferred(Exception):
     """Raised when an expression needs a shape that is only known once shapes are inferred."""
-
-
-class Lazy:
-    """A value known only once shapes are inferred; evaluating it before then raises Deferred."""
 
 
 class _Unknown(Lazy):

@@ -7,8 +7,8 @@ import math
 from typing import Any, Mapping
 
 from ..errors import ExpressionError, short
+from ..graph import Lazy
 from .cost import Cost
-from .interp import Lazy
 
 MAX_INT_BITS = 64  # a constant becomes a tensor value: int64 at most
 MAX_PARAM_ITEMS = 10_000
