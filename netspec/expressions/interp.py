@@ -107,10 +107,8 @@ _ALLOWED = (
 )
 
 
-def _fail(message: str, node: ast.AST | None = None) -> ExpressionError:
-    err = ExpressionError(message)
-    err.offset = getattr(node, "col_offset", 0) if node is not None else 0
-    return err
+def _fail(message: str, node: ast.AST | None = None, hint: str | None = None) -> ExpressionError:
+    return ExpressionError(message, hint=hint, offset=getattr(node, "col_offset", 0) if node is not None else 0)
 
 
 @lru_cache(maxsize=4096)
@@ -127,9 +125,8 @@ def parse(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
-        err = _fail(f"invalid expression: {e.msg}")
-        err.offset = max((e.offset or 1) - 1, 0) + (len(text) - len(text.lstrip()))
-        raise err from None
+        raise ExpressionError(f"invalid expression: {e.msg}",
+                              offset=max((e.offset or 1) - 1, 0) + (len(text) - len(text.lstrip()))) from None
     except (RecursionError, MemoryError, ValueError):
         raise _fail("expression is too deeply nested") from None
     lead = len(text) - len(text.lstrip())
@@ -208,8 +205,8 @@ class _Evaluator:
         except Deferred:
             raise
         except ExpressionError as e:
-            if not hasattr(e, "offset"):  # a size limit: at the operation that would pass it
-                e.offset = getattr(self._last, "col_offset", 0)
+            if not e.located:  # a size limit: at the operation that would pass it
+                e.offset, e.located = getattr(self._last, "col_offset", 0), True
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError, KeyError) as e:
             raise _fail(f"cannot evaluate: {short(str(e), 120)}", self._last) from None
@@ -289,9 +286,7 @@ class _Evaluator:
             from ..errors import did_you_mean
 
             match = did_you_mean(node.id, list(names))
-            err = _fail(f"unknown name {node.id!r}", node)
-            err.hint = f"did you mean {match!r}?" if match else None
-            raise err
+            raise _fail(f"unknown name {node.id!r}", node, f"did you mean {match!r}?" if match else None)
         if isinstance(value, Lazy):
             raise Deferred(node.id)
         self.cost.size(value)  # a param over a limit (a deep YAML list, a huge --set) stops here
@@ -350,9 +345,7 @@ def interpolate(value: str, scope: Scope) -> Any:
         return _interpolate(value, scope)
     except (MemoryError, RecursionError) as e:
         what = "ran out of memory" if isinstance(e, MemoryError) else "is nested too deeply"
-        err = ExpressionError(f"expression {what} (a value over the size model; please report it)")
-        err.offset = 0
-        raise err from None
+        raise ExpressionError(f"expression {what} (a value over the size model; please report it)", offset=0) from None
     finally:
         scope.cost.forget()
 
@@ -379,9 +372,7 @@ def _interpolate(value: str, scope: Scope) -> Any:
         if value.startswith("${", k):
             end = _find_close(value, k + 2)
             if end < 0:
-                err = ExpressionError("unclosed '${'")
-                err.offset = k
-                raise err
+                raise ExpressionError("unclosed '${'", offset=k)
             out.append(_format(_sub(value[k + 2 : end], scope, k + 2), scope.cost, k + 2, room))
             room -= len(out[-1])
             k = end + 1
@@ -409,22 +400,18 @@ def _format(value: Any, cost: Cost, offset: int, room: int) -> str:
         e.offset = offset
         raise
     if n > room:
-        err = ExpressionError(f"interpolated string is too long: {approx(n)} more characters "
-                              f"(limit {MAX_CHARS:,})")
-        err.offset = offset
-        raise err
+        raise ExpressionError(f"interpolated string is too long: {approx(n)} more characters "
+                              f"(limit {MAX_CHARS:,})", offset=offset)
     return str(value)
 
 
 def _sub(text: str, scope: Scope, base: int) -> Any:
     if not text.strip():
-        err = ExpressionError("empty '${}' expression")
-        err.offset = base
-        raise err
+        raise ExpressionError("empty '${}' expression", offset=base)
     try:
         return evaluate(text, scope)
     except ExpressionError as e:
-        e.offset = getattr(e, "offset", 0) + base
+        e.offset += base
         raise
 
 

@@ -23,9 +23,8 @@ class NeedsShape(Exception):
 
 def fail(message: str, offset: int | ast.AST = 0, hint: str | None = None) -> ExpressionError:
     """An ExpressionError with ``offset``: a character offset, or a checked node's position."""
-    err = ExpressionError(message, hint=hint)
-    err.offset = offset if isinstance(offset, int) else getattr(offset, "col_offset", 0)
-    return err
+    return ExpressionError(message, hint=hint,
+                           offset=offset if isinstance(offset, int) else getattr(offset, "col_offset", 0))
 
 
 # ---------------------------------------------------------------------------------------------
