@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import SchemaError, short
 from ..graph import DeferredArg
+from .schemafile import load_schema
 from .validator import Validator
 
 INTERP_REF = {"$ref": "#/$defs/interp"}
@@ -39,8 +40,6 @@ def strict_schema(schema: dict) -> dict:
 def strict_validator(schema: dict | None = None):
     """The validator of :func:`strict_schema` (default: the committed schema), built once per schema."""
     if schema is None:
-        from .catalog import load_schema  # catalog builds on this module (Catalog.check_args)
-
         schema = load_schema()
     return _strict(schema)[2]
 
