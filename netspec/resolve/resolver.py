@@ -52,6 +52,7 @@ class Resolver:
         self.max_instances = max_instances
         self.instances = 0  # the running count behind check_expansion's estimate
         self.blocks: dict = self.data.get("blocks") or {}
+        self.spec_params: dict[str, Any] = {}  # the resolved params, set by run()
         self.nodes: list[Node] = []
         self.flat: dict[str, Node | InputDecl] = {}
         self.records: dict[int, list[Node]] = {}  # id(entry raw) + scope -> nodes made
