@@ -20,6 +20,10 @@ BASE_ARGS = ("trainable", "dtype")
 class Catalog:
     """What a spec may name as ``type:``, and how its arguments are checked."""
 
+    schema: dict
+    validator: Validator
+    core: set[str]
+
     def __init__(self, schema: dict | None = None) -> None:
         self.schema = schema if schema is not None else load_schema()
         # The committed schema is scanned by tests/test_schemacheck.py, not on every command.
@@ -28,7 +32,7 @@ class Catalog:
         self.core = {k[len(LAYER_PREFIX):] for k in defs if k.startswith(LAYER_PREFIX)}
 
     @property
-    def strict_validator(self):
+    def strict_validator(self) -> Validator:
         """The validator for interpolated values: the schema with no ``${...}`` alternative (built on first use)."""
         return strict_validator(self.schema)
 
@@ -44,15 +48,18 @@ class Catalog:
         return name in registry.LAYERS
 
     def is_core(self, name: str) -> bool:
+        """Whether ``name`` is a core Keras layer of the schema (not a registered user layer)."""
         return name in self.core
 
     def names(self) -> list[str]:
+        """Every layer type a spec may name, core and registered (installed plugins loaded first)."""
         from .plugins import load_entry_points
 
         load_entry_points()
         return sorted(self.core | set(registry.LAYERS))
 
     def layer_schema(self, name: str) -> dict:
+        """The schema of core layer ``name`` (its ``layer.<name>`` def)."""
         return self.schema["$defs"][LAYER_PREFIX + name]
 
     def object_types(self, kind: str) -> set[str]:
@@ -71,7 +78,7 @@ class Catalog:
         prop = self.layer_schema(name).get("properties", {}).get(arg, {})
         return prop.get("x-netspec-kind")
 
-    def check_args(self, name: str, args: dict[str, Any]):
+    def check_args(self, name: str, args: dict[str, Any]) -> tuple[Issue, int] | None:
         """Check resolved constructor arguments.
 
         Returns:
