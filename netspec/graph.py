@@ -64,6 +64,7 @@ class Value:
 
     @property
     def refs(self) -> list[Ref]:
+        """The tensors, without their output names."""
         return [ref for _, ref in self.items]
 
 
@@ -106,6 +107,7 @@ class Node:
     instance_note: str | None = None
 
     def input_refs(self) -> list[Ref]:
+        """The node's inputs as a list, in call order (mapping values for keyword inputs)."""
         return list(self.inputs.values()) if isinstance(self.inputs, dict) else list(self.inputs)
 
 
@@ -123,6 +125,7 @@ class Graph:
     warnings: list[str] = field(default_factory=list)
 
     def node(self, name: str) -> Node | None:
+        """The node named ``name``, or None."""
         for n in self.nodes:
             if n.name == name:
                 return n

@@ -90,6 +90,8 @@ class Validator:
     match or none does and no branch stands out. A ``description`` that starts with "a"/"an" names what
     a ``pattern`` schema accepts ("expected a layer name matching ..."). ``$id`` never changes the base of a
     ref: refs resolve in the root document ("#/..." or the root's own ``$id`` + "#/...").
+    The explanations of failures come from the validator's :class:`~netspec.schema.messages.Messages`
+    (``self.messages``), which reads the compiled nodes the checks are made of.
 
     Args:
         schema: the root schema; treated as immutable from here on.
