@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..errors import ExpressionError, short
 
@@ -91,7 +91,7 @@ def gate(text: object, rules: Rules, visit: Visit | None = None) -> ast.Expressi
     tree = _parse(text, body if rules.multiline else body.rstrip(), lead, rules)
     starts = _line_starts(body) if rules.multiline else [0]
     count = 0
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    stack: list[tuple[Any, int]] = [(tree, 0)]  # ast nodes; Any: only some kinds have positions
     while stack:  # iterative: offsets become absolute before any allow-list reads them
         node, depth = stack.pop()
         count += 1

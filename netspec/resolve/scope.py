@@ -44,12 +44,15 @@ class Resolving(Protocol):
     Attributes:
         src: the document's source map, to locate errors.
         blocks: the spec's ``blocks:`` definitions by name.
-        spec_params: the spec's resolved params (overrides included).
     """
 
     src: SourceMap
     blocks: dict
-    spec_params: Mapping[str, Any]
+
+    @property
+    def spec_params(self) -> Mapping[str, Any]:
+        """The spec's resolved params (overrides included)."""
+        ...
 
     def error(self, message: str, path: tuple, *, key: bool = False, hint: str | None = None,
               ctx: Ctx | None = None, cls: type[NetspecError] = ResolveError) -> NetspecError:

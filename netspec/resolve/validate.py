@@ -86,6 +86,7 @@ def validate_document(doc: Document, catalog: Catalog) -> None:
         return
     bounded = len(issues) > MAX_ISSUES
     best = validator.best(issues[:MAX_ISSUES])
+    assert best is not None  # issues is not empty
     path = tuple(best.path)
     location = doc.source.key(path) if best.at_key else doc.source.value(path)
     # Only the reported issue's did-you-mean hint is computed (Issue.hint is lazy).

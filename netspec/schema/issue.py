@@ -23,6 +23,7 @@ class Issue:
     path: tuple
     message: str
     keyword: str
+    _hint: str | Callable[[], str | None] | None
     at_key: bool
 
     def __init__(self, path: tuple, message: str, keyword: str,
@@ -37,9 +38,11 @@ class Issue:
     @property
     def hint(self) -> str | None:
         """The fix suggestion, computed on first read when it was given as a function."""
-        if callable(self._hint):
-            object.__setattr__(self, "_hint", self._hint())
-        return self._hint
+        hint = self._hint
+        if callable(hint):
+            hint = hint()
+            object.__setattr__(self, "_hint", hint)
+        return hint
 
     @property
     def lazy_hint(self) -> str | Callable[[], str | None] | None:

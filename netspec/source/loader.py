@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import yaml
 from yaml.events import (
@@ -105,7 +105,7 @@ class SourceMap:
 class Document:
     """A loaded spec: its plain data, where everything in it was written, and the decoded text."""
 
-    data: object
+    data: Any  # plain data: dict, list, str, int, float, bool or None
     source: SourceMap
     text: str
 
