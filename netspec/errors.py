@@ -157,9 +157,22 @@ class ResolveError(NetspecError):
 
 
 class ExpressionError(NetspecError):
-    """A ``${...}`` or ``expr:`` expression is not allowed or cannot be evaluated."""
+    """A ``${...}`` or ``expr:`` expression is not allowed or cannot be evaluated.
+
+    Args:
+        offset: the character offset of the problem in the expression's text (or its YAML string);
+            None while not yet known (``offset`` reads 0 and ``located`` False until it is set).
+        **kwargs: as for :class:`NetspecError`.
+    """
 
     kind = "expression"
+    offset: int  # character offset in the expression (or YAML string) text
+    located: bool  # whether ``offset`` was given, or is still the default 0
+
+    def __init__(self, message: str, *, offset: int | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.offset = 0 if offset is None else offset
+        self.located = offset is not None
 
 
 class ShapeError(NetspecError):
@@ -178,6 +191,19 @@ def hint_for(name: object, candidates: Iterable[str]) -> str | None:
     """A "did you mean" hint for ``name`` among ``candidates``, or None."""
     match = did_you_mean(name, candidates)
     return f"did you mean {match!r}?" if match else None
+
+
+# -- core errors (expressions, source) -------------------------------------------------------------
+
+
+class CostError(ExpressionError):
+    """An expression value or intermediate is over one of the size limits."""
+
+
+class ModelFileError(NetspecError):
+    """A ``.keras`` file that netspec refuses to hand to Keras (or that Keras could not load)."""
+
+    kind = "model"
 
 
 # -- train and data errors -------------------------------------------------------------------------

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from .errors import Location
-from .expressions.interp import Lazy
 
 NODE_KEYS = frozenset({"name", "in", "repeat", "when", "else", "input_spec", "output_shape", "type", "block", "expr", "share"})
 # A layer node's own keys: `output_shape` belongs to expr nodes, so for a layer it is an argument
 # (EinsumDense requires one).
 LAYER_NODE_KEYS = NODE_KEYS - {"output_shape"}
+
+
+class Lazy:
+    """A value known only once shapes are inferred; evaluating it before then raises Deferred."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Value:
 
     @property
     def refs(self) -> list[Ref]:
+        """The tensors, without their output names."""
         return [ref for _, ref in self.items]
 
 
@@ -103,6 +107,7 @@ class Node:
     instance_note: str | None = None
 
     def input_refs(self) -> list[Ref]:
+        """The node's inputs as a list, in call order (mapping values for keyword inputs)."""
         return list(self.inputs.values()) if isinstance(self.inputs, dict) else list(self.inputs)
 
 
@@ -120,6 +125,7 @@ class Graph:
     warnings: list[str] = field(default_factory=list)
 
     def node(self, name: str) -> Node | None:
+        """The node named ``name``, or None."""
         for n in self.nodes:
             if n.name == name:
                 return n

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .schema.catalog import Catalog
 from .errors import Location, NetspecError, PluginError, ResolveError, SchemaError, SpecSyntaxError
-from .graph import Graph
+from .graph import Graph, Ref
 from .source.loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
 from .schema.recheck import check_nodes
 from .resolve.resolver import resolve, resolve_section
 from .resolve.validate import validate_document
+
+if TYPE_CHECKING:
+    import keras
+
+    from .budget import Budget
+    from .build.compiler import Compiled, Row
 
 
 @dataclass
@@ -21,14 +27,15 @@ class CheckResult:
     """The shape table of a spec: one row per input and node, and Keras's parameter totals."""
 
     name: str
-    rows: list  # of compile.Row
+    rows: list[Row]
     total_params: int
     trainable_params: int
     non_trainable_params: int
     warnings: list[str]
-    outputs: list  # (output name, ref) pairs
+    outputs: list[tuple[str, Ref]]  # (output name, ref) pairs
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The table as plain data for ``--format json``."""
         return {
             "name": self.name,
             "nodes": [
@@ -61,13 +68,13 @@ class CheckResult:
         return self.table()
 
 
-def _text_shape(shape) -> str:
+def _text_shape(shape: list) -> str:
     if shape and isinstance(shape[0], list):
         return ", ".join(_text_shape(s) for s in shape)
     return "(" + ", ".join(["None"] + [str(d) for d in shape]) + ")"
 
 
-def _json_shape(shape):
+def _json_shape(shape: list) -> list:
     if shape and isinstance(shape[0], list):
         return [[None, *s] for s in shape]
     return [None, *shape]
@@ -78,6 +85,10 @@ class Spec:
 
     data_root: Path | None = None  # a directory the user allows data paths in, beside the spec's own
 
+    document: Document
+    graph: Graph
+    catalog: Catalog
+
     def __init__(self, document: Document, graph: Graph, catalog: Catalog) -> None:
         self.document = document
         self.graph = graph
@@ -85,6 +96,7 @@ class Spec:
 
     @property
     def name(self) -> str:
+        """The spec's ``name:``."""
         return self.graph.name
 
     @property
@@ -94,6 +106,7 @@ class Spec:
 
     @property
     def warnings(self) -> list[str]:
+        """Notes from resolution (nodes that reach no output, ...)."""
         return self.graph.warnings
 
     @property
@@ -101,7 +114,7 @@ class Spec:
         """The spec file, as given to :func:`load` (None for YAML text)."""
         return self.document.source.file
 
-    def section(self, key: str):
+    def section(self, key: str) -> Any:
         """A top-level section (``"train"``, ``"export"``) with params interpolated; None if absent.
 
         Raises:
@@ -126,7 +139,7 @@ class Spec:
 
             spec_targets(self)
 
-    def build(self, budget=None):
+    def build(self, budget: Budget | None = None) -> keras.Model:
         """Compile the spec into a functional ``keras.Model`` (imports Keras).
 
         Raises:
@@ -134,7 +147,7 @@ class Spec:
         """
         return self._compile(budget).model
 
-    def check(self, budget=None) -> CheckResult:
+    def check(self, budget: Budget | None = None) -> CheckResult:
         """Infer every node's shape and parameter count (builds the model).
 
         Raises:
@@ -147,14 +160,14 @@ class Spec:
         return CheckResult(self.name, compiled.rows, model.count_params(), trainable, non_trainable,
                            list(self.warnings), list(self.graph.outputs))
 
-    def _compile(self, budget=None):
+    def _compile(self, budget: Budget | None = None) -> Compiled:
         """Args: budget: a :class:`netspec.build.compiler.Budget` (parameter and activation caps)."""
         from .build.compiler import DEFAULT_BUDGET, build
 
         return build(self.graph, self.catalog, self.document.source, budget or DEFAULT_BUDGET)
 
 
-def _size(weight) -> int:
+def _size(weight: Any) -> int:
     n = 1
     for d in weight.shape:
         n *= int(d)

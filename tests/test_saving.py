@@ -19,7 +19,8 @@ import pytest
 import netspec
 from netspec.build.compiler import DEFAULT_BUDGET
 from netspec.source.kerascost import cost_config
-from netspec.source.kerasfile import ModelFileError, open_archive
+from netspec.errors import ModelFileError
+from netspec.source.kerasfile import open_archive
 from netspec.build.saving import atomic_path, check_model_file
 
 from conftest import SPECS

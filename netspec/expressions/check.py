@@ -13,10 +13,11 @@ from .table import (  # noqa: F401  (re-exported)
     DTYPES, EXCLUDED, FUNCTIONS, MAX_LIST_ARG, MODULES, REQUIRED, Function, Param, markdown_table, signature,
 )
 from .values import (  # noqa: F401  (re-exported)
-    _FOLD, MAX_INT_BITS, MAX_PARAM_DEPTH, MAX_PARAM_ITEMS, NeedsShape, fail, fold, index_value, param_problem,
+    FOLD_OPS, MAX_INT_BITS, MAX_PARAM_DEPTH, MAX_PARAM_ITEMS, NeedsShape, fail, fold, index_value, param_problem,
     plain, static_value,
 )
-from .interp import Lazy  # noqa: F401  (re-exported: expr.py uses exprcheck.Lazy)
+from ..graph import Lazy  # noqa: F401  (re-exported: build/expression.py uses exprcheck.Lazy)
+from .parse import Rules, gate
 
 MAX_CHARS = 2000  # the schema's maxLength for `expr`
 MAX_NODES = 400
@@ -26,7 +27,7 @@ MAX_STATIC_INT = 2**31 - 1
 MAX_EQUATION = 200
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-_BINOPS = (*_FOLD, ast.MatMult)
+_BINOPS = (*FOLD_OPS, ast.MatMult)
 _CMPOPS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _SYMBOL = {
     ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
@@ -128,57 +129,18 @@ def check(text: str, variables: Iterable[str], names: Mapping[str, Any]) -> Chec
     return Checked(text, tree, tuple(used_vars), tuple(used_params))
 
 
+# expr: through the shared gate: printable ASCII over several lines, depth bounded by _Walk.
+RULES = Rules(max_chars=MAX_CHARS, max_parts=MAX_NODES, max_ast_nodes=4 * MAX_NODES, max_depth=None,
+              printable=True, long_at_limit=True, multiline=True, value_error_nested=False)
+
+
 def parse(text: str) -> ast.Expression:
     """Parse ``text`` (ASCII, bounded length) into an ``ast.Expression`` whose offsets are in ``text``.
 
     Raises:
         ExpressionError: not text, not ASCII, too long, or a syntax error.
     """
-    if not isinstance(text, str):
-        raise fail(f"an expression must be a string. Received: {short(text)}")
-    bad = next((k for k, c in enumerate(text) if not (c.isascii() and (c.isprintable() or c in "\t\n\r"))), None)
-    if bad is not None:
-        raise fail("expressions must be printable ASCII", bad)
-    if len(text) > MAX_CHARS:
-        raise fail(f"expression is longer than {MAX_CHARS} characters", MAX_CHARS)
-    body = text.lstrip()
-    lead = len(text) - len(body)
-    if not body.strip():
-        raise fail("empty expression")
-    try:
-        tree = ast.parse(body, mode="eval")
-    except SyntaxError as e:
-        line = min(max((e.lineno or 1) - 1, 0), body.count("\n"))
-        # Python reports offset 0 for an expression that ends too early: point at its end.
-        where = lead + _line_starts(body)[line] + e.offset - 1 if e.offset else len(text.rstrip())
-        raise fail(f"invalid expression: {e.msg}", min(max(where, 0), len(text))) from None
-    except (RecursionError, MemoryError):
-        raise fail("expression is too deeply nested") from None
-    except ValueError as e:
-        raise fail(f"invalid expression: {short(str(e), 100)}") from None
-    starts = _line_starts(body)
-    stack: list[ast.AST] = [tree]
-    count = 0
-    while stack:  # iterative: offsets become absolute before the allow-list walk reads them
-        node = stack.pop()
-        count += 1
-        if count > 4 * MAX_NODES:  # context and operator nodes count here too
-            raise fail(f"expression has more than {MAX_NODES} parts")
-        if hasattr(node, "col_offset"):
-            node.col_offset = lead + starts[node.lineno - 1] + node.col_offset
-            if getattr(node, "end_lineno", None) is not None and node.end_col_offset is not None:
-                node.end_col_offset = lead + starts[node.end_lineno - 1] + node.end_col_offset
-            node.lineno = node.end_lineno = 1
-        stack.extend(ast.iter_child_nodes(node))
-    return tree
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    for k, c in enumerate(text):
-        if c == "\n":
-            starts.append(k + 1)
-    return starts
+    return gate(text, RULES)
 
 
 class _Walk:

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ExpressionError
+from ..errors import CostError
 
 # The limits. A spec needs small values (layer sizes, shapes, lists of a few hundred items); these
 # leave room for generated tables while keeping every operation on them in the millisecond range
@@ -70,10 +70,6 @@ class Size:
         """The size of ``a + b`` for two lists or two strings."""
         return Size(self.elements + other.elements, self.chars + other.chars, max(self.bits, other.bits),
                     max(self.depth, other.depth), self.text + other.text)
-
-
-class CostError(ExpressionError):
-    """An expression value or intermediate is over one of the size limits."""
 
 
 def approx(n: int) -> str:

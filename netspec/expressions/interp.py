@@ -8,10 +8,12 @@ import operator
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ExpressionError, short
+from ..graph import Lazy
 from .cost import MAX_CHARS, Cost, approx
+from .parse import Rules, fail, gate
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 300
@@ -26,10 +28,6 @@ _EMBED_NAME = re.compile(rf"\$({_NAME})")
 
 class Deferred(Exception):
     """Raised when an expression needs a shape that is only known once shapes are inferred."""
-
-
-class Lazy:
-    """A value known only once shapes are inferred; evaluating it before then raises Deferred."""
 
 
 class _Unknown(Lazy):
@@ -110,10 +108,10 @@ _ALLOWED = (
 )
 
 
-def _fail(message: str, node: ast.AST | None = None) -> ExpressionError:
-    err = ExpressionError(message)
-    err.offset = getattr(node, "col_offset", 0) if node is not None else 0
-    return err
+# ${...} through the shared gate: ASCII, one line, its own depth bound, no empty text (``_sub`` refuses it first).
+RULES = Rules(max_chars=MAX_EXPR_CHARS, max_parts=MAX_AST_NODES, max_ast_nodes=MAX_AST_NODES,
+              max_depth=MAX_AST_DEPTH, printable=False, long_at_limit=False, multiline=False,
+              value_error_nested=True)
 
 
 @lru_cache(maxsize=4096)
@@ -123,56 +121,35 @@ def parse(text: str) -> ast.Expression:
     Raises:
         ExpressionError: with an ``offset`` attribute (character offset in ``text``).
     """
-    if not text.isascii():
-        raise _fail("expressions must be ASCII")
-    if len(text) > MAX_EXPR_CHARS:
-        raise _fail(f"expression is longer than {MAX_EXPR_CHARS} characters")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        err = _fail(f"invalid expression: {e.msg}")
-        err.offset = max((e.offset or 1) - 1, 0) + (len(text) - len(text.lstrip()))
-        raise err from None
-    except (RecursionError, MemoryError, ValueError):
-        raise _fail("expression is too deeply nested") from None
-    lead = len(text) - len(text.lstrip())
-    count = 0
-    stack = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        count += 1
-        if count > MAX_AST_NODES:
-            raise _fail(f"expression has more than {MAX_AST_NODES} parts")
-        if depth > MAX_AST_DEPTH:
-            raise _fail("expression is too deeply nested", node)
-        if hasattr(node, "col_offset"):
-            node.col_offset += lead
-        if not isinstance(node, _ALLOWED):
-            raise _fail(f"{_describe(node)} is not allowed in ${{...}} expressions", node)
-        if isinstance(node, ast.Call):
-            if isinstance(node.func, ast.Name) and node.func.id == "shape":
-                if len(node.args) != 1 or node.keywords or not (
-                    isinstance(node.args[0], ast.Name)
-                    or (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
-                ):
-                    raise _fail("shape() takes one ref: shape(name) or shape('name.out')", node)
-                stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node.func))
-                continue
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                name = node.func.id if isinstance(node.func, ast.Name) else None
-                raise _fail(
-                    f"only these functions may be called: {', '.join(sorted(FUNCTIONS))}"
-                    + (f". Received: {short(name)}" if name else ""),
-                    node,
-                )
-            if node.keywords:
-                raise _fail("keyword arguments are not allowed in ${...} expressions", node)
-        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
-            raise _fail("only numbers, strings, booleans and None are allowed as literals", node)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value).bit_length() > MAX_LITERAL_BITS:
-            raise _fail("integer literal is too large", node)
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return tree
+    return gate(text, RULES, _allowed)
+
+
+def _allowed(node: ast.AST, depth: int) -> Iterable[ast.AST]:
+    """The ${...} allow-list for one node (offsets already absolute); the children to walk."""
+    if not isinstance(node, _ALLOWED):
+        raise fail(f"{_describe(node)} is not allowed in ${{...}} expressions", node)
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id == "shape":
+            if len(node.args) != 1 or node.keywords or not (
+                isinstance(node.args[0], ast.Name)
+                or (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
+            ):
+                raise fail("shape() takes one ref: shape(name) or shape('name.out')", node)
+            return ast.iter_child_nodes(node.func)
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            raise fail(
+                f"only these functions may be called: {', '.join(sorted(FUNCTIONS))}"
+                + (f". Received: {short(name)}" if name else ""),
+                node,
+            )
+        if node.keywords:
+            raise fail("keyword arguments are not allowed in ${...} expressions", node)
+    if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
+        raise fail("only numbers, strings, booleans and None are allowed as literals", node)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value).bit_length() > MAX_LITERAL_BITS:
+        raise fail("integer literal is too large", node)
+    return ast.iter_child_nodes(node)
 
 
 def _describe(node: ast.AST) -> str:
@@ -211,11 +188,11 @@ class _Evaluator:
         except Deferred:
             raise
         except ExpressionError as e:
-            if not hasattr(e, "offset"):  # a size limit: at the operation that would pass it
-                e.offset = getattr(self._last, "col_offset", 0)
+            if not e.located:  # a size limit: at the operation that would pass it
+                e.offset, e.located = getattr(self._last, "col_offset", 0), True
             raise
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError, KeyError) as e:
-            raise _fail(f"cannot evaluate: {short(str(e), 120)}", self._last) from None
+            raise fail(f"cannot evaluate: {short(str(e), 120)}", self._last) from None
 
     def _eval(self, node: ast.AST) -> Any:
         self._last = node
@@ -228,7 +205,7 @@ class _Evaluator:
             self._last = node
             if isinstance(node.op, ast.Pow):
                 if not isinstance(right, (int, float)) or isinstance(right, bool) or abs(right) > MAX_POW_EXPONENT:
-                    raise _fail(f"exponents are limited to {MAX_POW_EXPONENT}", node)
+                    raise fail(f"exponents are limited to {MAX_POW_EXPONENT}", node)
             return self.cost.binop(type(node.op), left, right)
         if isinstance(node, ast.UnaryOp):
             value = self._eval(node.operand)
@@ -274,27 +251,25 @@ class _Evaluator:
             arg = node.args[0]
             ref = arg.id if isinstance(arg, ast.Name) else arg.value
             if self.scope.shape_of is None:
-                raise _fail("shape() is not available here", node)
+                raise fail("shape() is not available here", node)
             return self.cost.record(self.scope.shape_of(ref))
         if isinstance(node, ast.Call):
             args = [self._eval(a) for a in node.args]
             self._last = node
             return self.cost.call(node.func.id, FUNCTIONS[node.func.id], args)
-        raise _fail(f"{_describe(node)} is not allowed", node)  # parse() already refused it
+        raise fail(f"{_describe(node)} is not allowed", node)  # parse() already refused it
 
     def _name(self, node: ast.Name) -> Any:
         names = self.scope.names
         if node.id in names:
             value = names[node.id]
         elif node.id in FUNCTIONS or node.id == "shape":
-            raise _fail(f"{node.id!r} is a function; call it", node)
+            raise fail(f"{node.id!r} is a function; call it", node)
         else:
             from ..errors import did_you_mean
 
             match = did_you_mean(node.id, list(names))
-            err = _fail(f"unknown name {node.id!r}", node)
-            err.hint = f"did you mean {match!r}?" if match else None
-            raise err
+            raise fail(f"unknown name {node.id!r}", node, f"did you mean {match!r}?" if match else None)
         if isinstance(value, Lazy):
             raise Deferred(node.id)
         self.cost.size(value)  # a param over a limit (a deep YAML list, a huge --set) stops here
@@ -353,9 +328,7 @@ def interpolate(value: str, scope: Scope) -> Any:
         return _interpolate(value, scope)
     except (MemoryError, RecursionError) as e:
         what = "ran out of memory" if isinstance(e, MemoryError) else "is nested too deeply"
-        err = ExpressionError(f"expression {what} (a value over the size model; please report it)")
-        err.offset = 0
-        raise err from None
+        raise ExpressionError(f"expression {what} (a value over the size model; please report it)", offset=0) from None
     finally:
         scope.cost.forget()
 
@@ -382,9 +355,7 @@ def _interpolate(value: str, scope: Scope) -> Any:
         if value.startswith("${", k):
             end = _find_close(value, k + 2)
             if end < 0:
-                err = ExpressionError("unclosed '${'")
-                err.offset = k
-                raise err
+                raise ExpressionError("unclosed '${'", offset=k)
             out.append(_format(_sub(value[k + 2 : end], scope, k + 2), scope.cost, k + 2, room))
             room -= len(out[-1])
             k = end + 1
@@ -412,22 +383,18 @@ def _format(value: Any, cost: Cost, offset: int, room: int) -> str:
         e.offset = offset
         raise
     if n > room:
-        err = ExpressionError(f"interpolated string is too long: {approx(n)} more characters "
-                              f"(limit {MAX_CHARS:,})")
-        err.offset = offset
-        raise err
+        raise ExpressionError(f"interpolated string is too long: {approx(n)} more characters "
+                              f"(limit {MAX_CHARS:,})", offset=offset)
     return str(value)
 
 
 def _sub(text: str, scope: Scope, base: int) -> Any:
     if not text.strip():
-        err = ExpressionError("empty '${}' expression")
-        err.offset = base
-        raise err
+        raise ExpressionError("empty '${}' expression", offset=base)
     try:
         return evaluate(text, scope)
     except ExpressionError as e:
-        e.offset = getattr(e, "offset", 0) + base
+        e.offset += base
         raise
 
 

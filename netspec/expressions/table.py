@@ -50,24 +50,30 @@ class Param:
 
     @property
     def required(self) -> bool:
+        """Whether the call must pass this argument (it has no default)."""
         return self.default is REQUIRED
 
     @property
     def nullable(self) -> bool:
+        """Whether None is accepted (the kind ends in ``?``)."""
         return self.kind.endswith("?")
 
     @property
     def base(self) -> str:
+        """The kind without its ``?``."""
         return self.kind.rstrip("?")
 
     @property
     def strings_only(self) -> bool:
+        """Whether the argument is a string literal (a choice, a dtype or an einsum equation)."""
         return self.base in ("choice", "dtype", "equation")
 
     def strings(self) -> tuple[str, ...]:
+        """The strings accepted: the dtypes, or the choices."""
         return DTYPES if self.base == "dtype" else self.choices
 
     def describe(self) -> str:
+        """What the argument accepts, as a noun phrase for messages and the docs table."""
         if self.base == "choice":
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         else:

@@ -7,25 +7,19 @@ import math
 from typing import Any, Mapping
 
 from ..errors import ExpressionError, short
+from ..graph import Lazy
 from .cost import Cost
-from .interp import Lazy
+from .parse import fail
 
 MAX_INT_BITS = 64  # a constant becomes a tensor value: int64 at most
 MAX_PARAM_ITEMS = 10_000
 MAX_PARAM_DEPTH = 4
 
-_FOLD = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)  # exprcost.Cost computes them
+FOLD_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)  # exprcost.Cost computes them
 
 
 class NeedsShape(Exception):
     """A constant uses a param known only once shapes are inferred (validate time)."""
-
-
-def fail(message: str, offset: int | ast.AST = 0, hint: str | None = None) -> ExpressionError:
-    """An ExpressionError with ``offset``: a character offset, or a checked node's position."""
-    err = ExpressionError(message, hint=hint)
-    err.offset = offset if isinstance(offset, int) else getattr(offset, "col_offset", 0)
-    return err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +143,7 @@ def fold(node: ast.BinOp, left: Any, right: Any) -> Any:
     Raises:
         ExpressionError: not numbers, division by zero, or a result too large.
     """
-    if type(node.op) not in _FOLD:
+    if type(node.op) not in FOLD_OPS:
         raise fail("'@' needs tensors", node)
     if not (_is_number(left) and _is_number(right)):
         raise fail(f"arithmetic on constants needs numbers. Received: {short(left)} and {short(right)}", node)

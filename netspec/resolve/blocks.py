@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections import ChainMap
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import hint_for, short
 from ..graph import NODE_KEYS, Ref, ShapeOf, Value
-from .scope import Ctx, Entry, first_ref, flatten
+from .scope import Ctx, Entry, Resolving, first_ref, flatten
 from .structure import MAX_BLOCK_DEPTH
 
-if TYPE_CHECKING:
-    from .resolver import Resolver
 
-
-def expand_block(res: Resolver, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs, names) -> Value:
+def expand_block(res: Resolving, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs, names) -> Value:
     """Expand one instance of a block; its layers are named ``<flat>_<node>``.
 
     Args:
@@ -68,7 +65,7 @@ def expand_block(res: Resolver, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs
     return Value(tuple(result))
 
 
-def _names(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict, names,
+def _names(res: Resolving, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict, names,
            first: Ref | None) -> ChainMap:
     """What the instance's nodes see: its params (given, else the block's defaults) and vars, in
     declaration order, then ``in_shape`` and the spec's params."""
@@ -95,7 +92,7 @@ def _names(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict,
     return spec_names
 
 
-def _bind_inputs(res: Resolver, ctx: Ctx, e: Entry, raw: dict, bname: str, in_names: list[str],
+def _bind_inputs(res: Resolving, ctx: Ctx, e: Entry, raw: dict, bname: str, in_names: list[str],
                  inputs) -> dict[str, Value]:
     """The block's input names bound to the instance's inputs (by name, or in order)."""
     if isinstance(inputs, dict):

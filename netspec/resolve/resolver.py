@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import ChainMap
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .blocks import expand_block
 from ..errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
@@ -15,6 +15,9 @@ from ..source.loader import Document, SourceMap
 from ..schema.recheck import check_interpolated, check_section, def_schema
 from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
 from .structure import check_block_recursion, check_expansion
+
+if TYPE_CHECKING:
+    from ..schema.catalog import Catalog
 
 MAX_NODES = 50_000
 # Passes of the repeat loop over one node (layers, expressions, shares, block instances, and nodes that
@@ -41,7 +44,7 @@ class _Share:
 class Resolver:
     """Turns a validated document into a :class:`Graph`. Use :func:`resolve`."""
 
-    def __init__(self, doc: Document, catalog, params: Mapping[str, Any] | None, max_nodes: int,
+    def __init__(self, doc: Document, catalog: Catalog | None, params: Mapping[str, Any] | None, max_nodes: int,
                  max_instances: int = MAX_INSTANCES) -> None:
         self.doc = doc
         self.data = doc.data
@@ -52,6 +55,7 @@ class Resolver:
         self.max_instances = max_instances
         self.instances = 0  # the running count behind check_expansion's estimate
         self.blocks: dict = self.data.get("blocks") or {}
+        self.spec_params: dict[str, Any] = {}  # the resolved params, set by run()
         self.nodes: list[Node] = []
         self.flat: dict[str, Node | InputDecl] = {}
         self.records: dict[int, list[Node]] = {}  # id(entry raw) + scope -> nodes made
@@ -61,14 +65,15 @@ class Resolver:
     # -- errors ---------------------------------------------------------------------------
 
     def error(self, message: str, path: tuple, *, key: bool = False, hint: str | None = None,
-              ctx: Ctx | None = None, cls=ResolveError) -> NetspecError:
+              ctx: Ctx | None = None, cls: type[NetspecError] = ResolveError) -> NetspecError:
+        """A located error (not raised), with the scope's note appended to ``message``."""
         loc = self.src.key(path) if key else self.src.value(path)
         if ctx is not None and ctx.note:
             message = f"{message} ({ctx.note})"
         return cls(message, path=path, location=loc, hint=hint)
 
     def _expr_error(self, e: ExpressionError, path: tuple, raw: Any, ctx: Ctx | None) -> NetspecError:
-        offset = getattr(e, "offset", 0)
+        offset = e.offset
         loc = self.src.inside(path, offset) if isinstance(raw, str) else self.src.value(path)
         message = e.message + (f" ({ctx.note})" if ctx is not None and ctx.note else "")
         return ExpressionError(message, path=path, location=loc, hint=e.hint)
@@ -104,8 +109,8 @@ class Resolver:
             return {k: self._interp(v, path + (k,), names, ctx) for k, v in raw.items()}
         return raw
 
-    def _shape_probe(self, ctx: Ctx | None, path: tuple):
-        def probe(ref: str):
+    def _shape_probe(self, ctx: Ctx | None, path: tuple) -> Callable[[str], Any]:
+        def probe(ref: str) -> Any:
             if ctx is None:
                 raise self.error("shape() is only available inside nodes", path)
             self.lookup(ref, ctx, path)  # a wrong ref is an error now, not at build time
@@ -115,6 +120,7 @@ class Resolver:
     # -- params ---------------------------------------------------------------------------
 
     def params(self) -> dict[str, Any]:
+        """The spec's params in order, each evaluated in the ones above it, ``--set`` overrides applied."""
         raw = self.data.get("params") or {}
         for key in self.overrides:
             if key not in raw:
@@ -299,9 +305,11 @@ class Resolver:
 
     def _layer(self, ctx: Ctx, e: Entry, raw: dict, flat: str, refs, names) -> Node:
         type_name = raw["type"]
-        if not self.catalog.known(type_name):
+        catalog = self.catalog
+        assert catalog is not None, "resolve() always has a catalog; only resolve_section() has none"
+        if not catalog.known(type_name):
             raise self.error(f"unknown layer type {short(type_name)}", e.path + ("type",),
-                             hint=hint_for(type_name, self.catalog.names()), ctx=ctx)
+                             hint=hint_for(type_name, catalog.names()), ctx=ctx)
         args: dict[str, Any] = {}
         changed = False
         for key, raw_value in raw.items():
@@ -311,8 +319,8 @@ class Resolver:
             changed = changed or args[key] is not raw_value
         # The document's schema pass already checked arguments written as plain values (core layers);
         # only interpolated ones, and user layers, need a check now.
-        if self.share is None and (changed or not self.catalog.is_core(type_name)):
-            issues = self.catalog.check_args(type_name, args)
+        if self.share is None and (changed or not catalog.is_core(type_name)):
+            issues = catalog.check_args(type_name, args)
             if issues:
                 best, more = issues
                 path = e.path + tuple(best.path)
@@ -338,6 +346,7 @@ class Resolver:
     # -- model ------------------------------------------------------------------------------------
 
     def run(self) -> Graph:
+        """Resolve the whole document (see :func:`resolve`)."""
         self.spec_params = self.params()
         check_block_recursion(self.blocks, self.error)
         check_expansion(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes,
@@ -416,7 +425,7 @@ def _needs_interp(raw: Any) -> bool:
     return False
 
 
-def resolve(doc: Document, catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES,
+def resolve(doc: Document, catalog: Catalog, params: Mapping[str, Any] | None = None, *, max_nodes: int = MAX_NODES,
             max_instances: int | None = None) -> Graph:
     """Resolve a schema-valid document into a flat :class:`Graph`.
 

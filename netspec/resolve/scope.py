@@ -6,15 +6,13 @@ import heapq
 import re
 from collections import ChainMap
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from ..errors import NetspecError, ResolveError, hint_for, short
 from ..graph import Ref, Value
 from ..expressions.interp import UNKNOWN
+from ..source.loader import SourceMap
 from .structure import MAX_REPEAT
-
-if TYPE_CHECKING:
-    from .resolver import Resolver
 
 # Used with fullmatch only: a ref is the whole string (``x\n`` is no ref to ``x``).
 REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))?")
@@ -40,6 +38,41 @@ class Ctx:
     note: str | None = None
 
 
+class Resolving(Protocol):
+    """What naming, ordering and block expansion need of the resolver (``resolver.Resolver`` is one).
+
+    Attributes:
+        src: the document's source map, to locate errors.
+        blocks: the spec's ``blocks:`` definitions by name.
+    """
+
+    src: SourceMap
+    blocks: dict
+
+    @property
+    def spec_params(self) -> Mapping[str, Any]:
+        """The spec's resolved params (overrides included)."""
+        ...
+
+    def error(self, message: str, path: tuple, *, key: bool = False, hint: str | None = None,
+              ctx: Ctx | None = None, cls: type[NetspecError] = ResolveError) -> NetspecError:
+        """A located error (not raised), with the scope's note appended to ``message``."""
+        ...
+
+    def value(self, raw: Any, path: tuple, names: Mapping[str, Any], ctx: Ctx | None,
+              *, allow_deferred: bool = False) -> Any:
+        """``raw`` with its ``$name``/``${...}`` interpolated in ``names``."""
+        ...
+
+    def lookup(self, text: Any, ctx: Ctx, path: tuple) -> Value:
+        """The Value a ref names in ``ctx``."""
+        ...
+
+    def expand_scope(self, ctx: Ctx, raw_nodes: list) -> Value | None:
+        """Expand a list of nodes in ``ctx``; the Value of its last node."""
+        ...
+
+
 @dataclass
 class Entry:
     """One written node of a scope, before expansion."""
@@ -52,7 +85,7 @@ class Entry:
     deps: list[int] = field(default_factory=list)
 
 
-def name_entries(res: Resolver, ctx: Ctx, raw_nodes: list) -> list[Entry]:
+def name_entries(res: Resolving, ctx: Ctx, raw_nodes: list) -> list[Entry]:
     """The scope's nodes with their names (written or generated) and repeat counts; clashes are errors."""
     entries: list[Entry] = []
     counters: dict[str, int] = {}
@@ -87,7 +120,7 @@ def name_entries(res: Resolver, ctx: Ctx, raw_nodes: list) -> list[Entry]:
     return entries
 
 
-def order_entries(res: Resolver, ctx: Ctx, entries: list[Entry]) -> list[int]:
+def order_entries(res: Resolving, ctx: Ctx, entries: list[Entry]) -> list[int]:
     """A topological order of the scope's entries (stable in list order); cycles are errors."""
     owner: dict[str, int] = {}
     for e in entries:
@@ -145,7 +178,7 @@ def _refs_of(raw_in: Any, path: tuple) -> list[tuple[Any, tuple]]:
     return [(raw_in, path)]
 
 
-def _cycle(res: Resolver, ctx: Ctx, entries: list[Entry], stuck: set[int]) -> NetspecError:
+def _cycle(res: Resolving, ctx: Ctx, entries: list[Entry], stuck: set[int]) -> NetspecError:
     start = min(stuck)
     seen: dict[int, int] = {}
     walk: list[int] = []
@@ -180,7 +213,7 @@ def first_ref(refs: list[Ref] | dict[str, Ref]) -> Ref | None:
     return refs[0] if refs else None
 
 
-def pass_through(res: Resolver, inputs, e: Entry, ctx: Ctx) -> Value:
+def pass_through(res: Resolving, inputs, e: Entry, ctx: Ctx) -> Value:
     """What a node left out (``when: false``, ``repeat: 0``) passes on: its first input."""
     if isinstance(inputs, dict):
         return next(iter(inputs.values()))

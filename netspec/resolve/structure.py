@@ -7,8 +7,8 @@ from collections import ChainMap
 from typing import Any, Callable, Mapping
 
 from ..errors import NetspecError
-from ..graph import NODE_KEYS
-from ..expressions.interp import UNKNOWN, Lazy
+from ..graph import NODE_KEYS, Lazy
+from ..expressions.interp import UNKNOWN
 
 MAX_REPEAT = 10_000
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from itertools import islice
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ResolveError, SchemaError
 from ..source.loader import Document
+from .resolver import MAX_NODES
+
+if TYPE_CHECKING:
+    from ..schema.catalog import Catalog
 
 # Schema issues collected before one is reported: a spec with 400,000 misspelled arguments (a list of
 # aliases of one bad node) reports the best of the first ones and "more than N other errors".
@@ -14,7 +19,7 @@ MAX_ISSUES = 1_000
 _KINDS = ("type", "block", "expr", "share")
 
 
-def _node_lists(data: dict):
+def _node_lists(data: dict) -> Iterator[tuple[tuple, list[Any]]]:
     """The ``nodes`` lists of the model and of every block, with their paths."""
     if isinstance(data.get("nodes"), list):
         yield ("nodes",), data["nodes"]
@@ -46,8 +51,6 @@ def _check_node_kinds(doc: Document, core: set[str]) -> None:
 
 def _check_node_count(doc: Document) -> None:
     """A nodes list over the layer cap fails before the schema pass (which would take seconds on it)."""
-    from .resolver import MAX_NODES
-
     nodes = doc.data.get("nodes")
     if isinstance(nodes, list) and len(nodes) > MAX_NODES:
         path = ("nodes", MAX_NODES)
@@ -61,8 +64,12 @@ def _excluded() -> dict[str, str]:
     return EXCLUDED_LAYERS
 
 
-def validate_document(doc: Document, catalog) -> None:
+def validate_document(doc: Document, catalog: Catalog) -> None:
     """Check ``doc`` against the schema.
+
+    Args:
+        doc: the loaded document.
+        catalog: the layer catalogue; its validator checks the document.
 
     Raises:
         SchemaError: the best-ranked of the first MAX_ISSUES issues, located at the offending key or
@@ -79,6 +86,7 @@ def validate_document(doc: Document, catalog) -> None:
         return
     bounded = len(issues) > MAX_ISSUES
     best = validator.best(issues[:MAX_ISSUES])
+    assert best is not None  # issues is not empty
     path = tuple(best.path)
     location = doc.source.key(path) if best.at_key else doc.source.value(path)
     # Only the reported issue's did-you-mean hint is computed (Issue.hint is lazy).

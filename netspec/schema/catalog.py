@@ -3,46 +3,28 @@
 from __future__ import annotations
 
 import inspect
-import json
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from . import registry
 from ..errors import did_you_mean, short
 from ..graph import DeferredArg, has_deferred
+from .issue import Issue
 from .recheck import issues_of, strict_validator
+from .schemafile import LAYER_PREFIX, load_schema, schema_path  # noqa: F401  (re-exported)
+from .validator import Validator
 
-_SCHEMA_NAME = "netspec.schema.json"
-LAYER_PREFIX = "layer."
 # Base-Layer keyword arguments a spec may pass to user layers as well as core ones.
 BASE_ARGS = ("trainable", "dtype")
-
-
-def schema_path() -> Path:
-    """The schema file, package data beside this module (``schemas/`` at the repository root is a copy for editors)."""
-    return Path(__file__).resolve().parent / _SCHEMA_NAME
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    """The committed JSON Schema (parsed once per process)."""
-    return json.loads(schema_path().read_text(encoding="utf-8"))
-
-
-class Issue:
-    """An argument problem found for a user layer (mirrors schemacheck.Issue)."""
-
-    def __init__(self, path: tuple, message: str, hint: str | None = None, at_key: bool = False) -> None:
-        self.path, self.message, self.hint, self.at_key = path, message, hint, at_key
 
 
 class Catalog:
     """What a spec may name as ``type:``, and how its arguments are checked."""
 
-    def __init__(self, schema: dict | None = None) -> None:
-        from .validator import Validator
+    schema: dict
+    validator: Validator
+    core: set[str]
 
+    def __init__(self, schema: dict | None = None) -> None:
         self.schema = schema if schema is not None else load_schema()
         # The committed schema is scanned by tests/test_schemacheck.py, not on every command.
         self.validator = Validator(self.schema, scan=schema is not None)
@@ -50,7 +32,7 @@ class Catalog:
         self.core = {k[len(LAYER_PREFIX):] for k in defs if k.startswith(LAYER_PREFIX)}
 
     @property
-    def strict_validator(self):
+    def strict_validator(self) -> Validator:
         """The validator for interpolated values: the schema with no ``${...}`` alternative (built on first use)."""
         return strict_validator(self.schema)
 
@@ -66,15 +48,18 @@ class Catalog:
         return name in registry.LAYERS
 
     def is_core(self, name: str) -> bool:
+        """Whether ``name`` is a core Keras layer of the schema (not a registered user layer)."""
         return name in self.core
 
     def names(self) -> list[str]:
+        """Every layer type a spec may name, core and registered (installed plugins loaded first)."""
         from .plugins import load_entry_points
 
         load_entry_points()
         return sorted(self.core | set(registry.LAYERS))
 
     def layer_schema(self, name: str) -> dict:
+        """The schema of core layer ``name`` (its ``layer.<name>`` def)."""
         return self.schema["$defs"][LAYER_PREFIX + name]
 
     def object_types(self, kind: str) -> set[str]:
@@ -93,7 +78,7 @@ class Catalog:
         prop = self.layer_schema(name).get("properties", {}).get(arg, {})
         return prop.get("x-netspec-kind")
 
-    def check_args(self, name: str, args: dict[str, Any]):
+    def check_args(self, name: str, args: dict[str, Any]) -> tuple[Issue, int] | None:
         """Check resolved constructor arguments.
 
         Returns:
@@ -132,9 +117,9 @@ def _check_signature(cls: type, args: dict[str, Any]) -> list[Issue]:
     for key in args:
         if key not in allowed:
             match = did_you_mean(key, allowed)
-            issues.append(Issue((key,), f"unknown argument {short(key)} for {cls.__name__}",
+            issues.append(Issue((key,), f"unknown argument {short(key)} for {cls.__name__}", "additionalProperties",
                                 f"did you mean {match!r}?" if match else None, at_key=True))
     for p in named.values():
         if p.default is inspect.Parameter.empty and p.name not in args:
-            issues.append(Issue((), f"missing required argument {p.name!r} for {cls.__name__}"))
+            issues.append(Issue((), f"missing required argument {p.name!r} for {cls.__name__}", "required"))
     return issues

@@ -1,55 +1,22 @@
-"""Keras-style messages for schemacheck: describe what a schema accepts, rank branches, build issues."""
+"""Keras-style messages for the schema validator: describe what a schema accepts, rank branches, build issues."""
 
 from __future__ import annotations
 
-import numbers
 import re
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import hint_for, short
+from .issue import Issue
+from .keywords import CMP, KIND_OF, TYPES, SchemaNode, equal, is_number
 
-if TYPE_CHECKING:
-    from .validator import Issue, _Node
-
-_CMP = {"minimum": (">=", lambda b: lambda x: x >= b), "exclusiveMinimum": (">", lambda b: lambda x: x > b),
-        "maximum": ("<=", lambda b: lambda x: x <= b), "exclusiveMaximum": ("<", lambda b: lambda x: x < b)}
-# Value keywords share one folded message ("expected an integer >= 1"); each applies to one kind of value.
-_KIND_OF = {**dict.fromkeys([*_CMP, "multipleOf"], "number"),
-            **dict.fromkeys(["minLength", "maxLength", "pattern"], "string"),
-            **dict.fromkeys(["minItems", "maxItems"], "array"),
-            **dict.fromkeys(["minProperties", "maxProperties"], "object")}
 _NOUN = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "a boolean",
          "null": "null", "object": "a mapping", "array": "a list"}
 _MAX_LISTED = 10
 _WEAK = frozenset({"anyOf", "oneOf", "not"})
 # Issues of one anyOf/oneOf branch looked at to rank it (a 100,000-item list fails a branch 100,000 ways).
 _MAX_BRANCH_ISSUES = 1_000
-
-
-def _is_integer(x: Any) -> bool:
-    t = type(x)
-    if t is int:
-        return True
-    if t is bool:
-        return False
-    if isinstance(x, float):
-        return x.is_integer()  # 2020-12: 1.0 is an integer
-    return isinstance(x, int)
-
-
-def _is_number(x: Any) -> bool:
-    t = type(x)
-    return t is int or t is float or (t is not bool and isinstance(x, numbers.Number))
-
-
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "integer": _is_integer, "number": _is_number, "string": lambda x: isinstance(x, str),
-    "boolean": lambda x: x is True or x is False, "null": lambda x: x is None,
-    "object": lambda x: isinstance(x, dict), "array": lambda x: isinstance(x, list),
-}
-
 
 
 def _received(path: tuple, x: Any) -> str:
@@ -81,7 +48,7 @@ def _count(lo: int | None, hi: int | None, unit: str) -> str:
 
 
 def _json_kind(v: Any) -> str:
-    return ("null" if v is None else "boolean" if isinstance(v, bool) else "number" if _is_number(v)
+    return ("null" if v is None else "boolean" if isinstance(v, bool) else "number" if is_number(v)
             else "string" if isinstance(v, str) else "array" if isinstance(v, list) else "object")
 
 
@@ -104,9 +71,19 @@ def _literal_prefix(pattern: str) -> str:
 
 
 class Messages:
-    """The explaining half of :class:`~netspec.schema.validator.Validator`: turns failed keywords into issues."""
+    """Turns the failed keywords of compiled schemas into issues; a :class:`~netspec.schema.validator.Validator` holds one.
 
-    _Issue: Callable[..., Issue]  # the issue class, set by the validator (keeps this module free of cycles)
+    Args:
+        compile: the validator's compiled node for a (sub)schema.
+        resolve: the schema a ``$ref`` string points to.
+        fill: compiles a node's checks (``node.ops``) when they are not built yet.
+    """
+
+    def __init__(self, compile: Callable[[Any], SchemaNode], resolve: Callable[[Any], Any],
+                 fill: Callable[[SchemaNode], object]) -> None:
+        self._compile = compile
+        self._resolve = resolve
+        self._fill = fill
 
     def best(self, issues: Iterable[Issue]) -> Issue | None:
         """The issue to report first: the deepest, then one from a strong keyword, then the earliest.
@@ -124,7 +101,8 @@ class Messages:
                 best, best_key = issue, key
         return best
 
-    def _issues(self, node: _Node, x: Any, path: tuple) -> Iterator[Issue]:
+    def issues(self, node: SchemaNode, x: Any, path: tuple) -> Iterator[Issue]:
+        """Every issue of ``x`` against ``node`` (none when it is valid); ``path`` prefixes each issue's path."""
         if node.ops is None:
             self._fill(node)
         if not node.valid(x):
@@ -136,24 +114,24 @@ class Messages:
                 if not check(x):
                     yield from explain(x, path)
 
-    def _value_issue(self, node: _Node, kw: str, x: Any, path: tuple) -> Issue:
+    def _value_issue(self, node: SchemaNode, kw: str, x: Any, path: tuple) -> Issue:
         s = node.schema
         if s is False:
             if path and isinstance(path[-1], str):
-                return self._Issue(path, f"key {short(path[-1])} is not allowed", "false", at_key=True)
-            return self._Issue(path, f"no value is allowed here. Received: {_received(path, x)}", "false")
+                return Issue(path, f"key {short(path[-1])} is not allowed", "false", at_key=True)
+            return Issue(path, f"no value is allowed here. Received: {_received(path, x)}", "false")
         hint = None
         if kw in ("enum", "const"):
             hint = partial(hint_for, x, [v for v in (s["enum"] if kw == "enum" else [s["const"]]) if isinstance(v, str)])
-        return self._Issue(path, f"{node.xmsg or 'expected ' + self._describe(s)}. Received: {_received(path, x)}", kw,
+        return Issue(path, f"{node.xmsg or 'expected ' + self._describe(s)}. Received: {_received(path, x)}", kw,
                            hint)
 
-    def _pick(self, owner: _Node, kw: str, branches: list[_Node], keys: list, x: Any, path: tuple) -> Issue:
+    def _pick(self, owner: SchemaNode, kw: str, branches: list[SchemaNode], keys: list, x: Any, path: tuple) -> Issue:
         """The issue of the branch ``x`` was most likely meant for; a summary when no branch stands out."""
         scored = []
         for n in branches:
-            issues = list(islice(self._issues(n, x, path), _MAX_BRANCH_ISSUES))
-            b = self.best(issues) or self._Issue(path, f"expected {self._describe(n.schema)}", kw)
+            issues = list(islice(self.issues(n, x, path), _MAX_BRANCH_ISSUES))
+            b = self.best(issues) or Issue(path, f"expected {self._describe(n.schema)}", kw)
             # Prefer a branch for this kind of value, then one that got further in, then fewer complaints.
             scored.append(((self._kind_ok(n.schema, x), len(b.path), -len(issues)), b))
         top = max(score for score, _ in scored)
@@ -168,9 +146,9 @@ class Messages:
             head = f"expected {_join_or(self._describe(branches[i].schema) for i in tied)}"
         else:
             return scored[tied[0]][1]
-        return self._Issue(path, f"{head}. Received: {_received(path, x)}", kw)
+        return Issue(path, f"{head}. Received: {_received(path, x)}", kw)
 
-    def _forms(self, branches: list[_Node], keys: list) -> str:
+    def _forms(self, branches: list[SchemaNode], keys: list) -> str:
         if None not in keys:
             return f"the keys {_listing(keys)}"
         return f"these forms: {', '.join(self._describe(n.schema) for n in branches)}"
@@ -180,7 +158,7 @@ class Messages:
         if isinstance(s, bool) or depth > 8:
             return s is not False
         if "type" in s:
-            if not any(_TYPES[t](x) for t in ([s["type"]] if isinstance(s["type"], str) else s["type"])):
+            if not any(TYPES[t](x) for t in ([s["type"]] if isinstance(s["type"], str) else s["type"])):
                 return False
         elif "const" in s or "enum" in s:
             if _json_kind(x) not in {_json_kind(v) for v in ([s["const"]] if "const" in s else s["enum"])}:
@@ -221,7 +199,7 @@ class Messages:
                 if kw in s:
                     subs = s[kw] if kw != "$ref" else [self._resolve(s[kw])]
                     return _join_or(self._describe(b, depth + 1) for b in subs)
-            types = list(dict.fromkeys(_KIND_OF[k] for k in s if k in _KIND_OF))
+            types = list(dict.fromkeys(KIND_OF[k] for k in s if k in KIND_OF))
             types += ["object"] if s.keys() & {"properties", "required", "additionalProperties"} else []
             if not types:
                 return "a valid value"
@@ -231,7 +209,7 @@ class Messages:
     def _describe_type(t: str, s: dict) -> str:
         noun = _NOUN[t]
         if t in ("integer", "number"):
-            bounds = [f"{_CMP[k][0]} {short(s[k])}" for k in _CMP if k in s]
+            bounds = [f"{CMP[k][0]} {short(s[k])}" for k in CMP if k in s]
             if len(bounds) == 2 and "minimum" in s and "maximum" in s:
                 bounds = [f"between {short(s['minimum'])} and {short(s['maximum'])}"]
             noun = " ".join([noun, " and ".join(bounds)]).strip()
@@ -255,39 +233,50 @@ class Messages:
                 return f"{noun} {'of' if t == 'array' else 'with'} {_count(lo, hi, unit)}"
         return noun
 
-    def _explain_properties(self, props, patterns, closed, joined_search, extra, x: dict,
-                            path: tuple) -> Iterator[Issue]:
+    def explain_properties(self, props, patterns, closed, joined_search, extra, x: dict,
+                           path: tuple) -> Iterator[Issue]:
+        """Issues of a mapping's values and unknown keys (``properties``, ``patternProperties``, ``additionalProperties``)."""
         for k, v in x.items():  # document order, so the first issue is the first in the file
             sub = props.get(k)
             for n in ([sub] if sub is not None else []) + [n for rx, n in patterns if rx.search(k)]:
-                yield from self._issues(n, v, path + (k,))
+                yield from self.issues(n, v, path + (k,))
             if closed and sub is None and not joined_search(k):
                 if extra is False:
-                    yield self._Issue(path + (k,), f"unknown key {short(k)}", "additionalProperties",
+                    yield Issue(path + (k,), f"unknown key {short(k)}", "additionalProperties",
                                       partial(hint_for, k, props), at_key=True)
                 else:
-                    yield from self._issues(extra, v, path + (k,))
+                    yield from self.issues(extra, v, path + (k,))
 
-    def _explain_required(self, required, x: dict, path: tuple) -> Iterator[Issue]:
-        return (self._Issue(path, f"missing required key {short(r)}", "required") for r in required if r not in x)
+    def explain_required(self, required, x: dict, path: tuple) -> Iterator[Issue]:
+        """One issue per missing required key."""
+        return (Issue(path, f"missing required key {short(r)}", "required") for r in required if r not in x)
 
-    def _explain_property_names(self, names, x: dict, path: tuple) -> Iterator[Issue]:
+    def explain_unique(self, x: list, path: tuple) -> Iterator[Issue]:
+        """The first repeated item of a ``uniqueItems`` list."""
+        pair = next(((j, i) for i in range(len(x)) for j in range(i) if equal(x[i], x[j])), None)
+        detail = f" (item {pair[1]} repeats item {pair[0]})" if pair else ""
+        yield Issue(path, f"expected a list of unique items{detail}. Received: {_received(path, x)}", "uniqueItems")
+
+    def explain_property_names(self, names, x: dict, path: tuple) -> Iterator[Issue]:
+        """Issues of keys that fail ``propertyNames``, at the key."""
         for k in x:
-            sub = self.best(self._issues(names, k, ()))
+            sub = self.best(self.issues(names, k, ()))
             if sub is not None:  # its message quotes the key: "Received: '1abc'"
-                yield self._Issue(path + (k,), f"invalid key: {sub.message}", "propertyNames", sub.lazy_hint, at_key=True)
+                yield Issue(path + (k,), f"invalid key: {sub.message}", "propertyNames", sub.lazy_hint, at_key=True)
 
-    def _explain_items(self, prefix, rest, n_prefix, x: list, path: tuple) -> Iterator[Issue]:
+    def explain_items(self, prefix, rest, n_prefix, x: list, path: tuple) -> Iterator[Issue]:
+        """Issues of a list's items (``prefixItems``, ``items``), or of its length when ``items`` is false."""
         for i, (n, v) in enumerate(zip(prefix, x)):
-            yield from self._issues(n, v, path + (i,))
+            yield from self.issues(n, v, path + (i,))
         if rest is not None and rest.schema is False and len(x) > n_prefix:
             at_most = _count(None, n_prefix, "item")
-            yield self._Issue(path, f"expected a list of {at_most}. Received: {_received(path, x)}", "items")
+            yield Issue(path, f"expected a list of {at_most}. Received: {_received(path, x)}", "items")
         elif rest is not None:
             for i in range(n_prefix, len(x)):
-                yield from self._issues(rest, x[i], path + (i,))
+                yield from self.issues(rest, x[i], path + (i,))
 
-    def _explain_choice(self, owner, kw, branches, keys, x: Any, path: tuple) -> Iterator[Issue]:
+    def explain_choice(self, owner, kw, branches, keys, x: Any, path: tuple) -> Iterator[Issue]:
+        """The issue of a failed ``anyOf``/``oneOf``: from the branch meant, or a summary."""
         matched = [i for i, n in enumerate(branches) if n.valid(x)]
         if not matched:
             yield self._pick(owner, kw, branches, keys, x, path)
@@ -295,8 +284,9 @@ class Messages:
             found = f"found {_listing([keys[i] for i in matched])}" if None not in keys else \
                 f"alternatives {_join_or(map(str, matched)).replace(' or ', ' and ')} all match"
             head = owner.xmsg or f"expected exactly one of {self._forms(branches, keys)}; {found}"
-            yield self._Issue(path, f"{head}. Received: {_received(path, x)}", kw)
+            yield Issue(path, f"{head}. Received: {_received(path, x)}", kw)
 
-    def _explain_not(self, owner, negated, x: Any, path: tuple) -> Iterator[Issue]:
+    def explain_not(self, owner, negated, x: Any, path: tuple) -> Iterator[Issue]:
+        """The issue of a value that matches a ``not`` schema."""
         head = owner.xmsg or f"expected anything except {self._describe(negated.schema)}"
-        yield self._Issue(path, f"{head}. Received: {_received(path, x)}", "not")
+        yield Issue(path, f"{head}. Received: {_received(path, x)}", "not")

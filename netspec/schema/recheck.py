@@ -17,6 +17,8 @@ from typing import Any
 
 from ..errors import SchemaError, short
 from ..graph import DeferredArg
+from .issue import Issue
+from .schemafile import load_schema
 from .validator import Validator
 
 INTERP_REF = {"$ref": "#/$defs/interp"}
@@ -24,7 +26,7 @@ INTERP_REF = {"$ref": "#/$defs/interp"}
 # interpolated list of a million bad items must not build a million issues.
 MAX_ISSUES = 100
 
-_STRICT: dict[int, tuple[dict, dict, Any]] = {}  # id(schema) -> (schema kept alive, strict copy, validator)
+_STRICT: dict[int, tuple[dict, dict, Validator]] = {}  # id(schema) -> (schema kept alive, strict copy, validator)
 
 
 def strict_schema(schema: dict) -> dict:
@@ -36,16 +38,14 @@ def strict_schema(schema: dict) -> dict:
     return _strict(schema)[1]
 
 
-def strict_validator(schema: dict | None = None):
+def strict_validator(schema: dict | None = None) -> Validator:
     """The validator of :func:`strict_schema` (default: the committed schema), built once per schema."""
     if schema is None:
-        from .catalog import load_schema  # catalog builds on this module (Catalog.check_args)
-
         schema = load_schema()
     return _strict(schema)[2]
 
 
-def _strict(schema: dict) -> tuple[dict, dict, Any]:
+def _strict(schema: dict) -> tuple[dict, dict, Validator]:
     hit = _STRICT.get(id(schema))
     if hit is None:
         copy = _drop_interp({k: v for k, v in schema.items() if k != "$defs"})
@@ -100,7 +100,7 @@ def def_schema(name: str) -> dict:
     return {"$ref": f"#/$defs/{name}"}
 
 
-def issues_of(value: Any, schema: Any, path: tuple = (), validator=None) -> tuple[Any, int]:
+def issues_of(value: Any, schema: Any, path: tuple = (), validator: Validator | None = None) -> tuple[Issue | None, int]:
     """The best strict-schema issue of ``value`` and the number of others (``(None, 0)`` when valid)."""
     validator = validator or strict_validator()
     issues = list(itertools.islice(validator.iter_issues(value, schema, path), MAX_ISSUES))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar, overload
 
 from ..errors import PluginError
+from .schemafile import LAYER_PREFIX, load_schema
 
 LAYERS: dict[str, type] = {}
 _ORIGINS: dict[str, str] = {}
@@ -27,8 +28,6 @@ def _register(cls: type, name: str | None) -> type:
     if key in LAYERS and LAYERS[key] is not cls:
         raise PluginError(f"layer name {key!r} is already registered by {_ORIGINS[key]}; "
                           f"cannot register {_origin(cls)} under the same name")
-    from .catalog import LAYER_PREFIX, load_schema
-
     if LAYER_PREFIX + key in load_schema()["$defs"]:
         raise PluginError(f"{key!r} is a core Keras layer; register {_origin(cls)} under another name")
     keras.saving.register_keras_serializable(package="netspec_user", name=key)(cls)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import short
-from .messages import _CMP, _KIND_OF, _TYPES, Messages, _received
+from .issue import Issue
+from .keywords import CMP, KIND_OF, TYPES, SchemaNode, always, equal, multiple_ok, never, unique
+from .messages import Messages
 
 # Keys that assert nothing; "x-..." keys are ignored too ("x-message" is read for messages).
 _IGNORED = frozenset({"default", "description", "title", "examples", "$schema", "$id", "$comment", "deprecated",
@@ -16,114 +17,11 @@ _IGNORED = frozenset({"default", "description", "title", "examples", "$schema", 
 _SUB_MAPS = ("properties", "patternProperties", "$defs")  # where sub-schemas live, for the keyword scan
 _SUB_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _SUB_ONE = ("additionalProperties", "propertyNames", "items", "not", "if", "then", "else")
-_KNOWN = frozenset({"type", "const", "enum", "required", "uniqueItems", "$ref", "x-message", *_KIND_OF,
+_KNOWN = frozenset({"type", "const", "enum", "required", "uniqueItems", "$ref", "x-message", *KIND_OF,
                     *_SUB_MAPS, *_SUB_LISTS, *_SUB_ONE})
 # What the schema scan does per key: recurse ("map"/"list"/"one"), check something, or nothing ("").
 _SCAN = dict.fromkeys(_KNOWN | _IGNORED, "") | dict.fromkeys(_SUB_MAPS, "map") | dict.fromkeys(_SUB_LISTS, "list") \
     | dict.fromkeys(_SUB_ONE, "one") | {k: k for k in ("$ref", "pattern", "type", "x-message")}
-
-
-class Issue:
-    """One way an instance fails its schema (immutable).
-
-    Attributes:
-        path: keys and indices from the document root to the offending value (or key).
-        message: what was expected, ending in ``Received: name=value`` for a bad value.
-        keyword: the failing JSON Schema keyword (``"type"``, ``"additionalProperties"``, ...).
-        hint: a fix suggestion such as ``did you mean 'filters'?``. It may be given as a function,
-            called the first time ``hint`` is read: a did-you-mean search costs far more than the
-            issue, and only the issue that is reported needs one.
-        at_key: True when the problem is the key at ``path`` itself (an unknown or invalid key).
-    """
-
-    __slots__ = ("path", "message", "keyword", "_hint", "at_key")
-
-    def __init__(self, path: tuple, message: str, keyword: str,
-                 hint: str | Callable[[], str | None] | None = None, at_key: bool = False) -> None:
-        for name, value in (("path", path), ("message", message), ("keyword", keyword), ("_hint", hint),
-                            ("at_key", at_key)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"Issue is immutable; cannot set {name!r}")
-
-    @property
-    def hint(self) -> str | None:
-        if callable(self._hint):
-            object.__setattr__(self, "_hint", self._hint())
-        return self._hint
-
-    @property
-    def lazy_hint(self) -> str | Callable[[], str | None] | None:
-        """The hint as given (a function not yet called), to pass on to another issue unevaluated."""
-        return self._hint
-
-    def _key(self) -> tuple:
-        return self.path, self.message, self.keyword, self.hint, self.at_key
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Issue) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"Issue(path={self.path!r}, message={self.message!r}, keyword={self.keyword!r}, "
-                f"hint={self.hint!r}, at_key={self.at_key!r})")
-
-
-def _equal(one: Any, two: Any) -> bool:
-    """Equality as jsonschema defines it: 1 == 1.0 but True != 1, recursively."""
-    if one is two:
-        return True
-    if isinstance(one, str) or isinstance(two, str):
-        return one == two
-    if isinstance(one, Sequence) and isinstance(two, Sequence):
-        return len(one) == len(two) and all(_equal(a, b) for a, b in zip(one, two))
-    if isinstance(one, Mapping) and isinstance(two, Mapping):
-        return len(one) == len(two) and all(k in two and _equal(v, two[k]) for k, v in one.items())
-    return _unbool(one) == _unbool(two)
-
-
-_TRUE, _FALSE = object(), object()
-
-
-def _unbool(x: Any) -> Any:
-    return _TRUE if x is True else _FALSE if x is False else x
-
-
-def _unique(items: list) -> bool:
-    # jsonschema's `uniq` (sort, compare neighbours; brute force when unsortable), copied so that verdicts
-    # agree with the reference even where its neighbour shortcut is lenient ([[1], [True], [1]]).
-    try:
-        ordered = sorted(map(_unbool, items))
-        return not any(_equal(a, b) for a, b in zip(ordered, ordered[1:]))
-    except (NotImplementedError, TypeError):
-        seen: list = []
-        for e in map(_unbool, items):
-            if any(_equal(s, e) for s in seen):
-                return False
-            seen.append(e)
-        return True
-
-
-def _multiple_ok(x: Any, d: Any) -> bool:
-    # jsonschema's arithmetic, made total: where it would raise (huge or non-finite values) this answers.
-    if not isinstance(d, float):
-        return not x % d
-    try:
-        q = x / d
-        return int(q) == q
-    except OverflowError:
-        from fractions import Fraction  # rarely needed, and importing it costs more than the check
-
-        try:
-            return (Fraction(x) / Fraction(d)).denominator == 1
-        except (OverflowError, ValueError):
-            return False
-    except ValueError:  # NaN is nobody's multiple
-        return False
-
 
 
 def ecma_dollar(pattern: Any) -> Any:
@@ -166,18 +64,10 @@ def _required_key(s: Any) -> str | None:
     return None
 
 
-def _always(x: Any) -> bool:
-    return True
-
-
-def _never(x: Any) -> bool:
-    return False
-
-
 def _conjoin(fns: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
     # Specialised for short lists: the valid path is a few direct calls, no generator.
     if len(fns) <= 2:
-        return _always if not fns else fns[0] if len(fns) == 1 else (lambda a, b: lambda x: a(x) and b(x))(*fns)
+        return always if not fns else fns[0] if len(fns) == 1 else (lambda a, b: lambda x: a(x) and b(x))(*fns)
 
     def check(x: Any) -> bool:
         for f in fns:
@@ -187,20 +77,7 @@ def _conjoin(fns: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
     return check
 
 
-class _Node:
-    """One compiled schema: a fused ``valid`` closure, plus the per-keyword checks that explain a failure."""
-
-    __slots__ = ("schema", "valid", "value_checks", "ops", "xmsg")
-
-    def __init__(self, schema: Any) -> None:
-        self.schema = schema
-        self.valid: Callable[[Any], bool] = _always
-        self.value_checks: list[tuple[str, Callable[[Any], bool]]] = []
-        self.ops: list[tuple[str, Callable, Callable]] | None = None  # None until compiled (on first use)
-        self.xmsg: str | None = None
-
-
-class Validator(Messages):
+class Validator:
     """Validates instances against one root schema, compiling each sub-schema once, on first use.
 
     Supported keywords: ``$ref`` (local JSON pointers), ``$defs``, ``type``, ``enum``, ``const``,
@@ -213,6 +90,8 @@ class Validator(Messages):
     match or none does and no branch stands out. A ``description`` that starts with "a"/"an" names what
     a ``pattern`` schema accepts ("expected a layer name matching ..."). ``$id`` never changes the base of a
     ref: refs resolve in the root document ("#/..." or the root's own ``$id`` + "#/...").
+    The explanations of failures come from the validator's :class:`~netspec.schema.messages.Messages`
+    (``self.messages``), which reads the compiled nodes the checks are made of.
 
     Args:
         schema: the root schema; treated as immutable from here on.
@@ -226,15 +105,14 @@ class Validator(Messages):
             type name or a bad ``pattern`` (checked by one cheap scan of the whole schema).
     """
 
-    _Issue = Issue
-
     def __init__(self, schema: dict, *, fast_dispatch: bool = True, scan: bool = True) -> None:
         self.schema = schema
         self._fast = fast_dispatch
-        self._cache: dict[Any, tuple[Any, _Node]] = {}  # id(schema) -> (schema, kept alive so ids stay unique; node)
+        self._cache: dict[Any, tuple[Any, SchemaNode]] = {}  # id(schema) -> (schema, kept alive so ids stay unique; node)
         self._targets: dict[str, Any] = {}
         if scan:  # netspec's own committed schema skips it: a test scans that file (a third of validate's time)
             self._scan(schema)
+        self.messages = Messages(self._compile, self._resolve, self._fill)  # explains what the checks refuse
         self._root = self._compile(schema)
 
     # ----- public API -----
@@ -255,7 +133,7 @@ class Validator(Messages):
         """
         node = self._external(schema)
         if not node.valid(instance):  # the cheap check first: a valid document builds no issues at all
-            yield from self._issues(node, instance, tuple(path))
+            yield from self.messages.issues(node, instance, tuple(path))
 
     def is_valid(self, instance: Any, schema: dict | None = None) -> bool:
         """Whether ``instance`` matches ``schema`` (default: the root schema).
@@ -264,6 +142,14 @@ class Validator(Messages):
             ValueError: ``schema`` uses an unsupported keyword or ref.
         """
         return self._external(schema).valid(instance)
+
+    def best(self, issues: Iterable[Issue]) -> Issue | None:
+        """The issue to report first (see :meth:`Messages.best`): the deepest, then a strong keyword, then the earliest."""
+        return self.messages.best(issues)
+
+    def describe(self, s: Any) -> str:
+        """What subschema ``s`` accepts, as a noun phrase (for messages and the layer catalogue)."""
+        return self.messages.describe(s)
 
     # ----- checking the schema, compiling it -----
 
@@ -299,7 +185,7 @@ class Validator(Messages):
                         target = self._resolve(target["$ref"])
                 elif act == "pattern":
                     self._regex(v)
-                elif act == "type" and not (v in _TYPES if isinstance(v, str) else set(v).issubset(_TYPES)):
+                elif act == "type" and not (v in TYPES if isinstance(v, str) else set(v).issubset(TYPES)):
                     raise ValueError(f"unknown JSON Schema type in {short(s)}")
                 elif act == "x-message" and not isinstance(v, str):
                     raise ValueError(f"x-message must be a string. Received: {short(v)}")
@@ -334,7 +220,7 @@ class Validator(Messages):
         self._targets[ref] = target
         return target
 
-    def _external(self, schema: Any) -> _Node:
+    def _external(self, schema: Any) -> SchemaNode:
         if schema is None:
             return self._root
         key = ("$ref", schema["$ref"]) if isinstance(schema, dict) and schema.keys() == {"$ref"} else id(schema)
@@ -343,7 +229,7 @@ class Validator(Messages):
             self._cache[key] = (schema, self._compile(schema))
         return self._cache[key][1]
 
-    def _compile(self, schema: Any) -> _Node:
+    def _compile(self, schema: Any) -> SchemaNode:
         """The node for ``schema``: cached; its checks are built on first use (most layer kinds never are)."""
         hit = self._cache.get(id(schema))
         if hit is not None:
@@ -351,23 +237,23 @@ class Validator(Messages):
         if _bare_ref(schema):  # its target's node: no extra call per instance, the chain walked once, here
             node = self._compile(self._resolve(schema["$ref"]))
         else:
-            node = _Node(schema)
+            node = SchemaNode(schema)
             if isinstance(schema, bool):
-                node.valid, node.ops = (_always, []) if schema else (_never, [])
-                node.value_checks = [] if schema else [("false", _never)]
+                node.valid, node.ops = (always, []) if schema else (never, [])
+                node.value_checks = [] if schema else [("false", never)]
             else:
                 # Compiled on first use; the trampoline stays reachable from closures that captured it.
                 node.valid = lambda x: (node.valid if node.ops is not None else self._fill(node))(x)
         self._cache[id(schema)] = (schema, node)
         return node
 
-    def _fill(self, node: _Node) -> Callable[[Any], bool]:
+    def _fill(self, node: SchemaNode) -> Callable[[Any], bool]:
         s, ops = node.schema, []
         node.xmsg = s["x-message"].rstrip(".") if "x-message" in s else None
         node.value_checks = self._value_checks(s)
         if "$ref" in s:
             target = self._compile(self._resolve(s["$ref"]))
-            ops.append(("$ref", lambda x: target.valid(x), lambda x, p: self._issues(target, x, p)))
+            ops.append(("$ref", lambda x: target.valid(x), lambda x, p: self.messages.issues(target, x, p)))
         if s.keys() & {"properties", "patternProperties", "additionalProperties"}:
             ops.append(self._op_properties(s))
         if s.get("required"):
@@ -377,7 +263,7 @@ class Validator(Messages):
         if "items" in s or "prefixItems" in s:
             ops.append(self._op_items(s))
         if s.get("uniqueItems"):
-            ops.append(("uniqueItems", lambda x: not isinstance(x, list) or _unique(x), self._explain_unique))
+            ops.append(("uniqueItems", lambda x: not isinstance(x, list) or unique(x), self.messages.explain_unique))
         if "allOf" in s:
             ops.extend(self._ops_all_of(s["allOf"]))
         for kw in ("anyOf", "oneOf"):
@@ -395,32 +281,32 @@ class Validator(Messages):
         checks: list[tuple[str, Callable[[Any], bool]]] = []
         types = [s["type"]] if isinstance(s.get("type"), str) else list(s.get("type", ()))
         if types:
-            preds = [_TYPES[t] for t in types]
+            preds = [TYPES[t] for t in types]
             checks.append(("type", preds[0] if len(preds) == 1 else lambda x: any(p(x) for p in preds)))
         if "const" in s:
-            checks.append(("const", lambda x, c=s["const"]: _equal(x, c)))
+            checks.append(("const", lambda x, c=s["const"]: equal(x, c)))
         if "enum" in s:
             values = list(s["enum"])
             strings = frozenset(v for v in values if type(v) is str)
             if len(strings) == len(values):  # a str only equals a str, so a set lookup is exact
                 checks.append(("enum", lambda x: isinstance(x, str) and x in strings))
             else:
-                checks.append(("enum", lambda x: any(_equal(v, x) for v in values)))
-        for kw, kind in _KIND_OF.items():
+                checks.append(("enum", lambda x: any(equal(v, x) for v in values)))
+        for kw, kind in KIND_OF.items():
             if kw not in s:
                 continue
             b = s[kw]
-            if kw in _CMP:
-                test = _CMP[kw][1](b)
+            if kw in CMP:
+                test = CMP[kw][1](b)
             elif kw == "multipleOf":
-                test = lambda x, b=b: _multiple_ok(x, b)  # noqa: E731
+                test = lambda x, b=b: multiple_ok(x, b)  # noqa: E731
             elif kw == "pattern":
                 test = lambda x, search=self._regex(b).search: search(x) is not None  # noqa: E731
             else:
                 test = (lambda x, b=b: len(x) >= b) if kw.startswith("min") else (lambda x, b=b: len(x) <= b)
             # A keyword ignores other kinds of value; the guard is skipped when "type" (checked first) implies it.
             if not (types and all(t == kind or (t, kind) == ("integer", "number") for t in types)):
-                test = (lambda is_kind, t: lambda x: not is_kind(x) or t(x))(_TYPES[kind], test)
+                test = (lambda is_kind, t: lambda x: not is_kind(x) or t(x))(TYPES[kind], test)
             checks.append((kw, test))
         return checks
 
@@ -428,7 +314,7 @@ class Validator(Messages):
         props = {k: self._compile(v) for k, v in s.get("properties", {}).items()}
         patterns = [(self._regex(p), self._compile(v)) for p, v in s.get("patternProperties", {}).items()]
         joined = "|".join(s.get("patternProperties", ()))  # jsonschema tests "additional" with one joined regex
-        joined_search = self._regex(joined).search if joined else _never
+        joined_search = self._regex(joined).search if joined else never
         extra = s.get("additionalProperties", True)
         extra = extra if isinstance(extra, bool) else self._compile(extra)
         closed = extra is not True
@@ -446,7 +332,7 @@ class Validator(Messages):
                 if patterns and not all(n.valid(v) for rx, n in patterns if rx.search(k)):
                     return False
             return True
-        return ("properties", check, partial(self._explain_properties, props, patterns, closed, joined_search, extra))
+        return ("properties", check, partial(self.messages.explain_properties, props, patterns, closed, joined_search, extra))
 
     def _op_required(self, required: list) -> tuple:
         def check(x: Any) -> bool:
@@ -455,11 +341,11 @@ class Validator(Messages):
                     if r not in x:
                         return False
             return True
-        return ("required", check, partial(self._explain_required, required))
+        return ("required", check, partial(self.messages.explain_required, required))
 
-    def _op_property_names(self, names: _Node) -> tuple:
+    def _op_property_names(self, names: SchemaNode) -> tuple:
         return ("propertyNames", lambda x: not isinstance(x, dict) or all(map(names.valid, x)),
-                partial(self._explain_property_names, names))
+                partial(self.messages.explain_property_names, names))
 
     def _op_items(self, s: dict) -> tuple:
         prefix = [self._compile(p) for p in s.get("prefixItems", ())]
@@ -477,16 +363,11 @@ class Validator(Messages):
                     if not valid(v):
                         return False
             return True
-        return ("items", check, partial(self._explain_items, prefix, rest, n_prefix))
-
-    def _explain_unique(self, x: list, path: tuple) -> Iterator[Issue]:
-        pair = next(((j, i) for i in range(len(x)) for j in range(i) if _equal(x[i], x[j])), None)
-        detail = f" (item {pair[1]} repeats item {pair[0]})" if pair else ""
-        yield Issue(path, f"expected a list of unique items{detail}. Received: {_received(path, x)}", "uniqueItems")
+        return ("items", check, partial(self.messages.explain_items, prefix, rest, n_prefix))
 
     def _ops_all_of(self, items: list) -> list[tuple]:
-        table: dict[str, list[_Node]] = {}
-        plain: list[_Node] = []
+        table: dict[str, list[SchemaNode]] = {}
+        plain: list[SchemaNode] = []
         key = None
         for item in items:
             entry = _dispatch_entry(item) if self._fast else None
@@ -498,7 +379,7 @@ class Validator(Messages):
         everything = plain + [n for ns in table.values() for n in ns]
         table = {x: plain + ns for x, ns in table.items()}
 
-        def chosen(x: Any) -> list[_Node]:
+        def chosen(x: Any) -> list[SchemaNode]:
             if isinstance(x, dict):
                 v = x.get(key)  # only the `if` whose const equals it holds; a non-string equals no const
                 return table.get(v, plain) if isinstance(v, str) else plain
@@ -509,9 +390,9 @@ class Validator(Messages):
                 if not n.valid(x):
                     return False
             return True
-        return [("allOf", check, lambda x, p: (i for n in chosen(x) for i in self._issues(n, x, p)))]
+        return [("allOf", check, lambda x, p: (i for n in chosen(x) for i in self.messages.issues(n, x, p)))]
 
-    def _op_choice(self, owner: _Node, kw: str, branches: list[_Node]) -> tuple:
+    def _op_choice(self, owner: SchemaNode, kw: str, branches: list[SchemaNode]) -> tuple:
         def check(x: Any) -> bool:
             for n in branches:
                 if n.valid(x):
@@ -527,17 +408,16 @@ class Validator(Messages):
                     matched = 1
             return matched == 1
         keys = [_required_key(n.schema) for n in branches]
-        return (kw, check if kw == "anyOf" else check_one, partial(self._explain_choice, owner, kw, branches, keys))
+        return (kw, check if kw == "anyOf" else check_one, partial(self.messages.explain_choice, owner, kw, branches, keys))
 
-    def _op_not(self, owner: _Node, negated: _Node) -> tuple:
-        return ("not", lambda x: not negated.valid(x), partial(self._explain_not, owner, negated))
+    def _op_not(self, owner: SchemaNode, negated: SchemaNode) -> tuple:
+        return ("not", lambda x: not negated.valid(x), partial(self.messages.explain_not, owner, negated))
 
-    def _op_if(self, cond: _Node, then: _Node | None, else_: _Node | None) -> tuple:
+    def _op_if(self, cond: SchemaNode, then: SchemaNode | None, else_: SchemaNode | None) -> tuple:
         def check(x: Any) -> bool:
             n = then if cond.valid(x) else else_
             return n is None or n.valid(x)
-        return ("if", check, lambda x, p: self._issues(then if cond.valid(x) else else_, x, p))
-
+        return ("if", check, lambda x, p: self.messages.issues(then if cond.valid(x) else else_, x, p))
 
 
 def _dispatch_entry(item: Any) -> tuple[str, str, Any] | None:

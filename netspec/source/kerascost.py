@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..errors import short
-from .kerasfile import ModelFileError
+from ..errors import ModelFileError, short
 from .kerasrules import CAP, Shape, merge, rule, shape_of, shapes_of
 
 # Classes that hold Python code (bytecode or a function name to look up): never loaded.

@@ -16,7 +16,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 
-from ..errors import NetspecError, short
+from ..errors import ModelFileError, short
 
 MAX_MEMBERS = 4096               # a saved model has 3 members, plus its assets
 MAX_CONFIG_BYTES = 32 << 20      # config.json: the biggest keras.applications config is ~2 MiB
@@ -25,12 +25,6 @@ MAX_RATIO = 200                  # declared / stored bytes above which a big mem
 RATIO_FLOOR = 1 << 20            # members declaring less than this are never called bombs
 WEIGHTS_MEMBERS = ("model.weights.h5", "model.weights.npz")
 _JSON_CAPS = {"config.json": MAX_CONFIG_BYTES, "metadata.json": MAX_METADATA_BYTES}
-
-
-class ModelFileError(NetspecError):
-    """A ``.keras`` file that netspec refuses to hand to Keras (or that Keras could not load)."""
-
-    kind = "model"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ CAP = 10 ** 30  # products saturate here: a hostile kernel_size list cannot make
 Shape = list  # dimensions without the batch axis; None where unknown
 
 def dim(value: Any) -> int | None:
+    """A known dimension (a non-negative int), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
@@ -92,6 +93,7 @@ _MERGE = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimu
 
 
 def rule(cls: str, cfg: dict, ins: list[Shape | None]) -> tuple[int, Shape | None]:
+    """The parameter count and output shape of a layer of class ``cls`` with config ``cfg`` on input shapes ``ins``."""
     x = ins[0] if ins else None
     if cls in ("Dense",):
         units = _int(cfg, "units")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import yaml
 from yaml.events import (
@@ -63,7 +64,7 @@ class SourceMap:
     # Source text of single-line string scalars, so inside() can point into them.
     _raw: dict[tuple, str] = field(default_factory=dict, repr=False, compare=False)
 
-    def value(self, path) -> Location:
+    def value(self, path: Sequence[str | int]) -> Location:
         """Location of the value at ``path``, else of its longest known prefix, else line 1 col 1."""
         path = tuple(path)
         while True:
@@ -74,12 +75,12 @@ class SourceMap:
                 return Location(self.file, 1, 1)
             path = path[:-1]
 
-    def key(self, path) -> Location:
+    def key(self, path: Sequence[str | int]) -> Location:
         """Location of the key of the mapping entry at ``path`` if known, else ``value(path)``."""
         hit = self.keys.get(tuple(path))
         return Location(self.file, hit[0], hit[1]) if hit else self.value(path)
 
-    def inside(self, path, offset: int) -> Location:
+    def inside(self, path: Sequence[str | int], offset: int) -> Location:
         """Location of character ``offset`` of the string at ``path``, exact where the source allows.
 
         Exact for single-line plain scalars and single-line quoted scalars without an escape
@@ -104,7 +105,7 @@ class SourceMap:
 class Document:
     """A loaded spec: its plain data, where everything in it was written, and the decoded text."""
 
-    data: object
+    data: Any  # plain data: dict, list, str, int, float, bool or None
     source: SourceMap
     text: str
 

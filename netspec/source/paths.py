@@ -46,6 +46,7 @@ class Roots:
     shipped: Path | None
 
     def real(self) -> list[Path]:
+        """The roots that are set, with symlinks resolved."""
         return [Path(os.path.realpath(p)) for p in (self.spec_dir, self.data_root, self.shipped) if p is not None]
 
     def base(self) -> Path | None:
