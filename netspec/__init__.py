@@ -5,17 +5,31 @@ from __future__ import annotations
 from .version import __version__
 
 from .errors import (  # noqa: E402
+    CostError,
+    DataError,
+    ExportError,
     ExpressionError,
+    GateError,
+    ImportVerifyError,
+    Location,
+    ModelFileError,
+    ModelImportError,
     NetspecError,
+    PlotError,
     PluginError,
     ResolveError,
     SchemaError,
     ShapeError,
     SpecSyntaxError,
+    TrainError,
 )
 from .schema.registry import register_layer  # noqa: E402
 from .build.saving import load_model  # noqa: E402
 from .spec import CheckResult, Spec, load  # noqa: E402
 
-__all__ = ["CheckResult", "ExpressionError", "NetspecError", "PluginError", "ResolveError", "SchemaError",
-           "ShapeError", "SpecSyntaxError", "Spec", "__version__", "load", "load_model", "register_layer"]
+__all__ = [
+    "CheckResult", "CostError", "DataError", "ExportError", "ExpressionError", "GateError", "ImportVerifyError",
+    "Location", "ModelFileError", "ModelImportError", "NetspecError", "PlotError", "PluginError", "ResolveError",
+    "SchemaError", "ShapeError", "Spec", "SpecSyntaxError", "TrainError", "__version__", "load", "load_model",
+    "register_layer",
+]

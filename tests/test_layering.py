@@ -212,3 +212,30 @@ def test_the_check_catches_what_it_should(module, added, expect):
         modules["netspec.resolve.validate"] += "\nfrom .scope import REF\n"
     modules[module] = modules[module] + "\n" + added
     assert any(expect in v for v in violations(modules)), violations(modules)
+
+
+def test_every_error_lives_in_errors_and_is_exported():
+    """Every NetspecError subclass is defined in netspec/errors.py and exported by ``netspec``."""
+    import netspec
+    from netspec import errors
+
+    bases: dict[str, tuple[str, set[str]]] = {}  # class name -> (module, names of its bases)
+    for module, text in sources().items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                names = {b.id if isinstance(b, ast.Name) else b.attr for b in node.bases
+                         if isinstance(b, (ast.Name, ast.Attribute))}
+                bases[f"{module}.{node.name}"] = (node.name, names)
+
+    def is_netspec_error(name: str, seen: frozenset = frozenset()) -> bool:
+        if name == "NetspecError":
+            return True
+        parents = {p for key, (n, ps) in bases.items() if n == name for p in ps}
+        return any(is_netspec_error(p, seen | {name}) for p in parents - seen)
+
+    outside = sorted(key for key, (name, _) in bases.items()
+                     if is_netspec_error(name) and not key.startswith("netspec.errors."))
+    assert not outside, f"NetspecError subclasses outside netspec/errors.py: {outside}"
+    for name, cls in vars(errors).items():
+        if isinstance(cls, type) and issubclass(cls, errors.NetspecError):
+            assert getattr(netspec, name, None) is cls and name in netspec.__all__, f"netspec does not export {name}"

@@ -75,13 +75,13 @@ def load_model(path: str | os.PathLike, *, plugins: tuple[str, ...] = (),
         The ``keras.Model`` (not compiled: netspec never deserializes a file's optimizer or losses).
 
     Raises:
-        NetspecError: a :class:`netspec.source.kerasfile.ModelFileError` naming the file: it is missing or not
+        NetspecError: a :class:`netspec.errors.ModelFileError` naming the file: it is missing or not
             a Keras model, its archive or config is malformed or over a cap, it holds a Lambda or a
             class nobody registered, it is over the budget, or a stored expression was tampered with.
     """
     from ..errors import NetspecError, short
     from ..source.kerascost import check_objects
-    from ..source.kerasfile import ModelFileError
+    from ..errors import ModelFileError
 
     name = os.fsdecode(path)
     archive, _cost = check_model_file(name, max_params=max_params)
@@ -134,7 +134,8 @@ def check_model_file(path: str | os.PathLike, *, max_params: int | None = None) 
     """
     from .compiler import DEFAULT_BUDGET
     from ..source.kerascost import check_objects, cost_config
-    from ..source.kerasfile import ModelFileError, display, open_archive
+    from ..errors import ModelFileError
+    from ..source.kerasfile import display, open_archive
 
     name = os.fsdecode(path)
     shown = display(name)
@@ -157,7 +158,7 @@ _WEIGHTS_SLACK = 16 << 20
 
 
 def _check_weights(archive, cost, shown: str, budget: int) -> None:
-    from ..source.kerasfile import ModelFileError
+    from ..errors import ModelFileError
 
     declared = archive.weights_bytes
     if declared is None:
