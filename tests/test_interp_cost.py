@@ -1,4 +1,4 @@
-"""The size model of expressions (netspec/exprcost.py): every ``${}`` operation is paid for before it runs."""
+"""The size model of expressions (netspec/expressions/cost.py): every ``${}`` operation is paid for before it runs."""
 
 from __future__ import annotations
 
