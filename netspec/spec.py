@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 from .schema.catalog import Catalog
 from .errors import Location, NetspecError, PluginError, ResolveError, SchemaError, SpecSyntaxError
@@ -102,7 +102,8 @@ class Spec:
     @property
     def data(self) -> dict:
         """The spec as written (plain data)."""
-        return self.document.data
+        # cast: load() makes a Spec only of a document the schema accepted, whose top level is a mapping
+        return cast(dict, self.document.data)
 
     @property
     def warnings(self) -> list[str]:

@@ -64,7 +64,8 @@ class _Names(Mapping):
     """A scope's names with shape values (``in_shape``, deferred params) evaluated on demand."""
 
     def __init__(self, names: Mapping, builder: "Builder") -> None:
-        self.names, self.builder, self.memo = names, builder, {}
+        self.names, self.builder = names, builder
+        self.memo: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.memo:
@@ -226,7 +227,7 @@ class Builder:
         """A ``keras.Input`` for every declared input."""
         keras = self.keras
         for decl in self.graph.inputs:
-            kwargs = dict(shape=decl.shape, dtype=decl.dtype, name=decl.name)
+            kwargs: dict[str, Any] = dict(shape=decl.shape, dtype=decl.dtype, name=decl.name)
             if decl.batch_size is not None:
                 kwargs["batch_size"] = decl.batch_size
             if decl.sparse:
@@ -242,8 +243,10 @@ class Builder:
 
             layer = build_expr_layer(node, self)
         elif node.kind == "share":
+            assert node.share_of is not None  # the resolver names the original on every share node
             layer = self.layers[node.share_of]
         else:
+            assert node.type is not None  # the resolver gives every layer node its type
             args = {k: (self.concrete(v) if isinstance(v, DeferredArg) else v) for k, v in node.args.items()}
             if any(has_deferred(v) for v in node.args.values()):
                 issues = self.catalog.check_args(node.type, args)
@@ -256,6 +259,7 @@ class Builder:
             from .inputspec import check_input_spec
 
             check_input_spec(node, self)
+        call_in: Any  # keyword tensors, one tensor, or a list of them
         if isinstance(node.inputs, dict):
             call_in = {k: self.tensor(r, node) for k, r in node.inputs.items()}
         else:
@@ -270,7 +274,7 @@ class Builder:
         except Exception as e:
             if is_allocation_failure(e):
                 raise  # build()'s allocation guard reports it as memory, not as the shapes
-            what = node.type if node.kind == "layer" else ("shared " + self.layers[node.share_of].__class__.__name__
+            what = node.type if node.kind == "layer" else ("shared " + layer.__class__.__name__
                                                           if node.kind == "share" else "expression")
             raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {_clean(e)}") from None
         given = {id(t) for t in self.keras.tree.flatten(call_in)}
@@ -345,7 +349,8 @@ class _Meter:
     """
 
     def __init__(self, budget: Budget) -> None:
-        self.budget, self.params, self.bytes, self.seen = budget, 0, 0, set()
+        self.budget, self.params, self.bytes = budget, 0, 0
+        self.seen: set[int] = set()  # ids of the weights counted (a shared layer's count once)
 
     def _per(self) -> str:
         return "per sample" if self.budget.batch == 1 else f"for a batch of {self.budget.batch}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import weakref
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import keras
 from keras import activations, ops
@@ -76,8 +76,9 @@ class Expression(keras.layers.Layer):
         self._constants = {k: exprcheck.plain(v) for k, v in constants.items()}
         self._expected = expected
         self._tree = checked.tree
-        self._on_error = None  # set by build_expr_layer: turns errors into spec locations
-        self._failure = None
+        # set by build_expr_layer: turns errors into spec locations
+        self._on_error: Callable[[NetspecError], NetspecError] | None = None
+        self._failure: NetspecError | None = None
         # Intermediates are costed while the layer is traced on symbolic inputs (compute_output_spec),
         # against the compiler's activation budget (build_expr_layer passes the one in use).
         self._budget: Budget = DEFAULT_BUDGET
@@ -285,7 +286,7 @@ class _Intermediates:
 
 
 def _op_label(op: ast.AST) -> str:
-    symbols = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+    symbols: dict[type[ast.AST], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
                ast.Pow: "**", ast.MatMult: "@"}
     return f"'{symbols[type(op)]}'"
 
@@ -439,6 +440,8 @@ def build_expr_layer(node: Node, builder: Builder) -> Expression:
         ShapeError: ``output_shape`` is not a shape.
     """
     locate = _Locator(node, builder)
+    # the resolver makes every expr node with its text and a {variable: ref} mapping
+    assert node.expr is not None and isinstance(node.inputs, dict)
     variables = list(node.inputs)
     names = node.expr_names or {}
     try:

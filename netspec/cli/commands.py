@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from argparse import ArgumentParser, Namespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .options import (
     UsageError,
@@ -26,6 +26,7 @@ from .options import (
 from .output import EXIT_OK, EXIT_SPEC, Reporter
 
 if TYPE_CHECKING:
+    from ..export.pipeline import LoadArrays
     from ..spec import Spec
 
 # -- validate -----------------------------------------------------------------------------------
@@ -228,9 +229,11 @@ def cmd_export(args: Namespace) -> int:
     from ..train.data import load_arrays
     from ..export import GateError, export
 
+    # cast: export calls it only with the netspec.Spec it was given (a SpecView) and "train" or "validation"
+    loader = cast("LoadArrays", load_arrays)
     try:
         exported = export(spec if spec is not None else args.spec, target, out, weights=args.weights,
-                          load_arrays=load_arrays, latency=not args.no_latency)
+                          load_arrays=loader, latency=not args.no_latency)
     except GateError as e:
         return report.error(e, report=e.report.to_dict())
     report.warnings(spec.warnings if spec is not None else [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, overload
 
 from ..budget import DEFAULT_BUDGET, Budget
 from ..errors import NetspecError
@@ -86,6 +86,12 @@ def budget(args: argparse.Namespace) -> Budget:
         max_activation_bytes=(args.max_activation_mb << 20) if args.max_activation_mb is not None
         else DEFAULT_BUDGET.max_activation_bytes,
     )
+
+
+@overload
+def output_path(args: argparse.Namespace, default: str, endings: tuple[str, ...], what: str) -> str: ...
+@overload
+def output_path(args: argparse.Namespace, default: None, endings: tuple[str, ...], what: str) -> str | None: ...
 
 
 def output_path(args: argparse.Namespace, default: str | None, endings: tuple[str, ...], what: str) -> str | None:

@@ -181,8 +181,10 @@ def render_cli() -> str:
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the file must not depend on it
+    choices = sub.choices
+    assert isinstance(choices, dict)  # a subparsers action's choices map each command to its parser
     try:
-        helps = {name: sub.choices[name].format_help().rstrip() for name in table}
+        helps = {name: choices[name].format_help().rstrip() for name in table}
         top = parser.format_help().rstrip()
     finally:
         if columns is None:

@@ -9,7 +9,7 @@ the same output shapes and the same inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .. import kerasapi
 from ..errors import ModelImportError, short
@@ -67,7 +67,8 @@ def load_generated(text: str, plugins: list[str], bare: str):
     from ..spec import load
 
     try:
-        data = dict(load_yaml(text).data)
+        # cast: the text comes from write_spec, whose top level is always a mapping (``netspec: 1``, ...).
+        data = dict(cast("dict[str, Any]", load_yaml(text).data))
         expected = load_yaml(bare).data
     except NetspecError as e:
         raise RuntimeError(f"{_GENERATED_BUG}: {e}") from e

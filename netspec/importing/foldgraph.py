@@ -48,6 +48,11 @@ class Op:
     def names(self) -> list[str]:
         return self.members or ([self.origin] if self.origin else [self.name])
 
+    def block_used(self) -> str:
+        """The block name of a block instance: an op of kind "block" always has one in ``type``."""
+        assert self.kind == "block" and self.type is not None, self
+        return self.type
+
 
 @dataclass
 class Block:

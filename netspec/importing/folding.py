@@ -31,7 +31,7 @@ class Folder:
     """The greedy folding loop. ``default_of(type, key)`` gives ``(True, value)`` for a known default."""
 
     def __init__(self, ops: list[Op], outputs: list[str], inputs: list[str],
-                 default_of: Callable[[str, str], tuple[bool, Any]]) -> None:
+                 default_of: Callable[[str | None, str], tuple[bool, Any]]) -> None:
         self.default_of = default_of
         self.top = Scope(ops, list(outputs))
         self.scopes = [self.top]
@@ -77,7 +77,8 @@ class Folder:
 
     # -- candidates --------------------------------------------------------------------------------
 
-    def best_pattern(self):
+    def best_pattern(self) -> tuple[list[tuple[int, int, int]]] | None:
+        """The fold that saves most lines, best aligned, as the arguments of :meth:`apply`; None if none pays."""
         found: dict[int, list[tuple[int, int, int]]] = {}
         shapes: dict[int, tuple] = {}
         for sid, scope in enumerate(self.scopes):
@@ -248,7 +249,7 @@ class Folder:
                     if k in op.args:
                         values.append(op.args[k])
                     elif op.kind == "block":  # left at the block's default in this instance
-                        values.append(self.blocks[op.type].params[k])
+                        values.append(self.blocks[op.block_used()].params[k])
                     else:
                         values.append(self.default_of(op.type, k)[1])
                 args[k] = _collect(values, k, inner[t], vectors)
@@ -284,14 +285,14 @@ class Folder:
         self.scopes.append(Scope(body, [], block))
 
         # Replace the occurrences, last first so that positions stay valid within a scope.
-        for k in sorted(range(len(occs)), key=lambda k: (id(occs[k][0]), -occs[k][1])):
-            scope, i, j = occs[k]
+        for o in sorted(range(len(occs)), key=lambda o: (id(occs[o][0]), -occs[o][1])):
+            scope, i, j = occs[o]
             run = scope.ops[i:j + 1]
             ext = next((r for op in run for r in op_refs(op) if base(r) not in {o.name for o in run}), None)
             first = run[0].name if run[0].kind == "block" else next(iter(run[0].names()), name)
-            inst = pick_name(["_".join(prefixes[k]), first, name], None, self._taken(scope, {op.name for op in run}))
-            values = {p: vals[k] for p, vals in params.items() if defaults[p] == "required" or value_key(defaults[p]) != value_key(vals[k])}
-            new = Op(inst, "block", name, values, [ext] if ext else [], members=[n for op in run for n in op.names()])
+            inst = pick_name(["_".join(prefixes[o]), first, name], None, self._taken(scope, {op.name for op in run}))
+            own = {p: vals[o] for p, vals in params.items() if defaults[p] == "required" or value_key(defaults[p]) != value_key(vals[o])}
+            new = Op(inst, "block", name, own, [ext] if ext else [], members=[n for op in run for n in op.names()])
             scope.ops[i:j + 1] = [new]
             scope.rename(run[-1].name, inst, start=i + 1)
 
@@ -346,7 +347,8 @@ def _params(vectors: dict) -> tuple[dict[str, list], Callable[[Any], Any]]:
 
 
 def _non_overlapping(occs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    chosen, last = [], {}
+    chosen: list[tuple[int, int, int]] = []
+    last: dict[int, int] = {}
     for sid, i, j in sorted(occs):
         if i > last.get(sid, -1):
             chosen.append((sid, i, j))
@@ -355,7 +357,7 @@ def _non_overlapping(occs: list[tuple[int, int, int]]) -> list[tuple[int, int, i
 
 
 def fold(ops: list[Op], outputs: list[str], inputs: list[str],
-         default_of: Callable[[str, str], tuple[bool, Any]] | None = None) -> tuple[list[Op], dict[str, Block]]:
+         default_of: Callable[[str | None, str], tuple[bool, Any]] | None = None) -> tuple[list[Op], dict[str, Block]]:
     """Fold repeated runs of ``ops`` into blocks.
 
     Args:

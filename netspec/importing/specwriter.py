@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -150,7 +150,7 @@ def _nodes(ops: list[Op], indent: str, first_in: str | None) -> list[str]:
 
 def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Block], ops: list[Op],
                outputs: list[str], schema_ref: str | None = None,
-               plugins: list[str] = ()) -> SpecText:
+               plugins: Sequence[str] = ()) -> SpecText:
     """The spec text of an imported model.
 
     Args:
@@ -213,12 +213,12 @@ def _used_blocks(ops: list[Op], blocks: dict[str, Block]) -> list[str]:
             return
         for op in blocks[name].nodes:
             if op.kind == "block":
-                visit(op.type, stack + (name,))
+                visit(op.block_used(), stack + (name,))
         order.append(name)
 
     for op in ops:
         if op.kind == "block":
-            visit(op.type)
+            visit(op.block_used())
     return order
 
 
@@ -241,8 +241,9 @@ def _flat_names(ops: list[Op], blocks: dict[str, Block]) -> tuple[dict[str, str]
         names = [op.name] if count is None else [f"{op.name}_{i}" for i in range(count)]
         if op.kind != "block":
             return [prefix + n for n in names]
-        block = blocks[op.type]
-        counts[op.type] = counts.get(op.type, 0) + len(names)
+        used = op.block_used()
+        block = blocks[used]
+        counts[used] = counts.get(used, 0) + len(names)
         params = {p: _evaluate(op.args.get(p, default), env) for p, default in block.params.items()}
         out = []
         for n in names:

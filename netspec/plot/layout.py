@@ -59,7 +59,7 @@ class _Item:
     r0: int
     r1: int
     width: float
-    order: int
+    order: float                # position in the input order; a lane sits half a step before its target
     lane: bool = False
     inner: dict = field(default_factory=dict)   # cluster: member id -> x centre, relative
 
@@ -71,7 +71,12 @@ def _common(a: tuple, b: tuple) -> tuple:
     return a[:n]
 
 
-def _lanes(boxes: list[Box], edges: list[tuple[str, str]], rank: dict, order: dict):
+# A lane: (key, owning scope, first rank, last rank, the ids it is placed near, order).
+_Lane = tuple[tuple[str, int], tuple[str, ...], int, int, list[str], float]
+
+
+def _lanes(boxes: list[Box], edges: list[tuple[str, str]], rank: dict, order: dict
+           ) -> tuple[list[_Lane], dict[tuple[str, str], tuple[str, int]]]:
     """Group the edges that skip ranks into lanes.
 
     Returns:
@@ -86,16 +91,17 @@ def _lanes(boxes: list[Box], edges: list[tuple[str, str]], rank: dict, order: di
         owner = _common(scope[s], scope[d])
         key = ("in", d, owner) if fan_in[d] > fan_out[s] else ("out", s, owner)
         groups.setdefault(key, []).append((s, d))
-    lanes, lane_of = [], {}
+    lanes: list[_Lane] = []
+    lane_of: dict[tuple[str, str], tuple[str, int]] = {}
     for (how, end, owner), group in groups.items():
-        key = ("lane", len(lanes))
+        lane_key = ("lane", len(lanes))
         if how == "out":
-            lanes.append((key, owner, rank[end] + 1, max(rank[d] for _, d in group) - 1, [end],
+            lanes.append((lane_key, owner, rank[end] + 1, max(rank[d] for _, d in group) - 1, [end],
                           min(order[d] for _, d in group) - 0.5))
         else:
-            lanes.append((key, owner, min(rank[s] for s, _ in group) + 1, rank[end] - 1,
+            lanes.append((lane_key, owner, min(rank[s] for s, _ in group) + 1, rank[end] - 1,
                           [s for s, _ in group], order[end] - 0.5))
-        lane_of.update(dict.fromkeys(group, key))
+        lane_of.update(dict.fromkeys(group, lane_key))
     return lanes, lane_of
 
 
@@ -122,9 +128,9 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     for b in boxes:
         point_preds[b.id] = list(dict.fromkeys(lane_of.get((p, b.id), p) for p in preds[b.id]))
     widths: dict[object, float] = {b.id: b.width for b in boxes}
-    for key, owner, r0, r1, wants, lane_order in lanes:
-        scope_of[key], span[key], point_preds[key] = owner, (r0, r1), wants
-        widths[key], order[key] = LANE_W, lane_order
+    for lane_key, owner, r0, r1, wants, lane_order in lanes:
+        scope_of[lane_key], span[lane_key], point_preds[lane_key] = owner, (r0, r1), wants
+        widths[lane_key], order[lane_key] = LANE_W, lane_order
 
     members: dict[tuple, list] = {}
     for key, scope in scope_of.items():
@@ -183,7 +189,7 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
             above[item.r0] = max(above[item.r0], len(scope))
             below[item.r1] = max(below[item.r1], len(scope))
     top = []
-    y = MARGIN
+    y: float = MARGIN
     for r in range(n_ranks):
         y += above[r] * PAD_TOP
         top.append(y)
@@ -191,7 +197,7 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     total_h = y - GAP_Y + MARGIN
 
     xs = {k: c + MARGIN for k, c in root.inner.items()}
-    nodes = {}
+    nodes: dict[str, tuple[float, float, float, float]] = {}
     for b in boxes:
         nodes[b.id] = (xs[b.id] - b.width / 2, top[rank[b.id]], b.width, b.height)
     clusters: dict[tuple, tuple[float, float, float, float]] = {}

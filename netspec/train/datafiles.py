@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, cast
 
 from ..budget import machine_memory
 from ..source.paths import PathRefused, names, open_regular, shown
@@ -334,7 +334,9 @@ def image_size(path: Path) -> tuple[int, int]:
             with Image.open(f, formats=formats) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
-        raise Unreadable(f"image {_name(path)} declares over {2 * Image.MAX_IMAGE_PIXELS:,} pixels (a decompression "
+        # cast: Pillow raises this only while its MAX_IMAGE_PIXELS is set (None turns the check off)
+        limit = cast(int, Image.MAX_IMAGE_PIXELS)
+        raise Unreadable(f"image {_name(path)} declares over {2 * limit:,} pixels (a decompression "
                          "bomb, or an image to shrink first)") from None
     except PathRefused:
         raise

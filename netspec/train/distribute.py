@@ -162,6 +162,7 @@ def train_multi_worker(spec: SpecView, config: TrainConfig, run: RunDir, train_d
         raise TrainError(f"{len(train_data)} training samples make no full batch of {config.batch_size}")
     done = 0
     if state is not None:
+        assert state.checkpoint is not None  # a resumed state: the fit path refused one without a checkpoint
         load_checkpoint(model, run.root / state.checkpoint)
         done = state.epochs_done
         if not chief:

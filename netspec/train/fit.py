@@ -93,11 +93,11 @@ def train(spec: SpecView, *, epochs: int | None = None, resume: bool = False,
         model = spec.build()
         compile_model(model, config)
     shapes = {name: tuple(t.shape[1:]) for name, t in zip(config.outputs, model.outputs)}
-    for dc, data in ((config.data, train_data), (config.validation or config.data, val_data)):
-        if data is not None:
-            check_labels(spec, config, dc, data, shapes)
-            if isinstance(data, Files):
-                check_images(spec, dc, data)
+    for dc, split in ((config.data, train_data), (config.validation or config.data, val_data)):
+        if split is not None:
+            check_labels(spec, config, dc, split, shapes)
+            if isinstance(split, Files):
+                check_images(spec, dc, split)
     if check_only:
         return None
     done = state.epochs_done if state is not None else 0
@@ -107,6 +107,7 @@ def train(spec: SpecView, *, epochs: int | None = None, resume: bool = False,
     if state is not None:
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
+        assert state.checkpoint is not None  # _resume_state refuses a run without a checkpoint
         load_checkpoint(model, run.root / state.checkpoint)
     else:
         state = start_run(spec, config, run, total)

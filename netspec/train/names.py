@@ -7,6 +7,8 @@ name the spec chose; the trainer builds objects only through these tables.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 OPTIMIZERS = ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "Nadam", "RMSprop", "SGD")
 # Lower-case identifiers Keras accepts for the same classes (`optimizer: adam`).
 OPTIMIZER_STRINGS = {name.lower(): name for name in OPTIMIZERS}
@@ -110,7 +112,8 @@ def metric_state(name: str, args: dict) -> tuple[int, str, str] | None:
         name: a whitelisted metric class (``METRICS``).
         args: its arguments as written (interpolated), without ``type``.
     """
-    itemsize = _ITEMSIZE.get(args.get("dtype") if isinstance(args.get("dtype"), str) else "", 4)
+    dtype = args.get("dtype")
+    itemsize = _ITEMSIZE.get(dtype if isinstance(dtype, str) else "", 4)
     if name in _IOU_METRICS:
         n = args.get("num_classes")
         if not _count(n):
@@ -137,5 +140,6 @@ def metric_state(name: str, args: dict) -> tuple[int, str, str] | None:
     return counters * cells * itemsize, arg, f"{counters} counters of {cells:,} entries"
 
 
-def _count(n) -> bool:
+def _count(n: object) -> TypeGuard[int]:
+    """Whether ``n`` is a positive count (an int, not a bool); narrows ``n`` to int for the checker."""
     return isinstance(n, int) and not isinstance(n, bool) and n > 0

@@ -44,7 +44,7 @@ CALLBACK_STATE = {
 }
 
 
-def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` for a temporary file beside ``target`` (same name ending), then rename it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp{os.getpid()}.{target.name}")
@@ -122,8 +122,8 @@ class RunDir:
                 raise ValueError(f"{STATE}: {name} is not an epoch count")
         names = [state.checkpoint] + [v.get("best_weights") if isinstance(v, dict) else "?"
                                       for v in state.callbacks or []]
-        for name in names:
-            if name is not None and not (isinstance(name, str) and _CHECKPOINT.fullmatch(name)):
+        for checkpoint in names:
+            if checkpoint is not None and not (isinstance(checkpoint, str) and _CHECKPOINT.fullmatch(checkpoint)):
                 raise ValueError(f"{STATE} names a checkpoint outside checkpoints/")
         return state
 
@@ -209,7 +209,8 @@ class RunDir:
             for key, label in ((q, "train"), ("val_" + q, "validation")):
                 values = [r.get(key) for r in rows]
                 if any(v is not None for v in values):
-                    ax.plot(epochs, values, marker="o", markersize=3, label=label)
+                    # matplotlib draws a None as a gap; its ArrayLike stubs leave None out
+                    ax.plot(epochs, values, marker="o", markersize=3, label=label)  # type: ignore[arg-type]
             ax.set_title(q)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
@@ -303,7 +304,8 @@ def _write_npz(path: Path, arrays: dict) -> None:
     import numpy as np
 
     with open(path, "wb") as f:
-        np.savez(f, **{k: np.asarray(a) for k, a in arrays.items()})
+        # the keys are w0..., o0..., never savez's own allow_pickle, which numpy's stub cannot rule out
+        np.savez(f, **{k: np.asarray(a) for k, a in arrays.items()})  # type: ignore[arg-type]
 
 
 def _plain(v):
