@@ -6,7 +6,7 @@ import ast
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from ..errors import ExpressionError, did_you_mean, short
 from .table import (  # noqa: F401  (re-exported)
@@ -115,15 +115,15 @@ def check(text: str, variables: Iterable[str], names: Mapping[str, Any]) -> Chec
                 used_params.append(name)
         else:
             raise _unknown_name(node, variables, names)
-    for param, node, qual in walk.statics:
+    for param, arg, qual in walk.statics:
         try:
-            value = static_value(node, names)
+            value = static_value(arg, names)
         except NeedsShape:
             continue
-        _check_kind(param, value, qual, node)
-    for node in walk.indexes:
+        _check_kind(param, value, qual, arg)
+    for index in walk.indexes:
         try:
-            index_value(node, names)
+            index_value(index, names)
         except NeedsShape:
             continue
     return Checked(text, tree, tuple(used_vars), tuple(used_params))
@@ -148,11 +148,11 @@ class _Walk:
 
     def __init__(self) -> None:
         self.names: list[tuple[ast.Name, str, str]] = []  # node, role, what it is used as
-        self.statics: list[tuple[Param, ast.AST, str]] = []  # constant arguments to type-check
-        self.indexes: list[ast.AST] = []
+        self.statics: list[tuple[Param, ast.expr, str]] = []  # constant arguments to type-check
+        self.indexes: list[ast.expr] = []
 
     def run(self, tree: ast.Expression) -> None:
-        stack: list[tuple[ast.AST, int, str, str]] = [(tree.body, 1, _T, "")]
+        stack: list[tuple[ast.expr, int, str, str]] = [(tree.body, 1, _T, "")]
         count = 0
         while stack:
             node, depth, role, where = stack.pop()
@@ -165,7 +165,7 @@ class _Walk:
             # Reversed, so the leftmost problem is the one reported.
             stack.extend((child, depth + 1, r, w) for child, r, w in reversed(children))
 
-    def visit(self, node: ast.AST, role: str, where: str) -> list[tuple[ast.AST, str, str]]:
+    def visit(self, node: ast.expr, role: str, where: str) -> list[tuple[ast.expr, str, str]]:
         inner = _S if role in (_S, _I, _E) else _T
         if isinstance(node, ast.Constant):
             _literal(node, role)
@@ -217,7 +217,7 @@ class _Walk:
         raise fail(f"{_REFUSED.get(type(node), type(node).__name__)} is not allowed in expressions"
                    + (f"; {instead}" if instead else ""), node)
 
-    def call(self, node: ast.Call) -> list[tuple[ast.AST, str, str]]:
+    def call(self, node: ast.Call) -> list[tuple[ast.expr, str, str]]:
         qual, fn = _function(node)
         for arg in [*node.args, *node.keywords]:
             if isinstance(arg, ast.Starred) or (isinstance(arg, ast.keyword) and arg.arg is None):
@@ -226,7 +226,7 @@ class _Walk:
         if len(node.args) > n_params and not fn.varargs:
             raise fail(f"{qual} takes at most {n_params} positional argument{'s' * (n_params != 1)}, "
                        f"got {len(node.args)}", node.args[n_params])
-        bound: dict[str, ast.AST] = {p.name: a for p, a in zip(fn.params, node.args)}
+        bound: dict[str, ast.expr] = {p.name: a for p, a in zip(fn.params, node.args)}
         for kw in node.keywords:
             param = next((p for p in fn.params if p.name == kw.arg), None)
             if param is None or (fn.varargs and param is fn.params[0]):
@@ -237,11 +237,11 @@ class _Walk:
                            kw, hint=f"did you mean {match!r}?" if match else None)
             if kw.arg in bound:
                 raise fail(f"{qual} got two values for argument {kw.arg!r}", kw)
-            bound[kw.arg] = kw.value
+            bound[cast(str, kw.arg)] = kw.value  # `**` (arg None) was refused above
         for p in fn.params:
             if p.required and p.name not in bound:
                 raise fail(f"{qual} needs argument {p.name!r}: {signature(qual)}", node)
-        children = []
+        children: list[tuple[ast.expr, str, str]] = []
         for p in fn.params:
             if p.name not in bound:
                 continue
@@ -303,8 +303,8 @@ def _exponent(node: ast.BinOp) -> None:
     exp = node.right
     if isinstance(exp, ast.UnaryOp) and isinstance(exp.op, (ast.USub, ast.UAdd)):
         exp = exp.operand
-    ok = isinstance(exp, ast.Constant) and isinstance(exp.value, (int, float)) and not isinstance(exp.value, bool)
-    if not ok or not abs(exp.value) <= MAX_EXPONENT:
+    if not (isinstance(exp, ast.Constant) and isinstance(exp.value, (int, float)) and not isinstance(exp.value, bool)
+            and abs(exp.value) <= MAX_EXPONENT):
         raise fail(f"the exponent of '**' must be a number literal between -{MAX_EXPONENT} and "
                    f"{MAX_EXPONENT} (use ops.power for tensor exponents)", node.right)
 
@@ -359,11 +359,13 @@ def _check_kind(p: Param, value: Any, qual: str, node: ast.AST) -> None:
         raise fail(f"argument {p.name!r} of {qual} must be {p.describe()}. Received: {p.name}={short(value)}", node)
 
 
-def call_arguments(node: ast.Call) -> tuple[str, Function, list[tuple[Param, ast.AST]], list[ast.AST]]:
+def call_arguments(node: ast.Call) -> tuple[str, Function, list[tuple[Param, ast.expr]], list[ast.expr]]:
     """A checked call's function, its bound (param, argument) pairs in table order, and extra operands."""
-    qual = f"{node.func.value.id}.{node.func.attr}"
+    # check() admits only calls of ``module.function`` and no ``**`` (a keyword's arg is never None).
+    func = cast(ast.Attribute, node.func)
+    qual = f"{cast(ast.Name, func.value).id}.{func.attr}"
     fn = FUNCTIONS[qual]
-    bound = dict(zip((p.name for p in fn.params), node.args))
+    bound: dict[str | None, ast.expr] = dict(zip((p.name for p in fn.params), node.args))
     bound.update((kw.arg, kw.value) for kw in node.keywords)
     pairs = [(p, bound[p.name]) for p in fn.params if p.name in bound]
     return qual, fn, pairs, list(node.args[len(fn.params):])

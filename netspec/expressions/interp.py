@@ -8,7 +8,7 @@ import operator
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
 from ..errors import ExpressionError, short
 from ..graph import Lazy
@@ -247,16 +247,18 @@ class _Evaluator:
             items = [self._eval(e) for e in node.elts]
             self._last = node
             return self.cost.make_list(items)
-        if isinstance(node, ast.Call) and node.func.id == "shape":
-            arg = node.args[0]
-            ref = arg.id if isinstance(arg, ast.Name) else arg.value
-            if self.scope.shape_of is None:
-                raise fail("shape() is not available here", node)
-            return self.cost.record(self.scope.shape_of(ref))
         if isinstance(node, ast.Call):
+            # parse() admits only calls of a plain name: shape(ref) or a name in FUNCTIONS.
+            name = cast(ast.Name, node.func).id
+            if name == "shape":
+                arg = node.args[0]  # parse() admits one Name or one string Constant here
+                ref = arg.id if isinstance(arg, ast.Name) else cast(str, cast(ast.Constant, arg).value)
+                if self.scope.shape_of is None:
+                    raise fail("shape() is not available here", node)
+                return self.cost.record(self.scope.shape_of(ref))
             args = [self._eval(a) for a in node.args]
             self._last = node
-            return self.cost.call(node.func.id, FUNCTIONS[node.func.id], args)
+            return self.cost.call(name, FUNCTIONS[name], args)
         raise fail(f"{_describe(node)} is not allowed", node)  # parse() already refused it
 
     def _name(self, node: ast.Name) -> Any:
@@ -322,18 +324,21 @@ def interpolate(value: str, scope: Scope) -> Any:
         ExpressionError: with ``offset`` relative to ``value``.
         Deferred: a shape value is needed.
     """
-    if scope.cost is None:  # one accountant for every ${} of this string
-        scope = Scope(scope.names, scope.shape_of, Cost())
+    cost = scope.cost
+    if cost is None:  # one accountant for every ${} of this string
+        cost = Cost()
+        scope = Scope(scope.names, scope.shape_of, cost)
     try:
-        return _interpolate(value, scope)
+        return _interpolate(value, scope, cost)
     except (MemoryError, RecursionError) as e:
         what = "ran out of memory" if isinstance(e, MemoryError) else "is nested too deeply"
         raise ExpressionError(f"expression {what} (a value over the size model; please report it)", offset=0) from None
     finally:
-        scope.cost.forget()
+        cost.forget()
 
 
-def _interpolate(value: str, scope: Scope) -> Any:
+def _interpolate(value: str, scope: Scope, cost: Cost) -> Any:
+    """``interpolate`` inside its stage boundary; ``cost`` is ``scope.cost``, never None here."""
     match = _WHOLE_NAME.match(value)
     if match:
         return _lookup(match.group(1), scope, 1)
@@ -356,13 +361,13 @@ def _interpolate(value: str, scope: Scope) -> Any:
             end = _find_close(value, k + 2)
             if end < 0:
                 raise ExpressionError("unclosed '${'", offset=k)
-            out.append(_format(_sub(value[k + 2 : end], scope, k + 2), scope.cost, k + 2, room))
+            out.append(_format(_sub(value[k + 2 : end], scope, k + 2), cost, k + 2, room))
             room -= len(out[-1])
             k = end + 1
             continue
         match = _EMBED_NAME.match(value, k)
         if match:
-            out.append(_format(_lookup(match.group(1), scope, k + 1), scope.cost, k + 1, room))
+            out.append(_format(_lookup(match.group(1), scope, k + 1), cost, k + 1, room))
             room -= len(out[-1])
             k = match.end()
             continue

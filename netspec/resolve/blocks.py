@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import ChainMap
-from typing import Any
+from typing import Any, cast
 
 from ..errors import hint_for, short
 from ..graph import NODE_KEYS, Ref, ShapeOf, Value
+from .chain import scope_chain
 from .scope import Ctx, Entry, Resolving, first_ref, flatten
 from .structure import MAX_BLOCK_DEPTH
 
@@ -49,7 +50,9 @@ def expand_block(res: Resolving, ctx: Ctx, e: Entry, raw: dict, flat: str, input
     last = res.expand_scope(child, bdef["nodes"])
     outs = bdef.get("outputs")
     if outs is None:
-        return last
+        # A block's `nodes` has minItems 1 in the schema (resolve() takes a schema-valid document), so
+        # its scope has a last node.
+        return cast(Value, last)
     opath = bpath + ("outputs",)
     if isinstance(outs, dict):
         items = [(k, res.lookup(res.value(v, opath + (k,), spec_names, child), child, opath + (k,)))
@@ -66,12 +69,12 @@ def expand_block(res: Resolving, ctx: Ctx, e: Entry, raw: dict, flat: str, input
 
 
 def _names(res: Resolving, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict, names,
-           first: Ref | None) -> ChainMap:
+           first: Ref | None) -> ChainMap[str, Any]:
     """What the instance's nodes see: its params (given, else the block's defaults) and vars, in
     declaration order, then ``in_shape`` and the spec's params."""
     bpath = ("blocks", bname)
     declared = bdef.get("params") or {}
-    caller = ChainMap({"in_shape": ShapeOf(first)}, names)
+    caller = scope_chain({"in_shape": ShapeOf(first)}, names)
     given = {k: v for k, v in raw.items() if k not in NODE_KEYS}
     for key in given:
         if key not in declared:
@@ -79,7 +82,7 @@ def _names(res: Resolving, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict
                             hint=hint_for(key, declared), ctx=ctx)
     local: dict[str, Any] = {}
     # Defaults and vars see the block's earlier params and the spec's params, never the caller's names.
-    spec_names = ChainMap(local, {"in_shape": ShapeOf(first)}, res.spec_params)
+    spec_names = scope_chain(local, {"in_shape": ShapeOf(first)}, res.spec_params)
     for key, default in declared.items():
         if key in given:
             local[key] = res.value(given[key], e.path + (key,), caller, ctx, allow_deferred=True)

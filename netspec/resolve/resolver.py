@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import ChainMap
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, cast
 
 from .blocks import expand_block
+from .chain import scope_chain
 from ..errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from ..expressions.check import check_expression
 from ..graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
@@ -26,6 +26,8 @@ MAX_INSTANCES = 2 * MAX_NODES
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
 # spec gets a clear error instead of a RecursionError.
 MAX_GRAPH_DEPTH = 5_000
+
+OutputForm = Literal["single", "list", "mapping"]  # Graph.output_form
 
 
 class _Share:
@@ -58,7 +60,7 @@ class Resolver:
         self.spec_params: dict[str, Any] = {}  # the resolved params, set by run()
         self.nodes: list[Node] = []
         self.flat: dict[str, Node | InputDecl] = {}
-        self.records: dict[int, list[Node]] = {}  # id(entry raw) + scope -> nodes made
+        self.records: dict[tuple[int, str], list[Node]] = {}  # (id(entry raw), scope prefix) -> nodes made
         self.share: _Share | None = None
         self.cost = Cost()  # one size and work accountant for every ${} of the spec
 
@@ -222,7 +224,8 @@ class Resolver:
                                  ctx=ctx, hint=f"netspec expands up to {self.max_instances} node instances")
             inst = f"{name}_{i}" if e.count is not None else name
             # in_shape is named here only so that using it says why it cannot decide the graph.
-            names = ChainMap({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN}, ctx.names)
+            names = scope_chain({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN},
+                                ctx.names)
             when = True
             if "when" in raw:
                 when = self.value(raw["when"], e.path + ("when",), names, ctx)
@@ -230,7 +233,7 @@ class Resolver:
                     raise self.error(f"when must be a boolean. Received: when={short(when)}", e.path + ("when",), ctx=ctx)
             if when:
                 last = self._instance(ctx, e, raw, inst, current, names.parents if "i" not in names.maps[0] else
-                                      ChainMap({"i": i}, ctx.names))
+                                      scope_chain({"i": i}, ctx.names))
             elif "else" in raw:
                 last = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
             else:
@@ -278,16 +281,16 @@ class Resolver:
         if "block" in raw:
             return self._block(ctx, e, raw, flat, inputs, names)
         refs = flatten(inputs)
-        local = ChainMap({"in_shape": ShapeOf(first_ref(refs))}, names)
+        local = scope_chain({"in_shape": ShapeOf(first_ref(refs))}, names)
         if "expr" in raw:
             if isinstance(refs, list) and len(refs) > 1:
                 raise self.error("an expression with several inputs names them with an 'in:' mapping",
                                  e.path + ("in",), ctx=ctx)
-            node = Node(flat, "expr", None, {}, refs if isinstance(refs, dict) else {"x": refs[0]},
-                        e.path, self.src.value(e.path), ctx.scope, expr=raw["expr"],
+            text, variables = raw["expr"], refs if isinstance(refs, dict) else {"x": refs[0]}
+            node = Node(flat, "expr", None, {}, variables, e.path, self.src.value(e.path), ctx.scope, expr=text,
                         expr_names=local, instance_note=ctx.note)
             try:
-                check_expression(node.expr, list(node.inputs), local)
+                check_expression(text, list(variables), local)
             except ExpressionError as err:
                 raise self._expr_error(err, e.path + ("expr",), raw["expr"], ctx) from None
             if "output_shape" in raw:
@@ -360,9 +363,9 @@ class Resolver:
                       self.spec_params)
         depth = graph_depth(graph)
         if depth > MAX_GRAPH_DEPTH:
-            last = graph.nodes[-1]
+            deepest = graph.nodes[-1]
             raise ResolveError(f"the graph is {depth} layers deep; netspec builds graphs up to {MAX_GRAPH_DEPTH} "
-                               "deep (Keras maps graphs recursively)", path=last.path, location=last.location)
+                               "deep (Keras maps graphs recursively)", path=deepest.path, location=deepest.location)
         graph.warnings = unreachable(graph)
         return graph
 
@@ -386,11 +389,13 @@ class Resolver:
             bindings[name] = Value(((None, Ref(name)),))
         return decls, bindings
 
-    def _outputs(self, ctx: Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], str]:
+    def _outputs(self, ctx: Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], OutputForm]:
         outs = self.data.get("outputs")
         path = ("outputs",)
         if outs is None:
-            refs = last.refs
+            # The schema gives `nodes` minItems 1 and resolve() takes a schema-valid document, so the
+            # model's scope has a last node.
+            refs = cast(Value, last).refs
             return [(str(r), r) for r in refs], "single" if len(refs) == 1 else "list"
         if isinstance(outs, dict):
             result = []

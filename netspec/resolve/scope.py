@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
@@ -12,6 +11,7 @@ from ..errors import NetspecError, ResolveError, hint_for, short
 from ..graph import Ref, Value
 from ..expressions.interp import UNKNOWN
 from ..source.loader import SourceMap
+from .chain import scope_chain
 from .structure import MAX_REPEAT
 
 # Used with fullmatch only: a ref is the whole string (``x\n`` is no ref to ``x``).
@@ -102,7 +102,7 @@ def name_entries(res: Resolving, ctx: Ctx, raw_nodes: list) -> list[Entry]:
             name = written
         count = None
         if "repeat" in raw:
-            count = res.value(raw["repeat"], path + ("repeat",), ChainMap({"in_shape": UNKNOWN}, ctx.names), ctx)
+            count = res.value(raw["repeat"], path + ("repeat",), scope_chain({"in_shape": UNKNOWN}, ctx.names), ctx)
             if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
                 raise res.error(f"repeat must be an integer from 0 to {MAX_REPEAT}. Received: repeat={short(count)}",
                                 path + ("repeat",), ctx=ctx)
@@ -197,11 +197,11 @@ def _cycle(res: Resolving, ctx: Ctx, entries: list[Entry], stuck: set[int]) -> N
 def flatten(inputs) -> list[Ref] | dict[str, Ref]:
     """An entry's input Values as refs: a list, or a mapping name -> one ref."""
     if isinstance(inputs, dict):
-        out = {}
+        out: dict[str, Ref] = {}
         for key, value in inputs.items():
-            out[key] = value.items[0][1] if len(value.items) == 1 else None
-            if out[key] is None:
+            if len(value.items) != 1:
                 raise ResolveError(f"input {key!r} names {len(value.items)} tensors; name one")
+            out[key] = value.items[0][1]
         return out
     return [ref for value in inputs for ref in value.refs]
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections import ChainMap
 from typing import Any, Callable, Mapping
 
 from ..errors import NetspecError
 from ..graph import NODE_KEYS, Lazy
 from ..expressions.interp import UNKNOWN
+from .chain import scope_chain
 
 MAX_REPEAT = 10_000
 
@@ -197,10 +197,11 @@ class _Counter:
             if self.truncated == before:
                 self.memo[bname] = got
             return got
-        declared = bdef.get("params") if isinstance(bdef.get("params"), dict) else {}
-        caller = ChainMap({"in_shape": UNKNOWN} if i is None else {"i": i, "in_shape": UNKNOWN}, names)
+        raw_params = bdef.get("params")
+        declared: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+        caller = scope_chain({"in_shape": UNKNOWN} if i is None else {"i": i, "in_shape": UNKNOWN}, names)
         local: dict[str, Any] = {}
-        inner = ChainMap(local, {"in_shape": UNKNOWN}, self.params)
+        inner = scope_chain(local, {"in_shape": UNKNOWN}, self.params)
         bpath = ("blocks", bname)
         for key, default in declared.items():
             if key in node:
