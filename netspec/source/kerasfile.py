@@ -64,7 +64,8 @@ def _member_count(fp: BinaryIO) -> int | None:
         end = zipfile._EndRecData(fp)  # type: ignore[attr-defined]
     except (OSError, ValueError):
         return None
-    return None if end is None else int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]  # private, as above
+    total = zipfile._ECD_ENTRIES_TOTAL  # type: ignore[attr-defined]  # private, as above
+    return None if end is None else int(end[total])
 
 
 def _bad_name(name: str) -> str | None:
