@@ -107,8 +107,9 @@ def _placeholder(value: Any) -> Any:
     return value
 
 
-def _check_signature(cls: type, args: dict[str, Any]) -> list[Issue]:
+def _check_signature(cls: type[object], args: dict[str, Any]) -> list[Issue]:
     """Unknown and missing constructor arguments of a user layer class."""
+    # cls is type[object] (a class object), so cls.__init__ reads as the class's constructor.
     sig = inspect.signature(cls.__init__)
     params = [p for p in list(sig.parameters.values())[1:]]
     named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

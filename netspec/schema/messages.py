@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import partial
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, cast
 
 from ..errors import hint_for, short
 from .issue import Issue
@@ -44,7 +44,10 @@ def _count(lo: int | None, hi: int | None, unit: str) -> str:
         return f"{k} {unit}{'' if k == 1 else 's'}"
     if lo is not None and hi is not None:
         return f"exactly {n(lo)}" if lo == hi else f"{lo} to {n(hi)}"
-    return f"at least {n(lo)}" if lo is not None else f"at most {n(hi)}"
+    if lo is not None:
+        return f"at least {n(lo)}"
+    assert hi is not None, "a count has at least one bound"  # every caller passes one
+    return f"at most {n(hi)}"
 
 
 def _json_kind(v: Any) -> str:
@@ -55,7 +58,7 @@ def _json_kind(v: Any) -> str:
 def _literal_prefix(pattern: str) -> str:
     """The text every match of an anchored pattern starts with (``^\\$(...)`` -> ``$``), else ''."""
     try:  # re's own parser (private, present since 3.11): any surprise just means "no prefix"
-        from re import _parser
+        from re import _parser  # type: ignore[attr-defined]  # private, so typeshed has no stub for it
 
         items = list(_parser.parse(pattern))
     except Exception:  # noqa: BLE001
@@ -103,14 +106,16 @@ class Messages:
 
     def issues(self, node: SchemaNode, x: Any, path: tuple) -> Iterator[Issue]:
         """Every issue of ``x`` against ``node`` (none when it is valid); ``path`` prefixes each issue's path."""
-        if node.ops is None:
+        ops = node.ops
+        if ops is None:
             self._fill(node)
+            ops = cast("list[tuple[str, Callable, Callable]]", node.ops)  # _fill always sets node.ops
         if not node.valid(x):
             for kw, check in node.value_checks:
                 if not check(x):
                     yield self._value_issue(node, kw, x, path)
                     break  # one folded message says everything the value keywords expect
-            for _, check, explain in node.ops:
+            for _, check, explain in ops:
                 if not check(x):
                     yield from explain(x, path)
 

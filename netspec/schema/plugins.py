@@ -71,17 +71,21 @@ def load_spec_plugins(doc: Document, trust: bool) -> None:
 
 
 def _import(name: str, file: Path | None, path: tuple | None, doc: Document | None) -> None:
-    where = {"path": path or (), "location": doc.source.value(path) if doc is not None and path else None}
+    at = path or ()
+    location = doc.source.value(path) if doc is not None and path else None
     try:
         if file is None:
             importlib.import_module(name)  # the user said they trust this code
             return
         if not file.is_file():
-            raise PluginError(f"plugin file {name!r} not found (looked at {file})", **where)
+            raise PluginError(f"plugin file {name!r} not found (looked at {file})", path=at, location=location)
         mod_name = f"netspec_plugin_{file.stem}_{abs(hash(str(file))) % 10**8}"
         if mod_name in sys.modules:
             return
         spec = importlib.util.spec_from_file_location(mod_name, file)
+        if spec is None or spec.loader is None:  # the .py name resolved (a symlink) to a file no loader takes
+            raise PluginError(f"plugin file {name!r} is not Python source (it resolves to {file})",
+                              path=at, location=location)
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         try:
@@ -92,6 +96,7 @@ def _import(name: str, file: Path | None, path: tuple | None, doc: Document | No
     except PluginError:
         raise
     except ModuleNotFoundError as e:
-        raise PluginError(f"plugin module {name!r} not found: {e}", **where) from e
+        raise PluginError(f"plugin module {name!r} not found: {e}", path=at, location=location) from e
     except Exception as e:
-        raise PluginError(f"plugin {name!r} failed while loading: {type(e).__name__}: {e}", **where) from e
+        raise PluginError(f"plugin {name!r} failed while loading: {type(e).__name__}: {e}", path=at,
+                          location=location) from e

@@ -64,10 +64,15 @@ def _required_key(s: Any) -> str | None:
     return None
 
 
+def _both(a: Callable[[Any], bool], b: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """The check that passes when ``a`` and then ``b`` pass."""
+    return lambda x: a(x) and b(x)
+
+
 def _conjoin(fns: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
     # Specialised for short lists: the valid path is a few direct calls, no generator.
     if len(fns) <= 2:
-        return always if not fns else fns[0] if len(fns) == 1 else (lambda a, b: lambda x: a(x) and b(x))(*fns)
+        return always if not fns else fns[0] if len(fns) == 1 else _both(fns[0], fns[1])
 
     def check(x: Any) -> bool:
         for f in fns:
@@ -272,7 +277,8 @@ class Validator:
         if "not" in s:
             ops.append(self._op_not(node, self._compile(s["not"])))
         if "if" in s and ("then" in s or "else" in s):
-            ops.append(self._op_if(*(self._compile(s[k]) if k in s else None for k in ("if", "then", "else"))))
+            ops.append(self._op_if(self._compile(s["if"]), self._compile(s["then"]) if "then" in s else None,
+                                   self._compile(s["else"]) if "else" in s else None))
         node.ops = ops
         node.valid = _conjoin([c for _, c in node.value_checks] + [c for _, c, _ in ops])
         return node.valid
@@ -284,7 +290,9 @@ class Validator:
             preds = [TYPES[t] for t in types]
             checks.append(("type", preds[0] if len(preds) == 1 else lambda x: any(p(x) for p in preds)))
         if "const" in s:
-            checks.append(("const", lambda x, c=s["const"]: equal(x, c)))
+            # Callable[..., bool]: the default argument (bound now) makes the lambda's own type wider.
+            const_ok: Callable[..., bool] = lambda x, c=s["const"]: equal(x, c)  # noqa: E731
+            checks.append(("const", const_ok))
         if "enum" in s:
             values = list(s["enum"])
             strings = frozenset(v for v in values if type(v) is str)
@@ -296,6 +304,7 @@ class Validator:
             if kw not in s:
                 continue
             b = s[kw]
+            test: Callable[..., bool]  # called with the value alone; the lambdas bind b by default argument
             if kw in CMP:
                 test = CMP[kw][1](b)
             elif kw == "multipleOf":
@@ -318,6 +327,7 @@ class Validator:
         extra = s.get("additionalProperties", True)
         extra = extra if isinstance(extra, bool) else self._compile(extra)
         closed = extra is not True
+        extra_node = extra if isinstance(extra, SchemaNode) else None  # None: no additional keys (when closed)
 
         def check(x: Any) -> bool:
             if not isinstance(x, dict):
@@ -327,7 +337,7 @@ class Validator:
                 if sub is not None:
                     if not sub.valid(v):
                         return False
-                elif closed and not joined_search(k) and (extra is False or not extra.valid(v)):
+                elif closed and not joined_search(k) and (extra_node is None or not extra_node.valid(v)):
                     return False
                 if patterns and not all(n.valid(v) for rx, n in patterns if rx.search(k)):
                     return False
@@ -417,7 +427,10 @@ class Validator:
         def check(x: Any) -> bool:
             n = then if cond.valid(x) else else_
             return n is None or n.valid(x)
-        return ("if", check, lambda x, p: self.messages.issues(then if cond.valid(x) else else_, x, p))
+        def explain(x: Any, p: tuple) -> Iterator[Issue]:
+            n = then if cond.valid(x) else else_
+            return self.messages.issues(n, x, p) if n is not None else iter(())  # check never fails on None
+        return ("if", check, explain)
 
 
 def _dispatch_entry(item: Any) -> tuple[str, str, Any] | None:

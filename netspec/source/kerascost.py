@@ -90,7 +90,7 @@ def _objects(config: dict) -> Iterator[tuple[dict, dict | None, bool]]:
             yield value, layer, is_layer
             if is_layer and value.get("registered_name") == EXPRESSION:
                 continue
-            inner = value.get("config") if is_layer and isinstance(value.get("config"), dict) else {}
+            inner = raw if is_layer and isinstance(raw := value.get("config"), dict) else {}
             for k, v in [*value.items(), *inner.items()]:
                 if k == "compile_config" or (inner and v is inner):
                     continue
@@ -109,7 +109,7 @@ def _txt(value: object, limit: int = 60) -> str:
 
 
 def _name(layer: dict) -> str:
-    cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    cfg = raw if isinstance(raw := layer.get("config"), dict) else {}
     return _txt(layer.get("name", cfg.get("name")))
 
 
@@ -202,7 +202,9 @@ class _Walker:
         return shape
 
     def functional(self, cfg: dict, ins: list[Shape | None] | None) -> list[Shape | None]:
-        out: dict[tuple, Shape | None] = {}
+        # Keyed by (layer, node, tensor); a tensor without a well-formed keras_history looks up None,
+        # which nothing is stored under, so its shape reads as unknown.
+        out: dict[tuple | None, Shape | None] = {}
         bound = list(ins or [])
         for layer in cfg["layers"]:
             if not isinstance(layer, dict):
@@ -239,7 +241,7 @@ class _Walker:
 
     @staticmethod
     def input_shape(layer: dict) -> Shape | None:
-        cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        cfg = raw if isinstance(raw := layer.get("config"), dict) else {}
         shape = shape_of(cfg.get("batch_shape") or cfg.get("batch_input_shape"))
         return shape if shape is not None else shape_of(cfg.get("shape"), batch=False)
 

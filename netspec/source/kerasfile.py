@@ -15,6 +15,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ..errors import ModelFileError, short
 
@@ -56,13 +57,15 @@ def display(path: str | os.PathLike) -> str:
     return shown[1:-1] if shown[:1] in "'\"" and shown[-1:] == shown[:1] else shown
 
 
-def _member_count(fp) -> int | None:
+def _member_count(fp: BinaryIO) -> int | None:
     """Entries the end-of-central-directory record declares (None: no record; zipfile will say so)."""
     try:
-        end = zipfile._EndRecData(fp)  # the stdlib's own EOCD reader; reads at most 64 KiB
+        # The stdlib's own EOCD reader (reads at most 64 KiB); private, so typeshed has no stub for it.
+        end = zipfile._EndRecData(fp)  # type: ignore[attr-defined]
     except (OSError, ValueError):
         return None
-    return None if end is None else int(end[zipfile._ECD_ENTRIES_TOTAL])
+    total = zipfile._ECD_ENTRIES_TOTAL  # type: ignore[attr-defined]  # private, as above
+    return None if end is None else int(end[total])
 
 
 def _bad_name(name: str) -> str | None:

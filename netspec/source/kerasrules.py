@@ -9,11 +9,11 @@ tests/test_saving.py (keras.applications and small models of every costed class)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 CAP = 10 ** 30  # products saturate here: a hostile kernel_size list cannot make a huge integer
 
-Shape = list  # dimensions without the batch axis; None where unknown
+Shape: TypeAlias = "list[int | None]"  # dimensions without the batch axis; None where unknown
 
 def dim(value: Any) -> int | None:
     """A known dimension (a non-negative int), else None."""
@@ -124,10 +124,10 @@ def rule(cls: str, cfg: dict, ins: list[Shape | None]) -> tuple[int, Shape | Non
                   else 2 * c + 1) if c else (_prod(x) if cls == "PReLU" and x else 0)
         return params, x
     if cls in _MERGE:
-        out = None
+        merged: Shape | None = None
         for s in ins:
-            out = merge(out, s)
-        return 0, out
+            merged = merge(merged, s)
+        return 0, merged
     if cls == "Concatenate":
         return 0, _concat(ins, cfg)
     return 0, _shape_rule(cls, cfg, x)
@@ -154,7 +154,7 @@ def _conv(cls: str, cfg: dict, x: Shape | None) -> tuple[int, Shape | None]:
     strides = _ints(cfg.get("strides"), rank)
     dil = _ints(cfg.get("dilation_rate"), rank)
     pad = cfg.get("padding", "valid")
-    out = []
+    out: Shape = []
     for d, kk, s, dl in zip(x[:-1], ks, strides, dil):
         if d is None:
             out.append(None)
@@ -184,17 +184,19 @@ def _rnn(cls: str, cfg: dict, x: Shape | None) -> tuple[int, Shape | None]:
 
 
 def _concat(ins: list[Shape | None], cfg: dict) -> Shape | None:
-    if not ins or any(s is None for s in ins) or len({len(s) for s in ins}) != 1 or not ins[0]:
+    known = [s for s in ins if s is not None]  # every input shape must be known (same length as ins)
+    if not known or len(known) != len(ins) or len({len(s) for s in known}) != 1 or not known[0]:
         return None
     axis = cfg.get("axis", -1)
     axis = axis if isinstance(axis, int) and not isinstance(axis, bool) else -1
-    rank = len(ins[0])
+    rank = len(known[0])
     axis = axis - 1 if axis > 0 else axis + rank  # the config's axis counts the batch axis
     if not 0 <= axis < rank:
         return None
-    out = list(ins[0])
-    parts = [s[axis] for s in ins]
-    out[axis] = None if any(p is None for p in parts) else sum(parts)
+    out = list(known[0])
+    parts = [s[axis] for s in known]
+    dims = [p for p in parts if p is not None]
+    out[axis] = sum(dims) if len(dims) == len(parts) else None  # unknown if any part is unknown
     return out
 
 
@@ -214,7 +216,8 @@ def _shape_rule(cls: str, cfg: dict, x: Shape | None) -> Shape | None:
         return target
     if cls.startswith("Global") and "Pooling" in cls:
         c = _channels(x, cfg)
-        return [1] * (len(x) - 1) + [c] if cfg.get("keepdims") else [c]
+        ones: Shape = [1] * (len(x) - 1)
+        return ones + [c] if cfg.get("keepdims") else [c]
     if "Pooling" in cls and len(x) == _rank(cls) + 1 and cfg.get("data_format") != "channels_first":
         rank = _rank(cls)
         pool = _ints(cfg.get("pool_size"), rank, 2)

@@ -397,8 +397,9 @@ class _Composer:
             problem = f"nesting is deeper than the limit of {self.limits.max_depth} levels"
         message = _clip(problem, _MAX_PROBLEM)
         cmark = exc.context_mark
-        if exc.context and exc.problem and cmark is not None and (cmark.line, cmark.column) != (
-                mark.line, mark.column):
+        # mark is never None when cmark is set (mark falls back to it); the test says so to the checker.
+        if exc.context and exc.problem and cmark is not None and mark is not None and (
+                cmark.line, cmark.column) != (mark.line, mark.column):
             message += f" ({_clip(exc.context, 80)} at line {cmark.line + 1}, column {cmark.column + 1})"
         if mark is None:
             return SpecSyntaxError(message, location=Location(self.file, 1, 1), hint=hint)

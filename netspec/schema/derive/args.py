@@ -324,8 +324,8 @@ def arg_type(
         found, source = _from_doc(doc), "doc"
     if found is None:
         found, source = ANY, "unknown"
-    kind = found if isinstance(found, str) else None
-    alternatives = list(KIND_SCHEMAS[kind] if kind else found)
+    kind = found if isinstance(found, str) else None  # a kind names its schemas; rules never give ""
+    alternatives = list(KIND_SCHEMAS[found] if isinstance(found, str) else found)
     if not required and default is None and NULL[0] not in alternatives and kind != "activation":
         alternatives += NULL
     return alternatives, kind, source

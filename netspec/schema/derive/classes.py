@@ -100,8 +100,9 @@ def canonical_name(public_name: str, cls: type, public: dict[str, type]) -> str:
     return cls.__name__ if public.get(cls.__name__) is cls else public_name
 
 
-def constructor_args(cls: type) -> tuple[list[inspect.Parameter], bool]:
+def constructor_args(cls: type[object]) -> tuple[list[inspect.Parameter], bool]:
     """The named constructor parameters, and whether it takes ``**kwargs`` (the base Layer's)."""
+    # cls is type[object] (a class object), so cls.__init__ reads as the class's constructor.
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     return named, any(p.kind is p.VAR_KEYWORD for p in params)
