@@ -310,9 +310,8 @@ def describe(sized: list[Sized]) -> str | None:
     parts = []
     for s in sized:
         if s.fixed:
-            parts.append(f"{s.name} fixed at {shape_text(s.shapes[0])} (by {s.source})")
+            parts.append(f"input {s.name} fixed at {shape_text(s.shapes[0])} by {s.source}")
         elif s.source is not None:
-            parts.append(f"{s.name} " + " and ".join(shape_text(x) for x in s.shapes) + f" (from {s.source})")
-    if not parts:
-        return None
-    return "unknown dimensions proven at: " + "; ".join(parts)
+            parts.append(f"unknown dimensions of {s.name} proven at " + " and ".join(shape_text(x) for x in s.shapes)
+                         + f" (from {s.source})")
+    return "; ".join(parts) or None
