@@ -158,7 +158,9 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     model, spec = load_model(source, weights)
     names = io_names(model, spec.graph if spec is not None else None)
     declared = quantize.describe_inputs(model)
-    real = real_samples(spec, load_arrays)
+    # The spec's data is read here only when it may size unknown dimensions (else after conversion, as the gate needs it).
+    dynamic = any(d is None for i in declared for d in i.shape)
+    real = real_samples(spec, load_arrays) if dynamic else None
     # Unknown dimensions: the sizes fed and proven (netspec.export.sizes), checked by building at them.
     sized = sizes.plan(model, declared, target, spec, real, lambda f, m: target_error(spec, target, f, m))
     fixed = {s.name: s.shapes[0] for s in sized if s.fixed}
@@ -191,6 +193,8 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     reference = lambda x: call_model(model, names, x)  # noqa: E731
     loaded = fmt.load(artifact, gate, model, names, target)
     data, run, report.nodes, report.outputs = loaded.data, loaded.run, loaded.nodes, loaded.outputs
+    if not dynamic:
+        real = real_samples(spec, load_arrays)
     others = [sizes.feeds(declared, sized, k) for k in range(1, sizes.size_sets(sized))]
     sets = gate_batches(inputs, target, real, others)
     verify.run_gate(reference, run, sets, target.precision, classifiers, gate)

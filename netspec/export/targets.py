@@ -212,7 +212,7 @@ def sample_bytes(inputs, fixed: dict[str, tuple[int, ...]] | None = None) -> int
     total = 0
     for decl in inputs:
         n = _ITEMSIZE.get(decl.dtype, 4)
-        shape = (fixed or {}).get(decl.name) or getattr(decl, "example_shape", None) or decl.shape
+        shape = (fixed or {}).get(getattr(decl, "name", None)) or getattr(decl, "example_shape", None) or decl.shape
         for d in shape:
             n *= GENERATED_UNKNOWN_DIM if d is None else d
         total += n
