@@ -80,6 +80,7 @@ class InputDecl:
     optional: bool
     path: tuple
     location: Location
+    example_shape: tuple | None = None  # a concrete shape to feed unknown dims at (export's gate and calibration)
 
 
 @dataclass

@@ -114,6 +114,12 @@ CASES: dict[str, list[Case]] = {
         C("GroupNormalization", {"groups": 2}, (4, 4)),
         C("RMSNormalization", {}, SEQ),
         C("SpectralNormalization", {"layer": {"type": "Dense", "units": 3}}),
+        # Rewritten to constant arithmetic (compat.LAYER_REWRITES): scalar, per channel, other axes, inverted.
+        C("Normalization", {"mean": 0.5, "variance": 2.0}),
+        C("Normalization", {"axis": -1, "mean": [0.1, 0.2, 0.3], "variance": [1.0, 4.0, 0.25]}, IMG, id="norm_channels"),
+        C("Normalization", {"axis": [1, 2], "mean": 0.3, "variance": 0.5}, IMG, id="norm_spatial"),
+        C("Normalization", {"axis": None, "mean": 1.0, "variance": 9.0, "invert": True}, SEQ, id="norm_invert"),
+        C("Normalization", {"axis": -1}, IMG, id="norm_adapted"),  # not adapted: mean 0, variance 1 weights
     ],
     "image": [
         C("Resizing", {"height": 5, "width": 6, "interpolation": "bilinear"}, IMG),
@@ -188,7 +194,6 @@ REFUSED: dict[str, Case] = {c.type: c for c in (
     C("HashedCrossing", {"num_bins": 4}, (), "int32", inputs=2),
     C("IntegerLookup", {"vocabulary": [1, 2, 3]}, (2,), "int32"),
     C("Discretization", {"bin_boundaries": [0.0, 0.5]}),
-    C("Normalization", {"mean": 0.5, "variance": 2.0}),
     C("Equalization", {"value_range": [0, 1]}, IMG),
     C("MelSpectrogram", {"fft_length": 16, "sequence_stride": 8, "sequence_length": 16, "num_mel_bins": 4}, (64,)),
 )}

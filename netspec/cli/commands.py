@@ -194,6 +194,10 @@ def export_arguments(p: ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for the spec's model")
     p.add_argument("--opset", type=int, help="ONNX opset, 13-18 (default: the target's, else 17)")
     p.add_argument("--batch-size", metavar="N|dynamic", help="a fixed batch size, or 'dynamic'")
+    p.add_argument("--input-shape", metavar="[INPUT=]D,D,...", action="append", default=[],
+                   help="fix an input's dimensions (without batch) in the exported file and prove the export "
+                        "at that shape: 224,224,3 for a model with one input, image=224,224,3 per input "
+                        "(repeat the option); overrides the target's input_shape")
     p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
 
@@ -214,7 +218,8 @@ def cmd_export(args: Namespace) -> int:
     if args.weights and spec is None:
         raise UsageError("--weights applies to a spec; a .keras file has its own weights")
     batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
-    target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
+    target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch,
+                            input_shape=_input_shapes(args.input_shape))
     name = spec.name if spec is not None else file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):
@@ -252,6 +257,15 @@ def _batch(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"--batch-size expects a positive integer or 'dynamic'. Received: {text!r}")
     return int(text)
+
+
+def _input_shapes(texts: list[str]) -> dict[str, tuple[int, ...]] | None:
+    from ..export.sizes import parse_input_shapes
+
+    try:
+        return parse_input_shapes(texts) if texts else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 # -- import ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from ..schema.derive import classes as K
 from ..export import formats as F, targets as T
 from ..train import names as N
 from ..schema.derive.args import arg_property
-from ..schema.derive.types import BOOL, ENUM, INT, LIST, NAME, NULL, NUM, STR, described, obj, ref, with_interp
+from ..schema.derive.types import BOOL, ENUM, INT, INTERP, LIST, NAME, NULL, NUM, STR, described, obj, ref, with_interp
 
 # ---------------------------------------------------------------------------------------------
 # The train and export sections.
@@ -76,6 +76,9 @@ def train_def() -> dict:
     )
 
 
+SIZES = {"type": "array", "items": with_interp(INT(1)), "minItems": 1}
+
+
 def export_target_def() -> dict:
     calibration = obj(
         {
@@ -97,6 +100,11 @@ def export_target_def() -> dict:
             "batch_size": described(with_interp(INT(1, T.MAX_BATCH_SIZE) + NULL),
                                     "A fixed batch size; null keeps it dynamic."),
             "calibration": calibration,
+            "input_shape": described(
+                {"anyOf": [SIZES, {"type": "object", "propertyNames": NAME, "additionalProperties": SIZES,
+                                   "minProperties": 1}, INTERP]},
+                "Fixes inputs' dimensions (without batch) in the exported file, and the gate proves the export "
+                "at them: a shape for a model with one input, or {input: shape}. `--input-shape` overrides it."),
             "description": STR[0],
         },
         ["format"],

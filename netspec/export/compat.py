@@ -25,6 +25,14 @@ AUGMENTATION = frozenset(
     "RandomSharpness RandomShear RandomTranslation RandomZoom".split()
 )
 
+# Layers export_rewrites() rewrites, by class: the REWRITES entry that enables each, and what it does.
+# Normalization keeps its mean and variance as eager tensors, which a traced function captures as
+# extra inputs (tf2onnx leaves them as graph inputs nobody feeds); the rewrite makes them constants.
+LAYER_REWRITES: dict[str, tuple[str, str]] = {
+    "Normalization": ("normalization", "its mean and variance are exported as constants: (x - mean) / "
+                      "max(sqrt(variance), epsilon), or mean + x * max(sqrt(variance), epsilon) with invert"),
+}
+
 # What export_rewrites() may change, per format (``Format.rewrites``).
 REWRITES: dict[str, frozenset[str]] = {name: f.rewrites for name, f in FORMATS.items()}
 
@@ -44,8 +52,6 @@ LAYERS: dict[str, dict[str, str]] = {
     "HashedCrossing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX and LiteRT lack; hash outside the model"},
     "IntegerLookup": {"*": _LOOKUP},
     "Discretization": {"onnx": "uses Bucketize, which ONNX lacks; bucketize outside the model (LiteRT takes it)"},
-    "Normalization": {"onnx": "its mean and variance are eager constants that tf2onnx turns into missing graph "
-                      "inputs (onnxruntime cannot run it); use Rescaling, or normalize outside the model"},
     "Equalization": {"*": "Keras 3.15 cannot trace it into a functional graph (its symbolic output is its "
                      "input: a cycle); equalize outside the model"},
     "MelSpectrogram": {"onnx": "uses an FFT (RFFT), which tf2onnx 1.17 does not convert (LiteRT takes it)"},
@@ -139,6 +145,9 @@ def check(spec, fmt: str) -> list[Finding]:
                 reason = layer_refusal(layer_type, fmt)
                 if reason:
                     add("refused", node, f"{layer_type} {reason}", path + ("type",), src.value(path + ("type",)))
+                elif layer_type in LAYER_REWRITES and LAYER_REWRITES[layer_type][0] in REWRITES[fmt]:
+                    add("rewritten", node, f"{layer_type}: {LAYER_REWRITES[layer_type][1]}",
+                        path + ("type",), src.value(path + ("type",)))
                 elif layer_type in AUGMENTATION and "augmentation" in REWRITES[fmt]:
                     add("rewritten", node, f"{layer_type} is an identity at inference; left out of the exported graph",
                         path + ("type",), src.value(path + ("type",)))

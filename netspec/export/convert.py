@@ -59,21 +59,22 @@ def call_model(model, names: IONames, x: Mapping[str, Any]) -> dict[str, Any]:
     return {k: np.asarray(v) for k, v in named_outputs(model, names, result).items()}
 
 
-def input_signature(model, names: IONames, batch_size: int | None) -> list:
+def input_signature(model, names: IONames, batch_size: int | None, shapes: Mapping[str, tuple] | None = None) -> list:
+    """The serving signature: the model's inputs at ``batch_size``, with ``shapes`` (by name) fixing other dims."""
     import tensorflow as tf
 
     sig = []
     for tensor, name in zip(model.inputs, names.inputs):
-        shape = (batch_size, *tuple(tensor.shape)[1:])
+        shape = (batch_size, *((shapes or {}).get(name) or tuple(tensor.shape)[1:]))
         sig.append(tf.TensorSpec(shape, tf.as_dtype(tensor.dtype), name=name))
     return sig
 
 
-def serving_function(model, names: IONames, batch_size: int | None):
+def serving_function(model, names: IONames, batch_size: int | None, shapes: Mapping[str, tuple] | None = None):
     """A ``tf.function`` with an explicit signature, returning a dict by output name."""
     import tensorflow as tf
 
-    sig = input_signature(model, names, batch_size)
+    sig = input_signature(model, names, batch_size, shapes)
 
     @tf.function(input_signature=sig, autograph=False)
     def serve(*args):
@@ -127,7 +128,7 @@ def to_onnx(model, names: IONames, target: Target):
     """
     import tf2onnx
 
-    serve, sig = serving_function(model, names, target.batch_size)
+    serve, sig = serving_function(model, names, target.batch_size, target.input_shape)
     try:
         with _quiet_tf2onnx():
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=sig, opset=target.opset)
@@ -222,7 +223,7 @@ def to_litert(model, names: IONames, target: Target, representative=None) -> byt
 
     from keras.export import ExportArchive
 
-    serve, sig = serving_function(model, names, target.batch_size)
+    serve, sig = serving_function(model, names, target.batch_size, target.input_shape)
     try:
         with _quiet_tf2onnx(), open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
                 quiet_native_stderr(), tempfile.TemporaryDirectory() as tmp:

@@ -185,13 +185,13 @@ def _litert_ops(data: bytes) -> int:
 
 ONNX = Format(
     name="onnx", label="ONNX", suffix=".onnx", unit="nodes", runtime="onnxruntime",
-    precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation"}),
+    precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation", "normalization"}),
     expression_caveats=True, embeds_metadata=True, any_name=False,
     convert=_onnx_convert, finish=_onnx_finish, load=_onnx_load, divergence=_onnx_divergence,
 )
 LITERT = Format(
     name="litert", label="LiteRT", suffix=".tflite", unit="ops", runtime="LiteRT",
-    precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation"}),
+    precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation", "normalization"}),
     expression_caveats=False, embeds_metadata=False, any_name=True,
     convert=_litert_convert, finish=_litert_finish, load=_litert_load,
 )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import compat, formats, quantize, verify
-from ..budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
+from . import compat, formats, quantize, sizes, verify
+from ..budget import allocation_guard, elements, export_runs, format_bytes, generated_bytes, headroom, intermediate, \
+    tensor_bytes
 from .convert import IONames, call_model, io_names
 from ..build.saving import atomic_path
 from ..errors import ExportError, GateError, NetspecError
@@ -155,9 +157,22 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         refuse(compat.check(source, target.format), target)
     model, spec = load_model(source, weights)
     names = io_names(model, spec.graph if spec is not None else None)
-    inputs = quantize.describe_inputs(model)
-    check_runs(model, inputs, target, spec)  # before any batch or calibration sample is generated
-    report.inputs = {i.name: {"shape": [target.batch_size, *i.shape], "dtype": i.dtype} for i in inputs}
+    declared = quantize.describe_inputs(model)
+    # The spec's data is read here only when it may size unknown dimensions (else after conversion, as the gate needs it).
+    dynamic = any(d is None for i in declared for d in i.shape)
+    real = real_samples(spec, load_arrays) if dynamic else None
+    # Unknown dimensions: the sizes fed and proven (netspec.export.sizes), checked by building at them.
+    sized = sizes.plan(model, declared, target, spec, real, lambda f, m: target_error(spec, target, f, m))
+    fixed = {s.name: s.shapes[0] for s in sized if s.fixed}
+    if fixed:  # by input name: convert fixes these dimensions in the exported file
+        report.target = target = replace(target, input_shape=fixed)
+    inputs = sizes.feeds(declared, sized, 0)
+    check_runs(model, inputs, target, spec, sized)  # before any batch or calibration sample is generated
+    report.inputs = {i.name: {"shape": [target.batch_size, *fixed.get(i.name, i.shape)], "dtype": i.dtype}
+                     for i in declared}
+    for s in sized:
+        if s.dynamic:
+            report.inputs[s.name]["proven_shapes"] = [list(x) for x in s.shapes]
     classifiers = classifier_outputs(model, names)
 
     calib = None
@@ -178,12 +193,17 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     reference = lambda x: call_model(model, names, x)  # noqa: E731
     loaded = fmt.load(artifact, gate, model, names, target)
     data, run, report.nodes, report.outputs = loaded.data, loaded.run, loaded.nodes, loaded.outputs
-    real = real_samples(spec, load_arrays)
-    sets = gate_batches(inputs, target, real)
+    if not dynamic:
+        real = real_samples(spec, load_arrays)
+    others = [sizes.feeds(declared, sized, k) for k in range(1, sizes.size_sets(sized))]
+    sets = gate_batches(inputs, target, real, others)
     verify.run_gate(reference, run, sets, target.precision, classifiers, gate)
     if gate.ok:
         gate.checks[-1] += ", on samples of the spec's data and generated inputs" if real is not None \
             else ", on generated inputs"
+        proven = sizes.describe(sized)
+        if proven:
+            gate.checks.append(proven)
     if not gate.ok and target.precision == "fp32" and fmt.divergence is not None:
         try:
             gate.diverging = fmt.divergence(model, artifact, sets[0])
@@ -249,18 +269,22 @@ def activation_bytes(model) -> int:
     return total
 
 
-def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec: ExportSpec | None) -> None:
+def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec: ExportSpec | None,
+               sized: list[sizes.Sized] | None = None) -> None:
     """Refuse an export whose gate batches or calibration samples would not fit in memory, before allocating them.
 
     The cost is batch x (one generated sample of every input + every activation of one sample),
-    at the sizes :func:`netspec.export.quantize.generate` feeds; the bound is :func:`netspec.budget.headroom`
-    (half of what the process can still allocate).
+    at the sizes :func:`netspec.export.quantize.generate` feeds (``sized``: the largest proven
+    shapes of unknown dimensions); the bound is :func:`netspec.budget.headroom` (half of what
+    the process can still allocate).
 
     Raises:
         ExportError: located at the target's ``batch_size`` or ``calibration.samples`` in the spec.
     """
     per_input = sum(generated_bytes(i.shape, i.dtype) for i in inputs)
     per_sample = activation_bytes(model)
+    if sized is not None and any(s.source is not None for s in sized):
+        per_input, per_sample = _largest_feed(model, inputs, sized, per_sample)
     samples = target.calibration.samples if target.precision == "int8" else None
     room = headroom()
     for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples):
@@ -269,6 +293,23 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
                                f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
                                f"sample), over the {format_bytes(room.bytes)} this export may allocate ({room.source}); "
                                f"lower {_option(spec, target, run.field)}")
+
+
+def _largest_feed(model, inputs: list[InputInfo], sized: list[sizes.Sized], declared_bytes: int) -> tuple[int, int]:
+    """(input bytes, activation bytes) of one sample at the largest proven shape set.
+
+    Activations are costed on the model's graph rebuilt at those shapes (symbolically); when it
+    cannot be rebuilt, the declared-shape cost is scaled by how much larger the inputs are.
+    """
+    sets = [sizes.feeds(inputs, sized, k) for k in range(sizes.size_sets(sized))]
+    largest = max(sets, key=lambda feed: sum(elements(i.shape) for i in feed))
+    per_input = sum(generated_bytes(i.shape, i.dtype) for i in largest)
+    traced = sizes.traced_at(model, {i.name: i.shape for i in largest})
+    if traced is not None:
+        return per_input, activation_bytes(traced)
+    scale = max(1.0, sum(elements(i.shape) for i in largest) /
+                max(1, sum(elements(tuple(t.shape)[1:]) for t in model.inputs)))
+    return per_input, int(declared_bytes * scale)
 
 
 def _option(spec, target: Target, field: str) -> str:
@@ -295,26 +336,32 @@ def target_error(spec, target: Target, field: str | None, message: str) -> Expor
     return ExportError(text, path=path, location=spec.document.source.value(path))
 
 
-def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]:
+def gate_batches(inputs, target: Target, real: dict | None = None, others: list | None = None) -> list[dict]:
     """Gate inputs: batch 1 and batch 8 (a fixed batch size: batches of that size), generated with the gate's seed.
 
     For fp16/int8, more batches of 8 follow, so top-1 agreement is measured on 64 samples. With
-    ``real`` samples (the spec's own data), the same batches of them are compared first.
+    ``real`` samples (the spec's own data), the same batches of them are compared first. ``others``:
+    the inputs at other proven shapes (unknown dimensions at their second size), each fed at the
+    gate's batch sizes after the rest.
     """
-    sizes = gate_sizes(target)
+    batch_sizes = gate_sizes(target)
     if target.precision != "fp32":
         per = target.batch_size or 8
-        sizes += [per] * max(0, (AGREEMENT_SAMPLES - sum(sizes)) // per)
+        batch_sizes += [per] * max(0, (AGREEMENT_SAMPLES - sum(batch_sizes)) // per)
     value_range = target.calibration.range
     sets = []
     if real is not None:
         start = 0
-        for n in sizes:
+        for n in batch_sizes:
             if start + n > len(next(iter(real.values()))):
                 break
             sets.append({k: v[start:start + n] for k, v in real.items()})
             start += n
-    return sets + [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(sizes)]
+    sets += [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(batch_sizes)]
+    for j, other in enumerate(others or [], start=1):
+        sets += [quantize.generate(other, n, GATE_SEED + 1000 * j + k, value_range)
+                 for k, n in enumerate(gate_sizes(target))]
+    return sets
 
 
 def real_samples(spec: ExportSpec | None, load_arrays: LoadArrays | None) -> dict | None:

@@ -25,6 +25,42 @@ def expm1_free_celu(x, alpha: float = 1.0):
     return ops.maximum(x, 0.0) + ops.minimum(0.0, alpha * (ops.exp(x / alpha) - 1.0))
 
 
+def normalization_constants(layer):
+    """(mean, std) of a built ``Normalization`` layer as numpy arrays in its broadcast shape and compute dtype.
+
+    ``std`` is ``max(sqrt(variance), epsilon)``, as Keras computes it on every call. The values
+    are the ones the layer itself uses (its ``mean``/``variance`` tensors, set from the adapted
+    weights or the given mean and variance when it was built), so the export matches Keras exactly.
+    """
+    import numpy as np
+    from keras import backend
+
+    dtype = layer.compute_dtype
+    mean = np.asarray(layer.mean, dtype=np.float32)
+    std = np.maximum(np.sqrt(np.asarray(layer.variance, dtype=np.float32)), np.float32(backend.epsilon()))
+    return mean.astype(dtype), std.astype(dtype)
+
+
+def constant_normalization(layer):
+    """A ``call`` for ``layer`` with its mean and std as graph constants (numpy arrays, not eager tensors).
+
+    Keras keeps them as eager tensors, which a traced function captures as extra inputs; tf2onnx
+    turns those into graph inputs nobody feeds. Constants fold into the graph instead.
+    """
+    from keras import ops
+
+    mean, std = normalization_constants(layer)
+    dtype = layer.compute_dtype
+
+    def call(inputs, *args, **kwargs):
+        x = ops.cast(inputs, dtype)
+        if layer.invert:
+            return ops.add(mean, ops.multiply(x, std))
+        return ops.divide(ops.subtract(x, mean), std)
+
+    return call
+
+
 def _all_layers(model, skip_inside: frozenset[str] = frozenset()) -> list:
     """Every layer inside ``model`` (depth first), not descending into layers whose class is in ``skip_inside``."""
     from ..kerasapi import child_layers
@@ -48,7 +84,9 @@ def export_rewrites(model, fmt: str) -> Iterator[list[str]]:
 
     * exact gelu and celu (as ``activation:``, or ``activations.*`` / ``ops.*`` calls in expressions)
       become forms without Erfc/Expm1 (max difference ~1e-7);
-    * random augmentation layers, identities at inference, are left out of the exported graph.
+    * random augmentation layers, identities at inference, are left out of the exported graph;
+    * ``Normalization`` layers (adapted or given mean and variance, any axis, inverted or not) compute
+      with their mean and std as constants: ``(x - mean) / std`` (``mean + x * std`` inverted).
     """
     import keras
 
@@ -86,6 +124,11 @@ def export_rewrites(model, fmt: str) -> Iterator[list[str]]:
                 undo.append((layer, "call", None))
                 layer.call = _identity_call  # an instance attribute, deleted on exit
                 done.append(f"{layer.name}: {cls} (an identity at inference) left out of the exported graph")
+            if "normalization" in wanted and isinstance(layer, keras.layers.Normalization) and layer.built:
+                form = "mean + x * std" if layer.invert else "(x - mean) / std"
+                undo.append((layer, "call", None))
+                layer.call = constant_normalization(layer)  # an instance attribute, deleted on exit
+                done.append(f"{layer.name}: Normalization exported as {form} with constant mean and std")
         if patch_expressions:
             targets = expr_module.KERAS_FUNCTIONS
             for key in EXPRESSION_REWRITES:

@@ -72,6 +72,8 @@ class Target:
         opset: the ONNX opset, 13-18 (formats with ``has_opset``).
         batch_size: a fixed batch size, or None for a dynamic batch axis.
         calibration: int8 calibration settings.
+        input_shape: shapes (without batch) that fix inputs' dimensions in the exported file, by input
+            name (``"*"``: the only input); the gate proves the export at them. None keeps the model's.
         description: one line for ``--list-targets``.
         builtin: whether this is a built-in profile.
     """
@@ -83,6 +85,7 @@ class Target:
     batch_size: int | None = None
     calibration: Calibration = field(default_factory=Calibration)
     description: str = ""
+    input_shape: dict[str, tuple[int, ...]] | None = None
     builtin: bool = False
 
     @property
@@ -94,6 +97,10 @@ class Target:
         """The target as ``--format json`` and the exported metadata show it."""
         data = asdict(self)
         data["calibration"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data["calibration"].items()}
+        if self.input_shape is None:
+            del data["input_shape"]  # JSON and metadata of targets without one stay as they were
+        else:
+            data["input_shape"] = {k: list(v) for k, v in self.input_shape.items()}
         return data
 
 
@@ -152,7 +159,7 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
                               range=tuple(low_high) if low_high is not None else None)
     target = Target(name, fmt, precision, opset=_int(raw.get("opset", DEFAULT_OPSET)),
                     batch_size=_int(raw.get("batch_size")), calibration=calibration,
-                    description=raw.get("description", ""))
+                    description=raw.get("description", ""), input_shape=_input_shape(raw, spec.graph.inputs, fail))
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
         key, message = problem
@@ -162,20 +169,51 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
     return target
 
 
+def _input_shape(raw: dict[str, Any], inputs, fail) -> dict[str, tuple[int, ...]] | None:
+    """A target's ``input_shape:`` (a shape for the only input, or shapes by input name), checked against the inputs."""
+    given = raw.get("input_shape")
+    if given is None:
+        return None
+    decls = {d.name: d for d in inputs}
+    if isinstance(given, list):
+        if len(decls) != 1:
+            raise fail("input_shape", f"the spec has {len(decls)} inputs ({', '.join(decls)}): give input_shape by "
+                                      "input name ({name: [dims]})")
+        given = {next(iter(decls)): given}
+    out = {}
+    for key, shape in given.items():
+        where = ("input_shape",) if isinstance(raw["input_shape"], list) else ("input_shape", key)
+        if key not in decls:
+            raise fail(where, f"input_shape names {key!r}, which is not an input; inputs: {', '.join(decls)}")
+        shape = tuple(_int(d) for d in shape)
+        declared = decls[key].shape
+        if len(shape) != len(declared) or any(d is not None and d != g for d, g in zip(declared, shape)):
+            shown = ", ".join("null" if d is None else str(d) for d in declared)
+            raise fail(where, f"input_shape of input {key!r} must fill its null dimensions and keep the others: "
+                              f"its shape is [{shown}]. Received: {list(shape)}")
+        out[key] = shape
+    return out
+
+
 def _int(value):
     return int(value) if isinstance(value, float) else value
 
 
-def sample_bytes(inputs) -> int:
-    """Bytes of one sample of the declared inputs, null dimensions at the size generated samples use.
+def sample_bytes(inputs, fixed: dict[str, tuple[int, ...]] | None = None) -> int:
+    """Bytes of one sample of the declared inputs, null dimensions at the size export feeds first.
+
+    That is the target's ``input_shape`` (``fixed``), else the input's ``example_shape``, else
+    :data:`GENERATED_UNKNOWN_DIM` (the spec's data, read only at export, may set other sizes).
 
     Args:
         inputs: the spec's :class:`~netspec.graph.InputDecl` list (shape without batch, dtype).
+        fixed: a target's ``input_shape`` by input name.
     """
     total = 0
     for decl in inputs:
         n = _ITEMSIZE.get(decl.dtype, 4)
-        for d in decl.shape:
+        shape = (fixed or {}).get(getattr(decl, "name", None)) or getattr(decl, "example_shape", None) or decl.shape
+        for d in shape:
             n *= GENERATED_UNKNOWN_DIM if d is None else d
         total += n
     return total
@@ -187,7 +225,7 @@ def feed_problem(target: Target, inputs) -> tuple[tuple, str] | None:
     Returns:
         ``(key path inside the target, message)``: the fixed batch, or int8 calibration samples.
     """
-    per = sample_bytes(inputs)
+    per = sample_bytes(inputs, target.input_shape)
     if target.batch_size is not None and target.batch_size * per > MAX_FEED_BYTES:
         return ("batch_size",), (f"a batch of {target.batch_size:,} samples of {format_bytes(per)} is "
                                  f"{format_bytes(target.batch_size * per)} of input; export feeds at most "
@@ -218,9 +256,12 @@ def get_target(name: str, spec: ExportSpec | None = None) -> Target:
                       hint=hint_for(name, targets))
 
 
-def with_overrides(target: Target, *, opset: int | None = None, batch_size: int | None | str = "keep") -> Target:
-    """The target with command-line overrides (``--opset``, ``--batch-size``)."""
+def with_overrides(target: Target, *, opset: int | None = None, batch_size: int | None | str = "keep",
+                   input_shape: dict[str, tuple[int, ...]] | None = None) -> Target:
+    """The target with command-line overrides (``--opset``, ``--batch-size``, ``--input-shape``)."""
     changes: dict[str, Any] = {}
+    if input_shape:
+        changes["input_shape"] = dict(input_shape)
     if opset is not None:
         if not FORMATS[target.format].has_opset:
             raise ExportError(f"--opset applies to {labels_with_opset()} targets; {target.name!r} is {target.format}")

@@ -382,12 +382,27 @@ class Resolver:
             if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape):
                 raise self.error(f"an input shape is a list of positive integers or null. Received: shape={short(shape)}",
                                  path + (("shape",) if isinstance(self.data["inputs"][name], dict) else ()))
+            example = spec.get("example_shape")
+            if example is not None:
+                example = self._example_shape(shape, example, path + ("example_shape",))
             decl = InputDecl(name, tuple(shape), spec.get("dtype") or "float32", spec.get("batch_size"),
-                             bool(spec.get("sparse", False)), bool(spec.get("optional", False)), path, self.src.key(path))
+                             bool(spec.get("sparse", False)), bool(spec.get("optional", False)), path, self.src.key(path),
+                             example)
             decls.append(decl)
             self.flat[name] = decl
             bindings[name] = Value(((None, Ref(name)),))
         return decls, bindings
+
+    def _example_shape(self, shape: list, example: Any, path: tuple) -> tuple:
+        """An input's ``example_shape``: its shape with every null dimension filled by a positive size."""
+        fits = isinstance(example, list) and len(example) == len(shape) and all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1 and (d is None or d == e)
+            for d, e in zip(shape, example))
+        if not fits:
+            shown = ", ".join("null" if d is None else str(d) for d in shape)
+            raise self.error(f"example_shape fills the null dimensions of the input's shape [{shown}] with sizes "
+                             f"and keeps the others. Received: example_shape={short(example)}", path)
+        return tuple(example)
 
     def _outputs(self, ctx: Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], OutputForm]:
         outs = self.data.get("outputs")

@@ -60,12 +60,16 @@ def basic_defs(tensor_dtypes: list[str], policies: list[str]) -> dict:
                         "batch_size": with_interp(INT(1) + NULL),
                         "sparse": with_interp(BOOL),
                         "optional": with_interp(BOOL),
+                        "example_shape": described(
+                            with_interp([{"type": "array", "items": with_interp(INT(1))}]),
+                            "A shape a user feeds (without batch): its sizes fill the null dimensions of `shape` "
+                            "when `netspec export` has no data and no `input_shape` to take them from."),
                     },
                     required=["shape"],
                 ),
                 INTERP,
             ],
-            "description": "A model or block input: its shape, or {shape, dtype, batch_size, sparse, optional}.",
+            "description": "A model or block input: its shape, or {shape, dtype, batch_size, sparse, optional, example_shape}.",
         },
         "dtype": {"enum": tensor_dtypes, "description": "A tensor dtype."},
         "dtypePolicy": {"enum": policies, "description": "A layer dtype policy: a dtype or a mixed policy."},
