@@ -8,7 +8,7 @@ and returns the exit code; user errors are raised (``NetspecError``, ``UsageErro
 from __future__ import annotations
 
 import os
-from argparse import ArgumentParser, Namespace
+from argparse import ArgumentParser, BooleanOptionalAction, Namespace
 from typing import TYPE_CHECKING
 
 from .options import (
@@ -193,6 +193,12 @@ def export_arguments(p: ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for the spec's model")
     p.add_argument("--opset", type=int, help="ONNX opset, 13-18 (default: the target's, else 17)")
     p.add_argument("--batch-size", metavar="N|dynamic", help="a fixed batch size, or 'dynamic'")
+    p.add_argument("--calibration", metavar="METHOD", help="int8 calibration: minmax, entropy or percentile "
+                   "(ONNX int8 targets)")
+    p.add_argument("--per-channel", action=BooleanOptionalAction, default=None,
+                   help="int8 weights per output channel (default) or per tensor (ONNX int8 targets)")
+    p.add_argument("--keep-float", metavar="NODE", action="append",
+                   help="leave a spec node in float in an int8 export (repeat, or comma-separated)")
     p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
 
@@ -213,7 +219,9 @@ def cmd_export(args: Namespace) -> int:
     if args.weights and spec is None:
         raise UsageError("--weights applies to a spec; a .keras file has its own weights")
     batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
-    target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch)
+    keep_float = [n for arg in args.keep_float for n in arg.split(",") if n] if args.keep_float else None
+    target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch,
+                            calibration=args.calibration, per_channel=args.per_channel, keep_float=keep_float)
     name = spec.name if spec is not None else file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):

@@ -14,7 +14,7 @@ from . import compat, formats, quantize, verify
 from ..budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
 from .convert import IONames, call_model, io_names
 from ..build.saving import atomic_path
-from ..errors import ExportError, GateError, NetspecError
+from ..errors import ExportError, GateError, NetspecError, hint_for
 from .report import ExportReport
 from .targets import ExportSpec, Target
 
@@ -154,6 +154,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
         refuse(compat.check(source, target.format), target)
     model, spec = load_model(source, weights)
+    check_keep_float(model, spec, target)
     names = io_names(model, spec.graph if spec is not None else None)
     inputs = quantize.describe_inputs(model)
     check_runs(model, inputs, target, spec)  # before any batch or calibration sample is generated
@@ -271,6 +272,20 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
                                f"lower {_option(spec, target, run.field)}")
 
 
+def check_keep_float(model, spec: ExportSpec | None, target: Target) -> None:
+    """Refuse a ``keep_float`` name that is not a node of the spec (or a layer of the ``.keras`` model).
+
+    Raises:
+        ExportError: with a did-you-mean; located at the spec's ``keep_float`` when it is written there.
+    """
+    known = [n.name for n in spec.graph.nodes] if spec is not None else [layer.name for layer in model.layers]
+    for name in target.keep_float:
+        if name not in known:
+            what = "node of the spec" if spec is not None else "layer of the model"
+            raise target_error(spec, target, "keep_float", f"keep_float names no {what}. Received: {name!r}",
+                               hint=hint_for(name, known))
+
+
 def _option(spec, target: Target, field: str) -> str:
     if field == "batch_size" and _spec_value(spec, target, field) != target.batch_size:
         return "--batch-size"
@@ -284,15 +299,15 @@ def _spec_value(spec, target: Target, field: str):
     return raw
 
 
-def target_error(spec, target: Target, field: str | None, message: str) -> ExportError:
+def target_error(spec, target: Target, field: str | None, message: str, hint: str | None = None) -> ExportError:
     """An error about ``target``, located at its ``field`` (or its entry) in the spec's ``export:`` section."""
     text = f"export target {target.name!r}: {message}"
     if spec is None or not hasattr(spec, "document") or target.builtin:
-        return ExportError(text)
+        return ExportError(text, hint=hint)
     path: tuple = ("export", target.name)
     if field is not None and _spec_value(spec, target, field) is not None:
         path += tuple(field.split("."))
-    return ExportError(text, path=path, location=spec.document.source.value(path))
+    return ExportError(text, path=path, location=spec.document.source.value(path), hint=hint)
 
 
 def gate_batches(inputs, target: Target, real: dict | None = None) -> list[dict]:
