@@ -146,3 +146,42 @@ def test_unknown_keep_float_node_from_the_cli_has_a_did_you_mean(keras, tiny, tm
         export(tiny, target, tmp_path / "t.onnx", latency=False)
     assert info.value.hint == "did you mean 'head'?"
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a .keras file is checked like a spec ----------------------------------------------------------
+
+DISCRETIZE = textwrap.dedent("""\
+    netspec: 1
+    name: buckets
+    inputs:
+      x: [4]
+    nodes:
+      - {name: bucket, type: Discretization, bin_boundaries: [0.0, 1.0]}
+      - {name: out, type: Dense, units: 2}
+    """)
+
+KERAS_FILE_CASES = [
+    # spec (file name or text), refused node, its class
+    ("argmax_head.yaml", "label", "Expression"),
+    (DISCRETIZE, "bucket", "Discretization"),
+]
+
+
+@pytest.mark.parametrize("spec, node, cls", KERAS_FILE_CASES, ids=["expression", "layer"])
+def test_export_of_a_keras_file_refuses_what_validate_target_refuses(keras, tmp_path, capsys, spec, node, cls):
+    from conftest import SPECS
+
+    path = SPECS / spec if spec.endswith(".yaml") else tmp_path / "s.yaml"
+    if not spec.endswith(".yaml"):
+        path.write_text(spec)
+    assert main(["validate", str(path), "--target", "onnx-cpu"]) == 1
+    said = capsys.readouterr().err
+    reason = said.split(f"refused: node {node!r}: ", 1)[1].splitlines()[0]
+    model = tmp_path / "m.keras"
+    assert main(["build", str(path), "-o", str(model)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(model), "--target", "onnx-cpu", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{model}: target 'onnx-cpu' (onnx) cannot take layer {node!r} ({cls}): {reason}" in err
+    assert "Required inputs" not in err and not out.exists()

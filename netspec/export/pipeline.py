@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import compat, formats, quantize, verify
+from . import compat, formats, modelcheck, quantize, verify
 from ..budget import allocation_guard, export_runs, format_bytes, generated_bytes, headroom, intermediate, tensor_bytes
 from .convert import IONames, call_model, io_names
 from ..build.saving import atomic_path
@@ -154,6 +154,8 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
         refuse(compat.check(source, target.format), target)
     model, spec = load_model(source, weights)
+    if spec is None:  # a .keras file: the same refusals, by layer, before conversion
+        modelcheck.refuse_layers(modelcheck.check_model(model, target.format), target, str(source))
     check_keep_float(model, spec, target)
     names = io_names(model, spec.graph if spec is not None else None)
     inputs = quantize.describe_inputs(model)
