@@ -185,3 +185,27 @@ def test_export_of_a_keras_file_refuses_what_validate_target_refuses(keras, tmp_
     err = capsys.readouterr().err
     assert f"{model}: target 'onnx-cpu' (onnx) cannot take layer {node!r} ({cls}): {reason}" in err
     assert "Required inputs" not in err and not out.exists()
+
+
+# -- failures located for every precision ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["onnx-int8", "onnx-gpu-fp16"])
+def test_a_failed_low_precision_gate_names_the_worst_node_with_its_line(keras, tiny, tmp_path, monkeypatch, name):
+    from dataclasses import replace
+
+    from netspec.export import GateError, verify
+
+    tight = {p: replace(t, atol=1e-9) for p, t in verify.TOLERANCES.items()}  # no export is that exact
+    monkeypatch.setattr(verify, "TOLERANCES", tight)
+    with pytest.raises(GateError) as info:
+        export(tiny, BUILTIN[name], tmp_path / "t.onnx", latency=False)
+    located = info.value.report.gate.located
+    assert set(located) == {"worst", "appears", "grows"}, located
+    worst = located["worst"]["node"]
+    assert worst in {"conv", "pool", "head"}
+    line = {"conv": 6, "pool": 7, "head": 8}[worst]
+    text = str(info.value)
+    assert f"worst at node {worst!r} (<spec>:{line}:5)" in text, text
+    assert info.value.report.to_dict()["gate"]["located"]["worst"]["node"] == worst
+    assert list(tmp_path.iterdir()) == []

@@ -75,9 +75,9 @@ class Format:
         int8_fixed: empty when int8 targets choose the calibration method, per-channel weights and
             nodes kept in float (``calibration.method``, ``per_channel``, ``keep_float``); else what
             the converter does instead, for messages.
-        localize: ``(float artifact, finished artifact, inputs, precision) -> [{"tensor", "node",
-            "error", "range"}]``: where an fp16/int8 artifact's activations depart from the float
-            ones, worst first; None when the format cannot tell.
+        localize: ``(float artifact, finished artifact, input batches, precision) -> {"worst",
+            "appears", "grows"}`` (see :func:`netspec.export.localize.summarize`): where an fp16/int8
+            artifact's activations depart from the float ones; None when the format cannot tell.
     """
 
     name: FormatName
@@ -96,7 +96,7 @@ class Format:
     load: Callable[[Any, GateResult, Any, IONames, Target], Loaded]
     divergence: Callable[[Any, Any, Arrays], dict | None] | None = None
     int8_fixed: str = ""
-    localize: Callable[[Any, Any, Arrays, Precision], list[dict]] | None = None
+    localize: Callable[[Any, Any, list, Precision], dict] | None = None
 
     @property
     def int8_options(self) -> bool:
@@ -137,7 +137,9 @@ def _onnx_finish(proto, target: Target, calib: Arrays | None, metadata: Mapping[
     from .convert import set_metadata, to_fp16
 
     if target.precision == "fp16":
-        proto = to_fp16(proto)
+        import onnx
+
+        proto = to_fp16(onnx.ModelProto.FromString(proto.SerializeToString()))  # the float model stays whole
     elif target.precision == "int8":
         proto = quantize.quantize_onnx(proto, calib, target.batch_size,
                                        method=CALIBRATION_METHODS[target.calibration.method],
@@ -161,6 +163,12 @@ def _onnx_divergence(model, proto, x: Arrays) -> dict | None:
     from .verify import first_divergence
 
     return first_divergence(model, proto, x)
+
+
+def _onnx_localize(float_proto, proto, batches: list, precision: Precision) -> dict:
+    from . import localize
+
+    return localize.summarize(localize.activation_errors(float_proto, proto, batches, precision))
 
 
 # -- LiteRT: the TF Lite converter and interpreter ----------------------------------------------------
@@ -195,6 +203,7 @@ ONNX = Format(
     precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation"}),
     expression_caveats=True, embeds_metadata=True, any_name=False,
     convert=_onnx_convert, finish=_onnx_finish, load=_onnx_load, divergence=_onnx_divergence,
+    localize=_onnx_localize,
 )
 LITERT = Format(
     name="litert", label="LiteRT", suffix=".tflite", unit="ops", runtime="LiteRT",

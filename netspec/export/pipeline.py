@@ -172,6 +172,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         artifact = fmt.convert(model, names, target, calib)
     if fmt.embeds_metadata:
         report.metadata = spec_metadata(spec, target) if spec is not None else keras_file_metadata(source)
+    float_artifact = artifact  # fp16/int8 failures are located against it
     artifact = fmt.finish(artifact, target, calib, report.metadata)
     report.seconds["convert"] = time.perf_counter() - t0
 
@@ -192,6 +193,11 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
             gate.diverging = fmt.divergence(model, artifact, sets[0])
         except Exception as e:  # locating is best effort; the gate's own failure is what matters
             gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify.exception_text(e)}"}
+    if not gate.ok and target.precision != "fp32" and fmt.localize is not None:
+        try:
+            gate.located = fmt.localize(float_artifact, artifact, sets[:2], target.precision)
+        except Exception as e:  # best effort, as for fp32
+            gate.located = {"note": f"could not compare intermediate activations: {verify.exception_text(e)}"}
     report.seconds["gate"] = time.perf_counter() - t1
     for name in names.outputs:
         span = max((p.span for p in gate.parity if p.output == name), default=0.0)
@@ -360,7 +366,32 @@ def _gate_message(report: ExportReport, spec) -> str:
             where = f" ({node.location})"
         text += (f"\n  first diverging node: {d['node']!r}{where}, max |error| {d['max_abs_error']:.3g} "
                  f"(bound {d['bound']:.3g})")
+    if gate.located and "note" in gate.located:
+        text += f"\n  ({gate.located['note']})"
+    elif gate.located:
+        text += _located_lines(gate.located, spec, report.target.precision)
     return text
+
+
+def _located_lines(located: dict, spec, precision: str) -> str:
+    """The nodes where an fp16/int8 export's error appears, grows most and is worst, with their spec lines."""
+    def name(entry: dict) -> str:
+        node = spec.graph.node(entry["node"]) if spec is not None else None
+        return f"{entry['node']!r}" + (f" ({node.location})" if node is not None else "")
+
+    worst = located["worst"]
+    lines = [f"\n  {precision} activations against float (SQNR, lower is worse): worst at node {name(worst)}, "
+             f"{worst['sqnr_db']:.1f} dB (tensor {worst['tensor']})"]
+    if located.get("appears") is not None:
+        a = located["appears"]
+        lines.append(f"\n  error appears at node {name(a)}: {a['sqnr_db']:.1f} dB")
+    for g in located.get("grows") or []:
+        lines.append(f"\n  error grows at node {name(g)}: {g['drop_db']:.1f} dB lost against its inputs "
+                     f"({g['sqnr_db']:.1f} dB)")
+    if precision == "int8":
+        lines.append("\n  (keep_float: [nodes] in the target, or --keep-float, leaves them in float; "
+                     "calibration: entropy or percentile clips outliers)")
+    return "".join(lines)
 
 
 def keras_function(model, names: IONames) -> Callable:

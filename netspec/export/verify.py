@@ -82,6 +82,8 @@ class GateResult:
     parity: list[Parity] = field(default_factory=list)
     failure: str | None = None
     diverging: dict[str, Any] | None = None  # {"node": name, "max_abs_error": ..., "bound": ...} or {"node": None, "note": ...}
+    # fp16/int8: {"worst", "appears", "grows": [...]} of {"node", "tensor", "sqnr_db", "drop_db"}, or {"note": ...}
+    located: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,7 +108,8 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         """The gate as ``--format json`` shows it (``report.gate``)."""
         return {"ok": self.ok, "precision": self.precision, "checks": self.checks,
-                "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging}
+                "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging,
+                "located": self.located}
 
 
 def top1_totals(runs: list[Parity]) -> tuple[float, int]:
