@@ -8,7 +8,7 @@ and returns the exit code; user errors are raised (``NetspecError``, ``UsageErro
 from __future__ import annotations
 
 import os
-from argparse import ArgumentParser, Namespace
+from argparse import ArgumentParser, BooleanOptionalAction, Namespace
 from typing import TYPE_CHECKING, cast
 
 from .options import (
@@ -198,6 +198,12 @@ def export_arguments(p: ArgumentParser) -> None:
                    help="fix an input's dimensions (without batch) in the exported file and prove the export "
                         "at that shape: 224,224,3 for a model with one input, image=224,224,3 per input "
                         "(repeat the option); overrides the target's input_shape")
+    p.add_argument("--calibration", metavar="METHOD", help="int8 calibration: minmax, entropy or percentile "
+                   "(ONNX int8 targets)")
+    p.add_argument("--per-channel", action=BooleanOptionalAction, default=None,
+                   help="int8 weights per output channel (default) or per tensor (ONNX int8 targets)")
+    p.add_argument("--keep-float", metavar="NODE", action="append",
+                   help="leave a spec node in float in an int8 export (repeat, or comma-separated)")
     p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
 
@@ -218,8 +224,10 @@ def cmd_export(args: Namespace) -> int:
     if args.weights and spec is None:
         raise UsageError("--weights applies to a spec; a .keras file has its own weights")
     batch = "keep" if args.batch_size is None else (None if args.batch_size == "dynamic" else _batch(args.batch_size))
+    keep_float = [n for arg in args.keep_float for n in arg.split(",") if n] if args.keep_float else None
     target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch,
-                            input_shape=_input_shapes(args.input_shape))
+                            input_shape=_input_shapes(args.input_shape), calibration=args.calibration,
+                            per_channel=args.per_channel, keep_float=keep_float)
     name = spec.name if spec is not None else file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):

@@ -80,6 +80,9 @@ SIZES = {"type": "array", "items": with_interp(INT(1)), "minItems": 1}
 
 
 def export_target_def() -> dict:
+    method = described(with_interp(ENUM(*F.CALIBRATION_METHODS)),
+                       "How activation ranges are taken from the samples (onnxruntime's CalibrationMethod): "
+                       "`minmax` (default), `entropy` or `percentile`. ONNX int8 targets.")
     calibration = obj(
         {
             "samples": described(with_interp(INT(1, T.MAX_SAMPLES)), "How many samples calibrate the activation "
@@ -88,6 +91,7 @@ def export_target_def() -> dict:
             # Bounded so that generated float32 inputs (and the width high - low) stay finite.
             "range": described({"type": "array", "items": NUM(-1e30, 1e30)[0], "minItems": 2, "maxItems": 2},
                                "[low, high] of generated float inputs; default [-1, 1]."),
+            "method": method,
         },
         description="Representative data for int8 quantization: the spec's training data when it has some, "
                     "else inputs generated from the declared inputs.",
@@ -99,7 +103,13 @@ def export_target_def() -> dict:
             "precision": with_interp(ENUM(*(p for f in F.FORMATS.values() for p in f.precisions))),
             "batch_size": described(with_interp(INT(1, T.MAX_BATCH_SIZE) + NULL),
                                     "A fixed batch size; null keeps it dynamic."),
-            "calibration": calibration,
+            "calibration": described({"anyOf": [*method["anyOf"], calibration]},
+                                     "int8 calibration: its settings, or the method alone (`calibration: entropy`)."),
+            "per_channel": described(with_interp(BOOL), "int8 weights per output channel (default true) or "
+                                     "per tensor. ONNX int8 targets."),
+            "keep_float": described({"type": "array", "items": NAME, "uniqueItems": True},
+                                    "Spec nodes left in float in an int8 export (their ONNX nodes are not "
+                                    "quantized). ONNX int8 targets."),
             "input_shape": described(
                 {"anyOf": [SIZES, {"type": "object", "propertyNames": NAME, "additionalProperties": SIZES,
                                    "minProperties": 1}, INTERP]},

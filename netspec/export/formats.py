@@ -28,6 +28,8 @@ FormatName = Literal["onnx", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
 Arrays = Mapping[str, "np.ndarray"]
 Runner = Callable[[Arrays], dict]
+# int8 calibration methods, by their ``calibration:`` name: onnxruntime's CalibrationMethod members.
+CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
 @dataclass
@@ -70,6 +72,12 @@ class Format:
         load: ``(artifact, gate, model, names, target) -> Loaded``; adds its checks to the gate.
         divergence: ``(model, artifact, inputs) -> {"node", "max_abs_error", "bound"} or None``: the
             first Keras layer an fp32 artifact does not reproduce; None when the format cannot tell.
+        int8_fixed: empty when int8 targets choose the calibration method, per-channel weights and
+            nodes kept in float (``calibration.method``, ``per_channel``, ``keep_float``); else what
+            the converter does instead, for messages.
+        localize: ``(float artifact, finished artifact, input batches, precision) -> {"worst",
+            "appears", "grows"}`` (see :func:`netspec.export.localize.summarize`): where an fp16/int8
+            artifact's activations depart from the float ones; None when the format cannot tell.
     """
 
     name: FormatName
@@ -87,6 +95,13 @@ class Format:
     finish: Callable[[Any, Target, Arrays | None, Mapping[str, str]], Any]
     load: Callable[[Any, GateResult, Any, IONames, Target], Loaded]
     divergence: Callable[[Any, Any, Arrays], dict | None] | None = None
+    int8_fixed: str = ""
+    localize: Callable[[Any, Any, list, Precision], dict] | None = None
+
+    @property
+    def int8_options(self) -> bool:
+        """Whether int8 targets of this format take ``calibration.method``, ``per_channel`` and ``keep_float``."""
+        return not self.int8_fixed
 
     def describe(self, target: Target) -> str:
         """The format as the report names it: ``ONNX opset 17``, ``LiteRT``."""
@@ -96,6 +111,11 @@ class Format:
 def named_for(path: object) -> Format | None:
     """The format whose suffix the file name ``path`` has, or None."""
     return next((f for f in FORMATS.values() if str(path).endswith(f.suffix)), None)
+
+
+def int8_option_formats() -> str:
+    """The formats whose int8 targets take the calibration options, for messages: ``ONNX``."""
+    return " and ".join(f.label for f in FORMATS.values() if f.int8_options)
 
 
 def labels_with_opset() -> str:
@@ -117,9 +137,13 @@ def _onnx_finish(proto, target: Target, calib: Arrays | None, metadata: Mapping[
     from .convert import set_metadata, to_fp16
 
     if target.precision == "fp16":
-        proto = to_fp16(proto)
+        import onnx
+
+        proto = to_fp16(onnx.ModelProto.FromString(proto.SerializeToString()))  # the float model stays whole
     elif target.precision == "int8":
-        proto = quantize.quantize_onnx(proto, calib, target.batch_size)
+        proto = quantize.quantize_onnx(proto, calib, target.batch_size,
+                                       method=CALIBRATION_METHODS[target.calibration.method],
+                                       per_channel=target.per_channel, keep_float=target.keep_float)
     set_metadata(proto, metadata)
     return proto
 
@@ -139,6 +163,12 @@ def _onnx_divergence(model, proto, x: Arrays) -> dict | None:
     from .verify import first_divergence
 
     return first_divergence(model, proto, x)
+
+
+def _onnx_localize(float_proto, proto, batches: list, precision: Precision) -> dict:
+    from . import localize
+
+    return localize.summarize(localize.activation_errors(float_proto, proto, batches, precision))
 
 
 # -- LiteRT: the TF Lite converter and interpreter ----------------------------------------------------
@@ -163,22 +193,7 @@ def _litert_load(data: bytes, gate: GateResult, model, names: IONames, target: T
     run = verify.litert_runner(data, gate)
     outputs = {n: {"shape": [target.batch_size, *tuple(out.shape)[1:]]}
                for n, out in zip(names.outputs, flat_outputs(model))}
-    return Loaded(data, run, _litert_ops(data), outputs)
-
-
-def _litert_ops(data: bytes) -> int:
-    """How many ops the interpreter runs (0 when it cannot say)."""
-    import warnings
-
-    import tensorflow as tf
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            details = tf.lite.Interpreter(model_content=data)._get_ops_details()
-        return len(details)
-    except Exception:
-        return 0
+    return Loaded(data, run, verify.litert_op_count(data), outputs)
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -188,11 +203,13 @@ ONNX = Format(
     precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation", "normalization"}),
     expression_caveats=True, embeds_metadata=True, any_name=False,
     convert=_onnx_convert, finish=_onnx_finish, load=_onnx_load, divergence=_onnx_divergence,
+    localize=_onnx_localize,
 )
 LITERT = Format(
     name="litert", label="LiteRT", suffix=".tflite", unit="ops", runtime="LiteRT",
     precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation", "normalization"}),
     expression_caveats=False, embeds_metadata=False, any_name=True,
     convert=_litert_convert, finish=_litert_finish, load=_litert_load,
+    int8_fixed="calibrates on min/max, quantizes weights per channel and every op to int8 (full-integer)",
 )
 FORMATS: dict[str, Format] = {f.name: f for f in (ONNX, LITERT)}

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import compat, formats, quantize, sizes, verify
+from . import compat, formats, modelcheck, quantize, sizes, verify
 from ..budget import allocation_guard, elements, export_runs, format_bytes, generated_bytes, headroom, intermediate, \
     tensor_bytes
 from .convert import IONames, call_model, io_names
 from ..build.saving import atomic_path
-from ..errors import ExportError, GateError, NetspecError
+from ..errors import ExportError, GateError, NetspecError, hint_for
 from .report import ExportReport
 from .targets import ExportSpec, Target
 
@@ -156,6 +156,9 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
         refuse(compat.check(source, target.format), target)
     model, spec = load_model(source, weights)
+    if spec is None:  # a .keras file: the same refusals, by layer, before conversion
+        modelcheck.refuse_layers(modelcheck.check_model(model, target.format), target, str(source))
+    check_keep_float(model, spec, target)
     names = io_names(model, spec.graph if spec is not None else None)
     declared = quantize.describe_inputs(model)
     # The spec's data is read here only when it may size unknown dimensions (else after conversion, as the gate needs it).
@@ -184,6 +187,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         artifact = fmt.convert(model, names, target, calib)
     if fmt.embeds_metadata:
         report.metadata = spec_metadata(spec, target) if spec is not None else keras_file_metadata(source)
+    float_artifact = artifact  # fp16/int8 failures are located against it
     artifact = fmt.finish(artifact, target, calib, report.metadata)
     report.seconds["convert"] = time.perf_counter() - t0
 
@@ -209,6 +213,11 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
             gate.diverging = fmt.divergence(model, artifact, sets[0])
         except Exception as e:  # locating is best effort; the gate's own failure is what matters
             gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify.exception_text(e)}"}
+    if not gate.ok and target.precision != "fp32" and fmt.localize is not None:
+        try:
+            gate.located = fmt.localize(float_artifact, artifact, sets[:2], target.precision)
+        except Exception as e:  # best effort, as for fp32
+            gate.located = {"note": f"could not compare intermediate activations: {verify.exception_text(e)}"}
     report.seconds["gate"] = time.perf_counter() - t1
     for name in names.outputs:
         span = max((p.span for p in gate.parity if p.output == name), default=0.0)
@@ -312,6 +321,20 @@ def _largest_feed(model, inputs: list[InputInfo], sized: list[sizes.Sized], decl
     return per_input, int(declared_bytes * scale)
 
 
+def check_keep_float(model, spec: ExportSpec | None, target: Target) -> None:
+    """Refuse a ``keep_float`` name that is not a node of the spec (or a layer of the ``.keras`` model).
+
+    Raises:
+        ExportError: with a did-you-mean; located at the spec's ``keep_float`` when it is written there.
+    """
+    known = [n.name for n in spec.graph.nodes] if spec is not None else [layer.name for layer in model.layers]
+    for name in target.keep_float:
+        if name not in known:
+            what = "node of the spec" if spec is not None else "layer of the model"
+            raise target_error(spec, target, "keep_float", f"keep_float names no {what}. Received: {name!r}",
+                               hint=hint_for(name, known))
+
+
 def _option(spec, target: Target, field: str) -> str:
     if field == "batch_size" and _spec_value(spec, target, field) != target.batch_size:
         return "--batch-size"
@@ -325,15 +348,15 @@ def _spec_value(spec, target: Target, field: str):
     return raw
 
 
-def target_error(spec, target: Target, field: str | None, message: str) -> ExportError:
+def target_error(spec, target: Target, field: str | None, message: str, hint: str | None = None) -> ExportError:
     """An error about ``target``, located at its ``field`` (or its entry) in the spec's ``export:`` section."""
     text = f"export target {target.name!r}: {message}"
     if spec is None or not hasattr(spec, "document") or target.builtin:
-        return ExportError(text)
+        return ExportError(text, hint=hint)
     path: tuple = ("export", target.name)
     if field is not None and _spec_value(spec, target, field) is not None:
         path += tuple(field.split("."))
-    return ExportError(text, path=path, location=spec.document.source.value(path))
+    return ExportError(text, path=path, location=spec.document.source.value(path), hint=hint)
 
 
 def gate_batches(inputs, target: Target, real: dict | None = None, others: list | None = None) -> list[dict]:
@@ -390,7 +413,32 @@ def _gate_message(report: ExportReport, spec) -> str:
             where = f" ({node.location})"
         text += (f"\n  first diverging node: {d['node']!r}{where}, max |error| {d['max_abs_error']:.3g} "
                  f"(bound {d['bound']:.3g})")
+    if gate.located and "note" in gate.located:
+        text += f"\n  ({gate.located['note']})"
+    elif gate.located:
+        text += _located_lines(gate.located, spec, report.target.precision)
     return text
+
+
+def _located_lines(located: dict, spec, precision: str) -> str:
+    """The nodes where an fp16/int8 export's error appears, grows most and is worst, with their spec lines."""
+    def name(entry: dict) -> str:
+        node = spec.graph.node(entry["node"]) if spec is not None else None
+        return f"{entry['node']!r}" + (f" ({node.location})" if node is not None else "")
+
+    worst = located["worst"]
+    lines = [f"\n  {precision} activations against float (SQNR, lower is worse): worst at node {name(worst)}, "
+             f"{worst['sqnr_db']:.1f} dB (tensor {worst['tensor']})"]
+    if located.get("appears") is not None:
+        a = located["appears"]
+        lines.append(f"\n  error appears at node {name(a)}: {a['sqnr_db']:.1f} dB")
+    for g in located.get("grows") or []:
+        lines.append(f"\n  error grows at node {name(g)}: {g['drop_db']:.1f} dB lost against its inputs "
+                     f"({g['sqnr_db']:.1f} dB)")
+    if precision == "int8":
+        lines.append("\n  (keep_float: [nodes] in the target, or --keep-float, leaves them in float; "
+                     "calibration: entropy or percentile clips outliers)")
+    return "".join(lines)
 
 
 def keras_function(model, names: IONames) -> Callable:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -124,18 +126,26 @@ def spec_data(spec, part: str, load_arrays: Callable | None):
 # -- ONNX ---------------------------------------------------------------------------------------
 
 
-def quantize_onnx(proto, x: Arrays, batch_size: int | None):
-    """onnxruntime static quantization: QDQ format, uint8 activations (MinMax), per-channel int8 weights.
+def quantize_onnx(proto, x: Arrays, batch_size: int | None, *, method: str = "MinMax", per_channel: bool = True,
+                  keep_float: tuple[str, ...] = ()):
+    """onnxruntime static quantization: QDQ format, uint8 activations, int8 weights.
 
     The model is pre-processed first (symbolic shape inference and graph optimization, which let
     onnxruntime fuse the quantized operators), and activations are unsigned: on x86 CPUs U8S8 runs
     the VNNI/AVX2 integer kernels, while S8S8 QDQ measured twice as slow as fp32 here.
 
+    Args:
+        method: onnxruntime's ``CalibrationMethod`` member name (``formats.CALIBRATION_METHODS`` values).
+        per_channel: weights quantized per output channel, else per tensor.
+        keep_float: Keras layer (spec node) names whose ONNX nodes stay in float (``nodes_to_exclude``).
+
     Raises:
-        ExportError: onnxruntime cannot quantize the model.
+        ExportError: onnxruntime cannot quantize the model, or a ``keep_float`` name made no ONNX node.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from .verify import nodes_of_layers
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
@@ -153,9 +163,22 @@ def quantize_onnx(proto, x: Arrays, batch_size: int | None):
         root.setLevel(logging.ERROR)  # onnxruntime logs advice on the root logger, every time
         try:
             quant_pre_process(src, pre)
-            quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            extra_options={"CalibTensorRangeSymmetric": False})
+            exclude = []
+            if keep_float:
+                found = nodes_of_layers(onnx.load(pre), keep_float)
+                missing = [name for name in keep_float if not found.get(name)]
+                if missing:
+                    raise ExportError(f"keep_float: node {missing[0]!r} made no ONNX node (the converter folded it "
+                                      "into its neighbours); nothing of it to keep in float: leave it out")
+                exclude = [n for name in keep_float for n in found[name]]
+            # The histogram calibrators (entropy, percentile) print their progress: stdout is the report's.
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=getattr(CalibrationMethod, method),
+                                nodes_to_exclude=exclude, extra_options={"CalibTensorRangeSymmetric": False})
+        except ExportError:
+            raise
         except Exception as e:
             raise ExportError(f"onnxruntime could not quantize the model: {type(e).__name__}: {str(e)[:300]}") from e
         finally:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ExportError, format_bytes, hint_for
-from .formats import FORMATS, FormatName, Precision, labels_with_opset
+from .formats import CALIBRATION_METHODS, FORMATS, FormatName, Precision, int8_option_formats, labels_with_opset
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -54,11 +54,15 @@ class Calibration:
         seed: the seed of generated samples.
         range: ``[low, high]`` of generated float inputs (default ``[-1, 1]``, what
             ``keras.applications`` preprocessing gives); ignored when real data is used.
+        method: how activation ranges are taken from the samples, a :data:`CALIBRATION_METHODS`
+            name: ``minmax`` (the observed range), ``entropy`` (the range that keeps the
+            distribution's information) or ``percentile`` (the 99.999th percentile, outliers clipped).
     """
 
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     range: tuple[float, float] | None = None
+    method: str = "minmax"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Target:
         calibration: int8 calibration settings.
         input_shape: shapes (without batch) that fix inputs' dimensions in the exported file, by input
             name (``"*"``: the only input); the gate proves the export at them. None keeps the model's.
+        per_channel: int8 weights quantized per output channel (True) or per tensor.
+        keep_float: spec nodes (Keras layers) left in float in an int8 export.
         description: one line for ``--list-targets``.
         builtin: whether this is a built-in profile.
     """
@@ -86,6 +92,8 @@ class Target:
     calibration: Calibration = field(default_factory=Calibration)
     description: str = ""
     input_shape: dict[str, tuple[int, ...]] | None = None
+    per_channel: bool = True
+    keep_float: tuple[str, ...] = ()
     builtin: bool = False
 
     @property
@@ -101,6 +109,7 @@ class Target:
             del data["input_shape"]  # JSON and metadata of targets without one stay as they were
         else:
             data["input_shape"] = {k: list(v) for k, v in self.input_shape.items()}
+        data["keep_float"] = list(self.keep_float)
         return data
 
 
@@ -149,17 +158,35 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
     if not form.has_opset and "opset" in raw:
         raise fail("opset", f"opset applies to {labels_with_opset()} targets only")
     cal = raw.get("calibration") or {}
-    if cal and precision != "int8":
-        raise fail("calibration", f"calibration applies to int8 targets only. Received: precision={precision!r}")
+    if isinstance(cal, str):  # ``calibration: entropy``: the method alone
+        cal = {"method": cal}
+    for key in ("calibration", "per_channel", "keep_float"):
+        if key in raw and precision != "int8":
+            raise fail(key, f"{key} applies to int8 targets only. Received: precision={precision!r}")
+    for key, value, default in (("calibration", cal.get("method", "minmax"), "minmax"),
+                                ("per_channel", raw.get("per_channel", True), True),
+                                ("keep_float", raw.get("keep_float") or [], [])):
+        if value != default and not form.int8_options:
+            where = ("calibration", "method") if key == "calibration" and "method" in raw[key] else key
+            raise fail(where, f"{key} applies to int8 targets of {int8_option_formats()}; the {form.label} "
+                              f"converter {form.int8_fixed}")
+    for i, node in enumerate(raw.get("keep_float") or []):
+        if spec.graph.node(node) is None:
+            names = [n.name for n in spec.graph.nodes]
+            raise ExportError(f"export target {name!r}: keep_float names no node of the spec. Received: {node!r}",
+                              path=("export", name, "keep_float", i), hint=hint_for(node, names),
+                              location=spec.document.source.value(("export", name, "keep_float", i)))
     low_high = cal.get("range")
     if low_high is not None and not low_high[0] < low_high[1]:
         raise fail("calibration", f"calibration.range must be [low, high] with low < high. Received: {low_high}")
     # JSON Schema counts 4.0 as an integer; numpy and TensorFlow do not.
     calibration = Calibration(samples=_int(cal.get("samples", DEFAULT_SAMPLES)), seed=_int(cal.get("seed", 0)),
-                              range=tuple(low_high) if low_high is not None else None)
+                              range=tuple(low_high) if low_high is not None else None,
+                              method=cal.get("method", "minmax"))
     target = Target(name, fmt, precision, opset=_int(raw.get("opset", DEFAULT_OPSET)),
                     batch_size=_int(raw.get("batch_size")), calibration=calibration,
-                    description=raw.get("description", ""), input_shape=_input_shape(raw, spec.graph.inputs, fail))
+                    description=raw.get("description", ""), input_shape=_input_shape(raw, spec.graph.inputs, fail),
+                    per_channel=raw.get("per_channel", True), keep_float=tuple(raw.get("keep_float") or ()))
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
         key, message = problem
@@ -257,11 +284,36 @@ def get_target(name: str, spec: ExportSpec | None = None) -> Target:
 
 
 def with_overrides(target: Target, *, opset: int | None = None, batch_size: int | None | str = "keep",
-                   input_shape: dict[str, tuple[int, ...]] | None = None) -> Target:
-    """The target with command-line overrides (``--opset``, ``--batch-size``, ``--input-shape``)."""
+                   input_shape: dict[str, tuple[int, ...]] | None = None,
+                   calibration: str | None = None, per_channel: bool | None = None,
+                   keep_float: list[str] | None = None) -> Target:
+    """The target with command-line overrides (``--opset``, ``--batch-size``, ``--input-shape``, and the
+    int8 options ``--calibration``, ``--per-channel``/``--no-per-channel``, ``--keep-float``).
+
+    Names in ``keep_float`` are checked against the model by the export (a spec's nodes or a
+    ``.keras`` file's layers).
+    """
     changes: dict[str, Any] = {}
     if input_shape:
         changes["input_shape"] = dict(input_shape)
+    int8 = {"--calibration": calibration, "--per-channel": per_channel, "--keep-float": keep_float}
+    for option, value in int8.items():
+        if value is None:
+            continue
+        if target.precision != "int8":
+            raise ExportError(f"{option} applies to int8 targets; {target.name!r} is {target.precision}")
+        if not FORMATS[target.format].int8_options:
+            raise ExportError(f"{option} applies to int8 targets of {int8_option_formats()}; the "
+                              f"{FORMATS[target.format].label} converter {FORMATS[target.format].int8_fixed}")
+    if calibration is not None:
+        if calibration not in CALIBRATION_METHODS:
+            raise ExportError(f"--calibration must be {' | '.join(CALIBRATION_METHODS)}. Received: {calibration!r}",
+                              hint=hint_for(calibration, list(CALIBRATION_METHODS)))
+        changes["calibration"] = replace(target.calibration, method=calibration)
+    if per_channel is not None:
+        changes["per_channel"] = per_channel
+    if keep_float is not None:
+        changes["keep_float"] = tuple(dict.fromkeys(keep_float))
     if opset is not None:
         if not FORMATS[target.format].has_opset:
             raise ExportError(f"--opset applies to {labels_with_opset()} targets; {target.name!r} is {target.format}")

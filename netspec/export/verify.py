@@ -82,6 +82,8 @@ class GateResult:
     parity: list[Parity] = field(default_factory=list)
     failure: str | None = None
     diverging: dict[str, Any] | None = None  # {"node": name, "max_abs_error": ..., "bound": ...} or {"node": None, "note": ...}
+    # fp16/int8: {"worst", "appears", "grows": [...]} of {"node", "tensor", "sqnr_db", "drop_db"}, or {"note": ...}
+    located: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,7 +108,8 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         """The gate as ``--format json`` shows it (``report.gate``)."""
         return {"ok": self.ok, "precision": self.precision, "checks": self.checks,
-                "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging}
+                "parity": [asdict(p) for p in self.parity], "failure": self.failure, "diverging": self.diverging,
+                "located": self.located}
 
 
 def top1_totals(runs: list[Parity]) -> tuple[float, int]:
@@ -244,24 +247,24 @@ def ort_runner(session) -> Callable[[Arrays], dict]:
 def litert_runner(model_bytes: bytes, gate: GateResult | None = None) -> Callable[[Arrays], dict]:
     """A LiteRT interpreter's ``serving_default`` signature as a runner.
 
+    The interpreter is ``ai_edge_litert``'s (package ``ai-edge-litert``), LiteRT's maintained
+    runtime; ``tf.lite.Interpreter`` is deprecated and scheduled for deletion.
+
     Raises:
         ExportError: the interpreter cannot load the model.
     """
-    import warnings
-
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
 
     from .convert import quiet_native_stderr
 
     try:
-        with warnings.catch_warnings(), quiet_native_stderr():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            interpreter = tf.lite.Interpreter(model_content=model_bytes)
+        with quiet_native_stderr():
+            interpreter = Interpreter(model_content=model_bytes)
         runner = interpreter.get_signature_runner("serving_default")
     except Exception as e:
         raise ExportError(f"the LiteRT interpreter cannot load the exported model: {exception_text(e)}") from None
     if gate is not None:
-        gate.checks.append("LiteRT interpreter (serving_default signature)")
+        gate.checks.append(f"LiteRT interpreter (ai-edge-litert {litert_version()}, serving_default signature)")
 
     first = [True]
 
@@ -275,6 +278,31 @@ def litert_runner(model_bytes: bytes, gate: GateResult | None = None) -> Callabl
     return run
 
 
+def litert_version() -> str:
+    """The installed ``ai-edge-litert`` version (``?`` when its metadata is missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ai-edge-litert")
+    except PackageNotFoundError:
+        return "?"
+
+
+def litert_op_count(model_bytes: bytes) -> int:
+    """How many ops the main subgraph of a LiteRT flatbuffer has (0 when it cannot be read).
+
+    Read from the flatbuffer with ``ai_edge_litert``'s generated schema (public), not from an
+    interpreter's ``_get_ops_details`` (private): same count, no interpreter, ~50x faster.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAs(model_bytes, 0)
+        return model.Subgraphs(0).OperatorsLength() if model.SubgraphsLength() else 0
+    except Exception:
+        return 0
+
+
 # -- where an fp32 export diverges --------------------------------------------------------------
 
 _SCOPE = re.compile(r"^(?:StatefulPartitionedCall/)?[^/]+/([^/]+?)(?:_\d+)?/")
@@ -284,6 +312,17 @@ def layer_of(onnx_node_name: str) -> str | None:
     """The Keras layer a tf2onnx node came from (``functional_1/conv1_1/Conv`` -> ``conv1``)."""
     m = _SCOPE.match(onnx_node_name)
     return m.group(1) if m else None
+
+
+def nodes_of_layers(proto, layers) -> dict[str, list[str]]:
+    """The ONNX nodes each Keras layer (spec node) in ``layers`` made, by layer name (see :func:`layer_of`)."""
+    wanted = set(layers)
+    out: dict[str, list[str]] = {}
+    for node in proto.graph.node:
+        layer = layer_of(node.name)
+        if layer in wanted:
+            out.setdefault(layer, []).append(node.name)
+    return out
 
 
 def first_divergence(model, proto, x: Arrays) -> dict | None:

@@ -1,0 +1,211 @@
+"""int8 and fp16 exports: the calibration options (method, per-channel, nodes kept in float) and located failures."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import netspec
+from netspec.cli import main
+from netspec.errors import ExportError
+from netspec.export import export
+from netspec.export.targets import BUILTIN, get_target, with_overrides
+
+TINY = textwrap.dedent("""\
+    netspec: 1
+    name: tiny
+    inputs:
+      image: {shape: [8, 8, 3]}
+    nodes:
+      - {name: conv, type: Conv2D, filters: 4, kernel_size: 3, activation: relu, in: image}
+      - {name: pool, type: GlobalAveragePooling2D}
+      - {name: head, type: Dense, units: 3}
+    export:
+      careful: {format: onnx, precision: int8, calibration: {method: entropy, samples: 8}, per_channel: false,
+                keep_float: [head]}
+      short: {format: onnx, precision: int8, calibration: percentile}
+    """)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return netspec.load(TINY)
+
+
+def _spy_quantize_static(monkeypatch) -> list[dict]:
+    import onnxruntime.quantization as q
+
+    calls, real = [], q.quantize_static
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(q, "quantize_static", spy)
+    return calls
+
+
+def _float_weights(proto, layer: str) -> list[str]:
+    """The op types of ``layer``'s ONNX nodes that read a float initializer directly (not dequantized)."""
+    import onnx
+
+    floats = {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) > 1}
+    return [n.op_type for n in proto.graph.node if f"/{layer}_1/" in n.name and set(n.input) & floats]
+
+
+# -- the options, from the spec --------------------------------------------------------------------
+
+SECTION_CASES = [
+    # target, calibration.method, per_channel, keep_float
+    ("careful", "entropy", False, ("head",)),
+    ("short", "percentile", True, ()),
+    ("onnx-int8", "minmax", True, ()),
+]
+
+
+@pytest.mark.parametrize("name, method, per_channel, keep", SECTION_CASES)
+def test_int8_options_are_read_from_the_export_section(tiny, name, method, per_channel, keep):
+    target = get_target(name, tiny)
+    assert (target.calibration.method, target.per_channel, target.keep_float) == (method, per_channel, keep)
+    assert target.to_dict()["keep_float"] == list(keep)
+
+
+def test_int8_options_reach_onnxruntime(keras, tiny, monkeypatch, tmp_path):
+    import onnx
+
+    calls = _spy_quantize_static(monkeypatch)
+    report = export(tiny, get_target("careful", tiny), tmp_path / "c.onnx", latency=False)
+    assert report.gate.ok
+    (kw,) = calls
+    assert kw["calibrate_method"].name == "Entropy" and kw["per_channel"] is False
+    assert kw["nodes_to_exclude"] and all("/head_1/" in n for n in kw["nodes_to_exclude"])
+    proto = onnx.load(tmp_path / "c.onnx")
+    assert _float_weights(proto, "head") == ["MatMul"]  # the head's weights stay float
+    assert _float_weights(proto, "conv") == []  # the conv's are quantized
+    scales = [i for i in proto.graph.initializer if "conv" in i.name and i.name.endswith("_scale")]
+    assert scales and all(len(i.dims) == 0 for i in scales)  # per tensor: one scale each
+
+
+def test_cli_int8_options_override_the_target(keras, monkeypatch, tmp_path, capsys):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    calls = _spy_quantize_static(monkeypatch)
+    rc = main(["export", str(spec), "--target", "onnx-int8", "-o", str(tmp_path / "t.onnx"), "--no-latency",
+               "--calibration", "percentile", "--no-per-channel", "--keep-float", "conv,head", "--format", "json"])
+    assert rc == 0, capsys.readouterr().err
+    (kw,) = calls
+    assert kw["calibrate_method"].name == "Percentile" and kw["per_channel"] is False
+    assert {n.split("/")[1] for n in kw["nodes_to_exclude"]} == {"conv_1", "head_1"}
+    assert '"keep_float": [' in capsys.readouterr().out  # the target in the JSON report
+
+
+# -- the options refused, located -------------------------------------------------------------------
+
+SPEC_ERRORS = [
+    # export entry, message fragment, line:column
+    ("{format: onnx, precision: int8, keep_float: [haed]}", "keep_float names no node of the spec. Received: 'haed'",
+     "10:53"),
+    ("{format: onnx, precision: fp32, per_channel: false}", "per_channel applies to int8 targets only", "10:53"),
+    ("{format: litert, precision: int8, calibration: entropy}", "calibration applies to int8 targets of ONNX",
+     "10:55"),
+    ("{format: onnx, precision: int8, calibration: {method: mean}}", "expected one of 'entropy', 'minmax', 'percentile'", "10:62"),
+]
+
+
+@pytest.mark.parametrize("entry, fragment, where", SPEC_ERRORS)
+def test_int8_options_errors_are_located(tmp_path, capsys, entry, fragment, where):
+    path = tmp_path / "bad.yaml"
+    path.write_text(TINY.split("export:")[0] + f"export:\n  bad: {entry}\n")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:{where}:" in err and fragment in err
+    if "haed" in entry:
+        assert "did you mean 'head'?" in err
+
+
+CLI_ERRORS = [
+    # options, message fragment
+    (["--target", "onnx-int8", "--calibration", "entropie"], "--calibration must be minmax | entropy | percentile"),
+    (["--target", "onnx-cpu", "--keep-float", "conv"], "--keep-float applies to int8 targets"),
+    (["--target", "litert-int8", "--no-per-channel"], "--per-channel applies to int8 targets of ONNX"),
+]
+
+
+@pytest.mark.parametrize("options, fragment", CLI_ERRORS)
+def test_cli_int8_option_errors(tmp_path, capsys, options, fragment):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    assert main(["export", str(spec), "-o", str(tmp_path / "x" / "t.onnx"), *options]) == 1
+    assert fragment in capsys.readouterr().err
+
+
+def test_unknown_keep_float_node_from_the_cli_has_a_did_you_mean(keras, tiny, tmp_path):
+    target = with_overrides(BUILTIN["onnx-int8"], keep_float=["haed"])
+    with pytest.raises(ExportError, match="keep_float names no node of the spec. Received: 'haed'") as info:
+        export(tiny, target, tmp_path / "t.onnx", latency=False)
+    assert info.value.hint == "did you mean 'head'?"
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- a .keras file is checked like a spec ----------------------------------------------------------
+
+DISCRETIZE = textwrap.dedent("""\
+    netspec: 1
+    name: buckets
+    inputs:
+      x: [4]
+    nodes:
+      - {name: bucket, type: Discretization, bin_boundaries: [0.0, 1.0]}
+      - {name: out, type: Dense, units: 2}
+    """)
+
+KERAS_FILE_CASES = [
+    # spec (file name or text), refused node, its class
+    ("argmax_head.yaml", "label", "Expression"),
+    (DISCRETIZE, "bucket", "Discretization"),
+]
+
+
+@pytest.mark.parametrize("spec, node, cls", KERAS_FILE_CASES, ids=["expression", "layer"])
+def test_export_of_a_keras_file_refuses_what_validate_target_refuses(keras, tmp_path, capsys, spec, node, cls):
+    from conftest import SPECS
+
+    path = SPECS / spec if spec.endswith(".yaml") else tmp_path / "s.yaml"
+    if not spec.endswith(".yaml"):
+        path.write_text(spec)
+    assert main(["validate", str(path), "--target", "onnx-cpu"]) == 1
+    said = capsys.readouterr().err
+    reason = said.split(f"refused: node {node!r}: ", 1)[1].splitlines()[0]
+    model = tmp_path / "m.keras"
+    assert main(["build", str(path), "-o", str(model)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(model), "--target", "onnx-cpu", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{model}: target 'onnx-cpu' (onnx) cannot take layer {node!r} ({cls}): {reason}" in err
+    assert "Required inputs" not in err and not out.exists()
+
+
+# -- failures located for every precision ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["onnx-int8", "onnx-gpu-fp16"])
+def test_a_failed_low_precision_gate_names_the_worst_node_with_its_line(keras, tiny, tmp_path, monkeypatch, name):
+    from dataclasses import replace
+
+    from netspec.export import GateError, verify
+
+    tight = {p: replace(t, atol=1e-9) for p, t in verify.TOLERANCES.items()}  # no export is that exact
+    monkeypatch.setattr(verify, "TOLERANCES", tight)
+    with pytest.raises(GateError) as info:
+        export(tiny, BUILTIN[name], tmp_path / "t.onnx", latency=False)
+    located = info.value.report.gate.located
+    assert set(located) == {"worst", "appears", "grows"}, located
+    worst = located["worst"]["node"]
+    assert worst in {"conv", "pool", "head"}
+    line = {"conv": 6, "pool": 7, "head": 8}[worst]
+    text = str(info.value)
+    assert f"worst at node {worst!r} (<spec>:{line}:5)" in text, text
+    assert info.value.report.to_dict()["gate"]["located"]["worst"]["node"] == worst
+    assert list(tmp_path.iterdir()) == []
