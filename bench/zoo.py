@@ -59,8 +59,8 @@ def first_line(text: str) -> str:
 class Worker:
     """Runs one model; writes its (partial) result after every step, so a timeout keeps what was done."""
 
-    def __init__(self, name: str, targets: list[str], out: Path, work: Path) -> None:
-        self.name, self.targets, self.out, self.work = name, targets, out, work
+    def __init__(self, name: str, targets: list[str], out: Path, work: Path, logit_std: float) -> None:
+        self.name, self.targets, self.out, self.work, self.logit_std = name, targets, out, work, logit_std
         self.result: dict = {"model": name, "targets": {}}
 
     def save(self) -> None:
@@ -113,7 +113,8 @@ class Worker:
         model = spec.build()
         infos = describe_inputs(model)
         lively(model, generate(infos, 16, seed=5))
-        self.result["logit_scale"] = confident(model, generate(infos, 16, seed=6))
+        self.result["logit_scale"] = confident(model, generate(infos, 16, seed=6), self.logit_std)
+        self.result["logit_std"] = self.logit_std
         weights = self.work / "lively.weights.h5"
         model.save_weights(weights)
         self.result["params"] = int(model.count_params())
@@ -192,23 +193,34 @@ class Worker:
 
 
 def confident(model, x: dict, std: float = 4.0) -> float | None:
-    """Scale a softmax head's kernel so its logits spread like a trained classifier's; returns the factor.
+    """Scale a softmax classifier's last kernel so its logits spread like a trained one's; returns the factor.
 
     An untrained 1000-way softmax is uniform to ~1e-3: below int8's output grid (1/255), so every
-    int8 output is a tie and neither the gate nor top-1 agreement can judge it. Only the last
-    layer changes, and the same weights serve Keras and every export.
+    int8 output ties and neither the gate nor top-1 agreement can judge it. The head is a Dense
+    with a softmax activation, or (MobileNet) an Activation("softmax") after a 1x1 Conv2D and a
+    Reshape; only the last layer with a kernel changes (kernel and bias scaled: the logits scale
+    linearly), and the same weights serve Keras and every export.
     """
     import keras
     import numpy as np
 
     head = model.layers[-1]
-    if not isinstance(head, keras.layers.Dense) or getattr(head.activation, "__name__", "") != "softmax":
+    if getattr(head, "activation", None) is None or getattr(head.activation, "__name__", "") != "softmax":
         return None
-    features = keras.Model(model.inputs, head.input)
     args = [x[t.name] for t in model.inputs] if len(model.inputs) > 1 else x[model.inputs[0].name]
-    logits = np.asarray(features(args, training=False)) @ np.asarray(head.kernel)
+    if isinstance(head, keras.layers.Dense):
+        last = head
+        features = np.asarray(keras.Model(model.inputs, head.input)(args, training=False))
+        logits = features @ np.asarray(head.kernel) + (np.asarray(head.bias) if head.use_bias else 0.0)
+    else:
+        last = next((l for l in reversed(model.layers[:-1]) if hasattr(l, "kernel")), None)
+        if last is None:
+            return None
+        logits = np.asarray(keras.Model(model.inputs, head.input)(args, training=False))
     factor = std / max(float(logits.std()), 1e-12)
-    head.kernel.assign(np.asarray(head.kernel) * factor)
+    last.kernel.assign(np.asarray(last.kernel) * factor)
+    if getattr(last, "bias", None) is not None:
+        last.bias.assign(np.asarray(last.bias) * factor)
     return factor
 
 
@@ -271,11 +283,12 @@ def session_rss(sid: int) -> int:
     return total
 
 
-def run_model(name: str, targets: list[str], timeout: float, memory_gb: float) -> dict:
+def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, logit_std: float) -> dict:
     """One model in its own process (its own session, so a timeout ends it and its children)."""
     with tempfile.TemporaryDirectory(prefix=f"zoo-{name}-") as tmp:
         out = Path(tmp) / "result.json"
-        argv = [sys.executable, __file__, "--worker", name, "--targets", ",".join(targets), "--result", str(out)]
+        argv = [sys.executable, __file__, "--worker", name, "--targets", ",".join(targets), "--result", str(out),
+                "--logit-std", str(logit_std)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         log = open(Path(tmp) / "log.txt", "w+")
         t = time.perf_counter()
@@ -353,7 +366,7 @@ def drive(args) -> None:
             print(f"[{k}/{len(models)}] {name}: cached", flush=True)
             continue
         print(f"[{k}/{len(models)}] {name}: {', '.join(todo)} ...", flush=True)
-        result = run_model(name, todo, args.timeout, args.memory_gb)
+        result = run_model(name, todo, args.timeout, args.memory_gb, args.logit_std)
         if entry and not args.redo:  # keep the targets that were not rerun
             result["targets"] = {**entry.get("targets", {}), **result["targets"]}
         result["date"] = time.strftime("%Y-%m-%d")
@@ -511,12 +524,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write")
     p.add_argument("--redo", action="store_true", help="rerun the models even when cached")
     p.add_argument("--retry-failed", action="store_true", help="rerun models stopped, crashed or failing inside")
+    p.add_argument("--logit-std", type=float, default=4.0,
+                   help="scale a softmax head so its logits have this standard deviation (default 4)")
     p.add_argument("--render", action="store_true", help="only write --doc from the cache")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        Worker(args.worker, args.targets.split(","), args.result, Path.cwd()).run()
+        Worker(args.worker, args.targets.split(","), args.result, Path.cwd(), args.logit_std).run()
     elif args.render:
         render(load_cache(args.cache), args.doc)
         print(f"wrote {args.doc}")
