@@ -145,6 +145,8 @@ class Worker:
             except Exception as e:  # an internal error: recorded with its type, as a bug to report
                 row.update(ok=False, error=first_line(f"internal error: {type(e).__name__}: {e}"), kind="internal")
                 report = None
+            if "error" in row:  # the temporary directory is noise in the cached report
+                row["error"] = row["error"].replace(str(self.work) + os.sep, "")
             row["wall_s"] = time.perf_counter() - t
             if report is not None:
                 row["seconds"] = report.seconds
@@ -373,7 +375,7 @@ def drive(args) -> None:
         cache["models"][name] = result
         save_cache(cache, args.cache)
         print("    " + summary_line(result), flush=True)
-    render(cache, args.doc)
+    render(load_cache(args.cache), args.doc)  # as --render would: from the file, in its (sorted) order
     print(f"wrote {args.doc.relative_to(ROOT) if args.doc.is_relative_to(ROOT) else args.doc}")
 
 
@@ -505,7 +507,7 @@ def render(cache: dict, doc: Path) -> None:
         r = models[m]
         if r.get("error") and not r.get("targets"):
             failures.append(f"- **{m}**: {r['error']}")
-        for t, row in r.get("targets", {}).items():
+        for t, row in sorted(r.get("targets", {}).items(), key=lambda kv: TARGETS.index(kv[0])):
             if not row.get("ok"):
                 failures.append(f"- **{m}** `{t}` ({row.get('kind', '?')}): {row.get('error', '?')}")
         if r.get("bare_export_error"):
