@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 DEMO_SPEC := specs/digits.yaml
 DEMO_RUN  := runs/digits
 
-.PHONY: venv demo train export test schema docs bench bench-export bench-train clean
+.PHONY: venv demo train export test schema docs bench bench-export bench-train bench-zoo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench: $(STAMP)
 
 bench-export: $(STAMP)
 	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
+
+# Every keras.applications model imported and exported to onnx-cpu, onnx-int8 and litert: docs/zoo.md.
+# Hours; resumable (results cached per model in bench/zoo-results.json). ZOO_ARGS="--models A,B" etc.
+bench-zoo: $(STAMP)
+	$(BIN)/python bench/zoo.py $(ZOO_ARGS)
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_throughput.py

@@ -1,0 +1,545 @@
+"""The keras.applications zoo through netspec: import, export to onnx-cpu, onnx-int8 and litert, measured.
+
+For every model in ``keras.applications`` (listed programmatically, as ``netspec import --keras-app``
+lists them), in its own process with a timeout and a memory cap:
+  1. ``netspec import --keras-app NAME`` (the CLI, as a user runs it; ConvNeXt with a LayerScale plugin);
+  2. the spec built with seeded random weights made lively (tests/export_cases.py ``lively``: batch
+     statistics from generated images, so outputs vary and parity means something), saved as weights;
+  3. a bare ``model.export(path, format="onnx")`` of the same Keras model, timed;
+  4. ``netspec.export.export`` to each target, timed (the gate's seconds reported apart), with the
+     gate's result and worst error, or the NetspecError's first line when it refuses or fails;
+  5. at batch 1: onnxruntime latency of the fp32 export against a compiled ``tf.function``; the int8
+     export's speed-up over fp32 and its top-1 agreement with fp32 on 64 generated inputs.
+Results are cached per model in bench/zoo-results.json, so a rerun resumes where it stopped;
+docs/zoo.md is rendered from that cache.
+
+Usage:
+  python bench/zoo.py [--models A,B] [--targets onnx-cpu,onnx-int8,litert] [--timeout 900]
+                      [--memory-gb 10] [--redo] [--retry-failed]
+  python bench/zoo.py --render           # docs/zoo.md from the cache only (no TensorFlow)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / "zoo-results.json"
+DOC = ROOT / "docs" / "zoo.md"
+TARGETS = ("onnx-cpu", "onnx-int8", "litert")
+
+# Models whose layers are no core netspec layer: a user plugin registers them (as a user would).
+CONVNEXT_PLUGIN = '''"""Register keras.applications' ConvNeXt LayerScale as a netspec user layer."""
+import netspec
+from keras.src.applications.convnext import LayerScale
+
+netspec.register_layer(LayerScale)
+'''
+PLUGINS = {"ConvNeXt": ("convnext_layers.py", CONVNEXT_PLUGIN)}  # name prefix -> (file, source)
+
+
+def first_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+# -- the worker: one model, in its own process ---------------------------------------------------
+
+
+class Worker:
+    """Runs one model; writes its (partial) result after every step, so a timeout keeps what was done."""
+
+    def __init__(self, name: str, targets: list[str], out: Path, work: Path, logit_std: float) -> None:
+        self.name, self.targets, self.out, self.work, self.logit_std = name, targets, out, work, logit_std
+        self.result: dict = {"model": name, "targets": {}}
+
+    def save(self) -> None:
+        tmp = self.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.result, indent=1))
+        tmp.replace(self.out)
+
+    def run(self) -> None:
+        spec_path = self.import_spec()
+        if spec_path is None:
+            return
+        self.export_all(spec_path)
+
+    def import_spec(self) -> Path | None:
+        """``netspec import --keras-app``, run as a user would (the CLI, in its own process)."""
+        spec_path = self.work / f"{self.name}.yaml"
+        argv = [sys.executable, "-m", "netspec", "import", "--keras-app", self.name, "-o", str(spec_path),
+                "--format", "json"]
+        for prefix, (file, source) in PLUGINS.items():
+            if self.name.startswith(prefix):
+                (self.work / file).write_text(source)
+                argv += ["--plugins", file]
+        t = time.perf_counter()
+        proc = subprocess.run(argv, cwd=self.work, capture_output=True, text=True)
+        self.result["import_s"] = time.perf_counter() - t
+        if proc.returncode != 0:
+            self.result["error"] = "import: " + first_line(proc.stderr or proc.stdout)
+            self.save()
+            return None
+        info = json.loads(proc.stdout)
+        self.result.update(params=info.get("params"), layers=info.get("layers"), lines=info.get("lines"))
+        self.save()
+        return spec_path
+
+    def export_all(self, spec_path: Path) -> None:
+        import keras
+        import netspec
+        import onnxruntime  # noqa: F401  (imported before any timing: both exports use them)
+        import tf2onnx  # noqa: F401
+        from netspec.export import export
+        from netspec.export.convert import input_signature, io_names
+        from netspec.export.quantize import describe_inputs, generate
+        from netspec.export.targets import BUILTIN
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        from export_cases import lively
+
+        keras.utils.set_random_seed(0)  # the same untrained weights on every run
+        spec = netspec.load(spec_path, trust_plugins=True)
+        model = spec.build()
+        infos = describe_inputs(model)
+        lively(model, generate(infos, 16, seed=5))
+        self.result["logit_scale"] = confident(model, generate(infos, 16, seed=6), self.logit_std)
+        self.result["logit_std"] = self.logit_std
+        weights = self.work / "lively.weights.h5"
+        model.save_weights(weights)
+        self.result["params"] = int(model.count_params())
+        self.result["inputs"] = {i.name: list(i.shape) for i in infos}
+
+        # A bare Keras export of the same model: what netspec's export time is compared with.
+        names = io_names(model, spec.graph)
+        t = time.perf_counter()
+        try:
+            model.export(str(self.work / "bare.onnx"), format="onnx", verbose=False,
+                         input_signature=input_signature(model, names, None))
+            self.result["bare_export_s"] = time.perf_counter() - t
+        except Exception as e:  # recorded, not fatal: netspec's own export is what is measured
+            self.result["bare_export_error"] = first_line(f"{type(e).__name__}: {e}")
+        self.save()
+
+        for target in self.targets:
+            out = self.work / f"{target}{BUILTIN[target].suffix}"
+            row: dict = {}
+            self.result["targets"][target] = row
+            t = time.perf_counter()
+            try:
+                report = export(spec, BUILTIN[target], out, weights=str(weights), latency=False)
+                row["ok"] = True
+            except netspec.NetspecError as e:
+                row.update(ok=False, error=first_line(e.message if hasattr(e, "message") else e), kind=e.kind)
+                report = getattr(e, "report", None)
+            except Exception as e:  # an internal error: recorded with its type, as a bug to report
+                row.update(ok=False, error=first_line(f"internal error: {type(e).__name__}: {e}"), kind="internal")
+                report = None
+            if "error" in row:  # the temporary directory is noise in the cached report
+                row["error"] = row["error"].replace(str(self.work) + os.sep, "")
+            row["wall_s"] = time.perf_counter() - t
+            if report is not None:
+                row["seconds"] = report.seconds
+                row["size_bytes"] = report.size_bytes
+                row["rewrites"] = report.rewrites
+                if report.gate is not None:
+                    row["gate"] = gate_figures(report.gate)
+            self.save()
+        self.measure(model, infos, generate)
+
+    def measure(self, model, infos, generate) -> None:
+        """Batch-1 latency (onnxruntime vs compiled tf.function), int8 speed-up and top-1 agreement."""
+        import numpy as np
+        import onnxruntime as ort
+        import tensorflow as tf
+
+        rows = self.result["targets"]
+        x1 = generate(infos, 1, seed=9)
+        fp32 = self.work / "onnx-cpu.onnx"
+        if rows.get("onnx-cpu", {}).get("ok"):
+            fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
+            arg = x1[infos[0].name] if len(infos) == 1 else [x1[i.name] for i in infos]
+            self.result["tf_function_ms"] = median_ms(lambda: fn(arg))
+            sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+            feed = feed_for(sess, x1)
+            rows["onnx-cpu"]["ort_ms"] = median_ms(lambda: sess.run(None, feed))
+            self.save()
+        int8 = self.work / "onnx-int8.onnx"
+        if rows.get("onnx-int8", {}).get("ok") and fp32.exists():
+            q = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+            rows["onnx-int8"]["ort_ms"] = median_ms(lambda: q.run(None, feed_for(q, x1)))
+            rows["onnx-int8"]["speedup"] = rows["onnx-cpu"]["ort_ms"] / rows["onnx-int8"]["ort_ms"]
+            xs = generate(infos, 64, seed=11)
+            chunks = [{k: v[i:i + 8] for k, v in xs.items()} for i in range(0, 64, 8)]
+            want = np.concatenate([sess.run(None, feed_for(sess, c))[0] for c in chunks]).reshape(64, -1)
+            got = np.concatenate([q.run(None, feed_for(q, c))[0] for c in chunks]).reshape(64, -1)
+            same = want.argmax(1) == got.argmax(1)
+            top2 = np.sort(want, axis=1)[:, -2:]
+            clear = (top2[:, 1] - top2[:, 0]) > 0.1 * float(want.max() - want.min())
+            q2 = np.sort(got, axis=1)[:, -2:]
+            rows["onnx-int8"]["int8_ties"] = int((q2[:, 1] == q2[:, 0]).sum())  # argmax then means nothing
+            rows["onnx-int8"]["top1_all"] = float(same.mean())
+            rows["onnx-int8"]["top1_clear"] = float(same[clear].mean()) if clear.any() else None
+            rows["onnx-int8"]["clear"] = int(clear.sum())
+            self.save()
+
+
+def confident(model, x: dict, std: float = 4.0) -> float | None:
+    """Scale a softmax classifier's last kernel so its logits spread like a trained one's; returns the factor.
+
+    An untrained 1000-way softmax is uniform to ~1e-3: below int8's output grid (1/255), so every
+    int8 output ties and neither the gate nor top-1 agreement can judge it. The head is a Dense
+    with a softmax activation, or (MobileNet) an Activation("softmax") after a 1x1 Conv2D and a
+    Reshape; only the last layer with a kernel changes (kernel and bias scaled: the logits scale
+    linearly), and the same weights serve Keras and every export.
+    """
+    import keras
+    import numpy as np
+
+    head = model.layers[-1]
+    if getattr(head, "activation", None) is None or getattr(head.activation, "__name__", "") != "softmax":
+        return None
+    args = [x[t.name] for t in model.inputs] if len(model.inputs) > 1 else x[model.inputs[0].name]
+    if isinstance(head, keras.layers.Dense):
+        last = head
+        features = np.asarray(keras.Model(model.inputs, head.input)(args, training=False))
+        logits = features @ np.asarray(head.kernel) + (np.asarray(head.bias) if head.use_bias else 0.0)
+    else:
+        last = next((l for l in reversed(model.layers[:-1]) if hasattr(l, "kernel")), None)
+        if last is None:
+            return None
+        logits = np.asarray(keras.Model(model.inputs, head.input)(args, training=False))
+    factor = std / max(float(logits.std()), 1e-12)
+    last.kernel.assign(np.asarray(last.kernel) * factor)
+    if getattr(last, "bias", None) is not None:
+        last.bias.assign(np.asarray(last.bias) * factor)
+    return factor
+
+
+def gate_figures(gate) -> dict:
+    """The gate's verdict and its worst comparison (over every output and batch)."""
+    d = {"ok": gate.ok, "failure": first_line(gate.failure) if gate.failure else None}
+    finite = [p for p in gate.parity if p.error_vs_range == p.error_vs_range]
+    if gate.parity:
+        worst = max(finite or gate.parity, key=lambda p: p.error_vs_range)
+        d.update(max_abs_error=worst.max_abs_error, error_vs_range=worst.error_vs_range, span=worst.span)
+    if gate.diverging and gate.diverging.get("node"):
+        d["diverging"] = gate.diverging["node"]
+    return d
+
+
+def feed_for(session, x: dict) -> dict:
+    names = [i.name for i in session.get_inputs()]
+    return dict(zip(names, x.values())) if set(names) != set(x) else {n: x[n] for n in names}
+
+
+def median_ms(fn, budget_s: float = 2.0, min_runs: int = 5, max_runs: int = 100) -> float:
+    import statistics
+
+    fn()  # warm-up (and tracing, for tf.function)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < max_runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+# -- the driver: one subprocess per model, cached --------------------------------------------------
+
+
+def load_cache(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {"models": {}}
+
+
+def save_cache(cache: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def session_rss(sid: int) -> int:
+    """Resident bytes of every process in session ``sid`` (the worker and the import it runs)."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: rss in pages
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, logit_std: float) -> dict:
+    """One model in its own process (its own session, so a timeout ends it and its children)."""
+    with tempfile.TemporaryDirectory(prefix=f"zoo-{name}-") as tmp:
+        out = Path(tmp) / "result.json"
+        argv = [sys.executable, __file__, "--worker", name, "--targets", ",".join(targets), "--result", str(out),
+                "--logit-std", str(logit_std)]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        log = open(Path(tmp) / "log.txt", "w+")
+        t = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cap, peak, stop = memory_gb * 2**30, 0, None
+        while proc.poll() is None:
+            rss = session_rss(proc.pid)
+            peak = max(peak, rss)
+            if rss > cap:
+                stop = f"stopped: over the memory cap of {memory_gb:g} GiB (--memory-gb)"
+            elif time.perf_counter() - t > timeout:
+                stop = f"stopped: over the timeout of {timeout:g} s (--timeout)"
+            if stop:
+                os.killpg(proc.pid, signal.SIGKILL)  # the worker's own session: it and its children only
+                proc.wait()
+                break
+            time.sleep(0.5)
+        result = json.loads(out.read_text()) if out.is_file() else {"model": name, "targets": {}}
+        result.update(wall_s=time.perf_counter() - t, peak_rss_gb=peak / 2**30)
+        if stop or proc.returncode != 0:
+            log.seek(0)
+            tail = [ln for ln in log.read().splitlines() if ln.strip()][-1:]
+            reason = stop or f"worker crashed (exit {proc.returncode}): {tail[0] if tail else ''}"
+            result.setdefault("error", reason)
+            for target in targets:  # what the stop cut short
+                result["targets"].setdefault(target, {"ok": False, "error": reason, "kind": "stopped"})
+        log.close()
+        return result
+
+
+def needs_run(entry: dict | None, targets: list[str], retry_failed: bool) -> list[str]:
+    """The targets still to run for a model (all of them if the model must be redone)."""
+    if entry is None:
+        return targets
+    done = entry.get("targets", {})
+    if retry_failed and (entry.get("error") or any(done.get(t, {}).get("kind") in ("stopped", "internal")
+                                                   for t in targets)):
+        return targets
+    missing = [t for t in targets if t not in done]
+    return targets if missing else []  # a worker builds the model anyway: redo its targets together
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("netspec", "keras", "tensorflow", "onnxruntime", "tf2onnx", "ai-edge-litert"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "versions": versions}
+
+
+def drive(args) -> None:
+    from netspec.importing.importer import keras_app_names
+
+    everything = keras_app_names()
+    models = everything if not args.models else [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(everything))
+    if unknown:
+        raise SystemExit(f"not in keras.applications: {', '.join(unknown)}")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    bad = sorted(set(targets) - set(TARGETS))
+    if bad:
+        raise SystemExit(f"unknown target(s) {', '.join(bad)}; choose from {', '.join(TARGETS)}")
+    cache = load_cache(args.cache)
+    cache["all_models"] = everything
+    cache["environment"] = environment()
+    for k, name in enumerate(models, 1):
+        entry = None if args.redo else cache["models"].get(name)
+        todo = needs_run(entry, targets, args.retry_failed)
+        if not todo:
+            print(f"[{k}/{len(models)}] {name}: cached", flush=True)
+            continue
+        print(f"[{k}/{len(models)}] {name}: {', '.join(todo)} ...", flush=True)
+        result = run_model(name, todo, args.timeout, args.memory_gb, args.logit_std)
+        if entry and not args.redo:  # keep the targets that were not rerun
+            result["targets"] = {**entry.get("targets", {}), **result["targets"]}
+        result["date"] = time.strftime("%Y-%m-%d")
+        cache["models"][name] = result
+        save_cache(cache, args.cache)
+        print("    " + summary_line(result), flush=True)
+    render(load_cache(args.cache), args.doc)  # as --render would: from the file, in its (sorted) order
+    print(f"wrote {args.doc.relative_to(ROOT) if args.doc.is_relative_to(ROOT) else args.doc}")
+
+
+def summary_line(r: dict) -> str:
+    parts = [f"{t}: {'pass' if row.get('ok') else 'FAIL (' + row.get('error', '?') + ')'}"
+             for t, row in r.get("targets", {}).items()]
+    if r.get("error") and not r.get("targets"):
+        parts = [r["error"]]
+    return f"{r.get('wall_s', 0):.0f} s, peak {r.get('peak_rss_gb', 0):.1f} GiB; " + "; ".join(parts)
+
+
+# -- docs/zoo.md ---------------------------------------------------------------------------------
+
+
+def _err(x: float | None) -> str:
+    return "" if x is None else f"{x:.1e}"
+
+
+def _gate(row: dict | None) -> str:
+    """A target's cell: pass with its worst error, FAIL, or blank when not run."""
+    if not row:
+        return "not run"
+    gate = row.get("gate") or {}
+    if row.get("ok"):
+        return f"pass {_err(gate.get('max_abs_error'))}".strip()
+    if gate.get("max_abs_error") is not None and not gate.get("ok", True):
+        return f"**FAIL** {_err(gate.get('max_abs_error'))}"
+    return "**FAIL**"
+
+
+def _export_time(r: dict) -> str:
+    row = r.get("targets", {}).get("onnx-cpu") or {}
+    s, bare = row.get("seconds") or {}, r.get("bare_export_s")
+    if not row.get("ok") or not bare:
+        return ""
+    total, gate = s.get("total", row.get("wall_s", 0)), s.get("gate", 0)
+    return f"{total:.1f} ({gate:.1f}) / {bare:.1f} = {total / bare:.2f}x ({(total - gate) / bare:.2f}x)"
+
+
+def _latency(r: dict) -> str:
+    ort_ms, fn_ms = (r.get("targets", {}).get("onnx-cpu") or {}).get("ort_ms"), r.get("tf_function_ms")
+    return f"{ort_ms:.1f} / {fn_ms:.1f} ({fn_ms / ort_ms:.1f}x)" if ort_ms and fn_ms else ""
+
+
+def _int8(r: dict) -> tuple[str, str]:
+    row = r.get("targets", {}).get("onnx-int8") or {}
+    speed = f"{row['speedup']:.2f}x" if row.get("speedup") else ""
+    if row.get("top1_all") is None:
+        return speed, ""
+    clear = f"; {row['top1_clear']:.0%} of {row['clear']} clear" if row.get("top1_clear") is not None else ""
+    ties = f"; {row['int8_ties']} int8 ties" if row.get("int8_ties") else ""
+    return speed, f"{row['top1_all']:.0%} of 64{clear}{ties}"
+
+
+def _median(xs: list[float]) -> float:
+    import statistics
+
+    return statistics.median(xs) if xs else float("nan")
+
+
+def render(cache: dict, doc: Path) -> None:
+    """Write the Markdown report from the cache: method, totals, one row per model, failures."""
+    models = cache.get("models", {})
+    everything = cache.get("all_models") or sorted(models)
+    env = cache.get("environment", {})
+    lines = [
+        "# The keras.applications zoo through netspec",
+        "",
+        "Generated by `bench/zoo.py` (`make bench-zoo`) from its cache `bench/zoo-results.json`; do not edit by",
+        "hand (`python bench/zoo.py --render` rewrites it from the cache). Each model, in its own process:",
+        "`netspec import --keras-app NAME` (ConvNeXt with a plugin registering its `LayerScale`), the spec built",
+        "with seeded random weights whose BatchNormalization statistics are set from generated images (so",
+        "outputs vary) and whose softmax head is scaled so its logits have standard deviation 4 on generated",
+        "images (an untrained 1000-way softmax is uniform to ~1e-3, below int8's output grid of 1/255: every",
+        "int8 output would tie), then `netspec.export.export` to each target and a bare Keras",
+        '`model.export(path, format="onnx")` of the same model. All inputs are generated (no labelled data).',
+        "",
+        "- **Export s**: netspec's `onnx-cpu` export (convert + gate + write; the gate's seconds in brackets) /",
+        "  the bare `model.export` = the ratio (and the ratio without the gate, in brackets).",
+        "- **gate**: the target's verification gate and its worst absolute error against Keras (every output,",
+        "  batches 1 and 8).",
+        "- **ORT / tf.function ms**: median latency at batch 1 of onnxruntime on the fp32 export, and of a",
+        "  compiled `tf.function` of the Keras model (their ratio in brackets).",
+        "- **int8**: onnxruntime fp32 / int8 latency at batch 1 (the speed-up), and top-1 agreement of the",
+        "  int8 export with the fp32 export on 64 generated inputs (and on those whose fp32 top-1 is clear:",
+        "  margin over 10% of the output range; on random weights most top-1s are near-ties).",
+        "",
+    ]
+    if env:
+        v = env.get("versions", {})
+        lines += ["Environment: " + ", ".join(f"{k} {x}" for k, x in v.items())
+                  + f"; Python {env.get('python')}, {env.get('cpus')} CPUs ({env.get('machine')}).", ""]
+
+    lines += ["## Totals", ""]
+    run = [m for m in everything if m in models]
+    lines.append(f"- {len(everything)} models in keras.applications; {len(run)} run"
+                 + (f" (not run yet: {', '.join(m for m in everything if m not in models)})" if len(run) < len(everything)
+                    else "") + ".")
+    for t in TARGETS:
+        rows = [models[m]["targets"][t] for m in run if t in models[m].get("targets", {})]
+        if rows:
+            lines.append(f"- `{t}`: {sum(bool(r.get('ok')) for r in rows)} of {len(rows)} pass the gate.")
+    ratios = [(r["targets"]["onnx-cpu"]["seconds"], r["bare_export_s"]) for r in (models[m] for m in run)
+              if r.get("bare_export_s") and (r.get("targets", {}).get("onnx-cpu") or {}).get("ok")]
+    if ratios:
+        lines.append(f"- export time against the bare `model.export`: median {_median([s['total'] / b for s, b in ratios]):.2f}x, "
+                     f"without the gate {_median([(s['total'] - s['gate']) / b for s, b in ratios]):.2f}x.")
+    speed = [models[m]["targets"]["onnx-int8"]["speedup"] for m in run
+             if (models[m].get("targets", {}).get("onnx-int8") or {}).get("speedup")]
+    if speed:
+        lines.append(f"- int8 speed-up over fp32 (onnxruntime, batch 1): median {_median(speed):.2f}x.")
+    lines.append("")
+
+    lines += ["## Per model", "",
+              "| Model | Params | Export s (gate) / bare = ratio | `onnx-cpu` | ORT / tf.function ms | `onnx-int8` "
+              "| int8 speed-up | int8 top-1 vs fp32 | `litert` |",
+              "|---|--:|---|---|---|---|--:|---|---|"]
+    for m in run:
+        r = models[m]
+        t = r.get("targets", {})
+        speed_cell, top1 = _int8(r)
+        params = f"{r['params']:,}" if r.get("params") else ""
+        lines.append(f"| {m} | {params} | {_export_time(r)} | {_gate(t.get('onnx-cpu'))} | {_latency(r)} | "
+                     f"{_gate(t.get('onnx-int8'))} | {speed_cell} | {top1} | {_gate(t.get('litert'))} |")
+    lines.append("")
+
+    failures = []
+    for m in run:
+        r = models[m]
+        if r.get("error") and not r.get("targets"):
+            failures.append(f"- **{m}**: {r['error']}")
+        for t, row in sorted(r.get("targets", {}).items(), key=lambda kv: TARGETS.index(kv[0])):
+            if not row.get("ok"):
+                failures.append(f"- **{m}** `{t}` ({row.get('kind', '?')}): {row.get('error', '?')}")
+        if r.get("bare_export_error"):
+            failures.append(f"- **{m}** bare `model.export` (outside netspec): {r['bare_export_error']}")
+    lines += ["## Failures", "", *(failures or ["None."]), ""]
+    doc.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", help="comma-separated keras.applications names (default: all)")
+    p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated, of " + ", ".join(TARGETS))
+    p.add_argument("--timeout", type=float, default=900, help="seconds per model (default 900)")
+    p.add_argument("--memory-gb", type=float, default=10, help="resident memory cap per model (default 10)")
+    p.add_argument("--cache", type=Path, default=CACHE, help="the per-model results file")
+    p.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write")
+    p.add_argument("--redo", action="store_true", help="rerun the models even when cached")
+    p.add_argument("--retry-failed", action="store_true", help="rerun models stopped, crashed or failing inside")
+    p.add_argument("--logit-std", type=float, default=4.0,
+                   help="scale a softmax head so its logits have this standard deviation (default 4)")
+    p.add_argument("--render", action="store_true", help="only write --doc from the cache")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        Worker(args.worker, args.targets.split(","), args.result, Path.cwd(), args.logit_std).run()
+    elif args.render:
+        render(load_cache(args.cache), args.doc)
+        print(f"wrote {args.doc}")
+    else:
+        drive(args)
+
+
+if __name__ == "__main__":
+    main()

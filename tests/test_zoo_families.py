@@ -1,0 +1,148 @@
+"""One small member of each keras.applications family, imported and exported through the gate.
+
+bench/zoo.py measures the whole zoo (hours); these cases keep each family's hard part in
+`make test`: the Normalization stem (EfficientNet, EfficientNetV2), a dynamic (None, None, 3)
+input proven at two sizes (MobileNetV3Small), a user layer from a plugin (ConvNeXt's LayerScale),
+a very deep cell graph (NASNetMobile), and int8 on the cheapest. Models are shrunk where
+keras.applications allows (a 10-class head, 64-96 pixel inputs): the layers are the family's own.
+Weights are random, made lively (tests/export_cases.py) so outputs vary and parity means something.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from export_cases import lively
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    name: str  # the keras.applications function
+    kwargs: dict = field(default_factory=dict)  # beyond weights=None
+    target: str = "onnx-cpu"
+    example_shape: tuple | None = None  # for a dynamic input: the size a user would feed
+    plugin: bool = False  # needs the ConvNeXt LayerScale plugin: run in its own process
+
+
+SMALL = {"classes": 10, "input_shape": (96, 96, 3)}
+CASES = [
+    App("efficientnet_b0", "EfficientNetB0", SMALL),
+    App("efficientnet_v2_b0", "EfficientNetV2B0", SMALL),
+    App("mobilenet_v3_small_dynamic", "MobileNetV3Small", {"classes": 10, "input_shape": (None, None, 3)},
+        example_shape=(96, 96, 3)),
+    App("nasnet_mobile", "NASNetMobile", SMALL),
+    App("convnext_tiny", "ConvNeXtTiny", {"classes": 10, "input_shape": (64, 64, 3)}, plugin=True),
+    App("mobilenet_v3_small_int8", "MobileNetV3Small", SMALL, target="onnx-int8"),  # the cheapest
+]
+
+
+# -- helpers: the integrator adapts these two to the final spelling of example_shape and the report -----
+
+
+def with_example_shape(spec_text: str, shape: tuple) -> str:
+    """The imported spec with ``example_shape:`` on its (one) input: the size a user would feed."""
+    pattern = re.compile(r"^(\s+)(\w+): \{shape: (\[[^\]]*\])\}$", re.M)
+    assert len(pattern.findall(spec_text)) == 1, "expected one input line"
+    return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}: {{shape: {m.group(3)}, "
+                                 f"example_shape: {list(shape)}}}", spec_text)
+
+
+def proven_sizes(report_text: str) -> set[str]:
+    """The sizes (``96x96``) the report says the export was proven at, on its lines naming "proven"."""
+    lines = [ln for ln in report_text.splitlines() if "proven" in ln]
+    return {m for ln in lines for m in re.findall(r"\b\d+x\d+\b", ln)}
+
+
+# -- the export, in this process or (for a plugin) in its own ------------------------------------------
+
+CONVNEXT_PLUGIN = '''"""Register keras.applications' ConvNeXt LayerScale as a netspec user layer."""
+import netspec
+from keras.src.applications.convnext import LayerScale
+
+netspec.register_layer(LayerScale)
+'''
+
+# Run in a child for plugin cases: registering Keras's own LayerScale changes how Keras serializes it,
+# which must not leak into the test session (as in test_import.py's ConvNeXt test).
+CHILD = '''
+import json, sys
+sys.path.insert(0, {tests!r})
+import test_zoo_families as t
+report_text, gate_ok, failure = t.export_app(t.CASES_BY_ID[{id!r}], t.Path({tmp!r}))
+print(json.dumps({{"text": report_text, "ok": gate_ok, "failure": failure}}))
+'''
+
+
+def export_app(app: App, tmp: Path) -> tuple[str, bool, str | None]:
+    """Import ``app`` with netspec, give it lively random weights, export it: (report text, gate ok, failure)."""
+    import keras
+    import numpy as np
+
+    import netspec
+    from netspec.export import export
+    from netspec.export.quantize import describe_inputs, generate
+    from netspec.export.targets import BUILTIN
+    from netspec.importing.importer import import_model, keras_app
+
+    plugins = []
+    if app.plugin:
+        (tmp / "convnext_layers.py").write_text(CONVNEXT_PLUGIN)
+        sys.path.insert(0, str(tmp))
+        __import__("convnext_layers")
+        plugins = ["convnext_layers.py"]
+    imported = import_model(keras_app(app.name, **app.kwargs), plugins=plugins)
+    text = imported.text if app.example_shape is None else with_example_shape(imported.text, app.example_shape)
+    path = tmp / f"{app.id}.yaml"
+    path.write_text(text)
+    spec = netspec.load(path, trust_plugins=app.plugin)
+    keras.utils.set_random_seed(0)
+    model = spec.build()
+    infos = describe_inputs(model)
+    if app.example_shape is None:
+        sample = generate(infos, 8, seed=5)
+    else:  # generated inputs are 8 wide where a dimension is unknown: use the size the export proves
+        sample = {infos[0].name: np.random.default_rng(5).uniform(-1, 1, (8, *app.example_shape)).astype("float32")}
+    lively(model, sample)
+    weights = tmp / "lively.weights.h5"
+    model.save_weights(weights)
+    out = tmp / f"{app.id}{BUILTIN[app.target].suffix}"
+    try:
+        report = export(spec, BUILTIN[app.target], out, weights=str(weights), latency=False)
+    except netspec.NetspecError as e:
+        return "", False, str(e)
+    return report.text(), report.gate.ok and out.is_file(), None
+
+
+CASES_BY_ID = {c.id: c for c in CASES}
+
+
+def run(app: App, tmp: Path) -> tuple[str, bool, str | None]:
+    if not app.plugin:
+        return export_app(app, tmp)
+    code = CHILD.format(tests=str(Path(__file__).parent), id=app.id, tmp=str(tmp))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got["text"], got["ok"], got["failure"]
+
+
+@pytest.mark.parametrize("app", CASES, ids=[c.id for c in CASES])
+def test_family_member_passes_the_gate(keras, tmp_path, app):
+    text, ok, failure = run(app, tmp_path)
+    assert ok and failure is None, failure
+    if app.example_shape is not None:  # a dynamic input: proven at two sizes, and the report says which
+        sizes = proven_sizes(text)
+        assert len(sizes) >= 2, text
+        assert "x".join(map(str, app.example_shape[:2])) in sizes, text
