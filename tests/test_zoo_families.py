@@ -60,9 +60,9 @@ def with_example_shape(spec_text: str, shape: tuple) -> str:
 
 
 def proven_sizes(report_text: str) -> set[str]:
-    """The sizes (``96x96``) the report says the export was proven at, on its lines naming "proven"."""
-    lines = [ln for ln in report_text.splitlines() if "proven" in ln]
-    return {m for ln in lines for m in re.findall(r"\b\d+x\d+\b", ln)}
+    """The sizes (``96x96``) the report says the export was proven at: "proven at (96, 96, 3) and (64, 64, 3)"."""
+    lines = [ln for ln in report_text.splitlines() if "proven at" in ln]
+    return {f"{h}x{w}" for ln in lines for h, w in re.findall(r"\((\d+), (\d+), \d+\)", ln)}
 
 
 # -- the export, in this process or (for a plugin) in its own ------------------------------------------
