@@ -141,6 +141,7 @@ def _onnx_finish(proto, target: Target, calib: Arrays | None, metadata: Mapping[
 
         proto = to_fp16(onnx.ModelProto.FromString(proto.SerializeToString()))  # the float model stays whole
     elif target.precision == "int8":
+        assert calib is not None  # the pipeline makes calibration arrays for every int8 target
         proto = quantize.quantize_onnx(proto, calib, target.batch_size,
                                        method=CALIBRATION_METHODS[target.calibration.method],
                                        per_channel=target.per_channel, keep_float=target.keep_float)

@@ -186,7 +186,11 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         report.rewrites = list(rewrites)
         artifact = fmt.convert(model, names, target, calib)
     if fmt.embeds_metadata:
-        report.metadata = spec_metadata(spec, target) if spec is not None else keras_file_metadata(source)
+        if spec is not None:
+            report.metadata = spec_metadata(spec, target)
+        else:
+            assert isinstance(source, (str, Path))  # load_model returns no spec only for a .keras path
+            report.metadata = keras_file_metadata(source)
     float_artifact = artifact  # fp16/int8 failures are located against it
     artifact = fmt.finish(artifact, target, calib, report.metadata)
     report.seconds["convert"] = time.perf_counter() - t0
@@ -402,6 +406,7 @@ def real_samples(spec: ExportSpec | None, load_arrays: LoadArrays | None) -> dic
 
 def _gate_message(report: ExportReport, spec) -> str:
     gate = report.gate
+    assert gate is not None  # only called for a failed gate, which _export stores in the report first
     text = f"export to {report.file} failed its verification gate ({report.target.name}): {gate.failure}; nothing written"
     if gate.diverging and gate.diverging.get("node") is None:
         text += f"\n  ({gate.diverging['note']})"

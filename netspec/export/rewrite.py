@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from .compat import AUGMENTATION, EXPRESSION_REWRITES, REWRITES
 
@@ -94,7 +94,8 @@ def export_rewrites(model, fmt: str) -> Iterator[list[str]]:
     from ..expressions.check import export_caveats
 
     wanted = REWRITES.get(fmt, frozenset())
-    swaps = {}
+    # activation -> (its replacement, what it is, the exported form); gelu and celu take different extra arguments
+    swaps: dict[Callable[..., Any], tuple[Callable[..., Any], str, str]] = {}
     if "gelu" in wanted:
         swaps[keras.activations.gelu] = (erf_gelu, "exact gelu", "0.5*x*(1+erf(x/sqrt(2)))")
     if "celu" in wanted:

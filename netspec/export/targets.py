@@ -136,9 +136,10 @@ def spec_targets(spec: ExportSpec | None) -> dict[str, Target]:
     Raises:
         ExportError: a target's fields do not fit together (located in the YAML).
     """
-    section = spec.section("export") if spec is not None else None
     out: dict[str, Target] = {}
-    for name, raw in (section or {}).items():
+    if spec is None:
+        return out
+    for name, raw in (spec.section("export") or {}).items():
         out[name] = _from_section(spec, name, raw)
     return out
 
@@ -189,10 +190,10 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
                     per_channel=raw.get("per_channel", True), keep_float=tuple(raw.get("keep_float") or ()))
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
-        key, message = problem
-        if key == ("calibration", "samples") and "samples" not in cal:  # the default count: blame the int8
-            key = ("calibration",) if "calibration" in raw else ("precision",)
-        raise fail(key, message)
+        where_in, message = problem
+        if where_in == ("calibration", "samples") and "samples" not in cal:  # the default count: blame the int8
+            where_in = ("calibration",) if "calibration" in raw else ("precision",)
+        raise fail(where_in, message)
     return target
 
 
@@ -239,7 +240,9 @@ def sample_bytes(inputs, fixed: dict[str, tuple[int, ...]] | None = None) -> int
     total = 0
     for decl in inputs:
         n = _ITEMSIZE.get(decl.dtype, 4)
-        shape = (fixed or {}).get(getattr(decl, "name", None)) or getattr(decl, "example_shape", None) or decl.shape
+        name = getattr(decl, "name", None)  # test doubles and bare declarations may have no name
+        given = (fixed or {}).get(name) if name is not None else None
+        shape = given or getattr(decl, "example_shape", None) or decl.shape
         for d in shape:
             n *= GENERATED_UNKNOWN_DIM if d is None else d
         total += n
@@ -322,6 +325,8 @@ def with_overrides(target: Target, *, opset: int | None = None, batch_size: int 
                               f"Received: {opset}")
         changes["opset"] = opset
     if batch_size != "keep":
+        # "keep" is the only string: the CLI passes an int from --batch-size, or None for 'dynamic'
+        assert not isinstance(batch_size, str), batch_size
         if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ExportError(f"--batch-size must be 1-{MAX_BATCH_SIZE} or 'dynamic'. Received: {batch_size}")
         changes["batch_size"] = batch_size

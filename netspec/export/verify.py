@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -114,8 +114,15 @@ class GateResult:
 
 def top1_totals(runs: list[Parity]) -> tuple[float, int]:
     """(decisions kept, decisions counted) over comparisons of one output."""
-    counted = [p for p in runs if p.top1_decisive]
-    return sum(p.top1_agreement * p.top1_decisive for p in counted), sum(p.top1_decisive for p in counted)
+    kept: list[float] = []
+    counted: list[int] = []
+    for p in runs:
+        if p.top1_decisive:
+            # compare() sets top1_agreement whenever it sets top1_decisive
+            assert p.top1_agreement is not None
+            kept.append(p.top1_agreement * p.top1_decisive)
+            counted.append(p.top1_decisive)
+    return sum(kept), sum(counted)
 
 
 def compare(name: str, ref: np.ndarray, got: np.ndarray, precision: str, classifier: bool) -> Parity:
@@ -151,7 +158,7 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray, precision: str, classif
     return p
 
 
-def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict], batches: list[Arrays],
+def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict], batches: Sequence[Arrays],
              precision: str, classifiers: set[str], gate: GateResult) -> GateResult:
     """Compare ``run`` (the export) with ``reference`` (Keras) on each input batch; fills ``gate``.
 
@@ -314,13 +321,13 @@ def layer_of(onnx_node_name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def nodes_of_layers(proto, layers) -> dict[str, list[str]]:
+def nodes_of_layers(proto, layers: Iterable[str]) -> dict[str, list[str]]:
     """The ONNX nodes each Keras layer (spec node) in ``layers`` made, by layer name (see :func:`layer_of`)."""
     wanted = set(layers)
     out: dict[str, list[str]] = {}
     for node in proto.graph.node:
         layer = layer_of(node.name)
-        if layer in wanted:
+        if layer is not None and layer in wanted:
             out.setdefault(layer, []).append(node.name)
     return out
 
