@@ -117,8 +117,49 @@ def _quiet_tf2onnx():
             lg.setLevel(level)
 
 
+# tf2onnx relies on grappler to inline function calls; a call left in the graph becomes an ONNX node
+# "StatefulPartitionedCall" that no runtime has. Grappler does not inline calls marked for XLA
+# (``_XlaMustCompile`` on the call; freezing marks the callee ``_noinline`` too), and Keras's TF backend
+# compiles grouped convolutions (ConvNeXt's depthwise ``Conv2D(groups=...)``) and channels-first 3D
+# convolutions with ``tf.function(jit_compile=True)``; user layers may do the same. XLA is a choice of TF's
+# runtime, meaningless in ONNX: the marks are dropped and those calls inlined like any other.
+XLA_MARK = "_XlaMustCompile"
+
+
+def drop_xla_marks(graph_def):
+    """Unmark XLA-compiled calls in ``graph_def`` (in place) so grappler inlines them; other calls are left alone."""
+    bodies = list(graph_def.library.function)
+    callees = set()
+    for node in [*graph_def.node, *(n for f in bodies for n in f.node_def)]:
+        if XLA_MARK in node.attr:
+            del node.attr[XLA_MARK]
+            if "f" in node.attr:
+                callees.add(node.attr["f"].func.name)
+    for func in bodies:
+        if func.signature.name in callees or XLA_MARK in func.attr:
+            for key in (XLA_MARK, "_noinline"):
+                if key in func.attr:
+                    del func.attr[key]
+    return graph_def
+
+
+@contextlib.contextmanager
+def _inline_xla_calls():
+    """tf2onnx with XLA-compiled calls inlined: hooks its frozen-graph fix-up, which runs before grappler."""
+    from tf2onnx import tf_loader
+
+    fix = tf_loader.fix_freezing_errors_part2
+    tf_loader.fix_freezing_errors_part2 = lambda graph_def: drop_xla_marks(fix(graph_def))
+    try:
+        yield
+    finally:
+        tf_loader.fix_freezing_errors_part2 = fix
+
+
 def to_onnx(model, names: IONames, target: Target):
     """Convert with tf2onnx ``from_function`` at ``target.opset``; names the dynamic dimensions.
+
+    Calls that Keras or a user layer compiles with XLA are inlined (:func:`drop_xla_marks`).
 
     Returns:
         The fp32 ``onnx.ModelProto`` (unchecked: the gate checks it).
@@ -130,7 +171,7 @@ def to_onnx(model, names: IONames, target: Target):
 
     serve, sig = serving_function(model, names, target.batch_size, target.input_shape)
     try:
-        with _quiet_tf2onnx():
+        with _quiet_tf2onnx(), _inline_xla_calls():
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=sig, opset=target.opset)
     except Exception as e:
         raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {str(e)[:300]}") from e

@@ -30,41 +30,83 @@ class InputInfo:
     shape: tuple  # without batch; None for unknown
     dtype: str
     high: int | None = None  # exclusive upper bound of integer inputs (Embedding input_dim, ...)
+    range: tuple[float, float] | None = None  # float inputs: what the stem expects (see expected_range)
 
 
 def describe_inputs(model) -> list[InputInfo]:
-    """The model's inputs, with integer bounds read from the layers that consume them."""
+    """The model's inputs, with integer bounds and float ranges read from the layers that consume them."""
     out = []
     for tensor in model.inputs:
-        high = None
+        high = value_range = None
+        consumers = _consumers(model, tensor)
         if "int" in str(tensor.dtype):
-            high = _consumer_bound(model, tensor)
-        out.append(InputInfo(tensor.name, tuple(tensor.shape)[1:], str(tensor.dtype), high))
+            high = _consumer_bound(consumers)
+        elif "float" in str(tensor.dtype) and len(consumers) == 1:
+            value_range = expected_range(consumers[0])
+        out.append(InputInfo(tensor.name, tuple(tensor.shape)[1:], str(tensor.dtype), high, value_range))
     return out
 
 
-def _consumer_bound(model, tensor) -> int | None:
+def _consumers(model, tensor) -> list:
     from ..kerasapi import inbound_nodes
 
-    for layer in model.layers:
-        for node in inbound_nodes(layer):
-            if any(t is tensor for t in node.input_tensors):
-                for attr in ("input_dim", "num_tokens", "num_bins"):
-                    value = getattr(layer, attr, None)
-                    if isinstance(value, int) and value > 0:
-                        return value
+    return [layer for layer in model.layers
+            if any(any(t is tensor for t in node.input_tensors) for node in inbound_nodes(layer))]
+
+
+def _consumer_bound(consumers: list) -> int | None:
+    for layer in consumers:
+        for attr in ("input_dim", "num_tokens", "num_bins"):
+            value = getattr(layer, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
     return None
+
+
+def expected_range(layer) -> tuple[float, float] | None:
+    """The input range a preprocessing stem was written for, or None (then generated floats are in [-1, 1]).
+
+    ``keras.applications`` models that include their preprocessing (MobileNetV3, EfficientNet,
+    EfficientNetV2, ConvNeXt, RegNet, ResNetRS) take pixels in [0, 255]. Fed [-1, 1], their stem
+    turns the inputs into a near-constant (MobileNetV3's ``Rescaling(1/127.5, offset=-1)`` gives
+    [-1.008, -0.992]): the int8 calibration then spends its 256 levels on a range the inputs never
+    span (measured on MobileNetV3Small: max error 0.83 of the output range, against 0.19 fed pixels),
+    and the gate compares outputs of inputs no user feeds. So:
+
+    - ``Rescaling(scale, offset)``: the inputs it maps onto [-1, 1] (an offset) or [0, 1] (none);
+    - ``Normalization(mean, variance)``: the uniform distribution with that mean and variance
+      (``mean +- sqrt(3 * variance)``), over all channels.
+    """
+    name = type(layer).__name__
+    try:
+        if name == "Rescaling":
+            scale, offset = float(np.asarray(layer.scale)), float(np.asarray(layer.offset))
+            if scale == 0:
+                return None
+            lo, hi = (-1.0, 1.0) if offset != 0 else (0.0, 1.0)
+            ends = sorted(((lo - offset) / scale, (hi - offset) / scale))
+        elif name == "Normalization" and getattr(layer, "mean", None) is not None:
+            mean = np.asarray(layer.mean, dtype=np.float64)
+            half = np.sqrt(3.0 * np.maximum(np.asarray(layer.variance, dtype=np.float64), 0.0))
+            ends = [float((mean - half).min()), float((mean + half).max())]
+        else:
+            return None
+    except (TypeError, ValueError):  # a per-channel scale, an unbuilt layer: no range to read
+        return None
+    if not all(np.isfinite(ends)) or ends[1] <= ends[0]:
+        return None
+    return float(ends[0]), float(ends[1])
 
 
 def generate(inputs: list[InputInfo], n: int, seed: int, value_range: tuple[float, float] | None = None) -> dict:
     """``n`` seeded samples shaped and typed from the declared inputs.
 
-    Float inputs are uniform in ``value_range`` (default [-1, 1]); integer inputs uniform in
+    Float inputs are uniform in ``value_range``, else in the range the input's stem expects
+    (``InputInfo.range``), else in [-1, 1]; integer inputs uniform in
     [0, bound) where a consumer (Embedding, CategoryEncoding) gives the bound, else [0, 10);
     booleans are fair coin flips.
     """
     rng = np.random.default_rng(seed)
-    low, high = value_range or DEFAULT_RANGE
     out = {}
     for info in inputs:
         shape = feed_dims(info.shape, n)  # the sizes the export budget costs (netspec.budget)
@@ -76,6 +118,7 @@ def generate(inputs: list[InputInfo], n: int, seed: int, value_range: tuple[floa
         elif "int" in info.dtype:
             out[info.name] = rng.integers(0, info.high or 10, size=shape).astype(info.dtype)
         else:
+            low, high = value_range or info.range or DEFAULT_RANGE
             out[info.name] = rng.uniform(low, high, size=shape).astype(info.dtype)
     return out
 
@@ -105,7 +148,10 @@ def calibration_arrays(spec, inputs: list[InputInfo], calibration: Calibration,
         return x, f"{len(next(iter(x.values())))} samples of the spec's training data"
     x = generate(inputs, calibration.samples, calibration.seed, calibration.range)
     low, high = calibration.range or DEFAULT_RANGE
-    return x, f"{calibration.samples} generated samples (seed {calibration.seed}, floats in [{low:g}, {high:g}])"
+    stems = [] if calibration.range else [i for i in inputs if i.range is not None and "float" in i.dtype]
+    where = "".join(f"; {i.name} in [{i.range[0]:g}, {i.range[1]:g}], what its stem expects"
+                    for i in stems if i.range is not None)
+    return x, f"{calibration.samples} generated samples (seed {calibration.seed}, floats in [{low:g}, {high:g}]{where})"
 
 
 def heldout_arrays(spec, load_arrays: Callable | None = None):
