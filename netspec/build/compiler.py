@@ -260,8 +260,13 @@ class Builder:
 
             check_input_spec(node, self)
         call_in: Any  # keyword tensors, one tensor, or a list of them
-        if isinstance(node.inputs, dict):
-            call_in = {k: self.tensor(r, node) for k, r in node.inputs.items()}
+        if isinstance(node.inputs, dict):  # a keyword bound to a list of refs takes a list of tensors
+            call_in = {k: [self.tensor(x, node) for x in r] if isinstance(r, list) else self.tensor(r, node)
+                       for k, r in node.inputs.items()}
+            if node.kind != "expr":
+                from .recurrent import check_initial_state
+
+                check_initial_state(node, layer, call_in, self)
         else:
             seq = [self.tensor(r, node) for r in node.inputs]
             call_in = seq[0] if len(seq) == 1 else seq
