@@ -81,6 +81,9 @@ def check_arguments(p: ArgumentParser) -> None:
     spec_arguments(p)
     data_root_argument(p)
     budget_arguments(p)
+    p.add_argument("--no-run", action="store_true",
+                   help="skip calling the built model once on a generated batch (one forward pass within the "
+                        "activation budget; skip it for very large models)")
 
 
 def cmd_check(args: Namespace) -> int:
@@ -88,7 +91,7 @@ def cmd_check(args: Namespace) -> int:
     report = Reporter.for_args(args)
     quiet_tensorflow()
     spec = load_spec(args)
-    result = spec.check(budget(args))
+    result = spec.check(budget(args), run=not args.no_run)
     report.warnings(result.warnings)
     report.result(result.table(), {"ok": True, "file": str(args.spec), **result.to_dict()})
     return EXIT_OK
