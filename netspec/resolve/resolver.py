@@ -299,7 +299,7 @@ class Resolver:
                                      "variable is one tensor (name one: ref.K or ref.out_name)",
                                      e.path + ("in", key), ctx=ctx)
             text = raw["expr"]
-            variables: dict[str, Ref] = ({k: r for k, r in refs.items() if isinstance(r, Ref)}
+            variables: dict[str, Ref | list[Ref]] = (dict(refs)
                                          if isinstance(refs, dict) else {"x": refs[0]})
             node = Node(flat, "expr", None, {}, variables, e.path, self.src.value(e.path), ctx.scope, expr=text,
                         expr_names=local, instance_note=ctx.note)
