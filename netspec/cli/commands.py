@@ -135,7 +135,7 @@ def cmd_plot(args: Namespace) -> int:
     out = output_path(args, f"{spec.name}.svg", (".svg", ".png"), "a .svg or .png")
     check_size(spec)  # before TensorFlow and check(): a graph over plot's bound costs no build
     quiet_tensorflow()
-    result = spec.check(budget(args))
+    result = spec.check(budget(args), run=False)  # a picture needs shapes, not a run
     info = render_file(spec, result, out)
     report.warnings(result.warnings)
     report.result(f"wrote {out} ({info})", {"ok": True, "file": str(args.spec), "output": out})
