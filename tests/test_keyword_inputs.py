@@ -280,3 +280,20 @@ def test_cli_check_no_run(tmp_path, raises_on_values):
     ok = run_cli("check", str(spec), "--trust-plugins", "--no-run", "--format", "json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
+
+
+def test_first_batch_generates_every_numeric_dtype(keras):
+    result = netspec.load(textwrap.dedent("""\
+        netspec: 1
+        name: dtypes
+        inputs:
+          ids: {shape: [null], dtype: int32}
+          h: {shape: [4], dtype: bfloat16}
+          m: {shape: [4], dtype: bool}
+        nodes:
+          - {name: emb, type: Embedding, input_dim: 10, output_dim: 4, in: ids}
+          - {name: pool, type: GlobalAveragePooling1D}
+          - {name: hf, expr: "ops.cast(h, 'float32') + ops.cast(m, 'float32')", in: {h: h, m: m}}
+          - {name: s, type: Add, in: [pool, hf]}
+        """)).check()
+    assert result.warnings == [] and result.total_params == 40

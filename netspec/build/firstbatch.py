@@ -43,6 +43,8 @@ def prove_first_batch(compiled: Compiled, graph: Graph, source: SourceMap, budge
 
     if any(d.sparse for d in graph.inputs):
         return "the first batch was not run: sparse inputs are not generated"
+    if any(_kind(d.dtype) is None for d in graph.inputs):
+        return "the first batch was not run: string inputs are not generated"
     shapes = {d.name: _dims(d.shape, d.example_shape) for d in graph.inputs}
     batch = {d.name: d.batch_size or budget.batch for d in graph.inputs}
     problem = _symbolic_problem(compiled.model, graph, shapes, batch)
@@ -124,12 +126,24 @@ def _generate(graph: Graph, shapes: dict, batch: dict) -> list[Any]:
     out = []
     for d in graph.inputs:
         full = (batch[d.name], *shapes[d.name])
-        kind = np.dtype(d.dtype).kind if d.dtype not in ("bfloat16", "string") else "f"
-        if kind == "f":
+        if _kind(d.dtype) == "f":
             out.append(rng.standard_normal(full).astype(d.dtype if d.dtype != "bfloat16" else "float32"))
         else:
             out.append(np.zeros(full, dtype=d.dtype))
     return out
+
+
+def _kind(dtype: str) -> str | None:
+    """numpy's kind letter of an input dtype ("f" for bfloat16, fed as float32); None for strings."""
+    import numpy as np
+
+    if dtype == "bfloat16":
+        return "f"
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:
+        return None
+    return None if kind in "SUO" else kind
 
 
 def _pick(tensors: dict, ref: Ref) -> Any:
