@@ -297,3 +297,23 @@ def test_first_batch_generates_every_numeric_dtype(keras):
           - {name: s, type: Add, in: [pool, hf]}
         """)).check()
     assert result.warnings == [] and result.total_params == 40
+
+
+def test_lists_bind_block_inputs_and_other_keywords(keras):
+    result = netspec.load(textwrap.dedent("""\
+        netspec: 1
+        name: lists
+        inputs:
+          a: {shape: [4]}
+          b: {shape: [4]}
+        blocks:
+          cat:
+            inputs: [x]
+            nodes:
+              - {type: Concatenate}
+        nodes:
+          - {name: c, block: cat, in: {x: [a, b]}}
+          - {name: c2, type: Concatenate, in: {inputs: [a, b]}}
+          - {type: Add, in: [c, c2]}
+        """)).check()
+    assert result.rows[-1].shape == [8]
