@@ -61,6 +61,7 @@ class Value:
     """What a ref names: one or more tensors, each with an optional output name."""
 
     items: tuple[tuple[str | None, Ref], ...]
+    listed: bool = False  # written as a list in an `in:` mapping: a keyword gets a list even of one tensor
 
     @property
     def refs(self) -> list[Ref]:
@@ -96,7 +97,7 @@ class Node:
     kind: Literal["layer", "expr", "share"]
     type: str | None
     args: dict[str, Any]
-    inputs: list[Ref] | dict[str, Ref]
+    inputs: list[Ref] | dict[str, Ref | list[Ref]]
     path: tuple
     location: Location
     scope: tuple[str, ...] = ()
@@ -109,7 +110,9 @@ class Node:
 
     def input_refs(self) -> list[Ref]:
         """The node's inputs as a list, in call order (mapping values for keyword inputs)."""
-        return list(self.inputs.values()) if isinstance(self.inputs, dict) else list(self.inputs)
+        if isinstance(self.inputs, dict):  # a keyword bound to a list (initial_state) gives each of its refs
+            return [r for v in self.inputs.values() for r in (v if isinstance(v, list) else [v])]
+        return list(self.inputs)
 
 
 @dataclass

@@ -148,18 +148,33 @@ class Spec:
         """
         return self._compile(budget).model
 
-    def check(self, budget: Budget | None = None) -> CheckResult:
-        """Infer every node's shape and parameter count (builds the model).
+    def check(self, budget: Budget | None = None, run: bool = True) -> CheckResult:
+        """Infer every node's shape and parameter count (builds the model), and prove it runs.
+
+        Args:
+            budget: parameter and activation caps (default: from the machine's memory).
+            run: call the built model once on a generated batch of the declared shapes (one
+                forward pass, bounded by the activation budget; see :mod:`netspec.build.firstbatch`).
+                False skips it, for very large models.
 
         Raises:
-            NetspecError: as :meth:`build`.
+            NetspecError: as :meth:`build`; with ``run``, also a model that fails on its first
+                batch (located at the failing node).
         """
         compiled = self._compile(budget)
+        warnings = list(self.warnings)
+        if run:
+            from .build.compiler import DEFAULT_BUDGET
+            from .build.firstbatch import prove_first_batch
+
+            note = prove_first_batch(compiled, self.graph, self.document.source, budget or DEFAULT_BUDGET)
+            if note is not None:
+                warnings.append(note)
         model = compiled.model
         trainable = sum(int(_size(w)) for w in model.trainable_weights)
         non_trainable = sum(int(_size(w)) for w in model.non_trainable_weights)
         return CheckResult(self.name, compiled.rows, model.count_params(), trainable, non_trainable,
-                           list(self.warnings), list(self.graph.outputs))
+                           warnings, list(self.graph.outputs))
 
     def _compile(self, budget: Budget | None = None) -> Compiled:
         """Args: budget: a :class:`netspec.build.compiler.Budget` (parameter and activation caps)."""

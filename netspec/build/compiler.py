@@ -46,6 +46,7 @@ class Compiled:
     model: Any
     rows: list[Row]
     layers: dict[str, Any]
+    activation_bytes: int = 0  # node outputs and intermediates the budget priced, for Budget.batch samples
 
 
 def _shape(tensor) -> list:
@@ -219,7 +220,7 @@ class Builder:
         except Exception as e:  # Keras validates arguments in __init__ with ValueError/TypeError
             if is_allocation_failure(e):
                 raise  # build()'s allocation guard reports it as memory, not as the arguments
-            raise self.fail(node, f"{type_name} rejected its arguments: {_clean(e)}", cls=NetspecError, path=path) from None
+            raise self.fail(node, f"{type_name} rejected its arguments: {clean_message(e)}", cls=NetspecError, path=path) from None
 
     # -- build ------------------------------------------------------------------------------
 
@@ -260,8 +261,13 @@ class Builder:
 
             check_input_spec(node, self)
         call_in: Any  # keyword tensors, one tensor, or a list of them
-        if isinstance(node.inputs, dict):
-            call_in = {k: self.tensor(r, node) for k, r in node.inputs.items()}
+        if isinstance(node.inputs, dict):  # a keyword bound to a list of refs takes a list of tensors
+            call_in = {k: [self.tensor(x, node) for x in r] if isinstance(r, list) else self.tensor(r, node)
+                       for k, r in node.inputs.items()}
+            if node.kind != "expr":
+                from .recurrent import check_initial_state
+
+                check_initial_state(node, layer, call_in, self)
         else:
             seq = [self.tensor(r, node) for r in node.inputs]
             call_in = seq[0] if len(seq) == 1 else seq
@@ -276,7 +282,7 @@ class Builder:
                 raise  # build()'s allocation guard reports it as memory, not as the shapes
             what = node.type if node.kind == "layer" else ("shared " + layer.__class__.__name__
                                                           if node.kind == "share" else "expression")
-            raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {_clean(e)}") from None
+            raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {clean_message(e)}") from None
         given = {id(t) for t in self.keras.tree.flatten(call_in)}
         if any(id(t) in given for t in self.keras.tree.flatten(out)):
             # Keras re-labels the input as this layer's output, which makes the graph a cycle.
@@ -308,7 +314,7 @@ class Builder:
         try:
             return keras.Model(inputs=ins[0] if len(ins) == 1 else ins, outputs=outputs, name=self.graph.name)
         except Exception as e:  # every node was built; what is left is a graph Keras cannot map
-            raise NetspecError(f"Keras cannot make a model of this graph: {_clean(e)}",
+            raise NetspecError(f"Keras cannot make a model of this graph: {clean_message(e)}",
                                location=self.source.value(("nodes",))) from None
 
 
@@ -324,7 +330,7 @@ _CALL_NOISE = re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*")
 _NO_NAME = re.compile(r" with name 'None'")  # InputSpec errors name the input tensor, which has none here
 
 
-def _clean(e: Exception) -> str:
+def clean_message(e: Exception) -> str:
     """Keras's message without terminal colours, call-site boilerplate or argument dumps."""
     text = _ANSI.sub("", str(e))
     text = text.split("Arguments received by")[0]
@@ -484,4 +490,4 @@ def _build(b: Builder, graph: Graph, meter: _Meter) -> Compiled:
         kind = node.type or ("expr" if node.kind == "expr" else layer.__class__.__name__)
         rows.append(Row(node.name, kind, shape, 0 if shared else layer.count_params(), node.location.line,
                         node.scope, shared))
-    return Compiled(model, rows, b.layers)
+    return Compiled(model, rows, b.layers, meter.bytes)

@@ -194,11 +194,18 @@ class Resolver:
             return [ctx.default_in]
         raw_in = e.raw["in"]
         if isinstance(raw_in, dict):
-            return {k: self.lookup(self.value(v, e.path + ("in", k), ctx.names, ctx), ctx, e.path + ("in", k))
-                    for k, v in raw_in.items()}
+            return {k: self._keyword_value(ctx, v, e.path + ("in", k)) for k, v in raw_in.items()}
         items = raw_in if isinstance(raw_in, list) else [raw_in]
         sub = (lambda k: e.path + ("in", k)) if isinstance(raw_in, list) else (lambda k: e.path + ("in",))
         return [self.lookup(self.value(v, sub(k), ctx.names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
+
+    def _keyword_value(self, ctx: Ctx, raw: Any, path: tuple) -> Value:
+        """One value of an ``in:`` mapping: a ref, or a list of refs bound as one list (``[enc.1, enc.2]``)."""
+        if isinstance(raw, list):
+            items = [item for k, v in enumerate(raw)
+                     for item in self.lookup(self.value(v, path + (k,), ctx.names, ctx), ctx, path + (k,)).items]
+            return Value(tuple(items), listed=True)
+        return self.lookup(self.value(raw, path, ctx.names, ctx), ctx, path)
 
     def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value],
                       by_name: dict[str, Entry]) -> Value:
@@ -286,7 +293,14 @@ class Resolver:
             if isinstance(refs, list) and len(refs) > 1:
                 raise self.error("an expression with several inputs names them with an 'in:' mapping",
                                  e.path + ("in",), ctx=ctx)
-            text, variables = raw["expr"], refs if isinstance(refs, dict) else {"x": refs[0]}
+            for key, bound in (refs.items() if isinstance(refs, dict) else ()):
+                if isinstance(bound, list):
+                    raise self.error(f"expression variable {key!r} names {len(bound)} tensors; an expression "
+                                     "variable is one tensor (name one: ref.K or ref.out_name)",
+                                     e.path + ("in", key), ctx=ctx)
+            text = raw["expr"]
+            variables: dict[str, Ref | list[Ref]] = (dict(refs)
+                                         if isinstance(refs, dict) else {"x": refs[0]})
             node = Node(flat, "expr", None, {}, variables, e.path, self.src.value(e.path), ctx.scope, expr=text,
                         expr_names=local, instance_note=ctx.note)
             try:

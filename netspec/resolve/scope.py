@@ -173,8 +173,8 @@ def _refs_of(raw_in: Any, path: tuple) -> list[tuple[Any, tuple]]:
     """The ref strings written in an ``in`` value, with their paths."""
     if isinstance(raw_in, list):
         return [(v, path + (k,)) for k, v in enumerate(raw_in)]
-    if isinstance(raw_in, dict):
-        return [(v, path + (k,)) for k, v in raw_in.items()]
+    if isinstance(raw_in, dict):  # a keyword's value may be a list of refs (initial_state: [h, c])
+        return [pair for k, v in raw_in.items() for pair in _refs_of(v, path + (k,))]
     return [(raw_in, path)]
 
 
@@ -194,22 +194,25 @@ def _cycle(res: Resolving, ctx: Ctx, entries: list[Entry], stuck: set[int]) -> N
     return res.error(f"cycle in the graph: {text}", where, ctx=ctx)
 
 
-def flatten(inputs) -> list[Ref] | dict[str, Ref]:
-    """An entry's input Values as refs: a list, or a mapping name -> one ref."""
+def flatten(inputs) -> list[Ref] | dict[str, Ref | list[Ref]]:
+    """An entry's input Values as refs: a list, or a mapping name -> one ref or a list of refs.
+
+    A keyword bound to several tensors (a list, or a multi-output block) gets them as a list, which
+    is how Keras takes ``initial_state=[h, c]``.
+    """
     if isinstance(inputs, dict):
-        out: dict[str, Ref] = {}
+        out: dict[str, Ref | list[Ref]] = {}
         for key, value in inputs.items():
-            if len(value.items) != 1:
-                raise ResolveError(f"input {key!r} names {len(value.items)} tensors; name one")
-            out[key] = value.items[0][1]
+            out[key] = value.items[0][1] if len(value.items) == 1 and not value.listed else value.refs
         return out
     return [ref for value in inputs for ref in value.refs]
 
 
-def first_ref(refs: list[Ref] | dict[str, Ref]) -> Ref | None:
+def first_ref(refs: list[Ref] | dict[str, Ref | list[Ref]]) -> Ref | None:
     """The first input ref (the one ``in_shape`` describes)."""
     if isinstance(refs, dict):
-        return next(iter(refs.values()), None)
+        first = next(iter(refs.values()), None)
+        return (first[0] if first else None) if isinstance(first, list) else first
     return refs[0] if refs else None
 
 

@@ -74,7 +74,24 @@ def basic_defs(tensor_dtypes: list[str], policies: list[str]) -> dict:
         "dtype": {"enum": tensor_dtypes, "description": "A tensor dtype."},
         "dtypePolicy": {"enum": policies, "description": "A layer dtype policy: a dtype or a mixed policy."},
         "nodeName": described(NAME, "A unique name; default: the snake-case of the type (`conv2d`, `conv2d_1`)."),
-        "nodeIn": described(ref("refs"), "The node's inputs; default: the previous node's output."),
+        "nodeIn": {
+            "anyOf": [
+                ref("ref"),
+                {"type": "array", "items": ref("ref"), "minItems": 1},
+                {
+                    "type": "object",
+                    "propertyNames": NAME,
+                    "additionalProperties": {
+                        "anyOf": [ref("ref"), {"type": "array", "items": ref("ref"), "minItems": 1}],
+                        "description": "A ref, or a list of refs for a keyword that takes a list "
+                        "(`initial_state: [enc.1, enc.2]`).",
+                    },
+                    "minProperties": 1,
+                },
+            ],
+            "description": "The node's inputs: a ref, a list of refs, or a mapping name: ref or list of refs "
+            "(call keywords, expression variables, block inputs); default: the previous node's output.",
+        },
         "repeat": described(with_interp(INT(0)), "Apply the node N times in a chain; `${i}` is the index."),
         "when": described(with_interp(BOOL), "When false the node is left out and passes its input through."),
         "else": described(ref("ref"), "What a left-out node (`when: false`) passes through."),
