@@ -57,3 +57,107 @@ def test_integer_keys_elsewhere_still_refused():
           - {name: d, type: Dense, units: 4, 1: 2}
         """))
     assert "keys must be strings" in err.message
+
+
+# -- plugins forwarding **kwargs to their Keras base class ------------------------------------------------
+
+PLUGIN = '''\
+import keras
+import netspec
+
+
+@netspec.register_layer
+class EdgeScaledDense(keras.layers.Dense):
+    """Dense with a scaled output (the usual Keras idiom: **kwargs go to the base class)."""
+
+    def __init__(self, units, scale=1.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.scale = scale
+
+    def call(self, x):
+        return super().call(x) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@netspec.register_layer
+class EdgeWide(keras.layers.Dense):
+    """Passes the base class's required argument itself."""
+
+    def __init__(self, **kwargs):
+        super().__init__(64, **kwargs)
+
+
+@netspec.register_layer
+class EdgeClosed(keras.layers.Dense):
+    """No **kwargs: only its own arguments."""
+
+    def __init__(self, units):
+        super().__init__(units)
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("edge_plugins")
+    (base / "edge_plugins.py").write_text(PLUGIN, encoding="utf-8")
+    return base
+
+
+def plugin_spec(plugin_dir, node: str):
+    path = plugin_dir / "spec.yaml"
+    path.write_text(spec_text(f"""\
+        plugins: [edge_plugins.py]
+        inputs: {{x: [8]}}
+        nodes:
+          - {node}
+        """), encoding="utf-8")
+    return path
+
+
+def test_plugin_takes_its_base_class_arguments(keras, plugin_dir):
+    path = plugin_spec(plugin_dir, "{name: d, type: EdgeScaledDense, units: 4, scale: 2.0, activation: relu, "
+                                   "use_bias: false, kernel_initializer: {type: HeNormal, seed: 1}}")
+    model = netspec.load(path, trust_plugins=True).build()
+    layer = model.get_layer("d")
+    assert model.count_params() == 8 * 4 and layer.scale == 2.0
+    assert layer.activation is keras.activations.relu and not layer.use_bias
+    assert isinstance(layer.kernel_initializer, keras.initializers.HeNormal)
+
+
+def test_plugin_base_required_argument_passed_by_the_plugin(keras, plugin_dir):
+    model = netspec.load(plugin_spec(plugin_dir, "{name: d, type: EdgeWide, activation: tanh}"),
+                         trust_plugins=True).build()
+    assert model.count_params() == 8 * 64 + 64
+
+
+@pytest.mark.parametrize("node, kind, needle, hint", [
+    ("{name: d, type: EdgeScaledDense, units: 4, activaton: relu}",
+     "schema", "unknown argument 'activaton' for EdgeScaledDense", "did you mean 'activation'?"),
+    ("{name: d, type: EdgeScaledDense, units: 4, activation: 3}", "schema", "activation", None),
+    ("{name: d, type: EdgeScaledDense, activation: relu}",
+     "schema", "missing required argument 'units' for EdgeScaledDense", None),
+    ("{name: d, type: EdgeClosed, units: 4, activation: relu}",
+     "schema", "unknown argument 'activation' for EdgeClosed", None),
+])
+def test_plugin_base_arguments_are_checked(keras, plugin_dir, node, kind, needle, hint):
+    err = error_for(plugin_spec(plugin_dir, node), trust_plugins=True)
+    assert err.kind == kind and needle in err.message and err.line == 6
+    assert err.hint == hint or hint is None
+
+
+def test_plugin_schema_lists_the_base_class_arguments(keras, plugin_dir):
+    from netspec.schema import registry
+    from netspec.schema.catalog import load_schema
+    from netspec.schema.derive.nodes import with_user_layers
+
+    netspec.load(plugin_spec(plugin_dir, "{type: EdgeWide}"), trust_plugins=True)
+    schema = with_user_layers(load_schema(), registry.LAYERS)
+    scaled = schema["$defs"]["layer.EdgeScaledDense"]
+    core = schema["$defs"]["layer.Dense"]
+    assert scaled["properties"]["activation"] == core["properties"]["activation"]
+    assert {"scale", "units", "use_bias", "kernel_initializer", "trainable"} <= set(scaled["properties"])
+    assert scaled["required"] == ["type", "units"]
+    assert schema["$defs"]["layer.EdgeWide"]["required"] == ["type"]
+    assert "activation" not in schema["$defs"]["layer.EdgeClosed"]["properties"]

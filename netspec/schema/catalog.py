@@ -70,6 +70,9 @@ class Catalog:
     def arg_kind(self, name: str, arg: str) -> str | None:
         """``x-netspec-kind`` of a core layer argument (initializer, regularizer, layer, ...)."""
         if name not in self.core:
+            base = self.core_base_of(name, arg)
+            if base is not None:  # an argument a user layer forwards to its core Keras base class
+                return self.arg_kind(base, arg)
             # User layers: the Keras naming convention says which arguments are objects.
             for suffix in ("initializer", "regularizer", "constraint"):
                 if arg == suffix or arg.endswith("_" + suffix):
@@ -93,7 +96,31 @@ class Catalog:
             best, more = issues_of(instance, {"$ref": f"#/$defs/{LAYER_PREFIX}{name}"}, (), validator)
             return None if best is None else (best, more)
         issues = _check_signature(registry.LAYERS[name], args)
+        for key, value in args.items():  # arguments forwarded to a core base class: typed as there
+            base = self.core_base_of(name, key)
+            if base is None or issues or has_deferred(value):
+                continue
+            prop = self.layer_schema(base)["properties"][key]
+            best, _ = issues_of(_placeholder(value), prop, (key,), self.strict_validator)
+            if best is not None:
+                issues.append(best)
         return (issues[0], len(issues) - 1) if issues else None
+
+    def core_base_of(self, name: str, arg: str) -> str | None:
+        """The core layer whose argument ``arg`` user layer ``name`` takes through ``**kwargs``, if any.
+
+        ``class ScaledDense(keras.layers.Dense)`` forwarding ``**kwargs`` takes Dense's ``activation``;
+        its value is then checked, and deserialized, as Dense's is.
+        """
+        cls = registry.LAYERS.get(name)
+        if cls is None:
+            return None
+        for param, owner in registry.constructor_params(cls)[0]:
+            if param.name == arg and owner is not cls:
+                core = owner.__name__
+                ok = core in self.core and owner.__module__.startswith("keras.")
+                return core if ok and arg in self.layer_schema(core).get("properties", {}) else None
+        return None
 
 
 def _placeholder(value: Any) -> Any:
@@ -109,10 +136,12 @@ def _placeholder(value: Any) -> Any:
 
 def _check_signature(cls: type[object], args: dict[str, Any]) -> list[Issue]:
     """Unknown and missing constructor arguments of a user layer class."""
-    # cls is type[object] (a class object), so cls.__init__ reads as the class's constructor.
-    sig = inspect.signature(cls.__init__)
-    params = [p for p in list(sig.parameters.values())[1:]]
-    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    # Arguments of base classes that **kwargs reaches count; only the class's own can be required
+    # (it may pass a base's required argument itself: super().__init__(64, **kwargs)).
+    params = registry.constructor_params(cls)[0]
+    named = {p.name: p for p, _ in params}
+    first = next(k for k in cls.__mro__ if "__init__" in vars(k))  # the constructor cls(...) runs
+    own = {p.name for p, owner in params if owner is first}
     allowed = set(named) | set(BASE_ARGS)
     issues: list[Issue] = []
     for key in args:
@@ -121,6 +150,6 @@ def _check_signature(cls: type[object], args: dict[str, Any]) -> list[Issue]:
             issues.append(Issue((key,), f"unknown argument {short(key)} for {cls.__name__}", "additionalProperties",
                                 f"did you mean {match!r}?" if match else None, at_key=True))
     for p in named.values():
-        if p.default is inspect.Parameter.empty and p.name not in args:
+        if p.default is inspect.Parameter.empty and p.name in own and p.name not in args:
             issues.append(Issue((), f"missing required argument {p.name!r} for {cls.__name__}", "required"))
     return issues
