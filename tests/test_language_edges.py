@@ -161,3 +161,90 @@ def test_plugin_schema_lists_the_base_class_arguments(keras, plugin_dir):
     assert scaled["required"] == ["type", "units"]
     assert schema["$defs"]["layer.EdgeWide"]["required"] == ["type"]
     assert "activation" not in schema["$defs"]["layer.EdgeClosed"]["properties"]
+
+
+# -- Keras 2 argument names and wiring hints --------------------------------------------------------------
+
+@pytest.mark.parametrize("node, key, hint", [
+    ("{name: l, type: LeakyReLU, alpha: 0.2}", "alpha",
+     "alpha is the Keras 2 name of negative_slope: write negative_slope: 0.2"),
+    ("{name: e, type: Embedding, input_dim: 10, output_dim: 4, input_length: 8}", "input_length",
+     "Keras 3 ignores input_length (deprecated): remove it; the sequence length comes from the input's shape"),
+    ("{name: r, type: LSTM, units: 4, implementation: 1}", "implementation",
+     "Keras 3 ignores implementation (deprecated): remove it"),
+    ("{name: r, type: GRU, units: 4, implementation: 1}", "implementation",
+     "Keras 3 ignores implementation (deprecated): remove it"),
+    ("{name: r, type: Bidirectional, layer: {type: LSTM, units: 4, implementation: 1}}", "implementation",
+     "Keras 3 ignores implementation (deprecated): remove it"),
+    ("{name: d, type: Dense, units: 4, input_shape: [8]}", "input_shape",
+     "a spec declares shapes under inputs:, not on a layer; remove input_shape"),
+    ("{name: d, type: Dense, units: 4, input_dim: 8}", "input_dim",
+     "a spec declares shapes under inputs:, not on a layer; remove input_dim"),
+])
+def test_keras2_argument_names_get_a_hint(node, key, hint):
+    err = error_for(spec_text(f"""\
+        inputs: {{x: [8, 8]}}
+        nodes:
+          - {node}
+        """))
+    column = len("  - ") + node.index(f" {key}:") + 2  # 1-based, at the key
+    assert err.message == f"unknown key {key!r}" and (err.line, err.column) == (5, column)
+    assert err.json_path.endswith(f".{key}")
+    assert err.hint == hint
+
+
+def test_unknown_keys_without_a_keras2_name_keep_did_you_mean():
+    err = error_for(spec_text("""\
+        inputs: {x: [8]}
+        nodes:
+          - {name: l, type: LeakyReLU, negative_slop: 0.2}
+        """))
+    assert err.hint == "did you mean 'negative_slope'?"
+
+
+@pytest.mark.parametrize("wiring, message, hint", [
+    ("in: [x, x]", "'in:' gives a list of 2 inputs", "write in: {query: x, value: x}"),
+    ("in: [x, y, y]", "'in:' gives a list of 3 inputs", "write in: {query: x, value: y, key: y}"),
+    ("in: y", "'in:' gives one input", "write in: {query: y, value: y}"),
+    ("", "'in:' gives one input", "write in: {query: x, value: x}"),
+])
+def test_named_input_layers_given_a_list_get_the_mapping_form(wiring, message, hint):
+    node = "{name: a, type: MultiHeadAttention, num_heads: 2, key_dim: 8" + (", " + wiring if wiring else "") + "}"
+    err = error_for(spec_text(f"""\
+        inputs: {{x: [8, 16], y: [4, 16]}}
+        nodes:
+          - {{name: x2, type: Identity, in: x}}
+          - {node}
+        """))
+    # At the value of in:, or at the node that has none.
+    column = len("  - ") + node.index("in: ") + 5 if wiring else 5
+    assert err.kind == "resolve" and (err.line, err.column) == (6, column)
+    assert err.json_path == ("$.nodes[1].in" if wiring else "$.nodes[1]")
+    assert err.message == ("MultiHeadAttention takes its inputs by name (query, value and optionally key); "
+                           + message)
+    assert err.hint == hint
+
+
+def test_named_input_layers_accept_the_mapping(keras):
+    model = netspec.load(spec_text("""\
+        inputs: {x: [8, 16], y: [4, 16]}
+        nodes:
+          - {name: a, type: MultiHeadAttention, num_heads: 2, key_dim: 8, in: {query: x, value: y}}
+        """)).build()
+    assert tuple(model.output.shape) == (None, 8, 16)
+
+
+def test_named_inputs_table_matches_keras(keras):
+    """Every core layer whose call needs two named tensors (RNN cells aside: RNN calls them) is listed."""
+    import inspect
+
+    from netspec.schema.catalog import NAMED_INPUTS, Catalog
+
+    found = {}
+    for name in Catalog().core:
+        call = getattr(keras.layers, name).call
+        params = [p for p in list(inspect.signature(call).parameters.values())[1:]
+                  if p.kind is p.POSITIONAL_OR_KEYWORD]
+        if sum(p.default is p.empty for p in params) > 1 and not name.endswith(("Cell", "Cells")):
+            found[name] = tuple(p.name for p in params[:3])
+    assert found == NAMED_INPUTS

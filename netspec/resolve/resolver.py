@@ -313,6 +313,8 @@ class Resolver:
         if not catalog.known(type_name):
             raise self.error(f"unknown layer type {short(type_name)}", e.path + ("type",),
                              hint=hint_for(type_name, catalog.names()), ctx=ctx)
+        if isinstance(refs, list):
+            self._check_named_inputs(ctx, e, type_name, refs)
         args: dict[str, Any] = {}
         changed = False
         for key, raw_value in raw.items():
@@ -332,6 +334,17 @@ class Resolver:
                                   hint=best.hint, more=more)
         return Node(flat, "layer", type_name, args, refs, e.path, self.src.value(e.path), ctx.scope,
                     instance_note=ctx.note)
+
+    def _check_named_inputs(self, ctx: Ctx, e: Entry, type_name: str, refs: list[Ref]) -> None:
+        """A layer whose call takes named tensors (MultiHeadAttention) given a list or one ref: say the form."""
+        from ..schema.catalog import named_inputs_hint
+
+        written = e.raw.get("in")
+        items = written if isinstance(written, list) else [written] if written is not None else []
+        given = [v for v in items if isinstance(v, str)]
+        found = named_inputs_hint(type_name, given if len(given) == len(items) and given else ["x"] * len(refs))
+        if found is not None:
+            raise self.error(found[0], e.path + ("in",) if "in" in e.raw else e.path, hint=found[1], ctx=ctx)
 
     def _add(self, node: Node, ctx: Ctx) -> None:
         if node.name in self.flat:

@@ -16,6 +16,51 @@ from .validator import Validator
 # Base-Layer keyword arguments a spec may pass to user layers as well as core ones.
 BASE_ARGS = ("trainable", "dtype")
 
+# Keras 2 argument names that Keras 3 still takes through **kwargs (a survey of `kwargs.pop(` in
+# keras/src/layers), and what a spec writes instead. The schema refuses them as unknown keys; these
+# hints say why. `{value}` is the value the spec gave.
+RENAMED_ARGS: dict[tuple[str, str], str] = {
+    ("LeakyReLU", "alpha"): "alpha is the Keras 2 name of negative_slope: write negative_slope: {value}",
+    ("Embedding", "input_length"): "Keras 3 ignores input_length (deprecated): remove it; the sequence length "
+                                   "comes from the input's shape",
+    ("LSTM", "implementation"): "Keras 3 ignores implementation (deprecated): remove it",
+    ("GRU", "implementation"): "Keras 3 ignores implementation (deprecated): remove it",
+    ("LSTMCell", "implementation"): "Keras 3 ignores implementation (deprecated): remove it",
+    ("GRUCell", "implementation"): "Keras 3 ignores implementation (deprecated): remove it",
+    ("*", "input_shape"): "a spec declares shapes under inputs:, not on a layer; remove input_shape",
+    ("*", "input_dim"): "a spec declares shapes under inputs:, not on a layer; remove input_dim",
+    ("*", "batch_input_shape"): "a spec declares shapes under inputs: (batch_size for a fixed batch); "
+                                "remove batch_input_shape",
+}
+
+# Core layers whose call takes its tensors by name (two required: a list or a single ref is a
+# wiring mistake); tests/test_language_edges.py checks this against the installed Keras.
+NAMED_INPUTS: dict[str, tuple[str, ...]] = {
+    "MultiHeadAttention": ("query", "value", "key"),
+    "GroupQueryAttention": ("query", "value", "key"),
+}
+
+
+def renamed_arg_hint(layer_type: object, key: object, value: object) -> str | None:
+    """The hint for a Keras 2 argument name ``key`` that ``layer_type`` refuses, or None."""
+    if not isinstance(layer_type, str) or not isinstance(key, str):
+        return None
+    text = RENAMED_ARGS.get((layer_type, key)) or RENAMED_ARGS.get(("*", key))
+    return text.format(value=short(value)) if text else None
+
+
+def named_inputs_hint(layer_type: str, given: list[str]) -> tuple[str, str] | None:
+    """(message, hint) when ``layer_type`` takes named inputs but was given ``given`` as a list or one ref."""
+    names = NAMED_INPUTS.get(layer_type)
+    if names is None:
+        return None
+    refs = given if 1 < len(given) <= len(names) else [given[0] if len(given) == 1 else "x"] * 2
+    mapping = ", ".join(f"{n}: {r}" for n, r in zip(names, refs))
+    what = f"a list of {len(given)} inputs" if len(given) > 1 else "one input"
+    message = (f"{layer_type} takes its inputs by name ({', '.join(names[:2])} and optionally {names[2]}); "
+               f"'in:' gives {what}")
+    return message, f"write in: {{{mapping}}}"
+
 
 class Catalog:
     """What a spec may name as ``type:``, and how its arguments are checked."""
