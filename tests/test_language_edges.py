@@ -248,3 +248,88 @@ def test_named_inputs_table_matches_keras(keras):
         if sum(p.default is p.empty for p in params) > 1 and not name.endswith(("Cell", "Cells")):
             found[name] = tuple(p.name for p in params[:3])
     assert found == NAMED_INPUTS
+
+
+# -- expression functions of public examples: ops.arange, ops.image.extract_patches, ops.image.resize -------
+
+EXPR_SPEC = """\
+netspec: 1
+name: edge_exprs
+inputs: {tokens: {shape: [16], dtype: int32}, image: [32, 32, 3], skip: [16, 16, 2]}
+nodes:
+  - {name: tok, type: Embedding, input_dim: 100, output_dim: 8, in: tokens}
+  - {name: pos_ids, expr: "ops.arange(in_shape[0])", in: tokens}
+  - {name: pos, type: Embedding, input_dim: 16, output_dim: 8, in: pos_ids}
+  - {name: embedded, expr: "t + p", in: {t: tok, p: pos}}
+  - {name: patches, expr: "ops.image.extract_patches(x, 8)", in: image, output_shape: [4, 4, 192]}
+  - {name: tokens_of_patches, expr: "ops.reshape(x, [-1, 16, 192])", in: patches}
+  - {name: steps, expr: "x[:, 0, :4] * ops.arange(0.0, 1.0, 0.25, dtype='float32')", in: tokens_of_patches}
+  - {name: up, expr: "ops.image.resize(x, [in_shape[0] * 2, in_shape[1] * 2])", in: skip}
+  - {name: down, expr: "ops.image.resize(x, [32, 32], interpolation='nearest')", in: image}
+  - {name: fused, type: Concatenate, in: [up, down]}
+outputs: [embedded, tokens_of_patches, steps, fused]
+"""
+
+
+def test_new_expression_functions_compute_what_keras_computes(keras):
+    import numpy as np
+
+    model = netspec.load(EXPR_SPEC).build()
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 100, size=(2, 16)).astype("int32")
+    image = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    skip = rng.normal(size=(2, 16, 16, 2)).astype("float32")
+    out = dict(zip(["embedded", "tokens_of_patches", "steps", "fused"], model.predict([tokens, image, skip], verbose=0)))
+    table = model.get_layer("pos").embeddings.numpy()
+    words = model.get_layer("tok").embeddings.numpy()
+    np.testing.assert_allclose(out["embedded"], words[tokens] + table[None, :16], rtol=1e-6)
+    # Patch k (row-major) is the 8x8x3 block at (k // 4, k % 4), flattened (row, column, channel).
+    block = image[:, 8:16, 16:24, :].reshape(2, -1)
+    np.testing.assert_allclose(out["tokens_of_patches"][:, 4 + 2], block, rtol=1e-6)
+    first = image[:, :8, :8, :].reshape(2, -1)[:, :4]
+    np.testing.assert_allclose(out["steps"], first * [0, 0.25, 0.5, 0.75], rtol=1e-6)
+    assert out["fused"].shape == (2, 32, 32, 5)
+
+
+@pytest.mark.slow
+def test_new_expression_functions_pass_the_onnx_gate(keras, tmp_path):
+    import onnx
+
+    from netspec.export import export
+    from netspec.export.targets import BUILTIN
+
+    report = export(netspec.load(EXPR_SPEC), BUILTIN["onnx-cpu"], tmp_path / "e.onnx", latency=False)
+    assert report.gate.ok
+    assert {p.output for p in report.gate.parity} == {"embedded", "tokens_of_patches", "steps", "fused"}
+    assert all(p.max_abs_error <= p.bound for p in report.gate.parity)
+    ops = {n.op_type for n in onnx.load(tmp_path / "e.onnx").graph.node}
+    assert {"Conv", "Resize"} <= ops  # extract_patches is a convolution with an identity kernel
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("ops.arange(0, 10, 0)", "ops.arange needs a step other than 0"),
+    ("ops.arange(2 ** 21)", "ops.arange makes 2,097,152 values; at most 1,048,576 are allowed"),
+    ("ops.arange(0, 2 ** 22, 2)", "ops.arange makes 2,097,152 values"),
+    ("ops.arange(x)", "argument 'start' of ops.arange must be a constant"),
+    ("ops.image.extract_patches(x, 0)", "argument 'size' of ops.image.extract_patches must be"),
+    ("ops.image.resize(x, [8, 8], interpolation='bicubic')", "argument 'interpolation' of ops.image.resize"),
+    ("ops.image.nope(x)", "unknown function 'ops.image.nope'"),
+    ("ops.nn.relu(x)", "only ops.<function>(...) and activations.<function>(...) may be called"),
+])
+def test_new_expression_functions_are_checked(text, needle):
+    from netspec.errors import ExpressionError
+    from netspec.expressions.check import check
+
+    with pytest.raises(ExpressionError) as info:
+        check(text, ["x"], {})
+    assert needle in info.value.message
+
+
+def test_arange_sized_by_a_shape_is_checked_when_built(keras):
+    err = error_for(spec_text("""\
+        inputs: {x: [2000000]}
+        nodes:
+          - {name: ids, expr: "ops.arange(in_shape[0])"}
+        """), stage="check")
+    assert err.kind == "expression" and (err.line, err.column) == (5, 24)
+    assert "ops.arange makes 2,000,000 values" in err.message
