@@ -333,3 +333,88 @@ def test_arange_sized_by_a_shape_is_checked_when_built(keras):
         """), stage="check")
     assert err.kind == "expression" and (err.line, err.column) == (5, 24)
     assert "ops.arange makes 2,000,000 values" in err.message
+
+
+# -- `when:` that reads shapes ------------------------------------------------------------------------------
+
+RESIDUAL = """\
+netspec: 1
+name: residual
+inputs: {image: [16, 16, 3]}
+blocks:
+  res:
+    inputs: [x]
+    params: {filters: 16}
+    nodes:
+      - {name: a, type: Conv2D, filters: $filters, kernel_size: 3, padding: same, activation: relu, in: x}
+      - {name: b, type: Conv2D, filters: $filters, kernel_size: 3, padding: same}
+      - {name: proj, type: Conv2D, filters: $filters, kernel_size: 1, in: x, when: "${in_shape[-1] != filters}"}
+      - {name: sum, type: Add, in: [b, proj]}
+nodes:
+  - {name: stem, type: Conv2D, filters: 16, kernel_size: 3, padding: same, in: image}
+  - {name: r1, block: res, filters: 16}
+  - {name: r2, block: res, filters: 32}
+  - {name: r3, block: res, filters: 32}
+  - {name: r4, block: res, filters: 64}
+"""
+
+
+def test_when_reading_shapes_projects_only_when_the_width_changes(keras):
+    L = keras.layers
+    x = inp = keras.Input((16, 16, 3))
+    x = L.Conv2D(16, 3, padding="same")(x)
+    for filters in (16, 32, 32, 64):
+        y = L.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        y = L.Conv2D(filters, 3, padding="same")(y)
+        skip = L.Conv2D(filters, 1)(x) if x.shape[-1] != filters else x
+        x = L.Add()([y, skip])
+    reference = keras.Model(inp, x)
+    model = netspec.load(RESIDUAL).build()
+    assert model.count_params() == reference.count_params()
+    names = {layer.name for layer in model.layers}
+    assert {"r2_proj", "r4_proj"} <= names and not {"r1_proj", "r3_proj"} & names
+    result = netspec.load(RESIDUAL).check()
+    assert [row.name for row in result.rows if row.name.endswith("_proj")] == ["r2_proj", "r4_proj"]
+
+
+@pytest.mark.parametrize("width, params", [
+    (16, 16 * 16),  # shape(first)[-1] == 16: left out, `out` adds `first` to its own input
+    (8, 8 * 16 + 8 * 16 + 16),  # 8 != 16: the projection is built
+])
+def test_when_reads_shape_of_a_ref_and_passes_else(keras, width, params):
+    model = netspec.load(spec_text(f"""\
+        inputs: {{x: [{width}]}}
+        nodes:
+          - {{name: first, type: Dense, units: 16, use_bias: false}}
+          - {{name: proj, type: Dense, units: 16, in: x, when: "${{shape(x)[-1] != shape(first)[-1]}}", else: x}}
+          - {{name: out, type: Add, in: [first, proj]}}
+        """)).build()
+    assert model.count_params() == params
+
+
+@pytest.mark.parametrize("node, stage, where, needle", [
+    ('{name: p, type: Dense, units: 4, when: "${in_shape[-1]}"}', "check", (6, 44),
+     "node 'p': when must be a boolean. Received: when=8"),
+    ('{name: p, block: fc, when: "${in_shape[-1] > 2}"}', "load", (6, 32),
+     "a when: that reads shapes is decided at build time, so it cannot leave out a block instance"),
+])
+def test_when_reading_shapes_errors(node, stage, where, needle):
+    err = error_for(spec_text(f"""\
+        inputs: {{x: [8]}}
+        blocks: {{fc: {{inputs: [x], nodes: [{{type: Dense, units: 4}}]}}}}
+        nodes:
+          - {node}
+        """), stage=stage)
+    assert needle in err.message and (err.line, err.column) == where
+    assert err.json_path == "$.nodes[0].when"
+
+
+def test_when_reading_shapes_on_repeated_instances(keras):
+    model = netspec.load(spec_text("""\
+        inputs: {x: [4]}
+        nodes:
+          - {name: grow, type: Dense, units: "${4 * (i + 1)}", repeat: 4, when: "${in_shape[-1] < 12}"}
+        """)).build()
+    # 4 -> 4 (i=0), 4 -> 8 (i=1), 8 -> 12 (i=2); i=3 sees 12 and is left out.
+    assert [layer.name for layer in model.layers[1:]] == ["grow_0", "grow_1", "grow_2"]
+    assert tuple(model.output.shape) == (None, 12)
