@@ -420,7 +420,9 @@ def export_caveats(text: str) -> list[tuple[int, str]]:
     while stack:
         node = stack.pop()
         stack.extend(ast.iter_child_nodes(node))
-        qual = dotted(node.func) if isinstance(node, ast.Call) else None
+        if not isinstance(node, ast.Call):
+            continue
+        qual = dotted(node.func)
         if qual is None:
             continue
         fn = FUNCTIONS.get(qual)

@@ -249,6 +249,7 @@ class Resolver:
     def _when(self, ctx: Ctx, e: Entry, raw: dict, current, names: Mapping[str, Any]) -> Any:
         """A node's ``when:``: a boolean now, or a DeferredArg when it reads shapes (decided at build)."""
         path = e.path + ("when",)
+        shape: Any
         try:
             shape = ShapeOf(first_ref(flatten(current)))
         except ResolveError:  # an input mapping naming several tensors: reported with the node
