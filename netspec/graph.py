@@ -107,6 +107,10 @@ class Node:
     output_shape: Any = None
     input_spec: dict | None = None
     instance_note: str | None = None
+    # A `when:` that reads shapes, decided at build time; when false the node passes through
+    # `else_ref` (or its single input) and makes no layer.
+    when: DeferredArg | None = None
+    else_ref: Ref | None = None
 
     def input_refs(self) -> list[Ref]:
         """The node's inputs as a list, in call order (mapping values for keyword inputs)."""
@@ -157,6 +161,8 @@ def unreachable(graph: Graph) -> list[str]:
         node = by_name.get(name)
         if node is not None:
             stack.extend(r.node for r in node.input_refs())
+            if node.else_ref is not None:
+                stack.append(node.else_ref.node)
             if node.share_of:
                 stack.append(node.share_of)
     notes = [f"node {n.name!r} (line {n.location.line}) does not reach any output; it is left out of the model"

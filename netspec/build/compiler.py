@@ -102,6 +102,7 @@ class Builder:
         self.deferred: dict[int, tuple[DeferredArg, Any]] = {}
         self.meter: _Meter | None = None  # prices intermediates before a layer is called
         self.current: Node | None = None  # the node being built, for allocation failures
+        self.left_out: set[str] = set()  # nodes whose shape-dependent `when:` was false
 
     # -- values ----------------------------------------------------------------------------
 
@@ -239,6 +240,8 @@ class Builder:
 
     def node(self, node: Node) -> None:
         """Make ``node``'s layer (or reuse the shared one) and call it on its inputs."""
+        if node.when is not None and not self._decide_when(node):
+            return
         if node.kind == "expr":
             from .expression import build_expr_layer
 
@@ -290,6 +293,18 @@ class Builder:
             raise self.fail(node, f"{what} returns its input tensor itself when traced symbolically, so Keras "
                                   "cannot place it in a functional model; apply it outside the model")
         self.tensors[node.name] = out
+
+    def _decide_when(self, node: Node) -> bool:
+        """A shape-dependent ``when:``; a node left out passes its ``else_ref`` through and makes no layer."""
+        assert node.when is not None and node.else_ref is not None  # the resolver sets both together
+        decided = self.concrete(node.when)
+        if not isinstance(decided, bool):
+            raise self.fail(node, f"when must be a boolean. Received: when={short(decided)}", cls=NetspecError,
+                            path=node.path + ("when",))
+        if not decided:
+            self.tensors[node.name] = self.tensor(node.else_ref, node)
+            self.left_out.add(node.name)
+        return decided
 
     def model(self) -> keras.Model:
         """The functional model of the built inputs and outputs."""
@@ -472,7 +487,7 @@ def _trace(b: Builder, graph: Graph, meter: _Meter | None = None) -> keras.Model
     for node in graph.nodes:
         b.current = node
         b.node(node)
-        if meter is not None:
+        if meter is not None and node.name not in b.left_out:
             meter.add(node, b.layers[node.name], b.tensors[node.name], b)
     b.current = None
     return b.model()
@@ -483,6 +498,8 @@ def _build(b: Builder, graph: Graph, meter: _Meter) -> Compiled:
         model = _trace(b, graph, meter)
     rows = [Row(d.name, "Input", _shape(b.tensors[d.name]), 0, d.location.line) for d in graph.inputs]
     for node in graph.nodes:
+        if node.name in b.left_out:
+            continue  # like a `when: false` decided before shapes: no layer, no row
         out = b.tensors[node.name]
         shape = [_shape(t) for t in out] if isinstance(out, (list, tuple)) else _shape(out)
         layer = b.layers[node.name]

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 # Each table key is looked up once, here; expression text only ever indexes this dict, so a
 # spec can name nothing that is not in the table.
-KERAS_FUNCTIONS = {qual: getattr(ops if qual.startswith("ops.") else activations, qual.partition(".")[2])
+KERAS_FUNCTIONS = {qual: getattr(ops.image if qual.startswith("ops.image.") else
+                                  ops if qual.startswith("ops.") else activations, qual.rpartition(".")[2])
                    for qual in FUNCTIONS}
 _BINARY = {
     ast.Add: ops.add, ast.Sub: ops.subtract, ast.Mult: ops.multiply, ast.Div: ops.divide,

@@ -10,7 +10,8 @@ from typing import Any, Iterable, Mapping, cast
 
 from ..errors import ExpressionError, did_you_mean, short
 from .table import (  # noqa: F401  (re-exported)
-    DTYPES, EXCLUDED, FUNCTIONS, MAX_LIST_ARG, MODULES, REQUIRED, Function, Param, markdown_table, signature,
+    DTYPES, EXCLUDED, FUNCTIONS, MAX_ARANGE, MAX_LIST_ARG, MODULES, REQUIRED, Function, Param, markdown_table,
+    signature,
 )
 from .values import (  # noqa: F401  (re-exported)
     FOLD_OPS, MAX_INT_BITS, MAX_PARAM_DEPTH, MAX_PARAM_ITEMS, NeedsShape, fail, fold, index_value, param_problem,
@@ -126,6 +127,8 @@ def check(text: str, variables: Iterable[str], names: Mapping[str, Any]) -> Chec
             index_value(index, names)
         except NeedsShape:
             continue
+    for call in walk.sized:
+        _arange_size(call, names)
     return Checked(text, tree, tuple(used_vars), tuple(used_params))
 
 
@@ -150,6 +153,7 @@ class _Walk:
         self.names: list[tuple[ast.Name, str, str]] = []  # node, role, what it is used as
         self.statics: list[tuple[Param, ast.expr, str]] = []  # constant arguments to type-check
         self.indexes: list[ast.expr] = []
+        self.sized: list[ast.Call] = []  # ops.arange calls: their size comes from constants
 
     def run(self, tree: ast.Expression) -> None:
         stack: list[tuple[ast.expr, int, str, str]] = [(tree.body, 1, _T, "")]
@@ -219,6 +223,8 @@ class _Walk:
 
     def call(self, node: ast.Call) -> list[tuple[ast.expr, str, str]]:
         qual, fn = _function(node)
+        if qual == "ops.arange":
+            self.sized.append(node)
         for arg in [*node.args, *node.keywords]:
             if isinstance(arg, ast.Starred) or (isinstance(arg, ast.keyword) and arg.arg is None):
                 raise fail("unpacking (* and **) is not allowed in expressions", arg)
@@ -265,9 +271,10 @@ def _function(node: ast.Call) -> tuple[str, Function]:
         guess = next((f"{m}.{func.id}" for m in MODULES if f"{m}.{func.id}" in FUNCTIONS), None)
         raise fail(f"only ops.* and activations.* functions may be called. Received: {short(func.id)}", func,
                    hint=f"did you mean {guess!r}?" if guess else None)
-    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in MODULES):
+    qual = dotted(func)
+    if qual is None or qual.rpartition(".")[0] not in MODULES:
         raise fail("only ops.<function>(...) and activations.<function>(...) may be called", func)
-    qual = f"{func.value.id}.{func.attr}"
+    assert isinstance(func, ast.Attribute)  # dotted() names only attribute chains
     at = (func.end_col_offset or func.col_offset) - len(func.attr)
     if qual in EXCLUDED:
         raise fail(f"{qual} is not allowed in expressions: {EXCLUDED[qual]}", at)
@@ -276,6 +283,38 @@ def _function(node: ast.Call) -> tuple[str, Function]:
         raise fail(f"unknown function {short(qual)}; see the function table in docs/expressions.md", at,
                    hint=f"did you mean {match!r}?" if match else None)
     return qual, FUNCTIONS[qual]
+
+
+def dotted(func: ast.AST) -> str | None:
+    """``ops.image.extract_patches`` for a called attribute chain on a name; None for anything else."""
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute) and len(parts) < 3:
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name) or not parts:
+        return None
+    return ".".join([func.id, *reversed(parts)])
+
+
+def _arange_size(node: ast.Call, names: Mapping[str, Any]) -> None:
+    """An ``ops.arange`` makes a tensor sized by its constants: a step of 0 or more than MAX_ARANGE values fail."""
+    values = {}
+    for p, arg in call_arguments(node)[2]:
+        try:
+            values[p.name] = static_value(arg, names)
+        except NeedsShape:
+            return  # checked when the shapes are known
+    start, stop, step = values["start"], values.get("stop"), values.get("step")
+    if stop is None:
+        start, stop = 0, start
+    step = 1 if step is None else step
+    if not all(isinstance(v, (int, float)) for v in (start, stop, step)):
+        return  # _check_kind reports the argument
+    if step == 0:
+        raise fail("ops.arange needs a step other than 0", node)
+    count = max(0, math.ceil((stop - start) / step))
+    if count > MAX_ARANGE:
+        raise fail(f"ops.arange makes {count:,} values; at most {MAX_ARANGE:,} are allowed", node)
 
 
 def _literal(node: ast.Constant, role: str) -> None:
@@ -362,8 +401,7 @@ def _check_kind(p: Param, value: Any, qual: str, node: ast.AST) -> None:
 def call_arguments(node: ast.Call) -> tuple[str, Function, list[tuple[Param, ast.expr]], list[ast.expr]]:
     """A checked call's function, its bound (param, argument) pairs in table order, and extra operands."""
     # check() admits only calls of ``module.function`` and no ``**`` (a keyword's arg is never None).
-    func = cast(ast.Attribute, node.func)
-    qual = f"{cast(ast.Name, func.value).id}.{func.attr}"
+    qual = cast(str, dotted(node.func))
     fn = FUNCTIONS[qual]
     bound: dict[str | None, ast.expr] = dict(zip((p.name for p in fn.params), node.args))
     bound.update((kw.arg, kw.value) for kw in node.keywords)
@@ -382,10 +420,12 @@ def export_caveats(text: str) -> list[tuple[int, str]]:
     while stack:
         node = stack.pop()
         stack.extend(ast.iter_child_nodes(node))
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or \
-                not isinstance(node.func.value, ast.Name):
+        if not isinstance(node, ast.Call):
             continue
-        fn = FUNCTIONS.get(f"{node.func.value.id}.{node.func.attr}")
+        qual = dotted(node.func)
+        if qual is None:
+            continue
+        fn = FUNCTIONS.get(qual)
         if fn is None or fn.caveat is None:
             continue
         if fn.caveat_when is not None:
@@ -396,5 +436,5 @@ def export_caveats(text: str) -> list[tuple[int, str]]:
             value = given.value if isinstance(given, ast.Constant) else (default if given is None else None)
             if value is not None and value != bad:
                 continue
-        found.append((node.col_offset, f"{node.func.value.id}.{node.func.attr}: {fn.caveat}"))
+        found.append((node.col_offset, f"{qual}: {fn.caveat}"))
     return sorted(found)

@@ -22,7 +22,8 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
-MODULES = ("ops", "activations")
+MODULES = ("ops", "activations", "ops.image")
+MAX_ARANGE = 1 << 20  # elements of an ops.arange: position ids of sequences up to a million tokens
 
 _KIND_TEXT = {
     "tensor": "an expression", "tensors": "a list of expressions", "int": "an integer",
@@ -218,6 +219,17 @@ _add("other", "top_k", (P("x"), P("k", "int", lo=1, hi=65536), P("sorted", "bool
      "a pair (values, indices)", returns="pair")
 _add("other", "one_hot", (P("x"), P("num_classes", "int", lo=1, hi=65536), _AXIS, _DTYPE))
 _add("other", "zeros_like ones_like", (P("x"), _DTYPE))
+_add("other", "arange", (P("start", "number"), P("stop", "number?", None), P("step", "number?", None), _DTYPE),
+     f"0, 1, ... stop-1 (position ids: ops.arange(in_shape[0])); no batch axis; at most {MAX_ARANGE:,} values")
+_add("image", "extract_patches", (P("images"), P("size", "ints", lo=1, hi=4096), P("strides", "ints?", None, lo=1, hi=4096),
+                                  P("dilation_rate", "ints", 1, lo=1, hi=4096),
+                                  P("padding", "choice", "valid", choices=("valid", "same")),
+                                  P("data_format", "choice?", None, choices=("channels_last", "channels_first"))),
+     "non-overlapping size x size patches (ViT), flattened into the channels", module="ops.image")
+_add("image", "resize", (P("images"), P("size", "ints", lo=1, hi=65536),
+                         P("interpolation", "choice", "bilinear", choices=("bilinear", "nearest")),
+                         P("antialias", "bool", False)),
+     "to [height, width] (to match a skip connection's size)", module="ops.image")
 _add("other", "full_like", (P("x"), P("fill_value", "number"), _DTYPE))
 
 _ACT = dict(module="activations")
@@ -240,7 +252,7 @@ _SIZED = "it creates a tensor whose size comes from its arguments (derive shapes
 EXCLUDED: dict[str, str] = {
     **{f"ops.{n}": _CALLABLE for n in ("map scan associative_scan vectorized_map vectorize cond switch "
                                        "while_loop fori_loop custom_gradient jvp").split()},
-    **{f"ops.{n}": _SIZED for n in ("zeros ones full empty empty_like arange eye identity tri linspace logspace "
+    **{f"ops.{n}": _SIZED for n in ("zeros ones full empty empty_like eye identity tri linspace logspace "
                                     "geomspace array bartlett blackman hamming hanning kaiser").split()},
     **{f"ops.{n}": "it moves data to the host or returns Python values"
        for n in "convert_to_numpy convert_to_tensor shape dtype ndim size is_tensor".split()},

@@ -233,14 +233,14 @@ class Resolver:
             # in_shape is named here only so that using it says why it cannot decide the graph.
             names = scope_chain({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN},
                                 ctx.names)
-            when = True
+            when: Any = True
             if "when" in raw:
-                when = self.value(raw["when"], e.path + ("when",), names, ctx)
-                if not isinstance(when, bool):
-                    raise self.error(f"when must be a boolean. Received: when={short(when)}", e.path + ("when",), ctx=ctx)
+                when = self._when(ctx, e, raw, current, names)
             if when:
                 last = self._instance(ctx, e, raw, inst, current, names.parents if "i" not in names.maps[0] else
                                       scope_chain({"i": i}, ctx.names))
+                if isinstance(when, DeferredArg):
+                    self._defer_when(ctx, e, raw, when, current, names)
             elif "else" in raw:
                 last = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
             else:
@@ -252,6 +252,38 @@ class Resolver:
             last = pass_through(self, inputs, e, ctx)
         ctx.bindings[name] = last
         return last
+
+    def _when(self, ctx: Ctx, e: Entry, raw: dict, current, names: Mapping[str, Any]) -> Any:
+        """A node's ``when:``: a boolean now, or a DeferredArg when it reads shapes (decided at build)."""
+        path = e.path + ("when",)
+        shape: Any
+        try:
+            shape = ShapeOf(first_ref(flatten(current)))
+        except ResolveError:  # an input mapping naming several tensors: reported with the node
+            shape = UNKNOWN
+        when = self.value(raw["when"], path, scope_chain({"in_shape": shape}, names), ctx, allow_deferred=True)
+        if isinstance(when, DeferredArg):
+            if "block" in raw or self.share is not None:
+                what = "a block instance" if "block" in raw else "a shared node"
+                raise self.error(f"a when: that reads shapes is decided at build time, so it cannot leave out "
+                                 f"{what}", path, ctx=ctx, hint="put the when: on the nodes inside the block")
+        elif not isinstance(when, bool):
+            raise self.error(f"when must be a boolean. Received: when={short(when)}", path, ctx=ctx)
+        return when
+
+    def _defer_when(self, ctx: Ctx, e: Entry, raw: dict, when: DeferredArg, current, names) -> None:
+        """Mark the node just made as decided at build time, with what it passes through when left out."""
+        node = self.nodes[-1]
+        node.when = when
+        if "else" in raw:
+            value = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
+        else:
+            value = pass_through(self, current, e, ctx)
+        if len(value.items) != 1:
+            raise self.error(f"a when: decided at build time needs one tensor to pass through; "
+                             f"{'else' if 'else' in raw else 'the first input'} names {len(value.items)}",
+                             e.path + ("else",) if "else" in raw else e.path + ("when",), ctx=ctx)
+        node.else_ref = value.items[0][1]
 
     def _expand_share(self, ctx: Ctx, e: Entry, inputs, by_name: dict[str, Entry]) -> Value:
         target_text = self.value(e.raw["share"], e.path + ("share",), ctx.names, ctx)
@@ -327,6 +359,8 @@ class Resolver:
         if not catalog.known(type_name):
             raise self.error(f"unknown layer type {short(type_name)}", e.path + ("type",),
                              hint=hint_for(type_name, catalog.names()), ctx=ctx)
+        if isinstance(refs, list):
+            self._check_named_inputs(ctx, e, type_name, refs)
         args: dict[str, Any] = {}
         changed = False
         for key, raw_value in raw.items():
@@ -346,6 +380,17 @@ class Resolver:
                                   hint=best.hint, more=more)
         return Node(flat, "layer", type_name, args, refs, e.path, self.src.value(e.path), ctx.scope,
                     instance_note=ctx.note)
+
+    def _check_named_inputs(self, ctx: Ctx, e: Entry, type_name: str, refs: list[Ref]) -> None:
+        """A layer whose call takes named tensors (MultiHeadAttention) given a list or one ref: say the form."""
+        from ..schema.catalog import named_inputs_hint
+
+        written = e.raw.get("in")
+        items = written if isinstance(written, list) else [written] if written is not None else []
+        given = [v for v in items if isinstance(v, str)]
+        found = named_inputs_hint(type_name, given if len(given) == len(items) and given else ["x"] * len(refs))
+        if found is not None:
+            raise self.error(found[0], e.path + ("in",) if "in" in e.raw else e.path, hint=found[1], ctx=ctx)
 
     def _add(self, node: Node, ctx: Ctx) -> None:
         if node.name in self.flat:

@@ -64,6 +64,21 @@ def _excluded() -> dict[str, str]:
     return EXCLUDED_LAYERS
 
 
+def _renamed_hint(data: Any, path: tuple) -> str | None:
+    """The hint for an unknown key that is a Keras 2 name of a layer argument (``LeakyReLU.alpha``)."""
+    from ..schema.catalog import renamed_arg_hint
+
+    parent = data
+    for step in path[:-1]:
+        try:
+            parent = parent[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if not isinstance(parent, dict):
+        return None
+    return renamed_arg_hint(parent.get("type"), path[-1], parent.get(path[-1]))
+
+
 def validate_document(doc: Document, catalog: Catalog) -> None:
     """Check ``doc`` against the schema.
 
@@ -90,5 +105,6 @@ def validate_document(doc: Document, catalog: Catalog) -> None:
     path = tuple(best.path)
     location = doc.source.key(path) if best.at_key else doc.source.value(path)
     # Only the reported issue's did-you-mean hint is computed (Issue.hint is lazy).
-    raise SchemaError(best.message, path=path, location=location, hint=best.hint,
+    hint = _renamed_hint(doc.data, path) if best.keyword == "additionalProperties" else None
+    raise SchemaError(best.message, path=path, location=location, hint=hint or best.hint,
                       more=MAX_ISSUES - 1 if bounded else len(issues) - 1, more_at_least=bounded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, TypeVar, overload
 
 from ..errors import PluginError
@@ -54,3 +55,31 @@ def register_layer(cls=None, *, name=None):
     if cls is None:
         return lambda c: _register(c, name)
     return _register(cls, name)
+
+
+def constructor_params(cls: type) -> tuple[list[tuple[inspect.Parameter, type]], bool]:
+    """The named constructor arguments of a user layer class, each with the class that declares it.
+
+    A constructor with ``**kwargs`` forwards them up the MRO (the usual Keras idiom:
+    ``def __init__(self, units, scale=1.0, **kwargs): super().__init__(units, **kwargs)``), so the
+    arguments of every base ``__init__`` they reach count too, down to (not including) the base
+    ``keras.layers.Layer``, whose arguments a spec may pass as ``BASE_ARGS``.
+
+    Returns:
+        ``([(parameter, declaring class), ...], whether **kwargs reaches the base Layer)``.
+    """
+    import keras
+
+    out: dict[str, tuple[inspect.Parameter, type]] = {}
+    for klass in cls.__mro__:
+        if klass is keras.layers.Layer or klass is object:
+            return list(out.values()), True
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in out:
+                out[p.name] = (p, klass)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return list(out.values()), False
+    return list(out.values()), False

@@ -305,6 +305,8 @@ class _Composer:
             if kind == "map":
                 key = top.key
                 if key is None:
+                    if value.__class__ is int and top.path[-2:] == ("input_spec", "axes"):
+                        value = str(value)  # axis numbers: YAML reads `-1:` as an int; the schema takes "-1"
                     if value.__class__ is not str or value in top.obj or value == "<<":
                         self._bad_key(top, value, event)  # raises, unless `<<` was quoted
                     keys[top.path + (value,)] = (mark.line + 1, mark.column + 1)

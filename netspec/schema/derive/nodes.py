@@ -6,6 +6,8 @@ import inspect
 from typing import Any, Sequence
 
 from . import classes as K
+from ..registry import constructor_params
+from ..schemafile import LAYER_PREFIX
 from .args import LAYER_CONSTRAINTS, arg_property, arg_type, is_omitted, is_required
 from .types import ANY_JSON, BOOL, INT, INTERP, NAME, NULL, STR, described, obj, ref, with_interp
 
@@ -361,7 +363,13 @@ def with_user_layers(schema: dict, classes: dict[str, type]) -> dict:
     type_enum = defs["node"]["properties"]["type"]["anyOf"][0]["enum"]
     for name, cls in sorted(classes.items()):
         d = collector.class_def(name, cls, name, f"{cls.__module__}.{cls.__qualname__}", node_key_properties())
-        if K.constructor_args(cls)[1]:
+        inherited, to_layer = constructor_params(cls)
+        for param, owner in inherited:  # what **kwargs forwards to base classes (never required)
+            if param.name not in d["properties"] and not is_omitted(owner.__name__, param.name):
+                core = defs.get(f"{LAYER_PREFIX}{owner.__name__}", {}).get("properties", {})
+                d["properties"][param.name] = core.get(param.name) or collector.arg(
+                    owner.__name__, param.name, param.default, K.doc_args(owner).get(param.name, ""), owner)
+        if K.constructor_args(cls)[1] or to_layer:
             for key, prop in base.items():
                 d["properties"].setdefault(key, prop)
         d["x-netspec-user"] = True
