@@ -239,3 +239,9 @@ def test_every_error_lives_in_errors_and_is_exported():
     for name, cls in vars(errors).items():
         if isinstance(cls, type) and issubclass(cls, errors.NetspecError):
             assert getattr(netspec, name, None) is cls and name in netspec.__all__, f"netspec does not export {name}"
+
+
+def test_no_module_is_over_500_lines():
+    """Small modules (house style): a module that grows past 500 lines is split along its seams."""
+    long = {m: t.count("\n") for m, t in sources().items() if t.count("\n") > 500}
+    assert not long, f"split these modules: {long}"

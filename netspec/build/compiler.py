@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import kerasapi
 from ..schema import registry
-from ..budget import (DEFAULT_BUDGET, Budget, allocation_guard, format_bytes, init_work, intermediate,
-                     is_allocation_failure, itemsize, tensor_bytes)
+from ..budget import DEFAULT_BUDGET, Budget, allocation_guard, is_allocation_failure
 from ..errors import ExpressionError, NetspecError, ShapeError, short
 from ..graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth, has_deferred
 from ..expressions.interp import Deferred, Scope, interpolate
 from ..source.loader import SourceMap
+from .meter import Meter
 
 if TYPE_CHECKING:
     import keras
@@ -100,7 +100,7 @@ class Builder:
         # DeferredArg -> its value: a block's deferred vars are evaluated once per instance and build,
         # not once per use (a chain of vars that each use the two before is exponential otherwise).
         self.deferred: dict[int, tuple[DeferredArg, Any]] = {}
-        self.meter: _Meter | None = None  # prices intermediates before a layer is called
+        self.meter: Meter | None = None  # prices intermediates before a layer is called
         self.current: Node | None = None  # the node being built, for allocation failures
         self.left_out: set[str] = set()  # nodes whose shape-dependent `when:` was false
 
@@ -353,80 +353,6 @@ def clean_message(e: Exception) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def _call_shapes(call_in) -> list[tuple[str, tuple]]:
-    """A layer's call arguments as (keyword or position, shape without batch), for the cost tables."""
-    if isinstance(call_in, dict):
-        return [(str(k), tuple(t.shape)[1:]) for k, t in call_in.items() if hasattr(t, "shape")]
-    seq = call_in if isinstance(call_in, (list, tuple)) else [call_in]
-    return [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(seq) if hasattr(t, "shape")]
-
-
-class _Meter:
-    """Running totals of parameters and activation bytes, checked around each node before anything is allocated.
-
-    Activations are node outputs plus the hidden intermediates of :data:`netspec.budget.INTERMEDIATES`
-    (training keeps both for the backward pass), for ``budget.batch`` samples, with unknown
-    dimensions at the sizes the gate feeds.
-    """
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget, self.params, self.bytes = budget, 0, 0
-        self.seen: set[int] = set()  # ids of the weights counted (a shared layer's count once)
-
-    def _per(self) -> str:
-        return "per sample" if self.budget.batch == 1 else f"for a batch of {self.budget.batch}"
-
-    def _over(self, node: Node, b: "Builder", what: str, total: int) -> NetspecError:
-        return b.fail(node, f"{what} reach {total / 2**20:,.0f} MiB {self._per()} here, over the activation "
-                            f"budget of {self.budget.activation_note()}", cls=NetspecError)
-
-    def before_call(self, node: Node, layer, call_in, b: "Builder") -> None:
-        """Price the layer's hidden intermediates from its symbolic inputs, before it is called."""
-        cost = intermediate(layer, _call_shapes(call_in))
-        if cost is None:
-            return
-        what, n = cost
-        size = n * itemsize(getattr(layer, "compute_dtype", "float32")) * self.budget.batch
-        if self.bytes + size > self.budget.max_activation_bytes:
-            raise self._over(node, b, f"{type(layer).__name__}'s {what} ({format_bytes(size)}) and the node outputs "
-                                      "before it", self.bytes + size)
-        self.bytes += size
-
-    def add(self, node: Node, layer, out, b: "Builder") -> None:
-        for w in layer.weights:
-            if id(w) in self.seen:
-                continue
-            self.seen.add(id(w))
-            shape = [int(d) for d in w.shape]
-            self.params += _count(shape)
-            if self.params > self.budget.max_params:
-                raise b.fail(node, f"the model reaches {self.params:,} parameters here, over the budget of "
-                                   f"{self.budget.params_note()}", cls=NetspecError)
-            initializer = kerasapi.pending_initializer(w)
-            work = init_work(initializer, shape)
-            if work is not None and work[1] > self.budget.max_init_work:
-                init = type(initializer).__name__
-                raise b.fail(node, f"the {init} initializer of weight {w.name!r} {_shape_text(shape)} needs {work[0]} "
-                                   f"(~{work[1]:.1e} multiply-adds, over the bound of {self.budget.max_init_work:.1e}, "
-                                   "a 4096 x 4096 kernel, which takes seconds); use another initializer "
-                                   "(glorot_uniform) or a smaller layer", cls=NetspecError)
-        tensors = out if isinstance(out, (list, tuple)) else [out]
-        self.bytes += sum(tensor_bytes(t) for t in tensors) * self.budget.batch
-        if self.bytes > self.budget.max_activation_bytes:
-            raise self._over(node, b, "node outputs", self.bytes)
-
-
-def _count(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
 def build(graph: Graph, catalog: Catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:
     """Build the Keras model of ``graph``.
 
@@ -446,7 +372,7 @@ def build(graph: Graph, catalog: Catalog, source: SourceMap, budget: Budget = DE
             budget is exceeded.
     """
     b = Builder(graph, catalog, source)
-    meter = _Meter(budget)
+    meter = Meter(budget)
     # Keras maps a functional graph recursively (a few frames per layer); the resolver caps the
     # graph's depth, so raising Python's limit to fit it is bounded.
     depth = graph_depth(graph)
@@ -481,7 +407,7 @@ def build_symbolic(graph: Graph, catalog: Catalog, source: SourceMap) -> tuple[k
     return model, b.layers
 
 
-def _trace(b: Builder, graph: Graph, meter: _Meter | None = None) -> keras.Model:
+def _trace(b: Builder, graph: Graph, meter: Meter | None = None) -> keras.Model:
     """Build every input and node, then the model (inside a symbolic build), checking ``meter`` per node."""
     b.inputs()
     for node in graph.nodes:
@@ -493,7 +419,7 @@ def _trace(b: Builder, graph: Graph, meter: _Meter | None = None) -> keras.Model
     return b.model()
 
 
-def _build(b: Builder, graph: Graph, meter: _Meter) -> Compiled:
+def _build(b: Builder, graph: Graph, meter: Meter) -> Compiled:
     with kerasapi.symbolic_build(allocate=True):  # the weights are allocated once every node is within the budget
         model = _trace(b, graph, meter)
     rows = [Row(d.name, "Input", _shape(b.tensors[d.name]), 0, d.location.line) for d in graph.inputs]

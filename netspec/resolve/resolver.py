@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, cast
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .blocks import expand_block
 from .chain import scope_chain
@@ -12,8 +12,9 @@ from ..graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, S
 from ..expressions.cost import Cost
 from ..expressions.interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
 from ..source.loader import Document, SourceMap
-from ..schema.recheck import check_interpolated, check_section, def_schema
+from ..schema.recheck import check_section
 from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
+from .ports import model_inputs, model_outputs
 from .structure import check_block_recursion, check_expansion
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ MAX_INSTANCES = 2 * MAX_NODES
 # Keras maps functional graphs recursively, a few Python frames per layer; past this depth a
 # spec gets a clear error instead of a RecursionError.
 MAX_GRAPH_DEPTH = 5_000
-
-OutputForm = Literal["single", "list", "mapping"]  # Graph.output_form
 
 
 class _Share:
@@ -413,11 +412,11 @@ class Resolver:
         check_block_recursion(self.blocks, self.error)
         check_expansion(self.data.get("nodes") or [], self.blocks, self.spec_params, self.max_nodes,
                         self.max_instances, self.value, self.error)
-        inputs, bindings = self._model_inputs()
+        inputs, bindings = model_inputs(self)
         ctx = Ctx(self.spec_params, bindings, "", (), ("nodes",),
                    next(iter(bindings.values())) if len(bindings) == 1 else None)
         last = self.expand_scope(ctx, self.data["nodes"])
-        outputs, form = self._outputs(ctx, last)
+        outputs, form = model_outputs(self, ctx, last)
         graph = Graph(self.data["name"], self.data.get("description"), inputs, self.nodes, outputs, form,
                       self.spec_params)
         depth = graph_depth(graph)
@@ -427,71 +426,6 @@ class Resolver:
                                "deep (Keras maps graphs recursively)", path=deepest.path, location=deepest.location)
         graph.warnings = unreachable(graph)
         return graph
-
-    def _model_inputs(self) -> tuple[list[InputDecl], dict[str, Value]]:
-        decls: list[InputDecl] = []
-        bindings: dict[str, Value] = {}
-        for name, raw in self.data["inputs"].items():
-            path = ("inputs", name)
-            raw = {"shape": raw} if isinstance(raw, list) else raw
-            spec = self.value(raw, path, self.spec_params, None)
-            check_interpolated(spec, raw, path, self.src, def_schema("input"))  # "${...}" must be an input
-            spec = {"shape": spec} if isinstance(spec, list) else spec
-            shape = spec.get("shape")
-            if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape):
-                raise self.error(f"an input shape is a list of positive integers or null. Received: shape={short(shape)}",
-                                 path + (("shape",) if isinstance(self.data["inputs"][name], dict) else ()))
-            example = spec.get("example_shape")
-            if example is not None:
-                example = self._example_shape(shape, example, path + ("example_shape",))
-            decl = InputDecl(name, tuple(shape), spec.get("dtype") or "float32", spec.get("batch_size"),
-                             bool(spec.get("sparse", False)), bool(spec.get("optional", False)), path, self.src.key(path),
-                             example)
-            decls.append(decl)
-            self.flat[name] = decl
-            bindings[name] = Value(((None, Ref(name)),))
-        return decls, bindings
-
-    def _example_shape(self, shape: list, example: Any, path: tuple) -> tuple:
-        """An input's ``example_shape``: its shape with every null dimension filled by a positive size."""
-        fits = isinstance(example, list) and len(example) == len(shape) and all(
-            isinstance(e, int) and not isinstance(e, bool) and e >= 1 and (d is None or d == e)
-            for d, e in zip(shape, example))
-        if not fits:
-            shown = ", ".join("null" if d is None else str(d) for d in shape)
-            raise self.error(f"example_shape fills the null dimensions of the input's shape [{shown}] with sizes "
-                             f"and keeps the others. Received: example_shape={short(example)}", path)
-        return tuple(example)
-
-    def _outputs(self, ctx: Ctx, last: Value | None) -> tuple[list[tuple[str, Ref]], OutputForm]:
-        outs = self.data.get("outputs")
-        path = ("outputs",)
-        if outs is None:
-            # The schema gives `nodes` minItems 1 and resolve() takes a schema-valid document, so the
-            # model's scope has a last node.
-            refs = cast(Value, last).refs
-            return [(str(r), r) for r in refs], "single" if len(refs) == 1 else "list"
-        if isinstance(outs, dict):
-            result = []
-            for key, text in outs.items():
-                value = self.lookup(self.value(text, path + (key,), self.spec_params, ctx), ctx, path + (key,))
-                if len(value.items) != 1:
-                    raise self.error(f"output {key!r} names {len(value.items)} tensors; name one (ref.K or ref.output)",
-                                     path + (key,))
-                ref = value.items[0][1]
-                if key in self.flat and (key != ref.node or ref.index is not None):
-                    raise self.error(f"output name {key!r} is already the name of another node or input; "
-                                     "output names become layer names", path + (key,), key=True)
-                result.append((key, ref))
-            return result, "mapping"
-        seq = outs if isinstance(outs, list) else [outs]
-        result = []
-        for k, text in enumerate(seq):
-            p = path + (k,) if isinstance(outs, list) else path
-            value = self.lookup(self.value(text, p, self.spec_params, ctx), ctx, p)
-            result += [(str(r), r) for r in value.refs]
-        # A list of one output is a single output: Keras users expect a tensor from predict, not [tensor].
-        return result, ("list" if len(result) > 1 else "single")
 
 
 def _needs_interp(raw: Any) -> bool:
