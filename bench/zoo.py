@@ -243,17 +243,11 @@ def feed_for(session, x: dict) -> dict:
     return dict(zip(names, x.values())) if set(names) != set(x) else {n: x[n] for n in names}
 
 
-def median_ms(fn, budget_s: float = 2.0, min_runs: int = 5, max_runs: int = 100) -> float:
-    import statistics
+def median_ms(fn) -> float:
+    """netspec's own latency measure (the export report's), with a longer budget for big models."""
+    from netspec.export.pipeline import median_ms as measure
 
-    fn()  # warm-up (and tracing, for tf.function)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < max_runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    return measure(fn, budget_s=2.0, min_runs=5, max_runs=100)
 
 
 # -- the driver: one subprocess per model, cached --------------------------------------------------
