@@ -5,6 +5,7 @@ from __future__ import annotations
 from .version import __version__
 
 from .errors import (  # noqa: E402
+    ContractError,
     CostError,
     DataError,
     ExportError,
@@ -28,7 +29,7 @@ from .build.saving import load_model  # noqa: E402
 from .spec import CheckResult, Spec, load  # noqa: E402
 
 __all__ = [
-    "CheckResult", "CostError", "DataError", "ExportError", "ExpressionError", "GateError", "ImportVerifyError",
+    "CheckResult", "ContractError", "CostError", "DataError", "ExportError", "ExpressionError", "GateError", "ImportVerifyError",
     "Location", "ModelFileError", "ModelImportError", "NetspecError", "PlotError", "PluginError", "ResolveError",
     "SchemaError", "ShapeError", "Spec", "SpecSyntaxError", "TrainError", "__version__", "load", "load_model",
     "register_layer",

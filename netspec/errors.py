@@ -264,3 +264,12 @@ class PlotError(NetspecError):
     """A picture netspec will not draw: too big for plot or for PNG, or PNG without matplotlib."""
 
     kind = "plot"
+
+
+# -- deployment errors ------------------------------------------------------------------------------
+
+
+class ContractError(NetspecError):
+    """A deployment contract (preprocessing, labels) that is malformed, or that an input does not meet."""
+
+    kind = "contract"

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "netspec"
 # facade behind ``netspec.load``; ``__init__`` is the package ``netspec`` itself.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
-    ("graph", "budget", "kerasapi"),
+    ("graph", "budget", "kerasapi", "contract"),
     ("source",),
     ("expressions",),
     ("schema",),
@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data", "export", "plot"),
     ("spec",),
     ("__init__",),
-    ("importing",),
+    ("importing", "deploy"),
     ("cli",),
     ("__main__",),
     ("devtools",),

@@ -1,0 +1,251 @@
+"""The deployment contract: how to feed each input of a model and what its outputs mean.
+
+A spec declares it (``preprocess:`` on an input, ``labels:`` on an output); export stamps it into
+every artifact (ONNX ``metadata_props``, the ``.keras`` metadata, LiteRT and OpenVINO beside or inside
+the file) under :data:`METADATA_KEY` as the JSON of :meth:`Contract.to_json`; ``predict``, ``evaluate``
+and ``inspect`` read it back with :meth:`Contract.from_json`. Artifacts come from strangers, so reading
+checks every field's type and size and raises :class:`~netspec.errors.ContractError`, never anything else.
+
+The numeric steps run in this order, on a float32 copy of the raw array::
+
+    x = x * scale + offset          # rescale (``Rescaling`` semantics)
+    x = (x - mean) / std            # per channel (last axis), when given
+
+Image-only steps happen before, when an image file is decoded (``netspec.deploy``): convert to the
+``color`` the model takes (``rgb``, ``bgr`` or ``grayscale``), then resize to the declared height and
+width. Arrays (``.npy``, ``.npz``, CSV rows) are taken to be in the model's layout already; only the
+numeric steps apply to them.
+
+This module imports only the standard library at import time (``validate`` reads it); numpy is
+imported by :meth:`Preprocess.apply`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .errors import ContractError, short
+
+if TYPE_CHECKING:
+    import numpy as np
+
+METADATA_KEY = "netspec.contract"  # the key in ONNX metadata_props and every other artifact's metadata
+VERSION = 1
+COLORS = ("rgb", "bgr", "grayscale")
+RAW_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "float16", "float32", "float64")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+MAX_CONTRACT_BYTES = 4 << 20  # the JSON of a contract: labels of ImageNet-21k are ~300 KiB
+MAX_LABELS = 100_000
+MAX_LABEL_CHARS = 200
+MAX_CHANNELS = 4096  # mean/std entries
+MAX_NAMES = 1024  # inputs or outputs
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a raw input becomes what the model takes.
+
+    Args:
+        dtype: the raw input's dtype (what a deployed model with the preprocessing folded in takes).
+        color: the channel layout the model takes; image files are converted to it. None: as decoded.
+        resize: whether image files are resized to the input's declared height and width.
+        interpolation: the resize filter.
+        scale, offset: ``x * scale + offset``.
+        mean, std: per-channel (last axis) normalisation after the rescale; None: none.
+    """
+
+    dtype: str = "float32"
+    color: str | None = None
+    resize: bool = False
+    interpolation: str = "bilinear"
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The numeric steps on a raw array (channels last): a new float32 array."""
+        import numpy as np
+
+        out: Any = np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        if self.mean is not None:
+            out = out - np.asarray(self.mean, dtype=np.float32)
+        if self.std is not None:
+            out = out / np.asarray(self.std, dtype=np.float32)
+        return out.astype(np.float32, copy=False)
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether the numeric steps change nothing (image steps may still apply)."""
+        return self.scale == 1.0 and self.offset == 0.0 and self.mean is None and self.std is None
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """One model input: its declared shape (no batch axis; None for unknown), dtype and preprocessing."""
+
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    preprocess: Preprocess | None = None
+
+
+@dataclass(frozen=True)
+class OutputContract:
+    """One model output: the names of its classes along the last axis, when it has some."""
+
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Every input's and output's contract, by name, in the model's order."""
+
+    inputs: dict[str, InputContract] = field(default_factory=dict)
+    outputs: dict[str, OutputContract] = field(default_factory=dict)
+
+    @property
+    def declared(self) -> bool:
+        """Whether the spec said anything beyond shapes (a preprocess or labels)."""
+        return any(i.preprocess for i in self.inputs.values()) or any(o.labels for o in self.outputs.values())
+
+    def to_dict(self) -> dict:
+        """Plain data (the JSON form, and ``inspect --format json``)."""
+        return {
+            "version": VERSION,
+            "inputs": {name: _input_dict(i) for name, i in self.inputs.items()},
+            "outputs": {name: {"labels": list(o.labels) if o.labels is not None else None}
+                        for name, o in self.outputs.items()},
+        }
+
+    def to_json(self) -> str:
+        """Compact, key-sorted JSON: equal contracts stamp equal bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str = "the artifact") -> Contract:
+        """Read a stamped contract, checking every field; ``where`` names its source in messages."""
+        if len(text) > MAX_CONTRACT_BYTES:
+            raise ContractError(f"the contract in {where} is {len(text):,} bytes; at most {MAX_CONTRACT_BYTES:,} are read")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise ContractError(f"the contract in {where} is not JSON: {e}") from None
+        return cls.from_dict(data, where)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "the artifact") -> Contract:
+        """The inverse of :meth:`to_dict`, for untrusted data."""
+        r = _Reader(where)
+        top = r.mapping(data, "contract")
+        version = top.get("version")
+        if version != VERSION:
+            raise ContractError(f"the contract in {where} has version {version!r}; this netspec reads version {VERSION}")
+        inputs = {name: _read_input(r, value, f"inputs.{name}")
+                  for name, value in r.names(top.get("inputs", {}), "inputs").items()}
+        outputs = {name: OutputContract(labels=r.labels(r.mapping(value, f"outputs.{name}").get("labels"),
+                                                          f"outputs.{name}.labels"))
+                   for name, value in r.names(top.get("outputs", {}), "outputs").items()}
+        return cls(inputs=inputs, outputs=outputs)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], where: str = "the artifact") -> Contract | None:
+        """The contract stamped in an artifact's metadata; None when it carries none."""
+        text = metadata.get(METADATA_KEY)
+        return None if text is None else cls.from_json(text, where)
+
+
+def _input_dict(i: InputContract) -> dict:
+    p = i.preprocess
+    pre = None if p is None else {
+        "dtype": p.dtype, "color": p.color, "resize": p.resize, "interpolation": p.interpolation,
+        "scale": p.scale, "offset": p.offset,
+        "mean": list(p.mean) if p.mean is not None else None,
+        "std": list(p.std) if p.std is not None else None,
+    }
+    return {"shape": list(i.shape), "dtype": i.dtype, "preprocess": pre}
+
+
+def _read_input(r: _Reader, value: Any, where: str) -> InputContract:
+    data = r.mapping(value, where)
+    shape = r.items(data.get("shape"), f"{where}.shape", 32)
+    dims = tuple(None if d is None else r.integer(d, f"{where}.shape") for d in shape)
+    dtype = r.choice(data.get("dtype", "float32"), RAW_DTYPES, f"{where}.dtype")
+    pre = data.get("preprocess")
+    if pre is None:
+        return InputContract(dims, dtype, None)
+    p = r.mapping(pre, f"{where}.preprocess")
+    at = f"{where}.preprocess"
+    color = p.get("color")
+    return InputContract(dims, dtype, Preprocess(
+        dtype=r.choice(p.get("dtype", "float32"), RAW_DTYPES, f"{at}.dtype"),
+        color=None if color is None else r.choice(color, COLORS, f"{at}.color"),
+        resize=r.flag(p.get("resize", False), f"{at}.resize"),
+        interpolation=r.choice(p.get("interpolation", "bilinear"), INTERPOLATIONS, f"{at}.interpolation"),
+        scale=r.number(p.get("scale", 1.0), f"{at}.scale"),
+        offset=r.number(p.get("offset", 0.0), f"{at}.offset"),
+        mean=r.floats(p.get("mean"), f"{at}.mean"),
+        std=r.floats(p.get("std"), f"{at}.std", nonzero=True),
+    ))
+
+
+class _Reader:
+    """Type- and size-checked reads of untrusted contract data; every failure is a ContractError."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, at: str, what: str, value: Any) -> ContractError:
+        return ContractError(f"the contract in {self.where}: {at} must be {what}. Received: {short(value)}")
+
+    def mapping(self, value: Any, at: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(at, "a mapping", value)
+        return value
+
+    def names(self, value: Any, at: str) -> dict:
+        data = self.mapping(value, at)
+        if len(data) > MAX_NAMES:
+            raise self.fail(at, f"at most {MAX_NAMES} names", f"{len(data)} names")
+        return data
+
+    def items(self, value: Any, at: str, limit: int) -> list:
+        if not isinstance(value, list) or len(value) > limit:
+            raise self.fail(at, f"a list of at most {limit} items", value)
+        return value
+
+    def integer(self, value: Any, at: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 31:
+            raise self.fail(at, "positive integers or null", value)
+        return value
+
+    def number(self, value: Any, at: str, nonzero: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (nonzero and value == 0):
+            raise self.fail(at, "a finite non-zero number" if nonzero else "a finite number", value)
+        return float(value)
+
+    def floats(self, value: Any, at: str, nonzero: bool = False) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        return tuple(self.number(v, at, nonzero) for v in self.items(value, at, MAX_CHANNELS))
+
+    def flag(self, value: Any, at: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(at, "true or false", value)
+        return value
+
+    def choice(self, value: Any, choices: tuple[str, ...], at: str) -> str:
+        if value not in choices:
+            raise self.fail(at, " | ".join(choices), value)
+        return value
+
+    def labels(self, value: Any, at: str) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        items = self.items(value, at, MAX_LABELS)
+        if not all(isinstance(s, str) and len(s) <= MAX_LABEL_CHARS for s in items):
+            raise self.fail(at, f"a list of strings of at most {MAX_LABEL_CHARS} characters", value)
+        return tuple(items)
