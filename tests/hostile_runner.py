@@ -464,8 +464,17 @@ def _view_files(view: Path, mountpoints: tuple[Path, ...]) -> list[str]:
     return sorted(out)[:20]
 
 
-# One case at a time: the /tmp and git snapshots of concurrent cases would blame each other.
+# Cases run concurrently only where each child has its own /tmp: with the shared /tmp listed before and
+# after, concurrent cases would blame each other for what they write. (Git changes are failures of every
+# case that saw them; no passing case writes any.) Two at a time halves the corpus's wall time on 2 cores.
+WORKERS = max(1, int(os.environ.get("NETSPEC_HOSTILE_WORKERS", "2")))
 _LOCK = threading.Lock()
+_SLOTS = threading.BoundedSemaphore(WORKERS)
+
+
+def concurrent_workers() -> int:
+    """How many cases may run at once on this machine (1 without a private /tmp per child)."""
+    return WORKERS if private_tmp() else 1
 
 
 def run_case(case: Case, *, extra_args: tuple[str, ...] = (), keep: bool = False) -> Outcome:
@@ -476,7 +485,7 @@ def run_case(case: Case, *, extra_args: tuple[str, ...] = (), keep: bool = False
         extra_args: appended to the case's ``args`` (the harness's own controls use ``--trust-plugins``).
         keep: leave the case directory in place (for debugging).
     """
-    with _LOCK:
+    with (_SLOTS if concurrent_workers() > 1 else _LOCK):
         root = Path(tempfile.mkdtemp(prefix=CASE_PREFIX + case.name[:40] + "_", dir=REAL_TMP)).resolve()
         try:
             return _run_in(case, root, extra_args)
