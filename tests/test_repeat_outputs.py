@@ -232,3 +232,35 @@ def test_cli_prints_the_located_hint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:13:39: $.nodes[0].repeat: block 'down' has 2 outputs" in err
     assert "chain: out" in err and "Traceback" not in err
+
+
+PAIR = """\
+netspec: 1
+name: r
+inputs: {x: [4], branch_0: [4], branch_1: [4], branch_2: [4]}
+blocks:
+  pair:            # as many outputs as inputs: the repeat chains them all, without chain:
+    inputs: [h, c]
+    nodes:
+      - {name: h2, type: Dense, units: 4, in: h}
+      - {name: c2, type: Add, in: [h2, c]}
+    outputs: [h2, c2]
+  named: {params: {chain: 1}, nodes: [{type: Dense, units: 4}]}
+nodes:
+  - {name: acc, type: Add, repeat: 3, in: [x, "branch_${i}"]}
+  - {name: p, block: pair, repeat: 3, in: [acc, x]}
+"""
+
+
+def test_layer_in_per_instance_and_blocks_chaining_all_outputs():
+    graph = netspec.load(PAIR).graph
+    wiring = {n.name: [str(r) for r in n.inputs] for n in graph.nodes}
+    assert [wiring[f"acc_{k}"] for k in range(3)] == [["x", "branch_0"], ["acc_0", "branch_1"], ["acc_1", "branch_2"]]
+    assert [wiring[f"p_{k}_c2"] for k in range(3)] == [["p_0_h2", "x"], ["p_1_h2", "p_0_c2"], ["p_2_h2", "p_1_c2"]]
+    assert wiring["p_1_h2"] == ["p_0_h2"]
+
+
+def test_a_block_param_named_chain_is_refused():
+    err = error_for(PAIR + "  - {block: named}\n")
+    assert "declares a param 'chain', but chain: is a node key" in err.message
+    assert err.path == ("blocks", "named", "params", "chain") and err.location.line == 11

@@ -78,6 +78,9 @@ def _names(res: Resolving, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict
     bpath = ("blocks", bname)
     declared = bdef.get("params") or {}
     caller = scope_chain({"in_shape": ShapeOf(first)}, names)
+    if "chain" in declared:  # `chain:` on the node is the repeat's chained output, never this param
+        raise res.error(f"block {bname!r} declares a param 'chain', but chain: is a node key (a repeat's chained "
+                        "output); rename the param", bpath + ("params", "chain"), key=True, ctx=ctx)
     given = {k: v for k, v in raw.items() if k not in BLOCK_NODE_KEYS}
     for key in given:
         if key not in declared:
