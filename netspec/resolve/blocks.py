@@ -11,6 +11,9 @@ from .chain import scope_chain
 from .scope import Ctx, Entry, Resolving, first_ref, flatten
 from .structure import MAX_BLOCK_DEPTH
 
+# What a block node may carry besides its params: the node keys, and `chain:` (a repeat's chained output).
+BLOCK_NODE_KEYS = NODE_KEYS | {"chain"}
+
 
 def expand_block(res: Resolving, ctx: Ctx, e: Entry, raw: dict, flat: str, inputs, names) -> Value:
     """Expand one instance of a block; its layers are named ``<flat>_<node>``.
@@ -75,7 +78,10 @@ def _names(res: Resolving, ctx: Ctx, e: Entry, raw: dict, bname: str, bdef: dict
     bpath = ("blocks", bname)
     declared = bdef.get("params") or {}
     caller = scope_chain({"in_shape": ShapeOf(first)}, names)
-    given = {k: v for k, v in raw.items() if k not in NODE_KEYS}
+    if "chain" in declared:  # `chain:` on the node is the repeat's chained output, never this param
+        raise res.error(f"block {bname!r} declares a param 'chain', but chain: is a node key (a repeat's chained "
+                        "output); rename the param", bpath + ("params", "chain"), key=True, ctx=ctx)
+    given = {k: v for k, v in raw.items() if k not in BLOCK_NODE_KEYS}
     for key in given:
         if key not in declared:
             raise res.error(f"block {bname!r} has no param {key!r}", e.path + (key,), key=True,

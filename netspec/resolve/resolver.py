@@ -10,10 +10,11 @@ from ..errors import ExpressionError, NetspecError, ResolveError, SchemaError, h
 from ..expressions.check import check_expression
 from ..graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
 from ..expressions.cost import Cost
-from ..expressions.interp import UNKNOWN, Deferred, Scope, has_interpolation, interpolate
+from ..expressions.interp import Deferred, Scope, has_interpolation, interpolate
 from ..source.loader import Document, SourceMap
 from ..schema.recheck import check_section
-from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through
+from .repeats import collective, expand_body
+from .scope import REF, Ctx, Entry, first_ref, flatten, name_entries, order_entries, pass_through, unknown_ref
 from .ports import model_inputs, model_outputs
 from .structure import check_block_recursion, check_expansion
 
@@ -150,10 +151,18 @@ class Resolver:
             raise self.error(f"expected a ref (name, name.K or name.output). Received: {short(text)}", path, ctx=ctx)
         base, part = m.group(1), m.group(2)
         if base not in ctx.bindings:
-            raise self.error(f"unknown ref {base!r}", path, hint=hint_for(base, ctx.bindings), ctx=ctx)
-        value = ctx.bindings[base]
+            raise unknown_ref(self, ctx, base, path, list(ctx.bindings))
         if part is None:
-            return value
+            return ctx.bindings[base]
+        if base in ctx.chained:
+            return collective(self, ctx, base, part, path)
+        if base in ctx.outputs:  # one instance of a chained repeat: all its outputs (when: false passes one)
+            whole, chained = ctx.outputs[base]
+            return chained if whole is None else self.pick(base, whole, part, ctx, path)
+        return self.pick(base, ctx.bindings[base], part, ctx, path)
+
+    def pick(self, base: str, value: Value, part: str, ctx: Ctx, path: tuple) -> Value:
+        """One output (``.K`` or ``.out_name``) of the Value a ref's name binds."""
         if part.isdigit():
             k = int(part)
             if len(value.items) == 1 and value.items[0][1].index is None and value.items[0][0] is None:
@@ -182,8 +191,12 @@ class Resolver:
 
     # -- entries ---------------------------------------------------------------------------------
 
-    def _inputs(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value]):
-        """The entry's inputs: a list of Values, or a mapping name -> Value."""
+    def _inputs(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value],
+                names: Mapping[str, Any] | None = None):
+        """The entry's inputs: a list of Values, or a mapping name -> Value; ``in:`` is evaluated in
+        ``names`` (a repeated node's: with its instance's ``i``)."""
+        if names is None:
+            names = scope_chain({"i": 0}, ctx.names) if e.count is not None else ctx.names
         if "in" not in e.raw:
             if e.index > 0:
                 return [values[e.index - 1]]
@@ -193,18 +206,18 @@ class Resolver:
             return [ctx.default_in]
         raw_in = e.raw["in"]
         if isinstance(raw_in, dict):
-            return {k: self._keyword_value(ctx, v, e.path + ("in", k)) for k, v in raw_in.items()}
+            return {k: self._keyword_value(ctx, v, e.path + ("in", k), names) for k, v in raw_in.items()}
         items = raw_in if isinstance(raw_in, list) else [raw_in]
         sub = (lambda k: e.path + ("in", k)) if isinstance(raw_in, list) else (lambda k: e.path + ("in",))
-        return [self.lookup(self.value(v, sub(k), ctx.names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
+        return [self.lookup(self.value(v, sub(k), names, ctx), ctx, sub(k)) for k, v in enumerate(items)]
 
-    def _keyword_value(self, ctx: Ctx, raw: Any, path: tuple) -> Value:
+    def _keyword_value(self, ctx: Ctx, raw: Any, path: tuple, names: Mapping[str, Any]) -> Value:
         """One value of an ``in:`` mapping: a ref, or a list of refs bound as one list (``[enc.1, enc.2]``)."""
         if isinstance(raw, list):
             items = [item for k, v in enumerate(raw)
-                     for item in self.lookup(self.value(v, path + (k,), ctx.names, ctx), ctx, path + (k,)).items]
+                     for item in self.lookup(self.value(v, path + (k,), names, ctx), ctx, path + (k,)).items]
             return Value(tuple(items), listed=True)
-        return self.lookup(self.value(raw, path, ctx.names, ctx), ctx, path)
+        return self.lookup(self.value(raw, path, names, ctx), ctx, path)
 
     def _expand_entry(self, ctx: Ctx, e: Entry, entries: list[Entry], values: dict[int, Value],
                       by_name: dict[str, Entry]) -> Value:
@@ -219,70 +232,7 @@ class Resolver:
         return value
 
     def _expand_body(self, ctx: Ctx, e: Entry, raw: dict, name: str, inputs) -> Value:
-        """Repeat and when around one node: instance k takes instance k-1's output."""
-        count = e.count if e.count is not None else 1
-        current = inputs
-        last: Value | None = None
-        for i in range(count):
-            self.instances += 1
-            if self.instances > self.max_instances:
-                raise self.error(f"the spec expands to more than {self.max_instances} node instances", e.path,
-                                 ctx=ctx, hint=f"netspec expands up to {self.max_instances} node instances")
-            inst = f"{name}_{i}" if e.count is not None else name
-            # in_shape is named here only so that using it says why it cannot decide the graph.
-            names = scope_chain({"i": i, "in_shape": UNKNOWN} if e.count is not None else {"in_shape": UNKNOWN},
-                                ctx.names)
-            when: Any = True
-            if "when" in raw:
-                when = self._when(ctx, e, raw, current, names)
-            if when:
-                last = self._instance(ctx, e, raw, inst, current, names.parents if "i" not in names.maps[0] else
-                                      scope_chain({"i": i}, ctx.names))
-                if isinstance(when, DeferredArg):
-                    self._defer_when(ctx, e, raw, when, current, names)
-            elif "else" in raw:
-                last = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
-            else:
-                last = pass_through(self, current, e, ctx)
-            if e.count is not None:
-                ctx.bindings[inst] = last
-            current = [last]
-        if last is None:  # repeat: 0 is the identity
-            last = pass_through(self, inputs, e, ctx)
-        ctx.bindings[name] = last
-        return last
-
-    def _when(self, ctx: Ctx, e: Entry, raw: dict, current, names: Mapping[str, Any]) -> Any:
-        """A node's ``when:``: a boolean now, or a DeferredArg when it reads shapes (decided at build)."""
-        path = e.path + ("when",)
-        shape: Any
-        try:
-            shape = ShapeOf(first_ref(flatten(current)))
-        except ResolveError:  # an input mapping naming several tensors: reported with the node
-            shape = UNKNOWN
-        when = self.value(raw["when"], path, scope_chain({"in_shape": shape}, names), ctx, allow_deferred=True)
-        if isinstance(when, DeferredArg):
-            if "block" in raw or self.share is not None:
-                what = "a block instance" if "block" in raw else "a shared node"
-                raise self.error(f"a when: that reads shapes is decided at build time, so it cannot leave out "
-                                 f"{what}", path, ctx=ctx, hint="put the when: on the nodes inside the block")
-        elif not isinstance(when, bool):
-            raise self.error(f"when must be a boolean. Received: when={short(when)}", path, ctx=ctx)
-        return when
-
-    def _defer_when(self, ctx: Ctx, e: Entry, raw: dict, when: DeferredArg, current, names) -> None:
-        """Mark the node just made as decided at build time, with what it passes through when left out."""
-        node = self.nodes[-1]
-        node.when = when
-        if "else" in raw:
-            value = self.lookup(self.value(raw["else"], e.path + ("else",), names, ctx), ctx, e.path + ("else",))
-        else:
-            value = pass_through(self, current, e, ctx)
-        if len(value.items) != 1:
-            raise self.error(f"a when: decided at build time needs one tensor to pass through; "
-                             f"{'else' if 'else' in raw else 'the first input'} names {len(value.items)}",
-                             e.path + ("else",) if "else" in raw else e.path + ("when",), ctx=ctx)
-        node.else_ref = value.items[0][1]
+        return expand_body(self, ctx, e, raw, name, inputs)
 
     def _expand_share(self, ctx: Ctx, e: Entry, inputs, by_name: dict[str, Entry]) -> Value:
         target_text = self.value(e.raw["share"], e.path + ("share",), ctx.names, ctx)

@@ -36,6 +36,12 @@ class Ctx:
     default_in: Value | None
     stack: tuple[str, ...] = ()
     note: str | None = None
+    # Repeated nodes of this scope and their counts, for "down_9 is out of range" errors.
+    counts: dict[str, int] = field(default_factory=dict)
+    # Repeats with `chain:`: node name -> its instances' names; instance name -> (its whole output, or
+    # None when `when:` left it out, and its chained output). `down.skip` reads every instance's.
+    chained: dict[str, list[str]] = field(default_factory=dict)
+    outputs: dict[str, tuple[Value | None, Value]] = field(default_factory=dict)
 
 
 class Resolving(Protocol):
@@ -106,6 +112,8 @@ def name_entries(res: Resolving, ctx: Ctx, raw_nodes: list) -> list[Entry]:
             if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
                 raise res.error(f"repeat must be an integer from 0 to {MAX_REPEAT}. Received: repeat={short(count)}",
                                 path + ("repeat",), ctx=ctx)
+        if count is not None:
+            ctx.counts[name] = count
         names = [name] + ([f"{name}_{i}" for i in range(count)] if count else [])
         for each in names:
             if each in taken:
@@ -137,18 +145,17 @@ def order_entries(res: Resolving, ctx: Ctx, entries: list[Entry]) -> list[int]:
             refs.append((e.raw["else"], e.path + ("else",)))
         if "share" in e.raw:
             refs.append((e.raw["share"], e.path + ("share",)))
-        for text, path in refs:
-            text = res.value(text, path, ctx.names, ctx)
-            m = REF.fullmatch(text) if isinstance(text, str) else None
-            if m and m.group(1) in owner:
-                if owner[m.group(1)] == e.index:
-                    raise res.error(f"node {e.name!r} refers to itself", path, ctx=ctx)
-                e.deps.append(owner[m.group(1)])
-            elif m and m.group(1) not in ctx.bindings:
-                raise res.error(f"unknown ref {m.group(1)!r}", path, ctx=ctx,
-                                hint=hint_for(m.group(1), list(owner) + list(ctx.bindings)))
-            else:
-                res.lookup(text, ctx, path)  # an input ref: checks the .K / .name part
+        for raw_text, path in refs:
+            for text in _instance_texts(res, ctx, e, raw_text, path):
+                m = REF.fullmatch(text) if isinstance(text, str) else None
+                if m and m.group(1) in owner:
+                    if owner[m.group(1)] == e.index:
+                        raise res.error(f"node {e.name!r} refers to itself", path, ctx=ctx)
+                    e.deps.append(owner[m.group(1)])
+                elif m and m.group(1) not in ctx.bindings:
+                    raise unknown_ref(res, ctx, m.group(1), path, list(owner) + list(ctx.bindings))
+                else:
+                    res.lookup(text, ctx, path)  # an input ref: checks the .K / .name part
     users: dict[int, list[int]] = {e.index: [] for e in entries}
     missing = {e.index: len(set(e.deps)) for e in entries}
     for e in entries:
@@ -167,6 +174,30 @@ def order_entries(res: Resolving, ctx: Ctx, entries: list[Entry]) -> list[int]:
     if len(order) < len(entries):
         raise _cycle(res, ctx, entries, {k for k, n in missing.items() if n > 0})
     return order
+
+
+def _instance_texts(res: Resolving, ctx: Ctx, e: Entry, raw: Any, path: tuple) -> list[Any]:
+    """A ref as written, evaluated for every instance of a repeated node when it uses ``${i}``
+    (``skip: "down_${levels - 1 - i}.skip"``), else once."""
+    if e.count is None or not (isinstance(raw, str) and "$" in raw) or path[len(e.path)] not in ("in", "else"):
+        return [res.value(raw, path, ctx.names, ctx)]
+    return [res.value(raw, path, scope_chain({"i": i}, ctx.names), ctx) for i in range(max(e.count, 1))]
+
+
+INSTANCE = re.compile(r"(.+)_([0-9]+)")
+
+
+def unknown_ref(res: Resolving, ctx: Ctx, base: str, path: tuple, known: list[str]) -> NetspecError:
+    """The error for a ref name that is not bound: an instance past a repeat's count says so."""
+    m = INSTANCE.fullmatch(base)
+    if m and m.group(1) in ctx.counts:
+        node, n = m.group(1), ctx.counts[m.group(1)]
+        has = f"{n} instance{'s' * (n != 1)} ({node}_0 to {node}_{n - 1})" if n else "no instances (repeat: 0)"
+        if n == 1:
+            has = f"1 instance ({node}_0)"
+        return res.error(f"{base!r} is out of range: {node!r} has {has}", path, ctx=ctx,
+                         hint=f"instances are numbered from 0; the last is {node}_{n - 1}" if n else None)
+    return res.error(f"unknown ref {base!r}", path, hint=hint_for(base, known), ctx=ctx)
 
 
 def _refs_of(raw_in: Any, path: tuple) -> list[tuple[Any, tuple]]:

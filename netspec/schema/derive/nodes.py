@@ -95,6 +95,11 @@ def basic_defs(tensor_dtypes: list[str], policies: list[str]) -> dict:
             "(call keywords, expression variables, block inputs); default: the previous node's output.",
         },
         "repeat": described(with_interp(INT(0)), "Apply the node N times in a chain; `${i}` is the index."),
+        "chain": described(
+            with_interp([NAME]),
+            "With `repeat` on a block node: the block output that feeds the next instance's first input. The "
+            "node's ref is the last instance's; `name.out` lists every instance's `out`, `name_K.out` is one's.",
+        ),
         "when": described(with_interp(BOOL), "When false the node is left out and passes its input through."),
         "else": described(ref("ref"), "What a left-out node (`when: false`) passes through."),
         "inputSpec": obj(
@@ -298,6 +303,7 @@ def node_defs(layer_names: list[str]) -> dict:
             "properties": {
                 "type": layer_type(layer_names),
                 "block": described(NAME, "An instance of this block; the other keys are its params."),
+                "chain": ref("chain"),
                 "expr": expr,
                 "share": described(NAME, "Apply the same layer(s) as this node again, to new inputs."),
                 **keys,
@@ -313,7 +319,11 @@ def node_defs(layer_names: list[str]) -> dict:
         "blockNode": {
             "type": "object",
             "description": "An instance of a block; keys other than the node keys are the block's params.",
-            "properties": {"block": NAME, **keys},
+            "properties": {
+                "block": NAME,
+                **keys,
+                "chain": ref("chain"),
+            },
             "required": ["block"],
             "propertyNames": NAME,
             "additionalProperties": ANY_JSON,
