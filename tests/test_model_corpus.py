@@ -42,6 +42,9 @@ def reference(name: str):
     spec = importlib.util.spec_from_file_location(f"corpus_{name}", MODELS_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    import keras
+
+    keras.utils.clear_session()  # Keras's generated layer names restart: the imported text is the same every run
     for attr in ("SOURCE", "SPEC", "build"):
         assert hasattr(module, attr), f"tests/models/{name}.py has no {attr}"
     assert module.__doc__ and module.SOURCE.startswith("https://"), name
