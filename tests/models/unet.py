@@ -23,7 +23,7 @@ def _conv(filters: int) -> keras.layers.Conv2D:
 
 def build() -> keras.Model:
     """The reference U-Net."""
-    inputs = keras.Input(shape=(64, 64, 1))
+    inputs = keras.Input(shape=(64, 64, 1), name="image")
     x, skips = inputs, []
     for level in range(LEVELS):
         skip = _conv(WIDTH * 2**level)(_conv(WIDTH * 2**level)(x))
