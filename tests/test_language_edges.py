@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
+
 import pytest
 
 import netspec
@@ -418,3 +420,22 @@ def test_when_reading_shapes_on_repeated_instances(keras):
     # 4 -> 4 (i=0), 4 -> 8 (i=1), 8 -> 12 (i=2); i=3 sees 12 and is left out.
     assert [layer.name for layer in model.layers[1:]] == ["grow_0", "grow_1", "grow_2"]
     assert tuple(model.output.shape) == (None, 12)
+
+
+def test_expression_mapping_inputs_keep_their_written_order(keras):
+    """`in: {t: token_emb, p: pos_emb}` builds token_emb first, as the Keras code `tokens + positions` does
+    (Keras flattens a mapping by sorted key, which used to order the weights p before t)."""
+    spec = netspec.load(spec_text("""
+        inputs:
+          tokens: {shape: [8], dtype: int32}
+        nodes:
+          - {name: token_emb, type: Embedding, input_dim: 50, output_dim: 4, in: tokens}
+          - {name: positions, expr: "ops.arange(in_shape[0])", in: tokens}
+          - {name: pos_emb, type: Embedding, input_dim: 8, output_dim: 4}
+          - {name: embedded, expr: "t - p", in: {t: token_emb, p: pos_emb}}
+        """))
+    model = spec.build()
+    assert [tuple(w.shape) for w in model.weights] == [(50, 4), (8, 4)]
+    tokens = np.array([[3, 1, 4, 1, 5, 9, 2, 6]], dtype="int32")
+    table, positions = (np.asarray(w) for w in model.weights)
+    np.testing.assert_allclose(np.asarray(model(tokens)), table[tokens] - positions[None], atol=1e-6)

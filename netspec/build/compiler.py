@@ -277,7 +277,13 @@ class Builder:
         if self.meter is not None:
             self.meter.before_call(node, layer, call_in, self)
         try:
-            out = layer(**call_in) if isinstance(call_in, dict) and node.kind != "expr" else layer(call_in)
+            if isinstance(call_in, dict) and node.kind == "expr":
+                # In the order written: Keras flattens a mapping by sorted key, which would build (and
+                # order the weights of) `in: {t: token_emb, p: pos_emb}` as p before t.
+                ordered = [call_in[k] for k in node.inputs]
+                out = layer(ordered[0] if len(ordered) == 1 else ordered)
+            else:
+                out = layer(**call_in) if isinstance(call_in, dict) else layer(call_in)
         except NetspecError:
             raise
         except Exception as e:
