@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..contract import Contract, InputContract, OutputContract
-from ..errors import DataError, ModelFileError, NetspecError, format_bytes
+from ..errors import DataError, ArtifactError, NetspecError, format_bytes
 from ..source.paths import shown
 from .inputs import Port
 
@@ -116,15 +116,15 @@ def open_artifact(path: str, *, weights: str | None = None, data_root: str | Non
         data_root: ``--data-root`` for a spec's data paths.
 
     Raises:
-        ModelFileError: the file is missing, over the size cap, of an unknown kind, or its runtime
+        ArtifactError: the file is missing, over the size cap, of an unknown kind, or its runtime
             cannot load it; ContractError: its stamped contract is malformed.
     """
     kind = kind_of(path)
     if kind is None:
-        raise ModelFileError(f"{shown(path)}: netspec runs specs (.yaml), .keras, .onnx and .tflite files. "
+        raise ArtifactError(f"{shown(path)}: netspec runs specs (.yaml), .keras, .onnx and .tflite files. "
                              f"Received: {shown(Path(path).name)}")
     if weights and kind != "spec":
-        raise ModelFileError(f"--weights applies to a spec; {shown(path)} has its own weights")
+        raise ArtifactError(f"--weights applies to a spec; {shown(path)} has its own weights")
     if kind != "spec":
         _check_file(path)
     if kind in ("keras", "spec"):
@@ -140,24 +140,18 @@ def _check_file(path: str) -> None:
     try:
         size = os.stat(path).st_size
     except OSError as e:
-        raise ModelFileError(f"{shown(path)} cannot be read ({e.strerror or e})") from None
+        raise ArtifactError(f"{shown(path)} cannot be read ({e.strerror or e})") from None
     if not Path(path).is_file():
-        raise ModelFileError(f"{shown(path)} is not a regular file")
+        raise ArtifactError(f"{shown(path)} is not a regular file")
     if size > MAX_ARTIFACT_BYTES:
-        raise ModelFileError(f"{shown(path)} is {format_bytes(size)}; netspec reads artifacts of at most "
+        raise ArtifactError(f"{shown(path)} is {format_bytes(size)}; netspec reads artifacts of at most "
                              f"{format_bytes(MAX_ARTIFACT_BYTES)}")
 
 
 def read_stamps(path: str) -> dict[str, str]:
     """The ``netspec.*`` metadata stamped in an artifact (:func:`netspec.deploy.stamps.read_metadata`)."""
-    try:
-        from .stamps import read_metadata  # type: ignore[import-not-found]
-    except ImportError:  # until netspec.deploy.stamps is merged: ONNX's metadata_props only
-        if not path.endswith(".onnx"):
-            return {}
-        import onnx
+    from .stamps import read_metadata
 
-        return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
     return dict(read_metadata(path))
 
 
@@ -190,7 +184,7 @@ def _open_spec(path: str, weights: str | None, data_root: str | None) -> Artifac
     from ..spec import load
 
     spec = load(path, data_root=data_root)
-    return _keras_artifact(path, "spec", spec, weights, {})
+    return _keras_artifact(path, "spec", spec, weights, spec.metadata())
 
 
 def _open_keras(path: str, weights: str | None, data_root: str | None) -> Artifact:
@@ -218,8 +212,7 @@ def _keras_artifact(path: str, kind: Kind, spec: Any, weights: str | None, metad
 
 def spec_contract(spec: Any, ports: list[Port], outputs: list[str]) -> Contract:
     """The contract a spec declares (``preprocess:``, ``labels:``), or shapes only."""
-    # The spec's own contract is read by netspec.deploy.stamps (h-contract); shapes only until it is.
-    return contract_of({}, ports, outputs, shown(spec.path or "<spec>"))
+    return contract_of(spec.metadata(), ports, outputs, shown(spec.path or "<spec>"))
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -238,11 +231,11 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     try:
         session = ort_session(Path(path).read_bytes())
     except ExportError as e:
-        raise ModelFileError(f"{shown(path)}: {e.message.replace('the exported model', 'it')}") from None
+        raise ArtifactError(f"{shown(path)}: {e.message.replace('the exported model', 'it')}") from None
     ports, batches = [], set()
     for i in session.get_inputs():
         if i.type not in _ORT_DTYPES:
-            raise ModelFileError(f"{shown(path)}: input {i.name!r} has type {i.type}; netspec feeds numbers")
+            raise ArtifactError(f"{shown(path)}: input {i.name!r} has type {i.type}; netspec feeds numbers")
         dims = [d if isinstance(d, int) and d > 0 else None for d in i.shape]
         batches.add(dims[0] if dims else None)
         ports.append(Port(i.name, tuple(dims[1:]), _ORT_DTYPES[i.type]))
@@ -269,7 +262,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
             keys = list(interpreter.get_signature_list())
             runner = interpreter.get_signature_runner("serving_default" if "serving_default" in keys else keys[0])
     except Exception as e:
-        raise ModelFileError(f"the LiteRT interpreter cannot load {shown(path)}: {exception_text(e)}") from None
+        raise ArtifactError(f"the LiteRT interpreter cannot load {shown(path)}: {exception_text(e)}") from None
     ports, batches = [], set()
     for name, d in runner.get_input_details().items():
         sig = [int(v) for v in d.get("shape_signature", d["shape"])]
@@ -293,7 +286,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
 
 def _open_openvino(path: str, weights: str | None, data_root: str | None) -> Artifact:
     # The openvino-cpu target's runner (netspec.export.openvino) is wired here when that target is merged.
-    raise ModelFileError(f"{shown(path)}: this netspec has no OpenVINO runtime; export the model for onnx-cpu "
+    raise ArtifactError(f"{shown(path)}: this netspec has no OpenVINO runtime; export the model for onnx-cpu "
                          "or litert to run it")
 
 
