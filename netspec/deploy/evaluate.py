@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ContractError, DataError
-from ..source.paths import shown
+from ..source.kerasfile import display as shown
 from .inputs import to_model
 from .runtimes import Artifact
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ContractError, DataError, format_bytes, short
-from ..source.paths import PathRefused, names, open_regular, shown
+from ..source.kerasfile import display as shown
+from ..source.paths import PathRefused, names, open_regular
 from ..train.datafiles import CsvRows, data_budget, read_npz
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ def _read_npy(path: Path, budget: int) -> np.ndarray:
             raise DataError(f"{_name(path)} holds Python objects (dtype {dtype}); netspec never unpickles data: "
                             "store numbers")
         if dtype.kind not in "biuf" or dtype.fields is not None:
-            raise DataError(f"{_name(path)} has dtype {short(str(dtype), 42)}; netspec predict reads arrays of numbers")
+            raise DataError(f"{_name(path)} has dtype {str(dtype)[:42]}; netspec predict reads arrays of numbers")
         count = math.prod(shape)
         nbytes = count * dtype.itemsize
         if nbytes > budget:

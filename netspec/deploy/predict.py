@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ContractError, DataError
-from ..source.paths import shown
+from ..source.kerasfile import display as shown
 from ..train.datafiles import data_budget
 from .inputs import read_samples, to_model
 from .runtimes import Artifact
@@ -43,8 +43,14 @@ class Assignment:
 class Row:
     """One sample's answer: where it came from and each output's values for it."""
 
-    source: str
+    file: str  # as given
+    index: int | None  # the sample's index in the file (None: the file holds one sample)
     outputs: dict[str, np.ndarray]
+
+    @property
+    def source(self) -> str:
+        """The file (bounded for a terminal), with ``[i]`` for a sample of a batch."""
+        return shown(self.file) + (f"[{self.index}]" if self.index is not None else "")
 
 
 def assign(artifact: Artifact, items: list[str]) -> Assignment:
@@ -83,7 +89,7 @@ def predict(artifact: Artifact, items: list[str]) -> list[Row]:
     plan = assign(artifact, items)
     budget = data_budget()
     feeds: dict[str, list[np.ndarray]] = {p.name: [] for p in artifact.inputs}
-    sources: list[str] = []
+    sources: list[tuple[str, int | None]] = []
     for k in range(plan.groups):
         counts = {}
         for port in artifact.inputs:
@@ -98,10 +104,10 @@ def predict(artifact: Artifact, items: list[str]) -> list[Row]:
                             + ", ".join(f"{shown(f)}: {n}" for f, n in counts.items()))
         first = plan.files[artifact.inputs[0].name][k]
         n = next(iter(counts.values()))
-        sources += [shown(first)] if n == 1 else [f"{shown(first)}[{i}]" for i in range(n)]
+        sources += [(first, None)] if n == 1 else [(first, i) for i in range(n)]
     x = {name: np.concatenate(parts) for name, parts in feeds.items()}
     y = artifact.run(x)
-    return [Row(src, {name: y[name][i] for name in artifact.outputs}) for i, src in enumerate(sources)]
+    return [Row(f, j, {name: y[name][i] for name in artifact.outputs}) for i, (f, j) in enumerate(sources)]
 
 
 def _preprocess(artifact: Artifact, name: str):
@@ -149,7 +155,7 @@ def report(artifact: Artifact, rows: list[Row], k: int, raw: bool) -> tuple[str,
                 text = "  ".join(f"{b['label']} ({b['score']:.3f})" for b in best)
             parts.append(f"{name}: {text}" if multi else text)
         lines.append(f"{row.source}  " + ("; ".join(parts)))
-        entries.append({"input": row.source, "outputs": data})
+        entries.append({"input": row.file, "index": row.index, "outputs": data})
     head = f"{shown(artifact.path)} ({artifact.runtime}" + (", preprocessing folded in" if artifact.folded else "") + ")"
     return head + "\n" + "\n".join(lines), {
         "ok": True, "artifact": artifact.path, "kind": artifact.kind, "runtime": artifact.runtime,

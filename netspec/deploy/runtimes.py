@@ -20,7 +20,7 @@ import numpy as np
 
 from ..contract import Contract, InputContract, OutputContract
 from ..errors import DataError, ArtifactError, NetspecError, format_bytes
-from ..source.paths import shown
+from ..source.kerasfile import display as shown
 from .inputs import Port
 
 Kind = Literal["spec", "keras", "onnx", "litert", "openvino"]
