@@ -81,8 +81,8 @@ def cmd_evaluate(args: Namespace) -> int:
     quiet_tensorflow()  # the metrics are Keras's
     artifacts = [open_artifact(a, weights=args.weights if kind_of(a) == "spec" else None, data_root=args.data_root)
                  for a in args.artifacts]
-    spec = evaluation_spec(artifacts, args.spec, args.data_root)
-    arrays, what = evaluation_data(spec, args.data, args.data_root)
+    source = evaluation_spec(artifacts, args.spec)
+    spec, arrays, what = evaluation_data(source, args.data, args.data_root)
     result = evaluate(artifacts, spec, arrays, what, raw=args.raw_data, batch_size=args.batch_size,
                       progress=None if report.json else Progress())
     report.result(result.text(), result.to_dict())

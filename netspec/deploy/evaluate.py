@@ -85,31 +85,45 @@ class Evaluation:
 # -- the spec and its data ----------------------------------------------------------------------
 
 
-def evaluation_spec(artifacts: list[Artifact], spec_path: str | None, data_root: str | None) -> Any:
+@dataclass(frozen=True)
+class SpecSource:
+    """The spec evaluation reads: as written (plain data), its params, and where its data paths start."""
+
+    data: dict
+    params: dict
+    directory: str | None
+    loaded: Any = None  # the Spec itself, when it was loaded from its file
+
+
+def evaluation_spec(artifacts: list[Artifact], spec_path: str | None) -> SpecSource:
     """The spec whose train: section names the data and metrics (see the module docstring).
 
     Raises:
         DataError: no spec was given and no artifact carries one.
+        ContractError: a stamped spec does not match its hash or is not netspec's JSON.
     """
     from ..spec import load
 
     if spec_path:
-        return load(spec_path, data_root=data_root)
+        return _of(load(spec_path))
     for a in artifacts:
         if a.spec is not None:
-            return a.spec
+            return _of(a.spec)
         if "netspec.spec" in a.metadata:
-            return stamped_spec(a, data_root)
+            return stamped_spec(a)
     raise DataError("none of the artifacts carries its spec (netspec.spec metadata), so there is no train: "
                     "section to take the data and metrics from",
                     hint="name the spec with --spec FILE (and the data with --data if it has no validation data)")
 
 
-def stamped_spec(artifact: Artifact, data_root: str | None) -> Any:
-    """The resolved spec an export stamped into ``artifact``, its hash checked; data paths relative to
-    the spec file it was exported from (``netspec.source``), or ``data_root``."""
-    from ..spec import load
+def _of(spec: Any) -> SpecSource:
+    return SpecSource(spec.data, dict(spec.graph.params),
+                      os.path.dirname(os.path.abspath(spec.path)) if spec.path else None, spec)
 
+
+def stamped_spec(artifact: Artifact) -> SpecSource:
+    """The resolved spec an export stamped into ``artifact``, its hash checked; its data paths start in
+    the directory of the spec file it was exported from (``netspec.source``), when that still exists."""
     text = artifact.metadata["netspec.spec"]
     want = artifact.metadata.get("netspec.spec_sha256")
     if want is not None and hashlib.sha256(text.encode()).hexdigest() != want:
@@ -118,50 +132,59 @@ def stamped_spec(artifact: Artifact, data_root: str | None) -> Any:
     try:
         stamped = json.loads(text)
         data, params = stamped["spec"], stamped.get("params") or {}
+        if not isinstance(data, dict) or not isinstance(params, dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError, RecursionError):
         raise ContractError(f"the resolved spec stamped in {artifact.shown} is not netspec's JSON") from None
     source = artifact.metadata.get("netspec.source")
-    root = data_root or (os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else None)
-    return load(json.dumps(data), params=params, data_root=root)
+    directory = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else None
+    return SpecSource(data, params, directory)
 
 
-def evaluation_data(spec: Any, data: str | None, data_root: str | None) -> tuple[Any, str]:
-    """(arrays with ``.x`` and ``.y``, a description): the spec's validation data, or ``--data``.
+def evaluation_data(source: SpecSource, data: str | None, data_root: str | None) -> tuple[Any, Any, str]:
+    """(the spec, arrays with ``.x`` and ``.y``, a description): the spec's validation data, or ``--data``.
 
     Raises:
         DataError: the data is missing, unreadable, does not fit the model, or has no labels.
     """
+    from ..spec import load
     from ..train.data import load_arrays
 
     if data is None:
+        spec = source.loaded if source.loaded is not None and data_root is None else load(
+            json.dumps(source.data), params=source.params, data_root=data_root or source.directory)
         arrays = load_arrays(spec, "validation")
         what = "the spec's validation data"
     else:
-        spec, part = _with_data(spec, data, data_root)
+        spec, part = _with_data(source, data, data_root)
         arrays = load_arrays(spec, part)
         what = shown(data)
     if arrays.y is None:
         raise DataError(f"{what} has no labels (y) to score the artifacts against")
-    return arrays, what
+    return spec, arrays, what
 
 
-def _with_data(spec: Any, data: str, data_root: str | None) -> tuple[Any, str]:
+def _with_data(source: SpecSource, data: str, data_root: str | None) -> tuple[Any, str]:
     """The spec with ``train.data`` replaced by the ``--data`` source (paths relative to the working directory)."""
     from ..source.loader import load_yaml
     from ..spec import load
 
     lower = data.lower()
     if lower.endswith((".npz", ".csv")) and not data.lstrip().startswith("{"):
-        source: Any = {"source": lower[-3:], "path": data}
+        # a file named on the command line is the user's choice: its directory is a data root
+        data_root = os.path.dirname(os.path.abspath(data))
+        new: Any = {"source": lower[-3:], "path": os.path.basename(data)}
     else:
-        source = load_yaml(data, "--data").data
-        if not isinstance(source, dict):
+        new = load_yaml(data, "--data").data
+        if not isinstance(new, dict):
             raise DataError(f"--data takes a .npz or .csv file or a data source mapping as in train.data. "
                             f"Received: {shown(data)}")
-    document = json.loads(json.dumps(spec.data, default=str))
-    document.setdefault("train", {})["data"] = source
-    part = "validation" if "validation_split" in source or "validation" in source else "train"
-    return load(json.dumps(document), params=spec.graph.params, data_root=data_root or os.getcwd()), part
+    document = json.loads(json.dumps(source.data, default=str))
+    # only what scoring reads: callbacks and checkpoint may monitor validation data the new source lacks
+    train = document.get("train") or {}
+    document["train"] = {**{k: train[k] for k in ("loss", "metrics", "batch_size") if k in train}, "data": new}
+    part = "validation" if "validation_split" in new or "validation" in new else "train"
+    return load(json.dumps(document), params=source.params, data_root=data_root or os.getcwd()), part
 
 
 # -- metrics --------------------------------------------------------------------------------------
