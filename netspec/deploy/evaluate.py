@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -164,7 +164,7 @@ def evaluation_data(source: SpecSource, data: str | None, data_root: str | None)
     return spec, arrays, what
 
 
-def _with_data(source: SpecSource, data: str, data_root: str | None) -> tuple[Any, str]:
+def _with_data(source: SpecSource, data: str, data_root: str | None) -> tuple[Any, Literal["train", "validation"]]:
     """The spec with ``train.data`` replaced by the ``--data`` source (paths relative to the working directory)."""
     from ..source.loader import load_yaml
     from ..spec import load
@@ -183,7 +183,7 @@ def _with_data(source: SpecSource, data: str, data_root: str | None) -> tuple[An
     # only what scoring reads: callbacks and checkpoint may monitor validation data the new source lacks
     train = document.get("train") or {}
     document["train"] = {**{k: train[k] for k in ("loss", "metrics", "batch_size") if k in train}, "data": new}
-    part = "validation" if "validation_split" in new or "validation" in new else "train"
+    part: Literal["train", "validation"] = "validation" if "validation_split" in new or "validation" in new else "train"
     return load(json.dumps(document), params=source.params, data_root=data_root or os.getcwd()), part
 
 

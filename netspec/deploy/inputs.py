@@ -145,10 +145,10 @@ def read_image(path: Path, port: Port, pre: Preprocess | None) -> np.ndarray:
     """
     from PIL import Image
 
-    if len(port.shape) != 3 or port.shape[2] not in _MODES:
+    if len(port.shape) != 3 or port.shape[2] is None or port.shape[2] not in _MODES:
         raise DataError(f"{_name(path)}: an image feeds an input of shape (height, width, 1, 3 or 4); "
                         f"{port.describe()} takes arrays (.npy, .npz or .csv)")
-    h, w, c = port.shape
+    h, w, c = port.shape[0], port.shape[1], int(port.shape[2])
     color = pre.color if pre is not None else None
     mode = _COLOR_MODES[color] if color else _MODES[c]
     if len(mode) != c:  # grayscale into 3 channels, rgb into 1
@@ -167,7 +167,7 @@ def read_image(path: Path, port: Port, pre: Preprocess | None) -> np.ndarray:
                 _check_size(path, width, height, cap, port, pre)
                 image.load()  # Pillow's LOAD_TRUNCATED_IMAGES is False: a truncated file raises
                 out = image.convert(mode)
-                if pre is not None and pre.resize and (width, height) != (w, h):
+                if pre is not None and pre.resize and w is not None and h is not None and (width, height) != (w, h):
                     out = out.resize((w, h), resample=_filter(pre.interpolation))
                 arr = np.asarray(out, dtype=np.uint8)
     except (DataError, ContractError):
