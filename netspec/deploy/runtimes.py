@@ -285,7 +285,10 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
 
 
 def _open_openvino(path: str, weights: str | None, data_root: str | None) -> Artifact:
-    # The openvino-cpu target's runner (netspec.export.openvino) is wired here when that target is merged.
+    # For the integrator, once h-ov's netspec.export.openvino is merged: read the .xml and its .bin
+    # (openvino.bin_path), compiled = openvino.compile_ir(xml, weights); ports from compiled.inputs (name,
+    # partial shape, element type), run = openvino.runner(compiled), metadata = read_stamps(path) (rt_info),
+    # then an Artifact(kind="openvino", runtime=f"OpenVINO {version}") built as _open_onnx builds its own.
     raise ArtifactError(f"{shown(path)}: this netspec has no OpenVINO runtime; export the model for onnx-cpu "
                          "or litert to run it")
 
