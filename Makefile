@@ -1,7 +1,8 @@
 # netspec. The two set-up commands (each creates .venv when it is missing):
-#   make demo   the main job on the shipped default: train specs/digits.yaml, then export it (verified)
+#   make demo   the main job on the shipped default: train specs/digits.yaml, export it (verified), then
+#               predict shipped digit images with the export and evaluate Keras vs ONNX vs int8
 #   make test   the whole test suite
-# Others: make train / make export (the two halves of demo), make schema, make docs, make bench.
+# Others: make train / make export / make use (the three parts of demo), make schema, make docs, make bench.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 DEMO_SPEC := specs/digits.yaml
 DEMO_RUN  := runs/digits
 
-.PHONY: venv demo train export test schema docs bench bench-export bench-train bench-zoo clean
+.PHONY: venv demo train export use test schema docs bench bench-export bench-train bench-zoo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: train export
+demo: train export use
 
 # Trains specs/digits.yaml on the shipped UCI digits (data/README.md); the best model is written to
 # runs/digits/best.keras.
@@ -31,10 +32,18 @@ train: $(STAMP)
 	$(BIN)/netspec train $(DEMO_SPEC) --run-dir $(DEMO_RUN)
 	@echo "best model: $(DEMO_RUN)/best.keras"
 
-# Exports the trained model with its verified onnx-cpu target (trains first if there is no model).
+# Exports the trained model with its verified onnx-cpu and onnx-int8 targets (trains first if there is no model).
 export: $(STAMP)
 	test -f $(DEMO_RUN)/best.keras || $(MAKE) train
 	$(BIN)/netspec export $(DEMO_SPEC) --weights $(DEMO_RUN)/best.keras --target onnx-cpu -o out/digits.onnx
+	$(BIN)/netspec export $(DEMO_SPEC) --weights $(DEMO_RUN)/best.keras --target onnx-int8 -o out/digits-int8.onnx
+
+# Uses the exports: labels for the shipped digit images (data/digits-samples, held out from training),
+# then accuracy of the Keras model, the ONNX file and its int8 version side by side on the held-out digits.
+use: $(STAMP)
+	test -f out/digits-int8.onnx || $(MAKE) export
+	$(BIN)/netspec predict out/digits.onnx data/digits-samples/*.png --top-k 3
+	$(BIN)/netspec evaluate $(DEMO_RUN)/best.keras out/digits.onnx out/digits-int8.onnx
 
 # The YAML language server that tests/test_editor.py runs (pinned by package-lock.json).
 NODE_STAMP := node_modules/.package-lock.json

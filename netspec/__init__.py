@@ -5,6 +5,7 @@ from __future__ import annotations
 from .version import __version__
 
 from .errors import (  # noqa: E402
+    ArtifactError,
     ContractError,
     CostError,
     DataError,
@@ -29,7 +30,7 @@ from .build.saving import load_model  # noqa: E402
 from .spec import CheckResult, Spec, load  # noqa: E402
 
 __all__ = [
-    "CheckResult", "ContractError", "CostError", "DataError", "ExportError", "ExpressionError", "GateError", "ImportVerifyError",
+    "ArtifactError", "CheckResult", "ContractError", "CostError", "DataError", "ExportError", "ExpressionError", "GateError", "ImportVerifyError",
     "Location", "ModelFileError", "ModelImportError", "NetspecError", "PlotError", "PluginError", "ResolveError",
     "SchemaError", "ShapeError", "Spec", "SpecSyntaxError", "TrainError", "__version__", "load", "load_model",
     "register_layer",

@@ -22,12 +22,13 @@ imported by :meth:`Preprocess.apply`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import ContractError, short
+from .errors import ArtifactError, ContractError, NetspecError, short
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +43,11 @@ MAX_LABELS = 100_000
 MAX_LABEL_CHARS = 200
 MAX_CHANNELS = 4096  # mean/std entries
 MAX_NAMES = 1024  # inputs or outputs
+# The netspec metadata of one artifact (version, resolved spec, its hash, target, contract, gate): the spec
+# loader caps a spec at 1 MiB, so its resolved form and the contract fit with room to spare.
+MAX_METADATA_BYTES = 16 << 20
+MAX_METADATA_ENTRIES = 256
+MAX_METADATA_KEY = 200
 
 
 @dataclass(frozen=True)
@@ -249,3 +255,57 @@ class _Reader:
         if not all(isinstance(s, str) and len(s) <= MAX_LABEL_CHARS for s in items):
             raise self.fail(at, f"a list of strings of at most {MAX_LABEL_CHARS} characters", value)
         return tuple(items)
+
+
+# -- the metadata mapping every artifact carries ------------------------------------------------------
+
+
+def spec_stamp(data: Any, params: Mapping[str, Any], source: str | None) -> dict[str, str]:
+    """netspec's version, the resolved spec (as written, plus its params after overrides), its SHA-256 and
+    its file: the entries every artifact made from a spec carries (export adds its target and gate)."""
+    from .version import __version__
+
+    resolved = json.dumps({"spec": data, "params": dict(params)}, sort_keys=True, default=str, separators=(",", ":"))
+    return {"netspec.version": __version__, "netspec.spec": resolved,
+            "netspec.spec_sha256": hashlib.sha256(resolved.encode()).hexdigest(), "netspec.source": source or "<text>"}
+
+
+
+def metadata_json(metadata: Mapping[str, str]) -> bytes:
+    """The form ``.keras`` (member ``netspec.json``) and LiteRT (metadata ``netspec.json``) store it in."""
+    return json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def read_metadata_json(raw: bytes, where: str, error: type[NetspecError] = ArtifactError) -> dict[str, str]:
+    """The inverse of :func:`metadata_json` for untrusted bytes: a JSON object of strings, under the caps.
+
+    Raises:
+        NetspecError: ``error`` (an :class:`~netspec.errors.ArtifactError` unless told), naming ``where``.
+    """
+    if len(raw) > MAX_METADATA_BYTES:
+        raise error(f"{where}: the netspec metadata is {len(raw):,} bytes, over the {MAX_METADATA_BYTES:,}-byte cap")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise error(f"{where}: the netspec metadata is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise error(f"{where}: the netspec metadata is not valid JSON: {short(str(e), 120)}") from None
+    return check_metadata(data, where, error)
+
+
+def check_metadata(data: Any, where: str, error: type[NetspecError] = ArtifactError) -> dict[str, str]:
+    """``data`` as a ``{str: str}`` mapping of at most :data:`MAX_METADATA_ENTRIES` entries and
+    :data:`MAX_METADATA_BYTES` characters (ONNX ``metadata_props`` and the JSON forms alike)."""
+    if not isinstance(data, dict):
+        raise error(f"{where}: the netspec metadata must be a JSON object of strings. Received: {short(data)}")
+    if len(data) > MAX_METADATA_ENTRIES:
+        raise error(f"{where}: the netspec metadata has {len(data):,} entries, over the cap of {MAX_METADATA_ENTRIES}")
+    total = 0
+    for key, value in data.items():
+        if not isinstance(key, str) or len(key) > MAX_METADATA_KEY or not isinstance(value, str):
+            raise error(f"{where}: netspec metadata entry {short(key)} must map a name to a string. "
+                        f"Received: {short(value)}")
+        total += len(key) + len(value)
+        if total > MAX_METADATA_BYTES:
+            raise error(f"{where}: the netspec metadata is over the {MAX_METADATA_BYTES:,}-character cap")
+    return dict(data)

@@ -273,3 +273,10 @@ class ContractError(NetspecError):
     """A deployment contract (preprocessing, labels) that is malformed, or that an input does not meet."""
 
     kind = "contract"
+
+
+class ArtifactError(NetspecError):
+    """An exported file (``.onnx``, ``.tflite``, ``.keras``, OpenVINO ``.xml``) that cannot be read, or
+    whose netspec metadata is malformed, over a cap, or disagrees with itself (``inspect --spec``)."""
+
+    kind = "artifact"

@@ -115,6 +115,13 @@ class Spec:
         """The spec file, as given to :func:`load` (None for YAML text)."""
         return self.document.source.file
 
+    def metadata(self) -> dict[str, str]:
+        """What every artifact built from this spec carries: netspec's version, the resolved spec and its
+        SHA-256, the spec's file (see :func:`netspec.contract.spec_stamp`)."""
+        from .contract import spec_stamp
+
+        return spec_stamp(self.data, self.graph.params, self.path)
+
     def section(self, key: str) -> Any:
         """A top-level section (``"train"``, ``"export"``) with params interpolated; None if absent.
 

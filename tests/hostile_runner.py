@@ -54,7 +54,7 @@ HOSTILE_DIR = TESTS / "hostile"
 SETUPS_DIR = TESTS / "hostile_setups"
 
 HEADERS = ("expect", "command", "args", "setup", "exit", "kind", "files", "generate", "stage", "dos")
-COMMANDS = ("validate", "check", "build", "train", "export", "import", "plot")
+COMMANDS = ("validate", "check", "build", "train", "export", "import", "plot", "predict")
 VALIDATE_SECONDS = 2.0  # netspec's own time for `validate` on one hostile case
 TIMEOUT = 30.0  # wall time of every command, interpreter and TensorFlow start-up included
 MEMORY_LIMIT = 4 << 30  # RLIMIT_AS of the child

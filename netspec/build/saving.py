@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 if TYPE_CHECKING:
     import keras
@@ -44,11 +44,58 @@ def _umask() -> int:
     return mask
 
 
-def save_model(model: keras.Model, target: str | os.PathLike) -> None:
-    """``model.save`` to a ``.keras`` file atomically."""
+def save_model(model: keras.Model, target: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+    """``model.save`` to a ``.keras`` file atomically, with netspec's ``metadata`` stamped in it.
+
+    Args:
+        metadata: netspec's metadata (version, resolved spec and hash, deployment contract), written
+            as the archive member ``netspec.json`` (see :func:`add_keras_metadata`); None: none.
+    """
     with atomic_path(target) as tmp:
         tmp.unlink()  # Keras refuses to overwrite silently in some versions; give it a fresh name
         model.save(tmp)
+        if metadata:
+            add_keras_metadata(tmp, metadata)
+
+
+def add_keras_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) -> None:
+    """Add the member ``netspec.json`` to a ``.keras`` file Keras just wrote (not yet in its place).
+
+    Keras ignores archive members it does not know, so the file still loads everywhere; netspec reads
+    it back through :func:`netspec.source.kerasfile.open_archive` (size-capped, checked). Call it on the
+    temporary file of an atomic write: appending to a finished file in place could leave half a zip.
+    For a file that may already hold the member, use :func:`stamp_keras`.
+    """
+    import zipfile
+
+    from ..contract import metadata_json
+    from ..source.kerasfile import NETSPEC_MEMBER
+
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        if NETSPEC_MEMBER in zf.namelist():
+            raise ValueError(f"{os.fsdecode(path)} already holds {NETSPEC_MEMBER}; use stamp_keras")
+        zf.writestr(NETSPEC_MEMBER, metadata_json(metadata))
+
+
+def stamp_keras(path: str | os.PathLike, metadata: Mapping[str, str]) -> None:
+    """Replace the ``netspec.json`` member of an existing ``.keras`` file, atomically.
+
+    The archive is copied member by member (streamed, so memory stays flat) into a temporary file
+    beside it, without its old ``netspec.json``, the new one is added, and the copy replaces the file.
+    """
+    import shutil
+    import zipfile
+
+    from ..contract import metadata_json
+    from ..source.kerasfile import NETSPEC_MEMBER
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w") as out:
+        for info in src.infolist():
+            if info.filename == NETSPEC_MEMBER:
+                continue
+            with src.open(info) as fin, out.open(info, "w") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+        out.writestr(zipfile.ZipInfo(NETSPEC_MEMBER), metadata_json(metadata), compress_type=zipfile.ZIP_DEFLATED)
 
 
 def load_model(path: str | os.PathLike, *, plugins: tuple[str, ...] = (),

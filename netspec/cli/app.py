@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from ..errors import NetspecError
 from . import commands as c
+from . import deploycmds as d
 from .options import UsageError
 from .output import EXIT_BUG, EXIT_USAGE, Reporter
 
@@ -39,6 +40,10 @@ def commands() -> dict[str, Command]:
                          c.train_arguments, c.cmd_train),
         "export": Command("export to ONNX or LiteRT for a target, verified against Keras",
                           c.export_arguments, c.cmd_export),
+        "predict": Command("run an exported model (or a spec, .keras) on images, arrays or CSV rows: top-k labels",
+                           d.predict_arguments, d.cmd_predict),
+        "evaluate": Command("the spec's metrics for several artifacts side by side on held-out data",
+                            d.evaluate_arguments, d.cmd_evaluate),
         "plot": Command("draw the graph (types, shapes, params, blocks) as SVG or PNG", c.plot_arguments, c.cmd_plot),
         "import": Command("write a spec from a Keras model (.keras file or keras.applications)",
                           c.import_arguments, c.cmd_import),

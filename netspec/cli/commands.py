@@ -113,7 +113,7 @@ def cmd_build(args: Namespace) -> int:
     spec = load_spec(args)
     out = output_path(args, f"{spec.name}.keras", (".keras",), "a .keras")
     model = spec.build(budget(args))
-    save_model(model, out)
+    save_model(model, out, spec.metadata())
     report.warnings(spec.warnings)
     report.result(f"wrote {out} ({model.count_params():,} params)",
                   {"ok": True, "file": str(args.spec), "output": out, "params": model.count_params()})

@@ -78,6 +78,9 @@ class Format:
         localize: ``(float artifact, finished artifact, input batches, precision) -> {"worst",
             "appears", "grows"}`` (see :func:`netspec.export.localize.summarize`): where an fp16/int8
             artifact's activations depart from the float ones; None when the format cannot tell.
+        stamp: ``(bytes to write, metadata) -> bytes``: the file with its netspec metadata replaced
+            by ``metadata`` (the pipeline adds the gate's figures once the gate has passed); None: the
+            format keeps its metadata elsewhere.
     """
 
     name: FormatName
@@ -97,6 +100,7 @@ class Format:
     divergence: Callable[[Any, Any, Arrays], dict | None] | None = None
     int8_fixed: str = ""
     localize: Callable[[Any, Any, list, Precision], dict] | None = None
+    stamp: Callable[[bytes, Mapping[str, str]], bytes] | None = None
 
     @property
     def int8_options(self) -> bool:
@@ -160,6 +164,16 @@ def _onnx_load(proto, gate: GateResult, model, names: IONames, target: Target) -
     return Loaded(data, verify.ort_runner(session), len(proto.graph.node), outputs)
 
 
+def _onnx_stamp(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    import onnx
+
+    from .convert import set_metadata
+
+    proto = onnx.ModelProto.FromString(data)
+    set_metadata(proto, metadata)
+    return proto.SerializeToString()
+
+
 def _onnx_divergence(model, proto, x: Arrays) -> dict | None:
     from .verify import first_divergence
 
@@ -184,7 +198,15 @@ def _litert_convert(model, names: IONames, target: Target, calib: Arrays | None)
 
 
 def _litert_finish(data: bytes, target: Target, calib: Arrays | None, metadata: Mapping[str, str]) -> bytes:
-    return data  # int8 happened in the converter; LiteRT files carry no netspec metadata
+    from .litertmeta import stamp
+
+    return stamp(data, metadata) if metadata else data  # int8 happened in the converter
+
+
+def _litert_stamp(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    from .litertmeta import stamp
+
+    return stamp(data, metadata)
 
 
 def _litert_load(data: bytes, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
@@ -204,13 +226,13 @@ ONNX = Format(
     precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation", "normalization"}),
     expression_caveats=True, embeds_metadata=True, any_name=False,
     convert=_onnx_convert, finish=_onnx_finish, load=_onnx_load, divergence=_onnx_divergence,
-    localize=_onnx_localize,
+    localize=_onnx_localize, stamp=_onnx_stamp,
 )
 LITERT = Format(
     name="litert", label="LiteRT", suffix=".tflite", unit="ops", runtime="LiteRT",
     precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation", "normalization"}),
-    expression_caveats=False, embeds_metadata=False, any_name=True,
-    convert=_litert_convert, finish=_litert_finish, load=_litert_load,
+    expression_caveats=False, embeds_metadata=True, any_name=True,
+    convert=_litert_convert, finish=_litert_finish, load=_litert_load, stamp=_litert_stamp,
     int8_fixed="calibrates on min/max, quantizes weights per channel and every op to int8 (full-integer)",
 )
 FORMATS: dict[str, Format] = {f.name: f for f in (ONNX, LITERT)}

@@ -94,14 +94,12 @@ def refuse(findings: list[compat.Finding], target: Target) -> None:
 
 
 def spec_metadata(spec: ExportSpec, target: Target) -> dict[str, str]:
-    """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version."""
-    from ..version import __version__
+    """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version,
+    the target."""
+    from ..contract import spec_stamp
 
-    resolved = json.dumps({"spec": spec.data, "params": spec.graph.params}, sort_keys=True, default=str,
-                          separators=(",", ":"))
-    return {"netspec.version": __version__, "netspec.spec": resolved,
-            "netspec.spec_sha256": hashlib.sha256(resolved.encode()).hexdigest(),
-            "netspec.source": spec.path or "<text>", "netspec.target": json.dumps(target.to_dict(), sort_keys=True)}
+    return {**spec_stamp(spec.data, spec.graph.params, spec.path),
+            "netspec.target": json.dumps(target.to_dict(), sort_keys=True)}
 
 
 def keras_file_metadata(path: str | Path) -> dict[str, str]:

@@ -14,18 +14,24 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from ..contract import MAX_METADATA_BYTES as MAX_NETSPEC_METADATA, check_metadata
 from ..errors import ModelFileError, short
 
 MAX_MEMBERS = 4096               # a saved model has 3 members, plus its assets
 MAX_CONFIG_BYTES = 32 << 20      # config.json: the biggest keras.applications config is ~2 MiB
 MAX_METADATA_BYTES = 1 << 20     # metadata.json: a few dozen bytes in practice
+MAX_NETSPEC_BYTES = MAX_NETSPEC_METADATA  # netspec.json: the resolved spec and the contract
 MAX_RATIO = 200                  # declared / stored bytes above which a big member is a zip bomb
 RATIO_FLOOR = 1 << 20            # members declaring less than this are never called bombs
 WEIGHTS_MEMBERS = ("model.weights.h5", "model.weights.npz")
-_JSON_CAPS = {"config.json": MAX_CONFIG_BYTES, "metadata.json": MAX_METADATA_BYTES}
+# netspec's own metadata (version, resolved spec and hash, deployment contract) as a JSON object of
+# strings; Keras ignores members it does not know. Written by netspec.build.saving.stamp_keras.
+NETSPEC_MEMBER = "netspec.json"
+_JSON_CAPS = {"config.json": MAX_CONFIG_BYTES, "metadata.json": MAX_METADATA_BYTES,
+              NETSPEC_MEMBER: MAX_NETSPEC_BYTES}
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Archive:
     file: str
     config: dict
     sizes: dict[str, int]
+    netspec: dict[str, str] = field(default_factory=dict)  # the netspec.json member (empty: none)
 
     @property
     def shown(self) -> str:
@@ -114,11 +121,14 @@ def open_archive(path: str | os.PathLike) -> Archive:
                 config = _read_json(zf, "config.json", MAX_CONFIG_BYTES, shown, sizes)
                 if "metadata.json" in sizes:
                     _read_json(zf, "metadata.json", MAX_METADATA_BYTES, shown, sizes)
+                stamped = _read_json(zf, NETSPEC_MEMBER, MAX_NETSPEC_BYTES, shown, sizes) \
+                    if NETSPEC_MEMBER in sizes else {}
     except OSError as e:
         raise ModelFileError(f"{shown}: cannot read the file: {e.strerror or type(e).__name__}") from None
     if not isinstance(config, dict):
         raise ModelFileError(f"{shown}: config.json is not a JSON object (Keras writes one model object)")
-    return Archive(os.fsdecode(path), config, sizes)
+    netspec = check_metadata(stamped, f"{shown}: {NETSPEC_MEMBER}", ModelFileError)
+    return Archive(os.fsdecode(path), config, sizes, netspec)
 
 
 def _check_members(zf: zipfile.ZipFile, shown: str) -> dict[str, int]:

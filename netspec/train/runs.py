@@ -32,7 +32,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 STATE = "state.json"
 _CHECKPOINT = re.compile(r"checkpoints/(epoch-\d{4,9}|best|callback-\d{1,4}-epoch-\d{4,9})\.npz")
@@ -162,14 +162,23 @@ class RunDir:
     def save_state(self, state: RunState) -> None:
         write_text(self.root / STATE, state.to_json())
 
-    def save_best(self, model) -> None:
-        """best.keras from best.npz (the model's own weights are put back afterwards)."""
+    def save_best(self, model, metadata: Mapping[str, str] | None = None) -> None:
+        """best.keras from best.npz (the model's own weights are put back afterwards), with netspec's
+        ``metadata`` (the spec's, :meth:`netspec.Spec.metadata`) stamped in it."""
+        from ..build.saving import add_keras_metadata
+
         if not self.best_weights.is_file():
             return
         current = [v.numpy() for v in model.weights]
         load_checkpoint(model, self.best_weights)
+
+        def write(p: Path) -> None:
+            model.save(str(p))
+            if metadata:
+                add_keras_metadata(p, metadata)
+
         try:
-            atomic_write(self.best_model, lambda p: model.save(str(p)))
+            atomic_write(self.best_model, write)
         finally:
             for v, value in zip(model.weights, current):
                 v.assign(value)

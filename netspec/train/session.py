@@ -277,7 +277,7 @@ def finish(spec, run: RunDir, state: RunState, rows: list, config: TrainConfig, 
     state.finished = True
     run.save_state(state)
     if model is not None:
-        run.save_best(model)
+        run.save_best(model, spec.metadata() if hasattr(spec, "metadata") else None)
     run.plot(rows, f"{spec.name}: learning curves")
     best = f"best {config.monitor} {state.best:.4f} at epoch {state.best_epoch}" if state.best is not None else "no best"
     say(verbose, f"{state.epochs_done} epochs; {best}; best model {run.best_model}; history {run.history_file}; "

@@ -1,0 +1,115 @@
+"""``netspec evaluate``: per-artifact metrics equal what each runtime gives when scored independently here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploy_artifacts import SPEC, artifacts
+from netspec.cli import main
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    import netspec
+    from netspec.train.data import load_arrays
+
+    val = load_arrays(netspec.load(SPEC), "validation")
+    return val.x["image"].astype(np.float32), val.y["probs"]
+
+
+def probs_on_runtime(path: Path, x: np.ndarray) -> np.ndarray:
+    """Each artifact on its own runtime, called directly (not through netspec.deploy)."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return s.run(None, {s.get_inputs()[0].name: x})[0]
+    if path.suffix == ".tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_path=str(path)).get_signature_runner()
+        return np.concatenate([next(iter(runner(image=x[i:i + 1]).values())) for i in range(len(x))])
+    import keras
+
+    return np.asarray(keras.saving.load_model(str(path), compile=False).predict(x, verbose=0))
+
+
+def test_accuracy_per_artifact_equals_independent_scoring(capsys, held_out):
+    a = artifacts()
+    paths = [a.keras, a.onnx, a.int8, a.tflite]
+    rc, out, err = cli(capsys, "evaluate", *map(str, paths), "--format", "json")
+    assert rc == 0, out + err
+    data = json.loads(out)
+    x, y = held_out
+    assert data["samples"] == len(y) == 359 and data["data"] == "the spec's validation data"
+    got = [c["metrics"]["accuracy"] for c in data["artifacts"]]
+    want = [float(np.mean(probs_on_runtime(p, x).argmax(axis=1) == y)) for p in paths]
+    assert got == pytest.approx(want, abs=1e-6)
+    assert [c["runtime"].split()[0] for c in data["artifacts"]] == ["Keras", "onnxruntime", "onnxruntime", "LiteRT"]
+    assert data["artifacts"][0]["change"] is None
+    assert data["artifacts"][2]["change"]["accuracy"] == pytest.approx(got[2] - got[0])
+    rc, text, _ = cli(capsys, "evaluate", *map(str, paths))
+    assert rc == 0 and text.splitlines()[1].split() == ["artifact", "runtime", "accuracy", "time"]
+    assert f"{got[2]:.4f} ({got[2] - got[0]:+.4f})" in text
+
+
+def test_data_override_scores_all_its_samples(tmp_path, capsys, held_out):
+    a = artifacts()
+    x, y = held_out
+    np.savez(tmp_path / "some.npz", x=x[:50], y=y[:50])
+    rc, out, err = cli(capsys, "evaluate", str(a.onnx), "--data", str(tmp_path / "some.npz"), "--format", "json")
+    assert rc == 0, out + err
+    data = json.loads(out)
+    want = float(np.mean(probs_on_runtime(a.onnx, x[:50]).argmax(axis=1) == y[:50]))
+    assert data["samples"] == 50 and data["artifacts"][0]["metrics"]["accuracy"] == pytest.approx(want, abs=1e-6)
+    mapping = f"{{source: npz, path: {tmp_path / 'some.npz'}, x: x, y: y, validation_split: 0.5}}"
+    rc, out, _ = cli(capsys, "evaluate", str(a.onnx), "--data", mapping, "--data-root", str(tmp_path), "--format", "json")
+    assert rc == 0 and json.loads(out)["samples"] == 25  # its own held-out half
+
+
+def _strip(src: Path, dst: Path, extra: dict[str, str] | None = None) -> Path:
+    import onnx
+
+    proto = onnx.load(str(src))
+    del proto.metadata_props[:]
+    for k, v in (extra or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def test_without_a_spec_it_asks_for_one(tmp_path, capsys):
+    bare = _strip(artifacts().onnx, tmp_path / "bare.onnx")
+    rc, _, err = cli(capsys, "evaluate", str(bare))
+    assert rc == 1 and "none of the artifacts carries its spec" in err and "--spec" in err
+    rc, out, _ = cli(capsys, "evaluate", str(bare), "--spec", str(SPEC), "--format", "json")
+    assert rc == 0 and json.loads(out)["samples"] == 359
+
+
+def test_folded_preprocessing_is_refused_on_model_domain_data(tmp_path, capsys):
+    folded = _strip(artifacts().onnx, tmp_path / "folded.onnx", {"netspec.include_preprocess": "true"})
+    rc, _, err = cli(capsys, "evaluate", str(folded), "--spec", str(SPEC))
+    assert rc == 1 and "has the preprocessing folded in" in err and "--raw-data" in err
+
+
+def test_tampered_stamped_spec_is_refused(tmp_path, capsys):
+    import onnx
+
+    proto = onnx.load(str(artifacts().onnx))
+    for p in proto.metadata_props:
+        if p.key == "netspec.spec":
+            p.value = p.value.replace('"epochs":40', '"epochs":41')
+    onnx.save(proto, str(tmp_path / "t.onnx"))
+    rc, _, err = cli(capsys, "evaluate", str(tmp_path / "t.onnx"))
+    assert rc == 1 and "does not match its netspec.spec_sha256" in err
