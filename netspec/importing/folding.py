@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from typing import Any, Callable
 
-from .foldgraph import Block, Op, Scope, base, op_refs, spec_name, value_key
+from .foldgraph import Block, Op, Scope, base, map_refs, op_refs, spec_name, value_key
 from .foldnames import TakenNames, block_name, common_chars, common_tokens, inner_names, pick_name, unique_name
 
 MAX_RUN = 64           # ops in one candidate run
@@ -31,11 +31,12 @@ class Folder:
     """The greedy folding loop. ``default_of(type, key)`` gives ``(True, value)`` for a known default."""
 
     def __init__(self, ops: list[Op], outputs: list[str], inputs: list[str],
-                 default_of: Callable[[str | None, str], tuple[bool, Any]]) -> None:
+                 default_of: Callable[[str | None, str], tuple[bool, Any]],
+                 blocks: dict[str, Block] | None = None) -> None:
         self.default_of = default_of
         self.top = Scope(ops, list(outputs))
         self.scopes = [self.top]
-        self.blocks: dict[str, Block] = {}
+        self.blocks: dict[str, Block] = dict(blocks or {})  # made before folding (shared runs): kept as they are
         self.model_inputs = set(inputs)
         protected = {base(r) for r in outputs}
         protected |= {op.share_of for op in ops if op.share_of}
@@ -68,9 +69,9 @@ class Folder:
             return None
         if op.kind == "layer":
             hard = frozenset(k for k in op.args if not (k in SOFT_KEYS and self.default_of(op.type, k)[0]))
-            return ("L", op.type, hard, op.repeat is not None)
+            return ("L", op.type, hard, op.repeat is not None, _keywords(op))
         if op.kind == "expr":
-            return ("E", op.expr, tuple(sorted(op.inputs)) if isinstance(op.inputs, dict) else ())
+            return ("E", op.expr, _keywords(op))
         if op.kind == "block":
             return ("B", op.type, op.repeat is not None)
         return None
@@ -96,7 +97,9 @@ class Folder:
                         break
                     op = scope.ops[j]
                     wiring = []
-                    for r in op_refs(op) if not isinstance(op.inputs, dict) else [op.inputs[k] for k in sorted(op.inputs)]:
+                    keyed = [r for k in sorted(op.inputs) for r in _listed(op.inputs[k])] \
+                        if isinstance(op.inputs, dict) else op_refs(op)
+                    for r in keyed:
                         p = scope.pos.get(base(r))
                         if p is not None and p >= i:
                             wiring.append(("i", j - p))
@@ -273,8 +276,7 @@ class Folder:
             return "x"
 
         for op in body:
-            op.inputs = {k: wire(v) for k, v in op.inputs.items()} if isinstance(op.inputs, dict) \
-                else [wire(v) for v in op.inputs]
+            op.inputs = map_refs(op.inputs, wire)
         defaults = {}
         for p, values in params.items():
             value, count = Counter(value_key(v) for v in values).most_common(1)[0]
@@ -295,6 +297,17 @@ class Folder:
             new = Op(inst, "block", name, own, [ext] if ext else [], members=[n for op in run for n in op.names()])
             scope.ops[i:j + 1] = [new]
             scope.rename(run[-1].name, inst, start=i + 1)
+
+
+def _keywords(op: Op) -> tuple:
+    """The call keywords of an op (and how many refs each takes): ops that match must bind the same."""
+    if not isinstance(op.inputs, dict):
+        return ()
+    return tuple(sorted((k, len(v) if isinstance(v, list) else -1) for k, v in op.inputs.items()))
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 class _Vector(str):
@@ -357,7 +370,8 @@ def _non_overlapping(occs: list[tuple[int, int, int]]) -> list[tuple[int, int, i
 
 
 def fold(ops: list[Op], outputs: list[str], inputs: list[str],
-         default_of: Callable[[str | None, str], tuple[bool, Any]] | None = None) -> tuple[list[Op], dict[str, Block]]:
+         default_of: Callable[[str | None, str], tuple[bool, Any]] | None = None,
+         blocks: dict[str, Block] | None = None) -> tuple[list[Op], dict[str, Block]]:
     """Fold repeated runs of ``ops`` into blocks.
 
     Args:
@@ -365,8 +379,9 @@ def fold(ops: list[Op], outputs: list[str], inputs: list[str],
         outputs: refs of the model outputs (their ops keep their names and stay at the top level).
         inputs: the model input names.
         default_of: ``(type, key) -> (known, default value)`` for layer arguments.
+        blocks: blocks made before folding (their instances are not folded again).
 
     Returns:
         The top-level ops and the blocks, in the order they were made.
     """
-    return Folder(ops, outputs, inputs, default_of or (lambda t, k: (False, None))).run()
+    return Folder(ops, outputs, inputs, default_of or (lambda t, k: (False, None)), blocks).run()
