@@ -90,6 +90,24 @@ def sequential(keras):
                             name="mlp")
 
 
+def unet(keras):
+    """keras.io "Image segmentation with a U-Net-like architecture": chains of equal convolutions
+    (written with repeat) and concatenate skips."""
+    L = keras.layers
+    x = keras.Input((16, 16, 3), name="image")
+    skips, h = [], x
+    for f in (4, 8):
+        h = L.Conv2D(f, 3, padding="same", activation="relu")(h)
+        h = L.Conv2D(f, 3, padding="same", activation="relu")(h)
+        skips.append(h)
+        h = L.MaxPooling2D()(h)
+    for f, skip in zip((8, 4), reversed(skips)):
+        h = L.Concatenate()([L.Conv2DTranspose(f, 2, strides=2)(h), skip])
+        h = L.Conv2D(f, 3, padding="same", activation="relu")(h)
+        h = L.Conv2D(f, 3, padding="same", activation="relu")(h)
+    return keras.Model(x, L.Conv2D(1, 1, activation="sigmoid")(h), name="unet")
+
+
 EXPRESSION_SPEC = """
 netspec: 1
 name: scaled_gelu
@@ -107,7 +125,7 @@ def expression_model(keras):
     return netspec.load(EXPRESSION_SPEC).build()
 
 
-MODELS = [transformer_block, seq2seq, bidirectional, masked_gru, nested_sequential, siamese, sequential,
+MODELS = [transformer_block, seq2seq, bidirectional, masked_gru, nested_sequential, siamese, sequential, unet,
           expression_model]
 
 

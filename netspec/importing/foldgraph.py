@@ -119,4 +119,7 @@ class Scope:
 
         for op in self.ops[start:]:
             op.inputs = map_refs(op.inputs, sub)
+        for op in self.ops:
+            if op.share_of == old:
+                op.share_of = new
         self.outputs[:] = [sub(r) for r in self.outputs]

@@ -58,6 +58,8 @@ class Folder:
         for scope in self.scopes:
             if scope.block is not None:
                 scope.block.nodes = scope.ops
+        for scope in reversed(self.scopes):  # block bodies first: their layer names make their users'
+            self._distinct_scope(scope)
         for b in self.blocks.values():
             b.instances = sum(1 for s in self.scopes for op in s.ops if op.kind == "block" and op.type == b.name)
         return self.top.ops, self.blocks
@@ -204,6 +206,13 @@ class Folder:
         """A name for a chain merged into ``repeat``: what the names share (``conv2_block2``,
         ``conv2_block3`` -> ``conv2_block``), else the first name; never one that the instances'
         generated names (``<name>_<i>``) would collide with."""
+        # The names netspec gives a repeat's instances (<stem>_0, <stem>_1, ...): a model built from an
+        # imported spec imports back to the same stem.
+        own = names[0][:-2] if names[0].endswith("_0") else ""
+        if own and names == [f"{own}_{i}" for i in range(len(names))]:
+            taken = self._taken(scope, exclude)
+            if pick_name([own], -1 if scope.block is not None else len(names), taken) == own:
+                return own
         tokens = common_tokens(names)
         rest = [n.split("_")[len(tokens)] for n in names if len(n.split("_")) > len(tokens)]
         common = common_chars(rest).rstrip("0123456789_") if len(rest) == len(names) else ""
@@ -230,6 +239,49 @@ class Folder:
 
     # -- folding one pattern -----------------------------------------------------------------------
 
+    def _distinct_layers(self, names: list[str], template: list[Op]) -> list[str]:
+        """Inner names whose layers get distinct names: a node ``conv_bn_conv`` beside a block instance
+        ``conv_bn`` holding a node ``conv`` would both make ``<instance>_conv_bn_conv``."""
+        out: list[str] = []
+        made: set[str] = set()
+        for name, op in zip(names, template):
+            candidate, letters = name, iter("bcdefghijklmnopqrstuvwxyz")
+            while self._layer_names(candidate, op) & made or candidate in out:
+                candidate = f"{name}_{next(letters)}"
+            made |= self._layer_names(candidate, op)
+            out.append(candidate)
+        return out
+
+    def _distinct_scope(self, scope: Scope) -> None:
+        """Rename a node whose layers would take a name another node's layers have (a node
+        ``conv_dw_7`` repeated, beside an instance whose layers start ``conv_dw_7_0``)."""
+        made: set[str] = set()
+        keep = {base(r) for r in scope.outputs}
+        for op in scope.ops:
+            names = self._layer_names(op.name, op)
+            if names & made and op.name not in keep:
+                taken = {o.name for o in scope.ops} | self.model_inputs | {"x"}
+                for letter in "bcdefghijklmnopqrstuvwxyz":
+                    new = f"{op.name}_{letter}"
+                    if new not in taken and not self._layer_names(new, op) & made:
+                        scope.rename(op.name, new)
+                        op.name = new
+                        names = self._layer_names(new, op)
+                        break
+            made |= names
+
+    def _layer_names(self, name: str, op: Op) -> set[str]:
+        """The layer names (relative to its scope) a node called ``name`` makes; a repeat whose count
+        is a param counts as up to 16 instances."""
+        count = op.repeat if isinstance(op.repeat, int) else (16 if op.repeat is not None else None)
+        heads = [name] if count is None else [f"{name}_{i}" for i in range(count)]
+        if op.kind != "block":
+            return set(heads)
+        inner: set[str] = set()
+        for node in self.blocks[op.block_used()].nodes:
+            inner |= self._layer_names(node.name, node)
+        return {f"{h}_{n}" for h in heads for n in inner}
+
     def apply(self, chosen: list[tuple[int, int, int]]) -> None:
         occs = [(self.scopes[sid], i, j) for sid, i, j in chosen]
         first_scope, fi, fj = occs[0]
@@ -238,7 +290,7 @@ class Folder:
         runs = [scope.ops[i:j + 1] for scope, i, j in occs]
         prefixes = [common_tokens([n for op in run for n in op.names()]) for run in runs]
 
-        inner = inner_names(runs, prefixes)
+        inner = self._distinct_layers(inner_names(runs, prefixes), template)
         name = block_name(runs, prefixes, self.blocks)
         vectors: dict[str, tuple[list, str, str]] = {}  # json of values -> (values, key, inner name)
         body: list[Op] = []
@@ -316,7 +368,9 @@ class _Vector(str):
 
 def _collect(values: list, key: str, inner: str, vectors: dict) -> Any:
     """A literal when every instance has the same value, else a placeholder for a param."""
-    if all(value_key(v) == value_key(values[0]) for v in values):
+    # A value that names a param of the scope the runs sit in ("$filters" inside a block body) must
+    # stay a param: inside the new block, $filters would name the new block's own param.
+    if all(value_key(v) == value_key(values[0]) for v in values) and "$" not in value_key(values[0]):
         return values[0]
     vector = value_key(values)
     vectors.setdefault(vector, (values, key, inner))

@@ -103,7 +103,7 @@ def _wired_alike(run: list[Op], seg: list[Op]) -> bool:
     shape = []
     for t, op in enumerate(seg):
         refs = op_refs(op)
-        pattern = []
+        pattern: list[int | str] = []
         for r in refs:
             if base(r) in where and where[base(r)] < t and "." not in r:
                 pattern.append(where[base(r)])
