@@ -307,3 +307,57 @@ def test_netspec_built_expression_model_through_the_cli(keras, tmp_path):
     assert main(["import", str(path), "-o", str(out)]) == 0
     assert out.read_text() == first
     assert compare(load_keras_file(str(path)).model, import_model(load_keras_file(str(path)))).ok
+
+
+# -- keras.applications: netspec's own builds import back --------------------------------------------
+
+
+@pytest.mark.parametrize("name, identical", [("VGG16", True), ("MobileNet", False), ("ResNet50V2", False)])
+def test_keras_app_builds_import_back(keras, name, identical):
+    """netspec's build of an imported keras.applications spec imports again into a spec that loads and
+    rebuilds it (before: a layer name made twice, a block param lost). Folding names that survive the
+    build exactly are still being made (VGG16 round-trips byte for byte; MobileNet does not yet)."""
+    from netspec import kerasapi
+    from netspec.importing.check import build_symbolic
+    from netspec.importing.importer import keras_app
+
+    first = import_model(keras_app(name))
+    with kerasapi.symbolic_build():
+        built, _ = build_symbolic(netspec.load(first.text))
+    second = import_model(built)
+    assert compare(built, second).ok
+    body = [t[t.index("\ninputs:"):] for t in (first.text, second.text)]
+    if identical:
+        assert body[0] == body[1]
+
+
+# -- the specs netspec ships: build, import, build, import --------------------------------------------
+
+# Folding names that survive netspec's build exactly are still being made for this one (see the report
+# of test_keras_app_builds_import_back); its import still rebuilds the model.
+NOT_YET_IDENTICAL = {"mobilenet_v2.yaml"}
+
+
+def _shipped():
+    from conftest import SPECS
+
+    return sorted(SPECS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _shipped(), ids=lambda p: p.name)
+def test_shipped_specs_import_back_and_round_trip(keras, path):
+    """Each spec in specs/ (user layers with initializer objects, expressions with params, shared
+    blocks, initial_state lists) builds into a model whose import rebuilds it and round-trips."""
+    from netspec import kerasapi
+    from netspec.importing.check import build_symbolic
+
+    def built(text_or_path):
+        with kerasapi.symbolic_build():
+            return build_symbolic(netspec.load(text_or_path, trust_plugins=True))[0]
+
+    model = built(path)
+    first = import_model(model)
+    assert compare(model, first).ok
+    second = import_model(built(first.text))
+    if path.name not in NOT_YET_IDENTICAL:
+        assert second.text == first.text

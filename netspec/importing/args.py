@@ -179,6 +179,14 @@ class ArgConverter:
             raise ModelImportError(f"{where}: wrapped layer {type_name} is not a core Keras layer")
         return {"type": type_name, **self.layer_args(layer, type_name, where, wrapper_sets)}
 
+    def object_value(self, kind: str, value: Any, where: str) -> Any:
+        """A serialized initializer, regularizer or constraint in spec form (a name, or ``{type: ...}``).
+
+        Raises:
+            ModelImportError: a class netspec does not build for ``kind``.
+        """
+        return self._object(kind, value, where)
+
     def _object(self, kind: str, value: Any, where: str) -> Any:
         allowed = self.catalog.object_types(kind)
         if isinstance(value, str):

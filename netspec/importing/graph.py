@@ -11,7 +11,7 @@ from .. import kerasapi
 from ..schema import registry
 from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
-from .args import ArgConverter, normalize
+from .args import OBJECT_KINDS, ArgConverter, normalize
 from .calls import TensorDict, call_inputs, implicit_mask
 from .values import (
     call_tensors,
@@ -334,9 +334,18 @@ class Flattener:
             param = sig.parameters.get(key)
             if param is not None and param.default is not param.empty and normalize(param.default) == normalize(value):
                 continue
+            kind = self.catalog.arg_kind(type_name, key)
+            if isinstance(value, dict) and kind in OBJECT_KINDS:
+                # an initializer, regularizer or constraint, in the spec form a core layer's takes
+                written = self.args.object_value(kind, value, f"layer {short(where, 80)}: {key}")
+                if param is not None and isinstance(param.default, str) and written == param.default:
+                    continue
+                out[key] = written
+                continue
             if isinstance(value, dict):
-                raise ModelImportError(f"layer {short(where, 80)}: argument {key}={short(value)} of user layer "
-                                       f"{type_name} is an object; write it in the spec by hand")
+                raise ModelImportError(f"layer {short(where, 80)}: argument {key} of user layer {type_name} is an "
+                                       "object that is not an initializer, regularizer or constraint; write it in "
+                                       "the spec by hand")
             out[key] = plain_value(value)
         return out
 
