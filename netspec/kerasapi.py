@@ -67,6 +67,24 @@ def inbound_nodes(operation: Any) -> list:
     return getattr(operation, "_inbound_nodes", [])
 
 
+def keras_mask(tensor: Any) -> Any:
+    """The mask Keras attached to a symbolic tensor (Embedding ``mask_zero``, Masking), or None."""
+    from keras.src.backend import get_keras_mask
+
+    return get_keras_mask(tensor) if hasattr(tensor, "shape") else None
+
+
+def call_of(tensor: Any) -> tuple[Any, Any] | None:
+    """``(operation, node)`` of the call that made the symbolic ``tensor``; the node's ``arguments``
+    hold the call's ``args`` and ``kwargs``. None for a tensor with no history."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    operation, index = history[0], history[1]
+    nodes = getattr(operation, "_inbound_nodes", [])
+    return (operation, nodes[index]) if index < len(nodes) else None
+
+
 def model_nodes(model: Any, operation: Any) -> list:
     """The call nodes of ``operation`` that belong to ``model`` (a layer may be called outside it too)."""
     from keras.src.ops.function import make_node_key

@@ -149,11 +149,13 @@ def test_shared_layers_become_share_nodes(keras):
 
 
 def test_nested_models_are_inlined(keras):
+    """A nested model called once is inlined; its layers are named <model>_<layer>, as netspec names
+    the layers of a block instance (so the built model imports back to the same spec)."""
     inner = keras.Sequential([keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")], name="inner")
     inp = keras.Input((3,), name="x")
     source = keras.Model(inp, keras.layers.Dense(1, name="out")(inner(inp)))
     imported = import_model(source)
-    assert [n.name for n in netspec.load(imported.text).graph.nodes] == ["a", "b", "out"]
+    assert [n.name for n in netspec.load(imported.text).graph.nodes] == ["inner_a", "inner_b", "out"]
     assert compare(source, imported).ok
 
 

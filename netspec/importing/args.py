@@ -12,6 +12,14 @@ from ..resolve.scope import snake_case
 # Object kinds whose values are built by netspec from whitelists (catalog ``x-netspec-kind``).
 OBJECT_KINDS = ("initializer", "regularizer", "constraint")
 
+# Arguments a wrapper sets on the layers it wraps, whatever they were given: Bidirectional forces
+# ``zero_output_for_mask = return_sequences`` on its forward and backward RNNs. They are left out of
+# the wrapped layer's spec arguments (the wrapper sets them again when the spec is built).
+WRAPPER_SETS = {"Bidirectional": frozenset({"zero_output_for_mask"})}
+# Wrapper arguments whose default is derived from another argument (Bidirectional's backward layer
+# is the forward layer run backwards): tried left out first; _verify writes them when they differ.
+DERIVED_DEFAULTS = {"Bidirectional": frozenset({"backward_layer"})}
+
 
 def normalize(value: Any) -> Any:
     """A comparable form of a config value: tuples as lists, serialized objects as (class, config)."""
@@ -19,7 +27,10 @@ def normalize(value: Any) -> Any:
         return [normalize(v) for v in value]
     if isinstance(value, dict):
         if "class_name" in value and "config" in value:
-            return {"@class": value["class_name"], "@config": normalize(value["config"])}
+            inner = value["config"]
+            if isinstance(inner, dict):  # a wrapped layer's name is generated (forward_lstm_3): not structure
+                inner = {k: v for k, v in inner.items() if k != "name"}
+            return {"@class": value["class_name"], "@config": normalize(inner)}
         return {k: normalize(v) for k, v in sorted(value.items())}
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return ("float", value)  # 1.0 and 1 differ in Keras configs only by type; keep them apart
@@ -44,14 +55,17 @@ class ArgConverter:
 
     # -- public ------------------------------------------------------------------------------
 
-    def layer_args(self, layer, type_name: str, where: str) -> dict[str, Any]:
+    def layer_args(self, layer, type_name: str, where: str, wrapper_sets: frozenset = frozenset()) -> dict[str, Any]:
         """The spec arguments of ``layer`` (a core Keras layer named ``type_name`` in the schema).
+
+        Args:
+            wrapper_sets: arguments the wrapper around ``layer`` sets itself (left out).
 
         Raises:
             ModelImportError: an argument has no spec form (names the layer and the argument).
         """
-        config = layer.get_config()
-        key = type_name + json.dumps(normalize(config), sort_keys=True, default=repr)
+        config = {k: v for k, v in layer.get_config().items() if k not in wrapper_sets}
+        key = type_name + ",".join(sorted(wrapper_sets)) + json.dumps(normalize(config), sort_keys=True, default=repr)
         if key not in self._cache:
             self._cache[key] = self._reduce(layer, type_name, config, where)
         return dict(self._cache[key])
@@ -77,6 +91,8 @@ class ArgConverter:
                     out[key] = policy
                 continue
             if key not in required and reference is not None and key in reference and _same(reference[key], value):
+                continue
+            if key in DERIVED_DEFAULTS.get(type_name, ()):
                 continue
             if reference is None and "default" in props.get(key, {}) and _same(props[key]["default"], _lists(value)):
                 continue
@@ -148,19 +164,28 @@ class ArgConverter:
             return value
         if kind == "dtype":
             return _policy_name(value)
+        forced = WRAPPER_SETS.get(type_name, frozenset())
         if kind == "layer":
-            return self.nested_layer(getattr(layer, key, None) or _sublayer(layer, key), f"{where}.{key}")
+            return self.nested_layer(getattr(layer, key, None) or _sublayer(layer, key), f"{where}.{key}", forced)
         if kind == "layers":
             subs = getattr(layer, key, None) or []
-            return [self.nested_layer(s, f"{where}.{key}[{i}]") for i, s in enumerate(subs)]
+            return [self.nested_layer(s, f"{where}.{key}[{i}]", forced) for i, s in enumerate(subs)]
         return _lists(value)
 
-    def nested_layer(self, layer, where: str) -> dict:
+    def nested_layer(self, layer, where: str, wrapper_sets: frozenset = frozenset()) -> dict:
         """A layer given as an argument (wrapped layer, RNN cell) as ``{type: ..., args}``."""
         type_name = type(layer).__name__
         if layer is None or type_name not in self.catalog.core or getattr(self.keras.layers, type_name, None) is not type(layer):
             raise ModelImportError(f"{where}: wrapped layer {type_name} is not a core Keras layer")
-        return {"type": type_name, **self.layer_args(layer, type_name, where)}
+        return {"type": type_name, **self.layer_args(layer, type_name, where, wrapper_sets)}
+
+    def object_value(self, kind: str, value: Any, where: str) -> Any:
+        """A serialized initializer, regularizer or constraint in spec form (a name, or ``{type: ...}``).
+
+        Raises:
+            ModelImportError: a class netspec does not build for ``kind``.
+        """
+        return self._object(kind, value, where)
 
     def _object(self, kind: str, value: Any, where: str) -> Any:
         allowed = self.catalog.object_types(kind)

@@ -14,6 +14,7 @@ from typing import Any, cast
 from .. import kerasapi
 from ..errors import ModelImportError, short
 from .args import normalize
+from .calls import implicit_mask
 
 _GENERATED_BUG = "netspec import wrote a spec that does not load (a bug in netspec; please report it)"
 
@@ -120,12 +121,47 @@ def _shapes(op, k: int = 0) -> list:
     return [tuple(t.shape) for t in node.outputs]
 
 
-def _sources(op, k: int = 0) -> list[str]:
+def _sources(op, k: int = 0) -> tuple[list[str], bool]:
+    """The names of what feeds call ``k`` of ``op`` (an implicit mask left out), and whether the call
+    used keywords (Keras then orders the tensors by keyword, so only the set can be compared)."""
     nodes = kerasapi.inbound_nodes(op)
     if not nodes:
-        return []
+        return [], False
     node = nodes[min(k, len(nodes) - 1)]
-    return [kerasapi.producer(t).name for t in node.input_tensors]
+    arguments = getattr(node, "arguments", None)
+    tensors = list(node.input_tensors)
+    keywords = bool(arguments is not None and arguments.kwargs)
+    if arguments is not None and "mask" in arguments.kwargs and implicit_mask(node):
+        masks = {id(t) for t in _flat(arguments.kwargs["mask"])}
+        tensors = [t for t in tensors if id(t) not in masks]
+    return [kerasapi.producer(t).name for t in tensors], keywords
+
+
+def _flat(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flat(v)]
+    return [] if value is None else [value]
+
+
+def _mask_operations(model) -> set[str]:
+    """Operations (keras.ops, not layers) that only compute the implicit masks Keras passes on: each
+    build makes its own (``not_equal``, ``not_equal_1``), so they are not compared."""
+    import keras
+
+    out: set[str] = set()
+    stack = []
+    for op in _operations(model, {}).values():
+        for node in kerasapi.inbound_nodes(op):
+            arguments = getattr(node, "arguments", None)
+            if arguments is not None and "mask" in arguments.kwargs and implicit_mask(node):
+                stack += _flat(arguments.kwargs["mask"])
+    while stack:
+        made = kerasapi.call_of(stack.pop())
+        if made is None or isinstance(made[0], keras.layers.Layer) or made[0].name in out:
+            continue
+        out.add(made[0].name)
+        stack += list(made[1].input_tensors)
+    return out
 
 
 def _config(op) -> Any:
@@ -153,6 +189,9 @@ def compare(source_model, imported, spec=None) -> Comparison:
                         spec_params=sum(_params(layer) for layer in {id(v): v for v in layers.values()}.values()))
     ours = _operations(model, {})
     theirs = _operations(source_model, {})
+    for masks, ops in ((_mask_operations(model), ours), (_mask_operations(source_model), theirs)):
+        for name in masks:
+            ops.pop(name, None)
     result.layers = len(theirs)
     name_of = imported.names
     for name, op in theirs.items():
@@ -174,9 +213,11 @@ def compare(source_model, imported, spec=None) -> Comparison:
             result.problems.append(f"{short(name, 80)}: {_params(op):,} parameters, node {short(flat, 80)} {_params(mine):,}")
         if _shapes(op) != _shapes(mine):
             result.problems.append(f"{short(name, 80)}: output shape {_shapes(op)}, node {short(flat, 80)} {_shapes(mine)}")
-        expected = [name_of.get(s, s) for s in _sources(op)]
-        if expected != _sources(mine):
-            result.problems.append(f"{short(name, 80)}: inputs {expected}, node {short(flat, 80)} has {_sources(mine)}")
+        sources, keywords = _sources(op)
+        expected = [name_of.get(s, s) for s in sources]
+        actual, keywords_too = _sources(mine)
+        if expected != actual and not ((keywords or keywords_too) and sorted(expected) == sorted(actual)):
+            result.problems.append(f"{short(name, 80)}: inputs {expected}, node {short(flat, 80)} has {actual}")
     extra = set(ours) - {name_of.get(n) for n in theirs}
     if extra:
         result.problems.append(f"the spec has {len(extra)} node(s) the source lacks: {sorted(extra)[:3]}")

@@ -70,8 +70,17 @@ def base(ref: str) -> str:
 
 
 def op_refs(op: Op) -> list[str]:
-    """The refs an op reads, in order (its inputs mapping's values, or its inputs list)."""
-    return list(op.inputs.values()) if isinstance(op.inputs, dict) else list(op.inputs)
+    """The refs an op reads, in order (its inputs mapping's values, a keyword's list flattened, or its list)."""
+    if isinstance(op.inputs, dict):
+        return [r for v in op.inputs.values() for r in (v if isinstance(v, list) else [v])]
+    return list(op.inputs)
+
+
+def map_refs(inputs, fn):
+    """``inputs`` (a list, or a mapping of refs and lists of refs) with ``fn`` applied to every ref."""
+    if isinstance(inputs, dict):
+        return {k: [fn(r) for r in v] if isinstance(v, list) else fn(v) for k, v in inputs.items()}
+    return [fn(r) for r in inputs]
 
 
 def value_key(value: Any) -> str:
@@ -109,6 +118,8 @@ class Scope:
             return new + dot + part if b == old else r
 
         for op in self.ops[start:]:
-            op.inputs = {k: sub(v) for k, v in op.inputs.items()} if isinstance(op.inputs, dict) \
-                else [sub(v) for v in op.inputs]
+            op.inputs = map_refs(op.inputs, sub)
+        for op in self.ops:
+            if op.share_of == old:
+                op.share_of = new
         self.outputs[:] = [sub(r) for r in self.outputs]

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from typing import Any, Callable
 
-from .foldgraph import Block, Op, Scope, base, op_refs, spec_name, value_key
+from .foldgraph import Block, Op, Scope, base, map_refs, op_refs, spec_name, value_key
 from .foldnames import TakenNames, block_name, common_chars, common_tokens, inner_names, pick_name, unique_name
 
 MAX_RUN = 64           # ops in one candidate run
@@ -31,11 +31,12 @@ class Folder:
     """The greedy folding loop. ``default_of(type, key)`` gives ``(True, value)`` for a known default."""
 
     def __init__(self, ops: list[Op], outputs: list[str], inputs: list[str],
-                 default_of: Callable[[str | None, str], tuple[bool, Any]]) -> None:
+                 default_of: Callable[[str | None, str], tuple[bool, Any]],
+                 blocks: dict[str, Block] | None = None) -> None:
         self.default_of = default_of
         self.top = Scope(ops, list(outputs))
         self.scopes = [self.top]
-        self.blocks: dict[str, Block] = {}
+        self.blocks: dict[str, Block] = dict(blocks or {})  # made before folding (shared runs): kept as they are
         self.model_inputs = set(inputs)
         protected = {base(r) for r in outputs}
         protected |= {op.share_of for op in ops if op.share_of}
@@ -57,6 +58,8 @@ class Folder:
         for scope in self.scopes:
             if scope.block is not None:
                 scope.block.nodes = scope.ops
+        for scope in reversed(self.scopes):  # block bodies first: their layer names make their users'
+            self._distinct_scope(scope)
         for b in self.blocks.values():
             b.instances = sum(1 for s in self.scopes for op in s.ops if op.kind == "block" and op.type == b.name)
         return self.top.ops, self.blocks
@@ -68,9 +71,9 @@ class Folder:
             return None
         if op.kind == "layer":
             hard = frozenset(k for k in op.args if not (k in SOFT_KEYS and self.default_of(op.type, k)[0]))
-            return ("L", op.type, hard, op.repeat is not None)
+            return ("L", op.type, hard, op.repeat is not None, _keywords(op))
         if op.kind == "expr":
-            return ("E", op.expr, tuple(sorted(op.inputs)) if isinstance(op.inputs, dict) else ())
+            return ("E", op.expr, _keywords(op))
         if op.kind == "block":
             return ("B", op.type, op.repeat is not None)
         return None
@@ -96,7 +99,9 @@ class Folder:
                         break
                     op = scope.ops[j]
                     wiring = []
-                    for r in op_refs(op) if not isinstance(op.inputs, dict) else [op.inputs[k] for k in sorted(op.inputs)]:
+                    keyed = [r for k in sorted(op.inputs) for r in _listed(op.inputs[k])] \
+                        if isinstance(op.inputs, dict) else op_refs(op)
+                    for r in keyed:
                         p = scope.pos.get(base(r))
                         if p is not None and p >= i:
                             wiring.append(("i", j - p))
@@ -201,6 +206,13 @@ class Folder:
         """A name for a chain merged into ``repeat``: what the names share (``conv2_block2``,
         ``conv2_block3`` -> ``conv2_block``), else the first name; never one that the instances'
         generated names (``<name>_<i>``) would collide with."""
+        # The names netspec gives a repeat's instances (<stem>_0, <stem>_1, ...): a model built from an
+        # imported spec imports back to the same stem.
+        own = names[0][:-2] if names[0].endswith("_0") else ""
+        if own and names == [f"{own}_{i}" for i in range(len(names))]:
+            taken = self._taken(scope, exclude)
+            if pick_name([own], -1 if scope.block is not None else len(names), taken) == own:
+                return own
         tokens = common_tokens(names)
         rest = [n.split("_")[len(tokens)] for n in names if len(n.split("_")) > len(tokens)]
         common = common_chars(rest).rstrip("0123456789_") if len(rest) == len(names) else ""
@@ -227,6 +239,49 @@ class Folder:
 
     # -- folding one pattern -----------------------------------------------------------------------
 
+    def _distinct_layers(self, names: list[str], template: list[Op]) -> list[str]:
+        """Inner names whose layers get distinct names: a node ``conv_bn_conv`` beside a block instance
+        ``conv_bn`` holding a node ``conv`` would both make ``<instance>_conv_bn_conv``."""
+        out: list[str] = []
+        made: set[str] = set()
+        for name, op in zip(names, template):
+            candidate, letters = name, iter("bcdefghijklmnopqrstuvwxyz")
+            while self._layer_names(candidate, op) & made or candidate in out:
+                candidate = f"{name}_{next(letters)}"
+            made |= self._layer_names(candidate, op)
+            out.append(candidate)
+        return out
+
+    def _distinct_scope(self, scope: Scope) -> None:
+        """Rename a node whose layers would take a name another node's layers have (a node
+        ``conv_dw_7`` repeated, beside an instance whose layers start ``conv_dw_7_0``)."""
+        made: set[str] = set()
+        keep = {base(r) for r in scope.outputs}
+        for op in scope.ops:
+            names = self._layer_names(op.name, op)
+            if names & made and op.name not in keep:
+                taken = {o.name for o in scope.ops} | self.model_inputs | {"x"}
+                for letter in "bcdefghijklmnopqrstuvwxyz":
+                    new = f"{op.name}_{letter}"
+                    if new not in taken and not self._layer_names(new, op) & made:
+                        scope.rename(op.name, new)
+                        op.name = new
+                        names = self._layer_names(new, op)
+                        break
+            made |= names
+
+    def _layer_names(self, name: str, op: Op) -> set[str]:
+        """The layer names (relative to its scope) a node called ``name`` makes; a repeat whose count
+        is a param counts as up to 16 instances."""
+        count = op.repeat if isinstance(op.repeat, int) else (16 if op.repeat is not None else None)
+        heads = [name] if count is None else [f"{name}_{i}" for i in range(count)]
+        if op.kind != "block":
+            return set(heads)
+        inner: set[str] = set()
+        for node in self.blocks[op.block_used()].nodes:
+            inner |= self._layer_names(node.name, node)
+        return {f"{h}_{n}" for h in heads for n in inner}
+
     def apply(self, chosen: list[tuple[int, int, int]]) -> None:
         occs = [(self.scopes[sid], i, j) for sid, i, j in chosen]
         first_scope, fi, fj = occs[0]
@@ -235,7 +290,7 @@ class Folder:
         runs = [scope.ops[i:j + 1] for scope, i, j in occs]
         prefixes = [common_tokens([n for op in run for n in op.names()]) for run in runs]
 
-        inner = inner_names(runs, prefixes)
+        inner = self._distinct_layers(inner_names(runs, prefixes), template)
         name = block_name(runs, prefixes, self.blocks)
         vectors: dict[str, tuple[list, str, str]] = {}  # json of values -> (values, key, inner name)
         body: list[Op] = []
@@ -273,8 +328,7 @@ class Folder:
             return "x"
 
         for op in body:
-            op.inputs = {k: wire(v) for k, v in op.inputs.items()} if isinstance(op.inputs, dict) \
-                else [wire(v) for v in op.inputs]
+            op.inputs = map_refs(op.inputs, wire)
         defaults = {}
         for p, values in params.items():
             value, count = Counter(value_key(v) for v in values).most_common(1)[0]
@@ -297,13 +351,26 @@ class Folder:
             scope.rename(run[-1].name, inst, start=i + 1)
 
 
+def _keywords(op: Op) -> tuple:
+    """The call keywords of an op (and how many refs each takes): ops that match must bind the same."""
+    if not isinstance(op.inputs, dict):
+        return ()
+    return tuple(sorted((k, len(v) if isinstance(v, list) else -1) for k, v in op.inputs.items()))
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 class _Vector(str):
     """A block param placeholder: the JSON of its values across the instances."""
 
 
 def _collect(values: list, key: str, inner: str, vectors: dict) -> Any:
     """A literal when every instance has the same value, else a placeholder for a param."""
-    if all(value_key(v) == value_key(values[0]) for v in values):
+    # A value that names a param of the scope the runs sit in ("$filters" inside a block body) must
+    # stay a param: inside the new block, $filters would name the new block's own param.
+    if all(value_key(v) == value_key(values[0]) for v in values) and "$" not in value_key(values[0]):
         return values[0]
     vector = value_key(values)
     vectors.setdefault(vector, (values, key, inner))
@@ -357,7 +424,8 @@ def _non_overlapping(occs: list[tuple[int, int, int]]) -> list[tuple[int, int, i
 
 
 def fold(ops: list[Op], outputs: list[str], inputs: list[str],
-         default_of: Callable[[str | None, str], tuple[bool, Any]] | None = None) -> tuple[list[Op], dict[str, Block]]:
+         default_of: Callable[[str | None, str], tuple[bool, Any]] | None = None,
+         blocks: dict[str, Block] | None = None) -> tuple[list[Op], dict[str, Block]]:
     """Fold repeated runs of ``ops`` into blocks.
 
     Args:
@@ -365,8 +433,9 @@ def fold(ops: list[Op], outputs: list[str], inputs: list[str],
         outputs: refs of the model outputs (their ops keep their names and stay at the top level).
         inputs: the model input names.
         default_of: ``(type, key) -> (known, default value)`` for layer arguments.
+        blocks: blocks made before folding (their instances are not folded again).
 
     Returns:
         The top-level ops and the blocks, in the order they were made.
     """
-    return Folder(ops, outputs, inputs, default_of or (lambda t, k: (False, None))).run()
+    return Folder(ops, outputs, inputs, default_of or (lambda t, k: (False, None)), blocks).run()

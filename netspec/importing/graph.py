@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,18 +11,16 @@ from .. import kerasapi
 from ..schema import registry
 from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
-from .args import ArgConverter, normalize
+from .args import OBJECT_KINDS, ArgConverter, normalize
+from .calls import TensorDict, call_inputs, implicit_mask
 from .values import (
-    CALL_CONTEXT,
     call_tensors,
     config_dtype,
-    has_tensor,
     history_list,
     is_tensor,
     number_text,
     plain_value,
     positional,
-    positional_or_named,
 )
 
 
@@ -71,6 +70,15 @@ class Flattener:
         self.first_call: dict[int, str] = {}  # id(layer) -> name of the op of its first call
         self.names: dict[str, str] = {}       # Keras name -> op name
         self.notes: list[str] = []
+        self.params: dict[str, Any] = {}      # spec params: the values netspec expressions stored
+        # Layers of a nested model are named "<model>_<layer>": the names netspec gives the layers
+        # of a block instance, so the spec built from the import names its layers the same way.
+        self.prefix = ""
+        self.calls: dict[int, int] = {}       # id(layer) -> calls after its first (a shared layer)
+
+    def own(self, keras_name: str) -> str:
+        """A fresh op name for a Keras layer, inside the nested model being flattened."""
+        return self.fresh(self.prefix + keras_name)
 
     def fresh(self, wanted: str) -> str:
         name = wanted if is_name(wanted) and len(wanted) <= 64 else spec_name(wanted)
@@ -86,12 +94,21 @@ class Flattener:
         """Add the ops of ``model``; returns its output refs. ``bound``: refs for its inputs (nested)."""
         if isinstance(model, self.keras.Sequential):
             return self._sequential(model, bound, where)
-        if not hasattr(model, "_nodes") or not isinstance(model.get_config(), dict) or "layers" not in model.get_config():
-            raise ModelImportError(f"{where or 'the model'} is a subclassed keras.Model ({type(model).__name__}); "
-                                   "only functional and Sequential models can be imported")
+        if not _functional(model):
+            raise ModelImportError(
+                f"{short(where.rstrip(' >'), 80) if where else 'the model'} is a subclassed keras.Model "
+                f"({type(model).__name__}): its graph is the Python code of its call() method, not a graph of "
+                "layers that netspec can read",
+                hint="write it as a functional model (keras.Model(inputs, outputs)) and import that, or write the "
+                     "spec by hand and register the class as a user layer (@netspec.register_layer)")
         config = plain_value(model.get_config())  # tuples as lists, as in a .keras file
         live = {op.name: op for op in model.operations}
-        calls = self._calls(config)
+        live_nodes = {}
+        for name, op in live.items():
+            for k, node in enumerate(_model_nodes(model, op)):
+                live_nodes[(name, k)] = node
+        skip = _strip_implicit_masks(config, live_nodes)
+        calls = self._calls(config, skip)
         refs: dict[tuple[str, int, int], str] = {}
         multi: dict[tuple[str, int], bool] = {}
         in_names = [entry[0] for entry in history_list(config["input_layers"])]
@@ -101,29 +118,40 @@ class Flattener:
             if layer_cfg["class_name"] == "InputLayer":
                 if bound is not None:
                     refs[(name, 0, 0)] = bound[in_names.index(name)]
-                    self.names[name] = bound[in_names.index(name)].split(".")[0]
+                    self.names.setdefault(name, bound[in_names.index(name)].split(".")[0])
                 else:
                     refs[(name, 0, 0)] = self._input(layer_cfg)
                 continue
             node_args = layer_cfg["inbound_nodes"][k]
-            inputs = self._call_inputs(node_args, refs, op, f"{where}{name}")
+            inputs = self._call_inputs(node_args, refs, op, f"{where}{name}", live_nodes.get((name, k)))
             n_out = _output_count(model, op, k)
             if isinstance(op, self.keras.Model):
-                outs = self.model(op, positional(inputs), f"{where}{name} > ")
-                if len(outs) == 1:
-                    self.names[name] = outs[0].split(".")[0]
+                outs = self.nested(op, positional(inputs, f"{where}{name}"), where)
+                if len(outs) == 1:  # the nested model, as a producer, stands for its output layer
+                    self.names.setdefault(name, outs[0].split(".")[0])
                 for t, ref in enumerate(outs):
                     refs[(name, k, t)] = ref
                 continue
             op_name = self.convert(op, layer_cfg, inputs, k, f"{where}{name}")
-            self.names[name if k == 0 else f"{name}#{k}"] = op_name
+            self.names.setdefault(name if k == 0 else f"{name}#{k}", op_name)
             multi[(name, k)] = n_out > 1
             for t in range(max(n_out, 1)):
                 refs[(name, k, t)] = f"{op_name}.{t}" if n_out > 1 else op_name
+        if bound is None:  # the spec's inputs in the model's order, not in the order the walk met them
+            order = [self.names.get(n) for n in in_names]
+            self.inputs.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
         outs = []
         for entry in history_list(config["output_layers"]):
             outs.append(refs[tuple(entry)])
         return outs
+
+    def nested(self, model, bound: list[str], where: str) -> list[str]:
+        """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``."""
+        outer, self.prefix = self.prefix, self.prefix + spec_name(model.name) + "_"
+        try:
+            return self.model(model, bound, f"{where}{model.name} > ")
+        finally:
+            self.prefix = outer
 
     def _sequential(self, model, bound, where: str) -> list[str]:
         if bound is None:
@@ -131,7 +159,9 @@ class Flattener:
                 raise ModelImportError("the Sequential model is not built (it has no input shape); "
                                        "build it or give it an Input first")
             t = model.inputs[0]
-            info = InputInfo(self.fresh(t.name if is_name(t.name) else "input"),
+            # keras.Input((4,)) is named keras_tensor_<counter>: a name that says nothing and changes
+            auto = not is_name(t.name) or re.fullmatch(r"keras_tensor(_\d+)?", t.name) is not None
+            info = InputInfo(self.fresh("input" if auto else t.name),
                              [None if d is None else int(d) for d in t.shape[1:]], str(t.dtype),
                              None if t.shape[0] is None else int(t.shape[0]))
             self.inputs.append(info)
@@ -143,12 +173,12 @@ class Flattener:
                 self.names[kerasapi.producer(model.inputs[0]).name] = current.split(".")[0]
         for layer in model.layers:
             if isinstance(layer, self.keras.Model):
-                current = self.model(layer, [current], f"{where}{layer.name} > ")[0]
+                current = self.nested(layer, [current], where)[0]
                 continue
             cfg = {"class_name": type(layer).__name__, "module": type(layer).__module__, "name": layer.name,
                    "config": layer.get_config()}
             current = self.convert(layer, cfg, [current], 0, f"{where}{layer.name}")
-            self.names[layer.name] = current
+            self.names.setdefault(layer.name, current)
         return [current]
 
     def _input(self, layer_cfg: dict) -> str:
@@ -162,7 +192,7 @@ class Flattener:
         self.names[layer_cfg["name"]] = info.name
         return info.name
 
-    def _calls(self, config: dict) -> list[tuple[dict, int]]:
+    def _calls(self, config: dict, skip: frozenset = frozenset()) -> list[tuple[dict, int]]:
         """Every (layer config, call index), each after its inputs, branches kept together.
 
         A depth-first walk from the outputs (inputs in call-argument order, iterative) emits each call
@@ -180,7 +210,8 @@ class Flattener:
                 if d not in deps:
                     raise ModelImportError(f"layer {short(call[0], 80)} uses a tensor of {short(d[0], 80)}, which is not in the model")
         roots = [(h[0], h[1]) for h in history_list(config["output_layers"])]
-        roots += [(layer["name"], 0) for layer in config["layers"]]  # anything the outputs do not reach
+        # anything the outputs do not reach, but not the operations that only made implicit masks
+        roots += [(layer["name"], 0) for layer in config["layers"] if layer["name"] not in skip]
         done: set[tuple[str, int]] = set()
         out: list[tuple[dict, int]] = []
         for root in roots:
@@ -203,25 +234,15 @@ class Flattener:
                     stack.append((step, iter(deps[step])))
         return out
 
-    def _call_inputs(self, node: dict, refs: dict, op, where: str):
-        args, kwargs = node.get("args", []), node.get("kwargs", {})
-
+    def _call_inputs(self, node: dict, refs: dict, op, where: str, live=None):
+        """A layer call's inputs (see :func:`netspec.importing.calls.call_inputs`); a keras.ops
+        operation keeps its raw arguments (numbers among them) for :meth:`_operation`."""
         def ref(t):
             return refs[tuple(t["config"]["keras_history"])]
 
-        if len(args) == 1 and is_tensor(args[0]) and not has_tensor(kwargs):
-            inputs: Any = [ref(args[0])]
-        elif len(args) == 1 and isinstance(args[0], list) and args[0] and all(is_tensor(a) for a in args[0]) \
-                and not has_tensor(kwargs):
-            inputs = [ref(a) for a in args[0]]
-        else:
-            inputs = ("call", args, kwargs, ref)
-        extra = {k: v for k, v in kwargs.items() if not is_tensor(v) and v is not None and k not in CALL_CONTEXT}
-        if extra and not isinstance(inputs, tuple):
-            key, value = next(iter(extra.items()))
-            raise ModelImportError(f"layer {short(where, 80)} is called with {key}={short(value)}; a spec node "
-                                   "cannot pass call arguments other than its inputs")
-        return inputs
+        if not isinstance(op, self.keras.layers.Layer):
+            return ("call", node.get("args", []), node.get("kwargs", {}), ref)
+        return call_inputs(node, ref, op, where, live)
 
     # -- one call -------------------------------------------------------------------------------
 
@@ -232,8 +253,9 @@ class Flattener:
         inside = kerasapi.keras_module(type(op)) or ""  # "" for a class that is not Keras's own
         shared = id(op) in self.first_call
         if shared:
-            name = self.fresh(f"{op.name}_{k}" if k else op.name)
-            self.ops.append(Op(name, "share", None, {}, positional_or_named(inputs, op, where),
+            count = self.calls[id(op)] = self.calls.get(id(op), 0) + 1  # k of a nested model's layer is 0
+            name = self.own(f"{op.name}_{count}")
+            self.ops.append(Op(name, "share", None, {}, _layer_inputs(inputs, where),
                                share_of=self.first_call[id(op)], foldable=False, origin=f"{op.name}#{k}"))
             return name
         if not isinstance(op, keras.layers.Layer):
@@ -242,10 +264,10 @@ class Flattener:
             raise ModelImportError(f"operation {short(where, 80)} ({module}.{cls_name}) cannot be written in a spec")
         if (inside, cls_name) in _KNOWN_EXPRESSIONS:
             text, variables = _KNOWN_EXPRESSIONS[(inside, cls_name)](op.get_config())
-            refs = positional(inputs) if isinstance(inputs, list) else None
+            refs = inputs if isinstance(inputs, list) else None
             if refs is None or len(refs) != len(variables):
                 raise ModelImportError(f"layer {short(where, 80)} ({cls_name}) is called with unexpected inputs")
-            return self._add(Op(self.fresh(op.name), "expr", None, {}, dict(zip(variables, refs)), expr=text,
+            return self._add(Op(self.own(op.name), "expr", None, {}, dict(zip(variables, refs)), expr=text,
                                 origin=op.name), op)
         if (module, cls_name) == ("netspec.build.expression", "Expression"):
             return self._stored_expression(op, inputs, where)
@@ -254,30 +276,31 @@ class Flattener:
             args = self.args.layer_args(op, type_name, f"layer {short(where, 80)}")
         else:
             args = self._user_args(op, type_name, where)
-        return self._add(Op(self.fresh(op.name), "layer", type_name, args,
-                            positional_or_named(inputs, op, where), origin=op.name), op)
+        return self._add(Op(self.own(op.name), "layer", type_name, args,
+                            _layer_inputs(inputs, where), origin=op.name), op)
 
     def _stored_expression(self, op, inputs, where: str) -> str:
         """netspec's own expression layer (a model netspec built): back to the ``expr:`` node it was."""
         config = op.get_config()
-        if config.get("constants"):
-            raise ModelImportError(f"layer {short(where)} is a netspec expression that uses params "
-                                   f"({', '.join(sorted(map(str, config['constants'])))[:80]}); import writes "
-                                   "expressions without params only", hint="write this node as `expr:` by hand")
+        for param, value in (config.get("constants") or {}).items():
+            value = plain_value(value)
+            if param in self.params and self.params[param] != value:
+                raise ModelImportError(
+                    f"layer {short(where, 80)} (a netspec expression) uses param {short(param)}={short(value)}, "
+                    f"but another expression uses {short(param)}={short(self.params[param])}; a spec has one "
+                    "value per param", hint="rename the param in one of the expressions")
+            self.params[param] = value
         names = list(op.variable_names)
         refs: dict[str, str] | None = None
-        if isinstance(inputs, list) and len(inputs) == len(names):
+        if isinstance(inputs, TensorDict) and sorted(inputs) == sorted(names):
+            refs = {n: inputs[n] for n in names}
+        elif isinstance(inputs, list) and not isinstance(inputs, TensorDict) and len(inputs) == len(names):
             refs = dict(zip(names, inputs))
-        elif isinstance(inputs, tuple):
-            _, args, kwargs, ref = inputs
-            given = args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else {}
-            if sorted(given) == sorted(names) and all(is_tensor(v) for v in given.values()):
-                refs = {n: ref(given[n]) for n in names}
         if refs is None:
             raise ModelImportError(f"layer {short(where)} (a netspec expression) is called with inputs that do "
                                    "not match its variables")
         args = {} if config.get("output_shape") is None else {"output_shape": plain_value(config["output_shape"])}
-        return self._add(Op(self.fresh(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
+        return self._add(Op(self.own(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
 
     def _add(self, new: Op, op) -> str:
         self.first_call[id(op)] = new.name
@@ -311,9 +334,18 @@ class Flattener:
             param = sig.parameters.get(key)
             if param is not None and param.default is not param.empty and normalize(param.default) == normalize(value):
                 continue
+            kind = self.catalog.arg_kind(type_name, key)
+            if isinstance(value, dict) and kind in OBJECT_KINDS:
+                # an initializer, regularizer or constraint, in the spec form a core layer's takes
+                written = self.args.object_value(kind, value, f"layer {short(where, 80)}: {key}")
+                if param is not None and isinstance(param.default, str) and written == param.default:
+                    continue
+                out[key] = written
+                continue
             if isinstance(value, dict):
-                raise ModelImportError(f"layer {short(where, 80)}: argument {key}={short(value)} of user layer "
-                                       f"{type_name} is an object; write it in the spec by hand")
+                raise ModelImportError(f"layer {short(where, 80)}: argument {key} of user layer {type_name} is an "
+                                       "object that is not an initializer, regularizer or constraint; write it in "
+                                       "the spec by hand")
             out[key] = plain_value(value)
         return out
 
@@ -350,7 +382,60 @@ class Flattener:
             text = " ".join("x" if t == "a" else t for t in text.split(" "))
             text = text.replace("-a", "-x")
             variables = {"x": variables["a"]}
-        return self._add(Op(self.fresh(op.name), "expr", None, {}, variables, expr=text, origin=op.name), op)
+        return self._add(Op(self.own(op.name), "expr", None, {}, variables, expr=text, origin=op.name), op)
+
+
+def _layer_inputs(inputs, where: str):
+    """A layer's ``in:``: only netspec's expression layer is called with a dict of tensors."""
+    if isinstance(inputs, TensorDict):
+        raise ModelImportError(f"layer {short(where, 80)} is called with a dict of tensors; a spec node passes a "
+                               "tensor, a list, or call keywords")
+    return inputs
+
+
+def _functional(model) -> bool:
+    """Whether ``model`` is a graph of layers (functional), not a subclass whose call() is code."""
+    try:
+        config = model.get_config()
+    except Exception:  # a subclass without get_config
+        return False
+    return hasattr(model, "_nodes") and isinstance(config, dict) and "layers" in config and "input_layers" in config
+
+
+def _model_nodes(model, op) -> list:
+    try:
+        return kerasapi.model_nodes(model, op)
+    except Exception:  # private Keras structures changed: no live calls (masks are then kept)
+        return []
+
+
+def _strip_implicit_masks(config: dict, live_nodes: dict) -> frozenset:
+    """Drop every ``mask`` keyword that is the implicit mask Keras passes on (see calls.py) from the
+    config's calls; returns the operations that then feed nothing (they only computed masks)."""
+    before = _reachable(config)
+    for layer in config["layers"]:
+        for k, node in enumerate(layer["inbound_nodes"]):
+            kwargs = node.get("kwargs") if isinstance(node, dict) else None
+            if kwargs and "mask" in kwargs and (layer["name"], k) in live_nodes \
+                    and implicit_mask(live_nodes[(layer["name"], k)]):
+                del kwargs["mask"]
+    after = _reachable(config)
+    return frozenset(before - after)
+
+
+def _reachable(config: dict) -> set[str]:
+    """Layer names the outputs reach through call arguments."""
+    deps: dict[str, set[str]] = {}
+    for layer in config["layers"]:
+        deps[layer["name"]] = {h[0] for node in layer["inbound_nodes"] for h in call_tensors(node)}
+    seen: set[str] = set()
+    stack = [h[0] for h in history_list(config["output_layers"])]
+    while stack:
+        name = stack.pop()
+        if name not in seen and name in deps:
+            seen.add(name)
+            stack.extend(deps[name])
+    return seen
 
 
 def _output_count(model, op, k: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from .. import kerasapi
 from ..errors import ModelImportError, NetspecError, short
 from .folding import fold
+from .regroup import regroup
 from .args import allows_int, single_int
 from .foldgraph import is_name, spec_name
 from .graph import InputInfo, Flattener  # noqa: F401  (InputInfo re-exported)
@@ -141,16 +142,19 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
     flat = Flattener(catalog)
     outputs = flat.model(source.model)
     model_name = name or spec_name(source.model.name or "model", "model")
-    ops, blocks = (fold(flat.ops, outputs, [i.name for i in flat.inputs], _defaults(catalog)) if fold_blocks
-                   else (flat.ops, {}))
-    n_layers = len(flat.ops)
+    input_names = [i.name for i in flat.inputs]
+    n_layers = len(flat.ops)  # calls, before shared runs become blocks
+    ops, shared = regroup(flat.ops, outputs, input_names) if fold_blocks else (flat.ops, {})
+    ops, blocks = (fold(ops, outputs, input_names, _defaults(catalog), shared) if fold_blocks
+                   else (ops, shared))
     # The origin (a file name) is data: the writer's emitter quotes it, and it reads back exactly.
     description = (f"Imported by `netspec import` from {source.origin} ({n_layers} layers"
                    + (f", folded into {len(blocks)} block{'s' * (len(blocks) != 1)}" if blocks else "") + ").")
     plugins = list(plugins or [])
     written: SpecText = write_spec(model_name, description, flat.inputs, blocks, ops, outputs,
-                                   schema_ref=schema_ref, plugins=plugins)
-    bare = write_spec(model_name, description, flat.inputs, blocks, ops, outputs, schema_ref=schema_ref).text
+                                   schema_ref=schema_ref, plugins=plugins, params=flat.params)
+    bare = write_spec(model_name, description, flat.inputs, blocks, ops, outputs, schema_ref=schema_ref,
+                      params=flat.params).text
     spec = load_generated(written.text, plugins, bare)
     names = {k: written.flat_names.get(v, v) for k, v in flat.names.items()}
     return Imported(written.text, model_name, n_layers, written.instances, names,

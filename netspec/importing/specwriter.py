@@ -150,7 +150,7 @@ def _nodes(ops: list[Op], indent: str, first_in: str | None) -> list[str]:
 
 def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Block], ops: list[Op],
                outputs: list[str], schema_ref: str | None = None,
-               plugins: Sequence[str] = ()) -> SpecText:
+               plugins: Sequence[str] = (), params: dict[str, Any] | None = None) -> SpecText:
     """The spec text of an imported model.
 
     Args:
@@ -162,6 +162,7 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
         outputs: the output refs.
         schema_ref: the schema path for the ``yaml-language-server`` modeline, or None.
         plugins: entries for ``plugins:`` (user layer modules or files).
+        params: the spec's ``params:`` (the values netspec's stored expressions use).
 
     Returns:
         The text, the flat node name of every Keras layer, and the block instance counts.
@@ -173,6 +174,9 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
     lines += ["netspec: 1", f"name: {scalar(name)}", *text_entry("description", description)]
     if plugins:
         lines.append(f"plugins: {scalar(list(plugins))}")
+    if params:
+        lines.append("params:")
+        lines += [f"  {_key(k)}: {scalar(v)}" for k, v in params.items()]
     lines.append("inputs:")
     for info in inputs:
         decl: dict[str, Any] = {"shape": info.shape}

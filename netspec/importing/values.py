@@ -2,46 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-
 from ..errors import ModelImportError, short
 
-# Call arguments Keras records on every symbolic call (``training`` of Dropout, BatchNormalization);
-# netspec's compiler makes the same calls, so they carry no information of the model's own.
-CALL_CONTEXT = frozenset({"training"})
-
-
-def positional(inputs) -> list[str]:
-    """A nested model's call inputs as a list of refs (keyword calls are refused)."""
-    if isinstance(inputs, list):
+def positional(inputs, where: str) -> list[str]:
+    """A nested model's call inputs as a list of refs (a nested model called with keywords is refused)."""
+    if isinstance(inputs, list) and not isinstance(inputs, dict):
         return inputs
-    raise ModelImportError("a nested model is called with keyword arguments")
-
-
-def positional_or_named(inputs, op, where: str):
-    """A call's inputs as a list of refs, or (keyword calls) a mapping argument name -> ref."""
-    if isinstance(inputs, list):
-        return inputs
-    _, args, kwargs, ref = inputs
-    try:
-        params = [p.name for p in inspect.signature(op.call).parameters.values()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)]
-    except (TypeError, ValueError):
-        params = []
-    out: dict[str, str] = {}
-    for i, a in enumerate(args):
-        if not is_tensor(a):
-            raise ModelImportError(f"layer {short(where, 80)} is called with a non-tensor argument {short(a)}")
-        if i >= len(params):
-            raise ModelImportError(f"layer {short(where, 80)} is called with more positional inputs than it names")
-        out[params[i]] = ref(a)
-    for key, value in kwargs.items():
-        if is_tensor(value):
-            out[key] = ref(value)
-        elif value is not None and key not in CALL_CONTEXT:
-            raise ModelImportError(f"layer {short(where, 80)} is called with {key}={short(value)}; a spec node "
-                                   "cannot pass call arguments other than its inputs")
-    return out
+    raise ModelImportError(f"the nested model {short(where, 80)} is called with keyword arguments; "
+                           "call it on a tensor or a list of tensors")
 
 
 def history_list(value) -> list[list]:
