@@ -1,0 +1,274 @@
+"""OpenVINO IR: convert (TensorFlow frontend), quantize (NNCF), stamp rt_info, write the .xml/.bin pair, run on CPU.
+
+How the model is converted. ``openvino.convert_model`` is given the same serving ``tf.function``
+the ONNX and LiteRT paths use (explicit signature, outputs as a dict by the spec's output names).
+That is what Keras's own ``model.export(format="openvino")`` does on the TensorFlow backend, minus
+what makes the Keras call unusable here: it names every output ``Identity:0``, writes the files
+itself (no atomic write, no metadata before writing) and cannot take a fixed batch or input shape.
+Measured on keras 3.15.1 / TF 2.21 / OpenVINO 2026.4.1: both give the same graph and errors
+(LeNet-5 3e-8, MobileNetV2 0, an MLP-Mixer with exact gelu 1.2e-7). Converting the verified ONNX file
+instead fails on anything tf2onnx has no op for and OpenVINO's ONNX frontend lacks (exact gelu's
+``Erfc``), while the TensorFlow frontend takes TensorFlow's ops directly, so it is the path chosen.
+
+Precision at run time. OpenVINO's CPU plugin computes in bfloat16 by default on CPUs with AMX or
+AVX512-BF16 (``INFERENCE_PRECISION_HINT`` is ``bf16`` on the machine this was measured on): LeNet-5's
+softmax was then 2.9e-4 off Keras, over the fp32 gate. Every model here is compiled with
+``INFERENCE_PRECISION_HINT: f32`` (:data:`COMPILE_CONFIG`), and the IR says so in its rt_info, so
+the runtime that ran the gate is the runtime a user gets from :func:`open_model`.
+
+The files. ``-o m.xml`` writes ``m.xml`` and ``m.bin`` (the IR reader finds the weights by the xml's
+stem). Both are written to temporary files beside them first; the ``.bin`` is renamed into place,
+then the ``.xml``, which is the file that names the model: a failure before the renames leaves
+both as they were, and nothing is ever written when the gate fails.
+
+Metadata. The mapping the pipeline passes to ``finish`` (spec hash, resolved spec, target, the
+deployment contract...) goes into the model's ``rt_info`` under :data:`RT_SECTION`, key by key,
+as strings; :func:`read_metadata` reads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+
+from ..errors import ExportError
+
+if TYPE_CHECKING:
+    from .convert import IONames
+    from .targets import Target
+    from .verify import GateResult
+
+RT_SECTION = "netspec"  # rt_info/netspec/<key> = value
+PRECISION_KEY = "netspec.openvino.inference_precision"
+COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+# Graph bookkeeping, not computation: left out of the op count in the report.
+_NOT_OPS = frozenset({"Parameter", "Result", "Constant"})
+
+
+# -- convert, quantize, stamp ---------------------------------------------------------------------
+
+
+def to_openvino(model, names: IONames, target: Target):
+    """Convert the serving function of ``model`` with ``openvino.convert_model`` (TensorFlow frontend).
+
+    Returns:
+        The fp32 ``openvino.Model``, inputs and outputs named as the spec names them.
+
+    Raises:
+        ExportError: the converter refuses the graph (an op it has no rule for).
+    """
+    import openvino as ov
+
+    from .convert import serving_function
+
+    serve, _ = serving_function(model, names, target.batch_size, target.input_shape)
+    try:
+        with _quiet():
+            converted = ov.convert_model(serve.get_concrete_function())
+    except Exception as e:
+        raise ExportError(f"the OpenVINO converter refused the model: {_reason(e)}") from None
+    for port, name in zip(converted.outputs, names.outputs):
+        if name not in port.get_names():  # a single unnamed output: give it the spec's name
+            port.get_tensor().set_names({name, *port.get_names()})
+    return converted
+
+
+def quantize_int8(ov_model, calib: Mapping[str, np.ndarray], batch_size: int | None):
+    """NNCF post-training quantization (its default: min/max ranges, per-channel weights, fast bias correction).
+
+    Args:
+        calib: calibration arrays by input name, samples along axis 0.
+        batch_size: the target's fixed batch (calibration items are batches of it), None: one sample each.
+
+    Returns:
+        A new, quantized ``openvino.Model`` (``ov_model`` is left as it was: the gate localizes against it).
+
+    Raises:
+        ExportError: NNCF fails on the model.
+    """
+    import nncf
+
+    n = len(next(iter(calib.values())))
+    step = batch_size or 1
+    items = [{k: v[i:i + step] for k, v in calib.items()} for i in range(0, n - step + 1, step)]
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    try:
+        with _quiet():
+            return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items))
+    except Exception as e:
+        raise ExportError(f"NNCF could not quantize the model: {_reason(e)}") from None
+
+
+def stamp(ov_model, metadata: Mapping[str, str]) -> None:
+    """Write ``metadata`` (and the inference precision the gate used) into the model's rt_info."""
+    for key, value in {**metadata, PRECISION_KEY: COMPILE_CONFIG["INFERENCE_PRECISION_HINT"]}.items():
+        ov_model.set_rt_info(str(value), [RT_SECTION, key])
+
+
+def serialize(ov_model) -> tuple[bytes, bytes]:
+    """The IR as (xml bytes, bin bytes), weights kept in fp32 (``save_model`` would halve them by default)."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, xml, compress_to_fp16=False)
+        return xml.read_bytes(), xml.with_suffix(".bin").read_bytes()
+
+
+def op_count(ov_model) -> int:
+    """Operations that compute (parameters, results and constants left out)."""
+    return sum(op.get_type_name() not in _NOT_OPS for op in ov_model.get_ops())
+
+
+# -- the files -------------------------------------------------------------------------------------
+
+
+def bin_path(xml_path: str | os.PathLike) -> Path:
+    """The weights file the IR reader looks for beside ``xml_path``: same stem, ``.bin``."""
+    return Path(xml_path).with_suffix(".bin")
+
+
+def write_pair(xml_path: str | os.PathLike, xml: bytes, weights: bytes) -> int:
+    """Write ``xml_path`` and its ``.bin`` atomically (see the module docstring); returns the bytes written."""
+    from ..build.saving import atomic_path
+
+    with atomic_path(xml_path) as xml_tmp:
+        with atomic_path(bin_path(xml_path)) as bin_tmp:  # the inner one is renamed first: .bin, then .xml
+            bin_tmp.write_bytes(weights)
+            xml_tmp.write_bytes(xml)
+    return len(xml) + len(weights)
+
+
+# -- the runtime -------------------------------------------------------------------------------------
+
+
+def compile_ir(xml: bytes, weights: bytes, gate: GateResult | None = None):
+    """The serialized IR read back and compiled for CPU in fp32 (what was written is what is checked).
+
+    Raises:
+        ExportError: OpenVINO cannot read or compile it.
+    """
+    import openvino as ov
+
+    try:
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(xml, weights), "CPU", COMPILE_CONFIG)
+    except Exception as e:
+        raise ExportError(f"OpenVINO cannot compile the exported model for CPU: {_reason(e)}") from None
+    if gate is not None:
+        gate.checks.append(f"OpenVINO {ov.__version__.split('-')[0]} CPU (f32 inference precision)")
+    return compiled
+
+
+def runner(compiled) -> Callable[[Mapping[str, np.ndarray]], dict]:
+    """A compiled model as ``inputs by name -> outputs by name`` (numpy arrays)."""
+    request = compiled.create_infer_request()
+    outputs = [(port, port.get_any_name()) for port in compiled.outputs]
+
+    def run(x: Mapping[str, np.ndarray]) -> dict:
+        result = request.infer({k: np.ascontiguousarray(v) for k, v in x.items()})
+        return {name: np.array(result[port]) for port, name in outputs}  # copies: the request reuses its buffers
+
+    return run
+
+
+def ports(model_ports) -> dict[str, dict[str, Any]]:
+    """``{name: {"shape": [dims, None where dynamic], "dtype": numpy dtype name}}`` of inputs or outputs."""
+    out = {}
+    for port in model_ports:
+        shape = port.get_partial_shape()
+        dims = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else None
+        out[port.get_any_name()] = {"shape": dims, "dtype": np.dtype(port.get_element_type().to_dtype()).name}
+    return out
+
+
+@dataclass(frozen=True)
+class IRModel:
+    """An OpenVINO IR file opened for inference.
+
+    Args:
+        run: ``inputs by name -> outputs by name`` on the CPU, at the precision the gate checked.
+        inputs: ``{name: {"shape", "dtype"}}`` in the model's input order (None for a dynamic dim).
+        outputs: the same for its outputs.
+        metadata: what :func:`read_metadata` returns.
+    """
+
+    run: Callable[[Mapping[str, np.ndarray]], dict]
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    metadata: dict[str, str]
+
+
+def _read(xml_path: str | os.PathLike):
+    import openvino as ov
+
+    path = Path(xml_path)
+    if not path.is_file():
+        raise ExportError(f"no OpenVINO IR file at {path}")
+    try:
+        return ov.Core().read_model(path)
+    except Exception as e:
+        raise ExportError(f"{path}: not an OpenVINO IR file OpenVINO can read: {_reason(e)}") from None
+
+
+def read_metadata(xml_path: str | os.PathLike) -> dict[str, str]:
+    """The netspec metadata an exported ``.xml`` carries in its rt_info (empty when it has none).
+
+    Raises:
+        ExportError: the file is missing or not an IR OpenVINO can read.
+    """
+    return _metadata(_read(xml_path))
+
+
+def _metadata(ov_model) -> dict[str, str]:
+    if not ov_model.has_rt_info([RT_SECTION]):
+        return {}
+    keys = ov_model.get_rt_info()[RT_SECTION].astype(dict)
+    return {str(k): ov_model.get_rt_info([RT_SECTION, k]).astype(str) for k in keys}
+
+
+def open_model(xml_path: str | os.PathLike) -> IRModel:
+    """Open an ``.xml`` (and its ``.bin``) for inference on CPU with f32 inference precision.
+
+    Raises:
+        ExportError: the file is missing, unreadable, or cannot be compiled.
+    """
+    import openvino as ov
+
+    ov_model = _read(xml_path)
+    try:
+        compiled = ov.Core().compile_model(ov_model, "CPU", COMPILE_CONFIG)
+    except Exception as e:
+        raise ExportError(f"{xml_path}: OpenVINO cannot compile it for CPU: {_reason(e)}") from None
+    return IRModel(runner(compiled), ports(ov_model.inputs), ports(ov_model.outputs), _metadata(ov_model))
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converter prints unsupported ops and NNCF a progress bar; the error or the report says what matters."""
+    from .convert import quiet_native_stderr
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), quiet_native_stderr():
+        yield
+
+
+def _reason(e: BaseException) -> str:
+    """The useful line of an OpenVINO error: the ops it has no rule for, else the message's start."""
+    from .verify import exception_text
+
+    text = str(e)
+    marker = "No conversion rule found for operations:"
+    if marker in text:
+        return "no conversion rule for TensorFlow op(s) " + text.split(marker, 1)[1].strip().splitlines()[0]
+    return exception_text(e)
