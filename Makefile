@@ -17,7 +17,7 @@ DEMO_RUN  := runs/digits
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,export,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[test,export,plot,openvino]'
 	$(BIN)/python -m compileall -q netspec  # bytecode even where PYTHONDONTWRITEBYTECODE is set: validate starts 40% faster
 	touch $(STAMP)
 

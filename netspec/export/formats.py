@@ -226,9 +226,8 @@ def _openvino_load(ov_model, gate: GateResult, model, names: IONames, target: Ta
     from . import openvino
 
     xml, weights = openvino.serialize(ov_model)
-    compiled = openvino.compile_ir(xml, weights, gate)
-    return Loaded(xml, openvino.runner(compiled), openvino.op_count(ov_model),
-                  {n: {"shape": p["shape"]} for n, p in openvino.ports(compiled.outputs).items()},
+    opened = openvino.compile_ir(xml, weights, gate)
+    return Loaded(xml, opened.run, opened.ops, {n: {"shape": p["shape"]} for n, p in opened.outputs.items()},
                   write=lambda path: openvino.write_pair(path, xml, weights))
 
 

@@ -60,25 +60,68 @@ def to_openvino(model, names: IONames, target: Target):
     """Convert the serving function of ``model`` with ``openvino.convert_model`` (TensorFlow frontend).
 
     Returns:
-        The fp32 ``openvino.Model``, inputs and outputs named as the spec names them.
+        The fp32 ``openvino.Model``, inputs and outputs named and ordered as the spec has them.
 
     Raises:
         ExportError: the converter refuses the graph (an op it has no rule for).
     """
     import openvino as ov
+    import tensorflow as tf
 
     from .convert import serving_function
 
     serve, _ = serving_function(model, names, target.batch_size, target.input_shape)
+    function = serve.get_concrete_function()
     try:
         with _quiet():
-            converted = ov.convert_model(serve.get_concrete_function())
+            converted = ov.convert_model(function)
     except Exception as e:
         raise ExportError(f"the OpenVINO converter refused the model: {_reason(e)}") from None
-    for port, name in zip(converted.outputs, names.outputs):
-        if name not in port.get_names():  # a single unnamed output: give it the spec's name
-            port.get_tensor().set_names({name, *port.get_names()})
-    return converted
+    # The function's flat outputs are a dict's values in sorted key order, its tensors named Identity, Identity_1...
+    flat = tf.nest.flatten({k: k for k in function.structured_outputs})
+    by_tensor = {t.name: key for t, key in zip(function.outputs, flat)}
+    return _named(converted, by_tensor, names)
+
+
+def _named(converted, by_tensor: dict[str, str], names: IONames):
+    """Each output named exactly by the spec (and nothing else), in the spec's order.
+
+    Which result is which output: its friendly name is the output's dict key, or, when the converter
+    could not name it so (an input passed straight through), the function's tensor (``Identity_12:0``).
+    Not their order: the converter orders results by those tensor names as strings (``Identity_10``
+    before ``Identity_2``). An output often carries a TensorFlow tensor name too (a runner would have
+    to guess which name is the output's), and an output that is an input passed through (Dropout at
+    inference) or another output shares that tensor and its names: such an output gets a no-op
+    Convert of its own, so every tensor name is unique.
+    """
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    keys = set(by_tensor.values())
+    named: dict[str, Any] = {}
+    for result in converted.get_results():
+        label = result.get_friendly_name()
+        key = label if label in keys else by_tensor.get(label)
+        if key is None or key in named:
+            raise ExportError(f"the OpenVINO converter made an output netspec cannot name ({label}); "
+                              f"outputs: {', '.join(sorted(keys))}")
+        named[key] = result
+    if set(named) != keys:
+        raise ExportError(f"the OpenVINO converter lost outputs: {', '.join(sorted(keys - set(named)))}")
+    taken: set[tuple[str, int]] = set()
+    for key, result in named.items():
+        source = result.input_value(0)
+        producer = (source.get_node().get_friendly_name(), source.get_index())
+        if producer in taken or source.get_node().get_type_name() == "Parameter":
+            source = ops.convert(source, source.get_element_type()).output(0)
+            result.input(0).replace_source_output(source)
+        taken.add(producer)
+        source.get_tensor().set_names({key})
+    order = {n: i for i, n in enumerate(names.outputs)}
+    results = [named[k] for k in sorted(named, key=lambda k: order.get(k, len(order)))]
+    model = ov.Model(results, list(converted.get_parameters()), converted.get_friendly_name())
+    model.validate_nodes_and_infer_types()
+    return model
 
 
 def quantize_int8(ov_model, calib: Mapping[str, np.ndarray], batch_size: int | None):
@@ -150,8 +193,27 @@ def write_pair(xml_path: str | os.PathLike, xml: bytes, weights: bytes) -> int:
 # -- the runtime -------------------------------------------------------------------------------------
 
 
-def compile_ir(xml: bytes, weights: bytes, gate: GateResult | None = None):
-    """The serialized IR read back and compiled for CPU in fp32 (what was written is what is checked).
+@dataclass(frozen=True)
+class IRModel:
+    """An OpenVINO IR opened for inference.
+
+    Args:
+        run: ``inputs by name -> outputs by name`` (numpy arrays) on the CPU, at the precision the gate checked.
+        inputs: ``{name: {"shape", "dtype"}}`` in the model's input order (None for a dynamic dimension).
+        outputs: the same for its outputs.
+        metadata: what :func:`read_metadata` returns.
+        ops: how many operations compute (parameters, results and constants left out).
+    """
+
+    run: Callable[[Mapping[str, np.ndarray]], dict]
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    metadata: dict[str, str]
+    ops: int
+
+
+def compile_ir(xml: bytes, weights: bytes, gate: GateResult | None = None) -> IRModel:
+    """The serialized IR read back and compiled for CPU in fp32 (what is written is what is checked).
 
     Raises:
         ExportError: OpenVINO cannot read or compile it.
@@ -159,19 +221,40 @@ def compile_ir(xml: bytes, weights: bytes, gate: GateResult | None = None):
     import openvino as ov
 
     try:
-        core = ov.Core()
-        compiled = core.compile_model(core.read_model(xml, weights), "CPU", COMPILE_CONFIG)
+        ov_model = ov.Core().read_model(xml, weights)
     except Exception as e:
-        raise ExportError(f"OpenVINO cannot compile the exported model for CPU: {_reason(e)}") from None
+        raise ExportError(f"OpenVINO cannot read the exported model: {_reason(e)}") from None
+    opened = _compiled(ov_model, "the exported model")
     if gate is not None:
         gate.checks.append(f"OpenVINO {ov.__version__.split('-')[0]} CPU (f32 inference precision)")
-    return compiled
+    return opened
 
 
-def runner(compiled) -> Callable[[Mapping[str, np.ndarray]], dict]:
-    """A compiled model as ``inputs by name -> outputs by name`` (numpy arrays)."""
+def open_model(xml_path: str | os.PathLike) -> IRModel:
+    """Open an ``.xml`` (and the ``.bin`` beside it) for inference on CPU with f32 inference precision.
+
+    Raises:
+        ExportError: the file is missing, unreadable, or cannot be compiled.
+    """
+    return _compiled(_read(xml_path), str(xml_path))
+
+
+def _compiled(ov_model, what: str) -> IRModel:
+    import openvino as ov
+
+    try:
+        compiled = ov.Core().compile_model(ov_model, "CPU", COMPILE_CONFIG)
+    except Exception as e:
+        raise ExportError(f"{what}: OpenVINO cannot compile it for CPU: {_reason(e)}") from None
+    inputs, outputs = ports(ov_model.inputs), ports(ov_model.outputs)
+    return IRModel(runner(compiled, list(outputs)), inputs, outputs, _metadata(ov_model), op_count(ov_model))
+
+
+def runner(compiled, names: list[str]) -> Callable[[Mapping[str, np.ndarray]], dict]:
+    """A compiled model as ``inputs by name -> outputs by name``, outputs named as the model (not the compiled
+    model, whose ports gather the names of the nodes the CPU plugin fused into them) names them, in order."""
     request = compiled.create_infer_request()
-    outputs = [(port, port.get_any_name()) for port in compiled.outputs]
+    outputs = list(zip(compiled.outputs, names))
 
     def run(x: Mapping[str, np.ndarray]) -> dict:
         result = request.infer({k: np.ascontiguousarray(v) for k, v in x.items()})
@@ -181,30 +264,17 @@ def runner(compiled) -> Callable[[Mapping[str, np.ndarray]], dict]:
 
 
 def ports(model_ports) -> dict[str, dict[str, Any]]:
-    """``{name: {"shape": [dims, None where dynamic], "dtype": numpy dtype name}}`` of inputs or outputs."""
+    """``{name: {"shape": [dims, None where dynamic], "dtype": numpy dtype name}}`` of a model's inputs or outputs.
+
+    A port with several tensor names (IR from elsewhere) is named by the first in sorted order.
+    """
     out = {}
     for port in model_ports:
         shape = port.get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else None
-        out[port.get_any_name()] = {"shape": dims, "dtype": np.dtype(port.get_element_type().to_dtype()).name}
+        out[min(port.get_names(), default=port.get_any_name())] = {
+            "shape": dims, "dtype": np.dtype(port.get_element_type().to_dtype()).name}
     return out
-
-
-@dataclass(frozen=True)
-class IRModel:
-    """An OpenVINO IR file opened for inference.
-
-    Args:
-        run: ``inputs by name -> outputs by name`` on the CPU, at the precision the gate checked.
-        inputs: ``{name: {"shape", "dtype"}}`` in the model's input order (None for a dynamic dim).
-        outputs: the same for its outputs.
-        metadata: what :func:`read_metadata` returns.
-    """
-
-    run: Callable[[Mapping[str, np.ndarray]], dict]
-    inputs: dict[str, dict[str, Any]]
-    outputs: dict[str, dict[str, Any]]
-    metadata: dict[str, str]
 
 
 def _read(xml_path: str | os.PathLike):
@@ -231,24 +301,10 @@ def read_metadata(xml_path: str | os.PathLike) -> dict[str, str]:
 def _metadata(ov_model) -> dict[str, str]:
     if not ov_model.has_rt_info([RT_SECTION]):
         return {}
-    keys = ov_model.get_rt_info()[RT_SECTION].astype(dict)
-    return {str(k): ov_model.get_rt_info([RT_SECTION, k]).astype(str) for k in keys}
-
-
-def open_model(xml_path: str | os.PathLike) -> IRModel:
-    """Open an ``.xml`` (and its ``.bin``) for inference on CPU with f32 inference precision.
-
-    Raises:
-        ExportError: the file is missing, unreadable, or cannot be compiled.
-    """
-    import openvino as ov
-
-    ov_model = _read(xml_path)
-    try:
-        compiled = ov.Core().compile_model(ov_model, "CPU", COMPILE_CONFIG)
-    except Exception as e:
-        raise ExportError(f"{xml_path}: OpenVINO cannot compile it for CPU: {_reason(e)}") from None
-    return IRModel(runner(compiled), ports(ov_model.inputs), ports(ov_model.outputs), _metadata(ov_model))
+    section = ov_model.get_rt_info()[RT_SECTION]  # {key: OVAny}; a plain value when a file put one there
+    if not isinstance(section, dict):
+        return {}
+    return {str(k): ov_model.get_rt_info([RT_SECTION, k]).astype(str) for k in section}
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
