@@ -59,6 +59,7 @@ bench: $(STAMP)
 
 bench-export: $(STAMP)
 	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
+	$(BIN)/python bench/runtime_latency.py mobilenet_v2 resnet50
 
 # Every keras.applications model imported and exported to onnx-cpu, onnx-int8 and litert: docs/zoo.md.
 # Hours; resumable (results cached per model in bench/zoo-results.json). ZOO_ARGS="--models A,B" etc.
