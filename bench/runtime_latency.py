@@ -8,11 +8,14 @@ BatchNormalization statistics from 8 generated images, so the gates compare outp
      - Keras as a compiled ``tf.function`` (the baseline),
      - onnxruntime (CPU execution provider),
      - OpenVINO (CPU plugin, f32 inference precision, as netspec compiles it),
-     - LiteRT (the ``ai-edge-litert`` interpreter, XNNPACK, ``num_threads`` = the machine's cores);
-     each runtime uses every core, and they are timed one after another at each batch size;
+     - LiteRT (the ``ai-edge-litert`` interpreter, XNNPACK);
+     each with the same number of threads (``--threads``, default every core: TensorFlow's intra-op
+     pool, onnxruntime's ``intra_op_num_threads``, OpenVINO's ``INFERENCE_NUM_THREADS``, the
+     interpreter's ``num_threads``), timed one after another at each batch size; on a shared,
+     loaded machine ``--threads 1`` keeps runtimes that spin their threads from being punished most;
   3. print a table: milliseconds, and each runtime's speed-up over tf.function (tf.function ms / runtime ms).
 
-Usage: python bench/runtime_latency.py [mobilenet_v2 resnet50] [--budget SECONDS]
+Usage: python bench/runtime_latency.py [mobilenet_v2 resnet50] [--budget SECONDS] [--threads N]
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ TARGETS = {"onnxruntime": ("onnx-cpu", ".onnx"), "OpenVINO": ("openvino-cpu", ".
 BATCHES = (1, 8)
 
 
-def runners(spec, weights: str, tmp: Path) -> dict:
+def runners(spec, weights: str, tmp: Path, threads: int) -> dict:
     """Each runtime's runner on netspec's gated fp32 export of ``spec``, by runtime name."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -46,18 +49,18 @@ def runners(spec, weights: str, tmp: Path) -> dict:
         report = export(spec, BUILTIN[target], path, weights=weights, latency=False)
         print(f"  {target}: gate passed ({report.gate.summary()[0]}), {report.seconds['total']:.1f} s", flush=True)
         if runtime == "onnxruntime":
-            out[runtime] = verify.ort_runner(verify.ort_session(path.read_bytes()))
+            out[runtime] = verify.ort_runner(verify.ort_session(path.read_bytes(), threads=threads))
         elif runtime == "OpenVINO":
-            out[runtime] = ovx.open_model(path).run
-        else:  # verify.litert_runner leaves threads to the interpreter (one); here every runtime gets every core
+            out[runtime] = ovx.open_model(path, threads=threads).run
+        else:  # verify.litert_runner leaves threads to the interpreter (one); here each runtime gets the same
             with quiet_native_stderr():
-                interpreter = Interpreter(model_content=path.read_bytes(), num_threads=os.cpu_count())
+                interpreter = Interpreter(model_content=path.read_bytes(), num_threads=threads)
             signature = interpreter.get_signature_runner("serving_default")
             out[runtime] = lambda x, s=signature: s(**x)
     return out
 
 
-def measure(name: str, budget: float) -> list[dict]:
+def measure(name: str, budget: float, threads: int) -> list[dict]:
     import keras
 
     import netspec
@@ -76,7 +79,7 @@ def measure(name: str, budget: float) -> list[dict]:
         weights = Path(tmp) / "w.weights.h5"
         model.save_weights(weights)
         run = {"tf.function": keras_function(model, io_names(model, spec.graph)),
-               **runners(spec, str(weights), Path(tmp))}
+               **runners(spec, str(weights), Path(tmp), threads)}
         rows = []
         for batch in BATCHES:
             x = quantize.generate(infos, batch, seed=1)
@@ -102,9 +105,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["mobilenet_v2", "resnet50"])
     parser.add_argument("--budget", type=float, default=3.0, help="seconds of timing per runtime and batch size")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of every runtime")
     args = parser.parse_args(argv)
-    rows = [r for name in args.models for r in measure(name, args.budget)]
-    print(f"\nmedian ms per call on {os.cpu_count()} cores; (x) = speed-up over tf.function\n")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)  # before TensorFlow runs anything
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    rows = [r for name in args.models for r in measure(name, args.budget, args.threads)]
+    print(f"\nmedian ms per call, {args.threads} thread(s) per runtime, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; (x) = speed-up over tf.function\n")
     print(table(rows))
 
 

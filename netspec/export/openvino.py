@@ -141,6 +141,8 @@ def quantize_int8(ov_model, calib: Mapping[str, np.ndarray], batch_size: int | N
 
     n = len(next(iter(calib.values())))
     step = batch_size or 1
+    if n < step:
+        raise ExportError(f"int8 calibration needs at least one batch of {step} samples. Received: {n} samples")
     items = [{k: v[i:i + step] for k, v in calib.items()} for i in range(0, n - step + 1, step)]
     logging.getLogger("nncf").setLevel(logging.ERROR)
     try:
@@ -230,20 +232,26 @@ def compile_ir(xml: bytes, weights: bytes, gate: GateResult | None = None) -> IR
     return opened
 
 
-def open_model(xml_path: str | os.PathLike) -> IRModel:
+def open_model(xml_path: str | os.PathLike, threads: int | None = None) -> IRModel:
     """Open an ``.xml`` (and the ``.bin`` beside it) for inference on CPU with f32 inference precision.
+
+    Args:
+        threads: CPU threads for inference (``INFERENCE_NUM_THREADS``); None: the plugin's default (every core).
 
     Raises:
         ExportError: the file is missing, unreadable, or cannot be compiled.
     """
-    return _compiled(_read(xml_path), str(xml_path))
+    return _compiled(_read(xml_path), str(xml_path), threads)
 
 
-def _compiled(ov_model, what: str) -> IRModel:
+def _compiled(ov_model, what: str, threads: int | None = None) -> IRModel:
     import openvino as ov
 
+    config: dict[str, Any] = dict(COMPILE_CONFIG)
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
     try:
-        compiled = ov.Core().compile_model(ov_model, "CPU", COMPILE_CONFIG)
+        compiled = ov.Core().compile_model(ov_model, "CPU", config)
     except Exception as e:
         raise ExportError(f"{what}: OpenVINO cannot compile it for CPU: {_reason(e)}") from None
     inputs, outputs = ports(ov_model.inputs), ports(ov_model.outputs)
