@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from ..build.saving import atomic_path
 from ..errors import ExportError
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def quantize_int8(ov_model, calib: Mapping[str, np.ndarray], batch_size: int | N
         batch_size: the target's fixed batch (calibration items are batches of it), None: one sample each.
 
     Returns:
-        A new, quantized ``openvino.Model`` (``ov_model`` is left as it was: the gate localizes against it).
+        A new, quantized ``openvino.Model`` (``ov_model``, the float model, is left as it was).
 
     Raises:
         ExportError: NNCF fails on the model.
@@ -183,8 +184,6 @@ def bin_path(xml_path: str | os.PathLike) -> Path:
 
 def write_pair(xml_path: str | os.PathLike, xml: bytes, weights: bytes) -> int:
     """Write ``xml_path`` and its ``.bin`` atomically (see the module docstring); returns the bytes written."""
-    from ..build.saving import atomic_path
-
     with atomic_path(xml_path) as xml_tmp:
         with atomic_path(bin_path(xml_path)) as bin_tmp:  # the inner one is renamed first: .bin, then .xml
             bin_tmp.write_bytes(weights)
