@@ -18,7 +18,7 @@ DEMO_RUN  := runs/digits
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,export,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[test,export,plot,openvino]'
 	$(BIN)/python -m compileall -q netspec  # bytecode even where PYTHONDONTWRITEBYTECODE is set: validate starts 40% faster
 	touch $(STAMP)
 
@@ -68,6 +68,7 @@ bench: $(STAMP)
 
 bench-export: $(STAMP)
 	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
+	$(BIN)/python bench/runtime_latency.py mobilenet_v2 resnet50
 
 # Every keras.applications model imported and exported to onnx-cpu, onnx-int8 and litert: docs/zoo.md.
 # Hours; resumable (results cached per model in bench/zoo-results.json). ZOO_ARGS="--models A,B" etc.

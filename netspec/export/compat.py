@@ -1,8 +1,9 @@
 """Export compatibility from the spec alone (no TensorFlow): what a target refuses or netspec rewrites, by YAML line.
 
 The tables below are data, measured on this stack (keras 3.15, tf2onnx 1.17, onnxruntime 1.31,
-TF Lite 2.21) by tests/test_export_layers.py, which exports every other layer kind and checks
-that each refusal here is real.
+TF Lite 2.21, OpenVINO 2026.4) by tests/test_export_layers.py, which exports every other layer kind
+and checks that each refusal here is real (OpenVINO: every layer group of tests/export_cases.py
+passed its gate when this table was written; tests/test_export_openvino.py keeps a refusal real).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ REWRITES: dict[str, frozenset[str]] = {name: f.rewrites for name, f in FORMATS.i
 # Expression functions export_rewrites() replaces, and the REWRITES entry that enables each.
 EXPRESSION_REWRITES = {"activations.gelu": "gelu", "ops.gelu": "gelu", "activations.celu": "celu", "ops.celu": "celu"}
 
-_STRINGS = "works on strings, which neither ONNX (through tf2onnx) nor LiteRT builtins take; preprocess outside the model"
+_STRINGS = ("works on strings, which neither ONNX (through tf2onnx) nor LiteRT builtins nor OpenVINO's converter take; "
+            "preprocess outside the model")
 _RNN = ("its loop over time uses TensorList ops, which LiteRT builtins lack (they need the Flex delegate); "
         "export to ONNX, which takes it")
 _LOOKUP = "holds a lookup table (a TensorFlow hash table), which the converters do not take; map ids outside the model"
@@ -48,15 +50,20 @@ _LOOKUP = "holds a lookup table (a TensorFlow hash table), which the converters 
 LAYERS: dict[str, dict[str, str]] = {
     "TextVectorization": {"*": _STRINGS},
     "StringLookup": {"*": _STRINGS},
-    "Hashing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX and LiteRT lack; hash outside the model"},
-    "HashedCrossing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX and LiteRT lack; hash outside the model"},
+    "Hashing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX, LiteRT and OpenVINO lack; hash outside the model"},
+    "HashedCrossing": {"*": "hashes with FarmHash (Fingerprint64), which ONNX, LiteRT and OpenVINO lack; hash outside "
+                            "the model"},
     "IntegerLookup": {"*": _LOOKUP},
-    "Discretization": {"onnx": "uses Bucketize, which ONNX lacks; bucketize outside the model (LiteRT takes it)"},
+    "Discretization": {"onnx": "uses Bucketize, which ONNX lacks; bucketize outside the model (LiteRT takes it)",
+                       "openvino": "uses Bucketize with float boundaries, which OpenVINO's converter fails on; "
+                                   "bucketize outside the model or export to LiteRT"},
     "Equalization": {"*": "Keras 3.15 cannot trace it into a functional graph (its symbolic output is its "
                      "input: a cycle); equalize outside the model"},
     "MelSpectrogram": {"onnx": "uses an FFT (RFFT), which tf2onnx 1.17 does not convert (LiteRT takes it)"},
     "CategoryEncoding": {"litert": "uses DenseBincount, which LiteRT builtins lack; encode outside the model "
-                         "or export to ONNX"},
+                         "or export to ONNX",
+                         "openvino": "uses DenseBincount, which OpenVINO's converter has no rule for; encode outside "
+                                     "the model or export to ONNX"},
     **{t: {"litert": "3-D pooling (MaxPool3D/AvgPool3D) is not a LiteRT builtin; export to ONNX"}
        for t in ("MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "AdaptiveAveragePooling3D",
                  "AdaptiveMaxPooling3D")},

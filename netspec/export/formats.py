@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from .convert import IONames
     from .targets import Target
     from .verify import GateResult
 
-FormatName = Literal["onnx", "litert"]
+FormatName = Literal["onnx", "litert", "openvino"]
 Precision = Literal["fp32", "fp16", "int8"]
 Arrays = Mapping[str, "np.ndarray"]
 Runner = Callable[[Arrays], dict]
@@ -41,12 +43,15 @@ class Loaded:
         run: the format's runtime as ``inputs by name -> outputs by name``.
         nodes: the size of its graph, in the format's :attr:`Format.unit`.
         outputs: ``{name: {"shape": [...]}}`` as the artifact declares them (None: unknown).
+        write: for an artifact of more than one file (OpenVINO's .xml and .bin), writes them all
+            atomically at the output path and returns the bytes written; None: ``data`` is the file.
     """
 
     data: bytes
     run: Runner
     nodes: int
     outputs: dict[str, dict]
+    write: Callable[[Path], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,35 @@ def _litert_load(data: bytes, gate: GateResult, model, names: IONames, target: T
     return Loaded(data, run, verify.litert_op_count(data), outputs)
 
 
+# -- OpenVINO: the TensorFlow frontend of openvino.convert_model, NNCF, the CPU plugin ---------------------
+# (why this converter and not Keras's model.export or the ONNX file: netspec/export/openvino.py)
+
+
+def _openvino_convert(model, names: IONames, target: Target, calib: Arrays | None):
+    from .openvino import to_openvino
+
+    return to_openvino(model, names, target)
+
+
+def _openvino_finish(ov_model, target: Target, calib: Arrays | None, metadata: Mapping[str, str]):
+    from . import openvino
+
+    if target.precision == "int8":
+        assert calib is not None  # the pipeline makes calibration arrays for every int8 target
+        ov_model = openvino.quantize_int8(ov_model, calib, target.batch_size)
+    openvino.stamp(ov_model, metadata)
+    return ov_model
+
+
+def _openvino_load(ov_model, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
+    from . import openvino
+
+    xml, weights = openvino.serialize(ov_model)
+    opened = openvino.compile_ir(xml, weights, gate)
+    return Loaded(xml, opened.run, opened.ops, {n: {"shape": p["shape"]} for n, p in opened.outputs.items()},
+                  write=lambda path: openvino.write_pair(path, xml, weights))
+
+
 # -- the table --------------------------------------------------------------------------------------
 
 ONNX = Format(
@@ -235,4 +269,12 @@ LITERT = Format(
     convert=_litert_convert, finish=_litert_finish, load=_litert_load, stamp=_litert_stamp,
     int8_fixed="calibrates on min/max, quantizes weights per channel and every op to int8 (full-integer)",
 )
-FORMATS: dict[str, Format] = {f.name: f for f in (ONNX, LITERT)}
+OPENVINO = Format(
+    name="openvino", label="OpenVINO", suffix=".xml", unit="ops", runtime="OpenVINO",
+    precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation"}),
+    expression_caveats=False, embeds_metadata=True, any_name=False,
+    convert=_openvino_convert, finish=_openvino_finish, load=_openvino_load,
+    int8_fixed="(NNCF post-training quantization) takes min/max ranges, per-channel weights and fast bias "
+               "correction, its defaults",
+)
+FORMATS: dict[str, Format] = {f.name: f for f in (ONNX, LITERT, OPENVINO)}

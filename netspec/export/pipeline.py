@@ -236,9 +236,12 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if heldout is not None and heldout.y is not None and classifiers:
         report.accuracy = quantize.accuracy_change(reference, run, heldout.x, heldout.y, classifiers,
                                                    target.batch_size or 32)
-    with atomic_path(output) as tmp:
-        tmp.write_bytes(data)
-    report.size_bytes = len(data)
+    if loaded.write is not None:  # an artifact of several files (OpenVINO .xml + .bin) writes them itself
+        report.size_bytes = loaded.write(Path(output))
+    else:
+        with atomic_path(output) as tmp:
+            tmp.write_bytes(data)
+        report.size_bytes = len(data)
     if latency:
         report.latency_ms = measure_latency(keras_function(model, names), run, inputs, target)
     report.seconds["total"] = time.perf_counter() - started

@@ -126,6 +126,11 @@ BUILTIN: dict[str, Target] = {
         Target("litert-int8", "litert", "int8",
                description="LiteRT full-integer int8 (fp32 inputs and outputs), calibrated on representative inputs",
                builtin=True),
+        Target("openvino-cpu", "openvino", "fp32",
+               description="OpenVINO IR (.xml + .bin) fp32, dynamic batch, for the OpenVINO CPU runtime", builtin=True),
+        Target("openvino-int8", "openvino", "int8",
+               description="OpenVINO IR int8 (NNCF post-training quantization), calibrated on representative inputs",
+               builtin=True),
     )
 }
 
