@@ -111,7 +111,7 @@ def open_artifact(path: str, *, weights: str | None = None, data_root: str | Non
     """Load ``path`` in its runtime.
 
     Args:
-        path: a spec (``.yaml``), ``.keras``, ``.onnx`` or ``.tflite`` file.
+        path: a spec (``.yaml``), ``.keras``, ``.onnx``, ``.tflite`` or OpenVINO ``.xml`` file.
         weights: trained weights (``.keras`` or ``.weights.h5``) for a spec.
         data_root: ``--data-root`` for a spec's data paths.
 
@@ -121,7 +121,7 @@ def open_artifact(path: str, *, weights: str | None = None, data_root: str | Non
     """
     kind = kind_of(path)
     if kind is None:
-        raise ArtifactError(f"{shown(path)}: netspec runs specs (.yaml), .keras, .onnx and .tflite files. "
+        raise ArtifactError(f"{shown(path)}: netspec runs specs (.yaml), .keras, .onnx, .tflite and OpenVINO .xml files. "
                              f"Received: {shown(Path(path).name)}")
     if weights and kind != "spec":
         raise ArtifactError(f"--weights applies to a spec; {shown(path)} has its own weights")
@@ -285,12 +285,31 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
 
 
 def _open_openvino(path: str, weights: str | None, data_root: str | None) -> Artifact:
-    # For the integrator, once h-ov's netspec.export.openvino is merged: read the .xml and its .bin
-    # (openvino.bin_path), compiled = openvino.compile_ir(xml, weights); ports from compiled.inputs (name,
-    # partial shape, element type), run = openvino.runner(compiled), metadata = read_stamps(path) (rt_info),
-    # then an Artifact(kind="openvino", runtime=f"OpenVINO {version}") built as _open_onnx builds its own.
-    raise ArtifactError(f"{shown(path)}: this netspec has no OpenVINO runtime; export the model for onnx-cpu "
-                         "or litert to run it")
+    import openvino as ov
+
+    from ..errors import ExportError
+    from ..export import openvino as ir
+
+    weights_file = ir.bin_path(path)
+    if not weights_file.is_file():
+        raise ArtifactError(f"{shown(path)}: its weights {shown(str(weights_file))} are missing; an OpenVINO IR "
+                             "is an .xml with the .bin of the same name beside it")
+    _check_file(str(weights_file))
+    try:
+        model = ir.open_model(path)
+    except ExportError as e:
+        raise ArtifactError(e.message) from None
+    ports, batches = [], set()
+    for name, port in model.inputs.items():
+        dims = list(port["shape"])
+        batches.add(dims[0] if dims else None)
+        ports.append(Port(name, tuple(dims[1:]), str(port["dtype"])))
+    outputs = list(model.outputs)
+    metadata = dict(model.metadata)
+    batch = batches.pop() if len(batches) == 1 else None
+    return Artifact(path, "openvino", f"OpenVINO {ov.__version__}", ports, outputs, metadata,
+                    contract_of(metadata, ports, outputs, shown(path)), folded_in(metadata), batch,
+                    runner=model.run)
 
 
 OPENERS: dict[Kind, Callable[[str, str | None, str | None], Artifact]] = {
