@@ -1,7 +1,7 @@
 """One small trained digits model and its artifacts, made once per test session (test_predict, test_evaluate).
 
 specs/digits.yaml is trained for 3 epochs on its training part (seconds), saved as ``.keras`` with the
-spec stamped in it, and exported (verified) to onnx-cpu, onnx-int8 and litert in a session temp dir.
+spec stamped in it, and exported (verified) to onnx-cpu, onnx-int8, litert and openvino-cpu in a session temp dir.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Artifacts:
     onnx: Path
     int8: Path
     tflite: Path
+    openvino: Path
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,8 +45,10 @@ def artifacts() -> Artifacts:
     train = load_arrays(spec, "train")
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
     model.fit(train.x["image"], train.y["probs"], batch_size=32, epochs=3, verbose=0)
-    paths = Artifacts(out, out / "digits.keras", out / "digits.onnx", out / "digits-int8.onnx", out / "digits.tflite")
+    paths = Artifacts(out, out / "digits.keras", out / "digits.onnx", out / "digits-int8.onnx", out / "digits.tflite",
+                      out / "digits.xml")
     save_model(model, paths.keras, spec.metadata())
-    for target, path in (("onnx-cpu", paths.onnx), ("onnx-int8", paths.int8), ("litert", paths.tflite)):
+    for target, path in (("onnx-cpu", paths.onnx), ("onnx-int8", paths.int8), ("litert", paths.tflite),
+                         ("openvino-cpu", paths.openvino)):
         export(spec, get_target(target, spec), path, weights=str(paths.keras), load_arrays=load_arrays, latency=False)
     return paths

@@ -39,6 +39,11 @@ def probs_on_runtime(path: Path, x: np.ndarray) -> np.ndarray:
 
         runner = Interpreter(model_path=str(path)).get_signature_runner()
         return np.concatenate([next(iter(runner(image=x[i:i + 1]).values())) for i in range(len(x))])
+    if path.suffix == ".xml":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return np.asarray(compiled(x)[compiled.outputs[0]])
     import keras
 
     return np.asarray(keras.saving.load_model(str(path), compile=False).predict(x, verbose=0))
@@ -46,7 +51,7 @@ def probs_on_runtime(path: Path, x: np.ndarray) -> np.ndarray:
 
 def test_accuracy_per_artifact_equals_independent_scoring(capsys, held_out):
     a = artifacts()
-    paths = [a.keras, a.onnx, a.int8, a.tflite]
+    paths = [a.keras, a.onnx, a.int8, a.tflite, a.openvino]
     rc, out, err = cli(capsys, "evaluate", *map(str, paths), "--format", "json")
     assert rc == 0, out + err
     data = json.loads(out)
@@ -55,7 +60,7 @@ def test_accuracy_per_artifact_equals_independent_scoring(capsys, held_out):
     got = [c["metrics"]["accuracy"] for c in data["artifacts"]]
     want = [float(np.mean(probs_on_runtime(p, x).argmax(axis=1) == y)) for p in paths]
     assert got == pytest.approx(want, abs=1e-6)
-    assert [c["runtime"].split()[0] for c in data["artifacts"]] == ["Keras", "onnxruntime", "onnxruntime", "LiteRT"]
+    assert [c["runtime"].split()[0] for c in data["artifacts"]] == ["Keras", "onnxruntime", "onnxruntime", "LiteRT", "OpenVINO"]
     assert data["artifacts"][0]["change"] is None
     assert data["artifacts"][2]["change"]["accuracy"] == pytest.approx(got[2] - got[0])
     rc, text, _ = cli(capsys, "evaluate", *map(str, paths))

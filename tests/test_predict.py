@@ -57,15 +57,15 @@ def test_samples_are_held_out_digits_named_by_label():
         assert np.array_equal(pixels(path)[:, :, 0], np.round(images[index, :, :, 0].astype(np.float64) * 255 / 16).astype(np.uint8))
 
 
-def test_same_top1_from_keras_onnx_and_tflite(capsys):
+def test_same_top1_from_keras_onnx_tflite_and_openvino(capsys):
     a = artifacts()
     tops = {}
-    for path in (a.keras, a.onnx, a.tflite):
+    for path in (a.keras, a.onnx, a.tflite, a.openvino):
         rows = predictions(capsys, path, *map(str, IMAGES), extra=("--top-k", "3"))
         assert [r["input"] for r in rows] == [str(p) for p in IMAGES]
         tops[path.suffix] = [r["outputs"]["probs"]["top"][0]["index"] for r in rows]
         assert all(len(r["outputs"]["probs"]["top"]) == 3 for r in rows)
-    assert tops[".keras"] == tops[".onnx"] == tops[".tflite"]
+    assert tops[".keras"] == tops[".onnx"] == tops[".tflite"] == tops[".xml"]
     # and what onnxruntime says on the decoded pixels, fed as they are (the model has no contract)
     x = np.stack([pixels(p) for p in IMAGES]).astype(np.float32)
     assert tops[".onnx"] == ort_probs(a.onnx, x).argmax(axis=1).tolist()
