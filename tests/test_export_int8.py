@@ -236,3 +236,85 @@ def test_entropy_calibration_clips_what_minmax_keeps():
     minmax, entropy = activation_scales("MinMax"), activation_scales("Entropy")
     assert len(minmax) == len(entropy) > 0
     assert all(e <= m for e, m in zip(entropy, minmax)) and sum(entropy) < 0.8 * sum(minmax), (minmax, entropy)
+
+
+# -- calibration streamed over chunks of samples ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dense_block(tmp_path_factory):
+    """A DenseNet-like block (every conv reads the concatenation of all before it), pre-processed for
+    quantization: many activations per sample, as in DenseNet121 whose 128 samples once needed 24 GiB."""
+    import keras
+    import numpy as np
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3), name="x")
+    feats = [keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)]
+    for _ in range(3):
+        joined = keras.layers.Concatenate()(feats) if len(feats) > 1 else feats[0]
+        feats.append(keras.layers.Conv2D(4, 3, padding="same", activation="relu")(joined))
+    out = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(keras.layers.Concatenate()(feats)))
+    proto, _ = tf2onnx.convert.from_keras(keras.Model(inp, out), opset=17,
+                                          input_signature=[tf.TensorSpec((None, 12, 12, 3), tf.float32, name="x")])
+    tmp = tmp_path_factory.mktemp("dense")
+    onnx.save(proto, tmp / "fp32.onnx")
+    quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"))
+    x = {"x": np.random.default_rng(0).standard_t(3, size=(32, 12, 12, 3)).astype("float32")}  # heavy tails
+    return tmp, x
+
+
+@pytest.mark.parametrize("method", ["MinMax", "Entropy", "Percentile"])
+def test_calibration_in_chunks_gives_the_ranges_of_one_pass(dense_block, monkeypatch, method):
+    import numpy as np
+    from onnxruntime.quantization import calibrate as ort_calibrate
+
+    from netspec.export import quantize
+
+    # fewer entropy bins: the threshold search is quadratic in them, and the equality holds at any count
+    monkeypatch.setitem(quantize.CALIBRATOR_OPTIONS, "Entropy", {**quantize.CALIBRATOR_OPTIONS["Entropy"],
+                                                                "num_bins": 256})
+    tmp, x = dense_block
+    fed: list[int] = []  # batches per collect_data call: what a calibrator holds at once
+    for cls in (ort_calibrate.MinMaxCalibrater, ort_calibrate.HistogramCalibrater):
+        real = cls.collect_data
+
+        def spy(self, reader, real=real):
+            items = list(iter(reader.get_next, None))
+            fed.append(len(items))
+            return real(self, quantize._Chunk(items))
+
+        monkeypatch.setattr(cls, "collect_data", spy)
+    whole = quantize.calibrate(str(tmp / "pre.onnx"), x, 4, method, str(tmp / "aug.onnx"), chunk_bytes=1 << 40)
+    assert max(fed) == 8  # all 32 samples at once
+    fed.clear()
+    chunked = quantize.calibrate(str(tmp / "pre.onnx"), x, 4, method, str(tmp / "aug.onnx"), chunk_bytes=1)
+    assert set(fed) == {1} and len(fed) == (8 if method == "MinMax" else 16)  # one batch at a time
+    assert set(whole.data) == set(chunked.data) and len(whole.data) > 10
+    for name, data in whole.items():
+        assert np.array_equal(np.ravel(data.range_value), np.ravel(chunked[name].range_value)), name
+    if method == "Entropy":  # a method of its own still: it clips the heavy tails minmax keeps
+        minmax = quantize.calibrate(str(tmp / "pre.onnx"), x, 4, "MinMax", str(tmp / "aug.onnx"))
+        spans = [(float(np.ravel(v.range_value)[1] - np.ravel(v.range_value)[0]),
+                  float(np.ravel(minmax[k].range_value)[1] - np.ravel(minmax[k].range_value)[0]))
+                 for k, v in whole.items()]
+        assert sum(a for a, _ in spans) < 0.9 * sum(b for _, b in spans), spans
+
+
+def test_calibration_memory_is_priced_by_the_chunk_not_the_sample_count():
+    from netspec import budget
+
+    mib = 2**20
+    # DenseNet121 at 224 px: 192 MiB of activations and 1.8 MiB of generated input a sample.
+    (gate, calib) = budget.export_runs(int(1.8 * mib), 192 * mib, 8, 128)
+    assert calib.field == "calibration.samples"
+    assert calib.bytes < 1.5 * 2**30, budget.format_bytes(calib.bytes)  # was 24 GiB: 128 x a sample
+    assert "a chunk of 1 recorded" in calib.what
+    many = budget.export_runs(int(1.8 * mib), 192 * mib, 8, 100_000)[1]
+    assert many.bytes - calib.bytes == (100_000 - 128) * int(1.8 * mib)  # only the inputs grow with samples
+    small = budget.export_runs(1000, 1000, 8, 128)[1]  # a small net: every sample in one chunk
+    assert "a chunk of 128 recorded" in small.what and small.bytes == 128 * 1000 + (1 + 2 * 128) * 1000

@@ -300,7 +300,7 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
         per_input, per_sample = _largest_feed(model, inputs, sized, per_sample)
     samples = target.calibration.samples if target.precision == "int8" else None
     room = headroom()
-    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples):
+    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples, target.batch_size or 1):
         if run.bytes > room.bytes:
             raise target_error(spec, target, run.field,
                                f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
