@@ -58,7 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 
 bench-export: $(STAMP)
-	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
+	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50 EfficientNetB0
 
 # Every keras.applications model imported and exported to onnx-cpu, onnx-int8 and litert: docs/zoo.md.
 # Hours; resumable (results cached per model in bench/zoo-results.json). ZOO_ARGS="--models A,B" etc.

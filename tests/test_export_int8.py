@@ -318,3 +318,42 @@ def test_calibration_memory_is_priced_by_the_chunk_not_the_sample_count():
     assert many.bytes - calib.bytes == (100_000 - 128) * int(1.8 * mib)  # only the inputs grow with samples
     small = budget.export_runs(1000, 1000, 8, 128)[1]  # a small net: every sample in one chunk
     assert "a chunk of 128 recorded" in small.what and small.bytes == 128 * 1000 + (1 + 2 * 128) * 1000
+
+
+def test_localisation_streams_samples_with_onnxruntimes_sqnr(dense_block, monkeypatch):
+    """The report's SQNR per tensor is onnxruntime's qdq_loss_debug figure over all batches, computed one sample
+    at a time (collect_activations keeps every activation of every batch of both models: 7.4 GiB on DenseNet121)."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (collect_activations, compute_activation_error,
+                                                         create_activation_matching,
+                                                         modify_model_output_intermediate_tensors)
+
+    from netspec.export import localize
+    from netspec.export.quantize import quantize_onnx
+
+    tmp, x = dense_block
+    low = quantize_onnx(onnx.load(tmp / "fp32.onnx"), x, 4)
+    onnx.save(low, tmp / "low.onnx")
+    batches = [{"x": x["x"][:1]}, {"x": x["x"][1:9]}]  # the gate's batches of 1 and 8
+    want = {}
+    for k in ("pre", "low"):
+        modify_model_output_intermediate_tensors(str(tmp / f"{k}.onnx"), str(tmp / f"{k}_aug.onnx"))
+        want[k] = collect_activations(str(tmp / f"{k}_aug.onnx"), iter(batches))
+    errors = compute_activation_error(create_activation_matching(want["low"], want["pre"]))
+    paths = {"float": str(tmp / "pre.onnx"), "low": str(tmp / "low.onnx"),
+             "float_aug": str(tmp / "f_aug.onnx"), "low_aug": str(tmp / "l_aug.onnx")}
+    pieces: list[int] = []
+    real = localize._activations
+
+    def spy(session, feed):
+        pieces.append(len(feed["x"]))
+        return real(session, feed)
+
+    monkeypatch.setattr(localize, "_activations", spy)
+    got = localize._streamed_sqnr(paths, batches, "int8", by_sample=True)
+    assert set(pieces) == {1} and len(pieces) == 2 * 9  # both models, a sample at a time
+    expected = {n: min(localize.EXACT_DB, e["xmodel_err"]) for n, e in errors.items() if "xmodel_err" in e}
+    assert set(got) == set(expected) and len(got) > 10
+    assert all(np.isclose(got[n], expected[n], atol=1e-3) for n in got), (got, expected)
+    assert min(got.values()) < 60  # int8 noise is measured, not the eps cap

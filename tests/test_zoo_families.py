@@ -52,8 +52,8 @@ CASES = [
 
 
 def with_example_shape(spec_text: str, shape: tuple) -> str:
-    """The imported spec with ``example_shape:`` on its (one) input: the size a user would feed."""
-    pattern = re.compile(r"^(\s+)(\w+): \{shape: (\[[^\]]*\])\}$", re.M)
+    """The imported spec with ``example_shape:`` on its (one) input set to ``shape``: the size a user would feed."""
+    pattern = re.compile(r"^(\s+)(\w+): \{shape: (\[[^\]]*\])(?:, example_shape: \[[^\]]*\])?\}$", re.M)
     assert len(pattern.findall(spec_text)) == 1, "expected one input line"
     return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}: {{shape: {m.group(3)}, "
                                  f"example_shape: {list(shape)}}}", spec_text)
@@ -145,3 +145,28 @@ def test_family_member_passes_the_gate(keras, tmp_path, app):
         sizes = proven_sizes(text)
         assert len(sizes) >= 2, text
         assert "x".join(map(str, app.example_shape[:2])) in sizes, text
+
+
+# -- import: a dynamic input gets the application's own default size ------------------------------------
+
+IMPORT_SIZE_CASES = [
+    # keras.applications function, kwargs, the example_shape the import writes (None: none needed)
+    ("MobileNetV3Small", {}, [224, 224, 3]),  # (None, None, 3) as Keras builds it; 224: its weights' size
+    ("MobileNetV3Large", {"minimalistic": True}, [224, 224, 3]),
+    ("EfficientNetB1", {"include_top": False}, [240, 240, 3]),  # the default_size it passes on
+    ("EfficientNetB0", {}, None),  # (224, 224, 3): nothing unknown
+]
+
+
+@pytest.mark.parametrize("name, kwargs, example", IMPORT_SIZE_CASES, ids=[c[0] for c in IMPORT_SIZE_CASES])
+def test_keras_app_import_writes_the_default_size_of_unknown_dimensions(keras, name, kwargs, example):
+    from netspec.importing.importer import import_model, keras_app
+
+    imported = import_model(keras_app(name, **kwargs))
+    lines = imported.text.splitlines()
+    line = lines[lines.index("inputs:") + 1]  # the one input (Keras numbers its name: input_layer_1, ...)
+    if example is None:
+        assert "example_shape" not in line, line
+    else:
+        assert f"example_shape: {example}" in line.replace(", ", ",").replace(",", ", "), line
+        assert tuple(imported.spec.graph.inputs[0].example_shape) == tuple(example)  # read back as the language reads it
