@@ -132,30 +132,77 @@ class Worker:
         self.save()
 
         for target in self.targets:
-            out = self.work / f"{target}{BUILTIN[target].suffix}"
-            row: dict = {}
+            row = self.export_target(export, spec, BUILTIN[target], weights)
             self.result["targets"][target] = row
-            t = time.perf_counter()
-            try:
-                report = export(spec, BUILTIN[target], out, weights=str(weights), latency=False)
-                row["ok"] = True
-            except netspec.NetspecError as e:
-                row.update(ok=False, error=first_line(e.message if hasattr(e, "message") else e), kind=e.kind)
-                report = getattr(e, "report", None)
-            except Exception as e:  # an internal error: recorded with its type, as a bug to report
-                row.update(ok=False, error=first_line(f"internal error: {type(e).__name__}: {e}"), kind="internal")
-                report = None
-            if "error" in row:  # the temporary directory is noise in the cached report
-                row["error"] = row["error"].replace(str(self.work) + os.sep, "")
-            row["wall_s"] = time.perf_counter() - t
-            if report is not None:
-                row["seconds"] = report.seconds
-                row["size_bytes"] = report.size_bytes
-                row["rewrites"] = report.rewrites
-                if report.gate is not None:
-                    row["gate"] = gate_figures(report.gate)
+            if target == "onnx-int8" and not row["ok"] and "gate" in row:
+                self.retry_int8(export, spec, BUILTIN[target], weights, row)
             self.save()
         self.measure(model, infos, generate)
+
+    def export_target(self, export, spec, target, weights: Path) -> dict:
+        """One export, as ``netspec export`` runs it: its result, time, gate figures and located failure."""
+        import netspec
+
+        out = self.work / f"{target.name}{target.suffix}"
+        row: dict = {}
+        t = time.perf_counter()
+        try:
+            report = export(spec, target, out, weights=str(weights), latency=False)
+            row["ok"] = True
+        except netspec.NetspecError as e:
+            row.update(ok=False, error=first_line(e.message if hasattr(e, "message") else e), kind=e.kind)
+            report = getattr(e, "report", None)
+        except Exception as e:  # an internal error: recorded with its type, as a bug to report
+            row.update(ok=False, error=first_line(f"internal error: {type(e).__name__}: {e}"), kind="internal")
+            report = None
+        if "error" in row:  # the temporary directory is noise in the cached report
+            row["error"] = row["error"].replace(str(self.work) + os.sep, "")
+        row["wall_s"] = time.perf_counter() - t
+        if report is not None:
+            row["seconds"] = report.seconds
+            row["size_bytes"] = report.size_bytes
+            row["rewrites"] = report.rewrites
+            if report.gate is not None:
+                row["gate"] = gate_figures(report.gate)
+        return row
+
+    def retry_int8(self, export, spec, target, weights: Path, row: dict) -> None:
+        """What a user does with a failed int8 report: another calibration method, then ``keep_float:``
+        of the nodes the report names, until the gate passes (at most :data:`RETRIES` exports).
+
+        ``row`` gets ``attempts`` (each option set and its outcome) and, when one passes, ``passed_with``
+        and that export's figures (the first failure stays in ``first_error``).
+        """
+        from dataclasses import replace
+
+        attempts, keep = [], ()
+        options = [{"method": m} for m in ("percentile", "entropy")]
+        best = None
+        for _ in range(RETRIES):
+            if options:
+                opt = options.pop(0)
+            else:  # keep in float what the best report so far names: its worst node and those where error grows
+                named = located_nodes((best or row).get("gate", {}).get("located") or {})
+                new = tuple(n for n in named if n not in keep)
+                if not new:
+                    break
+                keep = keep + new
+                opt = {"method": (best or {}).get("method", "minmax"), "keep_float": list(keep)}
+            calib = replace(target.calibration, method=opt["method"])
+            trial = replace(target, calibration=calib, keep_float=tuple(opt.get("keep_float", ())))
+            got = self.export_target(export, spec, trial, weights)
+            attempts.append({**opt, "ok": got["ok"], "error": got.get("error"),
+                             "error_vs_range": (got.get("gate") or {}).get("error_vs_range")})
+            row["attempts"] = attempts
+            self.save()
+            if got["ok"]:
+                row.update({k: v for k, v in got.items() if k != "wall_s"}, first_error=row.pop("error", None),
+                           passed_with=describe_options(opt))
+                row.pop("kind", None)
+                return
+            ratio = (got.get("gate") or {}).get("error_vs_range")
+            if ratio is not None and (best is None or ratio < best["ratio"]):
+                best = {**got, "ratio": ratio, "method": opt["method"]}
 
     def measure(self, model, infos, generate) -> None:
         """Batch-1 latency (onnxruntime vs compiled tf.function), int8 speed-up and top-1 agreement."""
@@ -192,6 +239,22 @@ class Worker:
             rows["onnx-int8"]["top1_clear"] = float(same[clear].mean()) if clear.any() else None
             rows["onnx-int8"]["clear"] = int(clear.sum())
             self.save()
+
+
+RETRIES = 5  # int8 exports tried after a failed gate (each a full calibration and gate)
+
+
+def located_nodes(located: dict) -> list[str]:
+    """The nodes a failed int8 gate's report names: the worst, then those where the error grows most."""
+    names = [(located.get("worst") or {}).get("node")] + [g.get("node") for g in located.get("grows") or []]
+    return [n for k, n in enumerate(names) if n and n not in names[:k]]
+
+
+def describe_options(opt: dict) -> str:
+    parts = [f"calibration: {opt['method']}"]
+    if opt.get("keep_float"):
+        parts.append(f"keep_float: [{', '.join(opt['keep_float'])}]")
+    return ", ".join(parts)
 
 
 def confident(model, x: dict, std: float = 4.0) -> float | None:
@@ -235,7 +298,14 @@ def gate_figures(gate) -> dict:
         d.update(max_abs_error=worst.max_abs_error, error_vs_range=worst.error_vs_range, span=worst.span)
     if gate.diverging and gate.diverging.get("node"):
         d["diverging"] = gate.diverging["node"]
+    if gate.located:  # where a low-precision export departs (int8, fp16): what a user acts on
+        d["located"] = {k: ([brief(e) for e in v] if isinstance(v, list) else brief(v))
+                        for k, v in gate.located.items() if v}
     return d
+
+
+def brief(entry: dict) -> dict:
+    return {k: entry[k] for k in ("node", "sqnr_db", "drop_db") if k in entry}
 
 
 def feed_for(session, x: dict) -> dict:
@@ -394,7 +464,8 @@ def _gate(row: dict | None) -> str:
         return "not run"
     gate = row.get("gate") or {}
     if row.get("ok"):
-        return f"pass {_err(gate.get('max_abs_error'))}".strip()
+        return f"pass {_err(gate.get('max_abs_error'))}".strip() + (f" (with {row['passed_with']})"
+                                                                    if row.get("passed_with") else "")
     if gate.get("max_abs_error") is not None and not gate.get("ok", True):
         return f"**FAIL** {_err(gate.get('max_abs_error'))}"
     return "**FAIL**"
@@ -422,6 +493,25 @@ def _int8(r: dict) -> tuple[str, str]:
     clear = f"; {row['top1_clear']:.0%} of {row['clear']} clear" if row.get("top1_clear") is not None else ""
     ties = f"; {row['int8_ties']} int8 ties" if row.get("int8_ties") else ""
     return speed, f"{row['top1_all']:.0%} of 64{clear}{ties}"
+
+
+def _located(row: dict) -> str:
+    located = (row.get("gate") or {}).get("located") or {}
+    worst = located.get("worst") or {}
+    if not worst:
+        return ""
+    grows = ", ".join(f"{g['node']} (-{g.get('drop_db', 0):.1f} dB)" for g in located.get("grows") or [])
+    return (f"; worst node {worst['node']} ({worst.get('sqnr_db', 0):.1f} dB)"
+            + (f", error grows at {grows}" if grows else ""))
+
+
+def _attempts(row: dict) -> str:
+    tried = row.get("attempts") or []
+    if not tried:
+        return ""
+    return "; still failing with " + "; ".join(
+        f"{describe_options(a)} ({a['error_vs_range']:.2f} of the range)" if a.get("error_vs_range") is not None
+        else describe_options(a) for a in tried)
 
 
 def _median(xs: list[float]) -> float:
@@ -471,7 +561,11 @@ def render(cache: dict, doc: Path) -> None:
     for t in TARGETS:
         rows = [models[m]["targets"][t] for m in run if t in models[m].get("targets", {})]
         if rows:
-            lines.append(f"- `{t}`: {sum(bool(r.get('ok')) for r in rows)} of {len(rows)} pass the gate.")
+            helped = [m for m in run if (models[m].get("targets", {}).get(t) or {}).get("passed_with")]
+            lines.append(f"- `{t}`: {sum(bool(r.get('ok')) for r in rows)} of {len(rows)} pass the gate"
+                         + (f" ({len(helped)} with options their failed report named: "
+                            + "; ".join(f"{m}: {models[m]['targets'][t]['passed_with']}" for m in helped) + ")"
+                            if helped else "") + ".")
     ratios = [(r["targets"]["onnx-cpu"]["seconds"], r["bare_export_s"]) for r in (models[m] for m in run)
               if r.get("bare_export_s") and (r.get("targets", {}).get("onnx-cpu") or {}).get("ok")]
     if ratios:
@@ -503,7 +597,8 @@ def render(cache: dict, doc: Path) -> None:
             failures.append(f"- **{m}**: {r['error']}")
         for t, row in sorted(r.get("targets", {}).items(), key=lambda kv: TARGETS.index(kv[0])):
             if not row.get("ok"):
-                failures.append(f"- **{m}** `{t}` ({row.get('kind', '?')}): {row.get('error', '?')}")
+                failures.append(f"- **{m}** `{t}` ({row.get('kind', '?')}): \"{row.get('error', '?')}\""
+                                + _located(row) + _attempts(row))
         if r.get("bare_export_error"):
             failures.append(f"- **{m}** bare `model.export` (outside netspec): {r['bare_export_error']}")
     lines += ["## Failures", "", *(failures or ["None."]), ""]
