@@ -317,7 +317,9 @@ def _start_histograms(calibrator, ranges) -> None:
     for name, data in ranges.items():
         low, high = (np.asarray(v, dtype=np.float32).reshape(()) for v in data.range_value)
         threshold = np.array(max(abs(low), abs(high)), dtype=np.float32)
-        hist, edges = np.histogram(np.zeros(0, np.float32), c.num_bins, range=(-threshold, threshold))
+        # the range as onnxruntime passes it (0-d float32 arrays): the same float32 edges
+        span = (-threshold, threshold)
+        hist, edges = np.histogram(np.zeros(0, np.float32), c.num_bins, range=span)  # type: ignore[arg-type]
         collector.histogram_dict[name] = (hist, edges, low, high, threshold)
     c.collector = collector
 
