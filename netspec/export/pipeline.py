@@ -155,7 +155,9 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         raise ExportError(f"target {target.name!r} writes {target.suffix} files. Received: -o {output}")
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
         refuse(compat.check(source, target.format), target)
+    t_load = time.perf_counter()
     model, spec = load_model(source, weights)
+    report.seconds["load"] = time.perf_counter() - t_load  # the model built and its weights read
     if spec is None:  # a .keras file: the same refusals, by layer, before conversion
         modelcheck.refuse_layers(modelcheck.check_model(model, target.format), target, str(source))
     check_keep_float(model, spec, target)
