@@ -176,14 +176,19 @@ class Worker:
         """
         from dataclasses import replace
 
-        attempts, keep = [], ()
+        attempts: list[dict] = []
+        keep: tuple[str, ...] = ()
+        last: dict | None = None
         options = [{"method": m} for m in ("percentile", "entropy")]
-        best = None
+        first = (row.get("gate") or {}).get("error_vs_range")
+        best = {**row, "ratio": first, "method": target.calibration.method} if first is not None else None
         for _ in range(RETRIES):
             if options:
                 opt = options.pop(0)
-            else:  # keep in float what the best report so far names: its worst node and those where error grows
-                named = located_nodes((best or row).get("gate", {}).get("located") or {})
+            else:  # keep in float what the report names (its worst node, those where the error grows): the
+                # latest keep_float attempt's report, else the best method's
+                report = last if keep and last is not None else (best or row)
+                named = located_nodes((report.get("gate") or {}).get("located") or {})
                 new = tuple(n for n in named if n not in keep)
                 if not new:
                     break
@@ -191,7 +196,7 @@ class Worker:
                 opt = {"method": (best or {}).get("method", "minmax"), "keep_float": list(keep)}
             calib = replace(target.calibration, method=opt["method"])
             trial = replace(target, calibration=calib, keep_float=tuple(opt.get("keep_float", ())))
-            got = self.export_target(export, spec, trial, weights)
+            got = last = self.export_target(export, spec, trial, weights)
             attempts.append({**opt, "ok": got["ok"], "error": got.get("error"),
                              "error_vs_range": (got.get("gate") or {}).get("error_vs_range")})
             row["attempts"] = attempts
