@@ -67,7 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 
 bench-export: $(STAMP)
-	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50
+	$(BIN)/python bench/export_bench.py mobilenet_v2 resnet50 EfficientNetB0
 	$(BIN)/python bench/runtime_latency.py mobilenet_v2 resnet50
 
 # Every keras.applications model imported and exported to onnx-cpu, onnx-int8 and litert: docs/zoo.md.

@@ -276,22 +276,39 @@ def generated_bytes(shape: Sequence[int | None], dtype: Any) -> int:
     return elements(shape) * (8 + itemsize(dtype))
 
 
-def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | None) -> list[RunCost]:
+# Recorded activations the int8 calibration holds at once (netspec.export.quantize.calibrate): it
+# streams the samples through onnxruntime's calibrator in chunks of about this many bytes, so its
+# memory is bounded by a chunk, not by the sample count.
+CALIBRATION_CHUNK_BYTES = 256 * 2**20
+
+
+def calibration_chunk(samples: int, batch: int, batch_bytes: int, chunk_bytes: int = CALIBRATION_CHUNK_BYTES) -> int:
+    """Samples per calibration chunk: whole batches of ``batch_bytes`` recorded bytes within ``chunk_bytes``."""
+    per_chunk = max(1, chunk_bytes // max(1, batch_bytes)) * batch
+    return min(max(samples, batch), per_chunk)
+
+
+def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | None,
+                calibration_batch: int = 1) -> list[RunCost]:
     """The allocations of one export, from per-sample bytes, before any of them is made.
 
     Args:
         inputs: bytes of one generated sample of every input (:func:`generated_bytes`).
         activations: bytes of every node output and costed intermediate for one sample.
         gate_batch: the largest batch the gate and latency feed (a fixed batch size, else 8).
-        samples: calibration samples for int8 (None otherwise); they are generated at once, and
-            onnxruntime's MinMax calibration keeps every intermediate of every sample.
+        samples: calibration samples for int8 (None otherwise). They are generated at once; the
+            calibration runs one batch at a time and records the activations of one chunk
+            (:func:`calibration_chunk`), which the histogram calibrators flatten (a copy) tensor by tensor.
+        calibration_batch: the batch the calibration runs (the target's batch size, else 1).
     """
     # The gate runs the batch through Keras and through the exported model: activations twice.
     runs = [RunCost(f"a gate batch of {gate_batch:,} samples (inputs, and activations in Keras and the export)",
                     gate_batch * (inputs + 2 * activations), "batch_size")]
     if samples is not None:
-        runs.append(RunCost(f"{samples:,} calibration samples (inputs and their recorded activations)",
-                            samples * (inputs + activations), "calibration.samples"))
+        chunk = calibration_chunk(samples, calibration_batch, calibration_batch * activations)
+        runs.append(RunCost(f"{samples:,} calibration samples (their inputs, one batch of {calibration_batch:,} "
+                            f"running and the activations of a chunk of {chunk:,} recorded)",
+                            samples * inputs + (calibration_batch + 2 * chunk) * activations, "calibration.samples"))
     return runs
 
 

@@ -236,3 +236,124 @@ def test_entropy_calibration_clips_what_minmax_keeps():
     minmax, entropy = activation_scales("MinMax"), activation_scales("Entropy")
     assert len(minmax) == len(entropy) > 0
     assert all(e <= m for e, m in zip(entropy, minmax)) and sum(entropy) < 0.8 * sum(minmax), (minmax, entropy)
+
+
+# -- calibration streamed over chunks of samples ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dense_block(tmp_path_factory):
+    """A DenseNet-like block (every conv reads the concatenation of all before it), pre-processed for
+    quantization: many activations per sample, as in DenseNet121 whose 128 samples once needed 24 GiB."""
+    import keras
+    import numpy as np
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3), name="x")
+    feats = [keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)]
+    for _ in range(3):
+        joined = keras.layers.Concatenate()(feats) if len(feats) > 1 else feats[0]
+        feats.append(keras.layers.Conv2D(4, 3, padding="same", activation="relu")(joined))
+    out = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(keras.layers.Concatenate()(feats)))
+    proto, _ = tf2onnx.convert.from_keras(keras.Model(inp, out), opset=17,
+                                          input_signature=[tf.TensorSpec((None, 12, 12, 3), tf.float32, name="x")])
+    tmp = tmp_path_factory.mktemp("dense")
+    onnx.save(proto, tmp / "fp32.onnx")
+    quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"))
+    x = {"x": np.random.default_rng(0).standard_t(3, size=(32, 12, 12, 3)).astype("float32")}  # heavy tails
+    return tmp, x
+
+
+@pytest.mark.parametrize("method", ["MinMax", "Entropy", "Percentile"])
+def test_calibration_in_chunks_gives_the_ranges_of_one_pass(dense_block, monkeypatch, method):
+    import numpy as np
+    from onnxruntime.quantization import calibrate as ort_calibrate
+
+    from netspec.export import quantize
+
+    # fewer entropy bins: the threshold search is quadratic in them, and the equality holds at any count
+    monkeypatch.setitem(quantize.CALIBRATOR_OPTIONS, "Entropy", {**quantize.CALIBRATOR_OPTIONS["Entropy"],
+                                                                "num_bins": 256})
+    tmp, x = dense_block
+    fed: list[int] = []  # batches per collect_data call: what a calibrator holds at once
+    for cls in (ort_calibrate.MinMaxCalibrater, ort_calibrate.HistogramCalibrater):
+        real = cls.collect_data
+
+        def spy(self, reader, real=real):
+            items = list(iter(reader.get_next, None))
+            fed.append(len(items))
+            return real(self, quantize._Chunk(items))
+
+        monkeypatch.setattr(cls, "collect_data", spy)
+    whole = quantize.calibrate(str(tmp / "pre.onnx"), x, 4, method, str(tmp / "aug.onnx"), chunk_bytes=1 << 40)
+    assert max(fed) == 8  # all 32 samples at once
+    fed.clear()
+    chunked = quantize.calibrate(str(tmp / "pre.onnx"), x, 4, method, str(tmp / "aug.onnx"), chunk_bytes=1)
+    assert set(fed) == {1} and len(fed) == (8 if method == "MinMax" else 16)  # one batch at a time
+    assert set(whole.data) == set(chunked.data) and len(whole.data) > 10
+    for name, data in whole.items():
+        assert np.array_equal(np.ravel(data.range_value), np.ravel(chunked[name].range_value)), name
+    if method == "Entropy":  # a method of its own still: it clips the heavy tails minmax keeps
+        minmax = quantize.calibrate(str(tmp / "pre.onnx"), x, 4, "MinMax", str(tmp / "aug.onnx"))
+        spans = [(float(np.ravel(v.range_value)[1] - np.ravel(v.range_value)[0]),
+                  float(np.ravel(minmax[k].range_value)[1] - np.ravel(minmax[k].range_value)[0]))
+                 for k, v in whole.items()]
+        assert sum(a for a, _ in spans) < 0.9 * sum(b for _, b in spans), spans
+
+
+def test_calibration_memory_is_priced_by_the_chunk_not_the_sample_count():
+    from netspec import budget
+
+    mib = 2**20
+    # DenseNet121 at 224 px: 192 MiB of activations and 1.8 MiB of generated input a sample.
+    (gate, calib) = budget.export_runs(int(1.8 * mib), 192 * mib, 8, 128)
+    assert calib.field == "calibration.samples"
+    assert calib.bytes < 1.5 * 2**30, budget.format_bytes(calib.bytes)  # was 24 GiB: 128 x a sample
+    assert "a chunk of 1 recorded" in calib.what
+    many = budget.export_runs(int(1.8 * mib), 192 * mib, 8, 100_000)[1]
+    assert many.bytes - calib.bytes == (100_000 - 128) * int(1.8 * mib)  # only the inputs grow with samples
+    small = budget.export_runs(1000, 1000, 8, 128)[1]  # a small net: every sample in one chunk
+    assert "a chunk of 128 recorded" in small.what and small.bytes == 128 * 1000 + (1 + 2 * 128) * 1000
+
+
+def test_localisation_streams_samples_with_onnxruntimes_sqnr(dense_block, monkeypatch):
+    """The report's SQNR per tensor is onnxruntime's qdq_loss_debug figure over all batches, computed one sample
+    at a time (collect_activations keeps every activation of every batch of both models: 7.4 GiB on DenseNet121)."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (collect_activations, compute_activation_error,
+                                                         create_activation_matching,
+                                                         modify_model_output_intermediate_tensors)
+
+    from netspec.export import localize
+    from netspec.export.quantize import quantize_onnx
+
+    tmp, x = dense_block
+    low = quantize_onnx(onnx.load(tmp / "fp32.onnx"), x, 4)
+    onnx.save(low, tmp / "low.onnx")
+    batches = [{"x": x["x"][:1]}, {"x": x["x"][1:9]}]  # the gate's batches of 1 and 8
+    want = {}
+    for k in ("pre", "low"):
+        modify_model_output_intermediate_tensors(str(tmp / f"{k}.onnx"), str(tmp / f"{k}_aug.onnx"))
+        want[k] = collect_activations(str(tmp / f"{k}_aug.onnx"), iter(batches))
+    errors = compute_activation_error(create_activation_matching(want["low"], want["pre"]))
+    paths = {"float": str(tmp / "pre.onnx"), "low": str(tmp / "low.onnx"),
+             "float_aug": str(tmp / "f_aug.onnx"), "low_aug": str(tmp / "l_aug.onnx")}
+    pieces: list[int] = []
+    real = localize._activations
+
+    def spy(session, feed):
+        pieces.append(len(feed["x"]))
+        return real(session, feed)
+
+    monkeypatch.setattr(localize, "_activations", spy)
+    got = localize._streamed_sqnr(paths, batches, "int8", by_sample=True)
+    assert set(pieces) == {1} and len(pieces) == 2 * 9  # both models, a sample at a time
+    expected = {n: min(localize.EXACT_DB, e["xmodel_err"]) for n, e in errors.items() if "xmodel_err" in e}
+    assert set(got) == set(expected) and len(got) > 10
+    assert all(np.isclose(got[n], expected[n], atol=1e-3) for n in got), (got, expected)
+    assert min(got.values()) < 60  # int8 noise is measured, not the eps cap

@@ -52,8 +52,8 @@ CASES = [
 
 
 def with_example_shape(spec_text: str, shape: tuple) -> str:
-    """The imported spec with ``example_shape:`` on its (one) input: the size a user would feed."""
-    pattern = re.compile(r"^(\s+)(\w+): \{shape: (\[[^\]]*\])\}$", re.M)
+    """The imported spec with ``example_shape:`` on its (one) input set to ``shape``: the size a user would feed."""
+    pattern = re.compile(r"^(\s+)(\w+): \{shape: (\[[^\]]*\])(?:, example_shape: \[[^\]]*\])?\}$", re.M)
     assert len(pattern.findall(spec_text)) == 1, "expected one input line"
     return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}: {{shape: {m.group(3)}, "
                                  f"example_shape: {list(shape)}}}", spec_text)
@@ -145,3 +145,94 @@ def test_family_member_passes_the_gate(keras, tmp_path, app):
         sizes = proven_sizes(text)
         assert len(sizes) >= 2, text
         assert "x".join(map(str, app.example_shape[:2])) in sizes, text
+
+
+# -- import: a dynamic input gets the application's own default size ------------------------------------
+
+IMPORT_SIZE_CASES = [
+    # keras.applications function, kwargs, the example_shape the import writes (None: none needed)
+    ("MobileNetV3Small", {}, [224, 224, 3]),  # (None, None, 3) as Keras builds it; 224: its weights' size
+    ("MobileNetV3Large", {"minimalistic": True}, [224, 224, 3]),
+    ("EfficientNetB1", {"include_top": False}, [240, 240, 3]),  # the default_size it passes on
+    ("EfficientNetB0", {}, None),  # (224, 224, 3): nothing unknown
+]
+
+
+@pytest.mark.parametrize("name, kwargs, example", IMPORT_SIZE_CASES, ids=[c[0] for c in IMPORT_SIZE_CASES])
+def test_keras_app_import_writes_the_default_size_of_unknown_dimensions(keras, name, kwargs, example):
+    from netspec.importing.importer import import_model, keras_app
+
+    imported = import_model(keras_app(name, **kwargs))
+    lines = imported.text.splitlines()
+    line = lines[lines.index("inputs:") + 1]  # the one input (Keras numbers its name: input_layer_1, ...)
+    if example is None:
+        assert "example_shape" not in line, line
+    else:
+        assert f"example_shape: {example}" in line.replace(", ", ",").replace(",", ", "), line
+        assert tuple(imported.spec.graph.inputs[0].example_shape) == tuple(example)  # read back as the language reads it
+
+
+# -- bench/zoo.py: its report and its temporary files (no TensorFlow) -----------------------------------
+
+
+def _zoo():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import zoo
+
+    return zoo
+
+
+FAILED_INT8 = {"ok": False, "kind": "gate", "error": "export failed its verification gate (onnx-int8): max |error| 0.3",
+               "gate": {"ok": False, "max_abs_error": 0.3, "located": {
+                   "worst": {"node": "predictions", "sqnr_db": 4.0},
+                   "grows": [{"node": "conv_dw_13", "drop_db": 6.5}]}},
+               "attempts": [{"method": "percentile", "ok": False, "error_vs_range": 0.61}]}
+ZOO_CACHE = {"all_models": ["A", "B", "C"], "models": {
+    "A": {"targets": {"onnx-cpu": {"ok": True, "gate": {"max_abs_error": 1e-6}},
+                      "onnx-int8": {"ok": True, "passed_with": "calibration: minmax, keep_float: [head]",
+                                    "first_error": "failed its gate"}}},
+    "B": {"targets": {"onnx-cpu": {"ok": True}, "onnx-int8": FAILED_INT8}},
+}}
+
+
+def test_zoo_render_writes_totals_and_quoted_failures(tmp_path):
+    doc = tmp_path / "zoo.md"
+    _zoo().render(ZOO_CACHE, doc)
+    text = doc.read_text()
+    assert "- 3 models in keras.applications; 2 run (not run yet: C)." in text
+    assert "- `onnx-cpu`: 2 of 2 pass the gate." in text
+    assert ("- `onnx-int8`: 1 of 2 pass the gate (1 with options their failed report named: "
+            "A: calibration: minmax, keep_float: [head]).") in text
+    assert "pass (with calibration: minmax, keep_float: [head])" in text  # A's int8 cell
+    (b_line,) = [ln for ln in text.splitlines() if ln.startswith("- **B** `onnx-int8`")]
+    assert f'(gate): "{FAILED_INT8["error"]}"' in b_line  # the reason, quoted
+    assert "worst node predictions (4.0 dB), error grows at conv_dw_13 (-6.5 dB)" in b_line
+    assert "still failing with calibration: percentile (0.61 of the range)" in b_line
+
+
+def test_zoo_keeps_its_files_in_tmpdir_and_its_cache_where_told(tmp_path, monkeypatch):
+    import tempfile
+
+    zoo = _zoo()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again, as a fresh process does
+    seen = {}
+
+    class Done:  # a worker that ends at once: where was it started?
+        def __init__(self, argv, cwd, **kw):
+            seen["cwd"], self.pid, self.returncode = cwd, 0, 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(zoo.subprocess, "Popen", Done)
+    zoo.run_model("MobileNet", ["onnx-cpu"], 10, 1, 4.0)
+    assert Path(seen["cwd"]).parent == tmp_path / "tmp"
+    assert "/tmp" not in (ROOT / "bench" / "zoo.py").read_text().replace("tmp_path", "")
+    cache = tmp_path / "elsewhere" / "zoo.json"
+    cache.parent.mkdir()
+    zoo.save_cache(ZOO_CACHE, cache)
+    monkeypatch.setattr(zoo, "render", lambda c, d: seen.update(rendered=c))
+    zoo.main(["--render", "--cache", str(cache), "--doc", str(tmp_path / "z.md")])
+    assert seen["rendered"] == ZOO_CACHE and not (ROOT / "bench" / "zoo.tmp").exists()

@@ -153,7 +153,9 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         raise ExportError(f"target {target.name!r} writes {target.suffix} files. Received: -o {output}")
     if not isinstance(source, (str, Path)):  # a spec: refuse what the target cannot take before building
         refuse(compat.check(source, target.format), target)
+    t_load = time.perf_counter()
     model, spec = load_model(source, weights)
+    report.seconds["load"] = time.perf_counter() - t_load  # the model built and its weights read
     if spec is None:  # a .keras file: the same refusals, by layer, before conversion
         modelcheck.refuse_layers(modelcheck.check_model(model, target.format), target, str(source))
     check_keep_float(model, spec, target)
@@ -301,7 +303,7 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
         per_input, per_sample = _largest_feed(model, inputs, sized, per_sample)
     samples = target.calibration.samples if target.precision == "int8" else None
     room = headroom()
-    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples):
+    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples, target.batch_size or 1):
         if run.bytes > room.bytes:
             raise target_error(spec, target, run.field,
                                f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "

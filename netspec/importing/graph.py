@@ -53,6 +53,7 @@ class InputInfo:
     batch_size: int | None = None
     sparse: bool = False
     optional: bool = False
+    example_shape: list | None = None  # the size to prove unknown dimensions at (a keras_app's default)
 
 
 class Flattener:

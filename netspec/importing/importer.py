@@ -24,6 +24,7 @@ class Source:
 
     model: Any
     origin: str
+    example_size: int | None = None  # keras_app: the application's default image size, for unknown dimensions
 
 
 @dataclass
@@ -65,10 +66,29 @@ def keras_app(name: str, **kwargs) -> Source:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else "one of: " + ", ".join(names)
         raise ModelImportError(f"keras.applications has no model {short(name)}", hint=hint)
-    with kerasapi.symbolic_build():  # shapes only: nothing to allocate
-        model = getattr(keras.applications, name)(weights=None, **kwargs)
+    from keras.src.applications import imagenet_utils
+
+    sizes: list[int] = []
+    obtain = imagenet_utils.obtain_input_shape
+
+    def spy(*args, **kw):  # the application's own default size, as it passes it on
+        sizes.append(kw.get("default_size", args[1] if len(args) > 1 else None))
+        return obtain(*args, **kw)
+
+    imagenet_utils.obtain_input_shape = spy
+    try:
+        with kerasapi.symbolic_build():  # shapes only: nothing to allocate
+            model = getattr(keras.applications, name)(weights=None, **kwargs)
+    finally:
+        imagenet_utils.obtain_input_shape = obtain
+    # MobileNetV3 does not call obtain_input_shape: its input is (None, None, 3) and 224 is the one
+    # size its weights were trained at (it warns for any other).
+    size = next((s for s in sizes if isinstance(s, int)), APP_DEFAULT_SIZE)
     args = "".join(f", {k}={v!r}" for k, v in kwargs.items())
-    return Source(model, f"keras.applications.{name}(weights=None{args})")
+    return Source(model, f"keras.applications.{name}(weights=None{args})", size)
+
+
+APP_DEFAULT_SIZE = 224
 
 
 def load_keras_file(path: str) -> Source:
@@ -141,6 +161,10 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
     catalog = catalog or Catalog()
     flat = Flattener(catalog)
     outputs = flat.model(source.model)
+    if source.example_size:  # unknown image dimensions: proven at the application's default size
+        for info in flat.inputs:
+            if None in info.shape:
+                info.example_shape = [source.example_size if d is None else d for d in info.shape]
     model_name = name or spec_name(source.model.name or "model", "model")
     input_names = [i.name for i in flat.inputs]
     n_layers = len(flat.ops)  # calls, before shared runs become blocks

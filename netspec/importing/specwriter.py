@@ -188,6 +188,8 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
             decl["sparse"] = True
         if info.optional:
             decl["optional"] = True
+        if getattr(info, "example_shape", None):
+            decl["example_shape"] = info.example_shape
         lines.append(f"  {_key(info.name)}: {scalar(decl)}")
     used = _used_blocks(ops, blocks)
     if used:
