@@ -96,17 +96,21 @@ def refuse(findings: list[compat.Finding], target: Target) -> None:
 def spec_metadata(spec: ExportSpec, target: Target) -> dict[str, str]:
     """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version,
     the target."""
-    from ..contract import spec_stamp
+    from ..contract import METADATA_KEY, Contract, spec_stamp
 
+    contract = Contract.of_graph(spec.graph)
     return {**spec_stamp(spec.data, spec.graph.params, spec.path),
-            "netspec.target": json.dumps(target.to_dict(), sort_keys=True)}
+            "netspec.target": json.dumps(target.to_dict(), sort_keys=True), METADATA_KEY: contract.to_json()}
 
 
 def keras_file_metadata(path: str | Path) -> dict[str, str]:
-    """netspec's version, the ``.keras`` file exported and its SHA-256 (an export of a file, not a spec)."""
+    """netspec's version, the ``.keras`` file exported and its SHA-256 (an export of a file, not a spec), and
+    what netspec stamped in that file (its spec, hash and contract: a trained ``best.keras`` keeps them)."""
+    from ..source.kerasfile import open_archive
     from ..version import __version__
 
-    return {"netspec.version": __version__, "netspec.source": str(path),
+    carried = {k: v for k, v in open_archive(path).netspec.items() if k not in ("netspec.version", "netspec.source")}
+    return {**carried, "netspec.version": __version__, "netspec.source": str(path),
             "netspec.keras_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
