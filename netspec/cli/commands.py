@@ -208,6 +208,9 @@ def export_arguments(p: ArgumentParser) -> None:
                    help="int8 weights per output channel (default) or per tensor (ONNX int8 targets)")
     p.add_argument("--keep-float", metavar="NODE", action="append",
                    help="leave a spec node in float in an int8 export (repeat, or comma-separated)")
+    p.add_argument("--include-preprocess", action="store_true", default=None,
+                   help="fold the inputs' preprocess: (cast, rescale, mean/std) into the exported model, which "
+                        "then takes raw inputs (uint8 images)")
     p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
 
@@ -231,7 +234,8 @@ def cmd_export(args: Namespace) -> int:
     keep_float = [n for arg in args.keep_float for n in arg.split(",") if n] if args.keep_float else None
     target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch,
                             input_shape=_input_shapes(args.input_shape), calibration=args.calibration,
-                            per_channel=args.per_channel, keep_float=keep_float)
+                            per_channel=args.per_channel, keep_float=keep_float,
+                            include_preprocess=args.include_preprocess)
     name = spec.name if spec is not None else file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):
