@@ -368,3 +368,33 @@ def cmd_schema(args: Namespace) -> int:
     load_plugin_targets(args.plugins)
     report.document(render(with_user_layers(load_schema(), registry.LAYERS)))
     return EXIT_OK
+
+
+# -- inspect --------------------------------------------------------------------------------------
+
+
+def inspect_arguments(p: ArgumentParser) -> None:
+    p.add_argument("artifact", metavar="ARTIFACT", help="an exported file: .onnx, .tflite, .keras or OpenVINO .xml")
+    p.add_argument("--spec", metavar="OUT.yaml", help="write the resolved spec stored in the file, after checking "
+                   "it against the stored hash")
+    format_argument(p)
+
+
+def cmd_inspect(args: Namespace) -> int:
+    """``netspec inspect``: what an exported file carries (version, spec hash, target, shapes, contract, gate)."""
+    from ..deploy.inspect import inspect, write_spec
+
+    report = Reporter.for_args(args)
+    if args.spec is not None and (not args.spec.endswith((".yaml", ".yml")) or
+                                  any(ord(ch) < 32 or ord(ch) == 127 for ch in args.spec)):
+        raise UsageError(f"--spec must name a .yaml file. Received: {args.spec!r}")
+    if args.artifact.endswith(".keras"):
+        quiet_tensorflow()  # a .keras file's shapes are read off the model, loaded through the checked gate
+    found = inspect(args.artifact)
+    text, data = found.text(), found.to_dict()
+    if args.spec is not None:
+        digest = write_spec(found, args.spec)
+        text += f"\nwrote {args.spec} (the stored spec; sha256 {digest} checked)"
+        data["spec_written"] = args.spec
+    report.result(text, data)
+    return EXIT_OK
