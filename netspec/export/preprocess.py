@@ -16,7 +16,7 @@ int8 calibration and held-out accuracy see what a deployed model would be fed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Folded:
 
     model: Any  # the wrapped keras.Model: raw inputs -> preprocessing layers -> the spec's model
     steps: dict[str, Preprocess]  # by input name: the inputs that take raw values
-    reference: Callable[[dict], dict]  # raw inputs -> the spec's model on the preprocessed inputs
+    reference: Callable[[Mapping[str, np.ndarray]], dict]  # raw inputs -> the spec's model on the preprocessed ones
     contract: Contract  # the stamped contract: inputs marked ``included``, in their raw dtype
 
     def raw(self, x: dict) -> dict:
@@ -119,7 +119,7 @@ def fold(model, spec, source, names, fail: Callable[[str], NetspecError]) -> Fol
         fed.append(y)
     wrapped = keras.Model(raw_inputs, model(fed if len(fed) > 1 else fed[0]), name=f"{model.name}_raw")
 
-    def reference(x: dict) -> dict:
+    def reference(x: Mapping[str, np.ndarray]) -> dict:
         return call_model(model, names, {k: steps[k].apply(v) if k in steps else v for k, v in x.items()})
 
     return Folded(wrapped, steps, reference, contract.folded())
