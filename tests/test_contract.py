@@ -171,6 +171,29 @@ def test_a_stamped_keras_file_still_loads_and_can_be_restamped(artifacts, tmp_pa
     assert load_model(path).count_params() == load_model(artifacts["keras"][0]).count_params()
 
 
+def test_an_export_of_a_stamped_keras_file_carries_its_contract(spec, artifacts, tmp_path):
+    from netspec.deploy.stamps import read_contract, read_metadata
+
+    keras_file = artifacts["keras"][0]
+    export(str(keras_file), BUILTIN["onnx-cpu"], tmp_path / "k.onnx", latency=False)
+    assert read_contract(tmp_path / "k.onnx") == spec.contract()
+    meta = read_metadata(tmp_path / "k.onnx")
+    assert meta["netspec.spec_sha256"] == spec.metadata()["netspec.spec_sha256"]
+    assert meta["netspec.source"] == str(keras_file) and "netspec.keras_sha256" in meta
+
+
+def test_train_best_keras_carries_the_spec_metadata(spec, keras, tmp_path):
+    from netspec.deploy.stamps import read_contract, read_metadata
+    from netspec.train.runs import RunDir
+
+    model = spec.build()
+    run = RunDir(tmp_path / "run")
+    run.save_best_weights(model)
+    run.save_best(model, spec.metadata())
+    assert read_metadata(run.best_model) == spec.metadata()
+    assert read_contract(run.best_model) == spec.contract()
+
+
 @pytest.mark.parametrize("kind", ["onnx-cpu+raw", "litert+raw"])
 def test_include_preprocess_takes_raw_uint8_and_matches_keras_on_preprocessed_input(kind, spec, artifacts):
     path, report = artifacts[kind]
