@@ -61,6 +61,8 @@ class Preprocess:
         interpolation: the resize filter.
         scale, offset: ``x * scale + offset``.
         mean, std: per-channel (last axis) normalisation after the rescale; None: none.
+        included: the artifact's graph applies the numeric steps (an export with ``include_preprocess``):
+            it takes raw values of ``dtype``; only the image steps (color, resize) remain outside.
     """
 
     dtype: str = "float32"
@@ -71,6 +73,14 @@ class Preprocess:
     offset: float = 0.0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    included: bool = False
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """What the artifact takes for a raw array: the raw values in :attr:`dtype` when its graph applies
+        the numeric steps itself (:attr:`included`), else :meth:`apply`'s float32 array."""
+        import numpy as np
+
+        return np.asarray(x).astype(self.dtype, copy=False) if self.included else self.apply(x)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """The numeric steps on a raw array (channels last): a new float32 array."""
@@ -157,6 +167,25 @@ class Contract:
         return cls(inputs=inputs, outputs=outputs)
 
     @classmethod
+    def of_graph(cls, graph: Any) -> Contract:
+        """The contract a resolved :class:`netspec.graph.Graph` declares: every input's shape, dtype and
+        ``preprocess:``, every output's ``labels:``."""
+        labels = graph.labels
+        return cls(
+            inputs={d.name: InputContract(tuple(d.shape), d.dtype, d.preprocess) for d in graph.inputs},
+            outputs={name: OutputContract(labels[name].labels if name in labels else None) for name, _ in graph.outputs})
+
+    def folded(self) -> Contract:
+        """This contract for an artifact whose graph applies the numeric preprocessing (``include_preprocess``):
+        inputs with a ``preprocess`` take its raw dtype, marked ``included``."""
+        from dataclasses import replace
+
+        inputs = {name: (i if i.preprocess is None else
+                         replace(i, dtype=i.preprocess.dtype, preprocess=replace(i.preprocess, included=True)))
+                  for name, i in self.inputs.items()}
+        return Contract(inputs=inputs, outputs=dict(self.outputs))
+
+    @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], where: str = "the artifact") -> Contract | None:
         """The contract stamped in an artifact's metadata; None when it carries none."""
         text = metadata.get(METADATA_KEY)
@@ -170,6 +199,7 @@ def _input_dict(i: InputContract) -> dict:
         "scale": p.scale, "offset": p.offset,
         "mean": list(p.mean) if p.mean is not None else None,
         "std": list(p.std) if p.std is not None else None,
+        "included": p.included,
     }
     return {"shape": list(i.shape), "dtype": i.dtype, "preprocess": pre}
 
@@ -194,6 +224,7 @@ def _read_input(r: _Reader, value: Any, where: str) -> InputContract:
         offset=r.number(p.get("offset", 0.0), f"{at}.offset"),
         mean=r.floats(p.get("mean"), f"{at}.mean"),
         std=r.floats(p.get("std"), f"{at}.std", nonzero=True),
+        included=r.flag(p.get("included", False), f"{at}.included"),
     ))
 
 

@@ -82,6 +82,7 @@ class InputDecl:
     path: tuple
     location: Location
     example_shape: tuple | None = None  # a concrete shape to feed unknown dims at (export's gate and calibration)
+    preprocess: Any = None  # its netspec.contract.Preprocess (``preprocess:``); None: none declared
 
 
 @dataclass
@@ -119,6 +120,15 @@ class Node:
         return list(self.inputs)
 
 
+@dataclass(frozen=True)
+class LabelDecl:
+    """An output's class labels (``outputs: {name: {from: ref, labels: ...}}``) and where they were written."""
+
+    labels: tuple[str, ...]
+    path: tuple
+    location: Location
+
+
 @dataclass
 class Graph:
     """A spec after resolution: inputs, flat nodes in build order, and named outputs."""
@@ -131,6 +141,7 @@ class Graph:
     output_form: Literal["single", "list", "mapping"]
     params: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    labels: dict[str, LabelDecl] = field(default_factory=dict)  # by output name (``labels:`` in ``outputs:``)
 
     def node(self, name: str) -> Node | None:
         """The node named ``name``, or None."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, cast
 
 from .schema.catalog import Catalog
-from .errors import Location, NetspecError, PluginError, ResolveError, SchemaError, SpecSyntaxError
+from .errors import ContractError, Location, NetspecError, PluginError, ResolveError, SchemaError, SpecSyntaxError
 from .graph import Graph, Ref
 from .source.loader import DEFAULT_LIMITS, Document, Limits, load_path, load_yaml
 from .schema.recheck import check_nodes
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from .budget import Budget
     from .build.compiler import Compiled, Row
+    from .contract import Contract
 
 
 @dataclass
@@ -117,10 +118,11 @@ class Spec:
 
     def metadata(self) -> dict[str, str]:
         """What every artifact built from this spec carries: netspec's version, the resolved spec and its
-        SHA-256, the spec's file (see :func:`netspec.contract.spec_stamp`)."""
-        from .contract import spec_stamp
+        SHA-256, the spec's file (see :func:`netspec.contract.spec_stamp`) and the deployment contract
+        (under :data:`netspec.contract.METADATA_KEY`)."""
+        from .contract import METADATA_KEY, spec_stamp
 
-        return spec_stamp(self.data, self.graph.params, self.path)
+        return {**spec_stamp(self.data, self.graph.params, self.path), METADATA_KEY: self.contract().to_json()}
 
     def section(self, key: str) -> Any:
         """A top-level section (``"train"``, ``"export"``) with params interpolated; None if absent.
@@ -169,6 +171,7 @@ class Spec:
                 batch (located at the failing node).
         """
         compiled = self._compile(budget)
+        self._check_labels(compiled.model)
         warnings = list(self.warnings)
         if run:
             from .build.compiler import DEFAULT_BUDGET
@@ -182,6 +185,24 @@ class Spec:
         non_trainable = sum(int(_size(w)) for w in model.non_trainable_weights)
         return CheckResult(self.name, compiled.rows, model.count_params(), trainable, non_trainable,
                            warnings, list(self.graph.outputs))
+
+    def contract(self) -> Contract:
+        """The deployment contract the spec declares: every input's shape, dtype and ``preprocess:``,
+        every output's ``labels:`` (see :mod:`netspec.contract`)."""
+        from .contract import Contract
+
+        return Contract.of_graph(self.graph)
+
+    def _check_labels(self, model: keras.Model) -> None:
+        """Each output's labels count its last dimension's classes (located at the labels)."""
+        tensors = model.outputs if not isinstance(model.outputs, dict) else list(model.outputs.values())
+        for (name, _), tensor in zip(self.graph.outputs, tensors):
+            decl = self.graph.labels.get(name)
+            last = tuple(tensor.shape)[-1] if len(tensor.shape) > 1 else None
+            if decl is not None and last is not None and len(decl.labels) != last:
+                raise ContractError(f"output {name!r} has {last} classes (its shape's last dimension, "
+                                    f"{_text_shape(list(tensor.shape)[1:])}) but {len(decl.labels)} labels",
+                                    path=decl.path, location=decl.location)
 
     def _compile(self, budget: Budget | None = None) -> Compiled:
         """Args: budget: a :class:`netspec.build.compiler.Budget` (parameter and activation caps)."""

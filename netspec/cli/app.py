@@ -47,6 +47,8 @@ def commands() -> dict[str, Command]:
         "plot": Command("draw the graph (types, shapes, params, blocks) as SVG or PNG", c.plot_arguments, c.cmd_plot),
         "import": Command("write a spec from a Keras model (.keras file or keras.applications)",
                           c.import_arguments, c.cmd_import),
+        "inspect": Command("show what an exported file carries: version, spec hash, target, shapes, contract, gate",
+                           c.inspect_arguments, c.cmd_inspect),
         "schema": Command("print the JSON Schema of the spec language", c.schema_arguments, c.cmd_schema),
     }
 

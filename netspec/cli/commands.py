@@ -208,6 +208,9 @@ def export_arguments(p: ArgumentParser) -> None:
                    help="int8 weights per output channel (default) or per tensor (ONNX int8 targets)")
     p.add_argument("--keep-float", metavar="NODE", action="append",
                    help="leave a spec node in float in an int8 export (repeat, or comma-separated)")
+    p.add_argument("--include-preprocess", action="store_true", default=None,
+                   help="fold the inputs' preprocess: (cast, rescale, mean/std) into the exported model, which "
+                        "then takes raw inputs (uint8 images)")
     p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
 
@@ -231,7 +234,8 @@ def cmd_export(args: Namespace) -> int:
     keep_float = [n for arg in args.keep_float for n in arg.split(",") if n] if args.keep_float else None
     target = with_overrides(get_target(args.target, spec), opset=args.opset, batch_size=batch,
                             input_shape=_input_shapes(args.input_shape), calibration=args.calibration,
-                            per_channel=args.per_channel, keep_float=keep_float)
+                            per_channel=args.per_channel, keep_float=keep_float,
+                            include_preprocess=args.include_preprocess)
     name = spec.name if spec is not None else file_stem(args.spec)
     out = args.output or f"{name}-{target.name}{target.suffix}"
     if not out.endswith(target.suffix):
@@ -363,4 +367,34 @@ def cmd_schema(args: Namespace) -> int:
     # Naming plugins on this command line is the user's own choice to run them.
     load_plugin_targets(args.plugins)
     report.document(render(with_user_layers(load_schema(), registry.LAYERS)))
+    return EXIT_OK
+
+
+# -- inspect --------------------------------------------------------------------------------------
+
+
+def inspect_arguments(p: ArgumentParser) -> None:
+    p.add_argument("artifact", metavar="ARTIFACT", help="an exported file: .onnx, .tflite, .keras or OpenVINO .xml")
+    p.add_argument("--spec", metavar="OUT.yaml", help="write the resolved spec stored in the file, after checking "
+                   "it against the stored hash")
+    format_argument(p)
+
+
+def cmd_inspect(args: Namespace) -> int:
+    """``netspec inspect``: what an exported file carries (version, spec hash, target, shapes, contract, gate)."""
+    from ..deploy.inspect import inspect, write_spec
+
+    report = Reporter.for_args(args)
+    if args.spec is not None and (not args.spec.endswith((".yaml", ".yml")) or
+                                  any(ord(ch) < 32 or ord(ch) == 127 for ch in args.spec)):
+        raise UsageError(f"--spec must name a .yaml file. Received: {args.spec!r}")
+    if args.artifact.endswith(".keras"):
+        quiet_tensorflow()  # a .keras file's shapes are read off the model, loaded through the checked gate
+    found = inspect(args.artifact)
+    text, data = found.text(), found.to_dict()
+    if args.spec is not None:
+        digest = write_spec(found, args.spec)
+        text += f"\nwrote {args.spec} (the stored spec; sha256 {digest} checked)"
+        data["spec_written"] = args.spec
+    report.result(text, data)
     return EXIT_OK

@@ -167,6 +167,8 @@ _CLI_EXAMPLES = {
     "plot": "[plot.md](plot.md)",
     "import": "[import.md](import.md)",
     "schema": "[editors.md](editors.md)",
+    "inspect": "[export.md: what the file carries](export.md#what-the-file-carries), "
+               "[spec-language.md: deployment contract](spec-language.md#deployment-contract)",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Sequence
 from ..schema.derive import classes as K
 from ..schema.derive.args import UNTYPED_ARGS
 from ..schema.derive.nodes import ArgCollector, basic_defs, layer_defs, layer_object_def, node_defs, object_kind_defs
+from .schemagen_deploy import deploy_defs
 from .schemagen_train import export_target_def, train_def, train_object_defs
 from ..schema.derive.render import render
 from ..schema.derive.types import NAME, NULL, STR, described, ref
@@ -50,6 +51,7 @@ def generate() -> dict:
     defs["train"] = train_def()
     defs.update(train_object_defs(collector))
     defs["exportTarget"] = export_target_def()
+    defs.update(deploy_defs(defs))
     _check_untyped(collector.untyped)
     return {
         "$schema": SCHEMA_URI,
@@ -67,11 +69,11 @@ def generate() -> dict:
             "plugins": {"type": "array", "items": {"type": "string", "minLength": 1},
                         "description": "Modules or spec-relative .py files registering user layers "
                         "(loaded only when trusted)."},
-            "inputs": {"type": "object", "propertyNames": NAME, "additionalProperties": ref("input"),
+            "inputs": {"type": "object", "propertyNames": NAME, "additionalProperties": ref("modelInput"),
                        "minProperties": 1},
             "blocks": {"type": "object", "propertyNames": NAME, "additionalProperties": ref("block")},
             "nodes": {"type": "array", "items": ref("node"), "minItems": 1},
-            "outputs": described(ref("refs"), "Default: the last node."),
+            "outputs": described(ref("modelOutputs"), "Default: the last node."),
             "train": ref("train"),
             "export": {"type": "object", "propertyNames": NAME, "additionalProperties": ref("exportTarget")},
         },

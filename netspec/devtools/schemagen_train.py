@@ -115,6 +115,9 @@ def export_target_def() -> dict:
                                    "minProperties": 1}, INTERP]},
                 "Fixes inputs' dimensions (without batch) in the exported file, and the gate proves the export "
                 "at them: a shape for a model with one input, or {input: shape}. `--input-shape` overrides it."),
+            "include_preprocess": described(with_interp(BOOL), "Fold the inputs' numeric `preprocess:` (cast, "
+                                            "rescale, mean/std) into the exported model, which then takes raw "
+                                            "inputs (uint8 images); the gate proves raw input -> output."),
             "description": STR[0],
         },
         ["format"],

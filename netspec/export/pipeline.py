@@ -15,7 +15,9 @@ from . import compat, formats, modelcheck, quantize, sizes, verify
 from ..budget import allocation_guard, elements, export_runs, format_bytes, generated_bytes, headroom, intermediate, \
     tensor_bytes
 from .convert import IONames, call_model, io_names
+from .preprocess import fold
 from ..build.saving import atomic_path
+from ..contract import METADATA_KEY
 from ..errors import ExportError, GateError, NetspecError, hint_for
 from .report import ExportReport
 from .targets import ExportSpec, Target
@@ -96,17 +98,21 @@ def refuse(findings: list[compat.Finding], target: Target) -> None:
 def spec_metadata(spec: ExportSpec, target: Target) -> dict[str, str]:
     """The resolved spec (the spec as written plus its params after overrides), its SHA-256, netspec's version,
     the target."""
-    from ..contract import spec_stamp
+    from ..contract import METADATA_KEY, Contract, spec_stamp
 
+    contract = Contract.of_graph(spec.graph)
     return {**spec_stamp(spec.data, spec.graph.params, spec.path),
-            "netspec.target": json.dumps(target.to_dict(), sort_keys=True)}
+            "netspec.target": json.dumps(target.to_dict(), sort_keys=True), METADATA_KEY: contract.to_json()}
 
 
 def keras_file_metadata(path: str | Path) -> dict[str, str]:
-    """netspec's version, the ``.keras`` file exported and its SHA-256 (an export of a file, not a spec)."""
+    """netspec's version, the ``.keras`` file exported and its SHA-256 (an export of a file, not a spec), and
+    what netspec stamped in that file (its spec, hash and contract: a trained ``best.keras`` keeps them)."""
+    from ..source.kerasfile import open_archive
     from ..version import __version__
 
-    return {"netspec.version": __version__, "netspec.source": str(path),
+    carried = {k: v for k, v in open_archive(path).netspec.items() if k not in ("netspec.version", "netspec.source")}
+    return {**carried, "netspec.version": __version__, "netspec.source": str(path),
             "netspec.keras_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
@@ -160,7 +166,11 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         modelcheck.refuse_layers(modelcheck.check_model(model, target.format), target, str(source))
     check_keep_float(model, spec, target)
     names = io_names(model, spec.graph if spec is not None else None)
-    declared = quantize.describe_inputs(model)
+    keras_model, folded = model, fold(model, spec, source, names, lambda m: target_error(
+        spec, target, "include_preprocess", m)) if target.include_preprocess else None
+    if folded is not None:  # the model takes raw inputs; the spec's data is made raw to feed it
+        model, load_arrays = folded.model, folded.arrays(load_arrays)
+    declared = quantize.describe_inputs(model) if folded is None else folded.inputs(quantize.describe_inputs(model))
     # The spec's data is read here only when it may size unknown dimensions (else after conversion, as the gate needs it).
     dynamic = any(d is None for i in declared for d in i.shape)
     real = real_samples(spec, load_arrays) if dynamic else None
@@ -176,7 +186,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     for s in sized:
         if s.dynamic:
             report.inputs[s.name]["proven_shapes"] = [list(x) for x in s.shapes]
-    classifiers = classifier_outputs(model, names)
+    classifiers = classifier_outputs(keras_model, names)
 
     calib = None
     if target.precision == "int8":
@@ -191,6 +201,8 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         else:
             assert isinstance(source, (str, Path))  # load_model returns no spec only for a .keras path
             report.metadata = keras_file_metadata(source)
+        if folded is not None:
+            report.metadata[METADATA_KEY] = folded.contract.to_json()
     float_artifact = artifact  # fp16/int8 failures are located against it
     artifact = fmt.finish(artifact, target, calib, report.metadata)
     report.seconds["convert"] = time.perf_counter() - t0
@@ -198,7 +210,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     t1 = time.perf_counter()
     gate = verify.GateResult(target.precision)
     report.gate = gate
-    reference = lambda x: call_model(model, names, x)  # noqa: E731
+    reference = folded.reference if folded is not None else lambda x: call_model(model, names, x)
     loaded = fmt.load(artifact, gate, model, names, target)
     data, run, report.nodes, report.outputs = loaded.data, loaded.run, loaded.nodes, loaded.outputs
     if not dynamic:
@@ -238,6 +250,9 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if heldout is not None and heldout.y is not None and classifiers:
         report.accuracy = quantize.accuracy_change(reference, run, heldout.x, heldout.y, classifiers,
                                                    target.batch_size or 32)
+    if fmt.stamp is not None and report.metadata:  # the gate's figures, now known, go into the file
+        report.metadata["netspec.gate"] = report.gate_figures()
+        data = fmt.stamp(data, report.metadata)
     if loaded.write is not None:  # an artifact of several files (OpenVINO .xml + .bin) writes them itself
         report.size_bytes = loaded.write(Path(output))
     else:

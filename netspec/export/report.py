@@ -37,6 +37,25 @@ class ExportReport:
                 "gate": self.gate.to_dict() if self.gate else None, "latency_ms": self.latency_ms,
                 "seconds": self.seconds, "warnings": self.warnings, "metadata": {k: v for k, v in self.metadata.items() if k != "netspec.spec"}}
 
+    def gate_figures(self) -> str:
+        """The gate's figures as the artifact carries them (``netspec.gate``, JSON): per output the worst
+        max |error|, its bound and the output's range, top-1 agreement, the checks and held-out accuracy."""
+        import json
+
+        from .verify import top1_totals
+
+        gate = self.gate
+        assert gate is not None and gate.ok  # stamped only into an artifact whose gate passed
+        outputs = {}
+        for name in dict.fromkeys(p.output for p in gate.parity):
+            runs = [p for p in gate.parity if p.output == name]
+            worst = max(runs, key=lambda p: p.error_vs_range)
+            agreed, decisive = top1_totals(runs)
+            outputs[name] = {"max_abs_error": worst.max_abs_error, "bound": worst.bound, "span": worst.span,
+                             "comparisons": len(runs), "top1_agreement": agreed / decisive if decisive else None}
+        return json.dumps({"ok": True, "precision": gate.precision, "checks": gate.checks, "outputs": outputs,
+                           "accuracy": self.accuracy}, sort_keys=True, separators=(",", ":"))
+
     def text(self) -> str:
         """What ``netspec export`` prints."""
         t = self.target

@@ -80,6 +80,8 @@ class Target:
             name (``"*"``: the only input); the gate proves the export at them. None keeps the model's.
         per_channel: int8 weights quantized per output channel (True) or per tensor.
         keep_float: spec nodes (Keras layers) left in float in an int8 export.
+        include_preprocess: the inputs' numeric ``preprocess:`` folded into the exported graph, which then
+            takes raw inputs (see :mod:`netspec.export.preprocess`).
         description: one line for ``--list-targets``.
         builtin: whether this is a built-in profile.
     """
@@ -95,6 +97,7 @@ class Target:
     per_channel: bool = True
     keep_float: tuple[str, ...] = ()
     builtin: bool = False
+    include_preprocess: bool = False
 
     @property
     def suffix(self) -> str:
@@ -110,6 +113,8 @@ class Target:
         else:
             data["input_shape"] = {k: list(v) for k, v in self.input_shape.items()}
         data["keep_float"] = list(self.keep_float)
+        if not self.include_preprocess:
+            del data["include_preprocess"]  # as input_shape: targets without it keep their JSON
         return data
 
 
@@ -192,7 +197,11 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
     target = Target(name, fmt, precision, opset=_int(raw.get("opset", DEFAULT_OPSET)),
                     batch_size=_int(raw.get("batch_size")), calibration=calibration,
                     description=raw.get("description", ""), input_shape=_input_shape(raw, spec.graph.inputs, fail),
-                    per_channel=raw.get("per_channel", True), keep_float=tuple(raw.get("keep_float") or ()))
+                    per_channel=raw.get("per_channel", True), keep_float=tuple(raw.get("keep_float") or ()),
+                    include_preprocess=bool(raw.get("include_preprocess", False)))
+    if target.include_preprocess and not any(getattr(d, "preprocess", None) for d in spec.graph.inputs):
+        raise fail("include_preprocess", "include_preprocess folds the inputs' preprocess: into the exported "
+                   "model, and no input declares one")
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
         where_in, message = problem
@@ -294,7 +303,7 @@ def get_target(name: str, spec: ExportSpec | None = None) -> Target:
 def with_overrides(target: Target, *, opset: int | None = None, batch_size: int | None | str = "keep",
                    input_shape: dict[str, tuple[int, ...]] | None = None,
                    calibration: str | None = None, per_channel: bool | None = None,
-                   keep_float: list[str] | None = None) -> Target:
+                   keep_float: list[str] | None = None, include_preprocess: bool | None = None) -> Target:
     """The target with command-line overrides (``--opset``, ``--batch-size``, ``--input-shape``, and the
     int8 options ``--calibration``, ``--per-channel``/``--no-per-channel``, ``--keep-float``).
 
@@ -302,6 +311,8 @@ def with_overrides(target: Target, *, opset: int | None = None, batch_size: int 
     ``.keras`` file's layers).
     """
     changes: dict[str, Any] = {}
+    if include_preprocess is not None:
+        changes["include_preprocess"] = include_preprocess
     if input_shape:
         changes["input_shape"] = dict(input_shape)
     int8 = {"--calibration": calibration, "--per-channel": per_channel, "--keep-float": keep_float}

@@ -8,7 +8,7 @@ from .blocks import expand_block
 from .chain import scope_chain
 from ..errors import ExpressionError, NetspecError, ResolveError, SchemaError, hint_for, short
 from ..expressions.check import check_expression
-from ..graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
+from ..graph import LAYER_NODE_KEYS, DeferredArg, Graph, InputDecl, LabelDecl, Node, Ref, ShapeOf, Value, graph_depth, unreachable
 from ..expressions.cost import Cost
 from ..expressions.interp import Deferred, Scope, has_interpolation, interpolate
 from ..source.loader import Document, SourceMap
@@ -63,6 +63,7 @@ class Resolver:
         self.records: dict[tuple[int, str], list[Node]] = {}  # (id(entry raw), scope prefix) -> nodes made
         self.share: _Share | None = None
         self.cost = Cost()  # one size and work accountant for every ${} of the spec
+        self.output_labels: dict[str, LabelDecl] = {}  # by output name: ``labels:`` in ``outputs:`` (resolve.ports)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -369,6 +370,7 @@ class Resolver:
         outputs, form = model_outputs(self, ctx, last)
         graph = Graph(self.data["name"], self.data.get("description"), inputs, self.nodes, outputs, form,
                       self.spec_params)
+        graph.labels = self.output_labels
         depth = graph_depth(graph)
         if depth > MAX_GRAPH_DEPTH:
             deepest = graph.nodes[-1]

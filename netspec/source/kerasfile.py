@@ -1,7 +1,8 @@
 """An untrusted ``.keras`` archive opened before Keras sees it: zip limits, ``config.json`` read under a cap.
 
 A ``.keras`` file is a zip of ``metadata.json``, ``config.json`` and ``model.weights.h5`` (or ``.npz``),
-plus optional ``assets/``. Every number a zip declares is checked here before anything is read or
+plus optional ``assets/``, and, when netspec wrote it, ``netspec.json`` (netspec's metadata: version,
+resolved spec and hash, deployment contract; a JSON object of strings, read into :attr:`Archive.netspec`). Every number a zip declares is checked here before anything is read or
 extracted: the member count (from the end-of-central-directory record, before ``zipfile`` builds its
 table), each member's name (no absolute paths, ``..``, backslashes or control characters), its declared
 size (``config.json`` at most :data:`MAX_CONFIG_BYTES`), and its compression ratio (a zip bomb is a

@@ -1,0 +1,269 @@
+"""``netspec inspect ARTIFACT``: what an exported file carries, read from the file itself.
+
+The netspec version, the spec's hash and file, the target and precision, the inputs and outputs with
+their shapes and dtypes (from the artifact's own graph, not from the metadata), the deployment contract
+and the gate's figures. ``--spec OUT.yaml`` writes the resolved spec stored in the file, after checking
+it against the stored SHA-256. Every read is bounded (see :mod:`.stamps`): artifacts come from strangers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..contract import Contract
+from ..errors import ArtifactError, short
+from ..source.kerasfile import display
+from . import stamps
+
+MAX_TENSORS = 1024  # inputs or outputs listed
+
+
+@dataclass
+class Inspection:
+    """What :func:`inspect` found. ``to_dict`` is the ``--format json`` output."""
+
+    file: str
+    kind: str  # onnx, keras, litert, openvino
+    metadata: dict[str, str]
+    inputs: dict[str, dict] = field(default_factory=dict)  # name -> {"shape", "dtype"}
+    outputs: dict[str, dict] = field(default_factory=dict)
+    contract: Contract | None = None
+
+    @property
+    def target(self) -> dict | None:
+        return _json_entry(self, "netspec.target", dict)
+
+    @property
+    def gate(self) -> dict | None:
+        return _json_entry(self, "netspec.gate", dict)
+
+    @property
+    def precision(self) -> str:
+        target = self.target or {}
+        return str(target.get("precision", "fp32" if self.kind == "keras" else "unknown"))
+
+    def to_dict(self) -> dict[str, Any]:
+        meta = self.metadata
+        return {"ok": True, "file": self.file, "format": self.kind, "netspec_version": meta.get("netspec.version"),
+                "spec_sha256": meta.get("netspec.spec_sha256"), "source": meta.get("netspec.source"),
+                "keras_sha256": meta.get("netspec.keras_sha256"), "target": self.target, "precision": self.precision,
+                "inputs": self.inputs, "outputs": self.outputs,
+                "contract": self.contract.to_dict() if self.contract is not None else None, "gate": self.gate,
+                "has_spec": "netspec.spec" in meta}
+
+    def text(self) -> str:
+        meta = self.metadata
+        lines = [f"{self.file}: {self.kind} model"]
+        if not meta:
+            lines.append("  no netspec metadata (not written by netspec, or written before it stamped files)")
+        else:
+            lines.append(f"  netspec {meta.get('netspec.version', '?')}, from {meta.get('netspec.source', '?')}")
+            if "netspec.spec_sha256" in meta:
+                lines.append(f"  spec sha256: {meta['netspec.spec_sha256']}")
+            if "netspec.keras_sha256" in meta:
+                lines.append(f"  .keras sha256: {meta['netspec.keras_sha256']}")
+        target = self.target
+        if target is not None:
+            lines.append(f"  target: {target.get('name')} ({target.get('format')}, {self.precision}"
+                         + (", preprocessing included" if target.get("include_preprocess") else "") + ")")
+        lines.append("  inputs:  " + (", ".join(f"{k} {_shape(v['shape'])} {v['dtype']}" for k, v in self.inputs.items())
+                                      or "?"))
+        lines.append("  outputs: " + (", ".join(f"{k} {_shape(v['shape'])} {v['dtype']}"
+                                                for k, v in self.outputs.items()) or "?"))
+        lines += _contract_lines(self.contract)
+        gate = self.gate
+        if gate is not None:
+            lines.append("  gate: passed: " + "; ".join(str(c) for c in gate.get("checks", [])))
+            for name, o in (gate.get("outputs") or {}).items():
+                text = (f"    {name}: max |error| {_num(o.get('max_abs_error'))} (bound {_num(o.get('bound'))}, "
+                        f"output range {_num(o.get('span'))})")
+                if o.get("top1_agreement") is not None:
+                    text += f", top-1 agreement {_num(100 * o['top1_agreement'])}%"
+                lines.append(text)
+            for name, acc in (gate.get("accuracy") or {}).items():
+                lines.append(f"    held-out accuracy of {name}: Keras {_num(acc.get('keras'))}, export "
+                             f"{_num(acc.get('export'))} ({acc.get('samples')} samples)")
+        return "\n".join(lines)
+
+
+def inspect(path: str | os.PathLike) -> Inspection:
+    """Read what ``path`` carries.
+
+    Raises:
+        ArtifactError: the file cannot be read, or its metadata is malformed or over a cap.
+        ContractError: its stamped contract is malformed (the message names the file).
+    """
+    shown = display(path)
+    kind = stamps.kind(path)
+    proto = None
+    if kind == "onnx":  # parsed once, for the metadata and the graph's inputs and outputs
+        if not os.path.isfile(path):
+            raise ArtifactError(f"no such file: {shown}")
+        proto = stamps.load_onnx(path, shown)
+        metadata = stamps.onnx_metadata(proto, shown)
+    else:
+        metadata = stamps.read_metadata(path)
+    found = Inspection(shown, kind, metadata)
+    found.contract = Contract.from_metadata(metadata, shown)
+    for key, cls in (("netspec.target", dict), ("netspec.gate", dict)):
+        _json_entry(found, key, cls, strict=True)
+    found.inputs, found.outputs = _onnx_io(proto) if proto is not None else _io(path, shown, kind)
+    return found
+
+
+def write_spec(found: Inspection, out: str | os.PathLike) -> str:
+    """Write the resolved spec stored in the artifact to ``out`` (YAML), after checking its SHA-256.
+
+    Returns:
+        The hash checked.
+
+    Raises:
+        ArtifactError: the artifact stores no spec, or the spec does not match the stored hash.
+    """
+    import yaml
+
+    from ..build.saving import atomic_path
+
+    meta = found.metadata
+    text, stored = meta.get("netspec.spec"), meta.get("netspec.spec_sha256")
+    if text is None or stored is None:
+        raise ArtifactError(f"{found.file} stores no resolved spec (it was exported from a .keras file, or not by "
+                            "netspec)", path=("metadata", "netspec.spec"))
+    actual = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if actual != stored:
+        raise ArtifactError(f"{found.file}: the stored spec does not match the stored hash (sha256 {actual[:16]}... "
+                            f"!= {short(stored, 70)}); the file was changed after netspec wrote it. Nothing written",
+                            path=("metadata", "netspec.spec"))
+    try:
+        resolved = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ArtifactError(f"{found.file}: the stored spec is not JSON", path=("metadata", "netspec.spec")) from None
+    if not isinstance(resolved, dict) or not isinstance(resolved.get("spec"), dict):
+        raise ArtifactError(f"{found.file}: the stored spec is not a spec mapping", path=("metadata", "netspec.spec"))
+    params = json.dumps(resolved.get("params", {}), sort_keys=True)
+    head = (f"# written by netspec inspect from {json.dumps(found.file)}\n# spec sha256 {stored}\n"
+            f"# params as resolved when it was exported: {params}\n")
+    try:
+        body = yaml.safe_dump(resolved["spec"], sort_keys=False, allow_unicode=True, width=120)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ArtifactError(f"{found.file}: the stored spec cannot be written as YAML ({type(e).__name__})") from None
+    with atomic_path(out) as tmp:
+        tmp.write_text(head + body, encoding="utf-8")
+    return stored
+
+
+def _json_entry(found: Inspection, key: str, cls: type, strict: bool = False) -> Any:
+    text = found.metadata.get(key)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, cls):
+        if strict:
+            raise ArtifactError(f"{found.file}: metadata {key} is not a JSON {cls.__name__}. Received: {short(text)}",
+                                path=("metadata", key))
+        return None
+    return value
+
+
+def _contract_lines(contract: Contract | None) -> list[str]:
+    if contract is None:
+        return ["  contract: none stamped"]
+    lines = ["  contract:"]
+    for name, i in contract.inputs.items():
+        p = i.preprocess
+        if p is None:
+            lines.append(f"    input {name}: {i.dtype} {_shape(i.shape)}, no preprocessing declared")
+            continue
+        steps = [f"raw {p.dtype}"] + ([f"color {p.color}"] if p.color else []) + \
+            ([f"resize ({p.interpolation})"] if p.resize else []) + [f"x * {p.scale:g} + {p.offset:g}"]
+        if p.mean is not None or p.std is not None:
+            steps.append(f"(x - {list(p.mean or [0])}) / {list(p.std or [1])}")
+        where = "in the graph" if p.included else "before feeding"
+        lines.append(f"    input {name}: {' -> '.join(steps)} ({'numeric steps ' + where})")
+    for name, o in contract.outputs.items():
+        if o.labels is None:
+            lines.append(f"    output {name}: no labels")
+        else:
+            shown = ", ".join(o.labels[:10]) + (f", ... ({len(o.labels)} in all)" if len(o.labels) > 10 else "")
+            lines.append(f"    output {name}: labels {shown}")
+    return lines
+
+
+def _io(path, shown: str, kind: str) -> tuple[dict, dict]:
+    """Inputs and outputs with shapes and dtypes, as the artifact's own graph declares them."""
+    if kind == "litert":
+        from ..export.litertmeta import io_shapes
+
+        found = io_shapes(path, shown)
+        return found["inputs"], found["outputs"]
+    if kind == "keras":
+        return _keras_io(path, shown)
+    return _openvino_io(path, shown)
+
+
+def _onnx_io(proto) -> tuple[dict, dict]:
+    import onnx
+
+    def describe(values) -> dict:
+        out = {}
+        for v in list(values)[:MAX_TENSORS]:
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+            try:
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+            except (KeyError, ValueError, TypeError):
+                dtype = f"onnx type {t.elem_type}"
+            out[v.name[:200]] = {"shape": dims, "dtype": dtype}
+        return out
+
+    weights = {i.name for i in proto.graph.initializer}
+    return describe(v for v in proto.graph.input if v.name not in weights), describe(proto.graph.output)
+
+
+def _keras_io(path, shown: str) -> tuple[dict, dict]:
+    """Loaded through the checked ``.keras`` gate (safe_mode, costed first), then read off the model."""
+    from ..build.saving import load_model
+    from ..errors import ModelFileError
+
+    try:
+        model = load_model(path)
+    except ModelFileError as e:
+        raise ArtifactError(e.message, hint=e.hint) from None
+    outputs = model.outputs if not isinstance(model.outputs, dict) else list(model.outputs.values())
+    names = list(model.output_names)
+
+    def describe(t) -> dict:
+        return {"shape": [None if d is None else int(d) for d in t.shape], "dtype": str(t.dtype)}
+
+    return ({t.name: describe(t) for t in model.inputs}, {n: describe(t) for n, t in zip(names, outputs)})
+
+
+def _openvino_io(path, shown: str) -> tuple[dict, dict]:
+    try:
+        import openvino as ov
+
+        model = ov.Core().read_model(os.fspath(path))
+    except Exception as e:  # OpenVINO's parse errors have many types
+        raise ArtifactError(f"{shown}: not a readable OpenVINO IR model ({type(e).__name__})") from None
+
+    def describe(port) -> dict:
+        shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+        return {"shape": shape, "dtype": port.get_element_type().get_type_name()}
+
+    return ({p.get_any_name(): describe(p) for p in model.inputs}, {p.get_any_name(): describe(p) for p in model.outputs})
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
