@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import signal
@@ -52,6 +53,14 @@ PLUGINS = {"ConvNeXt": ("convnext_layers.py", CONVNEXT_PLUGIN)}  # name prefix -
 def first_line(text: str) -> str:
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
     return lines[0] if lines else ""
+
+
+def lively_samples(infos) -> int:
+    """Images for the eager forward passes that set BatchNormalization statistics and the head's scale: 16 at
+    224x224, fewer at larger sizes (as many pixels in all), at least 2. EfficientNetB7's 600x600 at 16 images
+    kept ~10 GiB of eager activations alive and was stopped before netspec ran."""
+    pixels = max((math.prod(d or 8 for d in i.shape[:-1]) for i in infos), default=1)
+    return max(2, min(16, (16 * 224 * 224) // max(pixels, 1)))
 
 
 # -- the worker: one model, in its own process ---------------------------------------------------
@@ -113,8 +122,9 @@ class Worker:
         spec = netspec.load(spec_path, trust_plugins=True)
         model = spec.build()
         infos = describe_inputs(model)
-        lively(model, generate(infos, 16, seed=5))
-        self.result["logit_scale"] = confident(model, generate(infos, 16, seed=6), self.logit_std)
+        n = lively_samples(infos)
+        lively(model, generate(infos, n, seed=5))
+        self.result["logit_scale"] = confident(model, generate(infos, n, seed=6), self.logit_std)
         self.result["logit_std"] = self.logit_std
         weights = self.work / "lively.weights.h5"
         model.save_weights(weights)
