@@ -38,10 +38,13 @@ export: $(STAMP)
 	$(BIN)/netspec export $(DEMO_SPEC) --weights $(DEMO_RUN)/best.keras --target onnx-cpu -o out/digits.onnx
 	$(BIN)/netspec export $(DEMO_SPEC) --weights $(DEMO_RUN)/best.keras --target onnx-int8 -o out/digits-int8.onnx
 
-# Uses the exports: labels for the shipped digit images (data/digits-samples, held out from training),
-# then accuracy of the Keras model, the ONNX file and its int8 version side by side on the held-out digits.
+# Uses the exports: what the ONNX file carries (its contract: uint8 grayscale, resized, scaled 0..255 ->
+# 0..16; labels 0..9), labels for the shipped digit images (data/digits-samples, held out from training)
+# through that contract, then accuracy of the Keras model, the ONNX file and its int8 version side by side
+# on the held-out digits.
 use: $(STAMP)
 	test -f out/digits-int8.onnx || $(MAKE) export
+	$(BIN)/netspec inspect out/digits.onnx
 	$(BIN)/netspec predict out/digits.onnx data/digits-samples/*.png --top-k 3
 	$(BIN)/netspec evaluate $(DEMO_RUN)/best.keras out/digits.onnx out/digits-int8.onnx
 

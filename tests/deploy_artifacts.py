@@ -1,7 +1,8 @@
 """One small trained digits model and its artifacts, made once per test session (test_predict, test_evaluate).
 
 specs/digits.yaml is trained for 3 epochs on its training part (seconds), saved as ``.keras`` with the
-spec stamped in it, and exported (verified) to onnx-cpu, onnx-int8, litert and openvino-cpu in a session temp dir.
+spec stamped in it, and exported (verified) to onnx-cpu, onnx-int8, litert and openvino-cpu in a session temp dir,
+and to onnx-cpu with ``include_preprocess`` (``raw``: it takes the uint8 pixels).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Artifacts:
     int8: Path
     tflite: Path
     openvino: Path
+    raw: Path  # onnx-cpu with include_preprocess
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,7 +37,7 @@ def artifacts() -> Artifacts:
     import netspec
     from netspec.build.saving import save_model
     from netspec.export import export
-    from netspec.export.targets import get_target
+    from netspec.export.targets import get_target, with_overrides
     from netspec.train.data import load_arrays
 
     out = Path(tempfile.mkdtemp(prefix="netspec_deploy_"))
@@ -46,9 +48,11 @@ def artifacts() -> Artifacts:
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
     model.fit(train.x["image"], train.y["probs"], batch_size=32, epochs=3, verbose=0)
     paths = Artifacts(out, out / "digits.keras", out / "digits.onnx", out / "digits-int8.onnx", out / "digits.tflite",
-                      out / "digits.xml")
+                      out / "digits.xml", out / "digits-raw.onnx")
     save_model(model, paths.keras, spec.metadata())
     for target, path in (("onnx-cpu", paths.onnx), ("onnx-int8", paths.int8), ("litert", paths.tflite),
                          ("openvino-cpu", paths.openvino)):
         export(spec, get_target(target, spec), path, weights=str(paths.keras), load_arrays=load_arrays, latency=False)
+    export(spec, with_overrides(get_target("onnx-cpu", spec), include_preprocess=True), paths.raw,
+           weights=str(paths.keras), load_arrays=load_arrays, latency=False)
     return paths

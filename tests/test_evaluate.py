@@ -102,10 +102,31 @@ def test_without_a_spec_it_asks_for_one(tmp_path, capsys):
     assert rc == 0 and json.loads(out)["samples"] == 359
 
 
-def test_folded_preprocessing_is_refused_on_model_domain_data(tmp_path, capsys):
-    folded = _strip(artifacts().onnx, tmp_path / "folded.onnx", {"netspec.include_preprocess": "true"})
-    rc, _, err = cli(capsys, "evaluate", str(folded), "--spec", str(SPEC))
+def test_folded_preprocessing_is_refused_on_model_domain_data(capsys):
+    rc, _, err = cli(capsys, "evaluate", str(artifacts().raw), "--spec", str(SPEC))
     assert rc == 1 and "has the preprocessing folded in" in err and "--raw-data" in err
+
+
+def test_raw_data_gets_the_contract_or_is_fed_raw_to_a_folded_artifact(tmp_path, capsys, held_out):
+    """--raw-data: the plain export gets Preprocess.apply of the raw pixels, the include_preprocess export the
+    pixels themselves (uint8); each accuracy equals its runtime called directly on exactly that."""
+    import netspec
+    from netspec.contract import Contract
+
+    a = artifacts()
+    x, y = held_out
+    raw = np.round(x.astype(np.float64) * 255 / 16).astype(np.uint8)  # as data/digits-samples/ were made
+    np.savez(tmp_path / "raw.npz", x=raw, y=y)
+    rc, out, err = cli(capsys, "evaluate", str(a.raw), str(a.onnx), "--data", str(tmp_path / "raw.npz"), "--raw-data",
+                       "--format", "json")
+    assert rc == 0, out + err
+    data = json.loads(out)
+    pre = Contract.of_graph(netspec.load(SPEC).graph).inputs["image"].preprocess
+    want = [float(np.mean(probs_on_runtime(a.raw, raw).argmax(axis=1) == y)),
+            float(np.mean(probs_on_runtime(a.onnx, pre.apply(raw)).argmax(axis=1) == y))]
+    assert [c["metrics"]["accuracy"] for c in data["artifacts"]] == pytest.approx(want, abs=1e-6)
+    assert [c["folded"] for c in data["artifacts"]] == [True, False]
+    assert want[0] == pytest.approx(want[1], abs=0.01)  # the same model, the contract in or before the graph
 
 
 def test_tampered_stamped_spec_is_refused(tmp_path, capsys):

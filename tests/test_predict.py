@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deploy_artifacts import SAMPLES, artifacts
+from deploy_artifacts import SAMPLES, SPEC, artifacts
 from netspec.cli import main
 from netspec.contract import METADATA_KEY, Contract, InputContract, OutputContract, Preprocess
 
@@ -47,6 +47,21 @@ def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), dtype=np.uint8)[:, :, None]
 
 
+def declared() -> Preprocess:
+    """What specs/digits.yaml declares for its input, read here from the spec (not from an artifact)."""
+    import netspec
+
+    pre = Contract.of_graph(netspec.load(SPEC).graph).inputs["image"].preprocess
+    assert pre == Preprocess(dtype="uint8", color="grayscale", resize=True, scale=16 / 255)
+    return pre
+
+
+def scores(row: dict) -> list[float]:
+    """Every class's probability from a ``--top-k 10`` row, in class order."""
+    top = {t["index"]: t["score"] for t in row["outputs"]["probs"]["top"]}
+    return [top[i] for i in range(10)]
+
+
 def test_samples_are_held_out_digits_named_by_label():
     with np.load(SAMPLES.parent / "digits.npz") as d:
         images, labels = d["images"], d["labels"]
@@ -66,44 +81,52 @@ def test_same_top1_from_keras_onnx_tflite_and_openvino(capsys):
         tops[path.suffix] = [r["outputs"]["probs"]["top"][0]["index"] for r in rows]
         assert all(len(r["outputs"]["probs"]["top"]) == 3 for r in rows)
     assert tops[".keras"] == tops[".onnx"] == tops[".tflite"] == tops[".xml"]
-    # and what onnxruntime says on the decoded pixels, fed as they are (the model has no contract)
-    x = np.stack([pixels(p) for p in IMAGES]).astype(np.float32)
-    assert tops[".onnx"] == ort_probs(a.onnx, x).argmax(axis=1).tolist()
+    # and what onnxruntime says on the decoded pixels put through the spec's contract (0..255 -> 0..16)
+    x = declared().apply(np.stack([pixels(p) for p in IMAGES]))
+    want = ort_probs(a.onnx, x)
+    assert tops[".onnx"] == want.argmax(axis=1).tolist()
+    labels = [int(p.stem.split("_")[0]) for p in IMAGES]
+    assert sum(t == y for t, y in zip(tops[".onnx"], labels)) >= 8  # 3 epochs: the scale is right, or it guesses
+    rows = predictions(capsys, a.onnx, *map(str, IMAGES), extra=("--top-k", "10"))
+    assert np.allclose([scores(r) for r in rows], want, atol=1e-6)
+    assert [r["outputs"]["probs"]["top"][0]["label"] for r in rows] == [str(i) for i in tops[".onnx"]]
 
 
 @pytest.mark.parametrize("kind", ["npy_one", "npy_batch", "npz", "csv_header"])
-def test_array_inputs_match_onnxruntime(tmp_path, capsys, kind):
+def test_array_inputs_are_raw_and_get_the_contract(tmp_path, capsys, kind):
+    """Arrays are raw samples (what the image files hold, 0..255): predict applies the stamped contract."""
     a = artifacts()
-    with np.load(SAMPLES.parent / "digits.npz") as d:
-        x = d["images"][1500:1505].astype(np.float32)
+    raw = np.stack([pixels(p) for p in IMAGES[:5]])  # uint8 (5, 8, 8, 1)
     if kind == "npy_one":
-        x = x[:1]
-        np.save(tmp_path / "x.npy", x[0])
+        raw = raw[:1]
+        np.save(tmp_path / "x.npy", raw[0])
         name = "x.npy"
     elif kind == "npy_batch":
-        np.save(tmp_path / "x.npy", x)
+        np.save(tmp_path / "x.npy", raw)
         name = "x.npy"
     elif kind == "npz":
-        np.savez(tmp_path / "x.npz", image=x)
+        np.savez(tmp_path / "x.npz", image=raw)
         name = "x.npz"
     else:
-        rows = "\n".join(",".join(str(int(v)) for v in s.ravel()) for s in x)
+        rows = "\n".join(",".join(str(int(v)) for v in s.ravel()) for s in raw)
         (tmp_path / "x.csv").write_text(",".join(f"p{i}" for i in range(64)) + "\n" + rows + "\n")
         name = "x.csv"
     rows = predictions(capsys, a.onnx, str(tmp_path / name), extra=("--top-k", "10"))
-    want = ort_probs(a.onnx, x)
-    assert len(rows) == len(x)
-    for row, probs in zip(rows, want):
-        got = {t["index"]: t["score"] for t in row["outputs"]["probs"]["top"]}
-        assert np.allclose([got[i] for i in range(10)], probs, atol=1e-6)
+    want = ort_probs(a.onnx, declared().apply(raw))
+    assert len(rows) == len(raw)
+    assert np.allclose([scores(r) for r in rows], want, atol=1e-6)
+    unscaled = ort_probs(a.onnx, raw.astype(np.float32))  # what feeding them as they are would give
+    assert not np.allclose(unscaled, want, atol=1e-2)
 
 
 def stamped_copy(src: Path, dst: Path, contract: Contract) -> Path:
+    """``src`` with ``contract`` stamped in place of the one its export stamped (one key, as export writes it)."""
     import onnx
 
     proto = onnx.load(str(src))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, contract.to_json()
+    entries = [p for p in proto.metadata_props if p.key == METADATA_KEY]
+    assert len(entries) == 1  # the export stamped the spec's contract
+    entries[0].value = contract.to_json()
     onnx.save(proto, str(dst))
     return dst
 
@@ -186,8 +209,6 @@ def _suffix(tmp: Path) -> Path:
 BAD_INPUTS = [
     ("text_as_png", _text_png, "note.png is not an image Pillow can read"),
     ("truncated_png", _truncated, "cut.png cannot be decoded: image file is truncated"),
-    ("wrong_size_png", _big_png, "big.png is 12 x 16 (height x width) but input 'image' of shape (8, 8, 1) float32 "
-                                 "takes 8 x 8"),
     ("wrong_shape_npy", lambda t: _npy(t, np.zeros((3, 9, 9), np.float32)),
      "x.npy: the array does not fit input 'image' of shape (8, 8, 1) float32"),
     ("pickled_npy", _objects, "objects.npy holds Python objects"),
@@ -210,25 +231,77 @@ def test_bad_input_is_a_located_error(tmp_path, capsys, make, fragment):
 
 
 def test_wrong_size_is_resized_only_when_the_contract_says(tmp_path, capsys):
-    onnx_file = stamped_copy(artifacts().onnx, tmp_path / "fixed.onnx", digits_contract(resize=False))
-    rc, _, err = cli(capsys, "predict", str(onnx_file), str(_big_png(tmp_path)))
-    assert rc == 1 and "the contract does not resize" in err
+    a = artifacts()
+    big = _big_png(tmp_path)
+    Image.fromarray(np.arange(192, dtype=np.uint8).reshape(12, 16)).save(big)
+    # the digits spec resizes: the 16 x 12 image becomes 8 x 8 (Pillow, bilinear) before the numeric steps
+    rows = predictions(capsys, a.onnx, str(big), extra=("--top-k", "10"))
+    resized = np.asarray(Image.open(big).convert("L").resize((8, 8), Image.Resampling.BILINEAR), np.uint8)
+    assert np.allclose(scores(rows[0]), ort_probs(a.onnx, declared().apply(resized[None, :, :, None]))[0], atol=1e-6)
+    # a contract without resize refuses it, located at the file, naming both sizes
+    onnx_file = stamped_copy(a.onnx, tmp_path / "fixed.onnx", digits_contract(resize=False))
+    rc, out, err = cli(capsys, "predict", str(onnx_file), str(big))
+    assert rc == 1 and "Traceback" not in err
+    assert ("big.png is 12 x 16 (height x width) but input 'image' of shape (8, 8, 1) float32 takes 8 x 8, "
+            "and the contract does not resize") in err
 
 
 def test_folded_artifact_takes_raw_uint8(tmp_path, capsys):
-    """An artifact stamped ``include_preprocess`` is fed the raw pixels: the numeric steps are its own."""
-    import onnx
-
-    onnx_file = stamped_copy(artifacts().onnx, tmp_path / "folded.onnx", digits_contract(resize=False))
-    proto = onnx.load(str(onnx_file))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "netspec.include_preprocess", "true"
-    onnx.save(proto, str(onnx_file))
-    rc, out, _ = cli(capsys, "predict", str(onnx_file), str(IMAGES[0]), "--format", "json")
+    """A contract that marks the preprocess ``included`` (what an include_preprocess export stamps) feeds
+    the raw pixels, cast only: the numeric steps are the graph's own."""
+    onnx_file = stamped_copy(artifacts().onnx, tmp_path / "folded.onnx", digits_contract(resize=False).folded())
+    rc, out, _ = cli(capsys, "predict", str(onnx_file), str(IMAGES[0]), "--format", "json", "--top-k", "10")
     data = json.loads(out)
     assert rc == 0 and data["folded"] is True
     want = ort_probs(artifacts().onnx, pixels(IMAGES[0])[None].astype(np.float32))  # raw 0..255, cast only
-    assert data["predictions"][0]["outputs"]["probs"]["top"][0]["index"] == int(want.argmax())
+    assert np.allclose(scores(data["predictions"][0]), want[0], atol=1e-6)
+    # raw arrays must hold what the raw dtype holds: 300 or 1.5 is no uint8 pixel
+    np.save(tmp_path / "bad.npy", np.full((8, 8, 1), 1.5, np.float32))
+    rc, _, err = cli(capsys, "predict", str(onnx_file), str(tmp_path / "bad.npy"))
+    assert rc == 1 and "hold values that are not uint8 integers (0..255)" in err and "bad.npy" in err
+
+
+def test_a_real_include_preprocess_export_gives_the_same_answers(capsys):
+    """The onnx-cpu export with include_preprocess takes uint8 images and answers as the plain export does
+    (the same contract, applied in the graph instead of before it)."""
+    import onnxruntime as ort
+
+    a = artifacts()
+    assert ort.InferenceSession(str(a.raw), providers=["CPUExecutionProvider"]).get_inputs()[0].type == "tensor(uint8)"
+    folded = predictions(capsys, a.raw, *map(str, IMAGES), extra=("--top-k", "10"))
+    plain = predictions(capsys, a.onnx, *map(str, IMAGES), extra=("--top-k", "10"))
+    assert np.allclose([scores(r) for r in folded], [scores(r) for r in plain], atol=1e-5)
+    rc, out, _ = cli(capsys, "predict", str(a.raw), str(IMAGES[0]), "--format", "json")
+    assert json.loads(out)["folded"] is True
+
+
+@pytest.mark.parametrize("argv", [
+    ("predict", "{onnx}", "{a}", "--top-k", "3", "{b}"),
+    ("predict", "--top-k", "3", "{onnx}", "{a}", "{b}"),
+    ("predict", "{onnx}", "{a}", "{b}", "--top-k", "3"),
+    ("predict", "{onnx}", "--format", "json", "{a}", "--top-k", "3", "{b}"),
+], ids=["between", "before", "after", "everywhere"])
+def test_options_go_before_between_or_after_the_inputs(capsys, argv):
+    a = artifacts()
+    names = {"onnx": str(a.onnx), "a": str(IMAGES[0]), "b": str(IMAGES[1])}
+    rc, out, err = cli(capsys, *(arg.format(**names) for arg in argv), *(("--format", "json") if "json" not in argv else ()))
+    assert rc == 0, err
+    rows = json.loads(out)["predictions"]
+    assert [r["input"] for r in rows] == [str(IMAGES[0]), str(IMAGES[1])]
+    assert [len(r["outputs"]["probs"]["top"]) for r in rows] == [3, 3]
+
+
+def test_weights_before_the_spec(capsys):
+    a = artifacts()
+    rows = predictions(capsys, SPEC, str(IMAGES[2]), extra=("--top-k", "10", "--weights", str(a.keras)))
+    rc, out, err = cli(capsys, "predict", "--weights", str(a.keras), str(SPEC), str(IMAGES[2]), "--top-k", "10",
+                       "--format", "json")
+    assert rc == 0, err
+    assert np.allclose(scores(json.loads(out)["predictions"][0]), scores(rows[0]), atol=1e-6)
+    assert np.allclose(scores(rows[0]), ort_probs(a.onnx, declared().apply(pixels(IMAGES[2])[None]))[0], atol=1e-5)
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", str(a.onnx), str(IMAGES[2]), "--bogus"])
+    assert exit.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_several_inputs_need_names(tmp_path, capsys):

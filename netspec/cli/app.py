@@ -26,6 +26,7 @@ class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    intermixed: bool = False  # options may come between its positionals (``predict M a.png --top-k 3 b.png``)
 
 
 def commands() -> dict[str, Command]:
@@ -41,7 +42,7 @@ def commands() -> dict[str, Command]:
         "export": Command("export to ONNX or LiteRT for a target, verified against Keras",
                           c.export_arguments, c.cmd_export),
         "predict": Command("run an exported model (or a spec, .keras) on images, arrays or CSV rows: top-k labels",
-                           d.predict_arguments, d.cmd_predict),
+                           d.predict_arguments, d.cmd_predict, intermixed=True),
         "evaluate": Command("the spec's metrics for several artifacts side by side on held-out data",
                             d.evaluate_arguments, d.cmd_evaluate),
         "plot": Command("draw the graph (types, shapes, params, blocks) as SVG or PNG", c.plot_arguments, c.cmd_plot),
@@ -65,11 +66,26 @@ def make_parser(table: dict[str, Command] | None = None) -> argparse.ArgumentPar
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, table: dict[str, Command], argv: list[str]) -> argparse.Namespace:
+    """The arguments; a command marked ``intermixed`` is parsed by its own parser's ``parse_intermixed_args``
+    (argparse stops a ``nargs="+"`` positional at the first option and cannot resume it after)."""
+    args, rest = parser.parse_known_args(argv)
+    if rest and table[args.command].intermixed:
+        command = table[args.command]
+        sub = argparse.ArgumentParser(prog=f"{parser.prog} {args.command}", description=command.help)
+        command.arguments(sub)
+        at = argv.index(args.command)  # the first positional: the top level has only --version and -h
+        return sub.parse_intermixed_args(argv[at + 1:], argparse.Namespace(command=args.command))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     table = commands()
     parser = make_parser(table)
-    args = parser.parse_args(argv)
+    args = parse(parser, table, list(sys.argv[1:] if argv is None else argv))
     try:
         return table[args.command].run(args)
     except UsageError as e:

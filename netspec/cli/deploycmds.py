@@ -7,7 +7,7 @@ from argparse import ArgumentParser, Namespace
 from .options import UsageError, data_root_argument, format_argument, quiet_tensorflow
 from .output import EXIT_OK, Reporter
 
-ARTIFACT_HELP = "a spec (.yaml, with --weights), .keras, .onnx or .tflite file"
+ARTIFACT_HELP = "a spec (.yaml, with --weights), .keras, .onnx, .tflite or OpenVINO .xml file"
 
 
 # -- predict --------------------------------------------------------------------------------------
@@ -16,9 +16,10 @@ ARTIFACT_HELP = "a spec (.yaml, with --weights), .keras, .onnx or .tflite file"
 def predict_arguments(p: ArgumentParser) -> None:
     p.add_argument("artifact", metavar="ARTIFACT", help=ARTIFACT_HELP)
     p.add_argument("inputs", metavar="INPUT", nargs="+",
-                   help="image files (PNG, JPEG, BMP, ...), .npy/.npz arrays or CSV rows; for a model with several "
-                        "inputs, NAME=FILE per input (the k-th files of each input are paired), or one .npz "
-                        "holding an array per input name")
+                   help="image files (PNG, JPEG, BMP, ...), .npy/.npz arrays or CSV rows, all raw (the artifact's "
+                        "stamped contract is applied to them); for a model with several inputs, NAME=FILE per input "
+                        "(the k-th files of each input are paired), or one .npz holding an array per input name. "
+                        "Options may come before, between or after them")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per output (default 5)")
     p.add_argument("--raw", action="store_true", help="print the outputs as they are, not the top-k labels")
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for a spec")
@@ -35,7 +36,7 @@ def cmd_predict(args: Namespace) -> int:
     if not 1 <= args.top_k <= MAX_TOP_K:
         raise UsageError(f"--top-k takes 1 to {MAX_TOP_K}. Received: {args.top_k}")
     if args.weights and kind_of(args.artifact) != "spec":
-        raise UsageError("--weights applies to a spec; a .keras, .onnx or .tflite file has its own weights")
+        raise UsageError("--weights applies to a spec; a .keras, .onnx, .tflite or .xml file has its own weights")
     if kind_of(args.artifact) in ("spec", "keras"):
         quiet_tensorflow()
     artifact = open_artifact(args.artifact, weights=args.weights, data_root=args.data_root)

@@ -245,9 +245,8 @@ def feed_for(artifact: Artifact, x: dict[str, np.ndarray], raw: bool) -> dict[st
         if port.name not in x:
             raise DataError(f"the data has no samples for input {port.name!r} of {artifact.shown}; it has "
                             + ", ".join(map(repr, x)))
-        entry = artifact.contract.inputs.get(port.name)
-        pre = entry.preprocess if entry is not None and raw else None
-        out[port.name] = to_model(np.asarray(x[port.name]), port, pre, artifact.folded)
+        pre = artifact.preprocess(port.name) if raw else None
+        out[port.name] = to_model(np.asarray(x[port.name]), port, pre, f"the data of input {port.name!r}")
     return out
 
 

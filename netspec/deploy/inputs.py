@@ -14,8 +14,10 @@ Every reader is bounded before it commits memory and names the file in its error
   row, every field a finite number; a first row that is not numeric is a header.
 
 A reader returns the raw samples as an array ``(n, *shape)``: images in the raw dtype (uint8),
-arrays in their own dtype. :func:`to_model` then applies the contract's numeric steps (or, for an
-artifact that folds them in, only casts to the raw dtype).
+arrays in their own dtype. Arrays are raw samples too (the values an image file would hold, in the
+input's layout): :func:`to_model` then applies the contract through
+:meth:`netspec.contract.Preprocess.feed`, the numeric steps, or only the cast to the raw dtype for an
+artifact whose graph applies them (its stamped contract marks the preprocess ``included``).
 """
 
 from __future__ import annotations
@@ -115,10 +117,9 @@ def fit_array(arr: np.ndarray, port: Port, what: str) -> np.ndarray:
                         f"{shape_text(arr.shape)} {arr.dtype}")
     if arr.shape[0] == 0:
         raise DataError(f"{what} holds no samples (shape {shape_text(arr.shape)})")
-    if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, np.dtype(port.dtype), "same_kind"):
-        raise DataError(f"{what}: dtype {arr.dtype} does not convert to {port.dtype} without losing values "
-                        f"({port.describe()}). Received: dtype {arr.dtype}")
-    return arr
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{what}: dtype {arr.dtype} is not numbers ({port.describe()}). Received: dtype {arr.dtype}")
+    return arr  # values an integer input cannot hold are refused by to_model, after the contract
 
 
 def _fits(shape: tuple, want: tuple) -> bool:
@@ -318,22 +319,38 @@ def _numbers(row: list[str]) -> np.ndarray | None:
     return None if any(v is None for v in values) else np.asarray(values, dtype=np.float64)
 
 
-# -- the contract's numeric steps ---------------------------------------------------------------
+# -- the contract: raw samples -> what the artifact takes ----------------------------------------
 
 
-def to_model(raw: np.ndarray, port: Port, pre: Preprocess | None, folded: bool) -> np.ndarray:
-    """Raw samples as the artifact takes them.
+def to_model(raw: np.ndarray, port: Port, pre: Preprocess | None, what: str = "the samples") -> np.ndarray:
+    """Raw samples as the artifact takes them: :meth:`netspec.contract.Preprocess.feed` (the one
+    implementation of raw -> model input: the numeric steps, or only the cast to the raw dtype when the
+    artifact's graph applies them itself, ``included``), then cast to the dtype ``port`` is fed.
 
     Args:
-        raw: samples from :func:`read_samples`.
+        raw: samples from :func:`read_samples` (or the data ``evaluate`` was given).
         port: the input (its ``dtype`` is what the artifact is fed).
         pre: the input's preprocessing (None: the samples are already in the model's domain).
-        folded: the artifact has the preprocessing folded in: it takes the raw values (cast only).
+        what: the samples' source, for messages.
+
+    Raises:
+        DataError: values that an integer dtype on the way (the raw dtype of an ``included``
+            preprocess, or the input's own) cannot hold exactly.
     """
-    if pre is not None and not folded:
-        raw = pre.apply(raw)
-    if np.dtype(port.dtype).kind in "iu" and raw.dtype.kind == "f":
-        info = np.iinfo(np.dtype(port.dtype))
-        if not np.all((raw >= info.min) & (raw <= info.max) & (raw == np.round(raw))):
-            raise DataError(f"the samples for {port.describe()} hold values that are not {port.dtype} integers")
-    return np.ascontiguousarray(raw.astype(port.dtype, copy=False))
+    if pre is not None and pre.included:
+        _check_integral(raw, pre.dtype, port, what)  # the cast in feed must not change a value
+    x = pre.feed(raw) if pre is not None else raw
+    _check_integral(x, port.dtype, port, what)
+    return np.ascontiguousarray(np.asarray(x).astype(port.dtype, copy=False))
+
+
+def _check_integral(x: np.ndarray, dtype: str, port: Port, what: str) -> None:
+    """``x`` converts to ``dtype`` without changing a value (integer dtypes: whole numbers in range)."""
+    target = np.dtype(dtype)
+    if target.kind not in "iu" or np.can_cast(x.dtype, target, "safe"):
+        return
+    info = np.iinfo(target)
+    if not np.all((x >= info.min) & (x <= info.max) & (x == np.round(x))):
+        raise DataError(f"{what} for {port.describe()} hold values that are not {dtype} integers "
+                        f"({info.min}..{info.max}); it takes raw {dtype} values. Received: {x.dtype} values from "
+                        f"{float(np.min(x)):g} to {float(np.max(x)):g}")

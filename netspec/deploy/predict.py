@@ -7,8 +7,9 @@ name. A file gives one sample (an image, a ``.npy`` of the input's shape) or sev
 batch, CSV rows): each is predicted and reported as ``FILE`` or ``FILE[i]``.
 
 Each sample goes through the contract (:mod:`netspec.contract`): images are converted and resized,
-then the numeric steps apply, unless the artifact folds them in (``include_preprocess``), which then
-takes the raw values. An output with one score per class along its last axis is reported as its
+then :meth:`~netspec.contract.Preprocess.feed` applies the numeric steps, unless the artifact's stamped
+contract marks them ``included`` (an export with ``include_preprocess``): it then takes the raw values.
+Arrays are raw samples as well (what an image file would hold), so the same steps apply to them. An output with one score per class along its last axis is reported as its
 top-k classes (the contract's ``labels``, else indices); ``raw`` reports every output as it is.
 """
 
@@ -94,10 +95,10 @@ def predict(artifact: Artifact, items: list[str]) -> list[Row]:
         counts = {}
         for port in artifact.inputs:
             path = plan.files[port.name][k]
-            pre = _preprocess(artifact, port.name)
+            pre = artifact.preprocess(port.name)
             raw = read_samples(path, port, pre, budget=budget)
             budget -= raw.nbytes
-            feeds[port.name].append(to_model(raw, port, pre, artifact.folded))
+            feeds[port.name].append(to_model(raw, port, pre, f"the samples of {shown(path)}"))
             counts[path] = len(raw)
         if len(set(counts.values())) != 1:
             raise DataError("paired files give different numbers of samples: "
@@ -108,11 +109,6 @@ def predict(artifact: Artifact, items: list[str]) -> list[Row]:
     x = {name: np.concatenate(parts) for name, parts in feeds.items()}
     y = artifact.run(x)
     return [Row(f, j, {name: y[name][i] for name in artifact.outputs}) for i, (f, j) in enumerate(sources)]
-
-
-def _preprocess(artifact: Artifact, name: str):
-    entry = artifact.contract.inputs.get(name)
-    return entry.preprocess if entry is not None else None
 
 
 def labels_of(artifact: Artifact, output: str, classes: int) -> tuple[str, ...] | None:

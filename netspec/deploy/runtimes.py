@@ -2,7 +2,8 @@
 
 :func:`open_artifact` gives an :class:`Artifact`: its inputs (name, shape, the dtype it is fed), its
 outputs, the metadata stamped in it, its deployment contract (stamped, the spec's, or shapes only),
-whether the preprocessing is folded into its graph, and ``run`` in batches. The runtimes are the
+whether the preprocessing is folded into its graph (its contract marks the preprocess
+``included``: :attr:`netspec.contract.Preprocess.included`, the one flag export stamps), and ``run`` in batches. The runtimes are the
 ones the export gate proves the files on (:mod:`netspec.export.verify`): Keras through
 :func:`netspec.load_model` (the safe ``.keras`` gate), onnxruntime, the LiteRT interpreter.
 Every file is untrusted: sizes are checked before loading, every failure is a located error.
@@ -10,7 +11,6 @@ Every file is untrusted: sizes are checked before loading, every failure is a lo
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ..contract import Contract, InputContract, OutputContract
+from ..contract import Contract, InputContract, OutputContract, Preprocess
 from ..errors import DataError, ArtifactError, NetspecError, format_bytes
 from ..source.kerasfile import display as shown
 from .inputs import Port
@@ -45,7 +45,6 @@ class Artifact:
         outputs: the output names in order.
         metadata: the ``netspec.*`` keys stamped in it (empty for a spec or an unstamped file).
         contract: its contract (stamped, the spec's, or shapes only with no preprocessing or labels).
-        folded: the preprocessing is in the graph: it takes raw inputs (``include_preprocess``).
         batch: the fixed batch size the file was exported with (None: any).
         spec: the :class:`netspec.Spec` for a spec artifact (None otherwise).
     """
@@ -57,7 +56,6 @@ class Artifact:
     outputs: list[str]
     metadata: dict[str, str]
     contract: Contract
-    folded: bool
     batch: int | None
     runner: Runner = field(repr=False)
     spec: Any = None
@@ -65,6 +63,17 @@ class Artifact:
     @property
     def shown(self) -> str:
         return shown(self.path)
+
+    @property
+    def folded(self) -> bool:
+        """The preprocessing is in the graph (an export with ``include_preprocess``): some input takes raw
+        values, as its stamped contract says (its preprocess is ``included``)."""
+        return any(i.preprocess is not None and i.preprocess.included for i in self.contract.inputs.values())
+
+    def preprocess(self, name: str) -> Preprocess | None:
+        """The contract's preprocessing of input ``name`` (None: it takes the model's domain as it is)."""
+        entry = self.contract.inputs.get(name)
+        return entry.preprocess if entry is not None else None
 
     def run(self, x: dict[str, np.ndarray], batch_size: int = 64,
             progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
@@ -165,18 +174,6 @@ def contract_of(metadata: dict[str, str], ports: list[Port], outputs: list[str],
                     outputs={name: OutputContract() for name in outputs})
 
 
-def folded_in(metadata: dict[str, str]) -> bool:
-    """Whether the export folded the preprocessing into the graph (its target's ``include_preprocess``)."""
-    flag = metadata.get("netspec.include_preprocess")
-    if flag is not None:
-        return flag.strip().lower() == "true"
-    try:
-        target = json.loads(metadata.get("netspec.target") or "{}")
-    except ValueError:
-        return False
-    return isinstance(target, dict) and target.get("include_preprocess") is True
-
-
 # -- Keras: a spec or a .keras file ---------------------------------------------------------------
 
 
@@ -207,7 +204,7 @@ def _keras_artifact(path: str, kind: Kind, spec: Any, weights: str | None, metad
     else:
         contract = contract_of(metadata, ports, outputs, shown(path))
     return Artifact(path, kind, f"Keras {keras.__version__}", ports, outputs, metadata, contract,
-                    folded=False, batch=None, runner=keras_function(model, names), spec=spec)
+                    batch=None, runner=keras_function(model, names), spec=spec)
 
 
 def spec_contract(spec: Any, ports: list[Port], outputs: list[str]) -> Contract:
@@ -243,7 +240,7 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     metadata = read_stamps(path)
     batch = batches.pop() if len(batches) == 1 else None
     return Artifact(path, "onnx", f"onnxruntime {ort.__version__}", ports, outputs, metadata,
-                    contract_of(metadata, ports, outputs, shown(path)), folded_in(metadata), batch,
+                    contract_of(metadata, ports, outputs, shown(path)), batch,
                     runner=ort_runner(session))
 
 
@@ -278,7 +275,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
 
     batch = batches.pop() if len(batches) == 1 else None
     return Artifact(path, "litert", f"LiteRT (ai-edge-litert {litert_version()})", ports, outputs, metadata,
-                    contract_of(metadata, ports, outputs, shown(path)), folded_in(metadata), batch, runner=run)
+                    contract_of(metadata, ports, outputs, shown(path)), batch, runner=run)
 
 
 # -- OpenVINO ---------------------------------------------------------------------------------------
@@ -308,7 +305,7 @@ def _open_openvino(path: str, weights: str | None, data_root: str | None) -> Art
     metadata = dict(model.metadata)
     batch = batches.pop() if len(batches) == 1 else None
     return Artifact(path, "openvino", f"OpenVINO {ov.__version__}", ports, outputs, metadata,
-                    contract_of(metadata, ports, outputs, shown(path)), folded_in(metadata), batch,
+                    contract_of(metadata, ports, outputs, shown(path)), batch,
                     runner=model.run)
 
 
