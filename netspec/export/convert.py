@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import gc
 import logging
 import os
 import tempfile
@@ -143,23 +145,84 @@ def drop_xla_marks(graph_def):
     return graph_def
 
 
-@contextlib.contextmanager
-def _inline_xla_calls():
-    """tf2onnx with XLA-compiled calls inlined: hooks its frozen-graph fix-up, which runs before grappler."""
+# tf2onnx's optimizer deep-copies the whole ONNX graph, weights included, before each of its dozen passes (and
+# again every round until nothing changes), to fall back on it if a pass fails. A dead copy is a reference cycle
+# (every node points back at its graph), so only the cyclic collector frees it; that collector runs by counts of
+# objects, not bytes, and a copy is few objects holding many bytes, so dead copies pile up: ConvNeXtTiny's 110 MB
+# of weights grew the optimizer to 3.5 GiB, ConvNeXtBase's past a 10 GiB cap. Collecting before each copy keeps at
+# most the live graph and its copy; freezing the objects that existed before (TensorFlow's, Keras's, the model's)
+# makes each collection scan only the optimizer's own objects, so it costs milliseconds.
+
+
+class _CollectingCopy:
+    """Stands in for the ``copy`` module inside ``tf2onnx.optimizer``: frees dead graph copies before each copy."""
+
+    @staticmethod
+    def deepcopy(x, memo=None):
+        gc.collect()
+        return copy.deepcopy(x, memo)
+
+
+def frozen_graph_def(func, input_names: list[str], output_names: list[str], large_model: bool = False):
+    """tf2onnx's ``tf_loader.from_function`` (freeze, fix, grappler) holding fewer copies of the weights at once.
+
+    tf2onnx keeps the frozen ``ConcreteFunction`` (about 7x the weights in TensorFlow's graph and its
+    captures) and a session graph it imports only to drop resource inputs (which the serving
+    signature has none of) alive while grappler runs, which makes its own copies: 20x the weights
+    in all, 7 GiB for ConvNeXtBase. Here the frozen function is freed as soon as its ``GraphDef``
+    exists and nothing else is imported; grappler runs exactly as tf2onnx configures it
+    (``tf_loader.tf_optimize``). XLA-compiled calls are unmarked so grappler inlines them
+    (:func:`drop_xla_marks`).
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     from tf2onnx import tf_loader
 
-    fix = tf_loader.fix_freezing_errors_part2
-    tf_loader.fix_freezing_errors_part2 = lambda graph_def: drop_xla_marks(fix(graph_def))
+    if large_model:  # tf2onnx's external-storage path; netspec does not use it
+        return tf_loader.convert_variables_to_constants_large_model(func)
+    try:
+        frozen = convert_variables_to_constants_v2(func, lower_control_flow=False, aggressive_inlining=True)
+        graph_def = frozen.graph.as_graph_def(add_shapes=True)
+        del frozen
+        gc.collect()  # the frozen function is part of reference cycles
+    except ValueError as e:  # as tf2onnx: freezing sometimes fails on resources in subgraphs
+        if "incompatible with expected resource" not in str(e):
+            raise
+        graph_def = tf_loader.fix_freezing_errors(tf_loader.convert_variables_to_constants_large_model(func))
+    graph_def = drop_xla_marks(tf_loader.fix_freezing_errors_part2(graph_def))
+    with tf.Graph().as_default():  # grappler's meta-graph export needs a graph context
+        return tf_loader.tf_optimize(list(input_names), list(output_names), graph_def)
+
+
+@contextlib.contextmanager
+def _lean_tf2onnx():
+    """tf2onnx with :func:`frozen_graph_def` for its ``from_function`` and its optimizer freeing dead graph copies."""
+    from tf2onnx import optimizer, tf_loader
+
+    load, optimize = tf_loader.from_function, optimizer.optimize_graph
+
+    def collecting(*args, **kwargs):
+        gc.freeze()
+        optimizer.copy = _CollectingCopy
+        try:
+            return optimize(*args, **kwargs)
+        finally:
+            optimizer.copy = copy
+            gc.unfreeze()
+            gc.collect()
+
+    tf_loader.from_function, optimizer.optimize_graph = frozen_graph_def, collecting
     try:
         yield
     finally:
-        tf_loader.fix_freezing_errors_part2 = fix
+        tf_loader.from_function, optimizer.optimize_graph = load, optimize
 
 
 def to_onnx(model, names: IONames, target: Target):
     """Convert with tf2onnx ``from_function`` at ``target.opset``; names the dynamic dimensions.
 
-    Calls that Keras or a user layer compiles with XLA are inlined (:func:`drop_xla_marks`).
+    Calls that Keras or a user layer compiles with XLA are inlined (:func:`drop_xla_marks`); the weights are
+    copied fewer times than tf2onnx alone would (:func:`frozen_graph_def`, :class:`_CollectingCopy`).
 
     Returns:
         The fp32 ``onnx.ModelProto`` (unchecked: the gate checks it).
@@ -171,7 +234,7 @@ def to_onnx(model, names: IONames, target: Target):
 
     serve, sig = serving_function(model, names, target.batch_size, target.input_shape)
     try:
-        with _quiet_tf2onnx(), _inline_xla_calls():
+        with _quiet_tf2onnx(), _lean_tf2onnx():
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=sig, opset=target.opset)
     except Exception as e:
         raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {str(e)[:300]}") from e
