@@ -15,7 +15,8 @@ from collections import Counter
 from typing import Any, Callable
 
 from .foldgraph import Block, Op, Scope, base, map_refs, op_refs, spec_name, value_key
-from .foldnames import TakenNames, block_name, common_chars, common_tokens, inner_names, pick_name, unique_name
+from .foldnames import (TakenNames, block_name, common_chars, common_tokens, inner_names, instance_name, pick_name,
+                        unique_name)
 
 MAX_RUN = 64           # ops in one candidate run
 MIN_SAVING = 2         # lines a fold must save
@@ -338,13 +339,20 @@ class Folder:
         self.blocks[name] = block
         self.scopes.append(Scope(body, [], block))
 
+        # Instance names in call order (block, block_1, ...: what a re-import of the build reads back).
+        chosen: dict[int, set[str]] = {}
+        insts = []
+        for (scope, i, j), prefix in zip(occs, prefixes):
+            taken = self._taken(scope, {op.name for op in scope.ops[i:j + 1]})
+            taken.update(chosen.setdefault(id(scope), set()))  # in place: a TakenNames keeps its stems
+            insts.append(instance_name(prefix, name, taken))
+            chosen[id(scope)].add(insts[-1])
         # Replace the occurrences, last first so that positions stay valid within a scope.
         for o in sorted(range(len(occs)), key=lambda o: (id(occs[o][0]), -occs[o][1])):
             scope, i, j = occs[o]
             run = scope.ops[i:j + 1]
             ext = next((r for op in run for r in op_refs(op) if base(r) not in {o.name for o in run}), None)
-            first = run[0].name if run[0].kind == "block" else next(iter(run[0].names()), name)
-            inst = pick_name(["_".join(prefixes[o]), first, name], None, self._taken(scope, {op.name for op in run}))
+            inst = insts[o]
             own = {p: vals[o] for p, vals in params.items() if defaults[p] == "required" or value_key(defaults[p]) != value_key(vals[o])}
             new = Op(inst, "block", name, own, [ext] if ext else [], members=[n for op in run for n in op.names()])
             scope.ops[i:j + 1] = [new]

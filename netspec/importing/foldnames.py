@@ -128,15 +128,38 @@ def inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
     return names
 
 
+def stem_word(prefix: list[str]) -> str:
+    """What a run's name prefix says the block is: ``conv2_block1`` -> ``block``, ``conv2`` -> ``conv``,
+    ``block_3`` -> ``block``, ``block_residual_1`` -> ``block_residual``.
+
+    Trailing counters (a number, or the letter netspec adds to a taken name) are dropped first, so an
+    instance that netspec built from an imported spec (``block_1``, a repeat's ``block_0``) names the
+    block it was made from. A Keras hierarchy (a token with a digit: ``conv2_block1``) gives its last
+    level's word; a plain name gives all its words.
+    """
+    tokens = list(prefix)
+    while tokens and (tokens[-1].isdigit() or re.fullmatch(r"[b-z]", tokens[-1])):
+        tokens.pop()
+    if not tokens:
+        return ""
+    if any(c.isdigit() for t in tokens for c in t):
+        return re.sub(r"\d+[a-z]?$", "", tokens[-1])
+    return "_".join(tokens)
+
+
 def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
     """The name its instances share (``conv2_block1``, ``conv3_block2`` -> ``block``), else what it
-    holds (``conv_bn_relu``)."""
+    holds (``conv_bn_relu``).
+
+    A run without a shared prefix gets an instance named after the block (``block``, ``block_1``, see
+    :func:`instance_name`), so the layers netspec builds for it (``block_1_conv``) name the same block
+    when the build is imported again.
+    """
     stems: Counter = Counter()
     for prefix in prefixes:
-        words = [re.sub(r"\d+[a-z]?$", "", t) for t in prefix]
-        words = [w for w in words if w]
-        if words:
-            stems[words[-1]] += 1
+        word = stem_word(prefix)
+        if word:
+            stems[word] += 1
     stem, count = stems.most_common(1)[0] if stems else ("", 0)
     plain = all(op.kind != "block" for op in runs[0])
     if plain and len(runs[0]) <= 3 or not stem or count * 2 < len(runs):
@@ -150,3 +173,15 @@ def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str
                 stem = f"{stem}_{word}"
                 break
     return unique_name(stem, set(blocks) | {"x"})
+
+
+def instance_name(prefix: list[str], block: str, taken: set[str]) -> str:
+    """A block instance's name: the prefix its layers share (``conv2_block1``), else the block's
+    name, numbered (``block``, ``block_1``, ...), never a taken name."""
+    joined = "_".join(prefix)
+    if joined and _free(joined, None, taken):
+        return joined
+    out, k = block, 1
+    while not _free(out, None, taken):
+        out, k = f"{block}_{k}", k + 1
+    return out

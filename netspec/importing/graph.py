@@ -28,6 +28,7 @@ from .values import (
 _BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "TrueDivide": "/", "Divide": "/",
            "FloorDivide": "//", "Mod": "%", "Matmul": "@", "Power": "**"}
 _UNARY = {"Negative": "-"}
+MAX_LAYER_NAME = 255  # characters of a layer name kept as it is (longer ones are cut to 64)
 
 # Weightless layer classes private to keras.applications, written as the expression they compute
 # (keyed by where the class lives inside Keras: kerasapi.keras_module).
@@ -85,7 +86,8 @@ class Flattener:
         return self.fresh(self.prefix + keras_name)
 
     def fresh(self, wanted: str) -> str:
-        name = wanted if is_name(wanted) and len(wanted) <= 64 else spec_name(wanted)
+        # a valid name is kept whole up to MAX_LAYER_NAME: netspec names nested instances <a>_<b>_<c>
+        name = wanted if is_name(wanted) and len(wanted) <= MAX_LAYER_NAME else spec_name(wanted)
         base, k = name, 1
         while name in self.used:
             name, k = f"{base}_{k}", k + 1
