@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .foldgraph import Block, Op, Scope, base, map_refs, op_refs, spec_name, value_key
 from .foldnames import (TakenNames, block_name, common_chars, common_tokens, inner_names, instance_name, pick_name,
-                        unique_name)
+                        unique_name, variants)
 
 MAX_RUN = 64           # ops in one candidate run
 MIN_SAVING = 2         # lines a fold must save
@@ -125,7 +125,7 @@ class Folder:
             saving = len(chosen) * length - (length + self._instance_lines(chosen) + BLOCK_OVERHEAD)
             if saving < MIN_SAVING:
                 continue
-            score = (self.alignment(chosen, spans), saving)
+            score = (len(chosen), self.spanning(chosen), saving)
             if best_score is None or score > best_score:
                 best, best_score = chosen, score
         return (best,) if best else None
@@ -153,6 +153,17 @@ class Folder:
                     lo, hi = spans.get(prefix, (p, p))
                     spans[prefix] = (min(lo, p), max(hi, p))
         return spans
+
+    def spanning(self, chosen) -> int:
+        """1 when three quarters of the runs read their input twice or more (a residual block from the
+        split to the merge, not shifted by a layer), else 0: where the graph itself says a block starts."""
+        hits = 0
+        for sid, i, j in chosen:
+            scope = self.scopes[sid]
+            inside = {op.name for op in scope.ops[i:j + 1]}
+            reads = [r for op in scope.ops[i:j + 1] for r in op_refs(op) if base(r) not in inside]
+            hits += len(reads) >= 2
+        return int(4 * hits >= 3 * len(chosen))
 
     def alignment(self, chosen, spans) -> int:
         """How deep in the Keras name hierarchy the runs sit when they are whole name groups (every
@@ -246,9 +257,9 @@ class Folder:
         out: list[str] = []
         made: set[str] = set()
         for name, op in zip(names, template):
-            candidate, letters = name, iter("bcdefghijklmnopqrstuvwxyz")
+            candidate, others = name, variants(name)
             while self._layer_names(candidate, op) & made or candidate in out:
-                candidate = f"{name}_{next(letters)}"
+                candidate = next(others)
             made |= self._layer_names(candidate, op)
             out.append(candidate)
         return out
@@ -262,8 +273,7 @@ class Folder:
             names = self._layer_names(op.name, op)
             if names & made and op.name not in keep:
                 taken = {o.name for o in scope.ops} | self.model_inputs | {"x"}
-                for letter in "bcdefghijklmnopqrstuvwxyz":
-                    new = f"{op.name}_{letter}"
+                for new in variants(op.name):
                     if new not in taken and not self._layer_names(new, op) & made:
                         scope.rename(op.name, new)
                         op.name = new

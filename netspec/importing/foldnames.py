@@ -87,15 +87,31 @@ def _free(name: str, count: int | None, taken: set[str]) -> bool:
     return True
 
 
+def variants(name: str):
+    """Other names for ``name`` when it is taken: ``relu2``, ``relu3``, ... (``conv1b``, ``conv1c``, ...
+    after a digit).
+
+    Never ``name`` plus a ``_`` token: the layers of a node ``relu_b`` would be named
+    ``<instance>_relu_b_...``, inside the name group ``<instance>_relu`` of the node ``relu``, and the
+    folding of a re-imported build reads name groups as blocks.
+    """
+    if name[-1:].isdigit():
+        for letter in "bcdefghijklmnopqrstuvwxyz":
+            yield name + letter
+    else:
+        for k in range(2, 27):
+            yield f"{name}{k}"
+
+
 def pick_name(candidates: list[str], count: int | None, taken: set[str]) -> str:
-    """The first free candidate; else the last one with a letter suffix (``_b``, ``_c``, ...)."""
+    """The first free candidate; else a variant of the last one (``relu2``, see :func:`variants`)."""
     for name in candidates:
         if name and _free(name, count, taken):
             return name
     last = next((c for c in reversed(candidates) if is_name(c)), "node")
-    for suffix in "bcdefghijklmnopqrstuvwxyz":
-        if _free(f"{last}_{suffix}", count, taken):
-            return f"{last}_{suffix}"
+    for variant in variants(last):
+        if _free(variant, count, taken):
+            return variant
     return unique_name(last + "_n", taken)
 
 
@@ -130,21 +146,24 @@ def inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
 
 def stem_word(prefix: list[str]) -> str:
     """What a run's name prefix says the block is: ``conv2_block1`` -> ``block``, ``conv2`` -> ``conv``,
-    ``block_3`` -> ``block``, ``block_residual_1`` -> ``block_residual``.
+    ``block_3`` -> ``block``, ``block_residual2`` -> ``block_residual``, ``block_1_block_0_conv_bn``
+    -> ``conv_bn``.
 
-    Trailing counters (a number, or the letter netspec adds to a taken name) are dropped first, so an
-    instance that netspec built from an imported spec (``block_1``, a repeat's ``block_0``) names the
-    block it was made from. A Keras hierarchy (a token with a digit: ``conv2_block1``) gives its last
-    level's word; a plain name gives all its words.
+    Counters are dropped first (trailing number or letter tokens, and the digits that end the last
+    token: the variants netspec makes of a taken name), so an instance that netspec built from an
+    imported spec names the block it was made from. In a Keras hierarchy (an earlier token holds a
+    digit: ``conv2_block``) the words after the last numbered level are the block's.
     """
     tokens = list(prefix)
     while tokens and (tokens[-1].isdigit() or re.fullmatch(r"[b-z]", tokens[-1])):
         tokens.pop()
     if not tokens:
         return ""
-    if any(c.isdigit() for t in tokens for c in t):
-        return re.sub(r"\d+[a-z]?$", "", tokens[-1])
-    return "_".join(tokens)
+    tokens[-1] = re.sub(r"\d+[a-z]?$", "", tokens[-1])
+    if not tokens[-1]:
+        return ""
+    numbered = [k for k, t in enumerate(tokens[:-1]) if any(c.isdigit() for c in t)]
+    return "_".join(tokens[numbered[-1] + 1:] if numbered else tokens)
 
 
 def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
@@ -161,10 +180,13 @@ def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str
         if word:
             stems[word] += 1
     stem, count = stems.most_common(1)[0] if stems else ("", 0)
-    plain = all(op.kind != "block" for op in runs[0])
-    if plain and len(runs[0]) <= 3 or not stem or count * 2 < len(runs):
-        parts = list(dict.fromkeys(_abbrev(op) for op in runs[0]))
-        stem = "_".join(parts) if plain and len(parts) <= 3 else (stem or "block")
+    # What it holds, nested blocks opened: [conv, bn, relu] and [conv, bn_relu] are both conv_bn_relu
+    # (folding may find the inner block first or last; the name must not say which).
+    layers = _flat_layers(runs[0], blocks)
+    plain = layers is not None and len(layers) <= 3
+    if plain or not stem or count * 2 < len(runs):
+        parts = list(dict.fromkeys(_abbrev(op) for op in layers or []))
+        stem = "_".join(parts) if plain else (stem or "block")
     stem = _identifier(stem) or "block"
     if stem in blocks:  # a variant of a block already made: say how it differs
         types = {op.type for op in runs[0]}
@@ -173,6 +195,24 @@ def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str
                 stem = f"{stem}_{word}"
                 break
     return unique_name(stem, set(blocks) | {"x"})
+
+
+def _flat_layers(ops: list[Op], blocks: dict[str, Block]) -> list[Op] | None:
+    """The layers of ``ops`` with block instances opened; None past 3 layers or with a repeat."""
+    out: list[Op] = []
+    for op in ops:
+        if op.repeat is not None:
+            return None
+        if op.kind == "block":
+            inner = _flat_layers(blocks[op.block_used()].nodes, blocks) if op.block_used() in blocks else None
+            if inner is None:
+                return None
+            out += inner
+        else:
+            out.append(op)
+        if len(out) > 3:
+            return None
+    return out
 
 
 def instance_name(prefix: list[str], block: str, taken: set[str]) -> str:
