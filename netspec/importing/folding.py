@@ -4,8 +4,13 @@ block instances (differing values become block params), and chains of identical 
 The graph is a list of ops per scope (the model's top level, then each block body), in Keras call
 order. A candidate block is a contiguous run of ops with one external input whose only op used outside
 the run is its last one. Runs match when their ops have the same kinds, types, argument keys and
-internal wiring; values may differ. The greedy loop folds the pattern that saves the most lines, merges
-chains into ``repeat``, and starts again, so blocks nest (a stage of bottlenecks of conv-bn pairs).
+internal wiring; values may differ. The greedy loop folds the pattern with the most instances (then
+one that spans a split and its merge, then the one that saves the most lines), merges chains into
+``repeat``, and starts again, so blocks nest (a stage of bottlenecks of conv-bn pairs).
+
+The order reads only the graph, never the layer names: the model netspec builds from an imported
+spec has the same graph under netspec's names, and must fold into the same blocks (the round trip).
+Names are made from the layer names in a way that a build gives back (see foldnames.py).
 """
 
 from __future__ import annotations
@@ -116,7 +121,6 @@ class Folder:
                         shapes.setdefault(key, tuple(tokens[i:j + 1]))
                     max_use = max(max_use, scope.last_use[j])
         best, best_score = None, None
-        spans = [self._spans(scope) for scope in self.scopes]
         for key, occs in found.items():
             chosen = _non_overlapping(occs)
             if len(chosen) < 2:
@@ -142,18 +146,6 @@ class Folder:
             previous = (sid, i, j)
         return lines
 
-    def _spans(self, scope: Scope) -> dict[str, tuple[int, int]]:
-        """For each Keras name prefix (``conv2_block1``), the first and last op of the scope holding one."""
-        spans: dict[str, tuple[int, int]] = {}
-        for p, op in enumerate(scope.ops):
-            for name in op.names():
-                tokens = name.split("_")
-                for n in range(1, len(tokens)):
-                    prefix = "_".join(tokens[:n])
-                    lo, hi = spans.get(prefix, (p, p))
-                    spans[prefix] = (min(lo, p), max(hi, p))
-        return spans
-
     def spanning(self, chosen) -> int:
         """1 when three quarters of the runs read their input twice or more (a residual block from the
         split to the merge, not shifted by a layer), else 0: where the graph itself says a block starts."""
@@ -164,20 +156,6 @@ class Folder:
             reads = [r for op in scope.ops[i:j + 1] for r in op_refs(op) if base(r) not in inside]
             hits += len(reads) >= 2
         return int(4 * hits >= 3 * len(chosen))
-
-    def alignment(self, chosen, spans) -> int:
-        """How deep in the Keras name hierarchy the runs sit when they are whole name groups (every
-        layer named ``conv2_block1_*`` and nothing else): the depth that three quarters of the runs
-        reach (a run that is not a whole group counts 0). Deeper groups fold first, so blocks nest the
-        way the model's author named them."""
-        depths = []
-        for sid, i, j in chosen:
-            names = [n for op in self.scopes[sid].ops[i:j + 1] for n in op.names()]
-            tokens = common_tokens(names)
-            lo, hi = spans[sid].get("_".join(tokens), (-1, -1)) if tokens else (-1, -1)
-            depths.append(len(tokens) if i <= lo and hi <= j else 0)
-        depths.sort(reverse=True)
-        return depths[(3 * len(depths) - 1) // 4]
 
     # -- repeat ----------------------------------------------------------------------------------
 
@@ -350,13 +328,13 @@ class Folder:
         self.scopes.append(Scope(body, [], block))
 
         # Instance names in call order (block, block_1, ...: what a re-import of the build reads back).
-        chosen: dict[int, set[str]] = {}
+        made: dict[int, set[str]] = {}
         insts = []
         for (scope, i, j), prefix in zip(occs, prefixes):
             taken = self._taken(scope, {op.name for op in scope.ops[i:j + 1]})
-            taken.update(chosen.setdefault(id(scope), set()))  # in place: a TakenNames keeps its stems
+            taken.update(made.setdefault(id(scope), set()))  # in place: a TakenNames keeps its stems
             insts.append(instance_name(prefix, name, taken))
-            chosen[id(scope)].add(insts[-1])
+            made[id(scope)].add(insts[-1])
         # Replace the occurrences, last first so that positions stay valid within a scope.
         for o in sorted(range(len(occs)), key=lambda o: (id(occs[o][0]), -occs[o][1])):
             scope, i, j = occs[o]
