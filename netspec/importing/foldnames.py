@@ -141,29 +141,56 @@ def inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
         if count is not None:
             taken.stems.add(name)
         names.append(name)
+    return _split_first_token(names, taken)
+
+
+def _split_first_token(names: list[str], taken: TakenNames) -> list[str]:
+    """``names`` with the last one's first token numbered (``conv_bn`` -> ``conv3_bn``) when they all
+    start with one token.
+
+    An instance ``x`` of a block whose nodes are ``conv_bn_relu``, ``conv_bn_relu2``, ``conv_bn``
+    builds layers that all start ``x_conv_bn_``: read back, the instance would seem to be
+    ``x_conv_bn``. A first token that differs keeps the instance's own name the longest prefix.
+    """
+    firsts = {n.split("_")[0] for n in names}
+    if len(names) < 2 or len(firsts) != 1:
+        return names
+    head, _, rest = names[-1].partition("_")
+    for k in range(2, 100):
+        candidate = f"{head}{k}" + (f"_{rest}" if rest else "")
+        if _free(candidate, None, taken):
+            return names[:-1] + [candidate]
     return names
 
 
-def stem_word(prefix: list[str]) -> str:
-    """What a run's name prefix says the block is: ``conv2_block1`` -> ``block``, ``conv2`` -> ``conv``,
-    ``block_3`` -> ``block``, ``block_residual2`` -> ``block_residual``, ``block_1_block_0_conv_bn``
-    -> ``conv_bn``.
+# Words block_name adds to a taken block name (a variant that has a residual add, a padding, a concat).
+_FEATURES = (("Add", "residual"), ("ZeroPadding2D", "padded"), ("Concatenate", "concat"))
 
-    Counters are dropped first (trailing number or letter tokens, and the digits that end the last
-    token: the variants netspec makes of a taken name), so an instance that netspec built from an
-    imported spec names the block it was made from. In a Keras hierarchy (an earlier token holds a
-    digit: ``conv2_block``) the words after the last numbered level are the block's.
+
+def stem_words(prefix: list[str]) -> list[str]:
+    """What a run's name prefix may say the block is, shortest first: ``conv2_block1`` -> ``block``;
+    ``conv2`` -> ``conv``; ``block_3`` -> ``block``; ``stage_1_main_se`` -> ``se``, ``main_se``.
+
+    Counters are dropped first (trailing number or letter tokens, the word a variant of a taken block
+    name gets, and the digits that end the last token: the variants netspec makes of a taken name),
+    so an instance that netspec built from an imported spec names the block it was made from. The
+    words after the last numbered level of a hierarchy (``conv2_block``: ``block``) are the block's;
+    any tail of them may be, since an instance nested in netspec's build carries its parents' node
+    names (``main_se`` for ``se``).
     """
     tokens = list(prefix)
-    while tokens and (tokens[-1].isdigit() or re.fullmatch(r"[b-z]", tokens[-1])):
+    features = {word for _, word in _FEATURES}
+    while tokens and (tokens[-1].isdigit() or re.fullmatch(r"[b-z]", tokens[-1])
+                      or (len(tokens) > 1 and re.sub(r"\d+$", "", tokens[-1]) in features)):
         tokens.pop()
     if not tokens:
-        return ""
+        return []
     tokens[-1] = re.sub(r"\d+[a-z]?$", "", tokens[-1])
     if not tokens[-1]:
-        return ""
+        return []
     numbered = [k for k, t in enumerate(tokens[:-1]) if any(c.isdigit() for c in t)]
-    return "_".join(tokens[numbered[-1] + 1:] if numbered else tokens)
+    words = tokens[numbered[-1] + 1:] if numbered else tokens
+    return ["_".join(words[k:]) for k in range(len(words) - 1, -1, -1)]
 
 
 def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
@@ -174,12 +201,12 @@ def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str
     :func:`instance_name`), so the layers netspec builds for it (``block_1_conv``) name the same block
     when the build is imported again.
     """
+    # The word most runs' prefixes hold (the shortest of those that tie): the prefixes of a build of the
+    # spec hold it too, after the names of the nodes that hold the instance (se, block_se, main_block_se).
     stems: Counter = Counter()
     for prefix in prefixes:
-        word = stem_word(prefix)
-        if word:
-            stems[word] += 1
-    stem, count = stems.most_common(1)[0] if stems else ("", 0)
+        stems.update(set(stem_words(prefix)))
+    stem, count = max(stems.items(), key=lambda kv: (kv[1], -kv[0].count("_"), kv[0]), default=("", 0))
     # What it holds, nested blocks opened: [conv, bn, relu] and [conv, bn_relu] are both conv_bn_relu
     # (folding may find the inner block first or last; the name must not say which).
     layers = _flat_layers(runs[0], blocks)
@@ -190,7 +217,7 @@ def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str
     stem = _identifier(stem) or "block"
     if stem in blocks:  # a variant of a block already made: say how it differs
         types = {op.type for op in runs[0]}
-        for feature, word in (("Add", "residual"), ("ZeroPadding2D", "padded"), ("Concatenate", "concat")):
+        for feature, word in _FEATURES:
             if feature in types and not any(o.type == feature for o in blocks[stem].nodes):
                 stem = f"{stem}_{word}"
                 break
