@@ -313,6 +313,10 @@ class Flattener:
         return self._add(Op(self.own(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
 
     def _add(self, new: Op, op) -> str:
+        # Named after its node, not the bare Keras name: a nested model's layer is the node
+        # <model>_<layer> here and in a model netspec builds from the spec (the folding names blocks
+        # from it, and maps it to its place in the spec).
+        new.origin = new.name
         self.first_call[id(op)] = new.name
         self.ops.append(new)
         return new.name
