@@ -430,3 +430,35 @@ def test_output_names_never_hold_control_characters(keras, tmp_path):
         main(["import", str(path), "-o", str(tmp_path / "a\nb.yaml")])
     assert e.value.code == 2 and [p.name for p in tmp_path.iterdir() if "\n" in p.name] == []
     assert file_stem("/x/m\nplugins: [e]\r#.keras") == "m_plugins:_[e]_#"
+
+
+# ---------------------------------------------------------------------------------------------
+# Names a build gives back: the folding names blocks and nodes so that importing netspec's own build
+# of an imported spec names them the same way again.
+
+
+@pytest.mark.parametrize("prefix, words", [
+    ("conv2_block1", ["block"]),                       # a Keras hierarchy: its last level's word
+    ("conv2", ["conv"]),
+    ("block_3", ["block"]),                            # an instance netspec numbered after its block
+    ("block_residual2", ["block"]),                    # a variant word and its number are not the block's
+    ("stage_1_main_se", ["se", "main_se"]),            # an instance nested in a build: its parents' names
+    ("layer_normalization_b_0", ["normalization", "layer_normalization"]),
+    ("block_7", ["block"]),
+    ("12", []),
+])
+def test_block_name_words_of_a_prefix(prefix, words):
+    from netspec.importing.foldnames import stem_words
+
+    assert stem_words(prefix.split("_")) == words
+
+
+def test_taken_names_get_a_digit_not_a_token():
+    """``relu_b`` would put the layers of node relu_b inside the name group of node relu."""
+    from itertools import islice
+
+    from netspec.importing.foldnames import pick_name, variants
+
+    assert list(islice(variants("relu"), 2)) == ["relu2", "relu3"]
+    assert list(islice(variants("conv1"), 2)) == ["conv1b", "conv1c"]
+    assert pick_name(["relu"], None, {"relu", "relu2"}) == "relu3"

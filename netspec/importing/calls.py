@@ -4,7 +4,8 @@ call keywords such as ``{sequences: x, initial_state: [enc.1, enc.2]}`` and ``{q
 Keras records what a call passed in the model's config (``inbound_nodes``: ``args`` and ``kwargs``
 with serialized tensors). Two things it records that the model's author did not write are left out,
 because building the spec makes Keras record them again: ``training`` (Keras fills in ``False``
-while it builds a functional model) and an implicit ``mask`` (the mask an ``Embedding(mask_zero=True)``
+while it builds a functional model, or the default of the layer's ``call``: ``True`` for the random
+augmentation layers) and an implicit ``mask`` (the mask an ``Embedding(mask_zero=True)``
 or a ``Masking`` layer attaches to its output, which Keras passes on to the next layer by itself).
 """
 
@@ -65,11 +66,13 @@ def call_inputs(node: dict, ref: Ref, op, where: str, live=None) -> list[str] | 
         del kwargs["mask"]
     for key, value in list(kwargs.items()):
         if key == "training" and not _tensors(value):
-            if value is True:
+            if value is True and _call_default(op, "training") is not True:
                 raise ModelImportError(f"{label} is called with training=True (it always runs as in training); "
                                        "a spec cannot pass training", hint="call it without training=, or "
                                        "write the behaviour as a user layer class (@netspec.register_layer)")
-            del kwargs[key]  # False or None: what Keras itself passes while it builds the model
+            # False or None: what Keras itself passes while it builds the model; True where the layer's
+            # call() defaults to it (RandomFlip: Keras records the default, the author wrote nothing)
+            del kwargs[key]
         elif value is None:
             del kwargs[key]
         elif not _tensors(value):
@@ -95,6 +98,15 @@ def call_inputs(node: dict, ref: Ref, op, where: str, live=None) -> list[str] | 
     for key, value in kwargs.items():
         out[key] = _refs(value, ref)
     return out
+
+
+def _call_default(op, name: str) -> Any:
+    """The default of argument ``name`` of ``op.call`` (``inspect.Parameter.empty`` if none)."""
+    try:
+        param = inspect.signature(op.call).parameters.get(name)
+    except (TypeError, ValueError):
+        return inspect.Parameter.empty
+    return inspect.Parameter.empty if param is None else param.default
 
 
 def _positional_names(op) -> list[str]:

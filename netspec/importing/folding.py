@@ -4,8 +4,13 @@ block instances (differing values become block params), and chains of identical 
 The graph is a list of ops per scope (the model's top level, then each block body), in Keras call
 order. A candidate block is a contiguous run of ops with one external input whose only op used outside
 the run is its last one. Runs match when their ops have the same kinds, types, argument keys and
-internal wiring; values may differ. The greedy loop folds the pattern that saves the most lines, merges
-chains into ``repeat``, and starts again, so blocks nest (a stage of bottlenecks of conv-bn pairs).
+internal wiring; values may differ. The greedy loop folds the pattern with the most instances (then
+one that spans a split and its merge, then the one that saves the most lines), merges chains into
+``repeat``, and starts again, so blocks nest (a stage of bottlenecks of conv-bn pairs).
+
+The order reads only the graph, never the layer names: the model netspec builds from an imported
+spec has the same graph under netspec's names, and must fold into the same blocks (the round trip).
+Names are made from the layer names in a way that a build gives back (see foldnames.py).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections import Counter
 from typing import Any, Callable
 
 from .foldgraph import Block, Op, Scope, base, map_refs, op_refs, spec_name, value_key
-from .foldnames import TakenNames, block_name, common_chars, common_tokens, inner_names, pick_name, unique_name
+from .foldnames import (TakenNames, block_name, common_chars, common_tokens, inner_names, instance_name, pick_name,
+                        unique_name, variants)
 
 MAX_RUN = 64           # ops in one candidate run
 MIN_SAVING = 2         # lines a fold must save
@@ -115,7 +121,6 @@ class Folder:
                         shapes.setdefault(key, tuple(tokens[i:j + 1]))
                     max_use = max(max_use, scope.last_use[j])
         best, best_score = None, None
-        spans = [self._spans(scope) for scope in self.scopes]
         for key, occs in found.items():
             chosen = _non_overlapping(occs)
             if len(chosen) < 2:
@@ -124,7 +129,7 @@ class Folder:
             saving = len(chosen) * length - (length + self._instance_lines(chosen) + BLOCK_OVERHEAD)
             if saving < MIN_SAVING:
                 continue
-            score = (self.alignment(chosen, spans), saving)
+            score = (len(chosen), self.spanning(chosen), saving)
             if best_score is None or score > best_score:
                 best, best_score = chosen, score
         return (best,) if best else None
@@ -141,31 +146,16 @@ class Folder:
             previous = (sid, i, j)
         return lines
 
-    def _spans(self, scope: Scope) -> dict[str, tuple[int, int]]:
-        """For each Keras name prefix (``conv2_block1``), the first and last op of the scope holding one."""
-        spans: dict[str, tuple[int, int]] = {}
-        for p, op in enumerate(scope.ops):
-            for name in op.names():
-                tokens = name.split("_")
-                for n in range(1, len(tokens)):
-                    prefix = "_".join(tokens[:n])
-                    lo, hi = spans.get(prefix, (p, p))
-                    spans[prefix] = (min(lo, p), max(hi, p))
-        return spans
-
-    def alignment(self, chosen, spans) -> int:
-        """How deep in the Keras name hierarchy the runs sit when they are whole name groups (every
-        layer named ``conv2_block1_*`` and nothing else): the depth that three quarters of the runs
-        reach (a run that is not a whole group counts 0). Deeper groups fold first, so blocks nest the
-        way the model's author named them."""
-        depths = []
+    def spanning(self, chosen) -> int:
+        """1 when three quarters of the runs read their input twice or more (a residual block from the
+        split to the merge, not shifted by a layer), else 0: where the graph itself says a block starts."""
+        hits = 0
         for sid, i, j in chosen:
-            names = [n for op in self.scopes[sid].ops[i:j + 1] for n in op.names()]
-            tokens = common_tokens(names)
-            lo, hi = spans[sid].get("_".join(tokens), (-1, -1)) if tokens else (-1, -1)
-            depths.append(len(tokens) if i <= lo and hi <= j else 0)
-        depths.sort(reverse=True)
-        return depths[(3 * len(depths) - 1) // 4]
+            scope = self.scopes[sid]
+            inside = {op.name for op in scope.ops[i:j + 1]}
+            reads = [r for op in scope.ops[i:j + 1] for r in op_refs(op) if base(r) not in inside]
+            hits += len(reads) >= 2
+        return int(4 * hits >= 3 * len(chosen))
 
     # -- repeat ----------------------------------------------------------------------------------
 
@@ -245,9 +235,9 @@ class Folder:
         out: list[str] = []
         made: set[str] = set()
         for name, op in zip(names, template):
-            candidate, letters = name, iter("bcdefghijklmnopqrstuvwxyz")
+            candidate, others = name, variants(name)
             while self._layer_names(candidate, op) & made or candidate in out:
-                candidate = f"{name}_{next(letters)}"
+                candidate = next(others)
             made |= self._layer_names(candidate, op)
             out.append(candidate)
         return out
@@ -261,8 +251,7 @@ class Folder:
             names = self._layer_names(op.name, op)
             if names & made and op.name not in keep:
                 taken = {o.name for o in scope.ops} | self.model_inputs | {"x"}
-                for letter in "bcdefghijklmnopqrstuvwxyz":
-                    new = f"{op.name}_{letter}"
+                for new in variants(op.name):
                     if new not in taken and not self._layer_names(new, op) & made:
                         scope.rename(op.name, new)
                         op.name = new
@@ -338,13 +327,20 @@ class Folder:
         self.blocks[name] = block
         self.scopes.append(Scope(body, [], block))
 
+        # Instance names in call order (block, block_1, ...: what a re-import of the build reads back).
+        made: dict[int, set[str]] = {}
+        insts = []
+        for (scope, i, j), prefix in zip(occs, prefixes):
+            taken = self._taken(scope, {op.name for op in scope.ops[i:j + 1]})
+            taken.update(made.setdefault(id(scope), set()))  # in place: a TakenNames keeps its stems
+            insts.append(instance_name(prefix, name, taken))
+            made[id(scope)].add(insts[-1])
         # Replace the occurrences, last first so that positions stay valid within a scope.
         for o in sorted(range(len(occs)), key=lambda o: (id(occs[o][0]), -occs[o][1])):
             scope, i, j = occs[o]
             run = scope.ops[i:j + 1]
             ext = next((r for op in run for r in op_refs(op) if base(r) not in {o.name for o in run}), None)
-            first = run[0].name if run[0].kind == "block" else next(iter(run[0].names()), name)
-            inst = pick_name(["_".join(prefixes[o]), first, name], None, self._taken(scope, {op.name for op in run}))
+            inst = insts[o]
             own = {p: vals[o] for p, vals in params.items() if defaults[p] == "required" or value_key(defaults[p]) != value_key(vals[o])}
             new = Op(inst, "block", name, own, [ext] if ext else [], members=[n for op in run for n in op.names()])
             scope.ops[i:j + 1] = [new]

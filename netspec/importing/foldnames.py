@@ -87,15 +87,31 @@ def _free(name: str, count: int | None, taken: set[str]) -> bool:
     return True
 
 
+def variants(name: str):
+    """Other names for ``name`` when it is taken: ``relu2``, ``relu3``, ... (``conv1b``, ``conv1c``, ...
+    after a digit).
+
+    Never ``name`` plus a ``_`` token: the layers of a node ``relu_b`` would be named
+    ``<instance>_relu_b_...``, inside the name group ``<instance>_relu`` of the node ``relu``, and the
+    folding of a re-imported build reads name groups as blocks.
+    """
+    if name[-1:].isdigit():
+        for letter in "bcdefghijklmnopqrstuvwxyz":
+            yield name + letter
+    else:
+        for k in range(2, 27):
+            yield f"{name}{k}"
+
+
 def pick_name(candidates: list[str], count: int | None, taken: set[str]) -> str:
-    """The first free candidate; else the last one with a letter suffix (``_b``, ``_c``, ...)."""
+    """The first free candidate; else a variant of the last one (``relu2``, see :func:`variants`)."""
     for name in candidates:
         if name and _free(name, count, taken):
             return name
     last = next((c for c in reversed(candidates) if is_name(c)), "node")
-    for suffix in "bcdefghijklmnopqrstuvwxyz":
-        if _free(f"{last}_{suffix}", count, taken):
-            return f"{last}_{suffix}"
+    for variant in variants(last):
+        if _free(variant, count, taken):
+            return variant
     return unique_name(last + "_n", taken)
 
 
@@ -125,28 +141,114 @@ def inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:
         if count is not None:
             taken.stems.add(name)
         names.append(name)
+    return _split_first_token(names, taken)
+
+
+def _split_first_token(names: list[str], taken: TakenNames) -> list[str]:
+    """``names`` with the last one's first token numbered (``conv_bn`` -> ``conv3_bn``) when they all
+    start with one token.
+
+    An instance ``x`` of a block whose nodes are ``conv_bn_relu``, ``conv_bn_relu2``, ``conv_bn``
+    builds layers that all start ``x_conv_bn_``: read back, the instance would seem to be
+    ``x_conv_bn``. A first token that differs keeps the instance's own name the longest prefix.
+    """
+    firsts = {n.split("_")[0] for n in names}
+    if len(names) < 2 or len(firsts) != 1:
+        return names
+    head, _, rest = names[-1].partition("_")
+    for k in range(2, 100):
+        candidate = f"{head}{k}" + (f"_{rest}" if rest else "")
+        if _free(candidate, None, taken):
+            return names[:-1] + [candidate]
     return names
+
+
+# Words block_name adds to a taken block name (a variant that has a residual add, a padding, a concat).
+_FEATURES = (("Add", "residual"), ("ZeroPadding2D", "padded"), ("Concatenate", "concat"))
+
+
+def stem_words(prefix: list[str]) -> list[str]:
+    """What a run's name prefix may say the block is, shortest first: ``conv2_block1`` -> ``block``;
+    ``conv2`` -> ``conv``; ``block_3`` -> ``block``; ``stage_1_main_se`` -> ``se``, ``main_se``.
+
+    Counters are dropped first (trailing number or letter tokens, the word a variant of a taken block
+    name gets, and the digits that end the last token: the variants netspec makes of a taken name),
+    so an instance that netspec built from an imported spec names the block it was made from. The
+    words after the last numbered level of a hierarchy (``conv2_block``: ``block``) are the block's;
+    any tail of them may be, since an instance nested in netspec's build carries its parents' node
+    names (``main_se`` for ``se``).
+    """
+    tokens = list(prefix)
+    features = {word for _, word in _FEATURES}
+    while tokens and (tokens[-1].isdigit() or re.fullmatch(r"[b-z]", tokens[-1])
+                      or (len(tokens) > 1 and re.sub(r"\d+$", "", tokens[-1]) in features)):
+        tokens.pop()
+    if not tokens:
+        return []
+    tokens[-1] = re.sub(r"\d+[a-z]?$", "", tokens[-1])
+    if not tokens[-1]:
+        return []
+    numbered = [k for k, t in enumerate(tokens[:-1]) if any(c.isdigit() for c in t)]
+    words = tokens[numbered[-1] + 1:] if numbered else tokens
+    return ["_".join(words[k:]) for k in range(len(words) - 1, -1, -1)]
 
 
 def block_name(runs: list[list[Op]], prefixes: list[list[str]], blocks: dict[str, Block]) -> str:
     """The name its instances share (``conv2_block1``, ``conv3_block2`` -> ``block``), else what it
-    holds (``conv_bn_relu``)."""
+    holds (``conv_bn_relu``).
+
+    A run without a shared prefix gets an instance named after the block (``block``, ``block_1``, see
+    :func:`instance_name`), so the layers netspec builds for it (``block_1_conv``) name the same block
+    when the build is imported again.
+    """
+    # The word most runs' prefixes hold (the shortest of those that tie): the prefixes of a build of the
+    # spec hold it too, after the names of the nodes that hold the instance (se, block_se, main_block_se).
     stems: Counter = Counter()
     for prefix in prefixes:
-        words = [re.sub(r"\d+[a-z]?$", "", t) for t in prefix]
-        words = [w for w in words if w]
-        if words:
-            stems[words[-1]] += 1
-    stem, count = stems.most_common(1)[0] if stems else ("", 0)
-    plain = all(op.kind != "block" for op in runs[0])
-    if plain and len(runs[0]) <= 3 or not stem or count * 2 < len(runs):
-        parts = list(dict.fromkeys(_abbrev(op) for op in runs[0]))
-        stem = "_".join(parts) if plain and len(parts) <= 3 else (stem or "block")
+        stems.update(set(stem_words(prefix)))
+    stem, count = max(stems.items(), key=lambda kv: (kv[1], -kv[0].count("_"), kv[0]), default=("", 0))
+    # What it holds, nested blocks opened: [conv, bn, relu] and [conv, bn_relu] are both conv_bn_relu
+    # (folding may find the inner block first or last; the name must not say which).
+    layers = _flat_layers(runs[0], blocks)
+    plain = layers is not None and len(layers) <= 3
+    if plain or not stem or count * 2 < len(runs):
+        parts = list(dict.fromkeys(_abbrev(op) for op in layers or []))
+        stem = "_".join(parts) if plain else (stem or "block")
     stem = _identifier(stem) or "block"
     if stem in blocks:  # a variant of a block already made: say how it differs
         types = {op.type for op in runs[0]}
-        for feature, word in (("Add", "residual"), ("ZeroPadding2D", "padded"), ("Concatenate", "concat")):
+        for feature, word in _FEATURES:
             if feature in types and not any(o.type == feature for o in blocks[stem].nodes):
                 stem = f"{stem}_{word}"
                 break
     return unique_name(stem, set(blocks) | {"x"})
+
+
+def _flat_layers(ops: list[Op], blocks: dict[str, Block]) -> list[Op] | None:
+    """The layers of ``ops`` with block instances opened; None past 3 layers or with a repeat."""
+    out: list[Op] = []
+    for op in ops:
+        if op.repeat is not None:
+            return None
+        if op.kind == "block":
+            inner = _flat_layers(blocks[op.block_used()].nodes, blocks) if op.block_used() in blocks else None
+            if inner is None:
+                return None
+            out += inner
+        else:
+            out.append(op)
+        if len(out) > 3:
+            return None
+    return out
+
+
+def instance_name(prefix: list[str], block: str, taken: set[str]) -> str:
+    """A block instance's name: the prefix its layers share (``conv2_block1``), else the block's
+    name, numbered (``block``, ``block_1``, ...), never a taken name."""
+    joined = "_".join(prefix)
+    if joined and _free(joined, None, taken):
+        return joined
+    out, k = block, 1
+    while not _free(out, None, taken):
+        out, k = f"{block}_{k}", k + 1
+    return out

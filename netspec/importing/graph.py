@@ -28,6 +28,7 @@ from .values import (
 _BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "TrueDivide": "/", "Divide": "/",
            "FloorDivide": "//", "Mod": "%", "Matmul": "@", "Power": "**"}
 _UNARY = {"Negative": "-"}
+MAX_LAYER_NAME = 255  # characters of a layer name kept as it is (longer ones are cut to 64)
 
 # Weightless layer classes private to keras.applications, written as the expression they compute
 # (keyed by where the class lives inside Keras: kerasapi.keras_module).
@@ -76,13 +77,18 @@ class Flattener:
         # of a block instance, so the spec built from the import names its layers the same way.
         self.prefix = ""
         self.calls: dict[int, int] = {}       # id(layer) -> calls after its first (a shared layer)
+        # The model's outputs given as a dict (keras.Model(inputs, {"priority": p, ...})): their names,
+        # in the config's order, which the spec's outputs mapping keeps (Keras orders the outputs and
+        # their layers by these names).
+        self.output_keys: list[str] | None = None
 
     def own(self, keras_name: str) -> str:
         """A fresh op name for a Keras layer, inside the nested model being flattened."""
         return self.fresh(self.prefix + keras_name)
 
     def fresh(self, wanted: str) -> str:
-        name = wanted if is_name(wanted) and len(wanted) <= 64 else spec_name(wanted)
+        # a valid name is kept whole up to MAX_LAYER_NAME: netspec names nested instances <a>_<b>_<c>
+        name = wanted if is_name(wanted) and len(wanted) <= MAX_LAYER_NAME else spec_name(wanted)
         base, k = name, 1
         while name in self.used:
             name, k = f"{base}_{k}", k + 1
@@ -141,10 +147,14 @@ class Flattener:
         if bound is None:  # the spec's inputs in the model's order, not in the order the walk met them
             order = [self.names.get(n) for n in in_names]
             self.inputs.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
-        outs = []
-        for entry in history_list(config["output_layers"]):
-            outs.append(refs[tuple(entry)])
-        return outs
+        if bound is None and isinstance(config["output_layers"], dict):
+            keys = [str(k) for k in config["output_layers"]]
+            if all(is_name(k) for k in keys):
+                self.output_keys = keys
+            else:
+                self.notes.append("the model's outputs are a dict whose keys are not all names; the spec "
+                                  "lists them instead (outputs named after their nodes)")
+        return [_output_ref(refs, tuple(entry), where) for entry in history_list(config["output_layers"])]
 
     def nested(self, model, bound: list[str], where: str) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``."""
@@ -304,6 +314,10 @@ class Flattener:
         return self._add(Op(self.own(op.name), "expr", None, args, refs, expr=op.expression, origin=op.name), op)
 
     def _add(self, new: Op, op) -> str:
+        # Named after its node, not the bare Keras name: a nested model's layer is the node
+        # <model>_<layer> here and in a model netspec builds from the spec (the folding names blocks
+        # from it, and maps it to its place in the spec).
+        new.origin = new.name
         self.first_call[id(op)] = new.name
         self.ops.append(new)
         return new.name
@@ -392,6 +406,22 @@ def _layer_inputs(inputs, where: str):
         raise ModelImportError(f"layer {short(where, 80)} is called with a dict of tensors; a spec node passes a "
                                "tensor, a list, or call keywords")
     return inputs
+
+
+def _output_ref(refs: dict, entry: tuple, where: str) -> str:
+    """The ref of a model output ``(layer, call, tensor)``.
+
+    Keras writes the output of a nested model called once with the model's own node count added
+    (``["decoder", 1, 0]`` where its one call in the config is call 0): a layer called once in this
+    model has only one call the entry can mean.
+    """
+    if entry in refs:
+        return refs[entry]
+    calls = {k for (name, k, t) in refs if name == entry[0] and t == entry[2]}
+    if len(calls) == 1:
+        return refs[(entry[0], calls.pop(), entry[2])]
+    raise ModelImportError(f"{short(where.rstrip(' >'), 80) if where else 'the model'}: output "
+                           f"{short(list(entry), 80)} names no call in the model")
 
 
 def _functional(model) -> bool:

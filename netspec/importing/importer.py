@@ -175,6 +175,8 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
     description = (f"Imported by `netspec import` from {source.origin} ({n_layers} layers"
                    + (f", folded into {len(blocks)} block{'s' * (len(blocks) != 1)}" if blocks else "") + ").")
     plugins = list(plugins or [])
+    if flat.output_keys is not None:  # the refs, renamed by folding, under the model's output names
+        outputs = dict(zip(flat.output_keys, outputs))  # type: ignore[assignment]
     written: SpecText = write_spec(model_name, description, flat.inputs, blocks, ops, outputs,
                                    schema_ref=schema_ref, plugins=plugins, params=flat.params)
     bare = write_spec(model_name, description, flat.inputs, blocks, ops, outputs, schema_ref=schema_ref,

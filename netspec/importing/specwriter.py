@@ -149,7 +149,7 @@ def _nodes(ops: list[Op], indent: str, first_in: str | None) -> list[str]:
 
 
 def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Block], ops: list[Op],
-               outputs: list[str], schema_ref: str | None = None,
+               outputs: list[str] | dict[str, str], schema_ref: str | None = None,
                plugins: Sequence[str] = (), params: dict[str, Any] | None = None) -> SpecText:
     """The spec text of an imported model.
 
@@ -159,7 +159,7 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
         inputs: :class:`netspec.importing.importer.InputInfo` items.
         blocks: block definitions (in the order they may be used).
         ops: the top-level nodes.
-        outputs: the output refs.
+        outputs: the output refs, or a mapping output name -> ref.
         schema_ref: the schema path for the ``yaml-language-server`` modeline, or None.
         plugins: entries for ``plugins:`` (user layer modules or files).
         params: the spec's ``params:`` (the values netspec's stored expressions use).
@@ -204,7 +204,7 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
     lines.append("nodes:")
     only_input = inputs[0].name if len(inputs) == 1 else None
     lines += _nodes(ops, "  ", only_input)
-    lines.append(f"outputs: {scalar(list(outputs))}")
+    lines.append(f"outputs: {scalar(dict(outputs) if isinstance(outputs, dict) else list(outputs))}")
     text = "\n".join(lines) + "\n"
     flat, counts = _flat_names(ops, blocks)
     return SpecText(text, flat, counts)
