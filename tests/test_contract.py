@@ -34,7 +34,7 @@ SPEC = textwrap.dedent("""\
       - {from: probs, labels: [cat, dog, "3", bird]}
     """)
 LABELS = ("cat", "dog", "3", "bird")
-KINDS = ["keras", "onnx-cpu", "onnx-int8", "litert", "onnx-cpu+raw", "litert+raw"]
+KINDS = ["keras", "onnx-cpu", "onnx-int8", "litert", "openvino-cpu", "onnx-cpu+raw", "litert+raw", "openvino-cpu+raw"]
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_train_best_keras_carries_the_spec_metadata(spec, keras, tmp_path):
     assert read_contract(run.best_model) == spec.contract()
 
 
-@pytest.mark.parametrize("kind", ["onnx-cpu+raw", "litert+raw"])
+@pytest.mark.parametrize("kind", ["onnx-cpu+raw", "litert+raw", "openvino-cpu+raw"])
 def test_include_preprocess_takes_raw_uint8_and_matches_keras_on_preprocessed_input(kind, spec, artifacts):
     path, report = artifacts[kind]
     assert report.gate.ok and report.inputs["image"]["dtype"] == "uint8"
@@ -210,6 +210,12 @@ def test_include_preprocess_takes_raw_uint8_and_matches_keras_on_preprocessed_in
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         assert session.get_inputs()[0].type == "tensor(uint8)"
         got = session.run(None, {"image": x})[0]
+    elif kind.startswith("openvino"):
+        from netspec.export import openvino as ovx
+
+        opened = ovx.open_model(path)
+        assert opened.inputs["image"]["dtype"] == "uint8"
+        got = opened.run({"image": x})["probs"]
     else:
         from ai_edge_litert.interpreter import Interpreter
 

@@ -127,7 +127,7 @@ def test_metadata_round_trips_through_rt_info(keras, tmp_path):
     artifact = OPENVINO.finish(OPENVINO.convert(model, names, BUILTIN["openvino-cpu"], None), BUILTIN["openvino-cpu"],
                                None, {"netspec.contract": contract})
     loaded = OPENVINO.load(artifact, GateResult("fp32"), model, names, BUILTIN["openvino-cpu"])
-    assert loaded.write is not None and loaded.write(tmp_path / "c.xml") > 0
+    assert loaded.write is not None and loaded.write(tmp_path / "c.xml", loaded.data) > 0
     assert ovx.read_metadata(tmp_path / "c.xml")["netspec.contract"] == contract
 
 

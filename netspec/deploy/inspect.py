@@ -246,18 +246,15 @@ def _keras_io(path, shown: str) -> tuple[dict, dict]:
 
 
 def _openvino_io(path, shown: str) -> tuple[dict, dict]:
+    from ..export import openvino as ir
+
     try:
         import openvino as ov
 
         model = ov.Core().read_model(os.fspath(path))
     except Exception as e:  # OpenVINO's parse errors have many types
         raise ArtifactError(f"{shown}: not a readable OpenVINO IR model ({type(e).__name__})") from None
-
-    def describe(port) -> dict:
-        shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
-        return {"shape": shape, "dtype": port.get_element_type().get_type_name()}
-
-    return ({p.get_any_name(): describe(p) for p in model.inputs}, {p.get_any_name(): describe(p) for p in model.outputs})
+    return ir.ports(model.inputs), ir.ports(model.outputs)
 
 
 def _shape(shape) -> str:

@@ -51,7 +51,7 @@ class Loaded:
     run: Runner
     nodes: int
     outputs: dict[str, dict]
-    write: Callable[[Path], int] | None = None
+    write: Callable[[Path, bytes], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -244,13 +244,19 @@ def _openvino_finish(ov_model, target: Target, calib: Arrays | None, metadata: M
     return ov_model
 
 
+def _openvino_stamp(xml: bytes, metadata: Mapping[str, str]) -> bytes:
+    from . import openvino
+
+    return openvino.stamp_xml(xml, metadata)
+
+
 def _openvino_load(ov_model, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
     from . import openvino
 
     xml, weights = openvino.serialize(ov_model)
     opened = openvino.compile_ir(xml, weights, gate)
     return Loaded(xml, opened.run, opened.ops, {n: {"shape": p["shape"]} for n, p in opened.outputs.items()},
-                  write=lambda path: openvino.write_pair(path, xml, weights))
+                  write=lambda path, data: openvino.write_pair(path, data, weights))
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -273,7 +279,7 @@ OPENVINO = Format(
     name="openvino", label="OpenVINO", suffix=".xml", unit="ops", runtime="OpenVINO",
     precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation"}),
     expression_caveats=False, embeds_metadata=True, any_name=False,
-    convert=_openvino_convert, finish=_openvino_finish, load=_openvino_load,
+    convert=_openvino_convert, finish=_openvino_finish, load=_openvino_load, stamp=_openvino_stamp,
     int8_fixed="(NNCF post-training quantization) takes min/max ranges, per-channel weights and fast bias "
                "correction, its defaults",
 )

@@ -159,6 +159,29 @@ def stamp(ov_model, metadata: Mapping[str, str]) -> None:
         ov_model.set_rt_info(str(value), [RT_SECTION, key])
 
 
+def stamp_xml(xml: bytes, metadata: Mapping[str, str]) -> bytes:
+    """The IR's ``.xml`` with ``metadata`` set in its rt_info (after the gate: its figures), weights untouched.
+
+    The XML holds only the topology (the weights are in the ``.bin``), so it is edited as XML rather than
+    re-read and re-serialized with its weights.
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml)
+    rt = next((e for e in root if e.tag == "rt_info"), None)
+    if rt is None:
+        rt = ET.SubElement(root, "rt_info")
+    section = next((e for e in rt if e.tag == RT_SECTION), None)
+    if section is None:
+        section = ET.SubElement(rt, RT_SECTION)
+    for key, value in metadata.items():
+        entry = next((e for e in section if e.tag == key), None)  # by tag: ElementPath reads "." in a key
+        if entry is None:
+            entry = ET.SubElement(section, key)
+        entry.set("value", str(value))
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
 def serialize(ov_model) -> tuple[bytes, bytes]:
     """The IR as (xml bytes, bin bytes), weights kept in fp32 (``save_model`` would halve them by default)."""
     import openvino as ov

@@ -254,7 +254,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
         report.metadata["netspec.gate"] = report.gate_figures()
         data = fmt.stamp(data, report.metadata)
     if loaded.write is not None:  # an artifact of several files (OpenVINO .xml + .bin) writes them itself
-        report.size_bytes = loaded.write(Path(output))
+        report.size_bytes = loaded.write(Path(output), data)
     else:
         with atomic_path(output) as tmp:
             tmp.write_bytes(data)
