@@ -9,6 +9,8 @@ weights copied over); and import -> build -> import gives the same spec text, by
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -372,7 +374,11 @@ def test_keras_app_builds_import_back(keras, name):
     second = import_model(built)
     assert compare(built, second).ok
     body = [t[t.index("\ninputs:"):] for t in (first.text, second.text)]
-    assert body[0] == body[1]
+    # The application's default size (example_shape: on unknown image dimensions, for export) comes from
+    # keras.applications, not from the graph: a plain model's import cannot know it.
+    unknown = any(d is None for t in built.inputs for d in t.shape[1:])
+    assert ("example_shape:" in body[0]) == unknown and "example_shape:" not in body[1]
+    assert re.sub(r", example_shape: \[[^\]]*\]", "", body[0]) == body[1]
 
 
 # -- the specs netspec ships: build, import, build, import --------------------------------------------
