@@ -206,6 +206,14 @@ def _suffix(tmp: Path) -> Path:
     return tmp / "x.txt"
 
 
+def _negative_shape(tmp: Path) -> Path:
+    """A .npy whose header numpy parses but whose shape is negative (it used to crash the reader)."""
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 8, 8, 1), }"
+    header += b" " * (118 - len(header)) + b"\n"
+    (tmp / "neg.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 256)
+    return tmp / "neg.npy"
+
+
 BAD_INPUTS = [
     ("text_as_png", _text_png, "note.png is not an image Pillow can read"),
     ("truncated_png", _truncated, "cut.png cannot be decoded: image file is truncated"),
@@ -213,6 +221,8 @@ BAD_INPUTS = [
      "x.npy: the array does not fit input 'image' of shape (8, 8, 1) float32"),
     ("pickled_npy", _objects, "objects.npy holds Python objects"),
     ("complex_npy", lambda t: _npy(t, np.zeros((8, 8, 1), np.complex64)), "x.npy has dtype complex64"),
+    ("negative_shape_npy", lambda t: _negative_shape(t), "neg.npy is not a .npy array (its header declares shape (-1, 8, 8, 1))"),
+    ("nan_npy", lambda t: _npy(t, np.full((8, 8, 1), np.nan, np.float32)), "x.npy holds 64 NaN or infinite values"),
     ("csv_word", _csv_word, "rows.csv line 2, field 64: 'x' is not a finite number"),
     ("csv_short_row", _csv_short, "rows.csv line 1 has 63 fields but input 'image'"),
     ("unknown_suffix", _suffix, "x.txt: netspec predict reads images"),
@@ -319,3 +329,28 @@ def test_several_inputs_need_names(tmp_path, capsys):
     np.save(tmp_path / "b3.npy", np.ones((3, 2), np.float32))
     rc, _, err = cli(capsys, "predict", str(spec), f"a={tmp_path / 'a3.npy'}", f"b={tmp_path / 'b3.npy'}")
     assert rc == 1 and "paired files give different numbers of samples" in err
+
+
+def test_onnx_with_external_data_is_refused(tmp_path, capsys, monkeypatch):
+    """Loaded from bytes, onnxruntime reads an external tensor's relative location from the current directory:
+    a stranger's model could feed the user's files through its outputs (found by a red-team run)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    (tmp_path / "secret.txt").write_bytes(b"AWS_SECRET=hunt2")
+    tensor = TensorProto(name="sec", data_type=TensorProto.UINT8, dims=[16], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "secret.txt"), ("offset", "0"), ("length", "16")):
+        tensor.external_data.add(key=key, value=value)
+    graph = helper.make_graph([helper.make_node("Cast", ["sec"], ["secf"], to=TensorProto.FLOAT),
+                               helper.make_node("Add", ["x", "secf"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], initializer=[tensor])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (tmp_path / "sub").mkdir()
+    onnx.save(model, str(tmp_path / "sub" / "leak.onnx"))
+    np.save(tmp_path / "zeros.npy", np.zeros((1, 16), np.float32))
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = cli(capsys, "predict", "sub/leak.onnx", "zeros.npy", "--raw")
+    assert rc == 1 and "keeps tensor 'sec' in an external file" in out + err
+    assert "65" not in out  # the secret's first byte ("A") never reaches an output

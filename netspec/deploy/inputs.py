@@ -237,6 +237,8 @@ def _read_npy(path: Path, budget: int) -> np.ndarray:
             shape, fortran, dtype = read_header(f, max_header_size=10_000)
         except (ValueError, OSError, EOFError, SyntaxError) as e:
             raise DataError(f"{_name(path)} is not a .npy array ({_reason(e)})") from None
+        if any(d < 0 for d in shape):  # numpy's parser takes any int; a negative size is a malformed file
+            raise DataError(f"{_name(path)} is not a .npy array (its header declares shape {shape_text(shape)})")
         if dtype.hasobject:
             raise DataError(f"{_name(path)} holds Python objects (dtype {dtype}); netspec never unpickles data: "
                             "store numbers")
@@ -253,7 +255,16 @@ def _read_npy(path: Path, budget: int) -> np.ndarray:
                             f"but holds {format_bytes(max(left, 0))}: the file is truncated")
         data = f.read(nbytes)
     arr = np.frombuffer(data, dtype=dtype, count=count)
-    return (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy()
+    return _finite(path, (arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)).copy())
+
+
+def _finite(path: Path, arr: np.ndarray) -> np.ndarray:
+    """``arr``, refused when it holds NaN or infinity (as CSV fields are): no model output means anything then."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise DataError(f"{_name(path)} holds {bad:,} NaN or infinite value{'s' if bad > 1 else ''}; "
+                        "netspec predict feeds finite numbers")
+    return arr
 
 
 def _read_npz_key(path: Path, port: Port, key: str | None, budget: int) -> np.ndarray:
@@ -267,7 +278,7 @@ def _read_npz_key(path: Path, port: Port, key: str | None, budget: int) -> np.nd
             raise DataError(f"{_name(path)} has no array {short(key or port.name, 42)} for {port.describe()}; its "
                             f"arrays: {names(keys) or 'none'}",
                             hint=f"store the samples under the input's name ({port.name}), or alone in the file")
-        return read_npz(path, [key], budget)[key]
+        return _finite(path, read_npz(path, [key], budget)[key])
     except Unreadable as e:
         raise DataError(str(e)) from None
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..contract import Contract, InputContract, OutputContract, Preprocess
-from ..errors import DataError, ArtifactError, NetspecError, format_bytes
+from ..errors import DataError, ArtifactError, NetspecError, format_bytes, short
 from ..source.kerasfile import display as shown
 from .inputs import Port
 
@@ -225,8 +225,10 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     from ..errors import ExportError
     from ..export.verify import ort_runner, ort_session
 
+    data = Path(path).read_bytes()
+    _refuse_external_data(data, path)
     try:
-        session = ort_session(Path(path).read_bytes())
+        session = ort_session(data)
     except ExportError as e:
         raise ArtifactError(f"{shown(path)}: {e.message.replace('the exported model', 'it')}") from None
     ports, batches = [], set()
@@ -242,6 +244,30 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     return Artifact(path, "onnx", f"onnxruntime {ort.__version__}", ports, outputs, metadata,
                     contract_of(metadata, ports, outputs, shown(path)), batch,
                     runner=ort_runner(session))
+
+
+def _refuse_external_data(data: bytes, path: str) -> None:
+    """Refuse an ONNX file whose tensors live in other files. Loaded from bytes, onnxruntime would read a
+    relative ``location`` from the current directory, not the model's: a file from a stranger could feed
+    any file of the user's working tree into the graph (and out through its outputs)."""
+    import onnx
+
+    try:
+        proto = onnx.ModelProto.FromString(data)  # parses only: nothing external is read
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise ArtifactError(f"{shown(path)} is not an ONNX model ({type(e).__name__})") from None
+    graphs, external = [proto.graph], []
+    while graphs and not external:
+        g = graphs.pop()
+        tensors = list(g.initializer) + [s.values for s in g.sparse_initializer]
+        for node in g.node:
+            for a in node.attribute:
+                tensors += ([a.t] if a.HasField("t") else []) + list(a.tensors)
+                graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+        external = [t.name for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ArtifactError(f"{shown(path)} keeps tensor {short(external[0], 60)} in an external file; netspec runs "
+                            "self-contained ONNX files only (netspec export writes them so)")
 
 
 # -- LiteRT: the ai-edge-litert interpreter ---------------------------------------------------------
