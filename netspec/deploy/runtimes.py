@@ -256,7 +256,7 @@ def _refuse_external_data(data: bytes, path: str) -> None:
         proto = onnx.ModelProto.FromString(data)  # parses only: nothing external is read
     except Exception as e:  # protobuf's DecodeError and friends
         raise ArtifactError(f"{shown(path)} is not an ONNX model ({type(e).__name__})") from None
-    graphs, external = [proto.graph], []
+    graphs, external = [proto.graph], list[str]()
     while graphs and not external:
         g = graphs.pop()
         tensors = list(g.initializer) + [s.values for s in g.sparse_initializer]
