@@ -225,10 +225,13 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     from ..errors import ExportError
     from ..export.verify import ort_runner, ort_session
 
-    data = Path(path).read_bytes()
-    _refuse_external_data(data, path)
+    from .stamps import load_onnx, onnx_metadata
+
+    proto = load_onnx(path, shown(path))  # parsed once, with stamps' size bounds: metadata and the check below
+    _refuse_external_data(proto, path)
+    metadata = onnx_metadata(proto, shown(path))
     try:
-        session = ort_session(data)
+        session = ort_session(proto.SerializeToString())
     except ExportError as e:
         raise ArtifactError(f"{shown(path)}: {e.message.replace('the exported model', 'it')}") from None
     ports, batches = [], set()
@@ -239,32 +242,27 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
         batches.add(dims[0] if dims else None)
         ports.append(Port(i.name, tuple(dims[1:]), _ORT_DTYPES[i.type]))
     outputs = [o.name for o in session.get_outputs()]
-    metadata = read_stamps(path)
     batch = batches.pop() if len(batches) == 1 else None
     return Artifact(path, "onnx", f"onnxruntime {ort.__version__}", ports, outputs, metadata,
                     contract_of(metadata, ports, outputs, shown(path)), batch,
                     runner=ort_runner(session))
 
 
-def _refuse_external_data(data: bytes, path: str) -> None:
-    """Refuse an ONNX file whose tensors live in other files. Loaded from bytes, onnxruntime would read a
+def _refuse_external_data(proto, path: str) -> None:
+    """Refuse an ONNX model whose tensors live in other files. Loaded from bytes, onnxruntime would read a
     relative ``location`` from the current directory, not the model's: a file from a stranger could feed
     any file of the user's working tree into the graph (and out through its outputs)."""
-    import onnx
+    from onnx.external_data_helper import uses_external_data
 
-    try:
-        proto = onnx.ModelProto.FromString(data)  # parses only: nothing external is read
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise ArtifactError(f"{shown(path)} is not an ONNX model ({type(e).__name__})") from None
     graphs, external = [proto.graph], list[str]()
-    while graphs and not external:
+    while graphs and not external:  # initializers, and tensors in attributes, of the graph and its subgraphs
         g = graphs.pop()
         tensors = list(g.initializer) + [s.values for s in g.sparse_initializer]
         for node in g.node:
             for a in node.attribute:
                 tensors += ([a.t] if a.HasField("t") else []) + list(a.tensors)
                 graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
-        external = [t.name for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
+        external = [t.name for t in tensors if uses_external_data(t)]
     if external:
         raise ArtifactError(f"{shown(path)} keeps tensor {short(external[0], 60)} in an external file; netspec runs "
                             "self-contained ONNX files only (netspec export writes them so)")
