@@ -302,6 +302,33 @@ def spec_stamp(data: Any, params: Mapping[str, Any], source: str | None) -> dict
 
 
 
+def read_spec_stamp(metadata: Mapping[str, str], where: str) -> tuple[dict, dict, str]:
+    """The inverse of :func:`spec_stamp`: ``(spec as written, params, sha256)`` from an artifact's metadata,
+    its hash checked (artifacts come from strangers: an entry may be missing, edited or not JSON).
+
+    Raises:
+        ArtifactError: no stored spec or hash, a spec that does not match its hash, or not netspec's JSON.
+    """
+    at = ("metadata", "netspec.spec")
+    text, stored = metadata.get("netspec.spec"), metadata.get("netspec.spec_sha256")
+    if text is None or stored is None:
+        raise ArtifactError(f"{where} stores no resolved spec and hash (it was exported from a .keras file, or not "
+                            "by netspec)", path=at)
+    actual = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if actual != stored:
+        raise ArtifactError(f"{where}: the stored spec does not match the stored hash: sha256 {actual[:16]}... does "
+                            f"not match its netspec.spec_sha256 {short(stored, 70)}; the file was changed after "
+                            "netspec wrote it", path=at)
+    try:
+        resolved = json.loads(text)
+    except (ValueError, RecursionError):
+        resolved = None
+    if not isinstance(resolved, dict) or not isinstance(resolved.get("spec"), dict) \
+            or not isinstance(resolved.get("params", {}), dict):
+        raise ArtifactError(f"{where}: the stored spec is not netspec's JSON (a spec mapping and its params)", path=at)
+    return resolved["spec"], resolved.get("params") or {}, stored
+
+
 def metadata_json(metadata: Mapping[str, str]) -> bytes:
     """The form ``.keras`` (member ``netspec.json``) and LiteRT (metadata ``netspec.json``) store it in."""
     return json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

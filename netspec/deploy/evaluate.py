@@ -16,7 +16,6 @@ resolved as ``model.compile`` resolves them) and updated batch by batch on each 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -100,7 +99,7 @@ def evaluation_spec(artifacts: list[Artifact], spec_path: str | None) -> SpecSou
 
     Raises:
         DataError: no spec was given and no artifact carries one.
-        ContractError: a stamped spec does not match its hash or is not netspec's JSON.
+        ArtifactError: a stamped spec without its hash, not matching it, or not netspec's JSON.
     """
     from ..spec import load
 
@@ -124,18 +123,9 @@ def _of(spec: Any) -> SpecSource:
 def stamped_spec(artifact: Artifact) -> SpecSource:
     """The resolved spec an export stamped into ``artifact``, its hash checked; its data paths start in
     the directory of the spec file it was exported from (``netspec.source``), when that still exists."""
-    text = artifact.metadata["netspec.spec"]
-    want = artifact.metadata.get("netspec.spec_sha256")
-    if want is not None and hashlib.sha256(text.encode()).hexdigest() != want:
-        raise ContractError(f"the resolved spec stamped in {artifact.shown} does not match its netspec.spec_sha256: "
-                            "the file was changed after export")
-    try:
-        stamped = json.loads(text)
-        data, params = stamped["spec"], stamped.get("params") or {}
-        if not isinstance(data, dict) or not isinstance(params, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise ContractError(f"the resolved spec stamped in {artifact.shown} is not netspec's JSON") from None
+    from ..contract import read_spec_stamp
+
+    data, params, _ = read_spec_stamp(artifact.metadata, artifact.shown)
     source = artifact.metadata.get("netspec.source")
     directory = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else None
     return SpecSource(data, params, directory)

@@ -8,13 +8,12 @@ it against the stored SHA-256. Every read is bounded (see :mod:`.stamps`): artif
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract import Contract
+from ..contract import Contract, read_spec_stamp
 from ..errors import ArtifactError, short
 from ..source.kerasfile import display
 from . import stamps
@@ -128,27 +127,12 @@ def write_spec(found: Inspection, out: str | os.PathLike) -> str:
 
     from ..build.saving import atomic_path
 
-    meta = found.metadata
-    text, stored = meta.get("netspec.spec"), meta.get("netspec.spec_sha256")
-    if text is None or stored is None:
-        raise ArtifactError(f"{found.file} stores no resolved spec (it was exported from a .keras file, or not by "
-                            "netspec)", path=("metadata", "netspec.spec"))
-    actual = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    if actual != stored:
-        raise ArtifactError(f"{found.file}: the stored spec does not match the stored hash (sha256 {actual[:16]}... "
-                            f"!= {short(stored, 70)}); the file was changed after netspec wrote it. Nothing written",
-                            path=("metadata", "netspec.spec"))
-    try:
-        resolved = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ArtifactError(f"{found.file}: the stored spec is not JSON", path=("metadata", "netspec.spec")) from None
-    if not isinstance(resolved, dict) or not isinstance(resolved.get("spec"), dict):
-        raise ArtifactError(f"{found.file}: the stored spec is not a spec mapping", path=("metadata", "netspec.spec"))
-    params = json.dumps(resolved.get("params", {}), sort_keys=True)
+    spec, params_of, stored = read_spec_stamp(found.metadata, found.file)
+    params = json.dumps(params_of, sort_keys=True)
     head = (f"# written by netspec inspect from {json.dumps(found.file)}\n# spec sha256 {stored}\n"
             f"# params as resolved when it was exported: {params}\n")
     try:
-        body = yaml.safe_dump(resolved["spec"], sort_keys=False, allow_unicode=True, width=120)
+        body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=120)
     except (yaml.YAMLError, RecursionError) as e:
         raise ArtifactError(f"{found.file}: the stored spec cannot be written as YAML ({type(e).__name__})") from None
     with atomic_path(out) as tmp:
