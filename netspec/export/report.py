@@ -47,7 +47,7 @@ class ExportReport:
 
         gate = self.gate
         assert gate is not None and gate.ok  # stamped only into an artifact whose gate passed
-        outputs = {}
+        outputs: dict[str, dict[str, Any]] = {}
         for name in dict.fromkeys(p.output for p in gate.parity):
             runs = [p for p in gate.parity if p.output == name]
             worst = max(runs, key=lambda p: p.error_vs_range)

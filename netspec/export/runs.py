@@ -4,7 +4,7 @@ float64 reference of the fp32 gate's second bound, and errors located at the tar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -106,7 +106,7 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
     return GatePlan(tuple(chosen), per_input, per_sample, limit)
 
 
-def float64_reference(model, names: IONames, plan: GatePlan, weight_bytes: int) -> Callable[[dict], dict]:
+def float64_reference(model, names: IONames, plan: GatePlan, weight_bytes: int) -> Callable[[Mapping[str, Any]], dict]:
     """The fp32 gate's float64 reference (:mod:`netspec.export.noise`), priced against the budget before each run.
 
     Raises (when called):
@@ -117,7 +117,7 @@ def float64_reference(model, names: IONames, plan: GatePlan, weight_bytes: int) 
 
     build = noise.float64_reference(model, lambda twin, x: call_model(twin, names, x))
 
-    def run(x: dict) -> dict:
+    def run(x: Mapping[str, Any]) -> dict:
         batch = int(next(iter(x.values())).shape[0])
         cost, room = float64_run(plan.per_input, plan.per_sample, batch, weight_bytes), headroom()
         if cost.bytes > room.bytes:
