@@ -199,6 +199,7 @@ class Flattener:
         for layer in model.layers:
             if isinstance(layer, self.keras.Model):
                 current = self.nested(layer, [current], where, once=True)[0]
+                self.names.setdefault(layer.name, current.split(".")[0])  # it stands for its output layer
                 continue
             cfg = {"class_name": type(layer).__name__, "module": type(layer).__module__, "name": layer.name,
                    "config": layer.get_config()}
