@@ -162,7 +162,10 @@ class Spec:
             NetspecError: a node cannot be built; the error names the node, its line and shapes.
         """
         model = self._compile(budget).model
-        object.__setattr__(model, BUILT_FROM, self.metadata())  # past Keras's attribute tracking: plain data
+        try:
+            object.__setattr__(model, BUILT_FROM, self.metadata())  # past Keras's attribute tracking: plain data
+        except NetspecError:  # no metadata to carry: the model imports as any model does
+            pass
         return model
 
     def check(self, budget: Budget | None = None, run: bool = True) -> CheckResult:
