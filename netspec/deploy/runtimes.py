@@ -165,9 +165,12 @@ def read_stamps(path: str) -> dict[str, str]:
 
 
 def contract_of(metadata: dict[str, str], ports: list[Port], outputs: list[str], where: str) -> Contract:
-    """The stamped contract, or one that says only the shapes (no preprocessing, no labels)."""
+    """The stamped contract, checked against the runtime's own inputs and outputs
+    (:meth:`~netspec.contract.Contract.check_ports`), or one that says only the shapes (no preprocessing,
+    no labels). Every opener goes through here, so no artifact runs with a contract its graph contradicts."""
     stamped = Contract.from_metadata(metadata, where)
     if stamped is not None:
+        stamped.check_ports(ports, outputs, where)
         return stamped
     return Contract(inputs={p.name: InputContract(p.shape, p.dtype if p.dtype != "int64" else "int32")
                             for p in ports},
@@ -311,15 +314,10 @@ def _open_openvino(path: str, weights: str | None, data_root: str | None) -> Art
     from ..errors import ExportError
     from ..export import openvino as ir
 
-    weights_file = ir.bin_path(path)
-    if not weights_file.is_file():
-        raise ArtifactError(f"{shown(path)}: its weights {shown(str(weights_file))} are missing; an OpenVINO IR "
-                             "is an .xml with the .bin of the same name beside it")
-    _check_file(str(weights_file))
     try:
-        model = ir.open_model(path)
+        model = ir.open_model(path)  # the .bin, rt_info and native stderr checked by its one reader, ir.read_ir
     except ExportError as e:
-        raise ArtifactError(e.message) from None
+        raise ArtifactError(e.message, location=e.location) from None
     ports, batches = [], set()
     for name, port in model.inputs.items():
         dims = list(port["shape"])
