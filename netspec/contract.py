@@ -298,7 +298,8 @@ class _Reader:
         self.where = where
 
     def fail(self, at: str, what: str, value: Any) -> ContractError:
-        return ContractError(f"the contract in {self.where}: {at} must be {what}. Received: {short(value)}")
+        return ContractError(f"the contract in {self.where}: {at} must be {what}. Received: {short(value)}",
+                             path=("metadata", METADATA_KEY))
 
     def mapping(self, value: Any, at: str) -> dict:
         if not isinstance(value, dict):

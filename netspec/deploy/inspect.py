@@ -100,7 +100,8 @@ def inspect(path: str | os.PathLike) -> Inspection:
 
     Raises:
         ArtifactError: the file cannot be read, or its metadata is malformed or over a cap.
-        ContractError: its stamped contract is malformed (the message names the file).
+        ContractError: its stamped contract is malformed, or disagrees with the file's own inputs and outputs
+            (the message names the file): what ``predict`` would refuse, ``inspect`` does not show as valid.
     """
     shown = display(path)
     kind = stamps.kind(path)
@@ -117,7 +118,19 @@ def inspect(path: str | os.PathLike) -> Inspection:
     for key, cls in (("netspec.target", dict), ("netspec.gate", dict)):
         _json_entry(found, key, cls, strict=True)
     found.inputs, found.outputs = _onnx_io(proto) if proto is not None else _io(path, shown, kind)
+    if found.contract is not None and kind != "keras":  # a .keras file's tensors are not named as its ports
+        found.contract.check_ports([_Port(name, tuple((v["shape"] or [None])[1:]), v["dtype"])
+                                    for name, v in found.inputs.items()], list(found.outputs), shown)
     return found
+
+
+@dataclass(frozen=True)
+class _Port:
+    """An input as :meth:`~netspec.contract.Contract.check_ports` reads it (the batch axis left out)."""
+
+    name: str
+    shape: tuple
+    dtype: str
 
 
 def write_spec(found: Inspection, out: str | os.PathLike) -> str:
