@@ -342,8 +342,8 @@ def read_ir(xml_path: str | os.PathLike):
     path = Path(xml_path)
     shown = display(path)
     _check_regular(path, shown, "")
+    check_rt_info(path, shown)  # well-formed XML first: a truncated .xml is named as such, whatever its .bin
     _check_weights(path, shown)
-    check_rt_info(path, shown)
     try:
         with quiet_native_stderr():
             return ov.Core().read_model(path)
