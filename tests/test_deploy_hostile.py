@@ -343,3 +343,15 @@ def test_inspect_and_the_runtime_read_the_same_ports_without_inspect_compiling(m
     assert rc == 0 and {k: (v["shape"][1:], v["dtype"]) for k, v in shown["inputs"].items()} == \
         {p.name: (list(p.shape), p.dtype) for p in opened.inputs}
     assert list(shown["outputs"]) == opened.outputs
+
+
+def test_an_onnx_file_onnxruntime_refuses_gets_one_short_line(tmp_path, capsys):
+    import onnx
+
+    proto = onnx.load(str(artifacts().onnx))
+    proto.ir_version = 99
+    onnx.save(proto, str(tmp_path / "v.onnx"))
+    rc, _, err = cli(capsys, "predict", str(tmp_path / "v.onnx"), "x.npy")
+    assert rc == 1 and err.startswith(f"{tmp_path / 'v.onnx'}: onnxruntime cannot load it: Unsupported model IR "
+                                      "version: 99, max supported IR version: ")
+    assert "onnxruntime_src" not in err and "::" not in err and len(err.splitlines()) == 1

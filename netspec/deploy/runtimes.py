@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..contract import Contract, InputContract, OutputContract, Preprocess
-from ..errors import DataError, ArtifactError, NetspecError, format_bytes, short
+from ..errors import DataError, ArtifactError, NetspecError, format_bytes, native_message, short
 from ..source.kerasfile import display as shown
 from .inputs import Port
 
@@ -84,8 +84,6 @@ class Artifact:
         Raises:
             DataError: the runtime fails on the inputs (its message, bounded).
         """
-        from ..export.verify import exception_text
-
         n = len(next(iter(x.values())))
         step = self.batch or batch_size
         parts: dict[str, list[np.ndarray]] = {}
@@ -101,7 +99,7 @@ class Artifact:
                 raise
             except Exception as e:
                 raise DataError(f"{self.shown} ({self.runtime}) failed to run on samples {start}..{start + m - 1}: "
-                                f"{exception_text(e)}") from None
+                                f"{native_message(e)}") from None
             for name in self.outputs:
                 parts.setdefault(name, []).append(np.asarray(got[name])[:m])
             if progress is not None:
@@ -235,8 +233,9 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     metadata = onnx_metadata(proto, shown(path))
     try:
         session = ort_session(proto.SerializeToString())
-    except ExportError as e:
-        raise ArtifactError(f"{shown(path)}: {e.message.replace('the exported model', 'it')}") from None
+    except ExportError as e:  # verify raises it "from None": onnxruntime's own error is still its context
+        said = e.__context__ if e.__context__ is not None else e.message.split(": ", 1)[-1]
+        raise ArtifactError(f"{shown(path)}: onnxruntime cannot load it: {native_message(said)}") from None
     ports, batches = [], set()
     for i in session.get_inputs():
         if i.type not in _ORT_DTYPES:
@@ -278,7 +277,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
     from ai_edge_litert.interpreter import Interpreter
 
     from ..export.convert import quiet_native_stderr
-    from ..export.verify import exception_text, litert_version
+    from ..export.verify import litert_version
 
     try:
         with quiet_native_stderr():  # the interpreter announces its delegates from C++
@@ -286,7 +285,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
             keys = list(interpreter.get_signature_list())
             runner = interpreter.get_signature_runner("serving_default" if "serving_default" in keys else keys[0])
     except Exception as e:
-        raise ArtifactError(f"the LiteRT interpreter cannot load {shown(path)}: {exception_text(e)}") from None
+        raise ArtifactError(f"the LiteRT interpreter cannot load {shown(path)}: {native_message(e)}") from None
     ports, batches = [], set()
     for name, d in runner.get_input_details().items():
         sig = [int(v) for v in d.get("shape_signature", d["shape"])]
