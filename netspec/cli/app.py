@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Reporter.for_args(args).error(e)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `netspec inspect m.onnx | head`: the reader left; say nothing, as Unix tools do
+        return _pipe_closed()
     except Exception:
         traceback.print_exc()
         print("netspec: internal error; this is a bug in netspec, please report it with the spec that caused it",
@@ -101,6 +103,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BUG
 
 
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool the closed pipe stopped
+
+
+def _pipe_closed() -> int:
+    """Standard output's reader is gone: point stdout at /dev/null so the interpreter's final flush of what
+    is still buffered cannot raise a second BrokenPipeError (and its "Exception ignored" lines)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
+
+
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (``python -m netspec`` too): EPIPE while flushing the last output
+    ends the command quietly, as it does inside :func:`main`."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _pipe_closed()
+    sys.exit(code)
