@@ -286,7 +286,7 @@ class ArtifactError(NetspecError):
 
 
 class OutputError(NetspecError):
-    """A file a command was told to write cannot be written there (its directory does not exist)."""
+    """A file a command was told to write cannot be written there (a directory, a file in the way, no permission)."""
 
     kind = "output"
 

@@ -300,12 +300,19 @@ def test_duplicate_rt_info_keys_and_entity_declarations_are_refused(tmp_path, ca
 # -- 8. inspect --spec ------------------------------------------------------------------------------
 
 
-def test_inspect_spec_refuses_a_missing_directory(tmp_path, capsys):
-    out = tmp_path / "no" / "such" / "s.yaml"
+def test_inspect_spec_writes_like_every_output_option(tmp_path, capsys):
+    """One rule for every file netspec writes (build -o, export -o, inspect --spec): missing directories are
+    made; a directory, or a file where a directory must be, is refused and nothing is written."""
+    out = tmp_path / "new" / "dir" / "s.yaml"
     rc, _, err = cli(capsys, "inspect", str(artifacts().onnx), "--spec", str(out))
-    assert rc == 1 and err == (f"--spec {out}: the directory {out.parent} does not exist; netspec writes the file, "
-                               "not the directories above it. Nothing written\n")
-    assert not (tmp_path / "no").exists()
+    assert rc == 0 and out.read_text().startswith("# written by netspec inspect")
+    (tmp_path / "afile").write_text("x")
+    rc, _, err = cli(capsys, "inspect", str(artifacts().onnx), "--spec", str(tmp_path / "afile" / "s.yaml"))
+    assert rc == 1 and err == f"{tmp_path / 'afile' / 's.yaml'}: {tmp_path / 'afile'} is a file, not a directory. Nothing written\n"
+    (tmp_path / "d.yaml").mkdir()
+    rc, _, err = cli(capsys, "inspect", str(artifacts().onnx), "--spec", str(tmp_path / "d.yaml"))
+    assert rc == 1 and err == f"{tmp_path / 'd.yaml'}: is a directory; give a file name to write. Nothing written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d.yaml", "new"]
 
 
 # -- 9, 10. the IR's .bin, and one reader of its ports --------------------------------------------------

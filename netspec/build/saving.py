@@ -22,16 +22,32 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
     On any exception the temporary file is removed and ``target`` is left as it was.
     """
+    from ..errors import OutputError
+
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    if target.is_dir():
+        raise OutputError(f"{target}: is a directory; give a file name to write. Nothing written")
+    blocker = next((d for d in target.parents if d.exists() and not d.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{target}: {blocker} is a file, not a directory. Nothing written")
+    try:  # missing directories above the file are made, as for every file netspec writes (-o, --spec)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    except OSError as e:  # a file where a directory must be, no permission, a read-only or full disk
+        raise OutputError(f"{target}: cannot be written there ({e.strerror or type(e).__name__}"
+                          f"{': ' + str(e.filename) if e.filename and str(e.filename) != str(target) else ''}). "
+                          "Nothing written") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp made it 0600; give it what a plain open() would
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as e:  # the target became a directory meanwhile, or cannot be replaced
+            raise OutputError(f"{target}: cannot be replaced ({e.strerror or type(e).__name__}). "
+                              "Nothing written") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

@@ -141,18 +141,12 @@ def write_spec(found: Inspection, out: str | os.PathLike) -> str:
 
     Raises:
         ArtifactError: the artifact stores no spec, or the spec does not match the stored hash.
-        OutputError: ``out``'s directory does not exist (it is not created: a typo in a path should not
-            leave a tree of new directories behind; the file itself is written atomically).
+        OutputError: ``out`` cannot be written (:func:`netspec.build.saving.atomic_path`: missing directories
+            are made, as for every file netspec writes; the file is written atomically).
     """
     import yaml
 
     from ..build.saving import atomic_path
-    from ..errors import OutputError
-
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise OutputError(f"--spec {display(out)}: the directory {display(os.path.dirname(os.fspath(out)) or '.')} "
-                          "does not exist; netspec writes the file, not the directories above it. Nothing written")
 
     spec, params_of, stored = read_spec_stamp(found.metadata, found.file)
     params = json.dumps(params_of, sort_keys=True)
