@@ -127,9 +127,9 @@ def match_layers(layers: list[Layer], ref: dict[str, np.ndarray], values: dict[s
     tol = TOLERANCES["fp32"]
     scoped: dict[str, list[str]] = {}
     for key, joined in names.items():
-        for layer in {layer_of(n) for n in joined.split("\n") if n}:
-            if layer is not None:
-                scoped.setdefault(layer, []).append(key)
+        for scope in {layer_of(n) for n in joined.split("\n") if n}:
+            if scope is not None:
+                scoped.setdefault(scope, []).append(key)
     out = {}
     for layer in layers:
         want = ref[layer.name]
@@ -186,7 +186,9 @@ def activation_errors(model, float_model, low_model, batches: list[Arrays]) -> l
     """
     layers, matched = _probe(model, float_model, batches[0])
     low_ops = {op.get_friendly_name(): op for op in low_model.get_ordered_ops()}
-    float_ports, low_ports, which = [], [], {}
+    float_ports: list[tuple[str, int, str]] = []
+    low_ports: list[tuple[str, int, str]] = []
+    which: dict[str, str] = {}
     for layer in layers:
         m = matched.get(layer.name)
         if m is None or not m["ok"]:
