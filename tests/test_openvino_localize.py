@@ -76,7 +76,7 @@ def test_a_layer_the_ir_folds_away_is_not_blamed_and_a_wrong_fused_op_is(keras, 
     model.load_weights(lively_weights(spec, tmp_path / "w.weights.h5"))
     x = quantize.generate(quantize.describe_inputs(model), 1, seed=3)
     artifact = OPENVINO.convert(model, io_names(model, spec.graph), BUILTIN["openvino-cpu"], None)
-    layers, matched = ovlocalize._probe(model, artifact.model, x)
+    layers, matched = ovlocalize.probe(model, artifact.model, x, verify.TOLERANCES["fp32"])
     assert ovlocalize.first_divergence(model, artifact.model, x) is None
     unmatched = {la.name for la in layers if not matched.get(la.name, {}).get("ok")}
     assert "stage_3_block_1_project" in unmatched and "stage_3_block_1_project_bn" not in unmatched

@@ -280,8 +280,10 @@ def _openvino_divergence(model, artifact: OVArtifact, x: Arrays) -> dict | None:
 def _openvino_localize(float_artifact: OVArtifact, artifact: OVArtifact, batches: list, precision: Precision) -> dict:
     from . import localize, ovlocalize
 
-    return localize.summarize(ovlocalize.activation_errors(float_artifact.keras, float_artifact.model,
-                                                           artifact.model, batches))
+    errors = ovlocalize.activation_errors(float_artifact.keras, float_artifact.model, artifact.model, batches)
+    if not errors:
+        return {"note": "no layer's output was found among the OpenVINO model's tensors"}
+    return localize.summarize(errors)
 
 
 # -- the table --------------------------------------------------------------------------------------

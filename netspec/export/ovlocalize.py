@@ -31,10 +31,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from .localize import add_squares, sqnr_db
-from .verify import TOLERANCES, _layout_error, layer_of
+from .verify import TOLERANCES, Tolerance, _layout_error, layer_of
 
 Arrays = Mapping[str, np.ndarray]
 _SKIP = frozenset({"Parameter", "Result", "Constant"})
+# Which float IR tensor is a layer's output, for int8: found within this bound, not the fp32 gate's (a
+# float IR a little off the gate's bound is still the model NNCF quantized, and its ops still the layers').
+MATCH = Tolerance(rtol=1e-3, atol=1e-3, floor_one=True)
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ def keras_values(model, x: Arrays) -> tuple[list[Layer], dict[str, np.ndarray]]:
     layers, tensors = keras_layers(model)
     if not layers:
         return [], {}
-    probe = keras.Model(model.inputs, tensors)
-    out = probe([x[t.name] for t in model.inputs], training=False)
+    reference = keras.Model(model.inputs, tensors)
+    out = reference([x[t.name] for t in model.inputs], training=False)
     out = out if isinstance(out, (list, tuple)) else [out]
     return layers, {layer.name: np.asarray(v) for layer, v in zip(layers, out)}
 
@@ -115,16 +118,15 @@ def run_with_outputs(ov_model, ports: list[tuple[str, int, str]], feeds: list[Ar
 
 
 def match_layers(layers: list[Layer], ref: dict[str, np.ndarray], values: dict[str, np.ndarray],
-                 names: dict[str, str]) -> dict[str, dict]:
+                 names: dict[str, str], tol: Tolerance) -> dict[str, dict]:
     """Each layer's closest IR tensor: ``{layer: {"key", "error", "bound", "ok"}}`` (layers with no tensor
-    of their size left out); ``ok``: within the fp32 bound.
+    of their size left out); ``ok``: within ``tol``'s bound.
 
     Args:
         ref: the layers' Keras outputs.
         values: the IR tensors, by :func:`tensor_key`, in graph order.
         names: each tensor's TensorFlow names joined (empty when transformations dropped them).
     """
-    tol = TOLERANCES["fp32"]
     scoped: dict[str, list[str]] = {}
     for key, joined in names.items():
         for scope in {layer_of(n) for n in joined.split("\n") if n}:
@@ -147,14 +149,14 @@ def match_layers(layers: list[Layer], ref: dict[str, np.ndarray], values: dict[s
     return out
 
 
-def _probe(model, ov_model, x: Arrays) -> tuple[list[Layer], dict[str, dict]]:
+def probe(model, ov_model, x: Arrays, tol: Tolerance) -> tuple[list[Layer], dict[str, dict]]:
     """Keras's layers, each matched to the IR tensor that reproduces it best (see :func:`match_layers`)."""
     layers, ref = keras_values(model, x)
     ports = computing_outputs(ov_model)
     keyed = [(p.get_node().get_friendly_name(), p.get_index(), tensor_key(p.get_node(), p.get_index())) for p in ports]
     values = next(run_with_outputs(ov_model, keyed, [x]))
     names = {k: "\n".join(sorted(p.get_names())) for p, (_, _, k) in zip(ports, keyed)}
-    return layers, match_layers(layers, ref, {k: values[k] for _, _, k in keyed}, names)
+    return layers, match_layers(layers, ref, {k: values[k] for _, _, k in keyed}, names, tol)
 
 
 def first_divergence(model, ov_model, x: Arrays) -> dict | None:
@@ -164,7 +166,7 @@ def first_divergence(model, ov_model, x: Arrays) -> dict | None:
         ``{"node", "max_abs_error", "bound"}`` as :func:`netspec.export.verify.first_divergence` has it,
         or None when every layer is reproduced (or none can be compared).
     """
-    layers, matched = _probe(model, ov_model, x)
+    layers, matched = probe(model, ov_model, x, TOLERANCES["fp32"])
     for layer in layers:
         m = matched.get(layer.name)
         if m is None or m["ok"]:
@@ -184,7 +186,7 @@ def activation_errors(model, float_model, low_model, batches: list[Arrays]) -> l
         has it (``tensor``: the IR op); layers the float IR does not reproduce, or whose op the int8 IR
         lacks, are left out.
     """
-    layers, matched = _probe(model, float_model, batches[0])
+    layers, matched = probe(model, float_model, batches[0], MATCH)
     low_ops = {op.get_friendly_name(): op for op in low_model.get_ordered_ops()}
     float_ports: list[tuple[str, int, str]] = []
     low_ports: list[tuple[str, int, str]] = []
