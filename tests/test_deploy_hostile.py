@@ -315,6 +315,24 @@ def test_inspect_spec_writes_like_every_output_option(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d.yaml", "new"]
 
 
+def test_an_output_the_file_system_refuses_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """A name over NAME_MAX is refused when -o is read (an export used to run 27 s, then crash with a traceback)."""
+    import time
+
+    long = tmp_path / "at" / ("a" * 300 + ".onnx")
+    started = time.perf_counter()
+    rc, _, err = cli(capsys, "export", str(ROOT / "specs" / "digits.yaml"), "--target", "onnx-cpu", "-o", str(long))
+    assert rc == 1 and err.endswith(": a name in it is longer than the file system takes (255 bytes). Nothing written\n")
+    assert time.perf_counter() - started < 5 and not (tmp_path / "at").exists()
+
+
+def test_standard_output_on_a_full_disk_is_one_line_not_a_traceback(tmp_path):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "netspec", "inspect", str(artifacts().onnx)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and proc.stderr == "netspec: cannot write standard output: No space left on device\n"
+
+
 # -- 9, 10. the IR's .bin, and one reader of its ports --------------------------------------------------
 
 

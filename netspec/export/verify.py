@@ -229,7 +229,7 @@ def _noise_rejudge(p: Parity, x: Arrays, want, got, exact: Callable[[Arrays], di
     except Exception as e:  # no float64 twin (a layer without float64 kernels, over the budget): the absolute bound stands
         p.noise = {"note": exception_text(e)}
         return None, p
-    return exact, noise.rejudge(p, want, got, value, classifier)
+    return exact, noise.rejudge(p, want, got, value, classifier, TOLERANCES["fp32"].rtol)
 
 
 def describe_noise(n: dict) -> str:
