@@ -82,7 +82,8 @@ class Flattener:
         # in the config's order, which the spec's outputs mapping keeps (Keras orders the outputs and
         # their layers by these names).
         self.output_keys: list[str] | None = None
-        self.groups: list[Group] = []         # nested models called once (see nesting.py)
+        self.groups: list[Group] = []         # nested models called once (see nesting.py), innermost first
+        self.grouping = True                  # whether a model called once here is recorded as a group
 
     def own(self, keras_name: str) -> str:
         """A fresh op name for a Keras layer, inside the nested model being flattened."""
@@ -162,20 +163,23 @@ class Flattener:
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
 
-        A model called ``once`` at the top level on one tensor, giving one, is recorded as a
-        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block used once),
-        under a name of its own (the instance's).
+        A model called ``once`` at the top level, or inside a model recorded so, is recorded as a
+        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block used once, with
+        its inputs' names and refs and its outputs' refs), under a name of its own (the instance's).
         """
-        top = once and self.prefix == "" and len(bound) == 1
-        instance = self.fresh(spec_name(model.name)) if top else spec_name(model.name)
-        outer, self.prefix = self.prefix, self.prefix + instance + "_"
+        top = once and self.grouping
+        instance = self.fresh(self.prefix + spec_name(model.name)) if top else self.prefix + spec_name(model.name)
+        outer, self.prefix = self.prefix, instance + "_"
+        grouping, self.grouping = self.grouping, top
         start = len(self.ops)
         try:
             outs = self.model(model, bound, f"{where}{model.name} > ")
         finally:
-            self.prefix = outer
-        if top and len(outs) == 1:
-            self.groups.append(Group(instance, spec_name(model.name), tuple(op.name for op in self.ops[start:])))
+            self.prefix, self.grouping = outer, grouping
+        if top:
+            names = ["x"] if len(bound) == 1 else [spec_name(kerasapi.producer(t).name, "x") for t in model.inputs]
+            self.groups.append(Group(instance, spec_name(model.name), tuple(op.name for op in self.ops[start:]),
+                                     tuple(names), tuple(bound), tuple(outs)))
         return outs
 
     def _sequential(self, model, bound, where: str) -> list[str]:
@@ -235,7 +239,11 @@ class Flattener:
             for d in needed:
                 if d not in deps:
                     raise ModelImportError(f"layer {short(call[0], 80)} uses a tensor of {short(d[0], 80)}, which is not in the model")
-        roots = [(h[0], h[1]) for h in history_list(config["output_layers"])]
+        # an output of a nested model called once names its call with the model's own node count
+        # added (see _output_ref): its one call here is the one it means
+        only = {name: k for name, k in deps if sum(1 for n, _ in deps if n == name) == 1}
+        roots = [(h[0], h[1]) if (h[0], h[1]) in deps else (h[0], only.get(h[0], h[1]))
+                 for h in history_list(config["output_layers"])]
         # anything the outputs do not reach, but not the operations that only made implicit masks
         roots += [(layer["name"], 0) for layer in config["layers"] if layer["name"] not in skip]
         done: set[tuple[str, int]] = set()
