@@ -139,6 +139,7 @@ def _plan(ops: list[Op], outputs: list[str], group: Group, members: tuple[str, .
         return None
     run = _block_order([ops[where[m]] for m in sorted(members, key=where.__getitem__)], outs)
     externals = list(dict.fromkeys(r for op in run for r in op_refs(op) if base(r) not in own))
+    binding: dict[str, str] | None
     if group.bound:
         if len(group.bound) != len(inputs):
             return None
