@@ -133,6 +133,23 @@ def multi_input_once_in_sequence(keras):
     return keras.Model([a, b], [second([b, mixed]), total], name="chain")
 
 
+def shared_two_input_tower(keras):
+    """A siamese network whose shared tower takes two inputs and gives two outputs (keras.io's
+    siamese examples, with a second input per side): the tower a block with inputs and outputs,
+    its second call a ``share:`` node of it."""
+    L = keras.layers
+    p, q = keras.Input((4,), name="p"), keras.Input((2,), name="q")
+    h = L.Dense(5, activation="relu", name="hidden")(L.Concatenate(name="cat")([p, q]))
+    tower = keras.Model([p, q], [L.Dense(3, name="embed")(h), L.Dense(1, name="score")(h)], name="tower")
+    a, a_meta = keras.Input((4,), name="left"), keras.Input((2,), name="left_meta")
+    b, b_meta = keras.Input((4,), name="right"), keras.Input((2,), name="right_meta")
+    ea, sa = tower([a, a_meta])
+    eb, sb = tower([b, b_meta])
+    diff = L.Subtract(name="diff")([ea, eb])
+    return keras.Model([a, a_meta, b, b_meta], [L.Dense(1, name="same")(diff), L.Add(name="scores")([sa, sb])],
+                       name="siamese2")
+
+
 CASES = [
     (nested_functional, ["blocks:\n  encoder:\n    nodes:\n      - {name: hidden, type: Dense, units: 4",
                          "  decoder:\n    nodes:\n", "nodes:\n  - {name: encoder, block: encoder}\n"
@@ -156,6 +173,10 @@ CASES = [
     (lstm_encoder_states, ["  encoder:\n    nodes:\n      - {name: lstm, type: LSTM, return_state: true, units: 4}\n"
                            "    outputs: [lstm.0, lstm.1, lstm.2]\n",
                            "initial_state: [encoder.1, encoder.2]"]),
+    (shared_two_input_tower, ["  tower:\n    inputs: [p, q]\n", "    outputs: [embed, score]\n",
+                              "  - {name: tower, block: tower, in: [left, left_meta]}\n",
+                              "  - {name: tower_1, share: tower, in: [right, right_meta]}\n",
+                              "in: [tower.0, tower_1.0]", "in: [tower.1, tower_1.1]"]),
     (multi_input_once_in_sequence, ["  first:\n    inputs: [p, q]\n", "    outputs: [sum, mix]\n",
                                     "  second:\n    inputs: [r, s]\n",
                                     "{name: second, block: second, in: [b, first.1]}"]),
@@ -175,8 +196,8 @@ def test_nested_models_import_as_blocks(keras, make, fragments):
     assert import_model(netspec.load(first.text).build()).text == first.text
 
 
-@pytest.mark.parametrize("make", [nested_functional, once_and_shared, vae, two_input_nested],
-                         ids=["nested_functional", "once_and_shared", "vae", "two_input_nested"])
+@pytest.mark.parametrize("make", [nested_functional, once_and_shared, vae, two_input_nested, shared_two_input_tower],
+                         ids=["nested_functional", "once_and_shared", "vae", "two_input_nested", "shared_two_input_tower"])
 def test_files_netspec_writes_round_trip(keras, make, tmp_path):
     """A .keras file written as ``netspec build -o`` writes it carries the spec: the same text again."""
     source = make(keras)

@@ -13,7 +13,7 @@ from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
 from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
-from .calls import TensorDict, call_inputs, implicit_mask
+from .calls import TensorDict, call_inputs, strip_implicit_masks
 from .values import (
     call_tensors,
     config_dtype,
@@ -84,6 +84,7 @@ class Flattener:
         self.output_keys: list[str] | None = None
         self.groups: list[Group] = []         # nested models called once (see nesting.py), innermost first
         self.grouping = True                  # whether a model called once here is recorded as a group
+        self.walked: set[int] = set()         # id() of the nested models walked (called) so far
 
     def own(self, keras_name: str) -> str:
         """A fresh op name for a Keras layer, inside the nested model being flattened."""
@@ -117,7 +118,7 @@ class Flattener:
         for name, op in live.items():
             for k, node in enumerate(_model_nodes(model, op)):
                 live_nodes[(name, k)] = node
-        skip = _strip_implicit_masks(config, live_nodes)
+        skip = strip_implicit_masks(config, live_nodes)
         calls = self._calls(config, skip)
         refs: dict[tuple[str, int, int], str] = {}
         multi: dict[tuple[str, int], bool] = {}
@@ -163,14 +164,19 @@ class Flattener:
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
 
-        A model called ``once`` at the top level, or inside a model recorded so, is recorded as a
-        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block used once, with
-        its inputs' names and refs and its outputs' refs), under a name of its own (the instance's).
+        A model called ``once`` at the top level, or inside a model called once and recorded so, and
+        the first call of a model called more than once at the top level, is recorded as a
+        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block, with its inputs'
+        names and refs and its outputs' refs), under a name of its own (the instance's).
         """
-        top = once and self.grouping
+        # a model called more than once at the top level: its first call is the group (its later
+        # calls, share ops, become share: nodes of it); the models nested in it stay inline
+        first = id(model) not in self.walked
+        self.walked.add(id(model))
+        top = self.grouping and first and (once or self.prefix == "")
         instance = self.fresh(self.prefix + spec_name(model.name)) if top else self.prefix + spec_name(model.name)
         outer, self.prefix = self.prefix, instance + "_"
-        grouping, self.grouping = self.grouping, top
+        grouping, self.grouping = self.grouping, top and once
         start = len(self.ops)
         try:
             outs = self.model(model, bound, f"{where}{model.name} > ")
@@ -461,35 +467,6 @@ def _model_nodes(model, op) -> list:
         return kerasapi.model_nodes(model, op)
     except Exception:  # private Keras structures changed: no live calls (masks are then kept)
         return []
-
-
-def _strip_implicit_masks(config: dict, live_nodes: dict) -> frozenset:
-    """Drop every ``mask`` keyword that is the implicit mask Keras passes on (see calls.py) from the
-    config's calls; returns the operations that then feed nothing (they only computed masks)."""
-    before = _reachable(config)
-    for layer in config["layers"]:
-        for k, node in enumerate(layer["inbound_nodes"]):
-            kwargs = node.get("kwargs") if isinstance(node, dict) else None
-            if kwargs and "mask" in kwargs and (layer["name"], k) in live_nodes \
-                    and implicit_mask(live_nodes[(layer["name"], k)]):
-                del kwargs["mask"]
-    after = _reachable(config)
-    return frozenset(before - after)
-
-
-def _reachable(config: dict) -> set[str]:
-    """Layer names the outputs reach through call arguments."""
-    deps: dict[str, set[str]] = {}
-    for layer in config["layers"]:
-        deps[layer["name"]] = {h[0] for node in layer["inbound_nodes"] for h in call_tensors(node)}
-    seen: set[str] = set()
-    stack = [h[0] for h in history_list(config["output_layers"])]
-    while stack:
-        name = stack.pop()
-        if name not in seen and name in deps:
-            seen.add(name)
-            stack.extend(deps[name])
-    return seen
 
 
 def _output_count(model, op, k: int) -> int:

@@ -81,7 +81,7 @@ def nest_once(ops: list[Op], outputs: list[str], groups: list[Group],
         plan = _plan(ops, outputs, group, members, {**(blocks or {}), **made}, renamed)
         if plan is None:
             continue
-        at, run, binding, outs = plan
+        at, run, binding, outs, calls = plan
         cut = len(group.instance) + 1
         rename = {op.name: op.name[cut:] for op in run}
         names = {ref: name for name, ref in binding.items()}
@@ -98,9 +98,15 @@ def nest_once(ops: list[Op], outputs: list[str], groups: list[Group],
                                   outputs=None if single else [inner(r) for r in outs])
         instance = Op(group.instance, "block", group.block, {}, list(binding.values()), foldable=False,
                       members=[m for op in run for m in op.names()])
+        put = {at: instance}
         own = {id(op) for op in run}
-        ops[:] = [instance if k == at else op for k, op in enumerate(ops) if k == at or id(op) not in own]
         to_instance = {r: group.instance if len(outs) == 1 else f"{group.instance}.{t}" for t, r in enumerate(outs)}
+        for call in calls:  # the later calls of a shared nested model: share: nodes of the instance
+            put[call.at] = Op(call.name, "share", None, {}, call.bound, share_of=group.instance, foldable=False,
+                              origin=call.copies[0].origin, members=[m for op in call.copies for m in op.names()])
+            own |= {id(op) for op in call.copies}
+            to_instance.update({r: call.name if len(outs) == 1 else f"{call.name}.{t}" for t, r in enumerate(call.outs)})
+        ops[:] = [put.get(k, op) for k, op in enumerate(ops) if k in put or id(op) not in own]
         for op in ops:
             op.inputs = map_refs(op.inputs, lambda r: to_instance.get(r, r))
         outputs[:] = [to_instance.get(r, r) for r in outputs]
@@ -149,15 +155,77 @@ def _plan(ops: list[Op], outputs: list[str], group: Group, members: tuple[str, .
     if binding is None or len(binding) != len(inputs) or len(set(binding.values())) != len(inputs) \
             or set(binding.values()) != set(externals):
         return None
+    calls = _share_calls(ops, run, binding, outs, group.instance)
+    if calls is None:
+        return None
+    copied = {op.name for call in calls for op in call.copies}
+    reached = set(outs) | {r for call in calls for r in call.outs}
     for op in ops:
-        if op.share_of in own:
+        if op.name not in own | copied and any(base(r) in own | copied and r not in reached for r in op_refs(op)):
             return None
-        if op.name not in own and any(base(r) in own and r not in outs for r in op_refs(op)):
-            return None
-    if any(base(r) in own and r not in outs for r in outputs):
+    if any(base(r) in own | copied and r not in reached for r in outputs):
         return None
     at = _place(ops, where, own, externals)
-    return None if at is None else (at, run, binding, outs)
+    if at is None or any(call.at is None for call in calls) or at in {call.at for call in calls}:
+        return None
+    return at, run, binding, outs, calls
+
+
+@dataclass
+class _Call:
+    """A later call of a shared nested model: its ``share`` ops (in block order), the refs bound to
+    the block's inputs, its output refs, its name and where its ``share:`` node goes."""
+
+    copies: list[Op]
+    bound: list[str]
+    outs: list[str]
+    name: str
+    at: int | None
+
+
+def _share_calls(ops: list[Op], run: list[Op], binding: dict[str, str], outs: list[str],
+                 instance: str) -> list[_Call] | None:
+    """The later calls of the group's ops (``share`` ops of them: a nested model called again), each
+    as a :class:`_Call` named ``<instance>_<n>`` in the order the import walked them; None when a
+    ``share`` of the group's ops is not part of a whole call wired as the group is."""
+    own = {op.name for op in run}
+    shares: dict[str, list[Op]] = {op.name: [] for op in run}
+    for op in ops:
+        if op.kind == "share" and op.share_of in shares:
+            shares[op.share_of].append(op)
+        elif op.share_of in own:
+            return None
+    counts = {len(v) for v in shares.values()}
+    if len(counts) != 1:
+        return None
+    names = {op.name for op in ops}
+    external = {ref: name for name, ref in binding.items()}
+    where = {op.name: i for i, op in enumerate(ops)}
+    calls = []
+    for n in range(counts.pop()):
+        copy = {op.name: shares[op.name][n] for op in run}
+        bound: dict[str, str] = {}
+        for op in run:
+            mine = copy[op.name]
+            if type(mine.inputs) is not type(op.inputs) or (isinstance(op.inputs, dict) and list(mine.inputs) != list(op.inputs)):
+                return None
+            theirs, got = op_refs(op), op_refs(mine)
+            if len(theirs) != len(got):
+                return None
+            for r, g in zip(theirs, got):
+                if base(r) in copy:
+                    if g != copy[base(r)].name + r[len(base(r)):]:
+                        return None
+                elif base(g) in {c.name for c in copy.values()} or bound.setdefault(external[r], g) != g:
+                    return None
+        name = f"{instance}_{n + 1}"
+        if len(bound) != len(binding) or not is_name(name) or name in names:
+            return None
+        refs = [bound[p] for p in binding]
+        call_outs = [copy[base(r)].name + r[len(base(r)):] for r in outs]
+        at = _place(ops, where, {c.name for c in copy.values()}, refs)
+        calls.append(_Call([copy[op.name] for op in run], refs, call_outs, name, at))
+    return calls
 
 
 def _block_order(run: list[Op], outs: list[str]) -> list[Op]:

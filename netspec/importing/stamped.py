@@ -88,8 +88,9 @@ def groups_of(graph: Any, data: Any) -> list[Group]:
     """The block instances of ``graph`` whose block is built nowhere else, innermost first.
 
     A block's nodes carry their spec path (``blocks.<block>.nodes.<i>``) and the instance path
-    (``scope``) they were built in: a block whose nodes were built in one scope only was used once
-    (not repeated, not shared). It is a group when it is used at the top level, or in the body of a
+    (``scope``) they were built in: a block whose layers were built in one scope only was used once
+    (not repeated; ``share:`` nodes of the instance make no layers, and the import makes them
+    ``share:`` nodes again). It is a group when it is used at the top level, or in the body of a
     block that is itself a group. Its group is every node built under that instance, blocks nested
     in it included; its inputs, outputs and nodes are read from the spec's ``data`` (a block whose
     ``outputs`` is a mapping, which the import never writes, is not a group).
@@ -97,7 +98,7 @@ def groups_of(graph: Any, data: Any) -> list[Group]:
     scopes: dict[str, set[tuple]] = {}
     for node in graph.nodes:
         path = tuple(node.path)
-        if len(path) >= 2 and path[0] == "blocks" and node.scope:
+        if len(path) >= 2 and path[0] == "blocks" and node.scope and node.kind != "share":
             scopes.setdefault(str(path[1]), set()).add(tuple(node.scope))
     once = {next(iter(where)): block for block, where in scopes.items() if len(where) == 1}
     defined = data.get("blocks") if isinstance(data, dict) else None
