@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import ArtifactError, ContractError, NetspecError, short
+from .errors import ArtifactError, ContractError, NetspecError, hint_for, short
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,6 +37,19 @@ METADATA_KEY = "netspec.contract"  # the key in ONNX metadata_props and every ot
 VERSION = 1
 COLORS = ("rgb", "bgr", "grayscale")
 RAW_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "float16", "float32", "float64")
+# The raw dtypes an artifact may take with the numeric preprocessing folded into its graph (``included``):
+# integer images and arrays. A float input cannot show whether its graph rescales (a float32 model
+# without the folded steps takes float32 too), so ``included`` on a float dtype would let a contract
+# feed raw 0..255 pixels to a model that expects them preprocessed; folding exists to take raw images.
+FOLDABLE_DTYPES = ("uint8", "uint16", "int8", "int16", "int32")
+CHANNELS_OF = {"grayscale": 1, "rgb": 3, "bgr": 3}
+F32_MAX = 3.4028234663852886e38  # the largest finite float32: the numeric steps run in float32
+F32_TINY = 1.1754943508222875e-38  # the smallest normal float32: a smaller scale is 0 or loses its digits
+# std divides last. Keras's Normalization (what include_preprocess folds it into) divides by
+# max(std, keras.backend.epsilon()) = 1e-7, so a smaller std would make the folded export and
+# Preprocess.apply disagree; and std is squared into its variance, which must be a finite float32.
+MIN_STD = 1e-7
+MAX_STD = 1.8e19
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 MAX_CONTRACT_BYTES = 4 << 20  # the JSON of a contract: labels of ImageNet-21k are ~300 KiB
 MAX_LABELS = 100_000
@@ -48,6 +61,46 @@ MAX_NAMES = 1024  # inputs or outputs
 MAX_METADATA_BYTES = 16 << 20
 MAX_METADATA_ENTRIES = 256
 MAX_METADATA_KEY = 200
+CONTRACT_KEYS = ("version", "inputs", "outputs")
+INPUT_KEYS = ("shape", "dtype", "preprocess")
+PREPROCESS_KEYS = ("dtype", "color", "resize", "interpolation", "scale", "offset", "mean", "std", "included")
+OUTPUT_KEYS = ("labels",)
+
+
+def number_problem(key: str, value: float) -> str | None:
+    """Why ``value`` cannot be the preprocess number ``key`` (``scale``, ``offset``, one ``mean`` or ``std``
+    entry), or None: every one must be a finite float32 (the steps run in float32), ``scale`` a non-zero
+    normal one, ``std`` between :data:`MIN_STD` and :data:`MAX_STD`. The spec's ``preprocess:`` and a
+    stamped contract are held to the same rule."""
+    if not math.isfinite(value) or abs(value) > F32_MAX:
+        return f"{key} must be a finite float32 number (at most {F32_MAX:.4g} in magnitude)"
+    if key == "scale" and abs(value) < F32_TINY:
+        return f"scale must be a non-zero float32 number of magnitude at least {F32_TINY:.4g} (scale 0 erases the input)"
+    if key == "std" and not MIN_STD <= value <= MAX_STD:
+        return (f"std divides, so each value must be positive, from {MIN_STD:g} (Keras's Normalization divides by "
+                f"at least that) to {MAX_STD:g} (its square, the variance, must fit float32)")
+    return None
+
+
+def color_problem(color: str | None, shape: tuple) -> str | None:
+    """Why images cannot be converted to ``color`` for an input of ``shape`` (no batch axis), or None."""
+    if color is None:
+        return None
+    if len(shape) != 3:
+        return f"color {color} applies to an image input, shaped (height, width, channels)"
+    want, channels = CHANNELS_OF[color], shape[-1]
+    if channels is not None and channels != want:
+        return f"color {color} has {want} channel{'s' * (want > 1)} but the input has {channels}"
+    return None
+
+
+def fold_problem(pre: Preprocess) -> str | None:
+    """Why ``pre`` cannot be folded into an exported graph (``include_preprocess``), or None."""
+    if pre.dtype not in FOLDABLE_DTYPES:
+        return (f"preprocessing is folded into a model that takes raw integer values ({', '.join(FOLDABLE_DTYPES)}: "
+                f"images, counts); a raw {pre.dtype} input keeps its preprocessing outside the graph "
+                "(give preprocess.dtype: uint8 for 8-bit images)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,11 +139,14 @@ class Preprocess:
         """The numeric steps on a raw array (channels last): a new float32 array."""
         import numpy as np
 
-        out: Any = np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
-        if self.mean is not None:
-            out = out - np.asarray(self.mean, dtype=np.float32)
-        if self.std is not None:
-            out = out / np.asarray(self.std, dtype=np.float32)
+        # Overflow gives inf, which the caller refuses (netspec.deploy.inputs.to_model names the input):
+        # numpy's own RuntimeWarning would print netspec's source line to the user instead.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out: Any = np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
+            if self.mean is not None:
+                out = out - np.asarray(self.mean, dtype=np.float32)
+            if self.std is not None:
+                out = out / np.asarray(self.std, dtype=np.float32)
         return out.astype(np.float32, copy=False)
 
     @property
@@ -158,14 +214,16 @@ class Contract:
     def from_dict(cls, data: Any, where: str = "the artifact") -> Contract:
         """The inverse of :meth:`to_dict`, for untrusted data."""
         r = _Reader(where)
-        top = r.mapping(data, "contract")
+        top = r.keys(r.mapping(data, "contract"), CONTRACT_KEYS, "its top level")
         version = top.get("version")
-        if version != VERSION:
-            raise ContractError(f"the contract in {where} has version {version!r}; this netspec reads version {VERSION}")
+        if type(version) is not int or version != VERSION:  # not True, not 1.0: what netspec writes is the int
+            raise ContractError(f"the contract in {where} has version {short(version)}; this netspec reads version "
+                                f"{VERSION} (an integer)", path=("metadata", METADATA_KEY))
         inputs = {name: _read_input(r, value, f"inputs.{name}")
                   for name, value in r.names(top.get("inputs", {}), "inputs").items()}
-        outputs = {name: OutputContract(labels=r.labels(r.mapping(value, f"outputs.{name}").get("labels"),
-                                                          f"outputs.{name}.labels"))
+        outputs = {name: OutputContract(labels=r.labels(
+            r.keys(r.mapping(value, f"outputs.{name}"), OUTPUT_KEYS, f"outputs.{name}").get("labels"),
+            f"outputs.{name}.labels"))
                    for name, value in r.names(top.get("outputs", {}), "outputs").items()}
         return cls(inputs=inputs, outputs=outputs)
 
@@ -225,8 +283,20 @@ class Contract:
                 raise ContractError(f"{where}: its contract gives input {short(name)} shape {_dims(entry.shape)} but "
                                     f"the model takes {_dims(shape)}", path=at)
             pre = entry.preprocess
+            port_dtype = str(port.dtype)
+            if pre is not None and pre.included and port_dtype != pre.dtype:
+                raise ContractError(f"{where}: its contract says input {short(name)} takes raw {pre.dtype} values "
+                                    f"(preprocessing included in the graph) but the model's input is "
+                                    f"{port.dtype}", path=at)
+            if port_dtype in RAW_DTYPES and entry.dtype != port_dtype:  # a runtime's own names: int64 is not one
+                raise ContractError(f"{where}: its contract says input {short(name)} is {entry.dtype} but the model's "
+                                    f"input is {port_dtype}", path=at)
             if pre is None:
                 continue
+            problem = color_problem(pre.color, shape)
+            if problem is not None:  # predict would refuse every image; inspect must not show it as valid
+                raise ContractError(f"{where}: its contract converts images for input {short(name)} of shape "
+                                    f"{_dims(shape)}: {problem}", path=at)
             channels = shape[-1] if shape else None
             for key in ("mean", "std"):
                 values = getattr(pre, key)
@@ -234,10 +304,6 @@ class Contract:
                     raise ContractError(f"{where}: its contract gives input {short(name)} {len(values)} {key} "
                                         f"value{'s' * (len(values) != 1)} but the model's input has {channels} "
                                         "channel" + "s" * (channels != 1), path=at)
-            if pre.included and str(port.dtype) != pre.dtype:
-                raise ContractError(f"{where}: its contract says input {short(name)} takes raw {pre.dtype} values "
-                                    f"(preprocessing included in the graph) but the model's input is "
-                                    f"{port.dtype}", path=at)
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], where: str = "the artifact") -> Contract | None:
@@ -268,27 +334,34 @@ def _input_dict(i: InputContract) -> dict:
 
 
 def _read_input(r: _Reader, value: Any, where: str) -> InputContract:
-    data = r.mapping(value, where)
+    data = r.keys(r.mapping(value, where), INPUT_KEYS, where)
     shape = r.items(data.get("shape"), f"{where}.shape", 32)
     dims = tuple(None if d is None else r.integer(d, f"{where}.shape") for d in shape)
     dtype = r.choice(data.get("dtype", "float32"), RAW_DTYPES, f"{where}.dtype")
     pre = data.get("preprocess")
     if pre is None:
         return InputContract(dims, dtype, None)
-    p = r.mapping(pre, f"{where}.preprocess")
     at = f"{where}.preprocess"
+    p = r.keys(r.mapping(pre, at), PREPROCESS_KEYS, at)
     color = p.get("color")
-    return InputContract(dims, dtype, Preprocess(
+    result = Preprocess(
         dtype=r.choice(p.get("dtype", "float32"), RAW_DTYPES, f"{at}.dtype"),
         color=None if color is None else r.choice(color, COLORS, f"{at}.color"),
         resize=r.flag(p.get("resize", False), f"{at}.resize"),
         interpolation=r.choice(p.get("interpolation", "bilinear"), INTERPOLATIONS, f"{at}.interpolation"),
-        scale=r.number(p.get("scale", 1.0), f"{at}.scale"),
-        offset=r.number(p.get("offset", 0.0), f"{at}.offset"),
-        mean=r.floats(p.get("mean"), f"{at}.mean"),
-        std=r.floats(p.get("std"), f"{at}.std", nonzero=True),
+        scale=r.number(p.get("scale", 1.0), f"{at}.scale", "scale"),
+        offset=r.number(p.get("offset", 0.0), f"{at}.offset", "offset"),
+        mean=r.floats(p.get("mean"), f"{at}.mean", "mean"),
+        std=r.floats(p.get("std"), f"{at}.std", "std"),
         included=r.flag(p.get("included", False), f"{at}.included"),
-    ))
+    )
+    if result.included:  # what Contract.folded writes: the input takes the raw dtype, an integer one
+        problem = fold_problem(result)
+        if problem is not None:
+            raise r.fail(f"{at}.included", f"false: {problem}", True)
+        if dtype != result.dtype:
+            raise r.fail(f"{where}.dtype", f"{result.dtype}, the raw dtype of its included preprocessing", dtype)
+    return InputContract(dims, dtype, result)
 
 
 class _Reader:
@@ -325,16 +398,29 @@ class _Reader:
             raise self.fail(at, "positive integers or null", value)
         return value
 
-    def number(self, value: Any, at: str, nonzero: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or (nonzero and value == 0):
-            raise self.fail(at, "a finite non-zero number" if nonzero else "a finite number", value)
+    def keys(self, data: dict, allowed: tuple[str, ...], at: str) -> dict:
+        """``data`` when it has only ``allowed`` keys: an unknown one is a typo or another netspec's field,
+        and either way would be silently ignored."""
+        for key in data:
+            if key not in allowed:
+                hint = hint_for(key, allowed)
+                raise ContractError(f"the contract in {self.where}: {at} has unknown key {short(key)}; its keys are "
+                                    f"{', '.join(allowed)}", path=("metadata", METADATA_KEY), hint=hint)
+        return data
+
+    def number(self, value: Any, at: str, key: str | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(at, "a finite number", value)
+        problem = number_problem(key, float(value)) if key is not None else None
+        if problem is not None:
+            raise ContractError(f"the contract in {self.where}: {at}: {problem}. Received: {short(value)}",
+                                path=("metadata", METADATA_KEY))
         return float(value)
 
-    def floats(self, value: Any, at: str, nonzero: bool = False) -> tuple[float, ...] | None:
+    def floats(self, value: Any, at: str, key: str) -> tuple[float, ...] | None:
         if value is None:
             return None
-        return tuple(self.number(v, at, nonzero) for v in self.items(value, at, MAX_CHANNELS))
+        return tuple(self.number(v, f"{at}[{k}]", key) for k, v in enumerate(self.items(value, at, MAX_CHANNELS)))
 
     def flag(self, value: Any, at: str) -> bool:
         if not isinstance(value, bool):
@@ -357,6 +443,18 @@ class _Reader:
                 raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) holds a control "
                                     f"character; labels are printable text. Received: {short(label)}",
                                     path=("metadata", METADATA_KEY))
+            if not label.strip():  # predict would print a score with no name
+                raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) is empty; every class "
+                                    f"needs a name. Received: {short(label)}", path=("metadata", METADATA_KEY))
+        if not items:
+            raise self.fail(at, "a list of at least one label, or null", value)
+        first: dict[str, int] = {}
+        for k, label in enumerate(items):  # two classes of one name: predict's answer would be ambiguous
+            if label in first:
+                raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) repeats {short(label)}, "
+                                    f"label {first[label] + 1}; labels name distinct classes",
+                                    path=("metadata", METADATA_KEY))
+            first[label] = k
         return tuple(items)
 
 

@@ -384,9 +384,28 @@ def to_model(raw: np.ndarray, port: Port, pre: Preprocess | None, what: str = "t
         # int64 array of 2**62 is not one (and float32 would round it silently). Folded in, the cast in
         # feed must not change a value either, so fractions are refused too.
         _check_integral(raw, pre.dtype, port, what, whole=pre.included)
+    _check_finite(raw, port, what, "hold")
     x = pre.feed(raw) if pre is not None else raw
+    if pre is not None and not pre.included:
+        _check_finite(x, port, what, f"become, after the contract's preprocessing ({_steps(pre)}),")
     _check_integral(x, port.dtype, port, what)
     return np.ascontiguousarray(np.asarray(x).astype(port.dtype, copy=False))
+
+
+def _check_finite(x: np.ndarray, port: Port, what: str, verb: str) -> None:
+    """Refuse NaN and infinite values (one vectorised pass): a model's answer on them is NaN or meaningless."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f" or x.size == 0 or bool(np.isfinite(x).all()):
+        return
+    bad = np.argwhere(~np.isfinite(x))[0]
+    where = f"sample {int(bad[0])}" + (f" at {tuple(int(i) for i in bad[1:])}" if len(bad) > 1 else "")
+    raise DataError(f"{what} for {port.describe()} {verb} values that are not finite (NaN or infinite; first at "
+                    f"{where}: {x[tuple(bad)]}); float32 holds at most 3.4e38 in magnitude")
+
+
+def _steps(pre: Preprocess) -> str:
+    return f"x * {pre.scale:g} + {pre.offset:g}" + (", - mean" if pre.mean is not None else "") + \
+        (", / std" if pre.std is not None else "")
 
 
 def _check_integral(x: np.ndarray, dtype: str, port: Port, what: str, whole: bool = True) -> None:
