@@ -109,6 +109,19 @@ def test_the_reporter_escapes_what_it_does_not_own(capsys):
     assert out.out == "name \\x1b]0;title\\x07 done\n" and out.err == "bad \\x1b[2J\n"
 
 
+def test_json_output_is_strict_with_non_finite_floats_as_null(capsys):
+    """Python's json writes NaN and Infinity bare, which no strict parser reads: the reporter writes null."""
+    from netspec.cli.output import Reporter
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
+
+    Reporter("json").result("", {"a": float("nan"), "b": [1.5, float("inf"), (float("-inf"), 2)], "c": {"d": np.nan}})
+    assert strict(capsys.readouterr().out) == {"a": None, "b": [1.5, None, [None, 2]], "c": {"d": None}}
+    Reporter("json").error(ContractError("bad"), figure=float("nan"))
+    assert strict(capsys.readouterr().out)["figure"] is None
+
+
 # -- 2. the stamped contract against the artifact's own inputs --------------------------------------
 
 

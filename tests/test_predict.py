@@ -362,3 +362,53 @@ def test_onnx_with_external_data_is_refused(tmp_path, capsys, monkeypatch):
     rc, out, err = cli(capsys, "predict", "sub/leak.onnx", "zeros.npy", "--raw")
     assert rc == 1 and "keeps tensor 'sec' in an external file" in out + err
     assert "65" not in out  # the secret's first byte ("A") never reaches an output
+
+
+def _float_contract(pre: Preprocess | None) -> Contract:
+    return Contract(inputs={"image": InputContract((8, 8, 1), "float32", pre)},
+                    outputs={"probs": OutputContract(tuple(WORDS))})
+
+
+@pytest.mark.parametrize("pre, value, message", [
+    (Preprocess(scale=16 / 255), np.nan, "{f} holds 1 NaN or infinite value; netspec predict feeds finite numbers"),
+    (Preprocess(scale=1e30), 1e10, "the samples of {f} for input 'image' of shape (8, 8, 1) float32 become, after "
+     "the contract's preprocessing (x * 1e+30 + 0), values that are not finite (NaN or infinite; first at sample 0 "
+     "at (2, 3, 0): inf); float32 holds at most 3.4e38 in magnitude"),
+])
+def test_non_finite_inputs_and_outputs_are_located_errors(tmp_path, capsys, pre, value, message):
+    """NaN used to reach the model (and NaN scores the terminal, sorted as the best class, and bare NaN the
+    JSON): a NaN or overflowing input, or a model output that is not finite, is an error naming the file."""
+    onnx_file = stamped_copy(artifacts().onnx, tmp_path / "f.onnx", _float_contract(pre))
+    x = np.zeros((8, 8, 1), np.float32)
+    x[2, 3, 0] = value
+    np.save(tmp_path / "x.npy", x)
+    rc, out, err = cli(capsys, "predict", str(onnx_file), str(tmp_path / "x.npy"))
+    assert rc == 1 and out == "" and message.format(f=tmp_path / "x.npy") in err, err
+    assert "RuntimeWarning" not in err and "Traceback" not in err
+    rc, out, _ = cli(capsys, "predict", str(onnx_file), str(tmp_path / "x.npy"), "--format", "json")
+    assert rc == 1 and json.loads(out)["error"]["kind"] == "data"
+
+
+def test_a_model_output_that_is_not_finite_is_an_error_naming_the_sample(tmp_path):
+    """The digits model's softmax stays finite on any finite input, so its runner is replaced by one whose
+    output for the second sample is NaN: it is refused, naming that sample, not printed as a score."""
+    from dataclasses import replace
+
+    from netspec.deploy.predict import predict
+    from netspec.deploy.runtimes import open_artifact
+    from netspec.errors import DataError
+
+    a = open_artifact(str(artifacts().onnx))
+
+    def nan_second(x: dict) -> dict:
+        y = a.runner(x)["probs"].copy()
+        y[1, 4] = np.nan
+        return {"probs": y}
+
+    np.save(tmp_path / "b.npy", np.stack([pixels(IMAGES[0]), pixels(IMAGES[1])]))
+    assert len(predict(a, [str(tmp_path / "b.npy")])) == 2  # the real runner: finite
+    with pytest.raises(DataError) as info:
+        predict(replace(a, runner=nan_second), [str(tmp_path / "b.npy")])
+    assert info.value.message == (f"{artifacts().onnx} gives output 'probs' values that are not finite (NaN or "
+                                  f"infinite) for {tmp_path / 'b.npy'}[1]: the model's arithmetic overflowed on this "
+                                  "input (values far outside what it was trained on, or a model that was changed)")

@@ -384,8 +384,7 @@ def to_model(raw: np.ndarray, port: Port, pre: Preprocess | None, what: str = "t
         # int64 array of 2**62 is not one (and float32 would round it silently). Folded in, the cast in
         # feed must not change a value either, so fractions are refused too.
         _check_integral(raw, pre.dtype, port, what, whole=pre.included)
-    _check_finite(raw, port, what, "hold")
-    x = pre.feed(raw) if pre is not None else raw
+    x = pre.feed(raw) if pre is not None else raw  # the readers refuse NaN in files; overflow is made here
     if pre is not None and not pre.included:
         _check_finite(x, port, what, f"become, after the contract's preprocessing ({_steps(pre)}),")
     _check_integral(x, port.dtype, port, what)
