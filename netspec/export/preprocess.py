@@ -97,8 +97,8 @@ def fold(model, spec, source, names, fail: Callable[[str], NetspecError]) -> Fol
     if not steps:
         raise fail("include_preprocess folds the inputs' preprocess: into the exported model, and no input "
                    "declares one (inputs: {name: {shape: ..., preprocess: {...}}})")
-    for name, pre in steps.items():  # the spec's targets are checked on load; --include-preprocess and .keras here
-        problem = fold_problem(pre)
+    for name, step in steps.items():  # the spec's targets are checked on load; --include-preprocess and .keras here
+        problem = fold_problem(step)
         if problem is not None:
             raise fail(f"input {name!r}: {problem}")
     raw_inputs, fed = [], []

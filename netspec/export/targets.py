@@ -204,9 +204,9 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
         raise fail("include_preprocess", "include_preprocess folds the inputs' preprocess: into the exported "
                    "model, and no input declares one")
     for d in spec.graph.inputs if target.include_preprocess else ():
-        problem = fold_problem(d.preprocess) if d.preprocess is not None else None
-        if problem is not None:
-            raise fail("include_preprocess", f"input {d.name!r}: {problem}")
+        unfoldable = fold_problem(d.preprocess) if d.preprocess is not None else None
+        if unfoldable is not None:
+            raise fail("include_preprocess", f"input {d.name!r}: {unfoldable}")
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
         where_in, message = problem

@@ -16,19 +16,23 @@ Image-only steps happen before, when an image file is decoded (``netspec.deploy`
 width. Arrays (``.npy``, ``.npz``, CSV rows) are taken to be in the model's layout already; only the
 numeric steps apply to them.
 
-This module imports only the standard library at import time (``validate`` reads it); numpy is
+The package's modules: :mod:`.rules` (the fields' domains, shared with the spec), :mod:`.metadata` (the
+metadata mapping every artifact carries); both are re-exported here. It imports only the standard library
+at import time (``validate`` reads it); numpy is
 imported by :meth:`Preprocess.apply`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import ArtifactError, ContractError, NetspecError, hint_for, short
+from ..errors import ContractError, hint_for, short
+from .metadata import (MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, DuplicateKey,  # noqa: F401
+                       check_metadata, metadata_json, read_metadata_json, read_spec_stamp, spec_stamp, unique_keys)
+from .rules import CHANNELS_OF, FOLDABLE_DTYPES, MAX_STD, MIN_STD, color_problem, fold_problem, number_problem  # noqa: F401
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,70 +41,16 @@ METADATA_KEY = "netspec.contract"  # the key in ONNX metadata_props and every ot
 VERSION = 1
 COLORS = ("rgb", "bgr", "grayscale")
 RAW_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "float16", "float32", "float64")
-# The raw dtypes an artifact may take with the numeric preprocessing folded into its graph (``included``):
-# integer images and arrays. A float input cannot show whether its graph rescales (a float32 model
-# without the folded steps takes float32 too), so ``included`` on a float dtype would let a contract
-# feed raw 0..255 pixels to a model that expects them preprocessed; folding exists to take raw images.
-FOLDABLE_DTYPES = ("uint8", "uint16", "int8", "int16", "int32")
-CHANNELS_OF = {"grayscale": 1, "rgb": 3, "bgr": 3}
-F32_MAX = 3.4028234663852886e38  # the largest finite float32: the numeric steps run in float32
-F32_TINY = 1.1754943508222875e-38  # the smallest normal float32: a smaller scale is 0 or loses its digits
-# std divides last. Keras's Normalization (what include_preprocess folds it into) divides by
-# max(std, keras.backend.epsilon()) = 1e-7, so a smaller std would make the folded export and
-# Preprocess.apply disagree; and std is squared into its variance, which must be a finite float32.
-MIN_STD = 1e-7
-MAX_STD = 1.8e19
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 MAX_CONTRACT_BYTES = 4 << 20  # the JSON of a contract: labels of ImageNet-21k are ~300 KiB
 MAX_LABELS = 100_000
 MAX_LABEL_CHARS = 200
 MAX_CHANNELS = 4096  # mean/std entries
 MAX_NAMES = 1024  # inputs or outputs
-# The netspec metadata of one artifact (version, resolved spec, its hash, target, contract, gate): the spec
-# loader caps a spec at 1 MiB, so its resolved form and the contract fit with room to spare.
-MAX_METADATA_BYTES = 16 << 20
-MAX_METADATA_ENTRIES = 256
-MAX_METADATA_KEY = 200
 CONTRACT_KEYS = ("version", "inputs", "outputs")
 INPUT_KEYS = ("shape", "dtype", "preprocess")
 PREPROCESS_KEYS = ("dtype", "color", "resize", "interpolation", "scale", "offset", "mean", "std", "included")
 OUTPUT_KEYS = ("labels",)
-
-
-def number_problem(key: str, value: float) -> str | None:
-    """Why ``value`` cannot be the preprocess number ``key`` (``scale``, ``offset``, one ``mean`` or ``std``
-    entry), or None: every one must be a finite float32 (the steps run in float32), ``scale`` a non-zero
-    normal one, ``std`` between :data:`MIN_STD` and :data:`MAX_STD`. The spec's ``preprocess:`` and a
-    stamped contract are held to the same rule."""
-    if not math.isfinite(value) or abs(value) > F32_MAX:
-        return f"{key} must be a finite float32 number (at most {F32_MAX:.4g} in magnitude)"
-    if key == "scale" and abs(value) < F32_TINY:
-        return f"scale must be a non-zero float32 number of magnitude at least {F32_TINY:.4g} (scale 0 erases the input)"
-    if key == "std" and not MIN_STD <= value <= MAX_STD:
-        return (f"std divides, so each value must be positive, from {MIN_STD:g} (Keras's Normalization divides by "
-                f"at least that) to {MAX_STD:g} (its square, the variance, must fit float32)")
-    return None
-
-
-def color_problem(color: str | None, shape: tuple) -> str | None:
-    """Why images cannot be converted to ``color`` for an input of ``shape`` (no batch axis), or None."""
-    if color is None:
-        return None
-    if len(shape) != 3:
-        return f"color {color} applies to an image input, shaped (height, width, channels)"
-    want, channels = CHANNELS_OF[color], shape[-1]
-    if channels is not None and channels != want:
-        return f"color {color} has {want} channel{'s' * (want > 1)} but the input has {channels}"
-    return None
-
-
-def fold_problem(pre: Preprocess) -> str | None:
-    """Why ``pre`` cannot be folded into an exported graph (``include_preprocess``), or None."""
-    if pre.dtype not in FOLDABLE_DTYPES:
-        return (f"preprocessing is folded into a model that takes raw integer values ({', '.join(FOLDABLE_DTYPES)}: "
-                f"images, counts); a raw {pre.dtype} input keeps its preprocessing outside the graph "
-                "(give preprocess.dtype: uint8 for 8-bit images)")
-    return None
 
 
 @dataclass(frozen=True)
@@ -463,104 +413,3 @@ def printable(text: Any) -> bool:
     bidirectional overrides): what may reach a terminal as it is. The spec's ``labels:`` are held to
     the same rule (``str.isprintable``), so a contract netspec stamps always passes."""
     return isinstance(text, str) and text.isprintable()
-
-
-class DuplicateKey(ValueError):
-    """A JSON object with a key twice (``json`` keeps the last one silently)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"duplicate key {key!r}")
-        self.key = key
-
-
-def unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    """``json.loads``'s ``object_pairs_hook`` for untrusted JSON: a key given twice raises :class:`DuplicateKey`."""
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-# -- the metadata mapping every artifact carries ------------------------------------------------------
-
-
-def spec_stamp(data: Any, params: Mapping[str, Any], source: str | None) -> dict[str, str]:
-    """netspec's version, the resolved spec (as written, plus its params after overrides), its SHA-256 and
-    its file: the entries every artifact made from a spec carries (export adds its target and gate)."""
-    from .version import __version__
-
-    resolved = json.dumps({"spec": data, "params": dict(params)}, sort_keys=True, default=str, separators=(",", ":"))
-    return {"netspec.version": __version__, "netspec.spec": resolved,
-            "netspec.spec_sha256": hashlib.sha256(resolved.encode()).hexdigest(), "netspec.source": source or "<text>"}
-
-
-
-def read_spec_stamp(metadata: Mapping[str, str], where: str) -> tuple[dict, dict, str]:
-    """The inverse of :func:`spec_stamp`: ``(spec as written, params, sha256)`` from an artifact's metadata,
-    its hash checked (artifacts come from strangers: an entry may be missing, edited or not JSON).
-
-    Raises:
-        ArtifactError: no stored spec or hash, a spec that does not match its hash, or not netspec's JSON.
-    """
-    at = ("metadata", "netspec.spec")
-    text, stored = metadata.get("netspec.spec"), metadata.get("netspec.spec_sha256")
-    if text is None or stored is None:
-        raise ArtifactError(f"{where} stores no resolved spec and hash (it was exported from a .keras file, or not "
-                            "by netspec)", path=at)
-    actual = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    if actual != stored:
-        raise ArtifactError(f"{where}: the stored spec does not match the stored hash: sha256 {actual[:16]}... does "
-                            f"not match its netspec.spec_sha256 {short(stored, 70)}; the file was changed after "
-                            "netspec wrote it", path=at)
-    try:
-        resolved = json.loads(text)
-    except (ValueError, RecursionError):
-        resolved = None
-    if not isinstance(resolved, dict) or not isinstance(resolved.get("spec"), dict) \
-            or not isinstance(resolved.get("params", {}), dict):
-        raise ArtifactError(f"{where}: the stored spec is not netspec's JSON (a spec mapping and its params)", path=at)
-    return resolved["spec"], resolved.get("params") or {}, stored
-
-
-def metadata_json(metadata: Mapping[str, str]) -> bytes:
-    """The form ``.keras`` (member ``netspec.json``) and LiteRT (metadata ``netspec.json``) store it in."""
-    return json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def read_metadata_json(raw: bytes, where: str, error: type[NetspecError] = ArtifactError) -> dict[str, str]:
-    """The inverse of :func:`metadata_json` for untrusted bytes: a JSON object of strings, under the caps.
-
-    Raises:
-        NetspecError: ``error`` (an :class:`~netspec.errors.ArtifactError` unless told), naming ``where``.
-    """
-    if len(raw) > MAX_METADATA_BYTES:
-        raise error(f"{where}: the netspec metadata is {len(raw):,} bytes, over the {MAX_METADATA_BYTES:,}-byte cap")
-    try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
-    except DuplicateKey as e:
-        raise error(f"{where}: the netspec metadata holds {short(e.key)} twice (which one is meant?)") from None
-    except RecursionError:
-        raise error(f"{where}: the netspec metadata is nested too deeply") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise error(f"{where}: the netspec metadata is not valid JSON: {short(str(e), 120)}") from None
-    return check_metadata(data, where, error)
-
-
-def check_metadata(data: Any, where: str, error: type[NetspecError] = ArtifactError) -> dict[str, str]:
-    """``data`` as a ``{str: str}`` mapping of at most :data:`MAX_METADATA_ENTRIES` entries and
-    :data:`MAX_METADATA_BYTES` characters (ONNX ``metadata_props`` and the JSON forms alike)."""
-    if not isinstance(data, dict):
-        raise error(f"{where}: the netspec metadata must be a JSON object of strings. Received: {short(data)}")
-    if len(data) > MAX_METADATA_ENTRIES:
-        raise error(f"{where}: the netspec metadata has {len(data):,} entries, over the cap of {MAX_METADATA_ENTRIES}")
-    total = 0
-    for key, value in data.items():
-        if not isinstance(key, str) or len(key) > MAX_METADATA_KEY or not isinstance(value, str):
-            raise error(f"{where}: netspec metadata entry {short(key)} must map a name to a string. "
-                        f"Received: {short(value)}")
-        total += len(key) + len(value)
-        if total > MAX_METADATA_BYTES:
-            raise error(f"{where}: the netspec metadata is over the {MAX_METADATA_BYTES:,}-character cap")
-    return dict(data)
