@@ -10,7 +10,10 @@ watches the child's resident size and kills it above ``--cap-gb``.
 
 Columns: the resident size before and after each stage and its peak, above the resident size when
 the export started, in multiples of the weights' bytes (nested stages indented). The SHA-256 of
-the written file shows whether a change to the pipeline kept the export byte for byte.
+the written file, its netspec metadata (gate figures vary run to run) left out, shows whether a change kept the export.
+
+EXPORT_MEMORY_TRIM=1 runs glibc's malloc_trim at every stage boundary: the resident size then shows what is live rather
+than what malloc kept of freed memory (it lowered the sizes between stages, not the peaks).
 
 Usage: python bench/export_memory.py [--models EfficientNetB2,ConvNeXtTiny] [--targets onnx-cpu,litert]
                                      [--cap-gb 7] [--json out.json]
