@@ -56,9 +56,52 @@ def _address_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY or soft <= 0 else soft
 
 
+def _cgroup_limit(root: str = "/sys/fs/cgroup") -> int | None:
+    """The memory limit of this process's control group (a container's ``--memory``), None when unlimited.
+
+    cgroup v2: ``memory.max`` of the group named by the ``0::`` line of /proc/self/cgroup; v1:
+    ``memory/<group>/memory.limit_in_bytes``. A container sees its own group at the root of the mount,
+    so the root's file is read when the named group's is absent. Without this, netspec in a container
+    limited to 8 GiB on a 64 GiB host budgets for 32 GiB, and the kernel kills it instead of netspec
+    refusing with a message.
+    """
+    groups: dict[str, str] = {}
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":", 2)
+                if len(parts) == 3:
+                    for name in parts[1].split(",") or [""]:
+                        groups[name] = parts[2]
+    except OSError:
+        return None
+    candidates = []
+    if "" in groups:  # v2 (the unified hierarchy)
+        candidates += [f"{root}{groups[''].rstrip('/')}/memory.max", f"{root}/memory.max"]
+    if "memory" in groups:  # v1
+        candidates += [f"{root}/memory{groups['memory'].rstrip('/')}/memory.limit_in_bytes",
+                       f"{root}/memory/memory.limit_in_bytes"]
+    for path in candidates:
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text == "max":
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            continue
+        return value if 0 < value < (1 << 60) else None  # v1 writes ~2**63 for "no limit"
+    return None
+
+
 def machine_memory() -> Memory:
-    """Physical memory, or the address-space limit (``ulimit -v``) when that is smaller."""
-    phys, limit = _physical(), _address_limit()
+    """Physical memory, or the container's limit (cgroup) or address-space limit (``ulimit -v``) when smaller."""
+    phys, limit, group = _physical(), _address_limit(), _cgroup_limit()
+    if group is not None and (phys is None or group < phys) and (limit is None or group <= limit):
+        return Memory(group, "memory of this container (cgroup limit)")
     if limit is not None and (phys is None or limit < phys):
         return Memory(limit, "address space (ulimit -v)")
     if phys is not None:
@@ -84,9 +127,11 @@ def _proc_kib(path: str, key: str) -> int | None:
 
 
 def headroom() -> Memory:
-    """What one run may still allocate now: half of physical memory, or half of the address space
-    left under ``ulimit -v`` (TensorFlow maps gigabytes of it on import)."""
-    phys, limit = _physical() or 16 * GIB, _address_limit()
+    """What one run may still allocate now: half of physical memory (or of the container's cgroup limit), or
+    half of the address space left under ``ulimit -v`` (TensorFlow maps gigabytes of it on import)."""
+    phys, limit, group = _physical() or 16 * GIB, _address_limit(), _cgroup_limit()
+    if group is not None and group < phys:
+        phys = group  # a container's limit is the memory there is
     if limit is not None and limit - _mapped_now() < phys:
         return Memory(max(0, limit - _mapped_now()) // 2, "address space left under ulimit -v, halved")
     return Memory(phys // 2, "memory, halved")

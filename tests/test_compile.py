@@ -308,6 +308,7 @@ def test_budget_prices_before_allocating(keras, inputs, node, kwargs, fragment):
 def test_budget_defaults_come_from_the_machine(monkeypatch):
     monkeypatch.setattr(nb, "_physical", lambda: 24 << 30)
     monkeypatch.setattr(nb, "_address_limit", lambda: None)
+    monkeypatch.setattr(nb, "_cgroup_limit", lambda: None)
     assert str(nb.machine_memory()) == "24.0 GiB of memory"
     monkeypatch.setattr(nb, "_address_limit", lambda: 4 << 30)
     assert str(nb.machine_memory()) == "4.0 GiB of address space (ulimit -v)"
@@ -318,6 +319,35 @@ def test_budget_defaults_come_from_the_machine(monkeypatch):
     assert DEFAULT_BUDGET.max_params * nb.BYTES_PER_PARAM <= DEFAULT_BUDGET.memory.bytes // 2
     assert "from " in DEFAULT_BUDGET.params_note() and "--max-params" in DEFAULT_BUDGET.params_note()
     assert mem.bytes == 4 << 30
+    monkeypatch.setattr(nb, "_cgroup_limit", lambda: 3 << 30)  # a container limited to 3 GiB
+    assert str(nb.machine_memory()) == "3.0 GiB of memory of this container (cgroup limit)"
+    assert nb.headroom().bytes <= (3 << 30) // 2
+
+
+CGROUP_CASES = [
+    # /proc/self/cgroup, files under the mount, limit
+    ("0::/user.slice/app\n", {"user.slice/app/memory.max": "8589934592\n"}, 8 << 30),  # v2
+    ("0::/\n", {"memory.max": "max\n"}, None),  # v2, unlimited
+    ("0::/docker/abc\n", {"memory.max": "2147483648\n"}, 2 << 30),  # v2, a container sees its group at the root
+    ("4:memory:/process_api/x\n0::/\n", {"memory/process_api/x/memory.limit_in_bytes": "9223372036854771712\n"},
+     None),  # v1, "no limit" is ~2**63
+    ("4:memory:/docker/x\n", {"memory/memory.limit_in_bytes": "1073741824\n"}, 1 << 30),  # v1 in a container
+    ("4:memory:/x\n", {}, None),  # nothing readable
+]
+
+
+@pytest.mark.parametrize("proc, files, limit", CGROUP_CASES)
+def test_cgroup_limit_v1_and_v2(tmp_path, monkeypatch, proc, files, limit):
+    import builtins
+
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: (real_open(tmp_path / "proc", *a, **k)
+                                                                 if path == "/proc/self/cgroup" else real_open(path, *a, **k)))
+    (tmp_path / "proc").write_text(proc)
+    assert nb._cgroup_limit(str(tmp_path)) == limit
 
 
 FEED_CASES = [

@@ -99,6 +99,20 @@ def _edit(old: str, new: str) -> str:
      "$.outputs[0].labels", 13),
     ("labels: [cat, dog, \"3\", bird]", "labels: [cat, dog, 3, bird]", "load", "", "$.outputs[0].labels[2]", 13),
     ("from: probs", "form: probs", "load", "unknown key 'form'", "$.outputs[0].form", 13),
+    # numbers the float32 steps cannot hold, or a std that is not a spread (held to the stamped contract's rule)
+    ("scale: 0.00392156862745098", "scale: 1e308", "load",
+     "scale must be a finite float32 number (at most 3.403e+38 in magnitude). Received: 1e+308",
+     "$.inputs.image.preprocess.scale", 6),
+    ("scale: 0.00392156862745098", "rescale: 0", "load", "scale must be a non-zero float32 number",
+     "$.inputs.image.preprocess.rescale", 6),
+    ("scale: 0.00392156862745098", "offset: -1e39", "load", "offset must be a finite float32 number",
+     "$.inputs.image.preprocess.offset", 6),
+    ("mean: [0.5, 0.4, 0.3]", "mean: [0.5, 4e38, 0.3]", "load", "mean must be a finite float32 number",
+     "$.inputs.image.preprocess.mean[1]", 7),
+    ("std: [0.2, 0.25, 0.3]", "std: [0.2, -1, 0.3]", "load", "std divides, so each value must be positive, from "
+     "1e-07 (Keras's Normalization divides by at least that)", "$.inputs.image.preprocess.std[1]", 7),
+    ("std: [0.2, 0.25, 0.3]", "std: [0.2, 0.25, 1e-320]", "load", "Received: 1e-320",
+     "$.inputs.image.preprocess.std[2]", 7),
 ])
 def test_spec_errors_are_located(old, new, stage, message, path, line):
     e = error_for(_edit(old, new), stage=stage)
@@ -132,6 +146,22 @@ def test_include_preprocess_needs_a_preprocess():
         "export:\n  raw: {format: onnx, include_preprocess: true}\n"
     e = error_for(text, stage="validate")
     assert "no input declares one" in e.message and e.json_path == "$.export.raw.include_preprocess" and e.line == 13
+
+
+def test_include_preprocess_needs_an_integer_raw_dtype(spec, tmp_path):
+    """A float raw input cannot show whether its graph rescales, so folding takes integer raw inputs only:
+    refused where the spec says it (the target) and on the command line (``--include-preprocess``)."""
+    text = _edit("dtype: uint8", "dtype: float32") + "export:\n  raw: {format: onnx, include_preprocess: true}\n"
+    e = error_for(text, stage="validate")
+    assert e.json_path == "$.export.raw.include_preprocess" and e.line == 15
+    assert ("input 'image': preprocessing is folded into a model that takes raw integer values (uint8, uint16, "
+            "int8, int16, int32: images, counts); a raw float32 input keeps its preprocessing outside the graph"
+            in e.message)
+    floats = netspec.load(_edit("dtype: uint8", "dtype: float16"))
+    with pytest.raises(netspec.NetspecError, match="a raw float16 input keeps its preprocessing outside") as info:
+        export(floats, with_overrides(BUILTIN["onnx-cpu"], include_preprocess=True), tmp_path / "r.onnx",
+               latency=False)
+    assert info.value.message.startswith("export target 'onnx-cpu': input 'image': preprocessing is folded")
 
 
 # -- every artifact carries it ----------------------------------------------------------------------

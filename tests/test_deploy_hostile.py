@@ -109,6 +109,19 @@ def test_the_reporter_escapes_what_it_does_not_own(capsys):
     assert out.out == "name \\x1b]0;title\\x07 done\n" and out.err == "bad \\x1b[2J\n"
 
 
+def test_json_output_is_strict_with_non_finite_floats_as_null(capsys):
+    """Python's json writes NaN and Infinity bare, which no strict parser reads: the reporter writes null."""
+    from netspec.cli.output import Reporter
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
+
+    Reporter("json").result("", {"a": float("nan"), "b": [1.5, float("inf"), (float("-inf"), 2)], "c": {"d": np.nan}})
+    assert strict(capsys.readouterr().out) == {"a": None, "b": [1.5, None, [None, 2]], "c": {"d": None}}
+    Reporter("json").error(ContractError("bad"), figure=float("nan"))
+    assert strict(capsys.readouterr().out)["figure"] is None
+
+
 # -- 2. the stamped contract against the artifact's own inputs --------------------------------------
 
 
@@ -127,10 +140,66 @@ CONTRACT_VS_GRAPH = [  # (id, change to the digits contract, the message after t
      "its contract gives input 'image' 3 mean values but the model's input has 1 channel"),
     ("std per channel", lambda c: _pre(c).update(std=[1.0] * 4096),
      "its contract gives input 'image' 4096 std values but the model's input has 1 channel"),
-    ("included on a float input", lambda c: _pre(c).update(included=True),
+    ("included on a float input", lambda c: (_pre(c).update(included=True), c["inputs"]["image"].update(dtype="uint8")),
      "its contract says input 'image' takes raw uint8 values (preprocessing included in the graph) but the "
      "model's input is float32"),
+    ("input dtype", lambda c: c["inputs"]["image"].update(dtype="float16"),
+     "its contract says input 'image' is float16 but the model's input is float32"),
+    ("rgb on one channel", lambda c: _pre(c).update(color="rgb"),  # inspect used to show it, predict refused it
+     "its contract converts images for input 'image' of shape (8, 8, 1): color rgb has 3 channels but the input has 1"),
 ]
+
+
+# (id, change to the digits contract, message after "the contract in FILE: ", hint): what the reader refuses
+CONTRACT_FIELDS = [
+    ("included on float32", lambda c: (_pre(c).update(included=True, dtype="float32")),  # the red team's bypass
+     "inputs.image.preprocess.included must be false: preprocessing is folded into a model that takes raw integer "
+     "values (uint8, uint16, int8, int16, int32: images, counts); a raw float32 input keeps its preprocessing "
+     "outside the graph (give preprocess.dtype: uint8 for 8-bit images). Received: True", None),
+    ("included, input not raw", lambda c: _pre(c).update(included=True),
+     "inputs.image.dtype must be uint8, the raw dtype of its included preprocessing. Received: 'float32'", None),
+    ("unknown top-level key", lambda c: c.update(outptus={}),
+     "its top level has unknown key 'outptus'; its keys are version, inputs, outputs", "did you mean 'outputs'?"),
+    ("unknown preprocess key", lambda c: _pre(c).update(sacle=2),
+     "inputs.image.preprocess has unknown key 'sacle'; its keys are dtype, color, resize, interpolation, scale, "
+     "offset, mean, std, included", "did you mean 'scale'?"),
+    ("version true", lambda c: c.update(version=True), "has version True; this netspec reads version 1 (an integer)",
+     None),
+    ("version 1.0", lambda c: c.update(version=1.0), "has version 1.0; this netspec reads version 1 (an integer)", None),
+    ("empty label", lambda c: c["outputs"]["probs"]["labels"].__setitem__(3, " "),
+     "outputs.probs.labels[3] (label 4) is empty; every class needs a name. Received: ' '", None),
+    ("no labels", lambda c: c["outputs"]["probs"].update(labels=[]),
+     "outputs.probs.labels must be a list of at least one label, or null. Received: []", None),
+    ("duplicate label", lambda c: c["outputs"]["probs"]["labels"].__setitem__(7, "2"),
+     "outputs.probs.labels[7] (label 8) repeats '2', label 3; labels name distinct classes", None),
+    ("scale over float32", lambda c: _pre(c).update(scale=1e308),
+     "inputs.image.preprocess.scale: scale must be a finite float32 number (at most 3.403e+38 in magnitude). "
+     "Received: 1e+308", None),
+    ("scale 0", lambda c: _pre(c).update(scale=0),
+     "inputs.image.preprocess.scale: scale must be a non-zero float32 number of magnitude at least 1.175e-38 "
+     "(scale 0 erases the input). Received: 0", None),
+    ("offset over float32", lambda c: _pre(c).update(offset=-1e39),
+     "inputs.image.preprocess.offset: offset must be a finite float32 number", None),
+    ("mean over float32", lambda c: _pre(c).update(mean=[4e38]),
+     "inputs.image.preprocess.mean[0]: mean must be a finite float32 number", None),
+    ("std subnormal", lambda c: _pre(c).update(std=[1e-320]),
+     "inputs.image.preprocess.std[0]: std divides, so each value must be positive, from 1e-07 (Keras's "
+     "Normalization divides by at least that) to 1.8e+19 (its square, the variance, must fit float32). "
+     "Received: 1e-320", None),
+    ("std negative", lambda c: _pre(c).update(std=[-1]), "inputs.image.preprocess.std[0]: std divides, so each "
+     "value must be positive", None),
+]
+
+
+@pytest.mark.parametrize("change, message, hint", [c[1:] for c in CONTRACT_FIELDS], ids=[c[0] for c in CONTRACT_FIELDS])
+def test_a_contract_field_out_of_its_domain_is_refused_by_predict_and_inspect(change, message, hint, tmp_path, capsys):
+    path = restamped(tmp_path / "c.onnx", _edit(change))
+    for command in (("predict", str(path), str(ROOT / "data" / "digits-samples" / "0.png")), ("inspect", str(path))):
+        rc, out, err = cli(capsys, *command, "--format", "json")
+        error = json.loads(out)["error"]
+        assert rc == 1 and error["kind"] == "contract" and error["path"] == "$.metadata['netspec.contract']"
+        assert error["message"].startswith(f"the contract in {path}") and message in error["message"]
+        assert error["hint"] == hint
 
 
 @pytest.mark.parametrize("change, message", [c[1:] for c in CONTRACT_VS_GRAPH], ids=[c[0] for c in CONTRACT_VS_GRAPH])
@@ -148,7 +217,8 @@ def test_the_contract_is_checked_on_every_runtime(tmp_path):
     from netspec.deploy.runtimes import contract_of
     from netspec.deploy.inputs import Port
 
-    stamped = {METADATA_KEY: json.dumps(_edit(lambda c: _pre(c).update(included=True)))}
+    stamped = {METADATA_KEY: json.dumps(_edit(lambda c: (_pre(c).update(included=True),
+                                                         c["inputs"]["image"].update(dtype="uint8"))))}
     with pytest.raises(ContractError, match="the model's input is float32"):
         contract_of(stamped, [Port("image", (8, 8, 1), "float32")], ["probs"], "x.tflite")
     ok = contract_of(stamped, [Port("image", (8, 8, 1), "uint8")], ["probs"], "x.tflite")

@@ -148,13 +148,16 @@ def test_shared_layers_become_share_nodes(keras):
     assert result.ok and result.spec_params == 24
 
 
-def test_nested_models_are_inlined(keras):
-    """A nested model called once is inlined; its layers are named <model>_<layer>, as netspec names
-    the layers of a block instance (so the built model imports back to the same spec)."""
+def test_nested_model_called_once_is_a_block_used_once(keras):
+    """A nested model called once becomes a block used once (tests/test_import_nested.py has the
+    forms); its layers are named <model>_<layer>, as netspec names the layers of a block instance,
+    so the built model imports back to the same spec."""
     inner = keras.Sequential([keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")], name="inner")
     inp = keras.Input((3,), name="x")
     source = keras.Model(inp, keras.layers.Dense(1, name="out")(inner(inp)))
     imported = import_model(source)
+    assert "  inner:\n    nodes:\n      - {name: a, type: Dense" in imported.text
+    assert "  - {name: inner, block: inner}\n" in imported.text
     assert [n.name for n in netspec.load(imported.text).graph.nodes] == ["inner_a", "inner_b", "out"]
     assert compare(source, imported).ok
 

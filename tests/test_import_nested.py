@@ -1,7 +1,9 @@
 """Nested models called once import as blocks used once, and round-trip.
 
 A functional model or ``Sequential`` called once inside another becomes a ``blocks:`` entry named
-after it and one instance in ``nodes:``; the spec builds the same model (parameters, weight shapes
+after it and one instance in ``nodes:``, with the sub-model's inputs and outputs (several of each
+when it has them: ``inputs: [p, q]``, ``outputs: [...]``, refs ``<instance>.<t>``), and a model
+called once inside it a block its block uses; the spec builds the same model (parameters, weight shapes
 in order, outputs under the source's weights), and import -> build -> import gives the same text,
 both for the model in memory and for the ``.keras`` file netspec writes. netspec builds the block
 flat, so the second import reads where it was from the spec the model carries, only once that spec
@@ -68,7 +70,7 @@ def sequential_in_sequential(keras):
 
 
 def nested_twice_deep(keras):
-    """A model called once whose own layers include a model called once: the outer one is the block."""
+    """A model called once whose own layers include a model called once: a block whose body uses a block."""
     L = keras.layers
     i_in = keras.Input((4,), name="i_in")
     inner = keras.Model(i_in, L.Dense(4, name="d")(i_in), name="inner")
@@ -79,12 +81,73 @@ def nested_twice_deep(keras):
 
 
 def two_input_nested(keras):
-    """A nested model with two inputs: a block takes one input, so it stays inline."""
+    """A nested model with two inputs and two outputs, holding a nested model of its own (a siamese
+    pair head): a block with inputs [p, q] and outputs, using a block."""
     L = keras.layers
     p, q = keras.Input((3,), name="p"), keras.Input((3,), name="q")
-    pair = keras.Model([p, q], L.Dense(2, name="d")(L.Concatenate(name="cat")([p, q])), name="pair")
+    i_in = keras.Input((6,), name="i_in")
+    inner = keras.Model(i_in, L.Dense(4, name="d")(i_in), name="inner")
+    pair = keras.Model([p, q], [inner(L.Concatenate(name="cat")([p, q])), L.Dense(2, name="e")(q)], name="pair")
     a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
-    return keras.Model([a, b], pair([a, b]), name="two")
+    u, v = pair([a, b])
+    return keras.Model([a, b], L.Concatenate(name="join")([u, v]), name="two")
+
+
+def vae(keras):
+    """keras.io "Variational AutoEncoder": an encoder returning [z_mean, z_log_var, z] (here z adds
+    the two heads: no random layer), a decoder on z, and a model returning the reconstruction and
+    both heads."""
+    L = keras.layers
+    e_in = keras.Input((6,), name="e_in")
+    h = L.Dense(4, activation="relu", name="hidden")(e_in)
+    z_mean, z_log_var = L.Dense(2, name="z_mean")(h), L.Dense(2, name="z_log_var")(h)
+    encoder = keras.Model(e_in, [z_mean, z_log_var, L.Add(name="z")([z_mean, z_log_var])], name="encoder")
+    d_in = keras.Input((2,), name="d_in")
+    decoder = keras.Model(d_in, L.Dense(6, name="recon")(L.Dense(4, name="expand")(d_in)), name="decoder")
+    x = keras.Input((6,), name="features")
+    mean, log_var, z = encoder(x)
+    return keras.Model(x, [decoder(z), mean, log_var], name="vae")
+
+
+def lstm_encoder_states(keras):
+    """keras.io "Character-level recurrent sequence-to-sequence model": an encoder model returning
+    [output, state_h, state_c] (one layer with three outputs), whose states start the decoder LSTM."""
+    L = keras.layers
+    e_in = keras.Input((None, 5), name="e_in")
+    encoder = keras.Model(e_in, L.LSTM(4, return_state=True, name="lstm")(e_in), name="encoder")
+    src, tgt = keras.Input((None, 5), name="source"), keras.Input((None, 6), name="target")
+    _, h, c = encoder(src)
+    seq = L.LSTM(4, return_sequences=True, name="decoder_lstm")(tgt, initial_state=[h, c])
+    return keras.Model([src, tgt], L.Dense(6, activation="softmax", name="probs")(seq), name="seq2seq")
+
+
+def multi_input_once_in_sequence(keras):
+    """Two multi-input nested models, the second fed by the first's second output and a model input."""
+    L = keras.layers
+    p, q = keras.Input((3,), name="p"), keras.Input((3,), name="q")
+    first = keras.Model([p, q], [L.Add(name="sum")([p, q]), L.Dense(3, name="mix")(q)], name="first")
+    r, s = keras.Input((3,), name="r"), keras.Input((3,), name="s")
+    second = keras.Model([r, s], L.Dense(1, name="score")(L.Multiply(name="prod")([r, s])), name="second")
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    total, mixed = first([a, b])
+    return keras.Model([a, b], [second([b, mixed]), total], name="chain")
+
+
+def shared_two_input_tower(keras):
+    """A siamese network whose shared tower takes two inputs and gives two outputs (keras.io's
+    siamese examples, with a second input per side): the tower a block with inputs and outputs,
+    its second call a ``share:`` node of it."""
+    L = keras.layers
+    p, q = keras.Input((4,), name="p"), keras.Input((2,), name="q")
+    h = L.Dense(5, activation="relu", name="hidden")(L.Concatenate(name="cat")([p, q]))
+    tower = keras.Model([p, q], [L.Dense(3, name="embed")(h), L.Dense(1, name="score")(h)], name="tower")
+    a, a_meta = keras.Input((4,), name="left"), keras.Input((2,), name="left_meta")
+    b, b_meta = keras.Input((4,), name="right"), keras.Input((2,), name="right_meta")
+    ea, sa = tower([a, a_meta])
+    eb, sb = tower([b, b_meta])
+    diff = L.Subtract(name="diff")([ea, eb])
+    return keras.Model([a, a_meta, b, b_meta], [L.Dense(1, name="same")(diff), L.Add(name="scores")([sa, sb])],
+                       name="siamese2")
 
 
 CASES = [
@@ -98,9 +161,25 @@ CASES = [
                        "{name: head, block: head}\noutputs: [head]"]),
     (sequential_in_sequential, ["  inner:\n    nodes:\n      - {name: a, type: Dense",
                                 "  - {name: inner, block: inner}\n  - {name: out, type: Dense"]),
-    (nested_twice_deep, ["  outer:\n    nodes:\n      - {name: inner_d, type: Dense, units: 4}\n"
+    (nested_twice_deep, ["  inner:\n    nodes:\n      - {name: d, type: Dense, units: 4}\n",
+                         "  outer:\n    nodes:\n      - {name: inner, block: inner}\n"
                          "      - {name: top, type: Dense, units: 2}\n", "  - {name: outer, block: outer}"]),
-    (two_input_nested, ["{name: pair_cat, type: Concatenate, in: [a, b]}", "{name: pair_d, type: Dense"]),
+    (two_input_nested, ["  pair:\n    inputs: [p, q]\n    nodes:\n      - {name: cat, type: Concatenate, in: [p, q]}\n"
+                         "      - {name: inner, block: inner}\n      - {name: e, type: Dense, units: 2, in: q}\n"
+                         "    outputs: [inner, e]\n",
+                         "{name: pair, block: pair, in: [a, b]}\n  - {name: join, type: Concatenate, in: [pair.0, pair.1]}"]),
+    (vae, ["    outputs: [z_mean, z_log_var, z]\n", "  - {name: encoder, block: encoder}\n"
+           "  - {name: decoder, block: decoder, in: encoder.2}\noutputs: [decoder, encoder.0, encoder.1]"]),
+    (lstm_encoder_states, ["  encoder:\n    nodes:\n      - {name: lstm, type: LSTM, return_state: true, units: 4}\n"
+                           "    outputs: [lstm.0, lstm.1, lstm.2]\n",
+                           "initial_state: [encoder.1, encoder.2]"]),
+    (shared_two_input_tower, ["  tower:\n    inputs: [p, q]\n", "    outputs: [embed, score]\n",
+                              "  - {name: tower, block: tower, in: [left, left_meta]}\n",
+                              "  - {name: tower_1, share: tower, in: [right, right_meta]}\n",
+                              "in: [tower.0, tower_1.0]", "in: [tower.1, tower_1.1]"]),
+    (multi_input_once_in_sequence, ["  first:\n    inputs: [p, q]\n", "    outputs: [sum, mix]\n",
+                                    "  second:\n    inputs: [r, s]\n",
+                                    "{name: second, block: second, in: [b, first.1]}"]),
 ]
 IDS = [make.__name__ for make, _ in CASES]
 
@@ -117,7 +196,8 @@ def test_nested_models_import_as_blocks(keras, make, fragments):
     assert import_model(netspec.load(first.text).build()).text == first.text
 
 
-@pytest.mark.parametrize("make", [nested_functional, once_and_shared], ids=["nested_functional", "once_and_shared"])
+@pytest.mark.parametrize("make", [nested_functional, once_and_shared, vae, two_input_nested, shared_two_input_tower],
+                         ids=["nested_functional", "once_and_shared", "vae", "two_input_nested", "shared_two_input_tower"])
 def test_files_netspec_writes_round_trip(keras, make, tmp_path):
     """A .keras file written as ``netspec build -o`` writes it carries the spec: the same text again."""
     source = make(keras)

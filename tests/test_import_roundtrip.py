@@ -197,6 +197,10 @@ def assert_rebuilds(source, imported, keras):
         assert list(got) == list(expected) and list(built.output_names) == list(source.output_names)
         for key in expected:
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-5)
+    elif isinstance(expected, (list, tuple)):  # several outputs, of different shapes: each equal
+        assert isinstance(got, (list, tuple)) and len(got) == len(expected)
+        for mine_out, theirs in zip(got, expected):
+            np.testing.assert_allclose(mine_out, theirs, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     return built

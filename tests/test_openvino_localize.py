@@ -105,6 +105,30 @@ def test_a_failed_openvino_int8_gate_names_the_worst_node_with_its_line(keras, l
     assert f"worst at node {worst!r} (<spec>:{LENET_LINES[worst]}:5)" in text, text
     assert info.value.report.to_dict()["gate"]["located"]["worst"]["node"] == worst
     assert list(tmp_path.iterdir()) == []
+    # the hint offers what an OpenVINO int8 target takes, not ONNX's keep_float and calibration methods
+    assert "keep_float: [nodes] in the target" not in text and "calibration: entropy" not in text
+    assert text.endswith("(the OpenVINO int8 converter (NNCF post-training quantization) takes min/max ranges, "
+                         "per-channel weights and fast bias correction, its defaults: it takes no keep_float or "
+                         "calibration method; its target takes calibration.samples (more, or the spec's own data) "
+                         "and calibration.range, or export fp32, or int8 through ONNX with keep_float)"), text
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_the_int8_hint_offers_only_options_the_format_s_target_takes(fmt):
+    """What the int8 hint names, a target of that format accepts; what it says the format refuses, it refuses."""
+    from netspec.errors import NetspecError
+    from netspec.export.pipeline import int8_hint
+    from netspec.export.targets import all_targets
+
+    hint = int8_hint(fmt)
+    base = (SPECS / "lenet5.yaml").read_text() + "\nexport:\n  q: {format: %s, precision: int8, %s}\n"
+    offered = {"onnx": "keep_float: [f5], calibration: entropy", "openvino": "calibration: {samples: 64, range: [0, 1]}"}
+    all_targets(netspec.load(base % (fmt, offered[fmt])))  # every option the hint offers is accepted
+    assert ("keep_float" in hint and "entropy" in hint) if fmt == "onnx" else "calibration.samples" in hint
+    if fmt == "openvino":
+        for refused in ("keep_float: [f5]", "calibration: entropy"):
+            with pytest.raises(NetspecError, match="applies to int8 targets of ONNX; the OpenVINO converter"):
+                all_targets(netspec.load(base % (fmt, refused)))
 
 
 def test_int8_activation_errors_are_per_spec_node_and_the_output_one_is_the_output_sqnr(keras, lenet):

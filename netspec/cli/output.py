@@ -4,6 +4,10 @@ Text meant for a terminal goes through :func:`terminal_safe` here, the one place
 output passes: names, versions and metadata read from an artifact are a stranger's bytes, and an ANSI
 escape or a carriage return in them must not redraw the user's screen or forge a line.
 
+JSON is strict (RFC 8259): a float that is NaN or infinite, which Python's ``json`` would write as the
+bare words ``NaN`` and ``Infinity`` that no other parser reads, is written as ``null`` (a value that
+could not be computed). Commands refuse non-finite inputs and model outputs first; this is the last guard.
+
 Results go to standard output. In text mode warnings and errors go to standard error; in JSON mode
 the result carries its own warnings and an error is a JSON document ``{"ok": false, "error": ...}``
 on standard output, so a script reads one stream.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Iterable
 
@@ -28,6 +33,22 @@ def terminal_safe(text: str) -> str:
     if all(line.isprintable() for line in text.replace("\t", " ").split("\n")):
         return text
     return "".join(ch if ch in _KEEP or ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every NaN or infinite float (in dicts, lists and tuples) replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def strict_json(data: Any) -> str:
+    """``data`` as indented JSON that every parser reads: non-finite floats as null (see the module docstring)."""
+    return json.dumps(finite(data), indent=1, allow_nan=False)
 
 
 class Reporter:
@@ -47,7 +68,7 @@ class Reporter:
     def result(self, text: str, data: dict[str, Any], *, to_stderr: bool = False) -> None:
         """The result: ``text`` (nothing when empty; on stderr with ``to_stderr``), or ``data`` as JSON."""
         if self.json:
-            print(json.dumps(data, indent=1))
+            print(strict_json(data))
         elif text:
             print(terminal_safe(text), file=sys.stderr if to_stderr else sys.stdout)
 
@@ -60,7 +81,7 @@ class Reporter:
     def error(self, error: NetspecError, **extra: Any) -> int:
         """A user-facing error, with ``extra`` fields beside it in JSON; returns the exit code (1)."""
         if self.json:
-            print(json.dumps({"ok": False, "error": error.to_dict(), **extra}, indent=1))
+            print(strict_json({"ok": False, "error": error.to_dict(), **extra}))
         else:
             print(terminal_safe(str(error)), file=sys.stderr)
         return EXIT_SPEC

@@ -108,6 +108,14 @@ def predict(artifact: Artifact, items: list[str]) -> list[Row]:
         sources += [(first, None)] if n == 1 else [(first, i) for i in range(n)]
     x = {name: np.concatenate(parts) for name, parts in feeds.items()}
     y = artifact.run(x)
+    for name in artifact.outputs:  # NaN scores would print as an answer and sort as the best class
+        values = np.asarray(y[name])
+        if values.dtype.kind == "f" and not bool(np.isfinite(values).all()):
+            i = int(np.argwhere(~np.isfinite(values))[0][0])
+            f, j = sources[i]
+            raise DataError(f"{shown(artifact.path)} gives output {name!r} values that are not finite (NaN or "
+                            f"infinite) for {Row(f, j, {}).source}: the model's arithmetic overflowed on this input "
+                            "(values far outside what it was trained on, or a model that was changed)")
     return [Row(f, j, {name: y[name][i] for name in artifact.outputs}) for i, (f, j) in enumerate(sources)]
 
 

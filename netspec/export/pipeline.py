@@ -309,12 +309,13 @@ def _gate_message(report: ExportReport, spec) -> str:
     if gate.located and "note" in gate.located:
         text += f"\n  ({gate.located['note']})"
     elif gate.located:
-        text += _located_lines(gate.located, spec, report.target.precision)
+        text += _located_lines(gate.located, spec, report.target.precision, report.target.format)
     return text
 
 
-def _located_lines(located: dict, spec, precision: str) -> str:
-    """The nodes where an fp16/int8 export's error appears, grows most and is worst, with their spec lines."""
+def _located_lines(located: dict, spec, precision: str, format: str = "onnx") -> str:
+    """The nodes where an fp16/int8 export's error appears, grows most and is worst, with their spec lines,
+    and for int8 what the format's target can change (``format``: its name in :data:`formats.FORMATS`)."""
     def name(entry: dict) -> str:
         node = spec.graph.node(entry["node"]) if spec is not None else None
         return f"{entry['node']!r}" + (f" ({node.location})" if node is not None else "")
@@ -329,9 +330,20 @@ def _located_lines(located: dict, spec, precision: str) -> str:
         lines.append(f"\n  error grows at node {name(g)}: {g['drop_db']:.1f} dB lost against its inputs "
                      f"({g['sqnr_db']:.1f} dB)")
     if precision == "int8":
-        lines.append("\n  (keep_float: [nodes] in the target, or --keep-float, leaves them in float; "
-                     "calibration: entropy or percentile clips outliers)")
+        lines.append(int8_hint(format))
     return "".join(lines)
+
+
+def int8_hint(format: str) -> str:
+    """What an int8 target of ``format`` can change when its gate fails: the options it takes
+    (:attr:`formats.Format.int8_options`; :func:`netspec.export.targets.target_from` refuses the others)."""
+    form = formats.FORMATS[format]
+    if form.int8_options:
+        return ("\n  (keep_float: [nodes] in the target, or --keep-float, leaves them in float; "
+                "calibration: entropy or percentile clips outliers)")
+    return (f"\n  (the {form.label} int8 converter {form.int8_fixed}: it takes no keep_float or calibration "
+            f"method; its target takes calibration.samples (more, or the spec's own data) and calibration.range, "
+            f"or export fp32, or int8 through {formats.int8_option_formats()} with keep_float)")
 
 
 def keras_function(model, names: IONames) -> Callable:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from ..contract import Contract, Preprocess
+from ..contract import Contract, Preprocess, fold_problem
 from ..errors import NetspecError
 
 if TYPE_CHECKING:
@@ -97,6 +97,10 @@ def fold(model, spec, source, names, fail: Callable[[str], NetspecError]) -> Fol
     if not steps:
         raise fail("include_preprocess folds the inputs' preprocess: into the exported model, and no input "
                    "declares one (inputs: {name: {shape: ..., preprocess: {...}}})")
+    for name, step in steps.items():  # the spec's targets are checked on load; --include-preprocess and .keras here
+        problem = fold_problem(step)
+        if problem is not None:
+            raise fail(f"input {name!r}: {problem}")
     raw_inputs, fed = [], []
     for tensor in model.inputs:
         name = tensor.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..contract import fold_problem
 from ..errors import ExportError, format_bytes, hint_for
 from .formats import CALIBRATION_METHODS, FORMATS, FormatName, Precision, int8_option_formats, labels_with_opset
 
@@ -202,6 +203,10 @@ def _from_section(spec: ExportSpec, name: str, raw: dict[str, Any]) -> Target:
     if target.include_preprocess and not any(getattr(d, "preprocess", None) for d in spec.graph.inputs):
         raise fail("include_preprocess", "include_preprocess folds the inputs' preprocess: into the exported "
                    "model, and no input declares one")
+    for d in spec.graph.inputs if target.include_preprocess else ():
+        unfoldable = fold_problem(d.preprocess) if d.preprocess is not None else None
+        if unfoldable is not None:
+            raise fail("include_preprocess", f"input {d.name!r}: {unfoldable}")
     problem = feed_problem(target, spec.graph.inputs)
     if problem is not None:
         where_in, message = problem

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .. import kerasapi
 from ..errors import ModelImportError, short
-from .values import is_tensor
+from .values import call_tensors, history_list, is_tensor
 
 Ref = Callable[[dict], str]
 
@@ -166,3 +166,32 @@ def _config(op) -> Any:
         return None
     config.pop("name", None)
     return config
+
+
+def strip_implicit_masks(config: dict, live_nodes: dict) -> frozenset:
+    """Drop every ``mask`` keyword that is the implicit mask Keras passes on (see calls.py) from the
+    config's calls; returns the operations that then feed nothing (they only computed masks)."""
+    before = _reachable(config)
+    for layer in config["layers"]:
+        for k, node in enumerate(layer["inbound_nodes"]):
+            kwargs = node.get("kwargs") if isinstance(node, dict) else None
+            if kwargs and "mask" in kwargs and (layer["name"], k) in live_nodes \
+                    and implicit_mask(live_nodes[(layer["name"], k)]):
+                del kwargs["mask"]
+    after = _reachable(config)
+    return frozenset(before - after)
+
+
+def _reachable(config: dict) -> set[str]:
+    """Layer names the outputs reach through call arguments."""
+    deps: dict[str, set[str]] = {}
+    for layer in config["layers"]:
+        deps[layer["name"]] = {h[0] for node in layer["inbound_nodes"] for h in call_tensors(node)}
+    seen: set[str] = set()
+    stack = [h[0] for h in history_list(config["output_layers"])]
+    while stack:
+        name = stack.pop()
+        if name not in seen and name in deps:
+            seen.add(name)
+            stack.extend(deps[name])
+    return seen

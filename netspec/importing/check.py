@@ -134,7 +134,26 @@ def _sources(op, k: int = 0) -> tuple[list[str], bool]:
     if arguments is not None and "mask" in arguments.kwargs and implicit_mask(node):
         masks = {id(t) for t in _flat(arguments.kwargs["mask"])}
         tensors = [t for t in tensors if id(t) not in masks]
-    return [kerasapi.producer(t).name for t in tensors], keywords
+    return [_made_by(t) for t in tensors], keywords
+
+
+def _made_by(tensor) -> str:
+    """The name of the layer that made ``tensor``: through a nested model's call, the layer of the
+    nested model that made the output it returned (a nested model with several outputs is no one
+    producer)."""
+    import keras
+
+    for _ in range(64):  # nesting depth, bounded
+        made = kerasapi.call_of(tensor)
+        operation = kerasapi.producer(tensor)
+        if made is None or not isinstance(operation, keras.Model):
+            break
+        outs = [id(t) for t in _flat(made[1].outputs)]
+        inner = _flat(operation.outputs)
+        if id(tensor) not in outs or len(inner) != len(outs):
+            break
+        tensor = inner[outs.index(id(tensor))]
+    return kerasapi.producer(tensor).name
 
 
 def _flat(value) -> list:

@@ -62,6 +62,8 @@ class Block:
     params: dict[str, Any]            # param -> default value, or "required"
     nodes: list[Op]
     instances: int = 0
+    inputs: list[str] = field(default_factory=lambda: ["x"])  # its input names, in order
+    outputs: list[str] | None = None  # its output refs, when not the last node's one output
 
 
 def base(ref: str) -> str:

@@ -13,7 +13,7 @@ from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
 from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
-from .calls import TensorDict, call_inputs, implicit_mask
+from .calls import TensorDict, call_inputs, strip_implicit_masks
 from .values import (
     call_tensors,
     config_dtype,
@@ -82,7 +82,9 @@ class Flattener:
         # in the config's order, which the spec's outputs mapping keeps (Keras orders the outputs and
         # their layers by these names).
         self.output_keys: list[str] | None = None
-        self.groups: list[Group] = []         # nested models called once (see nesting.py)
+        self.groups: list[Group] = []         # nested models called once (see nesting.py), innermost first
+        self.grouping = True                  # whether a model called once here is recorded as a group
+        self.walked: set[int] = set()         # id() of the nested models walked (called) so far
 
     def own(self, keras_name: str) -> str:
         """A fresh op name for a Keras layer, inside the nested model being flattened."""
@@ -116,7 +118,7 @@ class Flattener:
         for name, op in live.items():
             for k, node in enumerate(_model_nodes(model, op)):
                 live_nodes[(name, k)] = node
-        skip = _strip_implicit_masks(config, live_nodes)
+        skip = strip_implicit_masks(config, live_nodes)
         calls = self._calls(config, skip)
         refs: dict[tuple[str, int, int], str] = {}
         multi: dict[tuple[str, int], bool] = {}
@@ -162,20 +164,28 @@ class Flattener:
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
 
-        A model called ``once`` at the top level on one tensor, giving one, is recorded as a
-        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block used once),
-        under a name of its own (the instance's).
+        A model called ``once`` at the top level, or inside a model called once and recorded so, and
+        the first call of a model called more than once at the top level, is recorded as a
+        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block, with its inputs'
+        names and refs and its outputs' refs), under a name of its own (the instance's).
         """
-        top = once and self.prefix == "" and len(bound) == 1
-        instance = self.fresh(spec_name(model.name)) if top else spec_name(model.name)
-        outer, self.prefix = self.prefix, self.prefix + instance + "_"
+        # a model called more than once at the top level: its first call is the group (its later
+        # calls, share ops, become share: nodes of it); the models nested in it stay inline
+        first = id(model) not in self.walked
+        self.walked.add(id(model))
+        top = self.grouping and first and (once or self.prefix == "")
+        instance = self.fresh(self.prefix + spec_name(model.name)) if top else self.prefix + spec_name(model.name)
+        outer, self.prefix = self.prefix, instance + "_"
+        grouping, self.grouping = self.grouping, top and once
         start = len(self.ops)
         try:
             outs = self.model(model, bound, f"{where}{model.name} > ")
         finally:
-            self.prefix = outer
-        if top and len(outs) == 1:
-            self.groups.append(Group(instance, spec_name(model.name), tuple(op.name for op in self.ops[start:])))
+            self.prefix, self.grouping = outer, grouping
+        if top:
+            names = ["x"] if len(bound) == 1 else [spec_name(kerasapi.producer(t).name, "x") for t in model.inputs]
+            self.groups.append(Group(instance, spec_name(model.name), tuple(op.name for op in self.ops[start:]),
+                                     tuple(names), tuple(bound), tuple(outs)))
         return outs
 
     def _sequential(self, model, bound, where: str) -> list[str]:
@@ -235,7 +245,11 @@ class Flattener:
             for d in needed:
                 if d not in deps:
                     raise ModelImportError(f"layer {short(call[0], 80)} uses a tensor of {short(d[0], 80)}, which is not in the model")
-        roots = [(h[0], h[1]) for h in history_list(config["output_layers"])]
+        # an output of a nested model called once names its call with the model's own node count
+        # added (see _output_ref): its one call here is the one it means
+        only = {name: k for name, k in deps if sum(1 for n, _ in deps if n == name) == 1}
+        roots = [(h[0], h[1]) if (h[0], h[1]) in deps else (h[0], only.get(h[0], h[1]))
+                 for h in history_list(config["output_layers"])]
         # anything the outputs do not reach, but not the operations that only made implicit masks
         roots += [(layer["name"], 0) for layer in config["layers"] if layer["name"] not in skip]
         done: set[tuple[str, int]] = set()
@@ -453,35 +467,6 @@ def _model_nodes(model, op) -> list:
         return kerasapi.model_nodes(model, op)
     except Exception:  # private Keras structures changed: no live calls (masks are then kept)
         return []
-
-
-def _strip_implicit_masks(config: dict, live_nodes: dict) -> frozenset:
-    """Drop every ``mask`` keyword that is the implicit mask Keras passes on (see calls.py) from the
-    config's calls; returns the operations that then feed nothing (they only computed masks)."""
-    before = _reachable(config)
-    for layer in config["layers"]:
-        for k, node in enumerate(layer["inbound_nodes"]):
-            kwargs = node.get("kwargs") if isinstance(node, dict) else None
-            if kwargs and "mask" in kwargs and (layer["name"], k) in live_nodes \
-                    and implicit_mask(live_nodes[(layer["name"], k)]):
-                del kwargs["mask"]
-    after = _reachable(config)
-    return frozenset(before - after)
-
-
-def _reachable(config: dict) -> set[str]:
-    """Layer names the outputs reach through call arguments."""
-    deps: dict[str, set[str]] = {}
-    for layer in config["layers"]:
-        deps[layer["name"]] = {h[0] for node in layer["inbound_nodes"] for h in call_tensors(node)}
-    seen: set[str] = set()
-    stack = [h[0] for h in history_list(config["output_layers"])]
-    while stack:
-        name = stack.pop()
-        if name not in seen and name in deps:
-            seen.add(name)
-            stack.extend(deps[name])
-    return seen
 
 
 def _output_count(model, op, k: int) -> int:

@@ -199,8 +199,12 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
             lines.append(f"  {_key(bname)}:")
             if block.params:
                 lines.append(f"    params: {scalar(block.params)}")
+            if block.inputs != ["x"]:
+                lines.append(f"    inputs: {scalar(block.inputs)}")
             lines.append("    nodes:")
-            lines += _nodes(block.nodes, "      ", "x")
+            lines += _nodes(block.nodes, "      ", block.inputs[0])
+            if block.outputs is not None:
+                lines.append(f"    outputs: {scalar(block.outputs)}")
     lines.append("nodes:")
     only_input = inputs[0].name if len(inputs) == 1 else None
     lines += _nodes(ops, "  ", only_input)

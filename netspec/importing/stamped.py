@@ -69,7 +69,7 @@ def stamped_groups(model: Any, metadata: Mapping[str, str], where: str) -> tuple
         return [], _note(where, f"it does not build ({type(e).__name__})")
     if not same_model(built, model):
         return [], _note(where, "it does not build this model (the layers, their arguments, wiring or weights differ)")
-    return groups_of(spec.graph), None
+    return groups_of(spec.graph, data), None
 
 
 def _note(where: str, why: str) -> str:
@@ -97,28 +97,39 @@ def same_model(built: Any, model: Any) -> bool:
         return False
 
 
-def groups_of(graph: Any) -> list[Group]:
-    """The top-level block instances of ``graph`` whose block is built nowhere else.
+def groups_of(graph: Any, data: Any) -> list[Group]:
+    """The block instances of ``graph`` whose block is built nowhere else, innermost first.
 
     A block's nodes carry their spec path (``blocks.<block>.nodes.<i>``) and the instance path
-    (``scope``) they were built in: a block whose nodes were built in one scope only, a top-level
-    one, was used once (not repeated, not shared, not inside another block). Its group is every
-    node built under that instance, blocks nested in it included.
+    (``scope``) they were built in: a block whose layers were built in one scope only was used once
+    (not repeated; ``share:`` nodes of the instance make no layers, and the import makes them
+    ``share:`` nodes again). It is a group when it is used at the top level, or in the body of a
+    block that is itself a group. Its group is every node built under that instance, blocks nested
+    in it included; its inputs, outputs and nodes are read from the spec's ``data`` (a block whose
+    ``outputs`` is a mapping, which the import never writes, is not a group).
     """
     scopes: dict[str, set[tuple]] = {}
     for node in graph.nodes:
         path = tuple(node.path)
-        if len(path) >= 2 and path[0] == "blocks" and node.scope:
+        if len(path) >= 2 and path[0] == "blocks" and node.scope and node.kind != "share":
             scopes.setdefault(str(path[1]), set()).add(tuple(node.scope))
+    once = {next(iter(where)): block for block, where in scopes.items() if len(where) == 1}
+    defined = data.get("blocks") if isinstance(data, dict) else None
     out = []
-    for block, where in scopes.items():
-        if len(where) != 1:
+    for scope, block in sorted(once.items(), key=lambda item: -len(item[0])):
+        if not all(scope[:j] in once for j in range(1, len(scope))):
             continue
-        (scope,) = where
-        if len(scope) != 1:
-            continue
-        members = tuple(n.name for n in graph.nodes if tuple(n.scope[:1]) == scope)
+        members = tuple(n.name for n in graph.nodes if tuple(n.scope[:len(scope)]) == scope)
         if any(n.kind == "share" for n in graph.nodes if n.name in members):
             continue
-        out.append(Group(scope[0], block, members))
+        body = defined.get(block) if isinstance(defined, dict) else None
+        if not isinstance(body, dict):
+            continue
+        inputs, outputs, nodes = body.get("inputs", ["x"]), body.get("outputs", []), body.get("nodes", [])
+        if not (isinstance(inputs, list) and isinstance(outputs, list) and isinstance(nodes, list)
+                and all(isinstance(r, str) for r in inputs + outputs)):
+            continue
+        instance = scope[-1]
+        out.append(Group(instance, block, members, tuple(inputs), (),
+                         tuple(f"{instance}_{r}" for r in outputs), tuple(nodes)))
     return out

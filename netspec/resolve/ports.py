@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ..contract import MAX_LABEL_CHARS, MAX_LABELS, Preprocess
+from ..contract import MAX_LABEL_CHARS, MAX_LABELS, Preprocess, number_problem
 from ..errors import short
 from ..graph import InputDecl, LabelDecl, Ref, Value
 from ..schema.recheck import check_interpolated, def_schema
@@ -188,6 +188,14 @@ def preprocess(self: Resolver, name: str, shape: list, raw: dict, path: tuple) -
                              path + (key,))
         if key == "std" and any(v == 0 for v in values):
             raise self.error("std divides; it must not be 0", path + (key,))
+        for k, v in enumerate(values):
+            problem = number_problem(key, float(v))
+            if problem is not None:
+                raise self.error(f"{problem}. Received: {v!r}", path + (key, k))
+    for key in ("scale", "rescale", "offset"):
+        problem = number_problem("scale" if key == "rescale" else key, float(raw[key])) if key in raw else None
+        if problem is not None:
+            raise self.error(f"{problem}. Received: {raw[key]!r}", path + (key,))
     color = raw.get("color")
     if color is not None or raw.get("resize"):
         if len(shape) != 3:

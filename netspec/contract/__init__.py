@@ -16,19 +16,23 @@ Image-only steps happen before, when an image file is decoded (``netspec.deploy`
 width. Arrays (``.npy``, ``.npz``, CSV rows) are taken to be in the model's layout already; only the
 numeric steps apply to them.
 
-This module imports only the standard library at import time (``validate`` reads it); numpy is
+The package's modules: :mod:`.rules` (the fields' domains, shared with the spec), :mod:`.metadata` (the
+metadata mapping every artifact carries); both are re-exported here. It imports only the standard library
+at import time (``validate`` reads it); numpy is
 imported by :meth:`Preprocess.apply`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import ArtifactError, ContractError, NetspecError, short
+from ..errors import ContractError, hint_for, short
+from .metadata import (MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, DuplicateKey,  # noqa: F401
+                       check_metadata, metadata_json, read_metadata_json, read_spec_stamp, spec_stamp, unique_keys)
+from .rules import CHANNELS_OF, FOLDABLE_DTYPES, MAX_STD, MIN_STD, color_problem, fold_problem, number_problem  # noqa: F401
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,11 +47,10 @@ MAX_LABELS = 100_000
 MAX_LABEL_CHARS = 200
 MAX_CHANNELS = 4096  # mean/std entries
 MAX_NAMES = 1024  # inputs or outputs
-# The netspec metadata of one artifact (version, resolved spec, its hash, target, contract, gate): the spec
-# loader caps a spec at 1 MiB, so its resolved form and the contract fit with room to spare.
-MAX_METADATA_BYTES = 16 << 20
-MAX_METADATA_ENTRIES = 256
-MAX_METADATA_KEY = 200
+CONTRACT_KEYS = ("version", "inputs", "outputs")
+INPUT_KEYS = ("shape", "dtype", "preprocess")
+PREPROCESS_KEYS = ("dtype", "color", "resize", "interpolation", "scale", "offset", "mean", "std", "included")
+OUTPUT_KEYS = ("labels",)
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,14 @@ class Preprocess:
         """The numeric steps on a raw array (channels last): a new float32 array."""
         import numpy as np
 
-        out: Any = np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
-        if self.mean is not None:
-            out = out - np.asarray(self.mean, dtype=np.float32)
-        if self.std is not None:
-            out = out / np.asarray(self.std, dtype=np.float32)
+        # Overflow gives inf, which the caller refuses (netspec.deploy.inputs.to_model names the input):
+        # numpy's own RuntimeWarning would print netspec's source line to the user instead.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out: Any = np.asarray(x, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
+            if self.mean is not None:
+                out = out - np.asarray(self.mean, dtype=np.float32)
+            if self.std is not None:
+                out = out / np.asarray(self.std, dtype=np.float32)
         return out.astype(np.float32, copy=False)
 
     @property
@@ -158,14 +164,16 @@ class Contract:
     def from_dict(cls, data: Any, where: str = "the artifact") -> Contract:
         """The inverse of :meth:`to_dict`, for untrusted data."""
         r = _Reader(where)
-        top = r.mapping(data, "contract")
+        top = r.keys(r.mapping(data, "contract"), CONTRACT_KEYS, "its top level")
         version = top.get("version")
-        if version != VERSION:
-            raise ContractError(f"the contract in {where} has version {version!r}; this netspec reads version {VERSION}")
+        if type(version) is not int or version != VERSION:  # not True, not 1.0: what netspec writes is the int
+            raise ContractError(f"the contract in {where} has version {short(version)}; this netspec reads version "
+                                f"{VERSION} (an integer)", path=("metadata", METADATA_KEY))
         inputs = {name: _read_input(r, value, f"inputs.{name}")
                   for name, value in r.names(top.get("inputs", {}), "inputs").items()}
-        outputs = {name: OutputContract(labels=r.labels(r.mapping(value, f"outputs.{name}").get("labels"),
-                                                          f"outputs.{name}.labels"))
+        outputs = {name: OutputContract(labels=r.labels(
+            r.keys(r.mapping(value, f"outputs.{name}"), OUTPUT_KEYS, f"outputs.{name}").get("labels"),
+            f"outputs.{name}.labels"))
                    for name, value in r.names(top.get("outputs", {}), "outputs").items()}
         return cls(inputs=inputs, outputs=outputs)
 
@@ -225,8 +233,20 @@ class Contract:
                 raise ContractError(f"{where}: its contract gives input {short(name)} shape {_dims(entry.shape)} but "
                                     f"the model takes {_dims(shape)}", path=at)
             pre = entry.preprocess
+            port_dtype = str(port.dtype)
+            if pre is not None and pre.included and port_dtype != pre.dtype:
+                raise ContractError(f"{where}: its contract says input {short(name)} takes raw {pre.dtype} values "
+                                    f"(preprocessing included in the graph) but the model's input is "
+                                    f"{port.dtype}", path=at)
+            if port_dtype in RAW_DTYPES and entry.dtype != port_dtype:  # a runtime's own names: int64 is not one
+                raise ContractError(f"{where}: its contract says input {short(name)} is {entry.dtype} but the model's "
+                                    f"input is {port_dtype}", path=at)
             if pre is None:
                 continue
+            problem = color_problem(pre.color, shape)
+            if problem is not None:  # predict would refuse every image; inspect must not show it as valid
+                raise ContractError(f"{where}: its contract converts images for input {short(name)} of shape "
+                                    f"{_dims(shape)}: {problem}", path=at)
             channels = shape[-1] if shape else None
             for key in ("mean", "std"):
                 values = getattr(pre, key)
@@ -234,10 +254,6 @@ class Contract:
                     raise ContractError(f"{where}: its contract gives input {short(name)} {len(values)} {key} "
                                         f"value{'s' * (len(values) != 1)} but the model's input has {channels} "
                                         "channel" + "s" * (channels != 1), path=at)
-            if pre.included and str(port.dtype) != pre.dtype:
-                raise ContractError(f"{where}: its contract says input {short(name)} takes raw {pre.dtype} values "
-                                    f"(preprocessing included in the graph) but the model's input is "
-                                    f"{port.dtype}", path=at)
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], where: str = "the artifact") -> Contract | None:
@@ -268,27 +284,34 @@ def _input_dict(i: InputContract) -> dict:
 
 
 def _read_input(r: _Reader, value: Any, where: str) -> InputContract:
-    data = r.mapping(value, where)
+    data = r.keys(r.mapping(value, where), INPUT_KEYS, where)
     shape = r.items(data.get("shape"), f"{where}.shape", 32)
     dims = tuple(None if d is None else r.integer(d, f"{where}.shape") for d in shape)
     dtype = r.choice(data.get("dtype", "float32"), RAW_DTYPES, f"{where}.dtype")
     pre = data.get("preprocess")
     if pre is None:
         return InputContract(dims, dtype, None)
-    p = r.mapping(pre, f"{where}.preprocess")
     at = f"{where}.preprocess"
+    p = r.keys(r.mapping(pre, at), PREPROCESS_KEYS, at)
     color = p.get("color")
-    return InputContract(dims, dtype, Preprocess(
+    result = Preprocess(
         dtype=r.choice(p.get("dtype", "float32"), RAW_DTYPES, f"{at}.dtype"),
         color=None if color is None else r.choice(color, COLORS, f"{at}.color"),
         resize=r.flag(p.get("resize", False), f"{at}.resize"),
         interpolation=r.choice(p.get("interpolation", "bilinear"), INTERPOLATIONS, f"{at}.interpolation"),
-        scale=r.number(p.get("scale", 1.0), f"{at}.scale"),
-        offset=r.number(p.get("offset", 0.0), f"{at}.offset"),
-        mean=r.floats(p.get("mean"), f"{at}.mean"),
-        std=r.floats(p.get("std"), f"{at}.std", nonzero=True),
+        scale=r.number(p.get("scale", 1.0), f"{at}.scale", "scale"),
+        offset=r.number(p.get("offset", 0.0), f"{at}.offset", "offset"),
+        mean=r.floats(p.get("mean"), f"{at}.mean", "mean"),
+        std=r.floats(p.get("std"), f"{at}.std", "std"),
         included=r.flag(p.get("included", False), f"{at}.included"),
-    ))
+    )
+    if result.included:  # what Contract.folded writes: the input takes the raw dtype, an integer one
+        problem = fold_problem(result)
+        if problem is not None:
+            raise r.fail(f"{at}.included", f"false: {problem}", True)
+        if dtype != result.dtype:
+            raise r.fail(f"{where}.dtype", f"{result.dtype}, the raw dtype of its included preprocessing", dtype)
+    return InputContract(dims, dtype, result)
 
 
 class _Reader:
@@ -325,16 +348,29 @@ class _Reader:
             raise self.fail(at, "positive integers or null", value)
         return value
 
-    def number(self, value: Any, at: str, nonzero: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or (nonzero and value == 0):
-            raise self.fail(at, "a finite non-zero number" if nonzero else "a finite number", value)
+    def keys(self, data: dict, allowed: tuple[str, ...], at: str) -> dict:
+        """``data`` when it has only ``allowed`` keys: an unknown one is a typo or another netspec's field,
+        and either way would be silently ignored."""
+        for key in data:
+            if key not in allowed:
+                hint = hint_for(key, allowed)
+                raise ContractError(f"the contract in {self.where}: {at} has unknown key {short(key)}; its keys are "
+                                    f"{', '.join(allowed)}", path=("metadata", METADATA_KEY), hint=hint)
+        return data
+
+    def number(self, value: Any, at: str, key: str | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(at, "a finite number", value)
+        problem = number_problem(key, float(value)) if key is not None else None
+        if problem is not None:
+            raise ContractError(f"the contract in {self.where}: {at}: {problem}. Received: {short(value)}",
+                                path=("metadata", METADATA_KEY))
         return float(value)
 
-    def floats(self, value: Any, at: str, nonzero: bool = False) -> tuple[float, ...] | None:
+    def floats(self, value: Any, at: str, key: str) -> tuple[float, ...] | None:
         if value is None:
             return None
-        return tuple(self.number(v, at, nonzero) for v in self.items(value, at, MAX_CHANNELS))
+        return tuple(self.number(v, f"{at}[{k}]", key) for k, v in enumerate(self.items(value, at, MAX_CHANNELS)))
 
     def flag(self, value: Any, at: str) -> bool:
         if not isinstance(value, bool):
@@ -357,6 +393,18 @@ class _Reader:
                 raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) holds a control "
                                     f"character; labels are printable text. Received: {short(label)}",
                                     path=("metadata", METADATA_KEY))
+            if not label.strip():  # predict would print a score with no name
+                raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) is empty; every class "
+                                    f"needs a name. Received: {short(label)}", path=("metadata", METADATA_KEY))
+        if not items:
+            raise self.fail(at, "a list of at least one label, or null", value)
+        first: dict[str, int] = {}
+        for k, label in enumerate(items):  # two classes of one name: predict's answer would be ambiguous
+            if label in first:
+                raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) repeats {short(label)}, "
+                                    f"label {first[label] + 1}; labels name distinct classes",
+                                    path=("metadata", METADATA_KEY))
+            first[label] = k
         return tuple(items)
 
 
@@ -365,104 +413,3 @@ def printable(text: Any) -> bool:
     bidirectional overrides): what may reach a terminal as it is. The spec's ``labels:`` are held to
     the same rule (``str.isprintable``), so a contract netspec stamps always passes."""
     return isinstance(text, str) and text.isprintable()
-
-
-class DuplicateKey(ValueError):
-    """A JSON object with a key twice (``json`` keeps the last one silently)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"duplicate key {key!r}")
-        self.key = key
-
-
-def unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    """``json.loads``'s ``object_pairs_hook`` for untrusted JSON: a key given twice raises :class:`DuplicateKey`."""
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-# -- the metadata mapping every artifact carries ------------------------------------------------------
-
-
-def spec_stamp(data: Any, params: Mapping[str, Any], source: str | None) -> dict[str, str]:
-    """netspec's version, the resolved spec (as written, plus its params after overrides), its SHA-256 and
-    its file: the entries every artifact made from a spec carries (export adds its target and gate)."""
-    from .version import __version__
-
-    resolved = json.dumps({"spec": data, "params": dict(params)}, sort_keys=True, default=str, separators=(",", ":"))
-    return {"netspec.version": __version__, "netspec.spec": resolved,
-            "netspec.spec_sha256": hashlib.sha256(resolved.encode()).hexdigest(), "netspec.source": source or "<text>"}
-
-
-
-def read_spec_stamp(metadata: Mapping[str, str], where: str) -> tuple[dict, dict, str]:
-    """The inverse of :func:`spec_stamp`: ``(spec as written, params, sha256)`` from an artifact's metadata,
-    its hash checked (artifacts come from strangers: an entry may be missing, edited or not JSON).
-
-    Raises:
-        ArtifactError: no stored spec or hash, a spec that does not match its hash, or not netspec's JSON.
-    """
-    at = ("metadata", "netspec.spec")
-    text, stored = metadata.get("netspec.spec"), metadata.get("netspec.spec_sha256")
-    if text is None or stored is None:
-        raise ArtifactError(f"{where} stores no resolved spec and hash (it was exported from a .keras file, or not "
-                            "by netspec)", path=at)
-    actual = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    if actual != stored:
-        raise ArtifactError(f"{where}: the stored spec does not match the stored hash: sha256 {actual[:16]}... does "
-                            f"not match its netspec.spec_sha256 {short(stored, 70)}; the file was changed after "
-                            "netspec wrote it", path=at)
-    try:
-        resolved = json.loads(text)
-    except (ValueError, RecursionError):
-        resolved = None
-    if not isinstance(resolved, dict) or not isinstance(resolved.get("spec"), dict) \
-            or not isinstance(resolved.get("params", {}), dict):
-        raise ArtifactError(f"{where}: the stored spec is not netspec's JSON (a spec mapping and its params)", path=at)
-    return resolved["spec"], resolved.get("params") or {}, stored
-
-
-def metadata_json(metadata: Mapping[str, str]) -> bytes:
-    """The form ``.keras`` (member ``netspec.json``) and LiteRT (metadata ``netspec.json``) store it in."""
-    return json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def read_metadata_json(raw: bytes, where: str, error: type[NetspecError] = ArtifactError) -> dict[str, str]:
-    """The inverse of :func:`metadata_json` for untrusted bytes: a JSON object of strings, under the caps.
-
-    Raises:
-        NetspecError: ``error`` (an :class:`~netspec.errors.ArtifactError` unless told), naming ``where``.
-    """
-    if len(raw) > MAX_METADATA_BYTES:
-        raise error(f"{where}: the netspec metadata is {len(raw):,} bytes, over the {MAX_METADATA_BYTES:,}-byte cap")
-    try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
-    except DuplicateKey as e:
-        raise error(f"{where}: the netspec metadata holds {short(e.key)} twice (which one is meant?)") from None
-    except RecursionError:
-        raise error(f"{where}: the netspec metadata is nested too deeply") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise error(f"{where}: the netspec metadata is not valid JSON: {short(str(e), 120)}") from None
-    return check_metadata(data, where, error)
-
-
-def check_metadata(data: Any, where: str, error: type[NetspecError] = ArtifactError) -> dict[str, str]:
-    """``data`` as a ``{str: str}`` mapping of at most :data:`MAX_METADATA_ENTRIES` entries and
-    :data:`MAX_METADATA_BYTES` characters (ONNX ``metadata_props`` and the JSON forms alike)."""
-    if not isinstance(data, dict):
-        raise error(f"{where}: the netspec metadata must be a JSON object of strings. Received: {short(data)}")
-    if len(data) > MAX_METADATA_ENTRIES:
-        raise error(f"{where}: the netspec metadata has {len(data):,} entries, over the cap of {MAX_METADATA_ENTRIES}")
-    total = 0
-    for key, value in data.items():
-        if not isinstance(key, str) or len(key) > MAX_METADATA_KEY or not isinstance(value, str):
-            raise error(f"{where}: netspec metadata entry {short(key)} must map a name to a string. "
-                        f"Received: {short(value)}")
-        total += len(key) + len(value)
-        if total > MAX_METADATA_BYTES:
-            raise error(f"{where}: the netspec metadata is over the {MAX_METADATA_BYTES:,}-character cap")
-    return dict(data)
