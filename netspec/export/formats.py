@@ -161,8 +161,8 @@ def _onnx_finish(proto, target: Target, calib: Arrays | None, metadata: Mapping[
 def _onnx_load(proto, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
     from . import verify
 
-    verify.check_onnx(proto, gate)
     data = proto.SerializeToString()
+    verify.check_onnx(data, gate)  # the bytes the session loads: the checker takes them as they are, not another copy
     session = verify.ort_session(data, gate)
     outputs = {o.name: {"shape": [d.dim_value or None for d in o.type.tensor_type.shape.dim]}
                for o in proto.graph.output}
