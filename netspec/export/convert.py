@@ -202,13 +202,16 @@ def _lean_tf2onnx():
     optimize = optimizer.optimize_graph
 
     def collecting(*args, **kwargs):
-        gc.freeze()
+        outer = gc.get_freeze_count() > 0  # onnx_model froze what existed before the conversion: keep it so
+        if not outer:
+            gc.freeze()
         optimizer.copy = _CollectingCopy
         try:
             return optimize(*args, **kwargs)
         finally:
             optimizer.copy = copy
-            gc.unfreeze()
+            if not outer:
+                gc.unfreeze()
             gc.collect()
 
     optimizer.optimize_graph = collecting
@@ -258,6 +261,16 @@ def onnx_model(serve, sig, opset: int):
     resident after, and the onnx-cpu export's peak 29.4x -> 21.5x its weights (bench/export_memory.py). The
     ONNX file's outputs are bit-identical; tf2onnx's generated node names vary from run to run either way.
     """
+    # Objects that exist now (TensorFlow's, Keras's, the model's) are left out of the collections below, so each
+    # scans only the conversion's own objects: five full collections cost 1.4 s of MobileNetV2's 5.2 s.
+    gc.freeze()
+    try:
+        return _onnx_model(serve, sig, opset)
+    finally:
+        gc.unfreeze()
+
+
+def _onnx_model(serve, sig, opset: int):
     import tensorflow as tf
     from tf2onnx import convert, optimizer, tfonnx
 
