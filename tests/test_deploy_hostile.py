@@ -378,10 +378,10 @@ def test_inspect_spec_writes_like_every_output_option(tmp_path, capsys):
     assert rc == 0 and out.read_text().startswith("# written by netspec inspect")
     (tmp_path / "afile").write_text("x")
     rc, _, err = cli(capsys, "inspect", str(artifacts().onnx), "--spec", str(tmp_path / "afile" / "s.yaml"))
-    assert rc == 1 and err == f"{tmp_path / 'afile' / 's.yaml'}: {tmp_path / 'afile'} is a file, not a directory. Nothing written\n"
+    assert rc == 1 and err == f"{tmp_path / 'afile' / 's.yaml'}: cannot write it: {tmp_path / 'afile'} is a file, not a directory. Nothing written\n"
     (tmp_path / "d.yaml").mkdir()
     rc, _, err = cli(capsys, "inspect", str(artifacts().onnx), "--spec", str(tmp_path / "d.yaml"))
-    assert rc == 1 and err == f"{tmp_path / 'd.yaml'}: is a directory; give a file name to write. Nothing written\n"
+    assert rc == 1 and err == f"{tmp_path / 'd.yaml'}: cannot write it: it is a directory; give a file name. Nothing written\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d.yaml", "new"]
 
 
@@ -392,7 +392,7 @@ def test_an_output_the_file_system_refuses_is_refused_before_any_work(tmp_path, 
     long = tmp_path / "at" / ("a" * 300 + ".onnx")
     started = time.perf_counter()
     rc, _, err = cli(capsys, "export", str(ROOT / "specs" / "digits.yaml"), "--target", "onnx-cpu", "-o", str(long))
-    assert rc == 1 and err.endswith(": a name in it is longer than the file system takes (255 bytes). Nothing written\n")
+    assert rc == 1 and err.endswith(": cannot write it: a name in it is longer than the file system takes (255 bytes). Nothing written\n")
     assert time.perf_counter() - started < 5 and not (tmp_path / "at").exists()
 
 

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from ..source.kerasfile import Archive
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a component too long or unreadable counts as missing (checked by the caller)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def check_writable(target: str | os.PathLike) -> Path:
     """``target`` as a path a file can be written to, checked before any work that would be lost.
 
@@ -29,23 +37,25 @@ def check_writable(target: str | os.PathLike) -> Path:
     from ..errors import OutputError
 
     target = Path(target)
+    shown = str(target) if len(str(target)) <= 120 else str(target)[:120] + "..."
+
+    def refuse(why: str) -> OutputError:
+        return OutputError(f"{shown}: cannot write it: {why}. Nothing written")
+
     try:
-        if target.is_dir():
-            raise OutputError(f"{target}: is a directory; give a file name to write. Nothing written")
-        existing = next(d for d in (target.parent.absolute(), *target.parent.absolute().parents) if d.exists())
-        if not existing.is_dir():
-            raise OutputError(f"{target}: {existing} is a file, not a directory. Nothing written")
-        longest = os.pathconf(existing, "PC_NAME_MAX")
+        existing = next(d for d in (target.parent.absolute(), *target.parent.absolute().parents) if _exists(d))
+        longest = os.pathconf(existing, "PC_NAME_MAX") if existing.is_dir() else 255
         tmp_name = f".{target.stem}.xxxxxxxx{target.suffix}"  # what atomic_path writes first
-        too_long = [part for part in (*target.parts, tmp_name) if len(os.fsencode(part)) > longest]
-        if too_long:
-            raise OutputError(f"{str(target)[:120]}{'...' if len(str(target)) > 120 else ''}: a name in it is "
-                              f"longer than the file system takes ({longest} bytes). Nothing written")
+        if any(len(os.fsencode(part)) > longest for part in (*target.parts, tmp_name)):
+            raise refuse(f"a name in it is longer than the file system takes ({longest} bytes)")
+        if target.is_dir():
+            raise refuse("it is a directory; give a file name")
+        if not existing.is_dir():
+            raise refuse(f"{existing} is a file, not a directory")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise OutputError(f"{target}: netspec may not write in {existing} (permission denied). Nothing written")
+            raise refuse(f"netspec may not write in {existing} (permission denied)")
     except OSError as e:  # a path the file system refuses to even look at
-        raise OutputError(f"{str(target)[:120]}: cannot be written there ({e.strerror or type(e).__name__}). "
-                          "Nothing written") from None
+        raise refuse(e.strerror or type(e).__name__) from None
     return target
 
 
@@ -64,7 +74,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
     except OSError as e:  # a read-only or full disk, or a race with another writer
-        raise OutputError(f"{str(target)[:120]}: cannot be written there ({e.strerror or type(e).__name__}). "
+        raise OutputError(f"{str(target)[:120]}: cannot write it ({e.strerror or type(e).__name__}). "
                           "Nothing written") from None
     os.close(fd)
     tmp_path = Path(tmp)
@@ -75,7 +85,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         try:
             os.replace(tmp_path, target)
         except OSError as e:  # the target became a directory meanwhile, or cannot be replaced
-            raise OutputError(f"{target}: cannot be replaced ({e.strerror or type(e).__name__}). "
+            raise OutputError(f"{target}: cannot write it ({e.strerror or type(e).__name__}). "
                               "Nothing written") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
