@@ -312,6 +312,23 @@ def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | N
     return runs
 
 
+def fitting_gate_batch(inputs: int, activations: int, largest: int, room: int) -> int:
+    """The largest gate batch, at most ``largest``, whose cost (:func:`export_runs`) fits in ``room`` bytes; 0: none."""
+    per = inputs + 2 * activations
+    return min(largest, room // per) if per > 0 else largest
+
+
+def float64_run(inputs: int, activations: int, batch: int, weights: int) -> RunCost:
+    """The fp32 gate's float64 reference (:mod:`netspec.export.noise`) on one gate batch.
+
+    It holds the model's weights again at 8 bytes each (``weights``: their float32 bytes) and a
+    batch of activations in float64 (twice the float32 ``activations`` per sample), with the
+    batch's inputs cast up; the float32 run of the same batch is over by then.
+    """
+    return RunCost(f"a float64 copy of the model ({format_bytes(2 * weights)} of weights) on a batch of {batch:,}",
+                   2 * weights + batch * (inputs + 2 * activations), "batch_size")
+
+
 # -- allocation failures that still happen --------------------------------------------------------
 
 _OOM_NAMES = ("ResourceExhaustedError", "_ArrayMemoryError", "OutOfMemoryError")

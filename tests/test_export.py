@@ -373,7 +373,7 @@ def test_export_runs_are_priced_before_generating(keras, small, monkeypatch, cha
     model = small.build()
     inputs = quantize.describe_inputs(model)
     target = replace(get_target("edge", small), **changes)
-    monkeypatch.setattr("netspec.export.pipeline.headroom", lambda: nb.Memory(room, "a test"))
+    monkeypatch.setattr("netspec.export.runs.headroom", lambda: nb.Memory(room, "a test"))
     if fragment is None:
         check_runs(model, inputs, target, small)
         return

@@ -7,31 +7,25 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from . import compat, formats, modelcheck, quantize, sizes, verify
-from ..budget import allocation_guard, elements, export_runs, format_bytes, generated_bytes, headroom, intermediate, \
-    tensor_bytes
+from ..budget import allocation_guard
 from .convert import IONames, call_model, io_names
 from .preprocess import fold
 from ..build.saving import atomic_path
 from ..contract import METADATA_KEY
-from ..errors import ExportError, GateError, NetspecError, hint_for
+from ..errors import ExportError, GateError, hint_for
 from .report import ExportReport
+from .runs import AGREEMENT_SAMPLES, GATE_SEED, GatePlan, LoadArrays, activation_bytes, check_runs, \
+    float64_reference, gate_batches, gate_sizes, real_samples, target_error
 from .targets import ExportSpec, Target
 
-if TYPE_CHECKING:
-    import keras
-
-    from .quantize import InputInfo
-
-# ``netspec.train.data.load_arrays``: (spec, "train" | "validation") -> arrays with ``.x`` (and ``.y``) by name.
-LoadArrays = Callable[[ExportSpec, str], Any]
-
-GATE_SEED = 20_261_101  # generated gate inputs differ from calibration inputs (seed 0 by default)
-AGREEMENT_SAMPLES = 64  # fp16/int8 classifiers: top-1 agreement is measured on this many samples
+# Re-exported for callers of the pipeline (the CLI's LoadArrays, tests): they live in netspec.export.runs.
+__all__ = ["AGREEMENT_SAMPLES", "GATE_SEED", "LoadArrays", "activation_bytes", "check_runs", "export", "gate_batches",
+           "keras_function", "load_model", "measure_latency", "median_ms", "target_error"]
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -180,7 +174,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if fixed:  # by input name: convert fixes these dimensions in the exported file
         report.target = target = replace(target, input_shape=fixed)
     inputs = sizes.feeds(declared, sized, 0)
-    check_runs(model, inputs, target, spec, sized)  # before any batch or calibration sample is generated
+    plan = check_runs(model, inputs, target, spec, sized)  # before any batch or calibration sample is generated
     report.inputs = {i.name: {"shape": [target.batch_size, *fixed.get(i.name, i.shape)], "dtype": i.dtype}
                      for i in declared}
     for s in sized:
@@ -216,9 +210,14 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     if not dynamic:
         real = real_samples(spec, load_arrays)
     others = [sizes.feeds(declared, sized, k) for k in range(1, sizes.size_sets(sized))]
-    sets = gate_batches(inputs, target, real, others)
-    verify.run_gate(reference, run, sets, target.precision, classifiers, gate)
+    sets = gate_batches(inputs, target, real, others, plan.sizes)
+    gate.batch_limit = plan.limit
+    exact = float64_reference(model, names, plan, 4 * sum(int(np.prod(w.shape)) for w in model.weights)) \
+        if target.precision == "fp32" else None
+    verify.run_gate(reference, run, sets, target.precision, classifiers, gate, exact)
     if gate.ok:
+        if plan.limit:
+            gate.checks.append(f"gate batches limited by the memory budget: {plan.limit}")
         gate.checks[-1] += ", on samples of the spec's data and generated inputs" if real is not None \
             else ", on generated inputs"
         proven = sizes.describe(sized)
@@ -249,7 +248,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     heldout = quantize.heldout_arrays(spec, load_arrays) if target.precision != "fp32" else None
     if heldout is not None and heldout.y is not None and classifiers:
         report.accuracy = quantize.accuracy_change(reference, run, heldout.x, heldout.y, classifiers,
-                                                   target.batch_size or 32)
+                                                   target.batch_size or (max(plan.sizes) if plan.limit else 32))
     if fmt.stamp is not None and report.metadata:  # the gate's figures, now known, go into the file
         report.metadata["netspec.gate"] = report.gate_figures()
         data = fmt.stamp(data, report.metadata)
@@ -260,7 +259,7 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
             tmp.write_bytes(data)
         report.size_bytes = len(data)
     if latency:
-        report.latency_ms = measure_latency(keras_function(model, names), run, inputs, target)
+        report.latency_ms = measure_latency(keras_function(model, names), run, inputs, target, plan)
     report.seconds["total"] = time.perf_counter() - started
     return report
 
@@ -279,70 +278,6 @@ def _once_per_part(load_arrays: LoadArrays | None) -> LoadArrays | None:
     return load
 
 
-# -- what the export allocates, priced before it does ------------------------------------------------
-
-
-def gate_sizes(target: Target) -> list[int]:
-    """Batch sizes the gate and the latency measurement feed: 1 and 8, or the fixed batch size."""
-    return [1, 8] if target.batch_size is None else [target.batch_size]
-
-
-def activation_bytes(model) -> int:
-    """Bytes of every layer output and costed intermediate for one sample, unknown dims at the fed sizes."""
-    from ..kerasapi import inbound_nodes
-
-    total = 0
-    for layer in model.layers:
-        for node in inbound_nodes(layer):
-            total += sum(tensor_bytes(t) for t in node.output_tensors)
-            cost = intermediate(layer, [(str(i), tuple(t.shape)[1:]) for i, t in enumerate(node.input_tensors)])
-            total += 4 * cost[1] if cost is not None else 0
-    return total
-
-
-def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec: ExportSpec | None,
-               sized: list[sizes.Sized] | None = None) -> None:
-    """Refuse an export whose gate batches or calibration samples would not fit in memory, before allocating them.
-
-    The cost is batch x (one generated sample of every input + every activation of one sample),
-    at the sizes :func:`netspec.export.quantize.generate` feeds (``sized``: the largest proven
-    shapes of unknown dimensions); the bound is :func:`netspec.budget.headroom` (half of what
-    the process can still allocate).
-
-    Raises:
-        ExportError: located at the target's ``batch_size`` or ``calibration.samples`` in the spec.
-    """
-    per_input = sum(generated_bytes(i.shape, i.dtype) for i in inputs)
-    per_sample = activation_bytes(model)
-    if sized is not None and any(s.source is not None for s in sized):
-        per_input, per_sample = _largest_feed(model, inputs, sized, per_sample)
-    samples = target.calibration.samples if target.precision == "int8" else None
-    room = headroom()
-    for run in export_runs(per_input, per_sample, max(gate_sizes(target)), samples, target.batch_size or 1):
-        if run.bytes > room.bytes:
-            raise target_error(spec, target, run.field,
-                               f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
-                               f"sample), over the {format_bytes(room.bytes)} this export may allocate ({room.source}); "
-                               f"lower {_option(spec, target, run.field)}")
-
-
-def _largest_feed(model, inputs: list[InputInfo], sized: list[sizes.Sized], declared_bytes: int) -> tuple[int, int]:
-    """(input bytes, activation bytes) of one sample at the largest proven shape set.
-
-    Activations are costed on the model's graph rebuilt at those shapes (symbolically); when it
-    cannot be rebuilt, the declared-shape cost is scaled by how much larger the inputs are.
-    """
-    sets = [sizes.feeds(inputs, sized, k) for k in range(sizes.size_sets(sized))]
-    largest = max(sets, key=lambda feed: sum(elements(i.shape) for i in feed))
-    per_input = sum(generated_bytes(i.shape, i.dtype) for i in largest)
-    traced = sizes.traced_at(model, {i.name: i.shape for i in largest})
-    if traced is not None:
-        return per_input, activation_bytes(traced)
-    scale = max(1.0, sum(elements(i.shape) for i in largest) /
-                max(1, sum(elements(tuple(t.shape)[1:]) for t in model.inputs)))
-    return per_input, int(declared_bytes * scale)
-
-
 def check_keep_float(model, spec: ExportSpec | None, target: Target) -> None:
     """Refuse a ``keep_float`` name that is not a node of the spec (or a layer of the ``.keras`` model).
 
@@ -355,71 +290,6 @@ def check_keep_float(model, spec: ExportSpec | None, target: Target) -> None:
             what = "node of the spec" if spec is not None else "layer of the model"
             raise target_error(spec, target, "keep_float", f"keep_float names no {what}. Received: {name!r}",
                                hint=hint_for(name, known))
-
-
-def _option(spec, target: Target, field: str) -> str:
-    if field == "batch_size" and _spec_value(spec, target, field) != target.batch_size:
-        return "--batch-size"
-    return f"the target's {field}" if not target.builtin else f"{field} (in an export: target of your own)"
-
-
-def _spec_value(spec, target: Target, field: str):
-    raw = ((spec.section("export") or {}).get(target.name) or {}) if spec is not None and hasattr(spec, "section") else {}
-    for key in field.split("."):
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
-
-
-def target_error(spec, target: Target, field: str | None, message: str, hint: str | None = None) -> ExportError:
-    """An error about ``target``, located at its ``field`` (or its entry) in the spec's ``export:`` section."""
-    text = f"export target {target.name!r}: {message}"
-    if spec is None or not hasattr(spec, "document") or target.builtin:
-        return ExportError(text, hint=hint)
-    path: tuple = ("export", target.name)
-    if field is not None and _spec_value(spec, target, field) is not None:
-        path += tuple(field.split("."))
-    return ExportError(text, path=path, location=spec.document.source.value(path), hint=hint)
-
-
-def gate_batches(inputs, target: Target, real: dict | None = None, others: list | None = None) -> list[dict]:
-    """Gate inputs: batch 1 and batch 8 (a fixed batch size: batches of that size), generated with the gate's seed.
-
-    For fp16/int8, more batches of 8 follow, so top-1 agreement is measured on 64 samples. With
-    ``real`` samples (the spec's own data), the same batches of them are compared first. ``others``:
-    the inputs at other proven shapes (unknown dimensions at their second size), each fed at the
-    gate's batch sizes after the rest.
-    """
-    batch_sizes = gate_sizes(target)
-    if target.precision != "fp32":
-        per = target.batch_size or 8
-        batch_sizes += [per] * max(0, (AGREEMENT_SAMPLES - sum(batch_sizes)) // per)
-    value_range = target.calibration.range
-    sets = []
-    if real is not None:
-        start = 0
-        for n in batch_sizes:
-            if start + n > len(next(iter(real.values()))):
-                break
-            sets.append({k: v[start:start + n] for k, v in real.items()})
-            start += n
-    sets += [quantize.generate(inputs, n, GATE_SEED + k, value_range) for k, n in enumerate(batch_sizes)]
-    for j, other in enumerate(others or [], start=1):
-        sets += [quantize.generate(other, n, GATE_SEED + 1000 * j + k, value_range)
-                 for k, n in enumerate(gate_sizes(target))]
-    return sets
-
-
-def real_samples(spec: ExportSpec | None, load_arrays: LoadArrays | None) -> dict | None:
-    """Samples of the spec's data for the gate: validation data (never seen by int8 calibration), else
-    training data; None when the spec has no data (or the data cannot be read)."""
-    for part in ("validation", "train"):
-        try:
-            data = quantize.spec_data(spec, part, load_arrays)
-        except NetspecError:
-            return None  # the gate still runs on generated inputs; train/validate report data errors
-        if data is not None:
-            return {k: np.asarray(v) for k, v in data.x.items()}
-    return None
 
 
 def _gate_message(report: ExportReport, spec) -> str:
@@ -476,9 +346,11 @@ def keras_function(model, names: IONames) -> Callable:
     return run
 
 
-def measure_latency(reference: Callable, run: Callable, inputs, target: Target, budget_s: float = 0.5) -> dict:
-    """Median milliseconds of the export's runtime and of Keras (a compiled tf.function) at batch 1 and 8."""
-    sizes = gate_sizes(target)
+def measure_latency(reference: Callable, run: Callable, inputs, target: Target, plan: GatePlan | None = None,
+                    budget_s: float = 0.5) -> dict:
+    """Median milliseconds of the export's runtime and of Keras (a compiled tf.function) at the gate's
+    batch sizes (1 and 8, the fixed batch size, or those the memory budget chose: ``plan``)."""
+    sizes = list(plan.sizes) if plan is not None else gate_sizes(target)
     out: dict[str, dict[int, float]] = {"export": {}, "keras": {}}
     for n in sizes:
         x = quantize.generate(inputs, n, 1)

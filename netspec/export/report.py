@@ -39,22 +39,27 @@ class ExportReport:
 
     def gate_figures(self) -> str:
         """The gate's figures as the artifact carries them (``netspec.gate``, JSON): per output the worst
-        max |error|, its bound and the output's range, top-1 agreement, the checks and held-out accuracy."""
+        max |error|, its bound and the output's range, top-1 agreement and the fp32 noise-scaled bound
+        when it was used; the checks, held-out accuracy, and why the gate batches were limited."""
         import json
 
         from .verify import top1_totals
 
         gate = self.gate
         assert gate is not None and gate.ok  # stamped only into an artifact whose gate passed
-        outputs = {}
+        outputs: dict[str, dict[str, Any]] = {}
         for name in dict.fromkeys(p.output for p in gate.parity):
             runs = [p for p in gate.parity if p.output == name]
             worst = max(runs, key=lambda p: p.error_vs_range)
             agreed, decisive = top1_totals(runs)
             outputs[name] = {"max_abs_error": worst.max_abs_error, "bound": worst.bound, "span": worst.span,
                              "comparisons": len(runs), "top1_agreement": agreed / decisive if decisive else None}
+            scaled = [p.noise for p in runs if p.noise is not None and "bound" in p.noise]
+            if scaled:  # over the absolute fp32 bound, passed within K x Keras's own float32 error
+                outputs[name]["noise"] = max(scaled, key=lambda n: n["e_export"] / n["bound"])
         return json.dumps({"ok": True, "precision": gate.precision, "checks": gate.checks, "outputs": outputs,
-                           "accuracy": self.accuracy}, sort_keys=True, separators=(",", ":"))
+                           "accuracy": self.accuracy, "batch_limit": gate.batch_limit},
+                          sort_keys=True, separators=(",", ":"))
 
     def text(self) -> str:
         """What ``netspec export`` prints."""
