@@ -322,6 +322,11 @@ def gate_figures(gate) -> dict:
     if gate.parity:
         worst = max(finite or gate.parity, key=lambda p: p.error_vs_range)
         d.update(max_abs_error=worst.max_abs_error, error_vs_range=worst.error_vs_range, span=worst.span)
+    scaled = [p.noise for p in gate.parity if p.noise and "bound" in p.noise]
+    if scaled:  # over the absolute fp32 bound, judged against Keras's own float32 noise (netspec.export.noise)
+        d["noise"] = max(scaled, key=lambda n: n["e_export"] / n["bound"])
+    if getattr(gate, "batch_limit", None):
+        d["batch_limit"] = gate.batch_limit
     if gate.diverging and gate.diverging.get("node"):
         d["diverging"] = gate.diverging["node"]
     if gate.located:  # where a low-precision export departs (int8, fp16): what a user acts on
