@@ -46,7 +46,7 @@ use: $(STAMP)
 	test -f out/digits-int8.onnx || $(MAKE) export
 	$(BIN)/netspec inspect out/digits.onnx
 	$(BIN)/netspec predict out/digits.onnx data/digits-samples/*.png --top-k 3
-	$(BIN)/netspec evaluate $(DEMO_RUN)/best.keras out/digits.onnx out/digits-int8.onnx
+	$(BIN)/netspec evaluate $(DEMO_RUN)/best.keras out/digits.onnx out/digits-int8.onnx --spec specs/digits.yaml
 
 # The YAML language server that tests/test_editor.py runs (pinned by package-lock.json).
 NODE_STAMP := node_modules/.package-lock.json

@@ -17,6 +17,7 @@ from .errors import (  # noqa: E402
     ModelFileError,
     ModelImportError,
     NetspecError,
+    OutputError,
     PlotError,
     PluginError,
     ResolveError,
@@ -31,7 +32,7 @@ from .spec import CheckResult, Spec, load  # noqa: E402
 
 __all__ = [
     "ArtifactError", "CheckResult", "ContractError", "CostError", "DataError", "ExportError", "ExpressionError", "GateError", "ImportVerifyError",
-    "Location", "ModelFileError", "ModelImportError", "NetspecError", "PlotError", "PluginError", "ResolveError",
+    "Location", "ModelFileError", "ModelImportError", "NetspecError", "OutputError", "PlotError", "PluginError", "ResolveError",
     "SchemaError", "ShapeError", "Spec", "SpecSyntaxError", "TrainError", "__version__", "load", "load_model",
     "register_layer",
 ]

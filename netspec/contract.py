@@ -146,9 +146,12 @@ class Contract:
         if len(text) > MAX_CONTRACT_BYTES:
             raise ContractError(f"the contract in {where} is {len(text):,} bytes; at most {MAX_CONTRACT_BYTES:,} are read")
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=unique_keys)
+        except DuplicateKey as e:
+            raise ContractError(f"the contract in {where} holds key {short(e.key)} twice in one object (which one is "
+                                "meant?)", path=("metadata", METADATA_KEY)) from None
         except (ValueError, RecursionError) as e:
-            raise ContractError(f"the contract in {where} is not JSON: {e}") from None
+            raise ContractError(f"the contract in {where} is not JSON: {e}", path=("metadata", METADATA_KEY)) from None
         return cls.from_dict(data, where)
 
     @classmethod
@@ -185,11 +188,71 @@ class Contract:
                   for name, i in self.inputs.items()}
         return Contract(inputs=inputs, outputs=dict(self.outputs))
 
+    def check_ports(self, ports: Any, outputs: Any, where: str) -> None:
+        """Refuse a stamped contract that disagrees with the artifact's own graph.
+
+        A contract is metadata beside the graph, and either can be edited without the other: an input
+        renamed in the contract would silently skip its preprocessing, a wrong shape or channel count
+        would feed values the model was not trained on, and ``included`` on a graph that takes floats
+        would feed raw pixels to a model that expects them preprocessed.
+
+        Args:
+            ports: the runtime's inputs, each with ``name``, ``shape`` (no batch axis, None: unknown), ``dtype``.
+            outputs: the runtime's output names.
+            where: the artifact, as messages show it.
+
+        Raises:
+            ContractError: names, shapes, per-channel lengths or the folded dtype disagree (both values named).
+        """
+        at = ("metadata", METADATA_KEY)
+        by_name = {p.name: p for p in ports}
+        for what, declared, actual in (("inputs", list(self.inputs), list(by_name)),
+                                       ("outputs", list(self.outputs), list(outputs))):
+            if set(declared) != set(actual):
+                extra = [n for n in declared if n not in actual]
+                missing = [n for n in actual if n not in declared]
+                name = extra[0] if extra else missing[0]
+                raise ContractError(
+                    f"{where}: its contract names {what} {_names(declared)} but the model's {what} are "
+                    f"{_names(actual)}; {what[:-1]} {short(name)} is " +
+                    ("not in the model" if extra else "not in the contract") +
+                    " (the contract or the graph was changed after export)", path=at)
+        for name, entry in self.inputs.items():
+            port = by_name[name]
+            shape = tuple(port.shape)
+            if len(entry.shape) != len(shape) or any(a is not None and b is not None and a != b
+                                                       for a, b in zip(entry.shape, shape)):
+                raise ContractError(f"{where}: its contract gives input {short(name)} shape {_dims(entry.shape)} but "
+                                    f"the model takes {_dims(shape)}", path=at)
+            pre = entry.preprocess
+            if pre is None:
+                continue
+            channels = shape[-1] if shape else None
+            for key in ("mean", "std"):
+                values = getattr(pre, key)
+                if values is not None and channels is not None and len(values) != channels:
+                    raise ContractError(f"{where}: its contract gives input {short(name)} {len(values)} {key} "
+                                        f"value{'s' * (len(values) != 1)} but the model's input has {channels} "
+                                        "channel" + "s" * (channels != 1), path=at)
+            if pre.included and str(port.dtype) != pre.dtype:
+                raise ContractError(f"{where}: its contract says input {short(name)} takes raw {pre.dtype} values "
+                                    f"(preprocessing included in the graph) but the model's input is "
+                                    f"{port.dtype}", path=at)
+
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], where: str = "the artifact") -> Contract | None:
         """The contract stamped in an artifact's metadata; None when it carries none."""
         text = metadata.get(METADATA_KEY)
         return None if text is None else cls.from_json(text, where)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(short(n, 40) for n in names[:8])
+    return "(" + shown + (f", ... {len(names)} in all" if len(names) > 8 else "") + ")"
+
+
+def _dims(shape: tuple) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def _input_dict(i: InputContract) -> dict:
@@ -235,7 +298,8 @@ class _Reader:
         self.where = where
 
     def fail(self, at: str, what: str, value: Any) -> ContractError:
-        return ContractError(f"the contract in {self.where}: {at} must be {what}. Received: {short(value)}")
+        return ContractError(f"the contract in {self.where}: {at} must be {what}. Received: {short(value)}",
+                             path=("metadata", METADATA_KEY))
 
     def mapping(self, value: Any, at: str) -> dict:
         if not isinstance(value, dict):
@@ -246,6 +310,9 @@ class _Reader:
         data = self.mapping(value, at)
         if len(data) > MAX_NAMES:
             raise self.fail(at, f"at most {MAX_NAMES} names", f"{len(data)} names")
+        for name in data:
+            if not printable(name) or len(name) > MAX_LABEL_CHARS:
+                raise self.fail(at, f"names of printable characters (at most {MAX_LABEL_CHARS})", name)
         return data
 
     def items(self, value: Any, at: str, limit: int) -> list:
@@ -285,7 +352,37 @@ class _Reader:
         items = self.items(value, at, MAX_LABELS)
         if not all(isinstance(s, str) and len(s) <= MAX_LABEL_CHARS for s in items):
             raise self.fail(at, f"a list of strings of at most {MAX_LABEL_CHARS} characters", value)
+        for k, label in enumerate(items):  # predict and inspect print labels: no terminal escapes, no new lines
+            if not printable(label):
+                raise ContractError(f"the contract in {self.where}: {at}[{k}] (label {k + 1}) holds a control "
+                                    f"character; labels are printable text. Received: {short(label)}",
+                                    path=("metadata", METADATA_KEY))
         return tuple(items)
+
+
+def printable(text: Any) -> bool:
+    """A string without control characters (C0, DEL, C1, and Unicode's other non-printables such as
+    bidirectional overrides): what may reach a terminal as it is. The spec's ``labels:`` are held to
+    the same rule (``str.isprintable``), so a contract netspec stamps always passes."""
+    return isinstance(text, str) and text.isprintable()
+
+
+class DuplicateKey(ValueError):
+    """A JSON object with a key twice (``json`` keeps the last one silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """``json.loads``'s ``object_pairs_hook`` for untrusted JSON: a key given twice raises :class:`DuplicateKey`."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 # -- the metadata mapping every artifact carries ------------------------------------------------------
@@ -343,7 +440,9 @@ def read_metadata_json(raw: bytes, where: str, error: type[NetspecError] = Artif
     if len(raw) > MAX_METADATA_BYTES:
         raise error(f"{where}: the netspec metadata is {len(raw):,} bytes, over the {MAX_METADATA_BYTES:,}-byte cap")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
+    except DuplicateKey as e:
+        raise error(f"{where}: the netspec metadata holds {short(e.key)} twice (which one is meant?)") from None
     except RecursionError:
         raise error(f"{where}: the netspec metadata is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:

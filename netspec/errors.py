@@ -280,3 +280,44 @@ class ArtifactError(NetspecError):
     whose netspec metadata is malformed, over a cap, or disagrees with itself (``inspect --spec``)."""
 
     kind = "artifact"
+
+
+# -- deploy errors ---
+
+
+class OutputError(NetspecError):
+    """A file a command was told to write cannot be written there (a directory, a file in the way, no permission)."""
+
+    kind = "output"
+
+
+# Patterns of native runtimes' messages (compiled on first use: this module imports nothing heavy, not even re).
+_NATIVE_NOISE = (r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:|While validating node .*)$")
+_ORT_CODE = r"\[ONNXRuntimeError\] : \d+ : \w+ : "
+_SOURCE_LINE = r"\S+\.(?:cc|cpp|cxx|c|h|hpp):\d+:?\s*"
+_SIGNATURE = (r"^(?:virtual\s+)?[\w:<>*&\s,]*?\w+::~?\w+\([^)]*\)(?:\s*const)?\s*|^[A-Z][A-Za-z0-9_]+ (?=[A-Z])")
+
+
+def native_message(error: BaseException | str, limit: int = 200) -> str:
+    """The first meaningful line of a native runtime's message (onnxruntime, OpenVINO, LiteRT), for a user.
+
+    Their messages carry the C++ source file and line they were raised at, the function's signature
+    and a chain of ``Exception from ...`` frames: none of it says what is wrong with the file. This keeps
+    the sentence that does (``Unsupported model IR version: 14, max supported IR version: 13``), with
+    the node it names, replaces temporary paths, and bounds the length.
+    """
+    import re
+    import tempfile
+
+    text = str(error)
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    meaningful = [s for s in lines if not re.match(_NATIVE_NOISE, s)]
+    text = (meaningful or lines or [type(error).__name__ if isinstance(error, BaseException) else ""])[0]
+    text = re.sub(_ORT_CODE, "", text)
+    marks = list(re.finditer(_SOURCE_LINE, text))
+    if marks:
+        head, tail = text[:marks[0].start()], text[marks[-1].end():]
+        text = head + re.sub(_SIGNATURE, "", tail, count=1)
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/\S*", "<temporary file>", text)
+    text = " ".join(text.split()) or "no message"
+    return text if len(text) <= limit else text[:limit - 3] + "..."

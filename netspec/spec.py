@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from .contract import Contract
 
 
+# The attribute of a model :meth:`Spec.build` made that holds :meth:`Spec.metadata` (what a .keras file
+# netspec writes stores as netspec.json): ``netspec import`` of the model reads its blocks used once
+# from it, after proving that spec builds the model (see netspec/importing/stamped.py).
+BUILT_FROM = "_netspec_metadata"
+
+
 @dataclass
 class CheckResult:
     """The shape table of a spec: one row per input and node, and Keras's parameter totals."""
@@ -155,7 +161,12 @@ class Spec:
         Raises:
             NetspecError: a node cannot be built; the error names the node, its line and shapes.
         """
-        return self._compile(budget).model
+        model = self._compile(budget).model
+        try:
+            object.__setattr__(model, BUILT_FROM, self.metadata())  # past Keras's attribute tracking: plain data
+        except NetspecError:  # no metadata to carry: the model imports as any model does
+            pass
+        return model
 
     def check(self, budget: Budget | None = None, run: bool = True) -> CheckResult:
         """Infer every node's shape and parameter count (builds the model), and prove it runs.

@@ -52,7 +52,8 @@ def probs_on_runtime(path: Path, x: np.ndarray) -> np.ndarray:
 def test_accuracy_per_artifact_equals_independent_scoring(capsys, held_out):
     a = artifacts()
     paths = [a.keras, a.onnx, a.int8, a.tflite, a.openvino]
-    rc, out, err = cli(capsys, "evaluate", *map(str, paths), "--format", "json")
+    # the spec stamped in the .keras names ../data/digits.npz, relative to where it was exported: its file names it
+    rc, out, err = cli(capsys, "evaluate", *map(str, paths), "--spec", str(SPEC), "--format", "json")
     assert rc == 0, out + err
     data = json.loads(out)
     x, y = held_out
@@ -63,7 +64,7 @@ def test_accuracy_per_artifact_equals_independent_scoring(capsys, held_out):
     assert [c["runtime"].split()[0] for c in data["artifacts"]] == ["Keras", "onnxruntime", "onnxruntime", "LiteRT", "OpenVINO"]
     assert data["artifacts"][0]["change"] is None
     assert data["artifacts"][2]["change"]["accuracy"] == pytest.approx(got[2] - got[0])
-    rc, text, _ = cli(capsys, "evaluate", *map(str, paths))
+    rc, text, _ = cli(capsys, "evaluate", *map(str, paths), "--spec", str(SPEC))
     assert rc == 0 and text.splitlines()[1].split() == ["artifact", "runtime", "accuracy", "time"]
     assert f"{got[2]:.4f} ({got[2] - got[0]:+.4f})" in text
 

@@ -58,8 +58,9 @@ def lively_weights(tmp_path_factory):
 
 @pytest.fixture
 def tiny_absolute_bound(monkeypatch):
-    """fp32's absolute bound at 1e-12: no float32 export meets it, so every comparison takes the fallback."""
-    tight = dict(verify.TOLERANCES, fp32=replace(verify.TOLERANCES["fp32"], atol=1e-12, rtol=0.0))
+    """fp32's absolute bound at 2.5e-7: this CNN's export does not meet it, so every comparison takes the fallback."""
+    # This CNN's export is off from Keras by ~7e-7: a bound of 2.5e-7 fails it as 1e-4 fails ResNet101's 2.5e-4.
+    tight = dict(verify.TOLERANCES, fp32=replace(verify.TOLERANCES["fp32"], atol=2.5e-7, rtol=0.0))
     monkeypatch.setattr(verify, "TOLERANCES", tight)
 
 
@@ -105,7 +106,7 @@ def test_fp32_noise_scaled_bound(keras, lively_weights, tiny_absolute_bound, mon
         failed = next(p for p in gate.parity if not p.ok)
         n = failed.noise
         # measured: off by 75x (1e-3) and 750x (1e-2) the noise-scaled bound, which is 4 x Keras's own error
-        assert n is not None and n["e_export"] > 10 * n["bound"] and n["bound"] == noise.K * n["e_keras"], n
+        assert n is not None and n["worst"] > 10, n
         assert "noise-scaled bound: against Keras in float64, export off by" in str(info.value)
         assert not out.exists()
         return
@@ -113,13 +114,13 @@ def test_fp32_noise_scaled_bound(keras, lively_weights, tiny_absolute_bound, mon
     gate = report.gate
     assert gate.ok and out.exists()
     figures = [p.noise for p in gate.parity]
-    assert all(f is not None and 0 < f["e_export"] <= f["bound"] == noise.K * f["e_keras"] for f in figures), gate.parity
+    assert all(f is not None and 0 < f["worst"] <= 1 and 0 < f["e_keras"] for f in figures), gate.parity
     assert all(p.span > 0.5 for p in gate.parity)  # the outputs vary: the comparison means something
     text = report.text()
     assert f"within {noise.K:g}x Keras's own float32 error against float64" in text, text
     assert "passed the noise-scaled bound: against Keras in float64, export off by" in text, text
     stamped = json.loads(report.metadata["netspec.gate"])
-    assert set(stamped["outputs"]["head"]["noise"]) == {"e_keras", "e_export", "k", "bound"}
+    assert set(stamped["outputs"]["head"]["noise"]) == {"e_keras", "e_export", "k", "bound", "worst", "unstable"}
     as_json = report.to_dict()["gate"]["parity"][0]["noise"]
     assert as_json["k"] == noise.K and as_json["e_keras"] > 0
 
@@ -162,3 +163,27 @@ def test_a_failing_float64_reference_leaves_the_absolute_verdict(keras, lively_w
     with pytest.raises(GateError) as info:
         export(spec, BUILTIN["onnx-cpu"], tmp_path / "m.onnx", weights=weights, latency=False)
     assert "fp32 noise not measured: no float64 kernel for this layer" in str(info.value)
+
+
+@pytest.mark.parametrize("flipped", [1, 64], ids=["one-element", "half-the-output"])
+def test_elements_keras_gets_wrong_do_not_loosen_the_bound_of_the_others(flipped):
+    """A sign of a rounding residual flips between float32 and float64: Keras is off by 1 at those elements
+    (one, or the whole first half of the output). An export off by 0.5 at elements Keras computes exactly
+    must still fail (found by a red team: the bound was K times Keras's largest error, over the whole
+    output); the flipped elements themselves may differ by K times Keras's own error there."""
+    exact = np.linspace(-1.0, 1.0, 8 * 16).reshape(8, 16)
+    want = exact + 1e-7
+    want.flat[:flipped] += 1.0 if flipped == 1 else 0.0
+    if flipped > 1:
+        want[:, :8] += 1.0  # Keras float32 flips in every element of columns 0..7
+    shifted = want.copy()
+    shifted[:, 8:12] += 0.5  # an export bug at columns Keras gets right
+    p = verify.Parity("out", 8, 0.5, 0.5, 1e-4, False, span=2.0)
+    assert not noise.rejudge(p, want, shifted, exact, classifier=False).ok
+    assert p.noise["worst"] > 1e3 and p.noise["e_keras"] == pytest.approx(1.0), p.noise
+    assert p.noise["bound"] < 2e-3  # K x the absolute bound (1e-4 + 1e-4 |keras|), not K x Keras's error of 1
+    honest = want.copy()
+    honest[want - exact > 0.5] -= 2.0  # the export flips the other way: within K x Keras's own error there
+    honest[want - exact < 0.5] += 2e-7
+    p = verify.Parity("out", 8, 2.0, 1.0, 1e-4, False, span=2.0)
+    assert noise.rejudge(p, want, honest, exact, classifier=False).ok, p.noise

@@ -221,7 +221,9 @@ def test_import_rebuilds_and_round_trips(keras, make):
                "inputs:\n  encoder_inputs: {shape: [null, 5]}\n  decoder_inputs:"]),
     (bidirectional, ["{name: bi1, type: Bidirectional, layer: {type: LSTM, return_sequences: true, units: 5}}"]),
     (masked_gru, ["mask_zero: true", "merge_mode: sum", "layer: {type: Dense, units: 2}"]),
-    (nested_sequential, ["{name: features_hidden, type: Dense", "{name: features_proj, type: Dense"]),
+    (nested_sequential, ["blocks:\n  features:\n    nodes:\n      - {name: hidden, type: Dense",
+                         "{name: proj, type: Dense", "{name: features, block: features}",
+                         "{name: out, type: Dense, units: 1}"]),
     (siamese, ["blocks:\n  tower:\n    nodes:\n      - {name: hidden, type: Dense, units: 5, activation: relu}",
                "{name: tower, block: tower, in: left}", "{name: tower_1, share: tower, in: right}",
                "{name: diff, type: Subtract, in: [tower, tower_1]}"]),
@@ -229,8 +231,9 @@ def test_import_rebuilds_and_round_trips(keras, make):
     (expression_model, ["params:\n  scale: 0.5\n  shift: 1\n", 'expr: "activations.gelu(x) * scale + shift"',
                         "output_shape: [6]"]),
     (named_outputs, ["outputs: {priority: priority, department: department}"]),
-    (augmentation, ["{name: augment_flip, type: RandomFlip, mode: horizontal}",
-                    "{name: base_conv, type: Conv2D, trainable: false"]),
+    (augmentation, ["  augment:\n    nodes:\n      - {name: flip, type: RandomFlip, mode: horizontal}",
+                    "  base:\n    nodes:\n      - {name: conv, type: Conv2D, trainable: false",
+                    "  - {name: augment, block: augment}\n  - {name: base, block: base}\n"]),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_spec_forms(keras, make, fragments):
     text = import_model(make(keras)).text

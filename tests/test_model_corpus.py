@@ -107,12 +107,18 @@ def test_spec_builds_the_reference_model(keras, name):
 
 
 def import_saved(model, folder: Path, plugins: list[str]):
-    """``netspec import`` of ``model`` saved as ``folder/model.keras`` (the import's origin is that file name)."""
+    """``netspec import`` of ``model`` saved as ``folder/model.keras`` (the import's origin is that file name).
+
+    A model netspec built is saved as ``netspec build -o`` saves it, with the spec it was built from
+    stamped in the file (the import reads its blocks used once from it); any other with ``model.save``.
+    """
+    from netspec.build.saving import save_model
     from netspec.importing.importer import import_model, load_keras_file
+    from netspec.spec import BUILT_FROM
 
     folder.mkdir()
     path = folder / "model.keras"
-    model.save(path)
+    save_model(model, path, getattr(model, BUILT_FROM, None))
     return import_model(load_keras_file(str(path)), plugins=plugins)
 
 

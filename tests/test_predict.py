@@ -257,18 +257,26 @@ def test_wrong_size_is_resized_only_when_the_contract_says(tmp_path, capsys):
 
 
 def test_folded_artifact_takes_raw_uint8(tmp_path, capsys):
-    """A contract that marks the preprocess ``included`` (what an include_preprocess export stamps) feeds
-    the raw pixels, cast only: the numeric steps are the graph's own."""
-    onnx_file = stamped_copy(artifacts().onnx, tmp_path / "folded.onnx", digits_contract(resize=False).folded())
-    rc, out, _ = cli(capsys, "predict", str(onnx_file), str(IMAGES[0]), "--format", "json", "--top-k", "10")
+    """An artifact whose contract marks the preprocess ``included`` (an include_preprocess export) is fed
+    the raw pixels, cast only: the numeric steps are the graph's own (its input is uint8)."""
+    a = artifacts()
+    rc, out, _ = cli(capsys, "predict", str(a.raw), str(IMAGES[0]), "--format", "json", "--top-k", "10")
     data = json.loads(out)
     assert rc == 0 and data["folded"] is True
-    want = ort_probs(artifacts().onnx, pixels(IMAGES[0])[None].astype(np.float32))  # raw 0..255, cast only
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(a.raw), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"image": pixels(IMAGES[0])[None]})[0]  # raw 0..255 uint8, as the graph takes them
     assert np.allclose(scores(data["predictions"][0]), want[0], atol=1e-6)
-    # raw arrays must hold what the raw dtype holds: 300 or 1.5 is no uint8 pixel
+    # raw arrays must hold what the raw dtype holds: 1.5 is no uint8 pixel
     np.save(tmp_path / "bad.npy", np.full((8, 8, 1), 1.5, np.float32))
-    rc, _, err = cli(capsys, "predict", str(onnx_file), str(tmp_path / "bad.npy"))
+    rc, _, err = cli(capsys, "predict", str(a.raw), str(tmp_path / "bad.npy"))
     assert rc == 1 and "hold values that are not uint8 integers (0..255)" in err and "bad.npy" in err
+    # "included" stamped on a graph that takes floats would feed raw pixels to a model expecting them scaled
+    fake = stamped_copy(a.onnx, tmp_path / "folded.onnx", digits_contract(resize=False).folded())
+    rc, _, err = cli(capsys, "predict", str(fake), str(IMAGES[0]))
+    assert rc == 1 and err == (f"$.metadata['netspec.contract']: {fake}: its contract says input 'image' takes raw "
+                               "uint8 values (preprocessing included in the graph) but the model's input is float32\n")
 
 
 def test_a_real_include_preprocess_export_gives_the_same_answers(capsys):

@@ -16,22 +16,67 @@ if TYPE_CHECKING:
     from ..source.kerasfile import Archive
 
 
+def check_writable(target: str | os.PathLike) -> Path:
+    """``target`` as a path a file can be written to, checked before any work that would be lost.
+
+    Missing directories above it are allowed (:func:`atomic_path` makes them, as for every file netspec
+    writes); a directory at ``target``, a file where a directory must be, a name too long for the file
+    system, or a directory netspec may not write in is refused.
+
+    Raises:
+        OutputError: what is in the way, naming ``target``. Nothing is written.
+    """
+    from ..errors import OutputError
+
+    target = Path(target)
+    try:
+        if target.is_dir():
+            raise OutputError(f"{target}: is a directory; give a file name to write. Nothing written")
+        existing = next(d for d in (target.parent.absolute(), *target.parent.absolute().parents) if d.exists())
+        if not existing.is_dir():
+            raise OutputError(f"{target}: {existing} is a file, not a directory. Nothing written")
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+        tmp_name = f".{target.stem}.xxxxxxxx{target.suffix}"  # what atomic_path writes first
+        too_long = [part for part in (*target.parts, tmp_name) if len(os.fsencode(part)) > longest]
+        if too_long:
+            raise OutputError(f"{str(target)[:120]}{'...' if len(str(target)) > 120 else ''}: a name in it is "
+                              f"longer than the file system takes ({longest} bytes). Nothing written")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OutputError(f"{target}: netspec may not write in {existing} (permission denied). Nothing written")
+    except OSError as e:  # a path the file system refuses to even look at
+        raise OutputError(f"{str(target)[:120]}: cannot be written there ({e.strerror or type(e).__name__}). "
+                          "Nothing written") from None
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` (same suffix); on success it replaces ``target``.
 
-    On any exception the temporary file is removed and ``target`` is left as it was.
+    ``target`` is checked first (:func:`check_writable`). On any exception the temporary file is removed
+    and ``target`` is left as it was. A symbolic link at ``target`` is replaced by the file, not written
+    through (the link's own target is left as it was).
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    from ..errors import OutputError
+
+    target = check_writable(target)
+    try:  # missing directories above the file are made, as for every file netspec writes (-o, --spec)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    except OSError as e:  # a read-only or full disk, or a race with another writer
+        raise OutputError(f"{str(target)[:120]}: cannot be written there ({e.strerror or type(e).__name__}). "
+                          "Nothing written") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp made it 0600; give it what a plain open() would
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as e:  # the target became a directory meanwhile, or cannot be replaced
+            raise OutputError(f"{target}: cannot be replaced ({e.strerror or type(e).__name__}). "
+                              "Nothing written") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

@@ -7,6 +7,9 @@ errors they raise are printed here, the same way for every command.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -94,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Reporter.for_args(args).error(e)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `netspec inspect m.onnx | head`: the reader left; say nothing, as Unix tools do
+        return _pipe_closed()
+    except OSError as e:
+        if e.errno not in _NO_ROOM:
+            raise
+        return _no_room(e)
     except Exception:
         traceback.print_exc()
         print("netspec: internal error; this is a bug in netspec, please report it with the spec that caused it",
@@ -101,6 +110,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BUG
 
 
+def _no_room(e: OSError) -> int:
+    """A full disk or quota, or an I/O error, writing a file or standard output (`> /dev/full`)."""
+    where = e.filename if e.filename else "standard output"
+    try:
+        print(f"netspec: cannot write {where}: {e.strerror or type(e).__name__}", file=sys.stderr)
+    except OSError:
+        pass
+    return 1
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool the closed pipe stopped
+
+
+def _pipe_closed() -> int:
+    """Standard output's reader is gone: point stdout at /dev/null so the interpreter's final flush of what
+    is still buffered cannot raise a second BrokenPipeError (and its "Exception ignored" lines)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
+
+
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (``python -m netspec`` too): EPIPE while flushing the last output
+    ends the command quietly, as it does inside :func:`main`."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _pipe_closed()
+    except OSError as e:
+        if e.errno not in _NO_ROOM:
+            raise
+        code = _no_room(e)
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

@@ -388,6 +388,10 @@ def cmd_inspect(args: Namespace) -> int:
     if args.spec is not None and (not args.spec.endswith((".yaml", ".yml")) or
                                   any(ord(ch) < 32 or ord(ch) == 127 for ch in args.spec)):
         raise UsageError(f"--spec must name a .yaml file. Received: {args.spec!r}")
+    if args.spec is not None:
+        from ..build.saving import check_writable
+
+        check_writable(args.spec)  # before reading the artifact
     if args.artifact.endswith(".keras"):
         quiet_tensorflow()  # a .keras file's shapes are read off the model, loaded through the checked gate
     found = inspect(args.artifact)

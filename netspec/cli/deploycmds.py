@@ -64,7 +64,10 @@ def evaluate_arguments(p: ArgumentParser) -> None:
                         "preprocessing folded in get the contract's numeric steps applied first")
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for a spec artifact")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="samples per run (default 64)")
-    data_root_argument(p)
+    p.add_argument("--data-root", metavar="DIR", help="where the data paths of a spec stamped in an artifact lead: "
+                   "relative paths start in DIR and must stay inside it (default: the artifact's own directory; "
+                   "never the spec's original location, which the file records but does not hash). For a spec "
+                   "artifact or --spec, also allow its data paths inside DIR")
     format_argument(p)
 
 

@@ -99,12 +99,17 @@ def output_path(args: argparse.Namespace, default: str | None, endings: tuple[st
 
     Raises:
         UsageError: the name has another ending or a control character (a newline in a file name).
+        OutputError: it cannot be written there (:func:`netspec.build.saving.check_writable`).
     """
     out = args.output or default
     if out is not None and not out.endswith(endings):
         raise UsageError(f"-o must name {what} file. Received: {out!r}")
     if out is not None and any(ord(c) < 32 or ord(c) == 127 for c in out):
         raise UsageError(f"-o must not contain control characters (a file name with a newline). Received: {out!r}")
+    if out is not None:  # before any work: a path that cannot be written is refused now, not after an export
+        from ..build.saving import check_writable
+
+        check_writable(out)
     return out
 
 

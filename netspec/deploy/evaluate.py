@@ -10,6 +10,10 @@ keys), all of whose samples are used unless it has its own ``validation_split``/
 That data is in the model's domain (what the Keras model takes), so it is fed to every artifact as it
 is; an artifact with the preprocessing folded in takes raw inputs instead, and is refused unless
 ``raw=True`` says the data is raw (then the contract's numeric steps are applied for the others).
+
+Where a stamped spec's data paths lead: into the artifact's directory tree (confined there as a spec's
+paths are to the spec's tree), or into ``--data-root DIR``; never into the directory the unhashed
+``netspec.source`` entry names.
 Metrics are built from the ``train.metrics`` entries as training builds them (string identifiers
 resolved as ``model.compile`` resolves them) and updated batch by batch on each artifact's outputs.
 """
@@ -25,7 +29,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ..errors import ContractError, DataError
+from ..errors import ContractError, DataError, NetspecError
 from ..source.kerasfile import display as shown
 from .inputs import to_model
 from .runtimes import Artifact
@@ -122,13 +126,16 @@ def _of(spec: Any) -> SpecSource:
 
 def stamped_spec(artifact: Artifact) -> SpecSource:
     """The resolved spec an export stamped into ``artifact``, its hash checked; its data paths start in
-    the directory of the spec file it was exported from (``netspec.source``), when that still exists."""
+    the artifact's own directory (``--data-root DIR`` instead, when given).
+
+    Never in the directory of ``netspec.source``: that entry is outside the hashed spec, so anyone can
+    edit it, and a stranger's file naming ``/`` or ``/home/you`` as its source would make its data paths
+    (which the hash does cover, but which the stranger wrote) read the user's files there.
+    """
     from ..contract import read_spec_stamp
 
     data, params, _ = read_spec_stamp(artifact.metadata, artifact.shown)
-    source = artifact.metadata.get("netspec.source")
-    directory = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else None
-    return SpecSource(data, params, directory)
+    return SpecSource(data, params, os.path.dirname(os.path.abspath(artifact.path)))
 
 
 def evaluation_data(source: SpecSource, data: str | None, data_root: str | None) -> tuple[Any, Any, str]:
@@ -141,9 +148,17 @@ def evaluation_data(source: SpecSource, data: str | None, data_root: str | None)
     from ..train.data import load_arrays
 
     if data is None:
-        spec = source.loaded if source.loaded is not None and data_root is None else load(
-            json.dumps(source.data), params=source.params, data_root=data_root or source.directory)
-        arrays = load_arrays(spec, "validation")
+        try:
+            spec = source.loaded if source.loaded is not None and data_root is None else load(
+                json.dumps(source.data), params=source.params, data_root=data_root or source.directory)
+            arrays = load_arrays(spec, "validation")
+        except NetspecError as e:
+            if source.loaded is None and e.path[:2] == ("train", "data") and e.hint is None:
+                base = "--data-root" if data_root else "the artifact's directory"
+                e.hint = (f"the data paths of a spec stored in an artifact start in {base} "
+                          f"({shown(data_root or source.directory or '.')}); name the spec file itself with "
+                          "--spec FILE, or the data's directory with --data-root DIR")
+            raise
         what = "the spec's validation data"
     else:
         spec, part = _with_data(source, data, data_root)

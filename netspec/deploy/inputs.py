@@ -138,7 +138,8 @@ def pixel_cap(port: Port, pre: Preprocess | None) -> int:
 
 
 def read_image(path: Path, port: Port, pre: Preprocess | None) -> np.ndarray:
-    """One image as ``(height, width, channels)`` uint8, converted and resized as the contract says.
+    """One image as ``(height, width, channels)`` uint8 (uint16 for a 16-bit image when the contract's raw dtype
+    is ``uint16``), converted and resized as the contract says.
 
     Raises:
         DataError: not an image, truncated, a decompression bomb, over the pixel cap, or (without
@@ -167,10 +168,12 @@ def read_image(path: Path, port: Port, pre: Preprocess | None) -> np.ndarray:
                 width, height = image.size
                 _check_size(path, width, height, cap, port, pre)
                 image.load()  # Pillow's LOAD_TRUNCATED_IMAGES is False: a truncated file raises
-                out = image.convert(mode)
+                raw = pre.dtype if pre is not None else "uint8"
+                wide = _wide(path, image.mode, raw, mode, port)
+                out = image.convert("I" if wide else mode)
                 if pre is not None and pre.resize and w is not None and h is not None and (width, height) != (w, h):
                     out = out.resize((w, h), resample=_filter(pre.interpolation))
-                arr = np.asarray(out, dtype=np.uint8)
+                arr = np.asarray(out).astype(np.uint16) if wide else np.asarray(out, dtype=np.uint8)
     except (DataError, ContractError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -191,6 +194,34 @@ def read_image(path: Path, port: Port, pre: Preprocess | None) -> np.ndarray:
     if color == "bgr":
         arr = arr[:, :, ::-1]
     return np.ascontiguousarray(arr)
+
+
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow's modes of more than 8 bits a channel
+
+
+def _wide(path: Path, have: str, raw: str, mode: str, port: Port) -> bool:
+    """Whether an image of Pillow mode ``have`` is read at 16 bits (True) or 8 (False).
+
+    A 16-bit (or 32-bit integer, or float) image is never squashed to 8 bits: Pillow's conversion to
+    ``L`` clips every value over 255 (most of a 16-bit range) without a word, so the model would see
+    a white image. Scaling it down instead (a shift by 8) would guess what the file's values mean,
+    and a depth map or a medical scan stored in 16 bits does not mean 0..65535 as light. A user whose
+    contract says the raw input is ``uint8`` expects 8-bit images, so anything wider is refused with
+    what to do; a contract whose raw dtype is ``uint16`` takes 16-bit grayscale images as they are.
+
+    Raises:
+        DataError: a wide image for an 8-bit contract, or one Pillow holds as 32-bit or float.
+    """
+    if have not in _WIDE_MODES:
+        return False
+    if raw == "uint16" and have.startswith("I;16") and mode == "L":
+        return True
+    bits = "16-bit" if have.startswith("I;16") else "32-bit integer" if have == "I" else "floating-point"
+    takes = f"raw {raw} {'grayscale' if mode == 'L' else mode}" if raw != "uint16" else f"16-bit {mode}"
+    raise DataError(f"image {_name(path)} is {bits} (Pillow mode {have}) but the contract of {port.describe()} "
+                    f"takes {takes} images; netspec does not squash it to 8 bits (that clips every value over 255)",
+                    hint="convert the image to 8 bits yourself with the scaling it needs, or declare "
+                         "preprocess: {dtype: uint16} for 16-bit grayscale input")
 
 
 def _check_size(path: Path, width: int, height: int, cap: int, port: Port, pre: Preprocess | None) -> None:
@@ -348,20 +379,30 @@ def to_model(raw: np.ndarray, port: Port, pre: Preprocess | None, what: str = "t
         DataError: values that an integer dtype on the way (the raw dtype of an ``included``
             preprocess, or the input's own) cannot hold exactly.
     """
-    if pre is not None and pre.included:
-        _check_integral(raw, pre.dtype, port, what)  # the cast in feed must not change a value
+    if pre is not None:
+        # Raw samples are values of the contract's raw dtype: a uint8 image's pixels are 0..255, so an
+        # int64 array of 2**62 is not one (and float32 would round it silently). Folded in, the cast in
+        # feed must not change a value either, so fractions are refused too.
+        _check_integral(raw, pre.dtype, port, what, whole=pre.included)
     x = pre.feed(raw) if pre is not None else raw
     _check_integral(x, port.dtype, port, what)
     return np.ascontiguousarray(np.asarray(x).astype(port.dtype, copy=False))
 
 
-def _check_integral(x: np.ndarray, dtype: str, port: Port, what: str) -> None:
-    """``x`` converts to ``dtype`` without changing a value (integer dtypes: whole numbers in range)."""
+def _check_integral(x: np.ndarray, dtype: str, port: Port, what: str, whole: bool = True) -> None:
+    """``x`` converts to ``dtype`` without changing a value (integer dtypes: whole numbers in range; with
+    ``whole=False`` only the range is checked, for raw values the numeric steps take as floats)."""
     target = np.dtype(dtype)
-    if target.kind not in "iu" or np.can_cast(x.dtype, target, "safe"):
+    if target.kind not in "iu" or np.can_cast(x.dtype, target, "safe") or x.size == 0:
         return
     info = np.iinfo(target)
-    if not np.all((x >= info.min) & (x <= info.max) & (x == np.round(x))):
-        raise DataError(f"{what} for {port.describe()} hold values that are not {dtype} integers "
+    if x.dtype.kind in "iu":  # compared as integers: float64 rounds int64 values near the bounds
+        ok = bool(x.min() >= info.min and x.max() <= info.max)
+    else:
+        ok = bool(np.all((x >= info.min) & (x <= info.max) & ((x == np.round(x)) if whole else True)))
+    if not ok:
+        low, high = (int(x.min()), int(x.max())) if x.dtype.kind in "iu" else (f"{float(x.min()):g}", f"{float(x.max()):g}")
+        kind = f"{dtype} integers" if whole else f"in the range of {dtype}"
+        raise DataError(f"{what} for {port.describe()} hold values that are not {kind} "
                         f"({info.min}..{info.max}); it takes raw {dtype} values. Received: {x.dtype} values from "
-                        f"{float(np.min(x)):g} to {float(np.max(x)):g}")
+                        f"{low} to {high}")

@@ -56,36 +56,42 @@ class Inspection:
 
     def text(self) -> str:
         meta = self.metadata
+        line = _one_line  # every string read from the file: one bounded line, control characters escaped
         lines = [f"{self.file}: {self.kind} model"]
         if not meta:
             lines.append("  no netspec metadata (not written by netspec, or written before it stamped files)")
         else:
-            lines.append(f"  netspec {meta.get('netspec.version', '?')}, from {meta.get('netspec.source', '?')}")
+            lines.append(f"  netspec {line(meta.get('netspec.version', '?'))}, "
+                         f"from {line(meta.get('netspec.source', '?'))}")
             if "netspec.spec_sha256" in meta:
-                lines.append(f"  spec sha256: {meta['netspec.spec_sha256']}")
+                lines.append(f"  spec sha256: {line(meta['netspec.spec_sha256'])}")
             if "netspec.keras_sha256" in meta:
-                lines.append(f"  .keras sha256: {meta['netspec.keras_sha256']}")
+                lines.append(f"  .keras sha256: {line(meta['netspec.keras_sha256'])}")
         target = self.target
         if target is not None:
-            lines.append(f"  target: {target.get('name')} ({target.get('format')}, {self.precision}"
+            lines.append(f"  target: {line(target.get('name'))} ({line(target.get('format'))}, {line(self.precision)}"
                          + (", preprocessing included" if target.get("include_preprocess") else "") + ")")
-        lines.append("  inputs:  " + (", ".join(f"{k} {_shape(v['shape'])} {v['dtype']}" for k, v in self.inputs.items())
-                                      or "?"))
-        lines.append("  outputs: " + (", ".join(f"{k} {_shape(v['shape'])} {v['dtype']}"
-                                                for k, v in self.outputs.items()) or "?"))
+        for what, ports in (("inputs: ", self.inputs), ("outputs:", self.outputs)):
+            lines.append(f"  {what} " + (", ".join(f"{line(k)} {_shape(v['shape'])} {line(v['dtype'])}"
+                                                   for k, v in ports.items()) or "?"))
         lines += _contract_lines(self.contract)
         gate = self.gate
         if gate is not None:
-            lines.append("  gate: passed: " + "; ".join(str(c) for c in gate.get("checks", [])))
-            for name, o in (gate.get("outputs") or {}).items():
-                text = (f"    {name}: max |error| {_num(o.get('max_abs_error'))} (bound {_num(o.get('bound'))}, "
+            lines.append("  gate: passed: " + "; ".join(line(c) for c in _as(gate.get("checks"), list)))
+            for name, o in _as(gate.get("outputs"), dict).items():
+                if not isinstance(o, dict):
+                    continue
+                text = (f"    {line(name)}: max |error| {_num(o.get('max_abs_error'))} (bound {_num(o.get('bound'))}, "
                         f"output range {_num(o.get('span'))})")
-                if o.get("top1_agreement") is not None:
-                    text += f", top-1 agreement {_num(100 * o['top1_agreement'])}%"
+                agreement = o.get("top1_agreement")
+                if isinstance(agreement, (int, float)) and not isinstance(agreement, bool):
+                    text += f", top-1 agreement {_num(100 * agreement)}%"
                 lines.append(text)
-            for name, acc in (gate.get("accuracy") or {}).items():
-                lines.append(f"    held-out accuracy of {name}: Keras {_num(acc.get('keras'))}, export "
-                             f"{_num(acc.get('export'))} ({acc.get('samples')} samples)")
+            for name, acc in _as(gate.get("accuracy"), dict).items():
+                if not isinstance(acc, dict):
+                    continue
+                lines.append(f"    held-out accuracy of {line(name)}: Keras {_num(acc.get('keras'))}, export "
+                             f"{_num(acc.get('export'))} ({_count(acc.get('samples'))} samples)")
         return "\n".join(lines)
 
 
@@ -94,7 +100,8 @@ def inspect(path: str | os.PathLike) -> Inspection:
 
     Raises:
         ArtifactError: the file cannot be read, or its metadata is malformed or over a cap.
-        ContractError: its stamped contract is malformed (the message names the file).
+        ContractError: its stamped contract is malformed, or disagrees with the file's own inputs and outputs
+            (the message names the file): what ``predict`` would refuse, ``inspect`` does not show as valid.
     """
     shown = display(path)
     kind = stamps.kind(path)
@@ -111,7 +118,19 @@ def inspect(path: str | os.PathLike) -> Inspection:
     for key, cls in (("netspec.target", dict), ("netspec.gate", dict)):
         _json_entry(found, key, cls, strict=True)
     found.inputs, found.outputs = _onnx_io(proto) if proto is not None else _io(path, shown, kind)
+    if found.contract is not None and kind != "keras":  # a .keras file's tensors are not named as its ports
+        found.contract.check_ports([_Port(name, tuple((v["shape"] or [None])[1:]), v["dtype"])
+                                    for name, v in found.inputs.items()], list(found.outputs), shown)
     return found
+
+
+@dataclass(frozen=True)
+class _Port:
+    """An input as :meth:`~netspec.contract.Contract.check_ports` reads it (the batch axis left out)."""
+
+    name: str
+    shape: tuple
+    dtype: str
 
 
 def write_spec(found: Inspection, out: str | os.PathLike) -> str:
@@ -122,6 +141,8 @@ def write_spec(found: Inspection, out: str | os.PathLike) -> str:
 
     Raises:
         ArtifactError: the artifact stores no spec, or the spec does not match the stored hash.
+        OutputError: ``out`` cannot be written (:func:`netspec.build.saving.atomic_path`: missing directories
+            are made, as for every file netspec writes; the file is written atomically).
     """
     import yaml
 
@@ -230,15 +251,28 @@ def _keras_io(path, shown: str) -> tuple[dict, dict]:
 
 
 def _openvino_io(path, shown: str) -> tuple[dict, dict]:
+    """Read (not compiled) through the IR's one reader, which checks its .bin and rt_info first."""
+    from ..errors import ExportError
     from ..export import openvino as ir
 
     try:
-        import openvino as ov
+        return ir.ir_ports(ir.read_ir(path))
+    except ExportError as e:
+        raise ArtifactError(e.message, location=e.location) from None
 
-        model = ov.Core().read_model(os.fspath(path))
-    except Exception as e:  # OpenVINO's parse errors have many types
-        raise ArtifactError(f"{shown}: not a readable OpenVINO IR model ({type(e).__name__})") from None
-    return ir.ports(model.inputs), ir.ports(model.outputs)
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "?"
+
+
+def _as(value: Any, cls: type) -> Any:
+    """``value`` when it is a ``cls`` (a gate entry written by a stranger may be anything), else an empty one."""
+    return value if isinstance(value, cls) else cls()
+
+
+def _one_line(value: Any) -> str:
+    """A value read from an artifact as one bounded line (newlines and escapes shown, not obeyed)."""
+    return display(value if isinstance(value, str) else str(value))
 
 
 def _shape(shape) -> str:

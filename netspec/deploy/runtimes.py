@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..contract import Contract, InputContract, OutputContract, Preprocess
-from ..errors import DataError, ArtifactError, NetspecError, format_bytes, short
+from ..errors import DataError, ArtifactError, NetspecError, format_bytes, native_message, short
 from ..source.kerasfile import display as shown
 from .inputs import Port
 
@@ -84,8 +84,6 @@ class Artifact:
         Raises:
             DataError: the runtime fails on the inputs (its message, bounded).
         """
-        from ..export.verify import exception_text
-
         n = len(next(iter(x.values())))
         step = self.batch or batch_size
         parts: dict[str, list[np.ndarray]] = {}
@@ -101,7 +99,7 @@ class Artifact:
                 raise
             except Exception as e:
                 raise DataError(f"{self.shown} ({self.runtime}) failed to run on samples {start}..{start + m - 1}: "
-                                f"{exception_text(e)}") from None
+                                f"{native_message(e)}") from None
             for name in self.outputs:
                 parts.setdefault(name, []).append(np.asarray(got[name])[:m])
             if progress is not None:
@@ -165,9 +163,12 @@ def read_stamps(path: str) -> dict[str, str]:
 
 
 def contract_of(metadata: dict[str, str], ports: list[Port], outputs: list[str], where: str) -> Contract:
-    """The stamped contract, or one that says only the shapes (no preprocessing, no labels)."""
+    """The stamped contract, checked against the runtime's own inputs and outputs
+    (:meth:`~netspec.contract.Contract.check_ports`), or one that says only the shapes (no preprocessing,
+    no labels). Every opener goes through here, so no artifact runs with a contract its graph contradicts."""
     stamped = Contract.from_metadata(metadata, where)
     if stamped is not None:
+        stamped.check_ports(ports, outputs, where)
         return stamped
     return Contract(inputs={p.name: InputContract(p.shape, p.dtype if p.dtype != "int64" else "int32")
                             for p in ports},
@@ -232,8 +233,9 @@ def _open_onnx(path: str, weights: str | None, data_root: str | None) -> Artifac
     metadata = onnx_metadata(proto, shown(path))
     try:
         session = ort_session(proto.SerializeToString())
-    except ExportError as e:
-        raise ArtifactError(f"{shown(path)}: {e.message.replace('the exported model', 'it')}") from None
+    except ExportError as e:  # verify raises it "from None": onnxruntime's own error is still its context
+        said = e.__context__ if e.__context__ is not None else e.message.split(": ", 1)[-1]
+        raise ArtifactError(f"{shown(path)}: onnxruntime cannot load it: {native_message(said)}") from None
     ports, batches = [], set()
     for i in session.get_inputs():
         if i.type not in _ORT_DTYPES:
@@ -275,7 +277,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
     from ai_edge_litert.interpreter import Interpreter
 
     from ..export.convert import quiet_native_stderr
-    from ..export.verify import exception_text, litert_version
+    from ..export.verify import litert_version
 
     try:
         with quiet_native_stderr():  # the interpreter announces its delegates from C++
@@ -283,7 +285,7 @@ def _open_litert(path: str, weights: str | None, data_root: str | None) -> Artif
             keys = list(interpreter.get_signature_list())
             runner = interpreter.get_signature_runner("serving_default" if "serving_default" in keys else keys[0])
     except Exception as e:
-        raise ArtifactError(f"the LiteRT interpreter cannot load {shown(path)}: {exception_text(e)}") from None
+        raise ArtifactError(f"the LiteRT interpreter cannot load {shown(path)}: {native_message(e)}") from None
     ports, batches = [], set()
     for name, d in runner.get_input_details().items():
         sig = [int(v) for v in d.get("shape_signature", d["shape"])]
@@ -311,15 +313,10 @@ def _open_openvino(path: str, weights: str | None, data_root: str | None) -> Art
     from ..errors import ExportError
     from ..export import openvino as ir
 
-    weights_file = ir.bin_path(path)
-    if not weights_file.is_file():
-        raise ArtifactError(f"{shown(path)}: its weights {shown(str(weights_file))} are missing; an OpenVINO IR "
-                             "is an .xml with the .bin of the same name beside it")
-    _check_file(str(weights_file))
     try:
-        model = ir.open_model(path)
+        model = ir.open_model(path)  # the .bin, rt_info and native stderr checked by its one reader, ir.read_ir
     except ExportError as e:
-        raise ArtifactError(e.message) from None
+        raise ArtifactError(e.message, location=e.location) from None
     ports, batches = [], set()
     for name, port in model.inputs.items():
         dims = list(port["shape"])

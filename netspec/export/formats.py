@@ -228,20 +228,32 @@ def _litert_load(data: bytes, gate: GateResult, model, names: IONames, target: T
 # (why this converter and not Keras's model.export or the ONNX file: netspec/export/openvino.py)
 
 
-def _openvino_convert(model, names: IONames, target: Target, calib: Arrays | None):
+@dataclass(frozen=True)
+class OVArtifact:
+    """An OpenVINO model between the pipeline's steps, with the Keras model it was converted from: a failed
+    gate is located by comparing the two layer by layer (:mod:`netspec.export.ovlocalize`), and the int8
+    locating step is given only the artifacts."""
+
+    model: Any  # openvino.Model
+    keras: Any
+
+
+def _openvino_convert(model, names: IONames, target: Target, calib: Arrays | None) -> OVArtifact:
     from .openvino import to_openvino
 
-    return to_openvino(model, names, target)
+    return OVArtifact(to_openvino(model, names, target), model)
 
 
-def _openvino_finish(ov_model, target: Target, calib: Arrays | None, metadata: Mapping[str, str]):
+def _openvino_finish(artifact: OVArtifact, target: Target, calib: Arrays | None,
+                     metadata: Mapping[str, str]) -> OVArtifact:
     from . import openvino
 
+    ov_model = artifact.model
     if target.precision == "int8":
         assert calib is not None  # the pipeline makes calibration arrays for every int8 target
         ov_model = openvino.quantize_int8(ov_model, calib, target.batch_size)
     openvino.stamp(ov_model, metadata)
-    return ov_model
+    return OVArtifact(ov_model, artifact.keras)
 
 
 def _openvino_stamp(xml: bytes, metadata: Mapping[str, str]) -> bytes:
@@ -250,13 +262,28 @@ def _openvino_stamp(xml: bytes, metadata: Mapping[str, str]) -> bytes:
     return openvino.stamp_xml(xml, metadata)
 
 
-def _openvino_load(ov_model, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
+def _openvino_load(artifact: OVArtifact, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
     from . import openvino
 
-    xml, weights = openvino.serialize(ov_model)
+    xml, weights = openvino.serialize(artifact.model)
     opened = openvino.compile_ir(xml, weights, gate)
     return Loaded(xml, opened.run, opened.ops, {n: {"shape": p["shape"]} for n, p in opened.outputs.items()},
                   write=lambda path, data: openvino.write_pair(path, data, weights))
+
+
+def _openvino_divergence(model, artifact: OVArtifact, x: Arrays) -> dict | None:
+    from .ovlocalize import first_divergence
+
+    return first_divergence(model, artifact.model, x)
+
+
+def _openvino_localize(float_artifact: OVArtifact, artifact: OVArtifact, batches: list, precision: Precision) -> dict:
+    from . import localize, ovlocalize
+
+    errors = ovlocalize.activation_errors(float_artifact.keras, float_artifact.model, artifact.model, batches)
+    if not errors:
+        return {"note": "no layer's output was found among the OpenVINO model's tensors"}
+    return localize.summarize(errors)
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -280,6 +307,7 @@ OPENVINO = Format(
     precisions=("fp32", "int8"), has_opset=False, rewrites=frozenset({"augmentation"}),
     expression_caveats=False, embeds_metadata=True, any_name=False,
     convert=_openvino_convert, finish=_openvino_finish, load=_openvino_load, stamp=_openvino_stamp,
+    divergence=_openvino_divergence, localize=_openvino_localize,
     int8_fixed="(NNCF post-training quantization) takes min/max ranges, per-channel weights and fast bias "
                "correction, its defaults",
 )

@@ -93,10 +93,20 @@ def _streamed_sqnr(paths: dict, batches: list[Arrays], precision: str, by_sample
         for name, m in matched.items():
             if not m.get("float") or m.get("post_qdq") is None:
                 continue
-            x = np.asarray(m["float"][0], dtype=np.float64).ravel()  # fp16 against fp32: compared in 64 bits
-            y = np.asarray(m["post_qdq"][0], dtype=np.float64).ravel()
-            signal[name] = signal.get(name, 0.0) + float(x @ x)
-            noise[name] = noise.get(name, 0.0) + float((x - y) @ (x - y))
+            add_squares(signal, noise, name, m["float"][0], m["post_qdq"][0])
+    return sqnr_db(signal, noise)
+
+
+def add_squares(signal: dict[str, float], noise: dict[str, float], name: str, x, y) -> None:
+    """Add one piece of tensor ``name`` to its sums of squares: ``x`` the float activation, ``y`` the low-precision one."""
+    x = np.asarray(x, dtype=np.float64).ravel()  # fp16 against fp32: compared in 64 bits
+    y = np.asarray(y, dtype=np.float64).ravel()
+    signal[name] = signal.get(name, 0.0) + float(x @ x)
+    noise[name] = noise.get(name, 0.0) + float((x - y) @ (x - y))
+
+
+def sqnr_db(signal: dict[str, float], noise: dict[str, float]) -> dict[str, float]:
+    """Each tensor's SQNR from its sums of squares (:func:`add_squares`), capped at :data:`EXACT_DB`."""
     eps = float(np.finfo("float").eps)
     return {name: min(EXACT_DB, 20 * float(np.log10(max(np.sqrt(signal[name]), eps) / max(np.sqrt(noise[name]), eps))))
             for name in signal}

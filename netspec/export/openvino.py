@@ -263,7 +263,9 @@ def open_model(xml_path: str | os.PathLike, threads: int | None = None) -> IRMod
     Raises:
         ExportError: the file is missing, unreadable, or cannot be compiled.
     """
-    return _compiled(_read(xml_path), str(xml_path), threads)
+    from ..source.kerasfile import display
+
+    return _compiled(read_ir(xml_path), display(xml_path), threads)
 
 
 def _compiled(ov_model, what: str, threads: int | None = None) -> IRModel:
@@ -276,7 +278,7 @@ def _compiled(ov_model, what: str, threads: int | None = None) -> IRModel:
         compiled = ov.Core().compile_model(ov_model, "CPU", config)
     except Exception as e:
         raise ExportError(f"{what}: OpenVINO cannot compile it for CPU: {_reason(e)}") from None
-    inputs, outputs = ports(ov_model.inputs), ports(ov_model.outputs)
+    inputs, outputs = ir_ports(ov_model)
     return IRModel(runner(compiled, list(outputs)), inputs, outputs, _metadata(ov_model), op_count(ov_model))
 
 
@@ -293,6 +295,12 @@ def runner(compiled, names: list[str]) -> Callable[[Mapping[str, np.ndarray]], d
     return run
 
 
+def ir_ports(ov_model) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The inputs and outputs of an ``openvino.Model`` (compiled or not) as :func:`ports` describes them: the one
+    reading of an IR's ports, for the runtime (:func:`open_model`) and ``netspec inspect`` (which does not compile)."""
+    return ports(ov_model.inputs), ports(ov_model.outputs)
+
+
 def ports(model_ports) -> dict[str, dict[str, Any]]:
     """``{name: {"shape": [dims, None where dynamic], "dtype": numpy dtype name}}`` of a model's inputs or outputs.
 
@@ -307,16 +315,114 @@ def ports(model_ports) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _read(xml_path: str | os.PathLike):
+MAX_IR_BYTES = 2 << 30  # each of the .xml and the .bin of an IR read from a file
+
+
+def read_ir(xml_path: str | os.PathLike):
+    """The ``openvino.Model`` of an IR file, not compiled: the one reader of an ``.xml`` from disk, for
+    :func:`open_model`, :func:`read_metadata` and ``netspec inspect`` alike.
+
+    The files come from strangers, so before OpenVINO sees them: both are regular files under
+    :data:`MAX_IR_BYTES`; the ``.bin`` may be a symlink only within the ``.xml``'s own directory tree
+    (the rule of :mod:`netspec.source.paths`: a model's files stay where the model is, so a stranger's
+    IR cannot read ``/dev/zero`` or a file elsewhere as its weights); the netspec section of its rt_info
+    names each key once (:func:`check_rt_info`). OpenVINO's frontends print to the process's stderr
+    when a file is not an IR (TensorFlow's text parser tries it too): that is captured, and the error
+    is one line (:func:`netspec.errors.native_message`).
+
+    Raises:
+        ExportError: a missing or irregular file, a weights file out of bounds, duplicate keys, or a
+            file OpenVINO cannot read; each names the ``.xml``.
+    """
     import openvino as ov
 
+    from ..source.kerasfile import display
+    from .convert import quiet_native_stderr
+
     path = Path(xml_path)
-    if not path.is_file():
-        raise ExportError(f"no OpenVINO IR file at {path}")
+    shown = display(path)
+    _check_regular(path, shown, "")
+    check_rt_info(path, shown)  # well-formed XML first: a truncated .xml is named as such, whatever its .bin
+    _check_weights(path, shown)
     try:
-        return ov.Core().read_model(path)
+        with quiet_native_stderr():
+            return ov.Core().read_model(path)
     except Exception as e:
-        raise ExportError(f"{path}: not an OpenVINO IR file OpenVINO can read: {_reason(e)}") from None
+        raise ExportError(f"{shown}: not an OpenVINO IR file OpenVINO can read: {_reason(e)}") from None
+
+
+def _check_regular(path: Path, shown: str, what: str) -> None:
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ExportError(f"no OpenVINO IR file at {shown}" if not what else
+                          f"{what} are missing; an OpenVINO IR is an .xml with the .bin of the same name beside it")
+    except OSError as e:
+        raise ExportError(f"{what or shown} cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+                else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        link = " a symlink to" if path.is_symlink() else ""
+        raise ExportError(f"{what or shown} is{link} {kind}, not a regular file")
+    if st.st_size > MAX_IR_BYTES:
+        raise ExportError(f"{what or shown} is {st.st_size:,} bytes; netspec reads IR files of at most {MAX_IR_BYTES:,}")
+
+
+def _check_weights(xml: Path, shown: str) -> None:
+    """The ``.bin`` beside ``xml``: present, regular, and a symlink only within the ``.xml``'s directory tree."""
+    from ..source.kerasfile import display
+
+    weights = bin_path(xml)
+    what = f"{shown}: its weights {display(weights.name)}"
+    if weights.is_symlink():
+        home = Path(os.path.realpath(xml.parent))
+        target = Path(os.path.realpath(weights))
+        if target != home and home not in target.parents:
+            raise ExportError(f"{what} are a symlink that leads outside the directory of the .xml; netspec follows "
+                              "a model's symlinks only within its own directory tree")
+    _check_regular(weights, shown, what)
+
+
+def check_rt_info(xml: Path, shown: str) -> None:
+    """Refuse an IR whose rt_info ``netspec`` section names a key twice, or that declares XML entities.
+
+    OpenVINO keeps one of two equal keys without a word, so a stranger could put a second contract
+    beside the one the gate checked and choose which a reader sees. The ``.xml`` is scanned with
+    expat (streamed, nothing kept but the keys); an IR has no DTD, so a file declaring entities
+    (billion laughs, external entities) is refused before anything is expanded.
+    """
+    from xml.parsers import expat
+
+    from ..errors import Location
+
+    parser = expat.ParserCreate()
+    stack: list[str] = []
+    seen: set[str] = set()
+
+    def start(tag: str, attrs: dict) -> None:
+        if len(stack) == 3 and stack[1] == "rt_info" and stack[2] == RT_SECTION:
+            if tag in seen:
+                raise ExportError(f"its rt_info holds {tag[:200]!r} twice (which one is meant?)",
+                                  location=Location(shown, parser.CurrentLineNumber, parser.CurrentColumnNumber + 1))
+            seen.add(tag)
+        stack.append(tag)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    def entity(name: str, *rest: Any) -> None:
+        raise ExportError(f"it declares XML entities (<!ENTITY {name[:40]} ...>); an OpenVINO IR has none",
+                          location=Location(shown, parser.CurrentLineNumber, parser.CurrentColumnNumber + 1))
+
+    parser.StartElementHandler, parser.EndElementHandler, parser.EntityDeclHandler = start, end, entity
+    try:
+        with open(xml, "rb") as f:
+            parser.ParseFile(f)
+    except expat.ExpatError as e:
+        raise ExportError(f"not an OpenVINO IR file OpenVINO can read: {expat.errors.messages[e.code]}",
+                          location=Location(shown, e.lineno, e.offset + 1)) from None
 
 
 def read_metadata(xml_path: str | os.PathLike) -> dict[str, str]:
@@ -325,7 +431,7 @@ def read_metadata(xml_path: str | os.PathLike) -> dict[str, str]:
     Raises:
         ExportError: the file is missing or not an IR OpenVINO can read.
     """
-    return _metadata(_read(xml_path))
+    return _metadata(read_ir(xml_path))
 
 
 def _metadata(ov_model) -> dict[str, str]:
@@ -351,10 +457,10 @@ def _quiet():
 
 def _reason(e: BaseException) -> str:
     """The useful line of an OpenVINO error: the ops it has no rule for, else the message's start."""
-    from .verify import exception_text
+    from ..errors import native_message
 
     text = str(e)
     marker = "No conversion rule found for operations:"
     if marker in text:
         return "no conversion rule for TensorFlow op(s) " + text.split(marker, 1)[1].strip().splitlines()[0]
-    return exception_text(e)
+    return native_message(e)

@@ -111,7 +111,7 @@ class GateResult:
             lines.append(text)
             scaled = [p for p in runs if p.noise is not None and "bound" in p.noise]
             if scaled:
-                n = max(scaled, key=lambda p: p.noise["e_export"] / p.noise["bound"])  # type: ignore[index]
+                n = max(scaled, key=lambda p: p.noise["worst"])  # type: ignore[index]
                 lines.append(f"{name}: over the absolute bound at batch "
                              f"{' and '.join(str(p.batch) for p in scaled)}, passed the {describe_noise(n.noise or {})} "
                              f"(worst, at batch {n.batch})")
@@ -229,7 +229,7 @@ def _noise_rejudge(p: Parity, x: Arrays, want, got, exact: Callable[[Arrays], di
     except Exception as e:  # no float64 twin (a layer without float64 kernels, over the budget): the absolute bound stands
         p.noise = {"note": exception_text(e)}
         return None, p
-    return exact, noise.rejudge(p, want, got, value, classifier)
+    return exact, noise.rejudge(p, want, got, value, classifier, TOLERANCES["fp32"].rtol)
 
 
 def describe_noise(n: dict) -> str:

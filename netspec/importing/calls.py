@@ -73,8 +73,8 @@ def call_inputs(node: dict, ref: Ref, op, where: str, live=None) -> list[str] | 
             # False or None: what Keras itself passes while it builds the model; True where the layer's
             # call() defaults to it (RandomFlip: Keras records the default, the author wrote nothing)
             del kwargs[key]
-        elif value is None:
-            del kwargs[key]
+        elif value is None or (isinstance(value, list) and value and all(v is None for v in value)):
+            del kwargs[key]  # None, or one None per input (mask=[None, None] of a two-input nested model)
         elif not _tensors(value):
             raise ModelImportError(f"{label} is called with keyword {key}={_what(value)}; a spec node passes "
                                    "only tensors (a ref or a list of refs) as call keywords",

@@ -11,6 +11,7 @@ from .. import kerasapi
 from ..schema import registry
 from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, spec_name
+from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
 from .calls import TensorDict, call_inputs, implicit_mask
 from .values import (
@@ -81,6 +82,7 @@ class Flattener:
         # in the config's order, which the spec's outputs mapping keeps (Keras orders the outputs and
         # their layers by these names).
         self.output_keys: list[str] | None = None
+        self.groups: list[Group] = []         # nested models called once (see nesting.py)
 
     def own(self, keras_name: str) -> str:
         """A fresh op name for a Keras layer, inside the nested model being flattened."""
@@ -133,7 +135,8 @@ class Flattener:
             inputs = self._call_inputs(node_args, refs, op, f"{where}{name}", live_nodes.get((name, k)))
             n_out = _output_count(model, op, k)
             if isinstance(op, self.keras.Model):
-                outs = self.nested(op, positional(inputs, f"{where}{name}"), where)
+                outs = self.nested(op, positional(inputs, f"{where}{name}"), where,
+                                   once=len(layer_cfg["inbound_nodes"]) == 1)
                 if len(outs) == 1:  # the nested model, as a producer, stands for its output layer
                     self.names.setdefault(name, outs[0].split(".")[0])
                 for t, ref in enumerate(outs):
@@ -156,13 +159,24 @@ class Flattener:
                                   "lists them instead (outputs named after their nodes)")
         return [_output_ref(refs, tuple(entry), where) for entry in history_list(config["output_layers"])]
 
-    def nested(self, model, bound: list[str], where: str) -> list[str]:
-        """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``."""
-        outer, self.prefix = self.prefix, self.prefix + spec_name(model.name) + "_"
+    def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
+        """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
+
+        A model called ``once`` at the top level on one tensor, giving one, is recorded as a
+        :class:`~netspec.importing.nesting.Group` (its ops, which may become a block used once),
+        under a name of its own (the instance's).
+        """
+        top = once and self.prefix == "" and len(bound) == 1
+        instance = self.fresh(spec_name(model.name)) if top else spec_name(model.name)
+        outer, self.prefix = self.prefix, self.prefix + instance + "_"
+        start = len(self.ops)
         try:
-            return self.model(model, bound, f"{where}{model.name} > ")
+            outs = self.model(model, bound, f"{where}{model.name} > ")
         finally:
             self.prefix = outer
+        if top and len(outs) == 1:
+            self.groups.append(Group(instance, spec_name(model.name), tuple(op.name for op in self.ops[start:])))
+        return outs
 
     def _sequential(self, model, bound, where: str) -> list[str]:
         if bound is None:
@@ -184,7 +198,8 @@ class Flattener:
                 self.names[kerasapi.producer(model.inputs[0]).name] = current.split(".")[0]
         for layer in model.layers:
             if isinstance(layer, self.keras.Model):
-                current = self.nested(layer, [current], where)[0]
+                current = self.nested(layer, [current], where, once=True)[0]
+                self.names.setdefault(layer.name, current.split(".")[0])  # it stands for its output layer
                 continue
             cfg = {"class_name": type(layer).__name__, "module": type(layer).__module__, "name": layer.name,
                    "config": layer.get_config()}

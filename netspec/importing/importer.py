@@ -12,6 +12,9 @@ from .. import kerasapi
 from ..errors import ModelImportError, NetspecError, short
 from .folding import fold
 from .regroup import regroup
+from .nesting import nest_once
+from .stamped import stamped_groups
+from ..spec import BUILT_FROM
 from .args import allows_int, single_int
 from .foldgraph import is_name, spec_name
 from .graph import InputInfo, Flattener  # noqa: F401  (InputInfo re-exported)
@@ -25,6 +28,9 @@ class Source:
     model: Any
     origin: str
     example_size: int | None = None  # keras_app: the application's default image size, for unknown dimensions
+    # netspec's metadata of a model netspec built (the .keras file's netspec.json, or the attribute
+    # netspec.spec.BUILT_FROM): the spec it was built from, read only once proved (stamped.py)
+    metadata: dict[str, str] | None = None
 
 
 @dataclass
@@ -104,11 +110,14 @@ def load_keras_file(path: str) -> Source:
     """
     from ..build.saving import load_model
 
+    from ..source.kerasfile import open_archive
+
     try:
         model = load_model(path)
+        stamped = open_archive(path).netspec  # checked and capped; proved against the model before any use
     except NetspecError as e:
         raise ModelImportError(e.message, hint=e.hint) from None
-    return Source(model, os.path.basename(os.fsdecode(path)))
+    return Source(model, os.path.basename(os.fsdecode(path)), metadata=stamped or None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +166,9 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
         raise ModelImportError(f"the spec name (--name) must be a name: letters, digits and _, not starting "
                                f"with a digit. Received: {short(name)}")
     if not isinstance(source, Source):
-        source = Source(source, f"the Keras model {short(getattr(source, 'name', ''), 80)}")
+        built_from = getattr(source, BUILT_FROM, None)  # a model netspec.Spec.build() made
+        source = Source(source, f"the Keras model {short(getattr(source, 'name', ''), 80)}",
+                        metadata=built_from if isinstance(built_from, dict) else None)
     catalog = catalog or Catalog()
     flat = Flattener(catalog)
     outputs = flat.model(source.model)
@@ -168,9 +179,18 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
     model_name = name or spec_name(source.model.name or "model", "model")
     input_names = [i.name for i in flat.inputs]
     n_layers = len(flat.ops)  # calls, before shared runs become blocks
-    ops, shared = regroup(flat.ops, outputs, input_names) if fold_blocks else (flat.ops, {})
-    ops, blocks = (fold(ops, outputs, input_names, _defaults(catalog), shared) if fold_blocks
-                   else (ops, shared))
+    ops, made = flat.ops, {}
+    if fold_blocks:  # nested models called once, then shared runs, then repeated runs become blocks
+        groups = list(flat.groups)
+        if source.metadata:
+            found, note = stamped_groups(source.model, source.metadata, source.origin)
+            groups += found
+            flat.notes += [note] if note else []
+        made = nest_once(ops, outputs, groups)
+        ops, shared = regroup(ops, outputs, input_names, made)
+        made.update(shared)
+    ops, blocks = (fold(ops, outputs, input_names, _defaults(catalog), made) if fold_blocks
+                   else (ops, made))
     # The origin (a file name) is data: the writer's emitter quotes it, and it reads back exactly.
     description = (f"Imported by `netspec import` from {source.origin} ({n_layers} layers"
                    + (f", folded into {len(blocks)} block{'s' * (len(blocks) != 1)}" if blocks else "") + ").")

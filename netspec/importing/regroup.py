@@ -14,7 +14,8 @@ from .foldgraph import Block, Op, base, is_name, map_refs, op_refs
 from .foldnames import common_tokens
 
 
-def regroup(ops: list[Op], outputs: list[str], inputs: list[str]) -> tuple[list[Op], dict[str, Block]]:
+def regroup(ops: list[Op], outputs: list[str], inputs: list[str],
+            made: dict[str, Block] | None = None) -> tuple[list[Op], dict[str, Block]]:
     """Turn every shared run of layers into a block, one instance and ``share`` nodes.
 
     A run qualifies when its layers are consecutive, named ``<P>_<name>`` with one prefix P, take one
@@ -26,16 +27,17 @@ def regroup(ops: list[Op], outputs: list[str], inputs: list[str]) -> tuple[list[
         ops: the flat graph in call order (changed in place: refs to the runs are renamed).
         outputs: the model's output refs (renamed in place).
         inputs: the model's input names.
+        made: blocks made before (nested models called once): their names are taken.
 
     Returns:
         The ops and the blocks made.
     """
-    blocks: dict[str, Block] = {}
+    blocks: dict[str, Block] = dict(made or {})
     i = 0
     while i < len(ops):
         _try(ops, outputs, inputs, i, blocks)
         i += 1
-    return ops, blocks
+    return ops, {k: v for k, v in blocks.items() if k not in (made or {})}
 
 
 def _try(ops: list[Op], outputs: list[str], inputs: list[str], i: int, blocks: dict[str, Block]):

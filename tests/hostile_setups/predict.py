@@ -78,3 +78,15 @@ def npy_huge_header(tmp: Path, spec: Path, name: str) -> None:
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False,
                                                "shape": (1_000_000_000_000, 8, 8, 1)})
     (tmp / name).write_bytes(buf.getvalue() + bytes(128))
+
+
+def png_16bit(tmp: Path, spec: Path, name: str) -> None:
+    """An 8 x 8 16-bit grayscale PNG (values up to 65,535) for a contract whose raw input is uint8."""
+    from PIL import Image
+
+    Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)).save(tmp / name)
+
+
+def npy_int64_range(tmp: Path, spec: Path, name: str) -> None:
+    """An int64 .npy holding 2**62 for a contract whose raw input is uint8 (float32 would round it silently)."""
+    np.save(tmp / name, np.full((8, 8, 1), 2**62, np.int64))
