@@ -236,3 +236,27 @@ def test_zoo_keeps_its_files_in_tmpdir_and_its_cache_where_told(tmp_path, monkey
     monkeypatch.setattr(zoo, "render", lambda c, d: seen.update(rendered=c))
     zoo.main(["--render", "--cache", str(cache), "--doc", str(tmp_path / "z.md")])
     assert seen["rendered"] == ZOO_CACHE and not (ROOT / "bench" / "zoo.tmp").exists()
+
+
+def test_zoo_a_stop_in_keras_own_export_loses_only_the_ratio(tmp_path, monkeypatch):
+    """Targets and measures done, then Keras's bare export is killed: the model keeps its results, no error."""
+    import json
+
+    zoo = _zoo()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(__import__("tempfile"), "tempdir", None)
+
+    class KilledInBareExport:
+        def __init__(self, argv, cwd, **kw):
+            result = {"model": "MobileNet", "targets": {"onnx-cpu": {"ok": True}}, "bare_export_started": True}
+            (Path(cwd) / "result.json").write_text(json.dumps(result))
+            self.pid, self.returncode = 0, -9
+
+        def poll(self):
+            return self.returncode
+
+    monkeypatch.setattr(zoo.subprocess, "Popen", KilledInBareExport)
+    got = zoo.run_model("MobileNet", ["onnx-cpu"], 10, 1, 4.0)
+    assert got["targets"] == {"onnx-cpu": {"ok": True}} and "error" not in got
+    assert got["bare_export_error"] == "Keras's own model.export crashed (exit -9)"
+    assert "bare_export_started" not in got
