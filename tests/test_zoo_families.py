@@ -260,3 +260,21 @@ def test_zoo_a_stop_in_keras_own_export_loses_only_the_ratio(tmp_path, monkeypat
     assert got["targets"] == {"onnx-cpu": {"ok": True}} and "error" not in got
     assert got["bare_export_error"] == "Keras's own model.export crashed (exit -9)"
     assert "bare_export_started" not in got
+
+
+def test_zoo_sensitivity_is_the_output_sqnr_of_input_noise_at_40_db(keras):
+    """An identity model passes the noise through: 40 dB out; a model that amplifies it by 10x: 20 dB."""
+    import numpy as np
+
+    from netspec.export.quantize import InputInfo
+
+    zoo = _zoo()
+    x = {"x": np.random.default_rng(0).uniform(-1, 1, size=(8, 16)).astype("float32")}
+    infos = [InputInfo("x", (16,), "float32")]
+    inp = keras.Input((16,), name="x")
+    identity = keras.Model(inp, keras.layers.Activation("linear")(inp))
+    assert zoo.sensitivity(identity, x, infos) == pytest.approx(40.0, abs=0.01)
+    # y = 10 x - 9 x0: the same output at x = x0, and 10 times any perturbation of x
+    x0 = keras.ops.convert_to_tensor(x["x"])
+    amplify = keras.Model(inp, keras.layers.Lambda(lambda t: 10.0 * t - 9.0 * x0)(inp))
+    assert zoo.sensitivity(amplify, x, infos) == pytest.approx(20.0, abs=0.1)
