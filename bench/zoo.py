@@ -126,7 +126,7 @@ class Worker:
         lively(model, generate(infos, n, seed=5))
         self.result["logit_scale"] = confident(model, generate(infos, n, seed=6), self.logit_std)
         self.result["logit_std"] = self.logit_std
-        self.result["sensitivity_db"] = sensitivity(model, generate(infos, 8, seed=9), infos)
+        self.result["sensitivity_db"] = sensitivity(model, generate(infos, n, seed=9), infos)  # n: as lively, bounded
         weights = self.work / "lively.weights.h5"
         model.save_weights(weights)
         self.result["params"] = int(model.count_params())
