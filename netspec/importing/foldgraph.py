@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Hashable, Iterable, Mapping, TypeVar
 
 _INF = 1 << 30
 # A spec name (node, block, param, input): ASCII, matched over the whole string (``fullmatch``:
@@ -83,6 +83,39 @@ def map_refs(inputs, fn):
     if isinstance(inputs, dict):
         return {k: [fn(r) for r in v] if isinstance(v, list) else fn(v) for k, v in inputs.items()}
     return [fn(r) for r in inputs]
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def postorder(roots: Iterable[K], deps: Mapping[K, list[K]], on_cycle: Callable[[K], None] | None = None) -> list[K]:
+    """Every key reachable from ``roots`` (in order), each after its ``deps`` (in order): an iterative
+    depth-first walk, so a 10,000-layer chain does not hit Python's recursion limit. A root or dependency
+    not in ``deps`` is skipped; a dependency already on the walk's path (a cycle) is passed to ``on_cycle``
+    (which may raise), else skipped."""
+    done: set = set()
+    out: list[K] = []
+    for root in roots:
+        if root in done or root not in deps:
+            continue
+        stack = [(root, iter(deps[root]))]
+        active = {root}
+        while stack:
+            key, it = stack[-1]
+            step = next(it, None)
+            if step is None:
+                stack.pop()
+                active.discard(key)
+                done.add(key)
+                out.append(key)
+            elif step not in done and step in deps:
+                if step in active:
+                    if on_cycle is not None:
+                        on_cycle(step)
+                    continue
+                active.add(step)
+                stack.append((step, iter(deps[step])))
+    return out
 
 
 def value_key(value: Any) -> str:

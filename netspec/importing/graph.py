@@ -10,7 +10,7 @@ from typing import Any
 from .. import kerasapi
 from ..schema import registry
 from ..errors import ModelImportError, short
-from .foldgraph import Op, is_name, spec_name
+from .foldgraph import Op, is_name, postorder, spec_name
 from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
 from .calls import TensorDict, call_inputs, strip_implicit_masks
@@ -252,27 +252,10 @@ class Flattener:
                  for h in history_list(config["output_layers"])]
         # anything the outputs do not reach, but not the operations that only made implicit masks
         roots += [(layer["name"], 0) for layer in config["layers"] if layer["name"] not in skip]
-        done: set[tuple[str, int]] = set()
-        out: list[tuple[dict, int]] = []
-        for root in roots:
-            if root in done or root not in deps:
-                continue
-            stack = [(root, iter(deps[root]))]
-            active = {root}
-            while stack:
-                call, it = stack[-1]
-                step = next(it, None)
-                if step is None:
-                    stack.pop()
-                    active.discard(call)
-                    done.add(call)
-                    out.append((by_name[call[0]], call[1]))
-                elif step not in done:
-                    if step in active:
-                        raise ModelImportError(f"the model's graph has a cycle through layer {short(step[0], 80)}")
-                    active.add(step)
-                    stack.append((step, iter(deps[step])))
-        return out
+        def cycle(call: tuple[str, int]) -> None:
+            raise ModelImportError(f"the model's graph has a cycle through layer {short(call[0], 80)}")
+
+        return [(by_name[call[0]], call[1]) for call in postorder(roots, deps, cycle)]
 
     def _call_inputs(self, node: dict, refs: dict, op, where: str, live=None):
         """A layer call's inputs (see :func:`netspec.importing.calls.call_inputs`); a keras.ops

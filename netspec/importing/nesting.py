@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .foldgraph import Block, Op, base, is_name, map_refs, op_refs
+from .foldgraph import Block, Op, base, is_name, map_refs, op_refs, postorder
 
 
 @dataclass(frozen=True)
@@ -233,24 +233,8 @@ def _block_order(run: list[Op], outs: list[str]) -> list[Op]:
     order), each op's inputs in call order, then any op no output reaches, in graph order. Both
     sources of a group (a nested model walked alone, a flat model netspec built) give this order."""
     by_name = {op.name: op for op in run}
-    done: set[str] = set()
-    order: list[Op] = []
-    for root in [base(r) for r in outs] + list(by_name):
-        if root in done:
-            continue
-        stack = [(root, iter([base(r) for r in op_refs(by_name[root]) if base(r) in by_name]))]
-        active = {root}
-        while stack:
-            name, deps = stack[-1]
-            step = next(deps, None)
-            if step is None:
-                stack.pop()
-                done.add(name)
-                order.append(by_name[name])
-            elif step not in done and step not in active:
-                active.add(step)
-                stack.append((step, iter([base(r) for r in op_refs(by_name[step]) if base(r) in by_name])))
-    return order
+    deps = {name: [base(r) for r in op_refs(op) if base(r) in by_name] for name, op in by_name.items()}
+    return [by_name[name] for name in postorder([base(r) for r in outs] + list(by_name), deps)]
 
 
 def _place(ops: list[Op], where: dict[str, int], own: set[str], externals: list[str]) -> int | None:
