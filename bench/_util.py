@@ -1,8 +1,9 @@
-"""Shared helpers for the benchmarks: whole-process timing, medians, synthetic specs."""
+"""Shared helpers for the benchmarks: whole-process timing, memory watching, medians, synthetic specs."""
 
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,46 @@ def time_process(argv: list[str]) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     return dt
+
+
+def session_rss(sid: int) -> int:
+    """Resident bytes of every process in session ``sid`` (a child started with ``start_new_session=True``
+    and whatever it starts: the zoo's worker runs ``netspec import`` as its own child)."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: rss in pages
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def watch(proc: subprocess.Popen, cap_bytes: float, timeout: float | None = None,
+          interval: float = 0.5) -> tuple[int, str | None]:
+    """Wait for ``proc`` (started with ``start_new_session=True``), killing its session when its resident
+    size passes ``cap_bytes`` or it runs past ``timeout`` seconds; returns (peak resident bytes, why it
+    was stopped or None)."""
+    t = time.perf_counter()
+    peak, stop = 0, None
+    while proc.poll() is None:
+        rss = session_rss(proc.pid)
+        peak = max(peak, rss)
+        if rss > cap_bytes:
+            stop = f"over the memory cap of {cap_bytes / 2**30:g} GiB"
+        elif timeout is not None and time.perf_counter() - t > timeout:
+            stop = f"over the timeout of {timeout:g} s"
+        if stop:
+            os.killpg(proc.pid, signal.SIGKILL)  # the child's own session: it and its children only
+            proc.wait()
+            break
+        time.sleep(interval)
+    return peak, stop
 
 
 def median(xs: list[float]) -> float:

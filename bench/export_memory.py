@@ -33,6 +33,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import watch  # noqa: E402  (the child's resident size, watched under a cap)
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TRIM = None
 if os.environ.get("EXPORT_MEMORY_TRIM") == "1":
@@ -199,22 +202,16 @@ def graph_digest(path: Path) -> str:
 def run_child(model: str, target: str, work: Path, cap: int) -> dict:
     """The child under watch: killed when its resident size passes ``cap`` bytes."""
     out = work / f"{model}-{target}{'.onnx' if target.startswith('onnx') else '.tflite'}"
-    proc = subprocess.Popen([sys.executable, __file__, "--child", model, target, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    peak = 0
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/statm") as f:
-                now = int(f.read().split()[1]) * PAGE
-        except OSError:
-            break
-        peak = max(peak, now)
-        if now > cap:
-            proc.kill()
-            proc.wait()
-            return {"model": model, "target": target, "error": f"killed over {cap / 2**30:.1f} GiB"}
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate()
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:  # pipes could fill
+        proc = subprocess.Popen([sys.executable, __file__, "--child", model, target, str(out)], stdout=stdout,
+                                stderr=stderr, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                                start_new_session=True)
+        peak, stop = watch(proc, cap, interval=0.05)
+        if stop:
+            return {"model": model, "target": target, "error": f"killed: {stop}"}
+        stdout.seek(0)
+        stderr.seek(0)
+        stdout, stderr = stdout.read(), stderr.read()
     if proc.returncode != 0:
         return {"model": model, "target": target, "error": stderr.strip().splitlines()[-1:]}
     result = json.loads(stdout.strip().splitlines()[-1])

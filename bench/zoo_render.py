@@ -82,6 +82,21 @@ def _attempts(row: dict) -> str:
         else describe_options(a) for a in tried)
 
 
+def _in_keras(row: dict) -> str:
+    """A failed int8 export against int8 simulated in Keras (bench/zoo.py ``int8_in_keras``)."""
+    sim = row.get("in_keras")
+    if not sim:
+        return ""
+    figures = " and ".join(
+        f"{sim[m]['error_vs_range']:.2f} of the output range with {m}"
+        + (f" (top-1 {sim[m]['top1_agreement']:.0%} of {sim[m]['top1_decisive']})" if sim[m].get("top1_decisive") else "")
+        for m in ("minmax", "percentile") if m in sim)
+    if sim.get("ok"):
+        return f"; int8 simulated in Keras passes the same gate ({figures}): the export loses more than int8 does"
+    return (f"; int8 simulated in Keras, with no export, fails the same gate too ({figures}): the loss is int8 "
+            "rounding on these random weights, outside netspec")
+
+
 def _median(xs: list[float]) -> float:
     import statistics
 
@@ -100,9 +115,11 @@ def render(cache: dict, doc: Path) -> None:
         "hand (`python bench/zoo.py --render` rewrites it from the cache). Each model, in its own process:",
         "`netspec import --keras-app NAME` (ConvNeXt with a plugin registering its `LayerScale`), the spec built",
         "with seeded random weights whose BatchNormalization statistics are set from generated images (so",
-        "outputs vary) and whose softmax head is scaled so its logits have standard deviation 4 on generated",
-        "images (an untrained 1000-way softmax is uniform to ~1e-3, below int8's output grid of 1/255: every",
-        "int8 output would tie), then `netspec.export.export` to each target and a bare Keras",
+        "outputs vary) and whose softmax head is centred and scaled: each class's mean logit on generated",
+        "images is taken away (untrained logits share a per-class offset larger than their variation, which",
+        "would give every image the same top-1 class) and the logits scaled to standard deviation 4 (an",
+        "untrained 1000-way softmax is uniform to ~1e-3, below int8's output grid of 1/255: every int8 output",
+        "would tie); then `netspec.export.export` to each target and a bare Keras",
         '`model.export(path, format="onnx")` of the same model. All inputs are generated (no labelled data).',
         "",
         "- **Export s**: netspec's `onnx-cpu` export (convert + gate + write; the gate's seconds in brackets) /",
@@ -121,6 +138,10 @@ def render(cache: dict, doc: Path) -> None:
         "  (about int8's rounding of an input): how much these random weights amplify a perturbation. int8",
         "  adds such a perturbation at every layer; a model that turns 40 dB into single digits (chaotic",
         "  random weights) fails any int8 bound for a reason in its weights, not in the export.",
+        "- **int8 in Keras**: for an `onnx-int8` export that fails its gate, int8 arithmetic is simulated in",
+        "  Keras with no export (kernels rounded to int8 per output channel; inputs and every layer output a",
+        "  runtime does not fuse rounded to uint8 at the min-max, then the percentile, of generated calibration",
+        "  images) and judged by the same gate rule. When that fails too, the loss is int8's on these weights.",
         "- **int8**: onnxruntime fp32 / int8 latency at batch 1 (the speed-up), and top-1 agreement of the",
         "  int8 export with the fp32 export on 64 generated inputs (and on those whose fp32 top-1 is clear:",
         "  margin over 10% of the output range; on random weights most top-1s are near-ties).",
@@ -140,10 +161,14 @@ def render(cache: dict, doc: Path) -> None:
         rows = [models[m]["targets"][t] for m in run if t in models[m].get("targets", {})]
         if rows:
             helped = [m for m in run if (models[m].get("targets", {}).get(t) or {}).get("passed_with")]
+            inherent = [m for m in run if not (models[m].get("targets", {}).get(t) or {"ok": True}).get("ok")
+                        and (models[m]["targets"][t].get("in_keras") or {"ok": True}).get("ok") is False]
             lines.append(f"- `{t}`: {sum(bool(r.get('ok')) for r in rows)} of {len(rows)} pass the gate"
                          + (f" ({len(helped)} with options their failed report named: "
                             + "; ".join(f"{m}: {models[m]['targets'][t]['passed_with']}" for m in helped) + ")"
-                            if helped else "") + ".")
+                            if helped else "") + "."
+                         + (f" {len(inherent)} of the failures fail the same gate with int8 simulated in Keras, with "
+                            f"no export (outside netspec): {', '.join(inherent)}." if inherent else ""))
     ratios = [(r["targets"]["onnx-cpu"]["seconds"], r["bare_export_s"]) for r in (models[m] for m in run)
               if r.get("bare_export_s") and (r.get("targets", {}).get("onnx-cpu") or {}).get("ok")]
     if ratios:
@@ -178,7 +203,7 @@ def render(cache: dict, doc: Path) -> None:
                 chaos = (f"; the float32 model itself turns 40 dB input noise into {r['sensitivity_db']:.1f} dB at its "
                          "output (random weights)" if t == "onnx-int8" and r.get("sensitivity_db") is not None else "")
                 failures.append(f"- **{m}** `{t}` ({row.get('kind', '?')}): \"{row.get('error', '?')}\""
-                                + _located(row) + _attempts(row) + chaos)
+                                + _located(row) + _attempts(row) + chaos + _in_keras(row))
         if r.get("bare_export_error"):
             failures.append(f"- **{m}** bare `model.export` (outside netspec): {r['bare_export_error']}")
     lines += ["## Failures", "", *(failures or ["None."]), ""]
