@@ -121,6 +121,8 @@ def instrument(stages: Stages) -> None:
         w(convert, "concrete_function", "trace concrete function")
     w(convert, "frozen_graph_def", "freeze + grappler")
     w(convert_to_constants, "convert_variables_to_constants_v2", "freeze (variables to constants)")
+    if hasattr(convert, "frozen_graph"):
+        w(convert, "frozen_graph", "freeze (variables to constants)")
     w(tf_loader, "tf_optimize", "grappler")
     w(tf2onnx.convert, "process_tf_graph", "process_tf_graph")
     w(tf2onnx.tfonnx, "process_tf_graph", "process_tf_graph")

@@ -175,23 +175,110 @@ def frozen_graph_def(func, input_names: list[str], output_names: list[str], larg
     (:func:`drop_xla_marks`).
     """
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     from tf2onnx import tf_loader
 
     if large_model:  # tf2onnx's external-storage path; netspec does not use it
         return tf_loader.convert_variables_to_constants_large_model(func)
     try:
-        frozen = convert_variables_to_constants_v2(func, lower_control_flow=False, aggressive_inlining=True)
-        graph_def = frozen.graph.as_graph_def(add_shapes=True)
-        del frozen
-        gc.collect()  # the frozen function is part of reference cycles
+        graph_def = frozen_graph(func)
     except ValueError as e:  # as tf2onnx: freezing sometimes fails on resources in subgraphs
         if "incompatible with expected resource" not in str(e):
             raise
         graph_def = tf_loader.fix_freezing_errors(tf_loader.convert_variables_to_constants_large_model(func))
     graph_def = drop_xla_marks(tf_loader.fix_freezing_errors_part2(graph_def))
+    weights = hollow_weights(graph_def)
     with tf.Graph().as_default():  # grappler's meta-graph export needs a graph context
-        return tf_loader.tf_optimize(list(input_names), list(output_names), graph_def)
+        graph_def = tf_loader.tf_optimize(list(input_names), list(output_names), graph_def)
+    return refill_weights(graph_def, weights)
+
+
+# Ops that only ever read a weight as one operand of a computation on the network's data: grappler cannot fold a
+# weight that reaches only these (through Identity nodes), so it does not need its values.
+WEIGHT_READERS = frozenset({"Conv2D", "Conv3D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2", "BatchMatMulV3",
+                            "Einsum", "Conv2DBackpropInput", "Conv3DBackpropInputV2"})
+SCALING = frozenset({"Mul", "RealDiv", "Div", "MulNoNan", "DivNoNan"})
+HOLLOW_MIN_BYTES = 4096
+
+
+def hollow_weights(graph_def) -> dict:
+    """Turn the weight constants grappler cannot fold into placeholders of their dtype and shape; returns their
+    values by node name, for :func:`refill_weights`.
+
+    Grappler holds the graph it is given several times over (the meta-graph, its serialization, its parsed
+    copy, its work item, its result and that result's serialization): its peak was 10x the weights for
+    ConvNeXtTiny, the largest share of the ONNX conversion's. It optimizes the same graph without the values
+    of weights it only passes to a convolution or a matrix product: the peak is then the graph's structure.
+    """
+    consumers: dict[str, list] = {}
+    for node in graph_def.node:
+        for name in node.input:
+            consumers.setdefault(name.lstrip("^").split(":")[0], []).append(node)
+
+    def read_only_by_weight_readers(name: str, depth: int = 0) -> bool:
+        users = consumers.get(name, [])
+        if not users or depth > 8:
+            return False
+        for user in users:
+            if all(i.startswith("^") for i in user.input if i.lstrip("^").split(":")[0] == name):
+                continue  # only a control dependency (the function's NoOp of control outputs): reads no value
+            if user.op == "Identity":
+                if not read_only_by_weight_readers(user.name, depth + 1):
+                    return False
+            elif user.op not in WEIGHT_READERS or scaled(user.name):
+                return False
+        return True
+
+    def scaled(name: str, depth: int = 0) -> bool:
+        """Does a Mul or division read this output (through Identity nodes)? Grappler folds a constant
+        factor after a convolution into its filter (MulConvPushDown), which needs the filter's values."""
+        return depth > 8 or any(u.op in SCALING or u.op == "Identity" and scaled(u.name, depth + 1)
+                                for u in consumers.get(name, []))
+
+    weights = {}
+    for node in graph_def.node:
+        if node.op != "Const" or node.attr["value"].tensor.ByteSize() < HOLLOW_MIN_BYTES:
+            continue
+        if not read_only_by_weight_readers(node.name):
+            continue
+        value = node.attr["value"].tensor
+        kept = type(value)()
+        kept.CopyFrom(value)
+        shape, dtype = value.tensor_shape, node.attr["dtype"].type
+        node.op = "Placeholder"
+        del node.attr["value"]
+        node.attr["shape"].shape.CopyFrom(shape)
+        node.attr["dtype"].type = dtype
+        weights[node.name] = kept
+    return weights
+
+
+def refill_weights(graph_def, weights: dict):
+    """The placeholders :func:`hollow_weights` made, constants again with their values."""
+    for node in graph_def.node:
+        value = weights.pop(node.name, None)
+        if value is None:
+            continue
+        if node.op != "Placeholder":  # grappler reused the name for another node: cannot happen for a leaf
+            raise RuntimeError(f"grappler rewrote weight {node.name!r} into {node.op}")
+        node.op = "Const"
+        del node.attr["shape"]
+        node.attr["value"].tensor.CopyFrom(value)
+    return graph_def
+
+
+def frozen_graph(func):
+    """``func``'s graph with its variables as constants: ``convert_variables_to_constants_v2`` without the
+    ConcreteFunction it then builds from that graph.
+
+    tf2onnx freezes with the public function and takes the new function's ``as_graph_def()``: the graph is
+    imported into a function (registered with the eager context) and serialized back, three more copies of
+    the weights at once. The ``GraphDef`` TensorFlow builds before that is the same graph.
+    """
+    from tensorflow.python.framework import convert_to_constants as c2c
+
+    data = c2c._FunctionConverterDataInEager(func=func, lower_control_flow=False, aggressive_inlining=True)
+    graph_def, _ = c2c._replace_variables_by_constants(converter_data=data)
+    return graph_def
 
 
 @contextlib.contextmanager
@@ -359,6 +446,64 @@ def set_metadata(proto, props: Mapping[str, str]) -> None:
     for key, value in [*keep, *props.items()]:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+METADATA_FIELD = 14  # ModelProto.metadata_props
+
+
+def stamp_onnx(data: bytes, props: Mapping[str, str]) -> bytes:
+    """A serialized ONNX model with ``metadata_props`` entries added or replaced, as :func:`set_metadata` would,
+    without parsing the model.
+
+    Parsing and re-serializing the whole model to change a few strings held two more copies of the weights
+    at the end of an export, when its peak was reached: ConvNeXtBase's onnx-cpu export peaked at 16.7x its
+    weights while stamping. Here only the top-level fields of the ``ModelProto`` are walked (the graph is one
+    field, skipped by its length) and the output is the only copy.
+    """
+    import onnx
+
+    view = memoryview(data)
+    parts: list = []
+    entries: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(data):
+        start = pos
+        tag, pos = _varint(data, pos)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if field == METADATA_FIELD:
+                entry = onnx.StringStringEntryProto.FromString(view[pos:pos + size])
+                entries.append((entry.key, entry.value))
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"not a serialized ONNX model: wire type {wire} at byte {start}")
+        if pos > len(data):
+            raise ValueError("not a serialized ONNX model: truncated")
+        if field != METADATA_FIELD:
+            parts.append(view[start:pos])
+    tail = onnx.ModelProto()
+    for key, value in [*((k, v) for k, v in entries if k not in props), *props.items()]:
+        entry = tail.metadata_props.add()
+        entry.key, entry.value = key, value
+    return b"".join([*parts, tail.SerializeToString()])
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("not a serialized ONNX model: bad varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
 def to_litert(model, names: IONames, target: Target, representative=None) -> bytes:

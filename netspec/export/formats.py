@@ -170,13 +170,9 @@ def _onnx_load(proto, gate: GateResult, model, names: IONames, target: Target) -
 
 
 def _onnx_stamp(data: bytes, metadata: Mapping[str, str]) -> bytes:
-    import onnx
+    from .convert import stamp_onnx
 
-    from .convert import set_metadata
-
-    proto = onnx.ModelProto.FromString(data)
-    set_metadata(proto, metadata)
-    return proto.SerializeToString()
+    return stamp_onnx(data, metadata)
 
 
 def _onnx_divergence(model, proto, x: Arrays) -> dict | None:
