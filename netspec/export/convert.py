@@ -274,10 +274,25 @@ def frozen_graph(func):
     imported into a function (registered with the eager context) and serialized back, three more copies of
     the weights at once. The ``GraphDef`` TensorFlow builds before that is the same graph.
     """
+    from tensorflow.core.framework import types_pb2
     from tensorflow.python.framework import convert_to_constants as c2c
+    from tensorflow.python.framework import op_def_registry
 
     data = c2c._FunctionConverterDataInEager(func=func, lower_control_flow=False, aggressive_inlining=True)
     graph_def, _ = c2c._replace_variables_by_constants(converter_data=data)
+    # A variable the graph also writes (a SeedGenerator's state) is frozen too, and its writer then reads a
+    # constant where it needs a resource: the rebuilt function's import refused that, which sent tf2onnx to its
+    # fallback freezing (frozen_graph_def). Refused the same way here, without the import.
+    constants = {n.name for n in graph_def.node if n.op == "Const"}
+    for node in graph_def.node:
+        op_def = op_def_registry.get(node.op)
+        if op_def is None:
+            continue
+        for arg, name in zip(op_def.input_arg, [i for i in node.input if not i.startswith("^")]):
+            if arg.number_attr or arg.type_list_attr:
+                break  # list arguments: inputs no longer line up with arguments one to one
+            if arg.type == types_pb2.DT_RESOURCE and name.split(":")[0] in constants:
+                raise ValueError(f"Input of node {node.name} was passed a constant: incompatible with expected resource")
     return graph_def
 
 

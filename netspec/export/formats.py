@@ -106,6 +106,9 @@ class Format:
     int8_fixed: str = ""
     localize: Callable[[Any, Any, list, Precision], dict] | None = None
     stamp: Callable[[bytes, Mapping[str, str]], bytes] | None = None
+    # The artifact again from the bytes ``load`` returned: when set, an fp32 export's artifact is dropped while
+    # the gate runs (one copy of the weights fewer at the gate's peak) and reloaded only to locate a failure.
+    reload: Callable[[bytes], Any] | None = None
 
     @property
     def int8_options(self) -> bool:
@@ -173,6 +176,12 @@ def _onnx_stamp(data: bytes, metadata: Mapping[str, str]) -> bytes:
     from .convert import stamp_onnx
 
     return stamp_onnx(data, metadata)
+
+
+def _onnx_reload(data: bytes):
+    import onnx
+
+    return onnx.ModelProto.FromString(data)
 
 
 def _onnx_divergence(model, proto, x: Arrays) -> dict | None:
@@ -289,7 +298,7 @@ ONNX = Format(
     precisions=("fp32", "fp16", "int8"), has_opset=True, rewrites=frozenset({"gelu", "celu", "augmentation", "normalization"}),
     expression_caveats=True, embeds_metadata=True, any_name=False,
     convert=_onnx_convert, finish=_onnx_finish, load=_onnx_load, divergence=_onnx_divergence,
-    localize=_onnx_localize, stamp=_onnx_stamp,
+    localize=_onnx_localize, stamp=_onnx_stamp, reload=_onnx_reload,
 )
 LITERT = Format(
     name="litert", label="LiteRT", suffix=".tflite", unit="ops", runtime="LiteRT",

@@ -207,6 +207,8 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
     reference = folded.reference if folded is not None else lambda x: call_model(model, names, x)
     loaded = fmt.load(artifact, gate, model, names, target)
     data, run, report.nodes, report.outputs = loaded.data, loaded.run, loaded.nodes, loaded.outputs
+    if target.precision == "fp32" and fmt.reload is not None:
+        artifact = float_artifact = None  # the gate runs ``data``; a failure is located from it (formats.Format.reload)
     if not dynamic:
         real = real_samples(spec, load_arrays)
     others = [sizes.feeds(declared, sized, k) for k in range(1, sizes.size_sets(sized))]
@@ -225,6 +227,8 @@ def _export(source: ExportSpec | str | Path, target: Target, output: str | Path,
             gate.checks.append(proven)
     if not gate.ok and target.precision == "fp32" and fmt.divergence is not None:
         try:
+            if artifact is None and fmt.reload is not None:
+                artifact = fmt.reload(data)
             gate.diverging = fmt.divergence(model, artifact, sets[0])
         except Exception as e:  # locating is best effort; the gate's own failure is what matters
             gate.diverging = {"node": None, "note": f"could not compare intermediate outputs: {verify.exception_text(e)}"}
