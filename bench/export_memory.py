@@ -105,7 +105,7 @@ def instrument(stages: Stages) -> None:
     from tf2onnx import graph as onnx_graph
     from tf2onnx import optimizer, tf_loader, tfonnx
 
-    from netspec.export import convert, formats, pipeline, verify
+    from netspec.export import convert, formats, pipeline, tfgraph, verify
 
     w = stages.wrap
     w(pipeline, "load_model", "build model + weights")
@@ -119,10 +119,9 @@ def instrument(stages: Stages) -> None:
     w(tf2onnx.convert, "from_function", "tf2onnx from_function")
     if hasattr(convert, "concrete_function"):
         w(convert, "concrete_function", "trace concrete function")
-    w(convert, "frozen_graph_def", "freeze + grappler")
+    w(tfgraph, "frozen_graph_def", "freeze + grappler")
     w(convert_to_constants, "convert_variables_to_constants_v2", "freeze (variables to constants)")
-    if hasattr(convert, "frozen_graph"):
-        w(convert, "frozen_graph", "freeze (variables to constants)")
+    w(tfgraph, "frozen_graph", "freeze (variables to constants)")
     w(tf_loader, "tf_optimize", "grappler")
     w(tf2onnx.convert, "process_tf_graph", "process_tf_graph")
     w(tf2onnx.tfonnx, "process_tf_graph", "process_tf_graph")

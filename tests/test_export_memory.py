@@ -114,7 +114,7 @@ def test_onnx_conversion_peak_is_proportional_to_weights(case: Case, tmp_path: P
 
 
 def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
-    """Weights hidden from grappler (convert.hollow_weights) change nothing in the converted graph: the same
+    """Weights hidden from grappler (tfgraph.hollow_weights) change nothing in the converted graph: the same
     operators and initializers and bit-identical outputs, including a constant factor after a convolution,
     which grappler folds into the filter (so that filter keeps its values)."""
     import collections
@@ -123,7 +123,7 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     import numpy as np
     import onnxruntime as ort
 
-    from netspec.export import convert
+    from netspec.export import convert, tfgraph
     from netspec.export.targets import BUILTIN
 
     keras.utils.set_random_seed(0)
@@ -137,7 +137,7 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     out = keras.layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inp, out)
     sample = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype("float32")
-    hollow, hollowed = convert.hollow_weights, []
+    hollow, hollowed = tfgraph.hollow_weights, []
 
     def spy(graph_def):
         weights = hollow(graph_def)
@@ -145,7 +145,7 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
         return weights
 
     def converted(hide: bool):
-        monkeypatch.setattr(convert, "hollow_weights", spy if hide else lambda g: {})
+        monkeypatch.setattr(tfgraph, "hollow_weights", spy if hide else lambda g: {})
         proto = convert.to_onnx(model, convert.io_names(model), BUILTIN["onnx-cpu"])
         ops = collections.Counter(n.op_type for n in proto.graph.node)
         inits = sorted((tuple(i.dims), i.data_type) for i in proto.graph.initializer)
