@@ -419,14 +419,34 @@ def sensitivity(model, x: dict, infos) -> float:
         noisy[k] = v + noise
 
     def run(feed: dict) -> np.ndarray:
-        args = feed[infos[0].name] if len(infos) == 1 else [feed[i.name] for i in infos]
-        out = model(args, training=False)
-        return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(np.asarray(o)), -1)
-                               for o in (out if isinstance(out, (list, tuple)) else [out])], axis=1)
+        def one(part: dict) -> np.ndarray:
+            args = part[infos[0].name] if len(infos) == 1 else [part[i.name] for i in infos]
+            out = model(args, training=False)
+            return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(np.asarray(o)), -1)
+                                   for o in (out if isinstance(out, (list, tuple)) else [out])], axis=1)
+
+        return in_chunks(one, feed)
 
     clean, perturbed = run(x), run(noisy)
     err = float(((clean - perturbed) ** 2).mean())
     return float(10 * np.log10(float((clean ** 2).mean()) / err)) if err > 0 else float("inf")
+
+
+def in_chunks(fn, x, size: int = 2):
+    """``fn`` over ``x`` (an array, a list of arrays or a dict of them) two samples at a time, its array results
+    concatenated: eager Keras keeps a whole batch's activations alive, and 16 images through ConvNeXtXLarge
+    put the worker over a 20 GiB cap before netspec ran."""
+    import numpy as np
+
+    def part(k: int):
+        if isinstance(x, dict):
+            return {name: v[k:k + size] for name, v in x.items()}
+        if isinstance(x, list):
+            return [v[k:k + size] for v in x]
+        return x[k:k + size]
+
+    n = len(next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list) else x)
+    return np.concatenate([fn(part(k)) for k in range(0, n, size)], axis=0)
 
 
 def confident(model, x: dict, std: float = 4.0) -> float | None:
@@ -453,13 +473,15 @@ def confident(model, x: dict, std: float = 4.0) -> float | None:
     args = [x[t.name] for t in model.inputs] if len(model.inputs) > 1 else x[model.inputs[0].name]
     if isinstance(head, keras.layers.Dense):
         last = head
-        features = np.asarray(keras.Model(model.inputs, head.input)(args, training=False))
+        trunk = keras.Model(model.inputs, head.input)
+        features = in_chunks(lambda part: np.asarray(trunk(part, training=False)), args)
         logits = features @ np.asarray(head.kernel) + (np.asarray(head.bias) if head.use_bias else 0.0)
     else:
         last = next((l for l in reversed(model.layers[:-1]) if hasattr(l, "kernel")), None)
         if last is None:
             return None
-        logits = np.asarray(keras.Model(model.inputs, head.input)(args, training=False))
+        trunk = keras.Model(model.inputs, head.input)
+        logits = in_chunks(lambda part: np.asarray(trunk(part, training=False)), args)
     factor = std / max(float(logits.std()), 1e-12)
     last.kernel.assign(np.asarray(last.kernel) * factor)
     if getattr(last, "bias", None) is not None:

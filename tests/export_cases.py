@@ -222,6 +222,8 @@ def lively(model, x) -> None:
     import keras
 
     bns = [l for l in model._flatten_layers(include_self=False) if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns:  # nothing to set (ConvNeXt's LayerNormalization): no forward pass
+        return
     saved = [bn.momentum for bn in bns]
     for bn in bns:
         bn.momentum = 0.0
