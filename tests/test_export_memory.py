@@ -113,10 +113,35 @@ def test_onnx_conversion_peak_is_proportional_to_weights(case: Case, tmp_path: P
 # -- the memory measures keep the export: the same graph, the same bytes of metadata ---------------------------
 
 
+def _user_layers():
+    """Layers from the red team's findings, as a user writes them (the Keras guide's Linear, a constant input)."""
+    import keras
+    from keras import ops
+
+    class ZeroBiasLinear(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], 32), initializer="random_normal")
+            self.b = self.add_weight(shape=(32,), initializer="zeros")
+
+        def call(self, x):
+            return ops.matmul(x, self.w) + self.b
+
+    class ConstantConv(keras.layers.Layer):
+        def build(self, shape):
+            self.conv = keras.layers.Conv2D(shape[-1], 3, padding="same")
+            self.conv.build((1, *shape[1:]))
+
+        def call(self, x):
+            return self.conv(ops.ones((1, *x.shape[1:])))
+
+    return ZeroBiasLinear, ConstantConv
+
+
 def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     """Weights hidden from grappler (tfgraph.hollow_weights) change nothing in the converted graph: the same
-    operators and initializers and bit-identical outputs, including a constant factor after a convolution,
-    which grappler folds into the filter (so that filter keeps its values)."""
+    operators and initializers and bit-identical outputs, including a constant factor after a convolution
+    (grappler folds it into the filter, so that filter keeps its values), a convolution of a constant (folded
+    whole) and a zero bias after a hidden weight's matmul (dropped: the stand-in's shape is known)."""
     import collections
 
     import keras
@@ -126,6 +151,7 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     from netspec.export import convert, tfgraph
     from netspec.export.targets import BUILTIN
 
+    ZeroBiasLinear, ConstantConv = _user_layers()
     keras.utils.set_random_seed(0)
     x = inp = keras.Input((16, 16, 3), name="image")
     x = keras.layers.Conv2D(64, 3, use_bias=False, name="scaled")(x)
@@ -133,7 +159,9 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False, name="depthwise")(x)
     x = keras.layers.BatchNormalization()(x)  # its Mul, after a bias-free convolution, is folded too
     x = keras.layers.Conv2D(64, 1, activation="relu", name="pointwise")(x)
+    x = x + ConstantConv(name="on_constant")(x)  # a convolution of a constant: grappler folds it whole
     x = keras.layers.Dense(32, activation="relu", name="hidden")(keras.layers.GlobalAveragePooling2D()(x))
+    x = ZeroBiasLinear(name="linear")(x)  # matmul + a zero bias: grappler drops the "+ 0" (needs known shapes)
     out = keras.layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inp, out)
     sample = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype("float32")
@@ -155,7 +183,8 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     plain, hidden = converted(False), converted(True)
     # functional/<layer>_<k>/.../ReadVariableOp/resource (Keras numbers a layer's ops scope)
     hidden_layers = {name.split("/")[1].rsplit("_", 1)[0] for name in hollowed[0]}
-    assert hidden_layers == {"pointwise", "hidden"}  # not the filters a Mul follows; not the head (under 4 KiB)
+    # not the filters a Mul follows, nor the one applied to a constant; not the head (under 4 KiB)
+    assert hidden_layers == {"pointwise", "hidden", "linear"}
     assert hidden[0] == plain[0] and hidden[1] == plain[1]
     assert np.array_equal(hidden[2], plain[2])
 
@@ -182,5 +211,6 @@ def test_stamp_onnx_replaces_metadata_like_set_metadata():
     got = onnx.ModelProto.FromString(stamp_onnx(data, new))
     assert got == want
     assert [(p.key, p.value) for p in got.metadata_props] == [("author", "me"), *new.items()]
-    with pytest.raises(ValueError, match="not a serialized ONNX model"):
-        stamp_onnx(data[:-3], new)
+    for bad in (data[:-3], b"\x08\x01\x00\x00", b"\x72\x03\x0a\x05\x41", b"\x0b\x0c"):  # truncated, field 0,
+        with pytest.raises(ValueError, match="not a serialized ONNX model"):  # broken metadata, a group
+            stamp_onnx(bad, new)

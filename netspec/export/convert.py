@@ -315,9 +315,11 @@ def stamp_onnx(data: bytes, props: Mapping[str, str]) -> bytes:
     Parsing and re-serializing the whole model to change a few strings held two more copies of the weights
     at the end of an export, when its peak was reached: ConvNeXtBase's onnx-cpu export peaked at 16.7x its
     weights while stamping. Here only the top-level fields of the ``ModelProto`` are walked (the graph is one
-    field, skipped by its length) and the output is the only copy.
+    field, skipped by its length) and the output is the only copy. Malformed top-level fields and metadata
+    entries raise ValueError; the graph's own bytes are not read (the pipeline stamps only what it made).
     """
     import onnx
+    from google.protobuf.message import DecodeError
 
     view = memoryview(data)
     parts: list = []
@@ -327,12 +329,17 @@ def stamp_onnx(data: bytes, props: Mapping[str, str]) -> bytes:
         start = pos
         tag, pos = _varint(data, pos)
         field, wire = tag >> 3, tag & 7
+        if field == 0:
+            raise ValueError(f"not a serialized ONNX model: field number 0 at byte {start}")
         if wire == 0:
             _, pos = _varint(data, pos)
         elif wire == 2:
             size, pos = _varint(data, pos)
             if field == METADATA_FIELD:
-                entry = onnx.StringStringEntryProto.FromString(view[pos:pos + size])
+                try:
+                    entry = onnx.StringStringEntryProto.FromString(view[pos:pos + size])
+                except DecodeError as e:
+                    raise ValueError(f"not a serialized ONNX model: metadata entry at byte {start}: {e}") from e
                 entries.append((entry.key, entry.value))
             pos += size
         elif wire in (1, 5):

@@ -64,17 +64,22 @@ WEIGHT_READERS = frozenset({"Conv2D", "Conv3D", "DepthwiseConv2dNative", "MatMul
                             "Einsum", "Conv2DBackpropInput", "Conv3DBackpropInputV2"})
 SCALING = frozenset({"Mul", "RealDiv", "Div", "MulNoNan", "DivNoNan"})
 HOLLOW_MIN_BYTES = 4096
+STAND_IN_SHAPE = "/netspec_stand_in_shape"
 
 
 def hollow_weights(graph_def) -> dict:
-    """Turn the weight constants grappler cannot fold into placeholders of their dtype and shape; returns their
-    values by node name, for :func:`refill_weights`.
+    """Turn the float weight constants grappler cannot fold into stand-ins of their dtype and shape; returns
+    their values by node name, for :func:`refill_weights`.
 
     Grappler holds the graph it is given several times over (the meta-graph, its serialization, its parsed
     copy, its work item, its result and that result's serialization): its peak was 10x the weights for
     ConvNeXtTiny, the largest share of the ONNX conversion's. It optimizes the same graph without the values
     of weights it only passes to a convolution or a matrix product: the peak is then the graph's structure.
     """
+    from tensorflow.core.framework import types_pb2
+    from tensorflow.python.framework import op_def_registry, tensor_util
+
+    floats = {types_pb2.DT_FLOAT, types_pb2.DT_HALF, types_pb2.DT_BFLOAT16, types_pb2.DT_DOUBLE}  # RandomUniform's
     consumers: dict[str, list] = {}
     for node in graph_def.node:
         for name in node.input:
@@ -90,9 +95,45 @@ def hollow_weights(graph_def) -> dict:
             if user.op == "Identity":
                 if not read_only_by_weight_readers(user.name, depth + 1):
                     return False
-            elif user.op not in WEIGHT_READERS or scaled(user.name):
+            elif user.op not in WEIGHT_READERS or scaled(user.name) or on_constants(user, name):
                 return False
         return True
+
+    def on_constants(reader, weight: str) -> bool:
+        """Are the reader's other operands constants too? Then grappler folds the whole product."""
+        others = [i.split(":")[0] for i in reader.input if not i.startswith("^") and i.split(":")[0] != weight]
+        return all(constant(o) for o in others)
+
+    constant_memo: dict[str, bool] = {}
+    by_name = {n.name: n for n in graph_def.node}
+
+    def data_inputs(node) -> list[str]:
+        return [i.split(":")[0] for i in node.input if not i.startswith("^")]
+
+    def constant(name: str) -> bool:
+        """Does the node compute from constants alone (what grappler's constant folding can evaluate)? An
+        iterative depth-first walk (the data path of a deep network is thousands of nodes long), memoized."""
+        stack = [(name, False)]
+        while stack:
+            current, expanded = stack.pop()
+            node = by_name.get(current)
+            if expanded:
+                constant_memo[current] = all(constant_memo.get(i, False) for i in data_inputs(node))
+                continue
+            if current in constant_memo:
+                continue
+            op_def = op_def_registry.get(node.op) if node is not None else None
+            if node is None or op_def is None or op_def.is_stateful or node.op.startswith("Placeholder"):
+                constant_memo[current] = False
+            elif node.op == "Const":
+                constant_memo[current] = True
+            elif not data_inputs(node):
+                constant_memo[current] = False
+            else:
+                constant_memo[current] = False  # until its inputs are known (a cycle stays not constant)
+                stack.append((current, True))
+                stack.extend((i, False) for i in data_inputs(node) if i not in constant_memo)
+        return constant_memo[name]
 
     def scaled(name: str, depth: int = 0) -> bool:
         """Does a Mul or division read this output (through Identity nodes)? Grappler folds a constant
@@ -101,34 +142,58 @@ def hollow_weights(graph_def) -> dict:
                                 for u in consumers.get(name, []))
 
     weights = {}
+    stand_ins = []
     for node in graph_def.node:
-        if node.op != "Const" or node.attr["value"].tensor.ByteSize() < HOLLOW_MIN_BYTES:
+        if node.op != "Const" or node.attr["dtype"].type not in floats:
             continue
-        if not read_only_by_weight_readers(node.name):
+        if node.attr["value"].tensor.ByteSize() < HOLLOW_MIN_BYTES or not read_only_by_weight_readers(node.name):
             continue
         value = node.attr["value"].tensor
         kept = type(value)()
         kept.CopyFrom(value)
-        shape, dtype = value.tensor_shape, node.attr["dtype"].type
-        node.op = "Placeholder"
-        del node.attr["value"]
-        node.attr["shape"].shape.CopyFrom(shape)
+        dims = [d.size for d in value.tensor_shape.dim]
+        dtype = node.attr["dtype"].type
+        # RandomUniform, not a Placeholder: grappler takes a placeholder for a feed of unknown shape, which
+        # changed what it folds downstream (an Add of a zero bias after the weight's MatMul stayed). Its shape
+        # comes from a constant, and a stateful op is never folded.
+        node.op = "RandomUniform"
+        node.ClearField("attr")
         node.attr["dtype"].type = dtype
+        node.attr["T"].type = types_pb2.DT_INT32
+        node.attr["seed"].i = node.attr["seed2"].i = 0
+        del node.input[:]
+        node.input.append(node.name + STAND_IN_SHAPE)
+        stand_ins.append((node.name + STAND_IN_SHAPE, dims))
         weights[node.name] = kept
+    for name, dims in stand_ins:
+        shape = graph_def.node.add()
+        shape.name, shape.op = name, "Const"
+        shape.attr["dtype"].type = types_pb2.DT_INT32
+        shape.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(dims, dtype="int32"))
     return weights
 
 
 def refill_weights(graph_def, weights: dict):
-    """The placeholders :func:`hollow_weights` made, constants again with their values."""
+    """The stand-ins :func:`hollow_weights` made, constants again with their values; their shape constants go."""
+    keep = []
     for node in graph_def.node:
-        value = weights.pop(node.name, None)
-        if value is None:
+        if node.name.endswith(STAND_IN_SHAPE) and node.name[:-len(STAND_IN_SHAPE)] in weights:
             continue
-        if node.op != "Placeholder":  # grappler reused the name for another node: cannot happen for a leaf
-            raise RuntimeError(f"grappler rewrote weight {node.name!r} into {node.op}")
-        node.op = "Const"
-        del node.attr["shape"]
-        node.attr["value"].tensor.CopyFrom(value)
+        value = weights.pop(node.name, None)
+        if value is not None:
+            if node.op != "RandomUniform":  # grappler reused the name for another node: not seen
+                raise RuntimeError(f"grappler rewrote weight {node.name!r} into {node.op}")
+            dtype = node.attr["dtype"].type
+            node.op = "Const"
+            node.ClearField("attr")
+            del node.input[:]
+            node.attr["dtype"].type = dtype
+            node.attr["value"].tensor.CopyFrom(value)
+        keep.append(node)
+    if weights:  # grappler dropped or renamed a weight the graph still needs: refuse rather than export without it
+        raise RuntimeError(f"grappler lost weight {next(iter(weights))!r}")
+    del graph_def.node[:]
+    graph_def.node.extend(keep)
     return graph_def
 
 
