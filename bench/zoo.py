@@ -400,7 +400,7 @@ def sized(infos: list, spec) -> list:
             for i in infos]
 
 
-def sensitivity(model, x: dict, infos) -> float:
+def sensitivity(model, x: dict, infos, chunk: int = 2) -> float:
     """Output SQNR (dB) of the float32 Keras model for Gaussian input noise at 40 dB SQNR, about int8's rounding of
     its input: how much the weights themselves amplify a perturbation. Random weights can be chaotic: measured
     (lively weights) MobileNet 6.1 dB, MobileNetV2 7.5, ResNet50 6.8, EfficientNetB0 14.9. int8 adds such
@@ -425,7 +425,7 @@ def sensitivity(model, x: dict, infos) -> float:
             return np.concatenate([np.asarray(o, dtype=np.float64).reshape(len(np.asarray(o)), -1)
                                    for o in (out if isinstance(out, (list, tuple)) else [out])], axis=1)
 
-        return in_chunks(one, feed)
+        return in_chunks(one, feed, chunk)
 
     clean, perturbed = run(x), run(noisy)
     err = float(((clean - perturbed) ** 2).mean())
