@@ -162,6 +162,7 @@ def render(cache: dict, doc: Path) -> None:
             inherent = [m for m in run if not (models[m].get("targets", {}).get(t) or {"ok": True}).get("ok")
                         and (models[m]["targets"][t].get("in_keras") or {"ok": True}).get("ok") is False]
             lines.append(f"- `{t}`: {sum(bool(r.get('ok')) for r in rows)} of {len(rows)} pass the gate"
+                         + (f" ({len(run) - len(rows)} not run yet)" if len(rows) < len(run) else "")
                          + (f" ({len(helped)} with options their failed report named: "
                             + "; ".join(f"{m}: {models[m]['targets'][t]['passed_with']}" for m in helped) + ")"
                             if helped else "") + "."
