@@ -303,11 +303,12 @@ def int8_in_keras(model, spec, infos, target, chunk: int) -> dict:
         after = consumers.get(id(op), [])
         return not (len(after) == 1 and isinstance(after[0], fused_into))
 
-    ranges: dict[str, tuple[float, float]] = {}
-    method = "minmax"
+    methods = ("minmax", "percentile")
+    ranges: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in methods}  # one calibration pass for both
+    method = methods[0]  # the one fake_quant rounds with
 
     def fake_quant(key: str, v):
-        lo, hi = ranges[key]
+        lo, hi = ranges[method][key]
         step = (hi - lo) / 255 or 1.0
         zero = np.round(-lo / step)
         v = np.asarray(v)
@@ -315,13 +316,13 @@ def int8_in_keras(model, spec, infos, target, chunk: int) -> dict:
 
     def record(key: str, v) -> None:
         v = np.asarray(v).ravel()
-        if method == "percentile":  # onnxruntime's: 99.999% of the values kept, half cut off each side
-            v = v[::max(1, v.size // 1_000_000)]  # a sample of at most ~1M values
-            lo, hi = (float(q) for q in np.percentile(v, [0.0005, 99.9995]))
-        else:
-            lo, hi = float(v.min()), float(v.max())
-        old = ranges.get(key, (0.0, 0.0))  # over chunks: the widest; the range holds 0, as a uint8 zero point needs
-        ranges[key] = (min(lo, old[0]), max(hi, old[1]))
+        sample = v[::max(1, v.size // 1_000_000)]  # percentile: of a sample of at most ~1M values
+        found_ = {"minmax": (float(v.min()), float(v.max())),
+                  # onnxruntime's percentile: 99.999% of the values kept, half cut off each side
+                  "percentile": tuple(float(q) for q in np.percentile(sample, [0.0005, 99.9995]))}
+        for m, (lo, hi) in found_.items():
+            old = ranges[m].get(key, (0.0, 0.0))  # over chunks: the widest; it holds 0, as a uint8 zero point needs
+            ranges[m][key] = (min(lo, old[0]), max(hi, old[1]))
 
     def run(feed: dict, quantize_: bool | None):
         """quantize_ None: the float model; False: record the ranges; True: round."""
@@ -366,11 +367,10 @@ def int8_in_keras(model, spec, infos, target, chunk: int) -> dict:
     classifier = getattr(getattr(model.layers[-1], "activation", None), "__name__", "") == "softmax"
     found = {}
     try:
-        for method in ("minmax", "percentile"):
-            ranges.clear()
-            total = len(next(iter(calib.values())))
-            for start in range(0, total, chunk):
-                run({k: v[start:start + chunk] for k, v in calib.items()}, False)
+        total = len(next(iter(calib.values())))
+        for start in range(0, total, chunk):
+            run({k: v[start:start + chunk] for k, v in calib.items()}, False)
+        for method in methods:
             gate = GateResult("int8")
             run_gate(lambda b: {"output": references[id(b)]}, lambda b: {"output": run(b, True)}, batches, "int8",
                      {"output"} if classifier else set(), gate)

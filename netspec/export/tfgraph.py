@@ -35,10 +35,10 @@ def frozen_graph_def(func, input_names: list[str], output_names: list[str], larg
     tf2onnx keeps the frozen ``ConcreteFunction`` (about 7x the weights in TensorFlow's graph and its
     captures) and a session graph it imports only to drop resource inputs (which the serving
     signature has none of) alive while grappler runs, which makes its own copies: 20x the weights
-    in all, 7 GiB for ConvNeXtBase. Here the frozen function is freed as soon as its ``GraphDef``
-    exists and nothing else is imported; grappler runs exactly as tf2onnx configures it
-    (``tf_loader.tf_optimize``). XLA-compiled calls are unmarked so grappler inlines them
-    (:func:`drop_xla_marks`).
+    in all, 7 GiB for ConvNeXtBase. Here no frozen function is built (:func:`frozen_graph`), nothing
+    else is imported, and grappler runs as tf2onnx configures it (``tf_loader.tf_optimize``) on the
+    graph without the values of the weights it cannot fold (:func:`hollow_weights`). XLA-compiled
+    calls are unmarked so grappler inlines them (:func:`drop_xla_marks`).
     """
     import tensorflow as tf
     from tf2onnx import tf_loader
