@@ -38,6 +38,7 @@ CACHE = ROOT / "bench" / "zoo-results.json"
 DOC = ROOT / "docs" / "zoo.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import watch  # noqa: E402
+from zoo_int8 import int8_in_keras, int8_plain_ort  # noqa: E402,F401  (is an int8 failure int8's own?)
 from zoo_render import TARGETS, describe_options, render  # noqa: E402  (docs/zoo.md from the cache)
 
 # Models whose layers are no core netspec layer: a user plugin registers them (as a user would).
@@ -69,8 +70,10 @@ def lively_samples(infos) -> int:
 class Worker:
     """Runs one model; writes its (partial) result after every step, so a timeout keeps what was done."""
 
-    def __init__(self, name: str, targets: list[str], out: Path, work: Path, logit_std: float) -> None:
+    def __init__(self, name: str, targets: list[str], out: Path, work: Path, logit_std: float,
+                 plain_int8: bool = False) -> None:
         self.name, self.targets, self.out, self.work, self.logit_std = name, targets, out, work, logit_std
+        self.plain_int8 = plain_int8  # onnxruntime's own int8 of the bare export, even without an int8 target
         self.result: dict = {"model": name, "targets": {}}
 
     def save(self) -> None:
@@ -140,7 +143,7 @@ class Worker:
             self.result["targets"][target] = row
             if target == "onnx-int8" and not row["ok"] and "gate" in row:
                 # is it the export, or int8 itself? the same gate on int8 simulated in Keras
-                row["in_keras"] = int8_in_keras(model, spec, infos, BUILTIN[target], n)
+                row["in_keras"] = int8_in_keras(model, spec, BUILTIN[target], n)
                 self.save()
                 # keep_float: of named nodes helps an export with a hot node; when int8 itself fails
                 # everywhere (in Keras too), only the calibration methods are tried
@@ -161,6 +164,15 @@ class Worker:
             self.result["bare_export_error"] = first_line(f"{type(e).__name__}: {e}")
         del self.result["bare_export_started"]
         self.save()
+        failed = self.result["targets"].get("onnx-int8", {"ok": True})
+        if "bare_export_s" in self.result and (self.plain_int8 or (not failed["ok"] and "gate" in failed)):
+            # the driver files it under the model's onnx-int8 row (cached from an earlier run, or this one's)
+            self.result["int8_plain_started"] = True
+            self.save()
+            self.result["int8_plain_ort"] = int8_plain_ort(model, self.work / "bare.onnx", spec,
+                                                           BUILTIN["onnx-int8"], n, self.work)
+            del self.result["int8_plain_started"]
+            self.save()
 
     def export_target(self, export, spec, target, weights: Path) -> dict:
         """One export, as ``netspec export`` runs it: its result, time, gate figures and located failure."""
@@ -272,115 +284,6 @@ class Worker:
 
 
 RETRIES = 5  # int8 exports tried after a failed gate (each a full calibration and gate)
-
-
-def int8_in_keras(model, spec, infos, target, chunk: int) -> dict:
-    """The int8 gate applied to int8 arithmetic simulated in Keras, with no export at all.
-
-    Kernels are rounded to int8 per output channel (symmetric, as the export's per-channel weights);
-    the model's inputs and every layer output a runtime does not fuse into the next layer (a
-    convolution feeding only a BatchNormalization or an activation is fused: only the chain's last
-    output is rounded) are rounded to uint8 at the min-max, then the percentile, of the export's own
-    calibration samples, as onnxruntime's QDQ does. The simulated outputs on the gate's own batches
-    are judged by the gate itself (``verify.run_gate``). When this fails too, the loss is int8's on
-    these weights, not the export's. ``chunk``: samples per Keras call (the memory the lively pass took).
-    """
-    import keras
-    import numpy as np
-    from keras.src.models.functional import operation_fn as inference  # what Model.call wraps each layer with
-    from netspec.export import quantize
-    from netspec.export.runs import gate_batches
-    from netspec.export.verify import GateResult, run_gate, top1_totals
-
-    consumers: dict[int, list] = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for t in node.input_tensors:
-                consumers.setdefault(id(t._keras_history.operation), []).append(layer)
-    fused_into = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation)
-
-    def rounded_here(op) -> bool:
-        after = consumers.get(id(op), [])
-        return not (len(after) == 1 and isinstance(after[0], fused_into))
-
-    methods = ("minmax", "percentile")
-    ranges: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in methods}  # one calibration pass for both
-    method = methods[0]  # the one fake_quant rounds with
-
-    def fake_quant(key: str, v):
-        lo, hi = ranges[method][key]
-        step = (hi - lo) / 255 or 1.0
-        zero = np.round(-lo / step)
-        v = np.asarray(v)
-        return ((np.clip(np.round(v / step) + zero, 0, 255) - zero) * step).astype(v.dtype)
-
-    def record(key: str, v) -> None:
-        v = np.asarray(v).ravel()
-        sample = v[::max(1, v.size // 1_000_000)]  # percentile: of a sample of at most ~1M values
-        found_ = {"minmax": (float(v.min()), float(v.max())),
-                  # onnxruntime's percentile: 99.999% of the values kept, half cut off each side
-                  "percentile": tuple(float(q) for q in np.percentile(sample, [0.0005, 99.9995]))}
-        for m, (lo, hi) in found_.items():
-            old = ranges[m].get(key, (0.0, 0.0))  # over chunks: the widest; it holds 0, as a uint8 zero point needs
-            ranges[m][key] = (min(lo, old[0]), max(hi, old[1]))
-
-    def run(feed: dict, quantize_: bool | None):
-        """quantize_ None: the float model; False: record the ranges; True: round."""
-        args = []
-        for t in model.inputs:
-            v = feed[t.name]
-            if quantize_ is not None and np.issubdtype(v.dtype, np.floating):
-                if quantize_:
-                    v = fake_quant("input:" + t.name, v)
-                else:
-                    record("input:" + t.name, v)
-            args.append(v)
-
-        def wrap(op):
-            def call(*a, **k):
-                out = inference(op, training=False)(*a, **k)
-                if quantize_ is None or not rounded_here(op):
-                    return out
-                if not quantize_:
-                    record(op.name, out)
-                    return out
-                return fake_quant(op.name, out)
-            return call
-
-        return np.asarray(model._run_through_graph(args, operation_fn=wrap))
-
-    calib, _ = quantize.calibration_arrays(spec, infos, target.calibration)
-    batches = gate_batches(infos, target, plan_sizes=(1, min(8, chunk)))
-    references = {id(b): run(b, None) for b in batches}  # float kernels: before they are rounded
-    kernels = []
-    for layer in model.layers:
-        for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
-            k = getattr(layer, attr, None)
-            if k is None or not hasattr(k, "assign"):
-                continue
-            w = np.asarray(k)
-            axes = (0, 1) if attr == "depthwise_kernel" else tuple(range(w.ndim - 1))
-            scale = np.abs(w).max(axis=axes, keepdims=True) / 127
-            scale[scale == 0] = 1.0
-            kernels.append((k, w))
-            k.assign((np.round(w / scale) * scale).astype(w.dtype))
-    classifier = getattr(getattr(model.layers[-1], "activation", None), "__name__", "") == "softmax"
-    found = {}
-    try:
-        total = len(next(iter(calib.values())))
-        for start in range(0, total, chunk):
-            run({k: v[start:start + chunk] for k, v in calib.items()}, False)
-        for method in methods:
-            gate = GateResult("int8")
-            run_gate(lambda b: {"output": references[id(b)]}, lambda b: {"output": run(b, True)}, batches, "int8",
-                     {"output"} if classifier else set(), gate)
-            agreed, decisive = top1_totals(gate.parity)
-            found[method] = {"ok": gate.ok, "error_vs_range": max(p.error_vs_range for p in gate.parity),
-                             "top1_agreement": agreed / decisive if decisive else None, "top1_decisive": int(decisive)}
-    finally:
-        for k, w in kernels:
-            k.assign(w)
-    return {"ok": any(f["ok"] for f in found.values()), **found}
 
 
 def located_nodes(located: dict) -> list[str]:
@@ -538,12 +441,13 @@ def save_cache(cache: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, logit_std: float) -> dict:
+def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, logit_std: float,
+              plain_int8: bool = False) -> dict:
     """One model in its own process (its own session, so a timeout ends it and its children)."""
     with tempfile.TemporaryDirectory(prefix=f"zoo-{name}-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable, __file__, "--worker", name, "--targets", ",".join(targets), "--result", str(out),
-                "--logit-std", str(logit_std)]
+                "--logit-std", str(logit_std)] + (["--plain-int8"] if plain_int8 else [])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         log = open(Path(tmp) / "log.txt", "w+")
         t = time.perf_counter()
@@ -552,7 +456,10 @@ def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, l
         stop = why and f"stopped: {why} ({'--memory-gb' if 'memory' in why else '--timeout'})"
         result = json.loads(out.read_text()) if out.is_file() else {"model": name, "targets": {}}
         result.update(wall_s=time.perf_counter() - t, peak_rss_gb=peak / 2**30)
-        if result.pop("bare_export_started", False) and (stop or proc.returncode != 0):
+        if result.pop("int8_plain_started", False) and (stop or proc.returncode != 0):
+            # everything else finished: only onnxruntime's own int8 of Keras's export (the comparison) was cut
+            result["int8_plain_ort"] = {"ok": None, "stopped": stop or f"crashed (exit {proc.returncode})"}
+        elif result.pop("bare_export_started", False) and (stop or proc.returncode != 0):
             # the targets and measures all finished: only Keras's own export (the ratio's reference) was cut
             result["bare_export_error"] = (f"Keras's own model.export {stop}" if stop
                                            else f"Keras's own model.export crashed (exit {proc.returncode})")
@@ -577,6 +484,12 @@ def needs_run(entry: dict | None, targets: list[str], retry_failed: bool) -> lis
         return targets
     missing = [t for t in targets if t not in done]
     return targets if missing else []  # a worker builds the model anyway: redo its targets together
+
+
+def needs_plain(entry: dict | None) -> bool:
+    """A cached int8 export that failed its gate, not yet compared with onnxruntime's own int8."""
+    row = ((entry or {}).get("targets") or {}).get("onnx-int8") or {}
+    return row.get("ok") is False and "gate" in row and "plain_ort" not in row
 
 
 def environment() -> dict:
@@ -610,6 +523,15 @@ def drive(args) -> None:
     for k, name in enumerate(models, 1):
         entry = None if args.redo else cache["models"].get(name)
         todo = needs_run(entry, targets, args.retry_failed)
+        if not todo and args.int8_plain and needs_plain(entry):
+            print(f"[{k}/{len(models)}] {name}: onnxruntime's own int8 of the bare export ...", flush=True)
+            result = run_model(name, [], args.timeout, args.memory_gb, args.logit_std, plain_int8=True)
+            entry["targets"]["onnx-int8"]["plain_ort"] = result.get("int8_plain_ort") or {
+                "ok": None, "stopped": result.get("error") or result.get("bare_export_error") or "no result"}
+            save_cache(cache, args.cache)
+            print(f"    {result['wall_s']:.0f} s, peak {result['peak_rss_gb']:.1f} GiB: "
+                  + json.dumps(entry["targets"]["onnx-int8"]["plain_ort"]), flush=True)
+            continue
         if not todo:
             print(f"[{k}/{len(models)}] {name}: cached", flush=True)
             continue
@@ -617,6 +539,9 @@ def drive(args) -> None:
         result = run_model(name, todo, args.timeout, args.memory_gb, args.logit_std)
         if entry and not args.redo:  # keep the targets that were not rerun
             result["targets"] = {**entry.get("targets", {}), **result["targets"]}
+        plain = result.pop("int8_plain_ort", None)
+        if plain is not None and "onnx-int8" in result["targets"]:
+            result["targets"]["onnx-int8"]["plain_ort"] = plain
         result["date"] = time.strftime("%Y-%m-%d")
         cache["models"][name] = result
         save_cache(cache, args.cache)
@@ -645,12 +570,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retry-failed", action="store_true", help="rerun models stopped, crashed or failing inside")
     p.add_argument("--logit-std", type=float, default=4.0,
                    help="scale a softmax head so its logits have this standard deviation (default 4)")
+    p.add_argument("--int8-plain", action="store_true",
+                   help="for cached int8 failures: add onnxruntime's own int8 of Keras's own export, judged alike")
     p.add_argument("--render", action="store_true", help="only write --doc from the cache")
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--plain-int8", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        Worker(args.worker, args.targets.split(","), args.result, Path.cwd(), args.logit_std).run()
+        targets = [t for t in args.targets.split(",") if t]
+        Worker(args.worker, targets, args.result, Path.cwd(), args.logit_std, args.plain_int8).run()
     elif args.render:
         render(load_cache(args.cache), args.doc)
         print(f"wrote {args.doc}")

@@ -208,3 +208,27 @@ def test_efficientnet_b0_normalization_stem_passes_onnx_cpu(keras, tmp_path, cap
     report = export(spec, BUILTIN["onnx-cpu"], tmp_path / "e.onnx", weights=str(weights), latency=False)
     assert report.gate.ok
     assert any("Normalization exported" in r for r in report.rewrites)
+
+
+def test_a_gate_failure_at_the_second_proven_size_says_which_size():
+    """With unknown dimensions fed at two sizes, a failed comparison names the input shape it was at (a
+    MobileNetV3Small int8 export failed at 160x160 only, and "@ batch 1" alone pointed at 224x224)."""
+    from netspec.export import verify
+
+    rng = np.random.default_rng(0)
+    batches = [{"image": rng.uniform(size=(n, s, s, 3)).astype("float32")} for s in (224, 160) for n in (1, 8)]
+
+    def reference(x):
+        return {"out": x["image"].mean(axis=(1, 2))}
+
+    def run(x):  # right at 224, off by the whole range at 160
+        out = x["image"].mean(axis=(1, 2))
+        return {"out": out + (1.0 if x["image"].shape[1] == 160 else 0.0)}
+
+    gate = verify.run_gate(reference, run, batches, "fp32", set(), verify.GateResult("fp32"))
+    assert gate.failure.startswith("output out @ batch 1 (image 160x160x3): max |error| 1 ")
+    assert "at batch 8 (image 160x160x3) (output range" in gate.summary()[0]  # the worst: the widest error ratio
+    same = [{"image": b["image"][:, :16, :16]} for b in batches[:2]]  # one size only: no shape in the message
+    gate = verify.run_gate(reference, lambda x: {"out": reference(x)["out"] + 1}, same, "fp32", set(),
+                           verify.GateResult("fp32"))
+    assert gate.failure.startswith("output out @ batch 1: max |error| 1 ")

@@ -323,7 +323,7 @@ def test_int8_in_keras_passes_a_tame_model_and_fails_where_int8_itself_cannot():
     lively(tame, generate(describe_inputs(tame), 16, seed=5)["image"])
     kernel = tame.layers[-1].kernel
     before = np.asarray(kernel).copy()
-    got = zoo.int8_in_keras(tame, None, describe_inputs(tame), int8, 8)
+    got = zoo.int8_in_keras(tame, None, int8, 8)
     assert got["ok"] and got["minmax"]["error_vs_range"] < 0.1, got
     assert np.array_equal(np.asarray(kernel), before)  # the float weights are put back
 
@@ -332,6 +332,71 @@ def test_int8_in_keras_passes_a_tame_model_and_fails_where_int8_itself_cannot():
     most = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(0.999),
                               bias_initializer=keras.initializers.Constant(0.3))(v)  # its own grid: v's, shifted
     fragile = keras.Model(v, keras.layers.Subtract()([whole, most]))  # 0.001 v - 0.3: from outputs of range ~2
-    got = zoo.int8_in_keras(fragile, None, describe_inputs(fragile), int8, 8)
+    got = zoo.int8_in_keras(fragile, None, int8, 8)
     # off by more than the output's whole range (the bound is 0.3 of it)
     assert not got["ok"] and got["minmax"]["error_vs_range"] > 1 and got["percentile"]["error_vs_range"] > 1, got
+
+
+def test_zoo_render_judges_a_failure_against_onnxruntimes_own_int8(tmp_path):
+    """A failed int8 export beside onnxruntime's own int8 of Keras's own export: counted outside netspec
+    when that fails too and does no better than netspec's best; netspec's to fix when it does better."""
+    def plain(*errors, ok=False):
+        rows = dict(zip(("minmax", "minmax per-tensor", "percentile"),
+                        ({"ok": e < 0.6, "error_vs_range": e} for e in errors)))
+        return {"ok": ok, **rows}
+
+    cache = {"all_models": ["B", "D", "E"], "models": {
+        "B": {"targets": {"onnx-int8": {**FAILED_INT8, "plain_ort": plain(0.85, 0.67, 0.72)}}},
+        "D": {"targets": {"onnx-int8": {**FAILED_INT8, "plain_ort": plain(0.58, 0.7, 0.9, ok=True)}}},
+        # fails too, but its best (0.50) beats netspec's (0.61): not outside netspec
+        "E": {"targets": {"onnx-int8": {**FAILED_INT8, "plain_ort": {**plain(0.7, 0.7), "percentile": {
+            "skipped": "onnxruntime's Percentile calibrator would hold 9 GiB"}, "entropy": {"error_vs_range": 0.5}}}}},
+    }}
+    doc = tmp_path / "zoo.md"
+    _zoo().render(cache, doc)
+    text = doc.read_text()
+    assert ("- `onnx-int8`: 0 of 3 pass the gate. 1 of the failures are shared by onnxruntime's own int8 of Keras's "
+            "own export, no better than netspec's (outside netspec): B. 2 of the failures onnxruntime's own int8 of "
+            "Keras's export does better on (netspec's to fix): D, E.") in text
+    (b_line,) = [ln for ln in text.splitlines() if ln.startswith("- **B** `onnx-int8`")]
+    assert ("fails the same gate too (minmax 0.85, minmax per-tensor 0.67, percentile 0.72 of the output range; "
+            "netspec's best 0.61): int8 with onnxruntime loses this much on these random weights, outside netspec"
+            ) in b_line
+    (e_line,) = [ln for ln in text.splitlines() if ln.startswith("- **E** `onnx-int8`")]
+    assert "percentile not run (onnxruntime's Percentile calibrator would hold 9 GiB)" in e_line
+    assert "netspec's int8 export loses more than it should" in e_line and "outside netspec" not in e_line
+
+
+def test_int8_plain_ort_judges_onnxruntimes_own_int8_of_the_bare_export(tmp_path):
+    """bench/zoo_int8.py's plain comparison: Keras's own model.export quantized by onnxruntime alone passes the
+    gate on a small lively CNN and fails on a model whose output is the small difference of two large ones."""
+    import keras
+
+    from netspec.export.quantize import describe_inputs, generate
+    from netspec.export.targets import BUILTIN
+
+    zoo = _zoo()
+    int8 = BUILTIN["onnx-int8"]
+    keras.utils.set_random_seed(3)
+    x = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, use_bias=False)(x)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    tame = keras.Model(x, keras.layers.Dense(4, activation="softmax")(h))
+    lively(tame, generate(describe_inputs(tame), 16, seed=5)["image"])
+    v = keras.Input((1,), name="v")
+    whole = keras.layers.Dense(1, use_bias=False, kernel_initializer=keras.initializers.Constant(1.0))(v)
+    most = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(0.999),
+                              bias_initializer=keras.initializers.Constant(0.3))(v)
+    fragile = keras.Model(v, keras.layers.Subtract()([whole, most]))
+    got = {}
+    for name, model in (("tame", tame), ("fragile", fragile)):
+        bare = tmp_path / f"{name}.onnx"
+        model(generate(describe_inputs(model), 1, seed=0))  # Keras exports only a model called once
+        model.export(str(bare), format="onnx", verbose=False)
+        got[name] = zoo.int8_plain_ort(model, bare, None, int8, 8, tmp_path)
+    assert set(got["tame"]) == {"ok", "minmax", "minmax per-tensor", "percentile"}
+    assert got["tame"]["ok"] and got["tame"]["minmax"]["error_vs_range"] < 0.1, got
+    assert not got["fragile"]["ok"] and all(r["error_vs_range"] > 1 for k, r in got["fragile"].items() if k != "ok"), got
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fragile.onnx", "tame.onnx"]  # its own files removed

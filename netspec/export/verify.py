@@ -64,9 +64,11 @@ class Parity:
     span: float = 0.0  # max - min of the Keras output (its range)
     # fp32 over the absolute bound: Keras's own float32 noise against float64 (netspec.export.noise.rejudge)
     noise: dict[str, Any] | None = None
+    at: str = ""  # the input shapes fed, when the gate feeds several (unknown dimensions proven at two sizes)
 
     def describe(self) -> str:
-        text = (f"{self.output} @ batch {self.batch}: max |error| {self.max_abs_error:.3g} "
+        where = f" ({self.at})" if self.at else ""
+        text = (f"{self.output} @ batch {self.batch}{where}: max |error| {self.max_abs_error:.3g} "
                 f"(output range {self.span:.3g}; bound {self.bound:.3g})")
         if self.noise is not None:
             text += f"; {describe_noise(self.noise)}"
@@ -101,7 +103,8 @@ class GateResult:
         for name in dict.fromkeys(p.output for p in self.parity):
             runs = [p for p in self.parity if p.output == name]
             worst = max(runs, key=lambda p: p.error_vs_range)
-            text = (f"{name}: max |error| {worst.max_abs_error:.3g} at batch {worst.batch} (output range "
+            where = f" ({worst.at})" if worst.at else ""
+            text = (f"{name}: max |error| {worst.max_abs_error:.3g} at batch {worst.batch}{where} (output range "
                     f"{worst.span:.3g}; bound {worst.bound:.3g}; worst of {len(runs)} comparisons)")
             agreed, decisive = top1_totals(runs)
             if decisive:
@@ -179,8 +182,11 @@ def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict],
     an output over the absolute bound is judged again against Keras's own float32 noise when
     ``exact`` (the model in float64, :mod:`netspec.export.noise`) is given; it runs only then.
     """
+    varied = [name for name in (batches[0] if batches else {})
+              if len({tuple(np.shape(x[name])[1:]) for x in batches if name in x}) > 1]
     for x in batches:
         want = reference(x)
+        at = ", ".join(f"{name} " + "x".join(str(d) for d in np.shape(x[name])[1:]) for name in varied)
         exact_out: dict = {}  # the float64 reference on this batch, run at most once
         try:
             got = run(x)
@@ -195,6 +201,7 @@ def run_gate(reference: Callable[[Arrays], dict], run: Callable[[Arrays], dict],
             p = compare(name, ref, got[name], precision, name in classifiers)
             if not p.ok and precision == "fp32" and exact is not None and np.isfinite(p.max_abs_error):
                 exact, p = _noise_rejudge(p, x, ref, got[name], exact, exact_out, name, name in classifiers)
+            p.at = at
             gate.parity.append(p)
             if not p.ok and gate.failure is None:
                 gate.failure = f"output {p.describe()}"
