@@ -39,7 +39,7 @@ DOC = ROOT / "docs" / "zoo.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import watch  # noqa: E402
 from zoo_int8 import int8_in_keras, int8_plain_ort  # noqa: E402,F401  (is an int8 failure int8's own?)
-from zoo_render import TARGETS, describe_options, render  # noqa: E402  (docs/zoo.md from the cache)
+from zoo_render import TARGETS, describe_options, plain_verdict, render  # noqa: E402  (docs/zoo.md from the cache)
 
 # Models whose layers are no core netspec layer: a user plugin registers them (as a user would).
 CONVNEXT_PLUGIN = '''"""Register keras.applications' ConvNeXt LayerScale as a netspec user layer."""
@@ -114,7 +114,7 @@ class Worker:
         import onnxruntime  # noqa: F401  (imported before any timing: both exports use them)
         import tf2onnx  # noqa: F401
         from netspec.export import export
-        from netspec.export.convert import input_signature, io_names
+        from netspec.export.convert import io_names
         from netspec.export.quantize import describe_inputs, generate
         from netspec.export.targets import BUILTIN
 
@@ -141,18 +141,52 @@ class Worker:
         for target in self.targets:
             row = self.export_target(export, spec, BUILTIN[target], weights)
             self.result["targets"][target] = row
-            if target == "onnx-int8" and not row["ok"] and "gate" in row:
-                # is it the export, or int8 itself? the same gate on int8 simulated in Keras
-                row["in_keras"] = int8_in_keras(model, spec, BUILTIN[target], n)
-                self.save()
-                # keep_float: of named nodes helps an export with a hot node; when int8 itself fails
-                # everywhere (in Keras too), only the calibration methods are tried
-                self.retry_int8(export, spec, BUILTIN[target], weights, row, keep_float=row["in_keras"]["ok"])
             self.save()
+        row = self.result["targets"].get("onnx-int8", {"ok": True})
+        if self.plain_int8 or (not row["ok"] and "gate" in row):
+            self.judge_int8(export, spec, model, weights, names, n, row)
         self.measure(model, infos, generate)
-        # A bare Keras export of the same model: what netspec's export time is compared with. Last: it needs
-        # more memory than netspec's (tf2onnx's optimizer keeps dead graph copies; netspec collects them), and
-        # a stop over the cap here loses only the ratio (recorded as ``bare_export_error`` by the driver).
+        self.bare_export(model, names)
+
+    def judge_int8(self, export, spec, model, weights: Path, names, n: int, row: dict) -> None:
+        """A failed int8 export: is the loss netspec's, or int8's with onnxruntime on these weights?
+
+        First onnxruntime's own int8 of Keras's own export (:func:`zoo_int8.int8_plain_ort`); the driver files
+        it under the model's onnx-int8 row. Only when that does better than netspec's export, or cannot run,
+        does a user's next step follow: other calibration methods and ``keep_float:`` (:meth:`retry_int8`),
+        with int8 simulated in Keras (:func:`zoo_int8.int8_in_keras`) deciding whether keep_float can help.
+        """
+        from netspec.export.targets import BUILTIN
+
+        target = BUILTIN["onnx-int8"]
+        self.bare_export(model, names)
+        if "bare_export_s" in self.result:
+            self.result["int8_plain_started"] = True
+            self.save()
+            self.result["int8_plain_ort"] = int8_plain_ort(model, self.work / "bare.onnx", spec, target, n, self.work)
+            del self.result["int8_plain_started"]
+            self.save()
+        if "gate" not in row:  # --plain-int8 for a cached row: the comparison alone
+            return
+        if plain_verdict({**row, "plain_ort": self.result.get("int8_plain_ort") or {}}) == "outside":
+            row["retries"] = "not tried: onnxruntime's own int8 of Keras's export fails the same gate, no better"
+            return
+        row["in_keras"] = int8_in_keras(model, spec, target, n)
+        self.save()
+        # keep_float: of named nodes helps an export with a hot node; when int8 itself fails everywhere (in Keras
+        # too), only the calibration methods are tried
+        self.retry_int8(export, spec, target, weights, row, keep_float=row["in_keras"]["ok"])
+        self.save()
+
+    def bare_export(self, model, names) -> None:
+        """A bare Keras export of the same model: what netspec's export time is compared with, and what
+        onnxruntime's own int8 starts from. Once, and last unless an int8 failure needs it: it takes more memory
+        than netspec's (tf2onnx's optimizer keeps dead graph copies; netspec collects them), and a stop over the
+        cap here loses only the ratio (recorded as ``bare_export_error`` by the driver)."""
+        from netspec.export.convert import input_signature
+
+        if "bare_export_s" in self.result or "bare_export_error" in self.result:
+            return
         self.result["bare_export_started"] = True
         self.save()
         t = time.perf_counter()
@@ -164,15 +198,6 @@ class Worker:
             self.result["bare_export_error"] = first_line(f"{type(e).__name__}: {e}")
         del self.result["bare_export_started"]
         self.save()
-        failed = self.result["targets"].get("onnx-int8", {"ok": True})
-        if "bare_export_s" in self.result and (self.plain_int8 or (not failed["ok"] and "gate" in failed)):
-            # the driver files it under the model's onnx-int8 row (cached from an earlier run, or this one's)
-            self.result["int8_plain_started"] = True
-            self.save()
-            self.result["int8_plain_ort"] = int8_plain_ort(model, self.work / "bare.onnx", spec,
-                                                           BUILTIN["onnx-int8"], n, self.work)
-            del self.result["int8_plain_started"]
-            self.save()
 
     def export_target(self, export, spec, target, weights: Path) -> dict:
         """One export, as ``netspec export`` runs it: its result, time, gate figures and located failure."""

@@ -76,7 +76,7 @@ def _located(row: dict) -> str:
 def _attempts(row: dict) -> str:
     tried = row.get("attempts") or []
     if not tried:
-        return ""
+        return f"; other options {row['retries']}" if row.get("retries") else ""
     return "; still failing with " + "; ".join(
         f"{describe_options(a)} ({a['error_vs_range']:.2f} of the range)" if a.get("error_vs_range") is not None
         else describe_options(a) for a in tried)
@@ -132,12 +132,13 @@ def _plain(row: dict) -> str:
         f"{k} {v['error_vs_range']:.2f}" if v.get("error_vs_range") is not None else f"{k} not run ({v.get('skipped')})"
         for k, v in plain.items() if isinstance(v, dict))
     mine = best_ratio(row)
+    figures += f" of the output range; netspec's best {mine:.2f}" if mine is not None else " of the output range"
     if verdict == "outside":
         return ("; onnxruntime's own `quantize_static` of Keras's own `model.export`, with no netspec code, fails "
-                f"the same gate too ({figures} of the output range; netspec's best {mine:.2f}): int8 with "
+                f"the same gate too ({figures}): int8 with "
                 "onnxruntime loses this much on these random weights, outside netspec")
-    return (f"; onnxruntime's own `quantize_static` of Keras's own `model.export` does better ({figures} of the "
-            f"output range; netspec's best {mine:.2f}): netspec's int8 export loses more than it should")
+    return (f"; onnxruntime's own `quantize_static` of Keras's own `model.export` does better ({figures}): "
+            "netspec's int8 export loses more than it should")
 
 
 def _median(xs: list[float]) -> float:

@@ -127,3 +127,32 @@ def test_bicubic_resizing_fails_the_gate_naming_the_layer(keras, tmp_path):
     assert "first diverging node: 'bicubic'" in text
     assert info.value.report.gate.diverging["max_abs_error"] > 1e-4
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_squeeze_excite_hard_sigmoid_keeps_no_transpose_inside(keras, tmp_path):
+    """MobileNetV3's squeeze-excite, a 1x1 Conv2D -> hard-sigmoid (``x + 3``, a 0-d constant), made tf2onnx's
+    transpose optimizer raise and abandon its whole pass: MobileNetV3Small's ONNX kept 106 NHWC/NCHW Transposes
+    (this model 4). netspec's export keeps only the input's, and still matches Keras."""
+    import numpy as np
+    import onnxruntime as ort
+
+    spec = netspec.load(
+        "netspec: 1\nname: hswish\ninputs:\n  image: [16, 16, 3]\nnodes:\n"
+        "  - {type: Conv2D, filters: 8, kernel_size: 3, padding: same, use_bias: false}\n"
+        "  - {type: GlobalAveragePooling2D, keepdims: true}\n"
+        "  - {type: Conv2D, filters: 8, kernel_size: 1}\n"  # squeeze-excite: its bias and hard-sigmoid's + 3 merge
+        "  - {type: Activation, activation: hard_sigmoid}\n"
+        "  - {type: Flatten}\n"
+        "  - {type: Dense, units: 4}\n")
+    out, weights = tmp_path / "hswish.onnx", tmp_path / "w.weights.h5"
+    model = spec.build()
+    model.save_weights(weights)
+    export(spec, BUILTIN["onnx-cpu"], out, weights=str(weights), latency=False)
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert ops.count("Transpose") == 1 and ops[0] == "Transpose" and ops.count("Conv") == 2, ops  # NHWC input
+    x = np.random.default_rng(0).uniform(-4, 4, (2, 16, 16, 3)).astype("float32")
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, np.asarray(model(x)), atol=1e-5)

@@ -140,8 +140,10 @@ class _CollectingCopy:
 
 @contextlib.contextmanager
 def _lean_tf2onnx():
-    """tf2onnx's optimizer freeing dead graph copies (:class:`_CollectingCopy`)."""
+    """tf2onnx's optimizer freeing dead graph copies (:class:`_CollectingCopy`), its transpose pass whole
+    (:func:`_scalar_safe`)."""
     from tf2onnx import optimizer
+    from tf2onnx.optimizer.transpose_optimizer import TransposeOptimizer
 
     optimize = optimizer.optimize_graph
 
@@ -159,10 +161,29 @@ def _lean_tf2onnx():
             gc.collect()
 
     optimizer.optimize_graph = collecting
+    merge_add = TransposeOptimizer._add_handler
+    TransposeOptimizer._add_handler = _scalar_safe(merge_add)
     try:
         yield
     finally:
         optimizer.optimize_graph = optimize
+        TransposeOptimizer._add_handler = merge_add
+
+
+def _scalar_safe(merge_add):
+    """tf2onnx's transpose optimizer on Conv (no bias) -> Transpose -> Add of a 0-d constant (MobileNetV3's
+    hard-swish ``x + 3``): tf2onnx 1.17 takes ``max(shape)`` of the constant to merge it as a bias, raises on a
+    0-d one, and abandons the whole pass (MobileNetV3Small kept 106 Transposes). That Add is handled here as
+    tf2onnx handles any bias it cannot merge, and the export keeps none."""
+
+    def handler(self, trans, node):
+        conv = trans.inputs[0]
+        if (node.inputs[1].is_const() and conv.type in ("Conv", "ConvTranspose") and len(conv.input) == 2
+                and node.inputs[1].get_tensor_value(as_list=False).ndim == 0):
+            return self._handle_node_having_branches(trans, node)
+        return merge_add(self, trans, node)
+
+    return handler
 
 
 def to_onnx(model, names: IONames, target: Target):
