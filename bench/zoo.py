@@ -227,7 +227,8 @@ class Worker:
         return row
 
     def retry_int8(self, export, spec, target, weights: Path, row: dict, keep_float: bool = True) -> None:
-        """What a user does with a failed int8 report: another calibration method, then ``keep_float:``
+        """What a user does with a failed int8 report: another calibration method, weights per tensor
+        (``per_channel: false``), then ``keep_float:``
         of the nodes the report names, until the gate passes (at most :data:`RETRIES` exports).
 
         ``row`` gets ``attempts`` (each option set and its outcome) and, when one passes, ``passed_with``
@@ -238,7 +239,7 @@ class Worker:
         attempts: list[dict] = []
         keep: tuple[str, ...] = ()
         last: dict | None = None
-        options = [{"method": m} for m in ("percentile", "entropy")]
+        options = [{"method": m} for m in ("percentile", "entropy")] + [{"method": "minmax", "per_channel": False}]
         first = (row.get("gate") or {}).get("error_vs_range")
         best = {**row, "ratio": first, "method": target.calibration.method} if first is not None else None
         for _ in range(RETRIES):
@@ -255,8 +256,11 @@ class Worker:
                     break
                 keep = keep + new
                 opt = {"method": (best or {}).get("method", "minmax"), "keep_float": list(keep)}
+                if (best or {}).get("per_channel") is False:
+                    opt["per_channel"] = False
             calib = replace(target.calibration, method=opt["method"])
-            trial = replace(target, calibration=calib, keep_float=tuple(opt.get("keep_float", ())))
+            trial = replace(target, calibration=calib, keep_float=tuple(opt.get("keep_float", ())),
+                            per_channel=opt.get("per_channel", target.per_channel))
             got = last = self.export_target(export, spec, trial, weights)
             attempts.append({**opt, "ok": got["ok"], "error": got.get("error"),
                              "error_vs_range": (got.get("gate") or {}).get("error_vs_range")})
@@ -269,7 +273,7 @@ class Worker:
                 return
             ratio = (got.get("gate") or {}).get("error_vs_range")
             if ratio is not None and (best is None or ratio < best["ratio"]):
-                best = {**got, "ratio": ratio, "method": opt["method"]}
+                best = {**got, "ratio": ratio, "method": opt["method"], "per_channel": opt.get("per_channel", True)}
 
     def measure(self, model, infos, generate) -> None:
         """Batch-1 latency (onnxruntime vs compiled tf.function), int8 speed-up and top-1 agreement."""

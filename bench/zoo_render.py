@@ -9,6 +9,8 @@ TARGETS = ("onnx-cpu", "onnx-int8", "litert")
 
 def describe_options(opt: dict) -> str:
     parts = [f"calibration: {opt['method']}"]
+    if opt.get("per_channel") is False:
+        parts.append("per_channel: false")
     if opt.get("keep_float"):
         parts.append(f"keep_float: [{', '.join(opt['keep_float'])}]")
     return ", ".join(parts)
@@ -125,14 +127,17 @@ def plain_verdict(row: dict) -> str | None:
 
 def _plain(row: dict) -> str:
     verdict = plain_verdict(row)
+    plain = row.get("plain_ort") or {}
     if verdict is None:
-        return ""
-    plain = row["plain_ort"]
+        why = plain.get("unavailable") or plain.get("stopped")
+        return f"; onnxruntime's own int8 of Keras's own export could not be compared ({why})" if why else ""
     figures = ", ".join(
         f"{k} {v['error_vs_range']:.2f}" if v.get("error_vs_range") is not None else f"{k} not run ({v.get('skipped')})"
         for k, v in plain.items() if isinstance(v, dict))
     mine = best_ratio(row)
     figures += f" of the output range; netspec's best {mine:.2f}" if mine is not None else " of the output range"
+    if plain.get("bound"):
+        figures += f"; {plain['bound']}"
     if verdict == "outside":
         return ("; onnxruntime's own `quantize_static` of Keras's own `model.export`, with no netspec code, fails "
                 f"the same gate too ({figures}): int8 with "
@@ -171,7 +176,7 @@ def render(cache: dict, doc: Path) -> None:
         "  export over the absolute bound (1e-4 of the output range) is judged again against Keras's own",
         "  float32 error, measured with the model in float64: it passes within 4x of it, and the cell says how",
         "  far it is in multiples of Keras's error. An `onnx-int8` export that fails its gate is retried as a user acting on the",
-        "  report would: calibration `percentile`, then `entropy`, then `keep_float:` of the nodes the report",
+        "  report would: calibration `percentile`, then `entropy`, then `per_channel: false`, then `keep_float:` of the nodes the report",
         "  names (its worst node and those where the error grows), up to 5 exports; the cell says what passed",
         "  (`pass (with ...)`), and Failures lists the located nodes and every option tried.",
         "- **ORT / tf.function ms**: median latency at batch 1 of onnxruntime on the fp32 export, and of a",
