@@ -516,9 +516,11 @@ def needs_run(entry: dict | None, targets: list[str], retry_failed: bool) -> lis
 
 
 def needs_plain(entry: dict | None) -> bool:
-    """A cached int8 export that failed its gate, not yet compared with onnxruntime's own int8."""
+    """A cached int8 export that failed its gate, not yet compared with onnxruntime's own int8 (or whose
+    comparison was cut short)."""
     row = ((entry or {}).get("targets") or {}).get("onnx-int8") or {}
-    return row.get("ok") is False and "gate" in row and "plain_ort" not in row
+    compared = any(isinstance(v, dict) and "error_vs_range" in v for v in (row.get("plain_ort") or {}).values())
+    return row.get("ok") is False and "gate" in row and not compared
 
 
 def environment() -> dict:
