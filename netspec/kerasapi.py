@@ -143,3 +143,16 @@ def snake_case(name: str) -> str:
     from keras.src.utils.naming import to_snake_case
 
     return to_snake_case(name)
+
+
+def assign_weights(model: Any, weights: list) -> None:
+    """``model.set_weights(weights)``, then what Keras's own weight loading (``load_own_variables``) does after it:
+    a layer that derives state from the variables just assigned recomputes it (``finalize_state``: an adapted
+    Normalization's mean and variance). ``set_weights`` alone left an adapted Normalization at mean 0, variance 1,
+    so a spec given a trained ``.keras`` file's weights computed something else. Layers without variables (a
+    Discretization's bins, a lookup's vocabulary live in their config) are left as they are."""
+    model.set_weights(weights)
+    for layer in model._flatten_layers(include_self=False):
+        finalize = getattr(layer, "finalize_state", None)
+        if finalize is not None and getattr(layer, "built", False) and layer.weights:
+            finalize()

@@ -192,6 +192,29 @@ def test_user_layer_input_spec_is_checked_like_core(keras):
     assert "node 'img'" in err.message and "expected ndim=4, found ndim=2" in err.message
 
 
+def test_a_user_layer_without_kwargs_is_told_to_take_them(keras):
+    """The functional-API guide's CustomDense, ``__init__(self, units=32)``: Keras passes every layer its name,
+    which it refuses; the error is at the node and says what to change in the class."""
+    @netspec.register_layer(name="GuideDense")
+    class GuideDense(keras.layers.Layer):
+        def __init__(self, units=32):
+            super().__init__()
+            self.units = units
+
+        def call(self, x):
+            return x
+
+    err = error_for(textwrap.dedent("""\
+        netspec: 1
+        name: guide
+        inputs: {x: [8]}
+        nodes:
+          - {name: dense, type: GuideDense, units: 4}
+        """), stage="check")
+    assert (err.line, err.column) == (5, 5) and "unexpected keyword argument 'name'" in err.message
+    assert "**kwargs" in err.hint and "super().__init__(**kwargs)" in err.hint
+
+
 def test_input_spec_attached_and_checked(keras):
     spec = netspec.load(textwrap.dedent("""\
         netspec: 1

@@ -409,3 +409,51 @@ def test_an_allocation_failure_during_export_is_an_export_error(keras, small, tm
     assert info.value.json_path == "$.export.edge"
     assert not (tmp_path / "m.onnx").exists()
     assert target_error(None, BUILTIN["onnx-cpu"], None, "x").location is None
+
+
+def test_weights_from_a_keras_file_bring_adapted_state(keras, tmp_path):
+    """``--weights model.keras`` on a spec: a layer whose state Keras derives from its variables (an adapted
+    Normalization's mean and variance) computes what the trained file computes. Copied
+    with ``set_weights`` alone, the Normalization stayed at mean 0, variance 1: the export and ``predict`` gave
+    [10.8, -9.7] where the file gives [-1.7, 1.6], and the gate, comparing with that same model, passed."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from netspec.export.pipeline import load_model
+
+    rng = np.random.default_rng(0)
+    x = keras.Input((1,), name="x")
+    adapted = keras.layers.Normalization()
+    adapted.adapt(rng.uniform(0, 100, (50, 1)).astype("float32"))
+    trained = keras.Model(x, keras.layers.Dense(2, name="dense")(adapted(x)))
+    path = tmp_path / "trained.keras"
+    trained.save(path)
+    spec = netspec.load("netspec: 1\nname: adapted\ninputs:\n  x: [1]\nnodes:\n"
+                        "  - {name: pre, type: Normalization}\n  - {name: dense, type: Dense, units: 2}\n")
+    sample = np.array([[10.0], [60.0], [95.0]], dtype="float32")
+    model, _ = load_model(spec, str(path))
+    np.testing.assert_allclose(np.asarray(model(sample)), np.asarray(trained(sample)), rtol=1e-6, atol=1e-6)
+    out = tmp_path / "adapted.onnx"
+    export(spec, BUILTIN["onnx-cpu"], out, weights=str(path), latency=False)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": sample})[0]
+    np.testing.assert_allclose(got, np.asarray(trained(sample)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_constant_held_as_a_tensor_exports(keras, tmp_path):
+    """A constant the model holds as a tensor (``ops.convert_to_tensor``, as ``resnet50.preprocess_input``'s
+    mean): tf2onnx, and Keras's own ``model.export``, named the function's capture a graph input that nothing
+    feeds ("Required inputs ... are missing"). netspec's export keeps it a constant and passes the gate."""
+    import numpy as np
+    import onnxruntime as ort
+
+    x = keras.Input((4, 4, 3), name="image")
+    mean = keras.ops.reshape(keras.ops.convert_to_tensor(np.array([1.0, 2.0, 3.0]), dtype="float32"), (1, 1, 1, 3))
+    model = keras.Model(x, keras.layers.Conv2D(2, 1, name="conv")(x - mean))
+    path, out = tmp_path / "const.keras", tmp_path / "const.onnx"
+    model.save(path)
+    export(str(path), BUILTIN["onnx-cpu"], out, latency=False)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    sample = np.random.default_rng(0).uniform(0, 4, (2, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(sess.run(None, {"image": sample})[0], np.asarray(model(sample)), atol=1e-5)

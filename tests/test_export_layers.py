@@ -156,3 +156,57 @@ def test_squeeze_excite_hard_sigmoid_keeps_no_transpose_inside(keras, tmp_path):
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, np.asarray(model(x)), atol=1e-5)
+
+
+def _oxford_pets_unet(keras, img_size=(32, 32), num_classes=3):
+    """keras.io's "Image segmentation with a U-Net-like architecture" (fchollet), its get_model verbatim."""
+    from keras import layers
+
+    inputs = keras.Input(shape=img_size + (3,))
+    x = layers.Conv2D(8, 3, strides=2, padding="same")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    previous_block_activation = x
+    for filters in [16, 32, 64]:
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same")(previous_block_activation)
+        x = layers.add([x, residual])
+        previous_block_activation = x
+    for filters in [64, 32, 16, 8]:
+        x = layers.Activation("relu")(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.UpSampling2D(2)(x)
+        residual = layers.UpSampling2D(2)(previous_block_activation)
+        residual = layers.Conv2D(filters, 1, padding="same")(residual)
+        x = layers.add([x, residual])
+        previous_block_activation = x
+    outputs = layers.Conv2D(num_classes, 3, activation="softmax", padding="same")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_a_litert_refusal_that_batch_one_avoids_says_so(keras, tmp_path):
+    """keras.io's U-Net: with a dynamic batch the LiteRT converter loses the height after UpSampling2D and
+    refuses a tf.Conv2D (which LiteRT has) as an op it cannot lower. The refusal says the model converts at
+    batch 1 (tried), and it does."""
+    from dataclasses import replace
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "unet.keras"
+    _oxford_pets_unet(keras).save(path)
+    out = tmp_path / "unet.tflite"
+    with pytest.raises(ExportError) as e:
+        export(str(path), BUILTIN["litert"], out, latency=False)
+    assert "is not a LiteRT builtin op" in e.value.message and "pass --batch-size 1" in e.value.hint
+    assert not out.exists()
+    report = export(str(path), replace(BUILTIN["litert"], batch_size=1), out, latency=False)
+    assert report.gate.ok and out.is_file()

@@ -214,6 +214,40 @@ def test_unregistered_custom_layer_is_named_with_the_fix(keras):
     assert "'m'" in str(e.value) and "Mystery" in str(e.value) and "register_layer" in e.value.hint
 
 
+def test_a_user_object_named_like_a_keras_one_is_refused_not_swapped(keras):
+    """A user regularizer registered as ``my>L2`` (computing another penalty) is not written as Keras's L2: the
+    rebuilt model would train with a different loss while the architecture check still passed."""
+    @keras.saving.register_keras_serializable(package="netspec_test")
+    class L2(keras.regularizers.Regularizer):
+        def __init__(self, l2=0.01):
+            self.l2 = l2
+
+        def __call__(self, x):
+            return self.l2 * keras.ops.sum(keras.ops.abs(x))
+
+        def get_config(self):
+            return {"l2": self.l2}
+
+    inp = keras.Input((4,), name="x")
+    with pytest.raises(ModelImportError) as e:
+        import_model(keras.Model(inp, keras.layers.Dense(2, name="d", kernel_regularizer=L2(0.5))(inp)))
+    assert "layer 'd': kernel_regularizer: regularizer 'netspec_test>L2' is a user class, not Keras's own" in str(e.value)
+    keras.saving.get_custom_objects().pop("netspec_test>L2")
+
+
+def test_an_array_in_an_initializer_is_refused_with_the_layer(keras, tmp_path, capsys):
+    """PointNet's T-net: Dense(bias_initializer=Constant(identity matrix)). A spec's Constant holds a number: the
+    import refuses, naming the layer, instead of writing a spec that does not load (an internal error before)."""
+    inp = keras.Input((4,), name="x")
+    dense = keras.layers.Dense(4, name="tnet", bias_initializer=keras.initializers.Constant(np.eye(2).flatten()))
+    path = tmp_path / "tnet.keras"
+    keras.Model(inp, dense(inp)).save(path)
+    assert main(["import", str(path), "-o", str(tmp_path / "x.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "layer 'tnet': bias_initializer: initializer Constant has value=" in err and "Traceback" not in err
+    assert not (tmp_path / "x.yaml").exists()
+
+
 def test_keras_file_with_lambda_is_refused_by_safe_mode(keras, tmp_path, capsys):
     inp = keras.Input((4,), name="x")
     model = keras.Model(inp, keras.layers.Lambda(lambda t: t + 1, name="plus")(inp))

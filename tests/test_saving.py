@@ -283,3 +283,20 @@ def test_mutated_configs_fail_only_as_model_file_errors():
             check_objects(config, "f", lambda *_: False)
         except ModelFileError:
             pass
+
+
+def test_export_and_predict_of_a_keras_file_take_its_plugins(pam_file, tmp_path):
+    """A .keras file with user layers exports when the command line names the plugin that registers them (as
+    ``netspec import --plugins`` does); without it, the refusal's hint names that option, which those commands
+    now have (they had none, and the hint named one they refused)."""
+    out = tmp_path / "pam.onnx"
+    argv = [sys.executable, "-m", "netspec", "export", str(pam_file), "--target", "onnx-cpu", "-o", str(out),
+            "--no-latency"]
+    refused = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "which is not registered" in refused.stderr and "export, predict and evaluate: --plugins" in refused.stderr
+    assert not out.exists()
+    done = subprocess.run(argv + ["--plugins", str(SPECS / "seed_layers.py")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and "gate: passed" in done.stdout, done.stderr[-2000:]
+    assert out.is_file()

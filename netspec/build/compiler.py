@@ -221,7 +221,12 @@ class Builder:
         except Exception as e:  # Keras validates arguments in __init__ with ValueError/TypeError
             if is_allocation_failure(e):
                 raise  # build()'s allocation guard reports it as memory, not as the arguments
-            raise self.fail(node, f"{type_name} rejected its arguments: {clean_message(e)}", cls=NetspecError, path=path) from None
+            error = self.fail(node, f"{type_name} rejected its arguments: {clean_message(e)}", cls=NetspecError, path=path)
+            if type_name not in self.catalog.core and "unexpected keyword argument 'name'" in str(e):
+                # the functional-API guide's CustomDense: __init__(self, units=32), no **kwargs
+                error.hint = (f"give {type_name}.__init__ a **kwargs and pass it to super().__init__(**kwargs): "
+                              "Keras passes every layer its name (and dtype, trainable) that way")
+            raise error from None
 
     # -- build ------------------------------------------------------------------------------
 

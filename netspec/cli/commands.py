@@ -12,12 +12,14 @@ from argparse import ArgumentParser, BooleanOptionalAction, Namespace
 from typing import TYPE_CHECKING, cast
 
 from .options import (
+    KERAS_FILE_PLUGINS,
     UsageError,
     budget,
     budget_arguments,
     data_root_argument,
     format_argument,
     load_spec,
+    load_named_plugins,
     output_path,
     plugins_argument,
     quiet_tensorflow,
@@ -213,6 +215,7 @@ def export_arguments(p: ArgumentParser) -> None:
                         "then takes raw inputs (uint8 images)")
     p.add_argument("--list-targets", action="store_true", help="list the built-in and the spec's targets")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement in the report")
+    plugins_argument(p, KERAS_FILE_PLUGINS)
 
 
 def cmd_export(args: Namespace) -> int:
@@ -241,6 +244,7 @@ def cmd_export(args: Namespace) -> int:
     if not out.endswith(target.suffix):
         raise UsageError(f"target {target.name!r} writes {target.suffix} files. Received: -o {out}")
     output_path(args, out, (target.suffix,), f"a {target.suffix}")  # no control characters in the name
+    load_named_plugins(args)
     from ..build.saving import check_model_file
 
     for model_file in (args.spec if spec is None else None, args.weights):

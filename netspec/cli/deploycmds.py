@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from argparse import ArgumentParser, Namespace
 
-from .options import UsageError, data_root_argument, format_argument, quiet_tensorflow
+from .options import (KERAS_FILE_PLUGINS, UsageError, data_root_argument, format_argument, load_named_plugins,
+                      plugins_argument, quiet_tensorflow)
 from .output import EXIT_OK, Reporter
 
 ARTIFACT_HELP = "a spec (.yaml, with --weights), .keras, .onnx, .tflite or OpenVINO .xml file"
@@ -24,6 +25,7 @@ def predict_arguments(p: ArgumentParser) -> None:
     p.add_argument("--raw", action="store_true", help="print the outputs as they are, not the top-k labels")
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for a spec")
     data_root_argument(p)
+    plugins_argument(p, KERAS_FILE_PLUGINS)
     format_argument(p)
 
 
@@ -39,6 +41,7 @@ def cmd_predict(args: Namespace) -> int:
         raise UsageError("--weights applies to a spec; a .keras, .onnx, .tflite or .xml file has its own weights")
     if kind_of(args.artifact) in ("spec", "keras"):
         quiet_tensorflow()
+    load_named_plugins(args)
     artifact = open_artifact(args.artifact, weights=args.weights, data_root=args.data_root)
     if artifact.kind == "spec" and not args.weights:
         report.warnings([f"{artifact.shown} is run with its initial (untrained) weights; pass --weights"])
@@ -64,6 +67,7 @@ def evaluate_arguments(p: ArgumentParser) -> None:
                         "preprocessing folded in get the contract's numeric steps applied first")
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for a spec artifact")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="samples per run (default 64)")
+    plugins_argument(p, KERAS_FILE_PLUGINS)
     p.add_argument("--data-root", metavar="DIR", help="where the data paths of a spec stamped in an artifact lead: "
                    "relative paths start in DIR and must stay inside it (default: the artifact's own directory; "
                    "never the spec's original location, which the file records but does not hash). For a spec "
@@ -83,6 +87,7 @@ def cmd_evaluate(args: Namespace) -> int:
     if args.weights and len(specs) != 1:
         raise UsageError("--weights applies to exactly one spec among the artifacts")
     quiet_tensorflow()  # the metrics are Keras's
+    load_named_plugins(args)
     artifacts = [open_artifact(a, weights=args.weights if kind_of(a) == "spec" else None, data_root=args.data_root)
                  for a in args.artifacts]
     source = evaluation_spec(artifacts, args.spec)

@@ -52,6 +52,18 @@ def plugins_argument(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--plugins", nargs="+", metavar="MODULE_OR_FILE", default=[], help=help)
 
 
+KERAS_FILE_PLUGINS = "import these modules or .py files first: the user layer classes a .keras file uses"
+
+
+def load_named_plugins(args: argparse.Namespace) -> None:
+    """Import the ``--plugins`` the command line names: naming them there is the user's own choice to run them
+    (a spec's ``plugins:`` still needs ``--trust-plugins``; a ``.keras`` file never names code that runs)."""
+    if getattr(args, "plugins", None):
+        from ..schema.plugins import load_plugin_targets
+
+        load_plugin_targets(args.plugins)
+
+
 # -- what the arguments name ----------------------------------------------------------------------
 
 

@@ -240,7 +240,11 @@ def _onnx_model(serve, sig, opset: int):
     from tf2onnx import convert, optimizer, tfonnx
 
     concrete = serve.get_concrete_function(*sig)
-    input_names = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    # The signature's own inputs come first; after them, the captures. tf2onnx (and Keras's export) names every
+    # non-resource capture an input too: a constant the model holds as a tensor (``ops.convert_to_tensor``,
+    # ``resnet50.preprocess_input``'s mean) became a graph input nothing feeds ("Required inputs ... are missing").
+    own = len(tf.nest.flatten(concrete.structured_input_signature))
+    input_names = [t.name for t in concrete.inputs[:own] if t.dtype != tf.dtypes.resource]
     output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
     renames = convert.tensor_names_from_structed(concrete, input_names, output_names)
     title = f"converted from {concrete.name}"
@@ -422,7 +426,24 @@ def to_litert(model, names: IONames, target: Target, representative=None) -> byt
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             return converter.convert()
     except Exception as e:
-        raise ExportError(f"the LiteRT converter refused the model: {_first_line(e)}") from e
+        reason = _first_line(e)
+        hint = _batch_one_hint(model, names, target, representative) \
+            if target.batch_size is None and reason.endswith("is not a LiteRT builtin op") else None
+        raise ExportError(f"the LiteRT converter refused the model: {reason}", hint=hint) from e
+
+
+def _batch_one_hint(model, names: IONames, target: Target, representative) -> str | None:
+    """Whether a model the converter refused with a dynamic batch converts at batch 1 (a U-Net: after
+    UpSampling2D the converter loses the height and refuses the next tf.Conv2D, a builtin, as an op it cannot
+    lower). Only on that failure: one more conversion, whose result is not kept."""
+    from dataclasses import replace
+
+    try:
+        to_litert(model, names, replace(target, batch_size=1), representative)
+    except ExportError:
+        return None
+    return ("the model converts with a fixed batch of 1 (with a dynamic batch the converter loses a shape it "
+            "needs): pass --batch-size 1, or batch_size: 1 in the target")
 
 
 def _first_line(e: Exception) -> str:

@@ -42,6 +42,7 @@ def load_model(source, weights: str | None = None):
         ExportError: the file cannot be loaded or its weights do not fit the spec's model.
     """
     from ..build.saving import load_model as load_keras_file
+    from ..kerasapi import assign_weights
 
     if isinstance(source, (str, Path)):
         return load_keras_file(source), None  # safe_mode, expression layers registered
@@ -50,7 +51,7 @@ def load_model(source, weights: str | None = None):
         trained = load_keras_file(weights) if str(weights).endswith(".keras") else None
         try:
             if trained is not None:
-                model.set_weights(trained.get_weights())
+                assign_weights(model, trained.get_weights())
             else:
                 model.load_weights(str(weights))
         except Exception as e:

@@ -194,10 +194,20 @@ class ArgConverter:
         if not isinstance(value, dict) or "class_name" not in value:
             raise ModelImportError(f"{where}: {kind} {short(value)} has no spec form")
         cls_name = value["class_name"]
+        registered, module = value.get("registered_name"), value.get("module")
+        if (registered and registered != cls_name) or (module and not str(module).startswith("keras")):
+            # a user class named like Keras's own (PointNet's OrthogonalRegularizer, a custom L2): building Keras's
+            # class instead would change the model (its loss) and still pass the import's architecture check
+            raise ModelImportError(f"{where}: {kind} {registered or cls_name!r} is a user class, not Keras's own; a spec "
+                                   f"builds only keras.{kind}s (known: {', '.join(sorted(allowed))})")
         if cls_name not in allowed:
             raise ModelImportError(f"{where}: {kind} {cls_name!r} is not one netspec can build "
                                    f"(known: {', '.join(sorted(allowed))})")
         config = value.get("config") or {}
+        for key, item in config.items():
+            if isinstance(item, dict) and "class_name" in item:  # a serialized array (``__numpy__``) or object
+                raise ModelImportError(f"{where}: {kind} {cls_name} has {key}={short(item)}, which a spec cannot "
+                                       f"hold (a spec's {cls_name} takes numbers)")
         default = self._default_object(kind, cls_name)
         extra = {k: _lists(v) for k, v in config.items()
                  if default is None or k not in default or not _same(default[k], v)}
@@ -232,7 +242,10 @@ class ArgConverter:
             kind = self.catalog.arg_kind(type_name, key)
             if kind in OBJECT_KINDS and isinstance(value, dict):
                 cls = getattr(getattr(self.keras, kind + "s"), value["type"])
-                out[key] = cls(**{k: _tuples(v) for k, v in value.items() if k != "type"})
+                try:
+                    out[key] = cls(**{k: _tuples(v) for k, v in value.items() if k != "type"})
+                except (TypeError, ValueError) as e:
+                    raise ModelImportError(f"{where}: {key} {value['type']}: {short(str(e), 200)}") from None
             elif kind == "layer" and isinstance(value, dict):
                 out[key] = self._rebuild(value)
             elif kind == "layers" and isinstance(value, list):

@@ -80,8 +80,11 @@ def load_generated(text: str, plugins: list[str], bare: str):
                                hint="report this as a bug in netspec, with the model file")
     try:
         return load(bare, trust_plugins=False)
-    except NetspecError as e:
-        raise RuntimeError(f"{_GENERATED_BUG}: {e}\n{bare[:2000]}") from e
+    except NetspecError as e:  # a value of the model the spec language cannot hold, found only by loading it
+        raise ModelImportError(f"netspec import cannot write this model as a spec: what it wrote is refused at "
+                               f"{e.json_path if e.path else 'its top'}: {short(e.message, 300)}",
+                               hint="if the model's value looks writable, report this as a bug in netspec, "
+                                    "with the model file") from None
 
 
 def build_symbolic(spec):

@@ -70,7 +70,8 @@ def check_objects(config: dict, shown: str, registered: Callable[[str | None, st
         raise ModelFileError(
             f"{shown} uses the layer class {_txt(cls)} from module {_txt(module)} ({where}), which is not "
             "registered",
-            hint="pass the plugin that registers it (netspec: --plugins; Python: load_model(path, plugins=[...])); "
+            hint="pass the plugin that registers it (netspec import, export, predict and evaluate: --plugins FILE.py; "
+                 "Python: load_model(path, plugins=[...])); "
                  "netspec never imports a module because a model file names it")
 
 

@@ -19,6 +19,7 @@ from .runs import RunDir, RunState, load_checkpoint
 from .session import (TrainResult, build_object, compile_model, datasets, dtype_policy, finish, make_recorder,
                       start_run, tensorboard_callback)
 from ..errors import TrainError
+from ..kerasapi import assign_weights
 
 
 def cluster_spec() -> tuple[dict, str, int]:
@@ -205,7 +206,7 @@ def train_multi_worker(spec: SpecView, config: TrainConfig, run: RunDir, train_d
             cbs.on_train_batch_end(step, logs)
         logs = {k: float(v) for k, v in logs.items()}
         if evaluator is not None:
-            evaluator.set_weights(model.get_weights())
+            assign_weights(evaluator, model.get_weights())
             val = evaluator.evaluate(val_ds, verbose=0, return_dict=True)
             logs.update({f"val_{k}": float(v) for k, v in val.items()})
         cbs.on_epoch_end(epoch, logs)
