@@ -248,6 +248,20 @@ def test_an_array_in_an_initializer_is_refused_with_the_layer(keras, tmp_path, c
     assert not (tmp_path / "x.yaml").exists()
 
 
+def test_a_lookup_imports_its_written_vocabulary_and_refuses_an_adapted_one(keras):
+    """IntegerLookup(vocabulary=[...]) imports (Keras's derived vocabulary_size is left out); an adapted
+    vocabulary, which Keras keeps out of the config, is refused as that, not as a vocabulary_size argument."""
+    inp = keras.Input((1,), name="x", dtype="int64")
+    written = keras.layers.IntegerLookup(vocabulary=[0, 1, 2, 3, 4], output_mode="one_hot", name="lookup")
+    imported = import_model(keras.Model(inp, written(inp)))
+    assert "vocabulary: [0, 1, 2, 3, 4]" in imported.text and "vocabulary_size" not in imported.text
+    adapted = keras.layers.IntegerLookup(output_mode="one_hot", name="learned")
+    adapted.adapt(np.array([[3], [7], [7]]))
+    with pytest.raises(ModelImportError) as e:
+        import_model(keras.Model(inp, adapted(inp)))
+    assert "layer 'learned': IntegerLookup has a vocabulary of 3 learned by adapt()" in str(e.value)
+
+
 def test_keras_file_with_lambda_is_refused_by_safe_mode(keras, tmp_path, capsys):
     inp = keras.Input((4,), name="x")
     model = keras.Model(inp, keras.layers.Lambda(lambda t: t + 1, name="plus")(inp))

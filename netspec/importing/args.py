@@ -94,6 +94,12 @@ class ArgConverter:
                 continue
             if key in DERIVED_DEFAULTS.get(type_name, ()):
                 continue
+            if key == "vocabulary_size" and key not in props:
+                if config.get("vocabulary") is not None:
+                    continue  # Keras reports the size of the vocabulary the config holds: derived
+                raise ModelImportError(
+                    f"{where}: {type_name} has a vocabulary of {value} learned by adapt(), which Keras keeps out of "
+                    "its config; a spec holds a vocabulary written out (vocabulary: [...])")
             if reference is None and "default" in props.get(key, {}) and _same(props[key]["default"], _lists(value)):
                 continue
             if key not in props:
