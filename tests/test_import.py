@@ -262,6 +262,33 @@ def test_a_lookup_imports_its_written_vocabulary_and_refuses_an_adapted_one(kera
     assert "layer 'learned': IntegerLookup has a vocabulary of 3 learned by adapt()" in str(e.value)
 
 
+def test_an_adapted_discretization_is_refused_at_its_layer(keras):
+    """Keras's config of an adapted Discretization holds both num_bins and bin_boundaries, which its constructor
+    refuses together: a located refusal, not an internal error."""
+    inp = keras.Input((1,), name="x")
+    disc = keras.layers.Discretization(num_bins=5, name="disc")
+    disc.adapt(np.random.default_rng(0).normal(size=(64, 1)).astype("float32"))
+    with pytest.raises(ModelImportError) as e:
+        import_model(keras.Model(inp, disc(inp)))
+    assert "layer 'disc': Discretization does not rebuild from its own config's arguments" in str(e.value)
+
+
+def test_a_regularizer_from_a_module_named_like_keras_is_a_user_class(keras):
+    """Only keras and keras.* are Keras's own modules: a user L2 in a module 'keras_myregs' is not swapped."""
+    import types
+
+    module = types.ModuleType("keras_myregs")
+    exec("import keras\n"
+         "class L2(keras.regularizers.Regularizer):\n"
+         "    def __init__(self, l2=0.01):\n        self.l2 = l2\n"
+         "    def __call__(self, x):\n        return 100 * self.l2 * keras.ops.sum(keras.ops.abs(x))\n"
+         "    def get_config(self):\n        return {'l2': self.l2}\n", module.__dict__)
+    inp = keras.Input((4,), name="x")
+    with pytest.raises(ModelImportError) as e:
+        import_model(keras.Model(inp, keras.layers.Dense(2, name="d", kernel_regularizer=module.L2(0.5))(inp)))
+    assert "regularizer 'L2' is a user class, not Keras's own" in str(e.value)
+
+
 def test_keras_file_with_lambda_is_refused_by_safe_mode(keras, tmp_path, capsys):
     inp = keras.Input((4,), name="x")
     model = keras.Model(inp, keras.layers.Lambda(lambda t: t + 1, name="plus")(inp))

@@ -140,7 +140,11 @@ class ArgConverter:
         (a default that depends on another argument: MaxPooling2D's strides follow pool_size)."""
         props = self.catalog.layer_schema(type_name).get("properties", {})
         for _ in range(4):
-            rebuilt = cls(**self.to_keras(type_name, out, layer, where)).get_config()
+            try:
+                rebuilt = cls(**self.to_keras(type_name, out, layer, where)).get_config()
+            except (TypeError, ValueError) as e:  # an adapted Discretization: num_bins and bin_boundaries
+                raise ModelImportError(f"{where}: {type_name} does not rebuild from its own config's arguments: "
+                                       f"{short(str(e), 200)}") from None
             differing = [k for k, v in config.items() if k != "name" and not _same(rebuilt.get(k), v)]
             if not differing:
                 return
@@ -201,7 +205,8 @@ class ArgConverter:
             raise ModelImportError(f"{where}: {kind} {short(value)} has no spec form")
         cls_name = value["class_name"]
         registered, module = value.get("registered_name"), value.get("module")
-        if (registered and registered != cls_name) or (module and not str(module).startswith("keras")):
+        keras_own = module is None or str(module) == "keras" or str(module).startswith("keras.")
+        if (registered and registered != cls_name) or not keras_own:
             # a user class named like Keras's own (PointNet's OrthogonalRegularizer, a custom L2): building Keras's
             # class instead would change the model (its loss) and still pass the import's architecture check
             raise ModelImportError(f"{where}: {kind} {registered or cls_name!r} is a user class, not Keras's own; a spec "
