@@ -99,3 +99,27 @@ def synthetic_spec(n: int, branch: int = 100) -> str:
             ends.append(f"a{k}")
     lines.append(f"  - {{name: out, type: Concatenate, in: [{', '.join(ends)}]}}")
     return "\n".join(lines) + "\n"
+
+
+def in_chunks(fn, x, size: int = 2):
+    """``fn`` over ``x`` (an array, a list of arrays or a dict of them) two samples at a time, its array results
+    concatenated: eager Keras keeps a whole batch's activations alive, and 16 images through ConvNeXtXLarge
+    put the worker over a 20 GiB cap before netspec ran."""
+    import numpy as np
+
+    def part(k: int):
+        if isinstance(x, dict):
+            return {name: v[k:k + size] for name, v in x.items()}
+        if isinstance(x, list):
+            return [v[k:k + size] for v in x]
+        return x[k:k + size]
+
+    n = len(next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list) else x)
+    return np.concatenate([fn(part(k)) for k in range(0, n, size)], axis=0)
+
+
+def feed_for(session, x: dict) -> dict:
+    """``x`` as an onnxruntime session takes it: by name, or by position when its names are its own (Keras's
+    export names inputs its own way)."""
+    names = [i.name for i in session.get_inputs()]
+    return dict(zip(names, x.values())) if set(names) != set(x) else {n: x[n] for n in names}

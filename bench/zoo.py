@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / "zoo-results.json"
 DOC = ROOT / "docs" / "zoo.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import watch  # noqa: E402
+from _util import feed_for, in_chunks, watch  # noqa: E402
 from zoo_int8 import int8_in_keras, int8_plain_ort  # noqa: E402,F401  (is an int8 failure int8's own?)
 from zoo_render import TARGETS, describe_options, plain_verdict, render  # noqa: E402  (docs/zoo.md from the cache)
 
@@ -364,23 +364,6 @@ def sensitivity(model, x: dict, infos, chunk: int = 2) -> float:
     return float(10 * np.log10(float((clean ** 2).mean()) / err)) if err > 0 else float("inf")
 
 
-def in_chunks(fn, x, size: int = 2):
-    """``fn`` over ``x`` (an array, a list of arrays or a dict of them) two samples at a time, its array results
-    concatenated: eager Keras keeps a whole batch's activations alive, and 16 images through ConvNeXtXLarge
-    put the worker over a 20 GiB cap before netspec ran."""
-    import numpy as np
-
-    def part(k: int):
-        if isinstance(x, dict):
-            return {name: v[k:k + size] for name, v in x.items()}
-        if isinstance(x, list):
-            return [v[k:k + size] for v in x]
-        return x[k:k + size]
-
-    n = len(next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list) else x)
-    return np.concatenate([fn(part(k)) for k in range(0, n, size)], axis=0)
-
-
 def confident(model, x: dict, std: float = 4.0) -> float | None:
     """Scale a softmax classifier's last kernel so its logits spread like a trained one's; returns the factor.
 
@@ -443,11 +426,6 @@ def gate_figures(gate) -> dict:
 
 def brief(entry: dict) -> dict:
     return {k: entry[k] for k in ("node", "sqnr_db", "drop_db") if k in entry}
-
-
-def feed_for(session, x: dict) -> dict:
-    names = [i.name for i in session.get_inputs()]
-    return dict(zip(names, x.values())) if set(names) != set(x) else {n: x[n] for n in names}
 
 
 def median_ms(fn) -> float:

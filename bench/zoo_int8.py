@@ -8,8 +8,9 @@ export's own gate rule (``verify.run_gate``) on the gate's own batches, with the
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+
+from _util import feed_for, in_chunks
 
 # onnxruntime's plain configurations: its QDQ default (uint8 activations, int8 weights) per channel and
 # per tensor with min-max ranges, and its percentile calibration.
@@ -169,6 +170,7 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path) -> d
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from netspec.export import quantize
+    from netspec.export.runs import activation_bytes
 
     infos, batches = gate_sets(model, spec, target, chunk)
     calib, _ = quantize.calibration_arrays(spec, infos, target.calibration)
@@ -178,10 +180,10 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path) -> d
     if isinstance(bound, str):
         return {"ok": None, "unavailable": bound}
     quant_pre_process(str(bound), str(pre))
-    names = [i.name for i in ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()]
+    fp32 = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"])
 
-    def feed(x: dict) -> dict:  # Keras's export names its inputs its own way: by position when they differ
-        return dict(zip(names, x.values())) if set(names) != set(x) else {n: x[n] for n in names}
+    def feed(x: dict) -> dict:
+        return feed_for(fp32, x)
 
     class Reader:  # onnxruntime's CalibrationDataReader protocol
         def __init__(self) -> None:
@@ -191,15 +193,13 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path) -> d
         def get_next(self):
             return next(self.it, None)
 
-    fp32 = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"])
     first = batches[0]
     want = references[id(first)]
     off = float(np.abs(fp32.run(None, feed(first))[0] - want).max() / max(float(np.ptp(want)), 1e-12))
-    del fp32
     if not off < 1e-3:  # the comparison is only worth its int8 when the float export it starts from is right
         return {"ok": None, "unavailable": f"Keras's own export is off by {off:.2g} of the output range in float32"}
     samples = len(next(iter(calib.values())))
-    recorded = samples * activation_bytes(model)
+    recorded = samples * activation_bytes(model)  # netspec's own costing of one sample's layer outputs
     found: dict = {}
     for method, per_channel in PLAIN_CONFIGS:
         key = f"{method.lower()}{'' if per_channel else ' per-tensor'}"
@@ -212,9 +212,7 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path) -> d
         sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
         def run(b: dict, sess=sess):
-            n = len(next(iter(b.values())))
-            return np.concatenate([sess.run(None, feed({k: v[s:s + chunk] for k, v in b.items()}))[0]
-                                   for s in range(0, n, chunk)])
+            return in_chunks(lambda part: sess.run(None, feed(part))[0], b, chunk)
 
         found[key] = judge(references, run, batches, is_classifier(model))
     for f in (pre, out, work / "plain-bound.onnx"):
@@ -266,19 +264,8 @@ def keras_outputs(model, x: dict, infos, chunk: int):
     """The float Keras model's (single) output on ``x``, ``chunk`` samples at a time."""
     import numpy as np
 
-    n = len(next(iter(x.values())))
-    parts = []
-    for s in range(0, n, chunk):
-        part = {k: v[s:s + chunk] for k, v in x.items()}
-        parts.append(np.asarray(model(part[infos[0].name] if len(infos) == 1 else [part[i.name] for i in infos],
-                                      training=False)))
-    return np.concatenate(parts)
+    def call(part: dict):
+        return np.asarray(model(part[infos[0].name] if len(infos) == 1 else [part[i.name] for i in infos],
+                                training=False))
 
-
-def activation_bytes(model) -> int:
-    """float32 bytes of every layer output for one sample: what a histogram calibrator records of it."""
-    total = 0
-    for layer in model.layers:
-        outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
-        total += sum(4 * math.prod(d or 1 for d in o.shape[1:]) for o in outs)
-    return total
+    return in_chunks(call, x, chunk)

@@ -314,13 +314,11 @@ def cmd_import(args: Namespace) -> int:
     from ..schema.catalog import schema_path
     from ..importing.check import compare
     from ..importing.importer import import_model, keras_app, load_keras_file
-    from ..schema.plugins import load_plugin_targets
     from ..build.saving import atomic_path
 
     if bool(args.model) == bool(args.keras_app):
         raise UsageError("give a MODEL.keras file or --keras-app NAME (one of them)")
-    if args.plugins:  # naming plugins on this command line is the user's own choice to run them
-        load_plugin_targets(args.plugins)
+    load_named_plugins(args)  # naming plugins on this command line is the user's own choice to run them
     source = keras_app(args.keras_app) if args.keras_app else load_keras_file(args.model)
     out = output_path(args, None, (".yaml", ".yml"), "a .yaml")
     ref = os.path.relpath(schema_path(), os.path.dirname(os.path.abspath(out))) if out else None
