@@ -439,3 +439,31 @@ def test_csv_rows_are_converted_in_chunks_and_faults_still_located(tmp_path, fau
     with pytest.raises(DataError) as info:
         read_samples(str(tmp_path / "rows.csv"), port, None)
     assert info.value.message == f"{tmp_path}/{message}"
+
+
+def test_a_keras_model_built_on_a_dict_of_inputs_exports_and_predicts(keras, tmp_path, capsys):
+    """keras.io's structured-data models take a dict. ``model.inputs`` lists it by sorted key and the model
+    refuses a list: export and predict pass it the structure it was built with, whatever the key order."""
+    import onnxruntime as ort
+
+    from netspec.export import export
+    from netspec.export.targets import BUILTIN
+
+    keras.utils.set_random_seed(0)
+    zeta, alpha = keras.Input((3,), name="zeta"), keras.Input((4,), name="alpha")
+    out = keras.layers.Dense(2, name="out")(keras.layers.Concatenate()([zeta, keras.layers.Dense(4)(alpha)]))
+    model = keras.Model({"zeta": zeta, "alpha": alpha}, out)
+    model.save(path := tmp_path / "dict.keras")
+    x = {"zeta": np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
+         "alpha": np.linspace(2, -2, 8, dtype=np.float32).reshape(2, 4)}
+    expected = np.asarray(model(x))
+    report = export(str(path), BUILTIN["onnx-cpu"], tmp_path / "dict.onnx", latency=False)
+    assert report.gate.ok
+    session = ort.InferenceSession(str(tmp_path / "dict.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, x)[0], expected, atol=1e-5)
+    for name, value in x.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    for artifact in (path, tmp_path / "dict.onnx"):
+        rows = predictions(capsys, artifact, f"zeta={tmp_path / 'zeta.npy'}", f"alpha={tmp_path / 'alpha.npy'}",
+                           extra=("--raw",))
+        np.testing.assert_allclose([r["outputs"]["out"]["values"] for r in rows], expected, atol=1e-5)

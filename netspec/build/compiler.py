@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from .. import kerasapi
 from ..schema import registry
 from ..budget import DEFAULT_BUDGET, Budget, allocation_guard, is_allocation_failure
-from ..errors import ExpressionError, NetspecError, ShapeError, short
+from ..errors import ExpressionError, NetspecError, ShapeError, keras_message, short
 from ..graph import DeferredArg, Graph, Node, Ref, ShapeOf, Value, graph_depth, has_deferred
 from ..expressions.interp import Deferred, Scope, interpolate
 from ..source.loader import SourceMap
@@ -221,7 +220,7 @@ class Builder:
         except Exception as e:  # Keras validates arguments in __init__ with ValueError/TypeError
             if is_allocation_failure(e):
                 raise  # build()'s allocation guard reports it as memory, not as the arguments
-            error = self.fail(node, f"{type_name} rejected its arguments: {clean_message(e)}", cls=NetspecError, path=path)
+            error = self.fail(node, f"{type_name} rejected its arguments: {keras_message(e)}", cls=NetspecError, path=path)
             if type_name not in self.catalog.core and "unexpected keyword argument 'name'" in str(e):
                 # the functional-API guide's CustomDense: __init__(self, units=32), no **kwargs
                 error.hint = (f"give {type_name}.__init__ a **kwargs and pass it to super().__init__(**kwargs): "
@@ -296,7 +295,7 @@ class Builder:
                 raise  # build()'s allocation guard reports it as memory, not as the shapes
             what = node.type if node.kind == "layer" else ("shared " + layer.__class__.__name__
                                                           if node.kind == "share" else "expression")
-            raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {clean_message(e)}") from None
+            raise self.fail(node, f"{what} cannot take input shape {_describe_shapes(call_in)}: {keras_message(e)}") from None
         given = {id(t) for t in self.keras.tree.flatten(call_in)}
         if any(id(t) in given for t in self.keras.tree.flatten(out)):
             # Keras re-labels the input as this layer's output, which makes the graph a cycle.
@@ -340,7 +339,7 @@ class Builder:
         try:
             return keras.Model(inputs=ins[0] if len(ins) == 1 else ins, outputs=outputs, name=self.graph.name)
         except Exception as e:  # every node was built; what is left is a graph Keras cannot map
-            raise NetspecError(f"Keras cannot make a model of this graph: {clean_message(e)}",
+            raise NetspecError(f"Keras cannot make a model of this graph: {keras_message(e)}",
                                location=self.source.value(("nodes",))) from None
 
 
@@ -349,19 +348,6 @@ def _tuples(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_tuples(v) for v in value)
     return value
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_CALL_NOISE = re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*")
-_NO_NAME = re.compile(r" with name 'None'")  # InputSpec errors name the input tensor, which has none here
-
-
-def clean_message(e: Exception) -> str:
-    """Keras's message without terminal colours, call-site boilerplate or argument dumps."""
-    text = _ANSI.sub("", str(e))
-    text = text.split("Arguments received by")[0]
-    text = " ".join(_NO_NAME.sub("", _CALL_NOISE.sub("", text)).split())
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def build(graph: Graph, catalog: Catalog, source: SourceMap, budget: Budget = DEFAULT_BUDGET) -> Compiled:

@@ -12,7 +12,7 @@ from keras import activations, ops
 
 from ..expressions import check as exprcheck
 from ..budget import DEFAULT_BUDGET, Budget, feed_dims, itemsize
-from ..errors import ExpressionError, NetspecError, ShapeError, format_bytes, short
+from ..errors import ExpressionError, NetspecError, ShapeError, format_bytes, keras_message, short
 from ..expressions.check import FUNCTIONS, NAME_RE, fail
 from ..expressions.cost import approx
 from .. import kerasapi
@@ -239,7 +239,6 @@ _COMPARE_PY = {
     ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
     ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
 }
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TF_NODE = re.compile(r" for '\{\{node [^']*'| and with computed input tensors:.*")
 
 
@@ -249,8 +248,7 @@ def _apply(node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
     except NetspecError:
         raise
     except Exception as e:  # Keras and TensorFlow report bad shapes and dtypes with many classes
-        text = _TF_NODE.sub("", _ANSI.sub("", str(e)).split("Arguments received by")[0])
-        text = " ".join(text.split())
+        text = _TF_NODE.sub("", keras_message(e, limit=10**6))
         raise fail(f"{label} failed: {text[:300] + '...' if len(text) > 300 else text}", node) from None
 
 

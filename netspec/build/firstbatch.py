@@ -39,7 +39,7 @@ def prove_first_batch(compiled: Compiled, graph: Graph, source: SourceMap, budge
         NetspecError: the model fails on the batch (located at the failing node when one fails), or
             the batch would exceed the activation budget.
     """
-    from .compiler import clean_message
+    from ..errors import keras_message
 
     if any(d.sparse for d in graph.inputs):
         return "the first batch was not run: sparse inputs are not generated"
@@ -67,7 +67,7 @@ def prove_first_batch(compiled: Compiled, graph: Graph, source: SourceMap, budge
                 raise
             located = _locate(compiled, graph, source, {d.name: x for d, x in zip(graph.inputs, data)})
             raise located or NetspecError(
-                f"the model builds but fails on its first batch ({_describe(shapes)}): {clean_message(e)}",
+                f"the model builds but fails on its first batch ({_describe(shapes)}): {keras_message(e)}",
                 path=("nodes",), location=source.value(("nodes",)),
                 hint="netspec check --no-run skips this call") from None
     return None
@@ -91,7 +91,7 @@ def _symbolic_problem(model: Any, graph: Graph, shapes: dict, batch: dict) -> st
     """Why Keras's shape inference refuses the model at the fed sizes, or None (only with null dims)."""
     import keras
 
-    from .compiler import clean_message
+    from ..errors import keras_message
 
     if not any(None in d.shape for d in graph.inputs):
         return None
@@ -99,7 +99,7 @@ def _symbolic_problem(model: Any, graph: Graph, shapes: dict, batch: dict) -> st
     try:
         model.compute_output_spec(tensors[0] if len(tensors) == 1 else tensors)
     except Exception as e:
-        return clean_message(e)
+        return keras_message(e)
     return None
 
 
@@ -153,7 +153,7 @@ def _pick(tensors: dict, ref: Ref) -> Any:
 
 def _locate(compiled: Compiled, graph: Graph, source: SourceMap, tensors: dict) -> NetspecError | None:
     """Call the model's layers one by one on the batch; the located error of the first that fails."""
-    from .compiler import clean_message
+    from ..errors import keras_message
 
     for node in graph.nodes:
         layer = compiled.layers[node.name]
@@ -174,7 +174,7 @@ def _locate(compiled: Compiled, graph: Graph, source: SourceMap, tensors: dict) 
         except Exception as e:
             if _is_memory(e):
                 raise
-            return _at(node, source, f"builds but fails on the first batch: {clean_message(e)}")
+            return _at(node, source, f"builds but fails on the first batch: {keras_message(e)}")
     return None
 
 

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import ExportError
+from ..errors import ExportError, keras_message
 from . import tfgraph
 
 if TYPE_CHECKING:
@@ -53,12 +53,28 @@ def named_outputs(model, names: IONames, result) -> dict[str, Any]:
     return dict(zip(names.outputs, seq))
 
 
+def model_args(model, flat: list):
+    """The model's call argument from tensors in ``model.inputs`` order, in the structure it was built with.
+
+    A model built on a dict of inputs lists them in ``model.inputs`` by sorted key, and refuses a list;
+    one built on ``[x]`` takes the list. ``keras.tree`` packs them as the model's own ``input`` nests them.
+    """
+    import keras
+
+    try:
+        struct = model.input
+    except AttributeError:  # a Sequential never called has ``inputs`` but no ``input``
+        struct = None
+    if struct is None or len(keras.tree.flatten(struct)) != len(flat):
+        return flat[0] if len(flat) == 1 else list(flat)
+    return keras.tree.pack_sequence_as(struct, list(flat))
+
+
 def call_model(model, names: IONames, x: Mapping[str, Any]) -> dict[str, Any]:
     """``model(x, training=False)`` as a dict of numpy arrays by output name."""
     import numpy as np
 
-    args = [x[n] for n in names.inputs]
-    result = model(args[0] if len(args) == 1 else args, training=False)
+    result = model(model_args(model, [x[n] for n in names.inputs]), training=False)
     return {k: np.asarray(v) for k, v in named_outputs(model, names, result).items()}
 
 
@@ -81,7 +97,7 @@ def serving_function(model, names: IONames, batch_size: int | None, shapes: Mapp
 
     @tf.function(input_signature=sig, autograph=False)
     def serve(*args):
-        result = model(args[0] if len(args) == 1 else list(args), training=False)
+        result = model(model_args(model, list(args)), training=False)
         return named_outputs(model, names, result)
 
     return serve, sig
@@ -203,7 +219,7 @@ def to_onnx(model, names: IONames, target: Target):
         with _quiet_tf2onnx(), _lean_tf2onnx():
             proto = onnx_model(serve, sig, target.opset)
     except Exception as e:
-        raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {str(e)[:300]}") from e
+        raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {keras_message(e, 300)}") from e
     order = {n: i for i, n in enumerate(names.outputs)}  # tf2onnx sorts a dict's outputs by key
     outs = sorted(proto.graph.output, key=lambda o: order.get(o.name, len(order)))
     copies = [type(o)() for o in outs]
