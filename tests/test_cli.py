@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 
 from netspec.cli import main
 
@@ -118,3 +119,25 @@ def test_schema_command_prints_the_schema(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert "layer.Conv2D" in schema["$defs"]
+
+
+@pytest.mark.parametrize("argv, plugins", [
+    (["export", "--plugins", "layers.py", "m.keras", "--target", "onnx-cpu"], ["layers.py"]),
+    (["predict", "--plugins", "a.py,pkg.layers", "m.keras", "x.npy"], ["a.py", "pkg.layers"]),
+    (["evaluate", "m.keras", "--plugins", "a.py", "--plugins", "b.py"], ["a.py", "b.py"]),
+    (["import", "--plugins", "a.py", "m.keras", "-o", "m.yaml"], ["a.py"]),
+])
+def test_plugins_take_one_value_per_flag_and_leave_the_positional_alone(argv, plugins):
+    """``--plugins layers.py model.keras`` read the model as a second plugin (and then asked for a model)."""
+    from netspec.cli.app import commands, make_parser, parse
+
+    table = commands()
+    args = parse(make_parser(table), table, argv)
+    assert args.plugins == plugins
+    assert "m.keras" in vars(args).values() or ["m.keras"] in vars(args).values()
+
+
+def test_an_empty_plugin_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["export", "m.keras", "--plugins", "a.py,", "--target", "onnx-cpu"])
+    assert exit.value.code == 2 and "an empty name in 'a.py,'" in capsys.readouterr().err

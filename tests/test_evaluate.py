@@ -140,3 +140,60 @@ def test_tampered_stamped_spec_is_refused(tmp_path, capsys):
     onnx.save(proto, str(tmp_path / "t.onnx"))
     rc, _, err = cli(capsys, "evaluate", str(tmp_path / "t.onnx"))
     assert rc == 1 and "does not match its netspec.spec_sha256" in err
+
+
+PLUGIN_SPEC = """\
+netspec: 1
+name: with_plugin
+plugins: [eval_layers.py]
+inputs: {features: [4]}
+nodes:
+  - {name: hidden, type: Dense, units: 3}
+  - {name: doubled, type: EvaluateOnlyDouble}
+  - {name: probs, type: Softmax}
+outputs: [probs]
+train:
+  data: {source: npz, path: data.npz, x: features, y: labels, validation_split: 0.5}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+"""
+
+
+def test_a_stored_spec_never_runs_its_plugins_and_takes_them_from_the_command_line(tmp_path, capsys):
+    """An export of a spec with plugins: stores them, and a stranger's file may name any. evaluate never runs
+    them: it asks for --plugins, and scores with them; a spec file the user names runs its own with
+    --trust-plugins (predict and evaluate had no such option, so such a spec could not be scored at all)."""
+    import onnxruntime as ort
+
+    # a class of its own: the registry is the process's, and another file may not register a name twice
+    (tmp_path / "eval_layers.py").write_text(
+        "import keras\nimport netspec\n\n\n@netspec.register_layer\nclass EvaluateOnlyDouble(keras.layers.Layer):\n"
+        "    def call(self, x):\n        return x * 2.0\n")
+    (tmp_path / "spec.yaml").write_text(PLUGIN_SPEC)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), rng.integers(0, 3, 40)
+    np.savez(tmp_path / "data.npz", features=x, labels=y)
+    onnx = tmp_path / "m.onnx"
+    rc, out, err = cli(capsys, "export", str(tmp_path / "spec.yaml"), "--trust-plugins", "--target", "onnx-cpu",
+                       "-o", str(onnx), "--no-latency")
+    assert rc == 0, out + err
+
+    import subprocess
+    import sys
+
+    # a fresh process (this one registered the class when it exported); the file the stored spec names is there
+    run = subprocess.run([sys.executable, "-m", "netspec", "evaluate", str(onnx)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert run.returncode == 1 and "unknown layer type 'EvaluateOnlyDouble'" in run.stderr, run.stderr[-2000:]
+    assert "uses plugins (eval_layers.py), which a stored spec never runs" in run.stderr
+    rc, out, err = cli(capsys, "evaluate", str(onnx), "--plugins", str(tmp_path / "eval_layers.py"),
+                       "--format", "json")
+    assert rc == 0, out + err
+    s = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    expected = float(np.mean(np.argmax(s.run(None, {"features": x[20:]})[0], axis=1) == y[20:]))
+    assert json.loads(out)["artifacts"][0]["metrics"]["accuracy"] == pytest.approx(expected)
+
+    rc, out, err = cli(capsys, "evaluate", str(tmp_path / "spec.yaml"))
+    assert rc == 1 and "--trust-plugins" in err
+    rc, out, err = cli(capsys, "evaluate", str(tmp_path / "spec.yaml"), "--trust-plugins", "--format", "json")
+    assert rc == 0, out + err

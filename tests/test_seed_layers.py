@@ -448,3 +448,21 @@ def test_user_layer_object_arguments(keras, layers):
     pam = netspec.load(spec_text([node], {"x": "[4, 4, 16]"}), trust_plugins=True).build().get_layer("pam")
     np.testing.assert_allclose(pam.gamma.numpy(), [0.5])
     assert isinstance(pam.gamma_regularizer, keras.regularizers.L2)
+
+
+@pytest.mark.parametrize("source, items, message", [
+    ("import numpy_plus_missing_dep\n", ["broken.py"],
+     "plugin 'broken.py' failed while loading: it imports 'numpy_plus_missing_dep', which is not installed"),
+    ("import sys\nsys.exit(3)\n", ["script.py"], "plugin 'script.py' called sys.exit(3) while loading"),
+    (None, ["no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
+    (None, ["no_such_pkg.layers"], "plugin module 'no_such_pkg.layers' not found"),
+])
+def test_a_plugin_that_fails_to_load_says_how(tmp_path, source, items, message):
+    """Not 'module not found' for a plugin that exists but imports a missing one; not a silent exit 3."""
+    from netspec.schema.plugins import load_plugin_targets
+
+    if source is not None:
+        (tmp_path / items[0]).write_text(source)
+    with pytest.raises(PluginError) as e:
+        load_plugin_targets(items, base=tmp_path)
+    assert message in e.value.message

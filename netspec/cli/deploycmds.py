@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from argparse import ArgumentParser, Namespace
 
-from .options import (KERAS_FILE_PLUGINS, UsageError, data_root_argument, format_argument, load_named_plugins,
-                      plugins_argument, quiet_tensorflow)
+from .options import (KERAS_FILE_PLUGINS, SPEC_FILE_TRUST, UsageError, data_root_argument, format_argument,
+                      load_named_plugins, plugins_argument, quiet_tensorflow, trust_argument)
 from .output import EXIT_OK, Reporter
 
 ARTIFACT_HELP = "a spec (.yaml, with --weights), .keras, .onnx, .tflite or OpenVINO .xml file"
@@ -26,6 +26,7 @@ def predict_arguments(p: ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for a spec")
     data_root_argument(p)
     plugins_argument(p, KERAS_FILE_PLUGINS)
+    trust_argument(p, SPEC_FILE_TRUST)
     format_argument(p)
 
 
@@ -42,7 +43,8 @@ def cmd_predict(args: Namespace) -> int:
     if kind_of(args.artifact) in ("spec", "keras"):
         quiet_tensorflow()
     load_named_plugins(args)
-    artifact = open_artifact(args.artifact, weights=args.weights, data_root=args.data_root)
+    artifact = open_artifact(args.artifact, weights=args.weights, data_root=args.data_root,
+                             trust_plugins=args.trust_plugins)
     if artifact.kind == "spec" and not args.weights:
         report.warnings([f"{artifact.shown} is run with its initial (untrained) weights; pass --weights"])
     rows = predict(artifact, list(args.inputs))
@@ -68,6 +70,7 @@ def evaluate_arguments(p: ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE", help="trained weights (.keras or .weights.h5) for a spec artifact")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="samples per run (default 64)")
     plugins_argument(p, KERAS_FILE_PLUGINS)
+    trust_argument(p, SPEC_FILE_TRUST)
     p.add_argument("--data-root", metavar="DIR", help="where the data paths of a spec stamped in an artifact lead: "
                    "relative paths start in DIR and must stay inside it (default: the artifact's own directory; "
                    "never the spec's original location, which the file records but does not hash). For a spec "
@@ -88,9 +91,9 @@ def cmd_evaluate(args: Namespace) -> int:
         raise UsageError("--weights applies to exactly one spec among the artifacts")
     quiet_tensorflow()  # the metrics are Keras's
     load_named_plugins(args)
-    artifacts = [open_artifact(a, weights=args.weights if kind_of(a) == "spec" else None, data_root=args.data_root)
-                 for a in args.artifacts]
-    source = evaluation_spec(artifacts, args.spec)
+    artifacts = [open_artifact(a, weights=args.weights if kind_of(a) == "spec" else None, data_root=args.data_root,
+                               trust_plugins=args.trust_plugins) for a in args.artifacts]
+    source = evaluation_spec(artifacts, args.spec, trust_plugins=args.trust_plugins)
     spec, arrays, what = evaluation_data(source, args.data, args.data_root)
     result = evaluate(artifacts, spec, arrays, what, raw=args.raw_data, batch_size=args.batch_size,
                       progress=None if report.json else Progress())

@@ -25,8 +25,13 @@ def spec_arguments(p: argparse.ArgumentParser, *, optional: bool = False, help: 
     """The arguments of every command that reads a spec."""
     p.add_argument("spec", nargs="?" if optional else None, help=help)
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param (repeatable)")
-    p.add_argument("--trust-plugins", action="store_true", help="allow the spec's plugins: to run Python code")
+    trust_argument(p)
     format_argument(p)
+
+
+def trust_argument(p: argparse.ArgumentParser, help: str = "allow the spec's plugins: to run Python code") -> None:
+    """``--trust-plugins``: run the ``plugins:`` of a spec file the command line names."""
+    p.add_argument("--trust-plugins", action="store_true", help=help)
 
 
 def format_argument(p: argparse.ArgumentParser) -> None:
@@ -48,11 +53,25 @@ def data_root_argument(p: argparse.ArgumentParser) -> None:
 
 
 def plugins_argument(p: argparse.ArgumentParser, help: str) -> None:
-    """``--plugins MODULE_OR_FILE...``: user code the command line itself names (so it may run)."""
-    p.add_argument("--plugins", nargs="+", metavar="MODULE_OR_FILE", default=[], help=help)
+    """``--plugins MODULE_OR_FILE[,...]``: user code the command line itself names (so it may run).
+
+    One value per flag, comma-separated or repeated: a list of any length would swallow the positional
+    argument after it (``--plugins layers.py model.keras`` read the model as a plugin).
+    """
+    p.add_argument("--plugins", action="extend", type=_names, metavar="MODULE_OR_FILE[,...]", default=[],
+                   help=help + " (comma-separated, or repeat the option)")
 
 
-KERAS_FILE_PLUGINS = "import these modules or .py files first: the user layer classes a .keras file uses"
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"an empty name in {text!r}")
+    return names
+
+
+KERAS_FILE_PLUGINS = ("import these modules or .py files first: the user layer classes a .keras file uses, or "
+                      "a spec stored in an artifact (whose own plugins: never run)")
+SPEC_FILE_TRUST = "allow the plugins: of a spec file named here to run Python code (never those of a stored spec)"
 
 
 def load_named_plugins(args: argparse.Namespace) -> None:

@@ -96,10 +96,13 @@ class SpecSource:
     params: dict
     directory: str | None
     loaded: Any = None  # the Spec itself, when it was loaded from its file
+    plugins: tuple[str, ...] = ()  # the stored spec's plugins:, left out: they never run
 
 
-def evaluation_spec(artifacts: list[Artifact], spec_path: str | None) -> SpecSource:
+def evaluation_spec(artifacts: list[Artifact], spec_path: str | None, trust_plugins: bool = False) -> SpecSource:
     """The spec whose train: section names the data and metrics (see the module docstring).
+
+    ``trust_plugins`` runs the ``plugins:`` of ``spec_path``, a file the user named; a stamped spec's never run.
 
     Raises:
         DataError: no spec was given and no artifact carries one.
@@ -108,7 +111,7 @@ def evaluation_spec(artifacts: list[Artifact], spec_path: str | None) -> SpecSou
     from ..spec import load
 
     if spec_path:
-        return _of(load(spec_path))
+        return _of(load(spec_path, trust_plugins=trust_plugins))
     for a in artifacts:
         if a.spec is not None:
             return _of(a.spec)
@@ -135,7 +138,9 @@ def stamped_spec(artifact: Artifact) -> SpecSource:
     from ..contract import read_spec_stamp
 
     data, params, _ = read_spec_stamp(artifact.metadata, artifact.shown)
-    return SpecSource(data, params, os.path.dirname(os.path.abspath(artifact.path)))
+    plugins = data.pop("plugins", None) or []  # a stranger's file names them: their classes come from --plugins
+    return SpecSource(data, params, os.path.dirname(os.path.abspath(artifact.path)),
+                      plugins=tuple(str(p) for p in plugins) if isinstance(plugins, list) else (str(plugins),))
 
 
 def evaluation_data(source: SpecSource, data: str | None, data_root: str | None) -> tuple[Any, Any, str]:
@@ -147,26 +152,35 @@ def evaluation_data(source: SpecSource, data: str | None, data_root: str | None)
     from ..spec import load
     from ..train.data import load_arrays
 
-    if data is None:
-        try:
+    try:
+        if data is None:
             spec = source.loaded if source.loaded is not None and data_root is None else load(
-                json.dumps(source.data), params=source.params, data_root=data_root or source.directory)
+                json.dumps(_document(source)), params=source.params, data_root=data_root or source.directory)
             arrays = load_arrays(spec, "validation")
-        except NetspecError as e:
-            if source.loaded is None and e.path[:2] == ("train", "data") and e.hint is None:
-                base = "--data-root" if data_root else "the artifact's directory"
-                e.hint = (f"the data paths of a spec stored in an artifact start in {base} "
-                          f"({shown(data_root or source.directory or '.')}); name the spec file itself with "
-                          "--spec FILE, or the data's directory with --data-root DIR")
-            raise
-        what = "the spec's validation data"
-    else:
-        spec, part = _with_data(source, data, data_root)
-        arrays = load_arrays(spec, part)
-        what = shown(data)
+            what = "the spec's validation data"
+        else:
+            spec, part = _with_data(source, data, data_root)
+            arrays = load_arrays(spec, part)
+            what = shown(data)
+    except NetspecError as e:
+        if source.plugins and e.path[:1] in (("nodes",), ("blocks",)):
+            e.hint = (f"the spec stored in the artifact uses plugins ({', '.join(source.plugins)}), which a "
+                      "stored spec never runs: name them with --plugins FILE_OR_MODULE")
+        elif data is None and source.loaded is None and e.path[:2] == ("train", "data") and e.hint is None:
+            base = "--data-root" if data_root else "the artifact's directory"
+            e.hint = (f"the data paths of a spec stored in an artifact start in {base} "
+                      f"({shown(data_root or source.directory or '.')}); name the spec file itself with "
+                      "--spec FILE, or the data's directory with --data-root DIR")
+        raise
     if arrays.y is None:
         raise DataError(f"{what} has no labels (y) to score the artifacts against")
     return spec, arrays, what
+
+
+def _document(source: SpecSource) -> dict:
+    """The spec's data to load again, without ``plugins:``: a loaded spec's ran when it was trusted, and a
+    stored spec's never run (the classes come from ``--plugins``)."""
+    return {k: v for k, v in source.data.items() if k != "plugins"}
 
 
 def _with_data(source: SpecSource, data: str, data_root: str | None) -> tuple[Any, Literal["train", "validation"]]:
@@ -184,7 +198,7 @@ def _with_data(source: SpecSource, data: str, data_root: str | None) -> tuple[An
         if not isinstance(new, dict):
             raise DataError(f"--data takes a .npz or .csv file or a data source mapping as in train.data. "
                             f"Received: {shown(data)}")
-    document = json.loads(json.dumps(source.data, default=str))
+    document = json.loads(json.dumps(_document(source), default=str))
     # only what scoring reads: callbacks and checkpoint may monitor validation data the new source lacks
     train = document.get("train") or {}
     document["train"] = {**{k: train[k] for k in ("loss", "metrics", "batch_size") if k in train}, "data": new}

@@ -114,13 +114,15 @@ def kind_of(path: str) -> Kind | None:
     return next((k for s, k in KIND_BY_SUFFIX.items() if path.lower().endswith(s)), None)
 
 
-def open_artifact(path: str, *, weights: str | None = None, data_root: str | None = None) -> Artifact:
+def open_artifact(path: str, *, weights: str | None = None, data_root: str | None = None,
+                  trust_plugins: bool = False) -> Artifact:
     """Load ``path`` in its runtime.
 
     Args:
         path: a spec (``.yaml``), ``.keras``, ``.onnx``, ``.tflite`` or OpenVINO ``.xml`` file.
         weights: trained weights (``.keras`` or ``.weights.h5``) for a spec.
         data_root: ``--data-root`` for a spec's data paths.
+        trust_plugins: run a spec's ``plugins:`` (the user named the spec; stored specs never run theirs).
 
     Raises:
         ArtifactError: the file is missing, over the size cap, of an unknown kind, or its runtime
@@ -140,6 +142,8 @@ def open_artifact(path: str, *, weights: str | None = None, data_root: str | Non
                 from ..build.saving import check_model_file
 
                 check_model_file(model_file)  # archive, config and cost, before TensorFlow starts
+    if kind == "spec":
+        return _open_spec(path, weights, data_root, trust_plugins)
     return OPENERS[kind](path, weights, data_root)
 
 
@@ -178,10 +182,10 @@ def contract_of(metadata: dict[str, str], ports: list[Port], outputs: list[str],
 # -- Keras: a spec or a .keras file ---------------------------------------------------------------
 
 
-def _open_spec(path: str, weights: str | None, data_root: str | None) -> Artifact:
+def _open_spec(path: str, weights: str | None, data_root: str | None, trust_plugins: bool = False) -> Artifact:
     from ..spec import load
 
-    spec = load(path, data_root=data_root)
+    spec = load(path, data_root=data_root, trust_plugins=trust_plugins)
     return _keras_artifact(path, "spec", spec, weights, spec.metadata())
 
 

@@ -96,7 +96,13 @@ def _import(name: str, file: Path | None, path: tuple | None, doc: Document | No
     except PluginError:
         raise
     except ModuleNotFoundError as e:
-        raise PluginError(f"plugin module {name!r} not found: {e}", path=at, location=location) from e
+        if file is None and e.name is not None and (name == e.name or name.startswith(e.name + ".")):
+            raise PluginError(f"plugin module {name!r} not found: {e}", path=at, location=location) from e
+        raise PluginError(f"plugin {name!r} failed while loading: it imports {e.name!r}, which is not installed",
+                          path=at, location=location) from e
+    except SystemExit as e:  # a module written as a script: its exit must not end netspec without a word
+        raise PluginError(f"plugin {name!r} called sys.exit({e.code!r}) while loading", path=at,
+                          location=location, hint="a plugin should only define and register layer classes") from None
     except Exception as e:
         raise PluginError(f"plugin {name!r} failed while loading: {type(e).__name__}: {e}", path=at,
                           location=location) from e
