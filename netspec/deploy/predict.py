@@ -76,7 +76,7 @@ def assign(artifact: Artifact, items: list[str]) -> Assignment:
                             f"NAME=FILE, or one .npz with an array per input. Received: {shown(item)}")
     counts = {n: len(f) for n, f in files.items()}
     if len(set(counts.values())) != 1 or not next(iter(counts.values())):
-        raise DataError(f"every input needs the same number of files (the k-th files are paired). Received: "
+        raise DataError("every input needs the same number of files (the k-th files are paired). Received: "
                         + ", ".join(f"{n}: {c}" for n, c in counts.items()))
     return Assignment(files)
 

@@ -111,7 +111,6 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     Returns:
         Positions of nodes and cluster rectangles, edge polylines, and the picture's size.
     """
-    by_id = {b.id: b for b in boxes}
     order: dict[object, float] = {b.id: k for k, b in enumerate(boxes)}
     preds: dict[str, list[str]] = {b.id: [] for b in boxes}
     for s, d in edges:
