@@ -349,11 +349,28 @@ def test_shape_dependent_constants_are_checked_at_build(keras):
     ("x[:, dims[0]]", "the subscript failed"),
     ("ops.concatenate(x, axis=-1)", "must be a list of tensors"),
     ("ops.squeeze(x)", "unknown number of axes"),
-], ids=["no-tensor", "folded-overflow", "index-out-of-range", "not-a-list", "unknown-rank"])
+    ("x[0]", "the subscript [0] indexes the batch axis (axis 0 of a tensor of shape (None, 4, 3))"),
+    ("x[-1, :, 0]", "Write x[:, -1, :, 0] to start at axis 1, or x[..., -1, :, 0] to end at the last"),
+    ("x[1:] * 2", "the subscript [1:] indexes the batch axis"),
+], ids=["no-tensor", "folded-overflow", "index-out-of-range", "not-a-list", "unknown-rank", "batch-index",
+        "batch-index-tuple", "batch-slice"])
 def test_build_errors_are_located(keras, text, fragment):
     e = error_for(one_node_spec(text), stage="build")
     assert isinstance(e, ExpressionError) and fragment in e.message
     assert e.json_path == "$.nodes[0].expr" and e.line == NODE_LINE
+
+
+@pytest.mark.parametrize("text, shape", [("x[:, 0]", (None, 3)), ("x[..., 0]", (None, 4)), ("x[:, ::-1] + 1", (None, 4, 3)),
+                                         ("x[None, 0]", None)])
+def test_subscripts_keep_the_batch_axis(keras, text, shape):
+    """``check`` shows shapes per sample after the batch: a subscript may not take samples (x[0] built a
+    (4, 3) tensor that the table showed as (None, 3)); x[None, ...] is refused too, x[:, ...] and x[..., k] pass."""
+    if shape is None:
+        e = error_for(one_node_spec(text), stage="build")
+        assert "indexes the batch axis" in e.message
+        return
+    model = netspec.load(one_node_spec(text)).build()
+    assert tuple(model.outputs[0].shape) == shape
 
 
 def test_unknown_keyword_hint_at_build(keras):

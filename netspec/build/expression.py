@@ -198,6 +198,7 @@ class _Walker:
         if isinstance(node, ast.Subscript):
             value = self.run(node.value)
             index = exprcheck.index_value(node.slice, self.constants)
+            _refuse_batch_index(node, value, index)
             return self.apply(node, "the subscript", lambda: value[index])
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self.run(e) for e in node.elts]
@@ -240,6 +241,24 @@ _COMPARE_PY = {
     ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
 }
 _TF_NODE = re.compile(r" for '\{\{node [^']*'| and with computed input tensors:.*")
+
+
+def _refuse_batch_index(node: ast.Subscript, value: Any, index: Any) -> None:
+    """A subscript's first position is the batch axis: ``x[0]`` or ``x[1:]`` would take samples, not an axis
+    of each (the model's output would lose or change its batch, and the shapes ``check`` shows per sample
+    would be wrong). A tensor whose first dimension is unknown is batched; constants and lists index freely."""
+    first = (index if isinstance(index, tuple) else (index,))[:1]
+    try:
+        shape = tuple(value.shape)
+    except (AttributeError, TypeError, ValueError):  # a list, or a tensor of unknown rank
+        return
+    if not first or first[0] is Ellipsis or first[0] == slice(None) or not shape or shape[0] is not None:
+        return
+    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    said, of = ", ".join(ast.unparse(p) for p in parts), ast.unparse(node.value)
+    raise fail(f"the subscript [{said}] indexes the batch axis (axis 0 of a tensor of shape {tuple(shape)}): a "
+               f"sample's own axes start at position 1. Write {of}[:, {said}] to start at axis 1, or "
+               f"{of}[..., {said}] to end at the last", node)
 
 
 def _apply(node: ast.AST, label: str, fn, *args, **kwargs) -> Any:
