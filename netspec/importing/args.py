@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ModelImportError, short
 from ..resolve.scope import snake_case
+from .values import array_value, is_array, plain_arrays
 
 # Object kinds whose values are built by netspec from whitelists (catalog ``x-netspec-kind``).
 OBJECT_KINDS = ("initializer", "regularizer", "constraint")
@@ -22,7 +23,10 @@ DERIVED_DEFAULTS = {"Bidirectional": frozenset({"backward_layer"})}
 
 
 def normalize(value: Any) -> Any:
-    """A comparable form of a config value: tuples as lists, serialized objects as (class, config)."""
+    """A comparable form of a config value: tuples as lists, serialized arrays as what they hold,
+    serialized objects as (class, config)."""
+    if is_array(value):  # the source's np.array([...]) and the spec's list of the same numbers
+        return normalize(array_value(value))
     if isinstance(value, (list, tuple)):
         return [normalize(v) for v in value]
     if isinstance(value, dict):
@@ -64,7 +68,7 @@ class ArgConverter:
         Raises:
             ModelImportError: an argument has no spec form (names the layer and the argument).
         """
-        config = {k: v for k, v in layer.get_config().items() if k not in wrapper_sets}
+        config = plain_arrays({k: v for k, v in layer.get_config().items() if k not in wrapper_sets}, where)
         key = type_name + ",".join(sorted(wrapper_sets)) + json.dumps(normalize(config), sort_keys=True, default=repr)
         if key not in self._cache:
             self._cache[key] = self._reduce(layer, type_name, config, where)
@@ -195,7 +199,7 @@ class ArgConverter:
         Raises:
             ModelImportError: a class netspec does not build for ``kind``.
         """
-        return self._object(kind, value, where)
+        return self._object(kind, plain_arrays(value, where), where)
 
     def _object(self, kind: str, value: Any, where: str) -> Any:
         allowed = self.catalog.object_types(kind)
@@ -216,12 +220,17 @@ class ArgConverter:
                                    f"(known: {', '.join(sorted(allowed))})")
         config = value.get("config") or {}
         for key, item in config.items():
-            if isinstance(item, dict) and "class_name" in item:  # a serialized array (``__numpy__``) or object
+            if isinstance(item, dict) and "class_name" in item:  # an object inside (arrays are plain by now)
                 raise ModelImportError(f"{where}: {kind} {cls_name} has {key}={short(item)}, which a spec cannot "
                                        f"hold (a spec's {cls_name} takes numbers)")
         default = self._default_object(kind, cls_name)
         extra = {k: _lists(v) for k, v in config.items()
                  if default is None or k not in default or not _same(default[k], v)}
+        props = self.catalog.schema["$defs"].get(f"{kind}.{cls_name}", {}).get("properties", {})
+        for key, item in extra.items():
+            if isinstance(item, list) and key in props and not allows_list(props[key]):
+                raise ModelImportError(f"{where}: {kind} {cls_name} has {key}={short(item)}, an array of "
+                                       f"{len(item)}; a spec's {cls_name} takes one number for {key}")
         if not extra:
             strings = self._strings(kind)
             for name in (snake_case(cls_name), cls_name):  # "he_normal" reads as the Keras docs write it
@@ -291,6 +300,11 @@ def single_int(value: Any) -> int | None:
 def allows_int(prop: dict) -> bool:
     """Whether a catalog argument schema accepts a plain integer (so ``[3, 3]`` may be written ``3``)."""
     return any(alt.get("type") == "integer" for alt in prop.get("anyOf", [prop]))
+
+
+def allows_list(prop: dict) -> bool:
+    """Whether a catalog argument schema accepts a list."""
+    return any(alt.get("type") == "array" for alt in prop.get("anyOf", [prop]))
 
 
 def _required_params(cls) -> set[str]:

@@ -18,8 +18,11 @@ from .values import (
     call_tensors,
     config_dtype,
     history_list,
+    index_text,
+    is_array,
     is_tensor,
     number_text,
+    plain_arrays,
     plain_value,
     positional,
 )
@@ -383,6 +386,15 @@ class Flattener:
         if kwargs:
             raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has keyword arguments; "
                                    "only arithmetic operations are imported as expressions")
+        if cls_name == "GetItem" and len(args) == 2 and (is_tensor(args[0]) or isinstance(args[0], dict)
+                                                          and "@ref" in args[0]):
+            index = index_text(args[1])  # x[:, 0] (a ViT's class token), x[..., ::-1]
+            if index is None:
+                raise ModelImportError(f"operation {short(where, 80)} (keras.ops GetItem) indexes with "
+                                       f"{short(args[1])}; an expression subscript holds integers, slices, ... and None")
+            target = ref(args[0]) if is_tensor(args[0]) else args[0]["@ref"]
+            return self._add(Op(self.own(op.name), "expr", None, {}, {"x": target}, expr=f"x[{index}]",
+                                origin=op.name), op)
         variables: dict[str, str] = {}
         terms = []
         for a in args:
@@ -395,6 +407,10 @@ class Flattener:
                 terms.append(var)
             elif isinstance(a, (int, float)) and not isinstance(a, bool):
                 terms.append(number_text(a))
+            elif is_array(a) and _is_number(value := plain_arrays(a, f"operation {short(where, 80)}")) \
+                    and {a["config"].get("dtype")} == {t["config"].get("dtype") for t in args if is_tensor(t)}:
+                # x * ops.convert_to_tensor(2.0): one number of the tensor's own dtype reads as a literal
+                terms.append(number_text(value))
             else:
                 raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has argument {short(a)}, "
                                        "which an expression cannot hold")
@@ -410,6 +426,10 @@ class Flattener:
             text = text.replace("-a", "-x")
             variables = {"x": variables["a"]}
         return self._add(Op(self.own(op.name), "expr", None, {}, variables, expr=text, origin=op.name), op)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _layer_inputs(inputs, where: str):

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import ModelImportError, short
+
+# Serialized arrays in a config (a numpy array or a tensor given as a constructor argument, or as a
+# keras.ops argument): ``{"class_name": "__numpy__", "config": {"value": [...], "dtype": "float32"}}``.
+ARRAY_CLASSES = frozenset({"__numpy__", "__tensor__"})
+# Numbers of one array written into a spec: per-channel values (Rescaling, Normalization) are a few
+# dozen to a few hundred; an array past this is data (weights, a table), which a spec does not carry.
+MAX_ARRAY_ITEMS = 1024
+# Integers a subscript may hold (the expression checker's own literal bound).
+_MAX_INDEX = 2**31 - 1
+
 
 def positional(inputs, where: str) -> list[str]:
     """A nested model's call inputs as a list of refs (a nested model called with keywords is refused)."""
@@ -76,3 +88,101 @@ def plain_value(value):
     if isinstance(value, dict):
         return {k: plain_value(v) for k, v in value.items()}
     return value
+
+
+# -- serialized arrays ---------------------------------------------------------------------------
+
+
+def is_array(value) -> bool:
+    """Whether a config value is a serialized numpy array or tensor."""
+    return isinstance(value, dict) and value.get("class_name") in ARRAY_CLASSES and isinstance(value.get("config"), dict)
+
+
+def array_value(value):
+    """What a serialized array holds, as plain data: its nested list, a one-item vector as that number
+    (``np.log([p])``: the same value wherever Keras broadcasts it, and the form a number argument takes)."""
+    items = value["config"].get("value")
+    if isinstance(items, list) and len(items) == 1 and not isinstance(items[0], list):
+        return items[0]
+    return items
+
+
+def plain_arrays(value, where: str, path: str = ""):
+    """``value`` (a layer's or an object's config) with every serialized array as plain numbers.
+
+    This is the one place an import turns arrays into spec values; the spec's schema then decides
+    whether the argument takes them (a list, or a number).
+
+    Raises:
+        ModelImportError: an array with more than :data:`MAX_ARRAY_ITEMS` numbers, or one holding
+            something other than finite numbers (NaN, inf, strings, booleans); names the layer and the
+            argument.
+    """
+    if is_array(value):
+        _check_array(value["config"].get("value"), f"{where}: {path or 'value'}")
+        return array_value(value)
+    if isinstance(value, dict):
+        return {k: plain_arrays(v, where, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_arrays(v, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _check_array(items, where: str) -> None:
+    count, stack = 0, [items]
+    while stack:  # iterative: an array nested deep costs no Python stack
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+            continue
+        count += 1
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ModelImportError(f"{where} is an array holding {short(v)}; a spec writes arrays of numbers only")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ModelImportError(f"{where} is an array holding {v!r}; a spec writes finite numbers only")
+    if count > MAX_ARRAY_ITEMS:
+        raise ModelImportError(f"{where} is an array of {count:,} numbers; netspec import writes arrays of at most "
+                               f"{MAX_ARRAY_ITEMS:,} into a spec (larger ones are data: weights, tables)",
+                               hint="write the layer as a user layer class (@netspec.register_layer) that holds "
+                                    "the array")
+
+
+# -- subscripts (keras.ops GetItem) --------------------------------------------------------------
+
+
+def index_text(key) -> str | None:
+    """A ``GetItem`` key, as the config holds it, as subscript text (``:, 0``, ``..., ::-1``), or None
+    when it holds what an expression cannot (a tensor, a list of indices, a bool).
+
+    Keras's GetItem reads a list key as a tuple, so ``[slice, 0]`` is ``x[:, 0]``.
+    """
+    parts = key if isinstance(key, list) else [key]
+    if not parts:
+        return None
+    out = []
+    for part in parts:
+        text = _index_part(part)
+        if text is None:
+            return None
+        out.append(text)
+    return ", ".join(out)
+
+
+def _index_part(part) -> str | None:
+    if part is None:
+        return "None"
+    if _is_index(part):
+        return str(part)
+    if isinstance(part, dict) and part.get("class_name") == "__ellipsis__":
+        return "..."
+    if isinstance(part, dict) and part.get("class_name") == "__slice__" and isinstance(part.get("config"), dict):
+        bounds = [part["config"].get(k) for k in ("start", "stop", "step")]
+        if not all(b is None or _is_index(b) for b in bounds):
+            return None
+        start, stop, step = ("" if b is None else str(b) for b in bounds)
+        return f"{start}:{stop}" + (f":{step}" if step else "")
+    return None
+
+
+def _is_index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_INDEX

@@ -148,6 +148,10 @@ OVERRIDES: dict[str, list[dict] | str] = {
     "MaxNorm.max_value": NUM(0),
     "MinMaxNorm.min_value": NUM(0),
     "MinMaxNorm.max_value": NUM(0),
+    # Norm constraints sum over one axis or several (a Conv2D kernel's [0, 1, 2]: Keras's own docstring).
+    "MaxNorm.axis": INT() + LIST(INT(), min_items=1),
+    "MinMaxNorm.axis": INT() + LIST(INT(), min_items=1),
+    "UnitNorm.axis": INT() + LIST(INT(), min_items=1),
     "VarianceScaling.scale": NUM(0),
 }
 
