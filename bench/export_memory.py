@@ -131,6 +131,17 @@ def instrument(stages: Stages) -> None:
     w(onnx_graph.Graph, "make_model", "make_model (ONNX proto)")
     w(ExportArchive, "write_out", "SavedModel write_out")
     w(lite.TFLiteSavedModelConverterV2, "convert", "TFLite converter")
+    import onnxruntime.quantization as ort_quantization
+    from onnxruntime.quantization import shape_inference
+
+    from netspec.export import localize, quantize
+
+    w(quantize, "quantize_onnx", "int8: quantize_onnx")
+    w(quantize, "calibration_arrays", "int8: calibration samples")
+    w(quantize, "calibrate", "int8: calibrate (ranges, chunked)")
+    w(shape_inference, "quant_pre_process", "int8: quant_pre_process")
+    w(ort_quantization, "quantize_static", "int8: quantize_static")
+    w(localize, "activation_errors", "locate: activation errors")
     del tf, tfonnx
     for name, fmt in list(formats.FORMATS.items()):
         fields = {}
