@@ -56,7 +56,7 @@ def main(names: list[str], time_only: bool = False) -> None:
     from export_cases import lively
     from netspec.export import quantize
     from netspec.export import verify
-    from netspec.export.convert import io_names, input_signature
+    from netspec.export.signature import io_names, input_signature
     from netspec.export.pipeline import GateError, export, median_ms
     from netspec.export.targets import BUILTIN
 

@@ -66,7 +66,7 @@ def measure(name: str, budget: float, threads: int) -> list[dict]:
     import netspec
     from export_cases import lively
     from netspec.export import quantize
-    from netspec.export.convert import io_names
+    from netspec.export.signature import io_names
     from netspec.export.pipeline import keras_function, median_ms
 
     keras.utils.set_random_seed(0)

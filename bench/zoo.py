@@ -114,7 +114,7 @@ class Worker:
         import onnxruntime  # noqa: F401  (imported before any timing: both exports use them)
         import tf2onnx  # noqa: F401
         from netspec.export import export
-        from netspec.export.convert import io_names
+        from netspec.export.signature import io_names
         from netspec.export.quantize import describe_inputs, generate
         from netspec.export.targets import BUILTIN
 
@@ -183,7 +183,7 @@ class Worker:
         onnxruntime's own int8 starts from. Once, and last unless an int8 failure needs it: it takes more memory
         than netspec's (tf2onnx's optimizer keeps dead graph copies; netspec collects them), and a stop over the
         cap here loses only the ratio (recorded as ``bare_export_error`` by the driver)."""
-        from netspec.export.convert import input_signature
+        from netspec.export.signature import input_signature
 
         if "bare_export_s" in self.result or "bare_export_error" in self.result:
             return

@@ -185,7 +185,7 @@ def test_a_stored_spec_never_runs_its_plugins_and_takes_them_from_the_command_li
     run = subprocess.run([sys.executable, "-m", "netspec", "evaluate", str(onnx)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 1 and "unknown layer type 'EvaluateOnlyDouble'" in run.stderr, run.stderr[-2000:]
-    assert "uses plugins (eval_layers.py), which a stored spec never runs" in run.stderr
+    assert "names plugins ('eval_layers.py'), which a stored spec never runs" in run.stderr
     rc, out, err = cli(capsys, "evaluate", str(onnx), "--plugins", str(tmp_path / "eval_layers.py"),
                        "--format", "json")
     assert rc == 0, out + err

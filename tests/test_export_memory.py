@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras, numpy as np, onnxruntime as ort
 from keras import layers
 from keras.src.applications.convnext import LayerScale
-from netspec.export import convert
+from netspec.export import convert, signature
 from netspec.export.targets import BUILTIN
 
 kind, channels, blocks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -55,7 +55,7 @@ for _ in range(blocks):
         x = layers.Dense(channels, activation="relu")(layers.Dense(4 * channels, activation="relu")(x))
 out = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling2D()(x))
 model = keras.Model(inp, out)
-names = convert.io_names(model)
+names = signature.io_names(model)
 
 page = os.sysconf("SC_PAGE_SIZE")
 before = int(open("/proc/self/statm").read().split()[1]) * page
@@ -148,7 +148,7 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
     import numpy as np
     import onnxruntime as ort
 
-    from netspec.export import convert, tfgraph
+    from netspec.export import convert, signature, tfgraph
     from netspec.export.targets import BUILTIN
 
     ZeroBiasLinear, ConstantConv = _user_layers()
@@ -174,7 +174,7 @@ def test_grappler_without_weight_values_gives_the_same_onnx_graph(monkeypatch):
 
     def converted(hide: bool):
         monkeypatch.setattr(tfgraph, "hollow_weights", spy if hide else lambda g: {})
-        proto = convert.to_onnx(model, convert.io_names(model), BUILTIN["onnx-cpu"])
+        proto = convert.to_onnx(model, signature.io_names(model), BUILTIN["onnx-cpu"])
         ops = collections.Counter(n.op_type for n in proto.graph.node)
         inits = sorted((tuple(i.dims), i.data_type) for i in proto.graph.initializer)
         run = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])

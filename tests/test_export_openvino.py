@@ -17,7 +17,7 @@ import netspec
 from netspec.errors import ExportError
 from netspec.export import GateError, compat, export
 from netspec.export import openvino as ovx
-from netspec.export.convert import call_model, io_names
+from netspec.export.signature import call_model, io_names
 from netspec.export.targets import BUILTIN
 from netspec.export.verify import GateResult
 

@@ -10,7 +10,7 @@ import pytest
 import netspec
 from netspec.export import GateError, export, localize, ovlocalize, quantize, verify
 from netspec.export import openvino as ovx
-from netspec.export.convert import io_names
+from netspec.export.signature import io_names
 from netspec.export.formats import OPENVINO
 from netspec.export.targets import BUILTIN
 

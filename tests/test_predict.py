@@ -467,3 +467,55 @@ def test_a_keras_model_built_on_a_dict_of_inputs_exports_and_predicts(keras, tmp
         rows = predictions(capsys, artifact, f"zeta={tmp_path / 'zeta.npy'}", f"alpha={tmp_path / 'alpha.npy'}",
                            extra=("--raw",))
         np.testing.assert_allclose([r["outputs"]["out"]["values"] for r in rows], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("make, names", [
+    ("dict", ["first", "second"]),  # called by the dict's keys, not the layers' names (head, tail)
+    ("shared", ["shared", "shared_1"]),  # one layer making both outputs: output_names has 'shared' twice
+], ids=["dict-keys", "shared-layer"])
+def test_every_output_of_a_keras_model_keeps_its_own_name(keras, tmp_path, capsys, make, names):
+    """Outputs named twice collapsed into one (export kept one and its gate passed); dict outputs were looked
+    up by layer name (predict: internal error). Both now export and predict every output, by name."""
+    import onnxruntime as ort
+
+    from netspec.export import export
+    from netspec.export.targets import BUILTIN
+
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    if make == "dict":
+        model = keras.Model([a, b], {"second": keras.layers.Dense(3, name="tail")(b),
+                                     "first": keras.layers.Dense(2, name="head")(a)})
+    else:
+        shared = keras.layers.Dense(2, name="shared")
+        model = keras.Model([a, b], [shared(a), shared(b)])
+    model.save(path := tmp_path / "m.keras")
+    x = {"a": np.linspace(-1, 1, 3, dtype=np.float32)[None], "b": np.linspace(2, -1, 3, dtype=np.float32)[None]}
+    got = model([x["a"], x["b"]])
+    expected = dict(zip(names, (np.asarray(t) for t in keras.tree.flatten(got))))
+    report = export(str(path), BUILTIN["onnx-cpu"], tmp_path / "m.onnx", latency=False)
+    assert report.gate.ok
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == names
+    for name, value in zip(names, session.run(None, x)):
+        np.testing.assert_allclose(value, expected[name], atol=1e-5)
+    for k, v in x.items():
+        np.save(tmp_path / f"{k}.npy", v)
+    for artifact in (path, tmp_path / "m.onnx"):
+        rows = predictions(capsys, artifact, f"a={tmp_path / 'a.npy'}", f"b={tmp_path / 'b.npy'}", extra=("--raw",))
+        assert sorted(rows[0]["outputs"]) == sorted(names)
+        for name in names:
+            np.testing.assert_allclose(rows[0]["outputs"][name]["values"], expected[name][0], atol=1e-5)
+
+
+def test_a_string_input_is_refused_by_name(keras, tmp_path, capsys):
+    """keras.io's structured data: a string Input into a StringLookup (was an internal error in predict)."""
+    thal, age = keras.Input((1,), name="thal", dtype="string"), keras.Input((1,), name="age")
+    lookup = keras.layers.StringLookup(vocabulary=["fixed", "normal"], output_mode="one_hot")(thal)
+    out = keras.layers.Dense(1, name="out")(keras.layers.Concatenate()([lookup, age]))
+    keras.Model({"thal": thal, "age": age}, out).save(path := tmp_path / "m.keras")
+    np.save(tmp_path / "age.npy", np.array([[40.0]], np.float32))
+    np.save(tmp_path / "thal.npy", np.array([[1.0]], np.float32))
+    rc, _, err = cli(capsys, "predict", str(path), f"thal={tmp_path / 'thal.npy'}", f"age={tmp_path / 'age.npy'}")
+    assert rc == 1 and "input 'thal' takes strings; netspec predict and evaluate feed numbers" in err
+    assert "Traceback" not in err

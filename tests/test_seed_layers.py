@@ -456,6 +456,10 @@ def test_user_layer_object_arguments(keras, layers):
     ("import sys\nsys.exit(3)\n", ["script.py"], "plugin 'script.py' called sys.exit(3) while loading"),
     (None, ["no_such_plugin_module"], "plugin module 'no_such_plugin_module' not found"),
     (None, ["no_such_pkg.layers"], "plugin module 'no_such_pkg.layers' not found"),
+    ("raise GeneratorExit\n", ["genexit.py"], "plugin 'genexit.py' failed while loading: GeneratorExit"),
+    ("raise ModuleNotFoundError('custom')\n", ["mnf.py"],
+     "plugin 'mnf.py' failed while loading: ModuleNotFoundError: custom"),
+    (None, ["dir/layers"], "plugin 'dir/layers' is neither a .py file nor a module name"),
 ])
 def test_a_plugin_that_fails_to_load_says_how(tmp_path, source, items, message):
     """Not 'module not found' for a plugin that exists but imports a missing one; not a silent exit 3."""
@@ -466,3 +470,13 @@ def test_a_plugin_that_fails_to_load_says_how(tmp_path, source, items, message):
     with pytest.raises(PluginError) as e:
         load_plugin_targets(items, base=tmp_path)
     assert message in e.value.message
+
+
+def test_a_plugin_printing_leaves_stdout_to_the_report(tmp_path, capsys):
+    """stdout is the report's (--format json): what a plugin prints while loading goes to stderr."""
+    from netspec.schema.plugins import load_plugin_targets
+
+    (tmp_path / "chatty.py").write_text("print('HELLO FROM PLUGIN')\n")
+    load_plugin_targets(["chatty.py"], base=tmp_path)
+    out = capsys.readouterr()
+    assert out.out == "" and "HELLO FROM PLUGIN" in out.err

@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ..errors import ContractError, DataError, NetspecError
+from ..errors import ContractError, DataError, NetspecError, short
 from ..source.kerasfile import display as shown
 from .inputs import to_model
 from .runtimes import Artifact
@@ -164,8 +164,9 @@ def evaluation_data(source: SpecSource, data: str | None, data_root: str | None)
             what = shown(data)
     except NetspecError as e:
         if source.plugins and e.path[:1] in (("nodes",), ("blocks",)):
-            e.hint = (f"the spec stored in the artifact uses plugins ({', '.join(source.plugins)}), which a "
-                      "stored spec never runs: name them with --plugins FILE_OR_MODULE")
+            named = ", ".join(short(p) for p in source.plugins[:3]) + (", ..." if len(source.plugins) > 3 else "")
+            e.hint = (f"the spec stored in the artifact names plugins ({named}), which a stored spec never runs: "
+                      "load its layer classes with --plugins FILE_OR_MODULE, from code you trust")
         elif data is None and source.loaded is None and e.path[:2] == ("train", "data") and e.hint is None:
             base = "--data-root" if data_root else "the artifact's directory"
             e.hint = (f"the data paths of a spec stored in an artifact start in {base} "

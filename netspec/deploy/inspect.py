@@ -241,8 +241,9 @@ def _keras_io(path, shown: str) -> tuple[dict, dict]:
         model = load_model(path)
     except ModelFileError as e:
         raise ArtifactError(e.message, hint=e.hint) from None
-    outputs = model.outputs if not isinstance(model.outputs, dict) else list(model.outputs.values())
-    names = list(model.output_names)
+    from ..export.signature import flat_outputs, output_names
+
+    outputs, names = flat_outputs(model), output_names(model)
 
     def describe(t) -> dict:
         return {"shape": [None if d is None else int(d) for d in t.shape], "dtype": str(t.dtype)}

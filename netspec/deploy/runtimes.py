@@ -197,11 +197,17 @@ def _keras_artifact(path: str, kind: Kind, spec: Any, weights: str | None, metad
     """Keras (the caller started TensorFlow quietly): the spec's model with ``weights``, or the file's."""
     import keras
 
-    from ..export.convert import io_names
+    from ..export.signature import io_names
     from ..export.pipeline import keras_function, load_model
 
     model, _ = load_model(spec if spec is not None else path, weights)
     names = io_names(model, spec.graph if spec is not None else None)
+    for n, t in zip(names.inputs, model.inputs):
+        if str(t.dtype) == "string":  # keras.io's structured data: a StringLookup on a string Input
+            raise ArtifactError(f"{shown(path)}: input {n!r} takes strings; netspec predict and evaluate feed "
+                                "numbers (arrays, images, CSV rows)",
+                                hint="look the strings up before the model (the StringLookup's vocabulary), and "
+                                     "feed the indices to a model that starts after it")
     ports = [Port(n, tuple(t.shape[1:]), _dtype_name(t.dtype)) for n, t in zip(names.inputs, model.inputs)]
     outputs = list(names.outputs)
     if spec is not None:

@@ -8,99 +8,15 @@ import gc
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import ExportError, keras_message
 from . import tfgraph
+from .signature import IONames, serving_function
 
 if TYPE_CHECKING:
     from .targets import Target
 
-
-@dataclass(frozen=True)
-class IONames:
-    """The model's input names (in call order) and output names (in output order)."""
-
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-
-
-def io_names(model, graph=None) -> IONames:
-    """Input and output names: the spec's (its input names and output names) or the model's own."""
-    inputs = tuple(t.name for t in model.inputs)
-    if graph is not None:
-        outputs = tuple(name for name, _ in graph.outputs)
-        flat = flat_outputs(model)
-        if len(outputs) != len(flat):  # a bare ref to a multi-output node: one name per tensor
-            outputs = tuple(f"{outputs[0]}_{i}" for i in range(len(flat))) if len(outputs) == 1 else \
-                tuple(model.output_names)
-        return IONames(inputs, outputs)
-    return IONames(inputs, tuple(model.output_names))
-
-
-def flat_outputs(model) -> list:
-    """The model's output tensors as a list (a dict of outputs in its order)."""
-    out = model.outputs
-    return list(out.values()) if isinstance(out, dict) else list(out)
-
-
-def named_outputs(model, names: IONames, result) -> dict[str, Any]:
-    """A model call's result as a dict by output name."""
-    if isinstance(result, Mapping):
-        return {k: result[k] for k in names.outputs} if set(result) == set(names.outputs) else dict(result)
-    seq = list(result) if isinstance(result, (list, tuple)) else [result]
-    return dict(zip(names.outputs, seq))
-
-
-def model_args(model, flat: list):
-    """The model's call argument from tensors in ``model.inputs`` order, in the structure it was built with.
-
-    A model built on a dict of inputs lists them in ``model.inputs`` by sorted key, and refuses a list;
-    one built on ``[x]`` takes the list. ``keras.tree`` packs them as the model's own ``input`` nests them.
-    """
-    import keras
-
-    try:
-        struct = model.input
-    except AttributeError:  # a Sequential never called has ``inputs`` but no ``input``
-        struct = None
-    if struct is None or len(keras.tree.flatten(struct)) != len(flat):
-        return flat[0] if len(flat) == 1 else list(flat)
-    return keras.tree.pack_sequence_as(struct, list(flat))
-
-
-def call_model(model, names: IONames, x: Mapping[str, Any]) -> dict[str, Any]:
-    """``model(x, training=False)`` as a dict of numpy arrays by output name."""
-    import numpy as np
-
-    result = model(model_args(model, [x[n] for n in names.inputs]), training=False)
-    return {k: np.asarray(v) for k, v in named_outputs(model, names, result).items()}
-
-
-def input_signature(model, names: IONames, batch_size: int | None, shapes: Mapping[str, tuple] | None = None) -> list:
-    """The serving signature: the model's inputs at ``batch_size``, with ``shapes`` (by name) fixing other dims."""
-    import tensorflow as tf
-
-    sig = []
-    for tensor, name in zip(model.inputs, names.inputs):
-        shape = (batch_size, *((shapes or {}).get(name) or tuple(tensor.shape)[1:]))
-        sig.append(tf.TensorSpec(shape, tf.as_dtype(tensor.dtype), name=name))
-    return sig
-
-
-def serving_function(model, names: IONames, batch_size: int | None, shapes: Mapping[str, tuple] | None = None):
-    """A ``tf.function`` with an explicit signature, returning a dict by output name."""
-    import tensorflow as tf
-
-    sig = input_signature(model, names, batch_size, shapes)
-
-    @tf.function(input_signature=sig, autograph=False)
-    def serve(*args):
-        result = model(model_args(model, list(args)), training=False)
-        return named_outputs(model, names, result)
-
-    return serve, sig
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from .convert import IONames
+    from .signature import IONames
     from .targets import Target
     from .verify import GateResult
 
@@ -221,7 +221,7 @@ def _litert_stamp(data: bytes, metadata: Mapping[str, str]) -> bytes:
 
 def _litert_load(data: bytes, gate: GateResult, model, names: IONames, target: Target) -> Loaded:
     from . import verify
-    from .convert import flat_outputs
+    from .signature import flat_outputs
 
     run = verify.litert_runner(data, gate)
     outputs = {n: {"shape": [target.batch_size, *tuple(out.shape)[1:]]}

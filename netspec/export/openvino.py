@@ -43,7 +43,7 @@ from ..build.saving import atomic_path
 from ..errors import ExportError
 
 if TYPE_CHECKING:
-    from .convert import IONames
+    from .signature import IONames
     from .targets import Target
     from .verify import GateResult
 
@@ -69,7 +69,7 @@ def to_openvino(model, names: IONames, target: Target):
     import openvino as ov
     import tensorflow as tf
 
-    from .convert import serving_function
+    from .signature import serving_function
 
     serve, _ = serving_function(model, names, target.batch_size, target.input_shape)
     function = serve.get_concrete_function()

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import compat, formats, modelcheck, quantize, sizes, verify
 from ..budget import allocation_guard
-from .convert import IONames, call_model, io_names
+from .signature import IONames, call_model, io_names
 from .preprocess import fold
 from ..build.saving import atomic_path
 from ..contract import METADATA_KEY
@@ -353,7 +353,7 @@ def int8_hint(format: str) -> str:
 
 def keras_function(model, names: IONames) -> Callable:
     """The model as a compiled ``tf.function`` (dynamic batch) returning numpy arrays by output name."""
-    from .convert import serving_function
+    from .signature import serving_function
 
     serve, _ = serving_function(model, names, None)
 

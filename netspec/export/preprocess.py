@@ -89,7 +89,7 @@ def fold(model, spec, source, names, fail: Callable[[str], NetspecError]) -> Fol
     import keras
 
     from ..source.kerasfile import open_archive
-    from .convert import call_model
+    from .signature import call_model
 
     contract = Contract.of_graph(spec.graph) if spec is not None else \
         Contract.from_metadata(open_archive(source).netspec, str(source)) or Contract()

@@ -17,7 +17,7 @@ from .targets import ExportSpec, Target
 if TYPE_CHECKING:
     import keras
 
-    from .convert import IONames
+    from .signature import IONames
     from .quantize import InputInfo
 
 # ``netspec.train.data.load_arrays``: (spec, "train" | "validation") -> arrays with ``.x`` (and ``.y``) by name.
@@ -113,7 +113,7 @@ def float64_reference(model, names: IONames, plan: GatePlan, weight_bytes: int) 
         ExportError: the float64 twin and a batch of its activations would not fit in memory.
     """
     from . import noise
-    from .convert import call_model
+    from .signature import call_model
 
     build = noise.float64_reference(model, lambda twin, x: call_model(twin, names, x))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import PluginError
+from ..errors import PluginError, short
 from ..source.loader import Document
 
 ENTRY_POINT_GROUP = "netspec.layers"
@@ -75,7 +76,15 @@ def _import(name: str, file: Path | None, path: tuple | None, doc: Document | No
     location = doc.source.value(path) if doc is not None and path else None
     try:
         if file is None:
-            importlib.import_module(name)  # the user said they trust this code
+            if "/" in name or "\\" in name:
+                raise PluginError(f"plugin {short(name)} is neither a .py file nor a module name (modules are "
+                                  "written pkg.module; --plugins splits its value at commas)", path=at,
+                                  location=location)
+            with contextlib.redirect_stdout(sys.stderr):  # a plugin's prints must not corrupt --format json
+                module = importlib.import_module(name)  # the user said they trust this code
+            if getattr(module, "__file__", None) is None:
+                raise PluginError(f"plugin {short(name)} is a directory without __init__.py: it defines nothing",
+                                  path=at, location=location)
             return
         if not file.is_file():
             raise PluginError(f"plugin file {name!r} not found (looked at {file})", path=at, location=location)
@@ -89,7 +98,8 @@ def _import(name: str, file: Path | None, path: tuple | None, doc: Document | No
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         try:
-            spec.loader.exec_module(module)
+            with contextlib.redirect_stdout(sys.stderr):
+                spec.loader.exec_module(module)
         except BaseException:
             del sys.modules[mod_name]
             raise
@@ -97,12 +107,14 @@ def _import(name: str, file: Path | None, path: tuple | None, doc: Document | No
         raise
     except ModuleNotFoundError as e:
         if file is None and e.name is not None and (name == e.name or name.startswith(e.name + ".")):
-            raise PluginError(f"plugin module {name!r} not found: {e}", path=at, location=location) from e
-        raise PluginError(f"plugin {name!r} failed while loading: it imports {e.name!r}, which is not installed",
-                          path=at, location=location) from e
+            raise PluginError(f"plugin module {short(name)} not found: {e}", path=at, location=location) from e
+        what = f"it imports {e.name!r}, which is not installed" if e.name else f"ModuleNotFoundError: {e}"
+        raise PluginError(f"plugin {short(name)} failed while loading: {what}", path=at, location=location) from e
     except SystemExit as e:  # a module written as a script: its exit must not end netspec without a word
         raise PluginError(f"plugin {name!r} called sys.exit({e.code!r}) while loading", path=at,
                           location=location, hint="a plugin should only define and register layer classes") from None
-    except Exception as e:
-        raise PluginError(f"plugin {name!r} failed while loading: {type(e).__name__}: {e}", path=at,
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # GeneratorExit and the like, too: the user's code, reported, never a traceback
+        raise PluginError(f"plugin {short(name)} failed while loading: {type(e).__name__}: {e}", path=at,
                           location=location) from e
