@@ -20,6 +20,7 @@ from .values import (
     history_list,
     index_text,
     is_array,
+    is_nested,
     is_tensor,
     number_text,
     plain_arrays,
@@ -125,7 +126,10 @@ class Flattener:
         calls = self._calls(config, skip)
         refs: dict[tuple[str, int, int], str] = {}
         multi: dict[tuple[str, int], bool] = {}
-        in_names = [entry[0] for entry in history_list(config["input_layers"])]
+        # the inputs in keras.tree.flatten order (a dict's by sorted key): the model's own `inputs`
+        in_names = [entry[0] for entry in history_list(config["input_layers"], sort_keys=True)]
+        if bound is None:
+            self._top_structures(model, config, live)
         for layer_cfg, k in calls:
             name = layer_cfg["name"]
             op = live.get(name)
@@ -155,14 +159,37 @@ class Flattener:
         if bound is None:  # the spec's inputs in the model's order, not in the order the walk met them
             order = [self.names.get(n) for n in in_names]
             self.inputs.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
-        if bound is None and isinstance(config["output_layers"], dict):
-            keys = [str(k) for k in config["output_layers"]]
-            if all(is_name(k) for k in keys):
-                self.output_keys = keys
-            else:
-                self.notes.append("the model's outputs are a dict whose keys are not all names; the spec "
-                                  "lists them instead (outputs named after their nodes)")
         return [_output_ref(refs, tuple(entry), where) for entry in history_list(config["output_layers"])]
+
+    def _top_structures(self, model, config: dict, live: dict) -> None:
+        """The top model's input and output structures, read before its walk names any node.
+
+        Nested inputs (``keras.Model({"pair": [a, b], "y": y}, ...)``) become the spec's flat inputs,
+        named after their ``Input`` layers. Dict outputs keep their keys as the spec's output names:
+        a key is reserved here, so that a node named like it (the output's own layer aside) gets a
+        fresh name instead; users call the outputs by key.
+        """
+        if is_nested(config["input_layers"]):
+            self.notes.append("the model's inputs are a nested structure; the spec takes its leaves as inputs "
+                              "named after their Input layers (feed them as a dict by those names)")
+        outputs = config["output_layers"]
+        if not isinstance(outputs, dict) or is_nested(outputs):
+            if is_nested(outputs):
+                self.notes.append("the model's outputs are a nested structure; the spec lists its leaves")
+            return
+        keys = [str(k) for k in outputs]
+        if not all(is_name(k) for k in keys):
+            self.notes.append("the model's outputs are a dict whose keys are not all names; the spec "
+                              "lists them instead (outputs named after their nodes)")
+            return
+        self.output_keys = keys
+        for key, entry in zip(keys, outputs.values()):
+            layer = live.get(key)
+            # the output's own layer, named like its key, keeps that name: the output is its one tensor
+            own = (list(entry) == [key, 0, 0] and isinstance(layer, self.keras.layers.Layer)
+                   and not isinstance(layer, self.keras.Model) and _output_count(model, layer, 0) == 1)
+            if not own:
+                self.used.add(key)
 
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
