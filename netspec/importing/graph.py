@@ -14,18 +14,17 @@ from .foldgraph import Op, is_name, postorder, spec_name
 from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
 from .calls import TensorDict, call_inputs, strip_implicit_masks
+from .structures import model_args, output_count, top_structures
 from .values import (
     call_tensors,
     config_dtype,
     history_list,
     index_text,
     is_array,
-    is_nested,
     is_tensor,
     number_text,
     plain_arrays,
     plain_value,
-    positional,
 )
 
 
@@ -86,6 +85,7 @@ class Flattener:
         # in the config's order, which the spec's outputs mapping keeps (Keras orders the outputs and
         # their layers by these names).
         self.output_keys: list[str] | None = None
+        self.reserved: set[str] = set()       # output keys no node may be named (folding avoids them too)
         self.groups: list[Group] = []         # nested models called once (see nesting.py), innermost first
         self.grouping = True                  # whether a model called once here is recorded as a group
         self.walked: set[int] = set()         # id() of the nested models walked (called) so far
@@ -129,7 +129,7 @@ class Flattener:
         # the inputs in keras.tree.flatten order (a dict's by sorted key): the model's own `inputs`
         in_names = [entry[0] for entry in history_list(config["input_layers"], sort_keys=True)]
         if bound is None:
-            self._top_structures(model, config, live)
+            top_structures(self, model, config, live)
         for layer_cfg, k in calls:
             name = layer_cfg["name"]
             op = live.get(name)
@@ -142,9 +142,9 @@ class Flattener:
                 continue
             node_args = layer_cfg["inbound_nodes"][k]
             inputs = self._call_inputs(node_args, refs, op, f"{where}{name}", live_nodes.get((name, k)))
-            n_out = _output_count(model, op, k)
+            n_out = output_count(model, op, k)
             if isinstance(op, self.keras.Model):
-                outs = self.nested(op, positional(inputs, f"{where}{name}"), where,
+                outs = self.nested(op, model_args(op, inputs, f"{where}{name}"), where,
                                    once=len(layer_cfg["inbound_nodes"]) == 1)
                 if len(outs) == 1:  # the nested model, as a producer, stands for its output layer
                     self.names.setdefault(name, outs[0].split(".")[0])
@@ -160,36 +160,6 @@ class Flattener:
             order = [self.names.get(n) for n in in_names]
             self.inputs.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
         return [_output_ref(refs, tuple(entry), where) for entry in history_list(config["output_layers"])]
-
-    def _top_structures(self, model, config: dict, live: dict) -> None:
-        """The top model's input and output structures, read before its walk names any node.
-
-        Nested inputs (``keras.Model({"pair": [a, b], "y": y}, ...)``) become the spec's flat inputs,
-        named after their ``Input`` layers. Dict outputs keep their keys as the spec's output names:
-        a key is reserved here, so that a node named like it (the output's own layer aside) gets a
-        fresh name instead; users call the outputs by key.
-        """
-        if is_nested(config["input_layers"]):
-            self.notes.append("the model's inputs are a nested structure; the spec takes its leaves as inputs "
-                              "named after their Input layers (feed them as a dict by those names)")
-        outputs = config["output_layers"]
-        if not isinstance(outputs, dict) or is_nested(outputs):
-            if is_nested(outputs):
-                self.notes.append("the model's outputs are a nested structure; the spec lists its leaves")
-            return
-        keys = [str(k) for k in outputs]
-        if not all(is_name(k) for k in keys):
-            self.notes.append("the model's outputs are a dict whose keys are not all names; the spec "
-                              "lists them instead (outputs named after their nodes)")
-            return
-        self.output_keys = keys
-        for key, entry in zip(keys, outputs.values()):
-            layer = live.get(key)
-            # the output's own layer, named like its key, keeps that name: the output is its one tensor
-            own = (list(entry) == [key, 0, 0] and isinstance(layer, self.keras.layers.Layer)
-                   and not isinstance(layer, self.keras.Model) and _output_count(model, layer, 0) == 1)
-            if not own:
-                self.used.add(key)
 
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
@@ -497,11 +467,3 @@ def _model_nodes(model, op) -> list:
         return kerasapi.model_nodes(model, op)
     except Exception:  # private Keras structures changed: no live calls (masks are then kept)
         return []
-
-
-def _output_count(model, op, k: int) -> int:
-    """How many tensors call ``k`` of ``op`` (re-indexed as in the model's config) returns."""
-    try:
-        return len(kerasapi.model_nodes(model, op)[k].outputs)
-    except Exception:  # private Keras structures changed: assume one output
-        return 1
