@@ -73,8 +73,10 @@ def call_inputs(node: dict, ref: Ref, op, where: str, live=None) -> list[str] | 
             # False or None: what Keras itself passes while it builds the model; True where the layer's
             # call() defaults to it (RandomFlip: Keras records the default, the author wrote nothing)
             del kwargs[key]
-        elif value is None or (isinstance(value, list) and value and all(v is None for v in value)):
-            del kwargs[key]  # None, or one None per input (mask=[None, None] of a two-input nested model)
+        elif _all_none(value):
+            # None, or one None per input (mask=[None, None] of a two-input nested model, or
+            # {"p": None, "q": None} of one called with a dict)
+            del kwargs[key]
         elif not _tensors(value):
             raise ModelImportError(f"{label} is called with keyword {key}={_what(value)}; a spec node passes "
                                    "only tensors (a ref or a list of refs) as call keywords",
@@ -98,6 +100,13 @@ def call_inputs(node: dict, ref: Ref, op, where: str, live=None) -> list[str] | 
     for key, value in kwargs.items():
         out[key] = _refs(value, ref)
     return out
+
+
+def _all_none(value) -> bool:
+    """None, or a non-empty list or dict of Nones (the mask Keras records for a nested model's call)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    return value is None or (isinstance(value, list) and bool(value) and all(v is None for v in value))
 
 
 def _call_default(op, name: str) -> Any:

@@ -240,7 +240,17 @@ def compare(source_model, imported, spec=None) -> Comparison:
         actual, keywords_too = _sources(mine)
         if expected != actual and not ((keywords or keywords_too) and sorted(expected) == sorted(actual)):
             result.problems.append(f"{short(name, 80)}: inputs {expected}, node {short(flat, 80)} has {actual}")
-    extra = set(ours) - {name_of.get(n) for n in theirs}
+    extra = set(ours) - {name_of.get(n) for n in theirs} - _output_identities(spec, ours)
     if extra:
         result.problems.append(f"the spec has {len(extra)} node(s) the source lacks: {sorted(extra)[:3]}")
     return result
+
+
+def _output_identities(spec, ours: dict[str, Any]) -> set[str]:
+    """The Identity layers the build adds to name a mapping's outputs (``outputs: {first: head}``: Keras
+    names an output after its layer, so ``head`` gets an Identity named ``first``); no source layer."""
+    graph = spec.graph
+    if graph.output_form != "mapping":
+        return set()
+    return {key for key, ref in graph.outputs
+            if key != ref.node and type(ours.get(key)).__name__ == "Identity"}

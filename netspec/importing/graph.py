@@ -14,6 +14,7 @@ from .foldgraph import Op, is_name, postorder, spec_name
 from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
 from .calls import TensorDict, call_inputs, strip_implicit_masks
+from .structures import model_args, output_count, top_structures
 from .values import (
     call_tensors,
     config_dtype,
@@ -24,7 +25,6 @@ from .values import (
     number_text,
     plain_arrays,
     plain_value,
-    positional,
 )
 
 
@@ -85,6 +85,7 @@ class Flattener:
         # in the config's order, which the spec's outputs mapping keeps (Keras orders the outputs and
         # their layers by these names).
         self.output_keys: list[str] | None = None
+        self.reserved: set[str] = set()       # output keys no node may be named (folding avoids them too)
         self.groups: list[Group] = []         # nested models called once (see nesting.py), innermost first
         self.grouping = True                  # whether a model called once here is recorded as a group
         self.walked: set[int] = set()         # id() of the nested models walked (called) so far
@@ -125,7 +126,10 @@ class Flattener:
         calls = self._calls(config, skip)
         refs: dict[tuple[str, int, int], str] = {}
         multi: dict[tuple[str, int], bool] = {}
-        in_names = [entry[0] for entry in history_list(config["input_layers"])]
+        # the inputs in keras.tree.flatten order (a dict's by sorted key): the model's own `inputs`
+        in_names = [entry[0] for entry in history_list(config["input_layers"], sort_keys=True)]
+        if bound is None:
+            top_structures(self, model, config, live)
         for layer_cfg, k in calls:
             name = layer_cfg["name"]
             op = live.get(name)
@@ -138,9 +142,9 @@ class Flattener:
                 continue
             node_args = layer_cfg["inbound_nodes"][k]
             inputs = self._call_inputs(node_args, refs, op, f"{where}{name}", live_nodes.get((name, k)))
-            n_out = _output_count(model, op, k)
+            n_out = output_count(model, op, k)
             if isinstance(op, self.keras.Model):
-                outs = self.nested(op, positional(inputs, f"{where}{name}"), where,
+                outs = self.nested(op, model_args(op, inputs, f"{where}{name}"), where,
                                    once=len(layer_cfg["inbound_nodes"]) == 1)
                 if len(outs) == 1:  # the nested model, as a producer, stands for its output layer
                     self.names.setdefault(name, outs[0].split(".")[0])
@@ -155,13 +159,6 @@ class Flattener:
         if bound is None:  # the spec's inputs in the model's order, not in the order the walk met them
             order = [self.names.get(n) for n in in_names]
             self.inputs.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
-        if bound is None and isinstance(config["output_layers"], dict):
-            keys = [str(k) for k in config["output_layers"]]
-            if all(is_name(k) for k in keys):
-                self.output_keys = keys
-            else:
-                self.notes.append("the model's outputs are a dict whose keys are not all names; the spec "
-                                  "lists them instead (outputs named after their nodes)")
         return [_output_ref(refs, tuple(entry), where) for entry in history_list(config["output_layers"])]
 
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
@@ -470,11 +467,3 @@ def _model_nodes(model, op) -> list:
         return kerasapi.model_nodes(model, op)
     except Exception:  # private Keras structures changed: no live calls (masks are then kept)
         return []
-
-
-def _output_count(model, op, k: int) -> int:
-    """How many tensors call ``k`` of ``op`` (re-indexed as in the model's config) returns."""
-    try:
-        return len(kerasapi.model_nodes(model, op)[k].outputs)
-    except Exception:  # private Keras structures changed: assume one output
-        return 1

@@ -178,6 +178,7 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
                 info.example_shape = [source.example_size if d is None else d for d in info.shape]
     model_name = name or spec_name(source.model.name or "model", "model")
     input_names = [i.name for i in flat.inputs]
+    taken = input_names + sorted(flat.reserved)  # names a folded block instance must not take
     n_layers = len(flat.ops)  # calls, before shared runs become blocks
     ops, made = flat.ops, {}
     if fold_blocks:  # nested models called once, then shared runs, then repeated runs become blocks
@@ -187,9 +188,9 @@ def import_model(source: Source | Any, *, name: str | None = None, fold_blocks: 
             groups += found
             flat.notes += [note] if note else []
         made = nest_once(ops, outputs, groups)
-        ops, shared = regroup(ops, outputs, input_names, made)
+        ops, shared = regroup(ops, outputs, taken, made)
         made.update(shared)
-    ops, blocks = (fold(ops, outputs, input_names, _defaults(catalog), made) if fold_blocks
+    ops, blocks = (fold(ops, outputs, taken, _defaults(catalog), made) if fold_blocks
                    else (ops, made))
     # The origin (a file name) is data: the writer's emitter quotes it, and it reads back exactly.
     description = (f"Imported by `netspec import` from {source.origin} ({n_layers} layers"

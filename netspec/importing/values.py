@@ -24,13 +24,47 @@ def positional(inputs, where: str) -> list[str]:
                            "call it on a tensor or a list of tensors")
 
 
-def history_list(value) -> list[list]:
-    """A model config's ``input_layers``/``output_layers`` as a list of ``[layer, node, tensor]`` entries."""
-    if isinstance(value, dict):
-        return list(value.values())
-    if value and isinstance(value[0], str):
-        return [value]
-    return list(value)
+def history_list(value, sort_keys: bool = False) -> list[list]:
+    """A model config's ``input_layers``/``output_layers`` as a flat list of ``[layer, node, tensor]`` entries.
+
+    Keras 3 writes the model's input and output structure as it was given, each tensor a
+    ``[layer_name, node_index, tensor_index]`` triple: one triple, or lists and dicts of them nested
+    to any depth (``keras.Model({"pair": [a, b], "y": y}, ...)``; see Keras's
+    ``functional_from_config``). The leaves come depth first; a dict's values in the config's order,
+    or with ``sort_keys`` in sorted key order, the order ``keras.tree.flatten`` gives (a model's
+    ``inputs``).
+
+    Raises:
+        ModelImportError: something in the structure is not a triple, a list or a dict.
+    """
+    out: list[list] = []
+    stack = [value]
+    while stack:  # iterative: a stranger's file may nest deeply
+        item = stack.pop()
+        if _is_history(item):
+            out.append(item)
+        elif isinstance(item, dict):
+            keys = sorted(item, key=str) if sort_keys else list(item)
+            stack.extend(item[k] for k in reversed(keys))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        else:
+            raise ModelImportError(f"the model's input or output structure holds {short(item)}, where Keras writes "
+                                   "[layer name, call index, tensor index] entries")
+    return out
+
+
+def is_nested(value) -> bool:
+    """Whether an ``input_layers``/``output_layers`` structure nests deeper than one list or one dict."""
+    if _is_history(value):
+        return False
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
+    return any(not _is_history(v) for v in items)
+
+
+def _is_history(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:]))
 
 
 def is_tensor(value) -> bool:
