@@ -1,4 +1,5 @@
-"""Prove an import: compile the imported spec and compare it with the source model, layer by layer.
+"""Prove an import: compile the imported spec and compare it with the source model, layer by layer,
+then (models small enough, :mod:`.numbers`) by running both with the same weights.
 
 Both models are built symbolically (Keras ``StatelessScope``: shapes, no weight memory), so a
 350M-parameter model compares in seconds. Each source layer is matched to the spec node the importer
@@ -28,6 +29,7 @@ class Comparison:
     spec_params: int = 0
     expressions: list[str] = field(default_factory=list)  # source ops written as expr: nodes
     problems: list[str] = field(default_factory=list)
+    numbers: str = ""  # what running both models found (see .numbers), or why it was not run
 
     @property
     def ok(self) -> bool:
@@ -37,7 +39,7 @@ class Comparison:
         head = (f"{self.layers} layers, {self.spec_params:,} parameters"
                 + (f", {len(self.expressions)} operations as expressions" if self.expressions else ""))
         if self.ok:
-            return f"same architecture as the source: {head}"
+            return f"same architecture as the source: {head}" + (f"; {self.numbers}" if self.numbers else "")
         more = f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
         return (f"differs from the source ({self.source_params:,} vs {self.spec_params:,} parameters): "
                 + "; ".join(self.problems[:5]) + more)
@@ -243,6 +245,12 @@ def compare(source_model, imported, spec=None) -> Comparison:
     extra = set(ours) - {name_of.get(n) for n in theirs} - _output_identities(spec, ours)
     if extra:
         result.problems.append(f"the spec has {len(extra)} node(s) the source lacks: {sorted(extra)[:3]}")
+    if result.ok:
+        from .numbers import compare_numbers
+
+        problem, result.numbers = compare_numbers(source_model, spec, name_of, _operations)
+        if problem:
+            result.problems.append(problem)
     return result
 
 
