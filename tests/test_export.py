@@ -391,6 +391,23 @@ def test_export_runs_are_priced_before_generating(keras, small, monkeypatch, cha
         assert err.json_path == "$.export.edge.batch_size"
 
 
+def test_calibration_one_sample_cannot_fit_does_not_ask_for_fewer(keras, small, monkeypatch):
+    """EfficientNetB7 at 600 px: one sample's recorded activations are the cost, so 'lower calibration.samples'
+    (the hint) could not help; the message says so."""
+    model = small.build()
+    inputs = quantize.describe_inputs(model)
+    target = get_target("edge", small)
+    per_input, per_sample = sum(nb.generated_bytes(i.shape, i.dtype) for i in inputs), activation_bytes(model)
+    gate = nb.export_runs(per_input, per_sample, 2, None)[0].bytes
+    one = nb.export_runs(per_input, per_sample, 2, 1, 2)[1].bytes
+    assert gate < one
+    monkeypatch.setattr("netspec.export.runs.headroom", lambda: nb.Memory(one - 1, "a test"))
+    with pytest.raises(ExportError) as info:
+        check_runs(model, inputs, target, small)
+    assert "fewer samples would not fit either" in info.value.message
+    assert "lower calibration.samples" not in info.value.message
+
+
 def test_activation_bytes_count_every_layer_output_at_fed_sizes(keras):
     x = keras.Input((None, 3))
     y = keras.layers.Dense(5)(x)

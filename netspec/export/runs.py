@@ -99,6 +99,11 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
             lower = f"lower {_option(spec, target, run.field)}"
             if run.field == "batch_size" and target.batch_size is None:  # batch 1 does not fit: nothing to lower
                 lower = "one sample does not fit: export on a machine with more memory, or with smaller inputs"
+            elif run.field == "calibration.samples" and \
+                    export_runs(per_input, per_sample, 1, 1, target.batch_size or 1)[1].bytes > room.bytes:
+                # one sample's recorded activations are the cost, not the sample count (EfficientNetB7 at 600 px)
+                lower = ("fewer samples would not fit either (a sample's activations are recorded as it runs): "
+                         "export on a machine with more memory, or with smaller inputs")
             raise target_error(spec, target, run.field,
                                f"{run.what} need {format_bytes(run.bytes)} ({format_bytes(per_input + per_sample)} a "
                                f"sample), over the {format_bytes(room.bytes)} this export may allocate ({room.source}); "
