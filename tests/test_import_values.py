@@ -103,6 +103,17 @@ def test_a_numpy_array_argument_is_written_as_a_list(keras, tmp_path, capsys, ma
     _same_outputs(source, ours, np.random.default_rng(0).uniform(0, 255, size=(2, 4, 4, 3)).astype("float32"))
 
 
+def test_a_one_number_array_stays_a_list_where_only_a_list_is_taken(keras, tmp_path, capsys):
+    """Discretization(bin_boundaries=np.array([0.0])): the one number is written as [0.0], which the schema
+    takes (it was written 0.0 and refused, with 'report this as a bug')."""
+    x = keras.Input((3,), name="x")
+    source = keras.Model(x, keras.layers.Discretization(bin_boundaries=np.array([0.0]), name="disc")(x))
+    text, ours = _import(keras, source, tmp_path, capsys)
+    assert "bin_boundaries: [0.0]" in text
+    sample = np.array([[-1.0, 0.5, 2.0]], "float32")
+    np.testing.assert_array_equal(np.asarray(ours(sample)), [[0, 1, 1]])
+
+
 REFUSED = [  # (id, layer, message): the layer and the argument named
     ("too many", lambda k: k.layers.Rescaling(np.ones(MAX_ARRAY_ITEMS + 1), name="big"),
      f"layer 'big': scale is an array of {MAX_ARRAY_ITEMS + 1:,} numbers; netspec import writes arrays of at most"),

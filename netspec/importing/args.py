@@ -27,6 +27,8 @@ def normalize(value: Any) -> Any:
     serialized objects as (class, config)."""
     if is_array(value):  # the source's np.array([...]) and the spec's list of the same numbers
         return normalize(array_value(value))
+    if isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (list, tuple, dict)):
+        return normalize(value[0])  # np.array([0.0]) is written 0.0, or [0.0] where only a list is taken
     if isinstance(value, (list, tuple)):
         return [normalize(v) for v in value]
     if isinstance(value, dict):
@@ -111,6 +113,8 @@ class ArgConverter:
                     f"{where}: argument {key}={short(value)} of {type_name} cannot be written in a spec "
                     f"(the spec language does not offer {type_name}.{key})")
             out[key] = self.spec_value(type_name, key, value, layer, where)
+            if _is_number(out[key]) and allows_list(props[key]) and not allows_number(props[key]):
+                out[key] = [out[key]]  # a one-item array read as its number, where only a list is taken
         for key, value in out.items():  # [3, 3] -> 3 where Keras expands an int itself (verified below)
             single = single_int(value)
             if single is not None and allows_int(props.get(key, {})):
@@ -300,6 +304,15 @@ def single_int(value: Any) -> int | None:
 def allows_int(prop: dict) -> bool:
     """Whether a catalog argument schema accepts a plain integer (so ``[3, 3]`` may be written ``3``)."""
     return any(alt.get("type") == "integer" for alt in prop.get("anyOf", [prop]))
+
+
+def allows_number(prop: dict) -> bool:
+    """Whether a catalog argument schema accepts a number."""
+    return any(alt.get("type") in ("number", "integer") for alt in prop.get("anyOf", [prop]))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def allows_list(prop: dict) -> bool:

@@ -207,8 +207,14 @@ def compare(source_model, imported, spec=None) -> Comparison:
     """
     from ..spec import load
 
+    from ..errors import NetspecError
+
     spec = spec or getattr(imported, "spec", None) or load(imported.text, trust_plugins=False)
-    model, layers = build_symbolic(spec)
+    try:
+        model, layers = build_symbolic(spec)
+    except NetspecError as e:  # located in a spec never written: say what of the model it is
+        raise ModelImportError(f"netspec import cannot write this model as a spec: what it wrote does not build "
+                               f"({e.json_path if e.path else 'its top'}): {short(e.message, 300)}") from None
     result = Comparison(source_params=source_model.count_params() if source_model.built else 0,
                         spec_params=sum(_params(layer) for layer in {id(v): v for v in layers.values()}.values()))
     ours = _operations(model, {})
