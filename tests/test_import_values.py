@@ -176,3 +176,13 @@ def test_a_one_number_tensor_in_an_operation_is_a_literal(keras, tmp_path, capsy
 ])
 def test_index_text(key, text):
     assert index_text(key) == text
+
+
+@pytest.mark.parametrize("op", ["x * x", "x + x"])
+def test_an_operation_reading_its_input_twice_imports(keras, tmp_path, capsys, op):
+    """x * x names x once in its expression; the layer check compared [x, x] with [x] and refused it."""
+    x = keras.Input((3,), name="x")
+    source = keras.Model(x, x * x if op == "x * x" else x + x)
+    text, ours = _import(keras, source, tmp_path, capsys)
+    assert f'expr: "{op}"' in text or f"expr: {op}" in text, text
+    _same_outputs(source, ours, np.array([[-2.0, 0.5, 3.0]], "float32"))
