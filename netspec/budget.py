@@ -334,7 +334,7 @@ def calibration_chunk(samples: int, batch: int, batch_bytes: int, chunk_bytes: i
 
 
 def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | None,
-                calibration_batch: int = 1) -> list[RunCost]:
+                calibration_batch: int = 1, histogram: bool = True) -> list[RunCost]:
     """The allocations of one export, from per-sample bytes, before any of them is made.
 
     Args:
@@ -345,11 +345,18 @@ def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | N
             calibration runs one batch at a time and records the activations of one chunk
             (:func:`calibration_chunk`), which the histogram calibrators flatten (a copy) tensor by tensor.
         calibration_batch: the batch the calibration runs (the target's batch size, else 1).
+        histogram: the calibration keeps histograms (entropy, percentile), which record a chunk's
+            activations; min-max keeps two numbers a tensor and batch (EfficientNetB7 at 600 px: 3.9 GiB
+            of activations a sample, which min-max does not hold three times over).
     """
     # The gate runs the batch through Keras and through the exported model: activations twice.
     runs = [RunCost(f"a gate batch of {gate_batch:,} samples (inputs, and activations in Keras and the export)",
                     gate_batch * (inputs + 2 * activations), "batch_size")]
-    if samples is not None:
+    if samples is not None and not histogram:
+        runs.append(RunCost(f"{samples:,} calibration samples (their inputs, and one batch of {calibration_batch:,} "
+                            "running; min-max records ranges only)",
+                            samples * inputs + calibration_batch * activations, "calibration.samples"))
+    elif samples is not None:
         chunk = calibration_chunk(samples, calibration_batch, calibration_batch * activations)
         runs.append(RunCost(f"{samples:,} calibration samples (their inputs, one batch of {calibration_batch:,} "
                             f"running and the activations of a chunk of {chunk:,} recorded)",

@@ -318,6 +318,9 @@ def test_calibration_memory_is_priced_by_the_chunk_not_the_sample_count():
     assert many.bytes - calib.bytes == (100_000 - 128) * int(1.8 * mib)  # only the inputs grow with samples
     small = budget.export_runs(1000, 1000, 8, 128)[1]  # a small net: every sample in one chunk
     assert "a chunk of 128 recorded" in small.what and small.bytes == 128 * 1000 + (1 + 2 * 128) * 1000
+    # min-max records two numbers a tensor: the running batch is the cost (EfficientNetB7 at 600 px was refused)
+    minmax = budget.export_runs(int(1.8 * mib), 192 * mib, 8, 128, histogram=False)[1]
+    assert minmax.bytes == 128 * int(1.8 * mib) + 192 * mib and "records ranges only" in minmax.what
 
 
 def test_localisation_streams_samples_with_onnxruntimes_sqnr(dense_block, monkeypatch):

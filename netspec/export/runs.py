@@ -94,13 +94,14 @@ def check_runs(model: keras.Model, inputs: list[InputInfo], target: Target, spec
             limit = (f"batch {' and '.join(map(str, chosen))}, not {max(DEFAULT_GATE_SIZES)}: {full.what} would "
                      f"need {format_bytes(full.bytes)}, over the {format_bytes(room.bytes)} this export may allocate "
                      f"({room.source})")
-    for run in export_runs(per_input, per_sample, max(chosen), samples, target.batch_size or 1):
+    histogram = target.calibration.method != "minmax"
+    for run in export_runs(per_input, per_sample, max(chosen), samples, target.batch_size or 1, histogram):
         if run.bytes > room.bytes:
             lower = f"lower {_option(spec, target, run.field)}"
             if run.field == "batch_size" and target.batch_size is None:  # batch 1 does not fit: nothing to lower
                 lower = "one sample does not fit: export on a machine with more memory, or with smaller inputs"
             elif run.field == "calibration.samples" and \
-                    export_runs(per_input, per_sample, 1, 1, target.batch_size or 1)[1].bytes > room.bytes:
+                    export_runs(per_input, per_sample, 1, 1, target.batch_size or 1, histogram)[1].bytes > room.bytes:
                 # one sample's recorded activations are the cost, not the sample count (EfficientNetB7 at 600 px)
                 lower = ("fewer samples would not fit either (a sample's activations are recorded as it runs): "
                          "export on a machine with more memory, or with smaller inputs")
