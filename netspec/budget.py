@@ -353,7 +353,7 @@ def export_runs(inputs: int, activations: int, gate_batch: int, samples: int | N
     runs = [RunCost(f"a gate batch of {gate_batch:,} samples (inputs, and activations in Keras and the export)",
                     gate_batch * (inputs + 2 * activations), "batch_size")]
     if samples is not None and not histogram:
-        runs.append(RunCost(f"{samples:,} calibration samples (their inputs, and one batch of {calibration_batch:,} "
+        runs.append(RunCost(f"{samples:,} calibration samples (their inputs, one batch of {calibration_batch:,} "
                             "running; min-max records ranges only)",
                             samples * inputs + calibration_batch * activations, "calibration.samples"))
     elif samples is not None:

@@ -19,7 +19,7 @@ DEFAULT_SAMPLES = 128
 # What a target may ask export to feed, checked before anything is generated or converted: TensorFlow
 # crashes on a fixed batch of 10^7, and calibration samples are generated all at once.
 MAX_BATCH_SIZE = 4096
-MAX_SAMPLES = 100_000
+MAX_SAMPLES = 10_000  # calibration runs every sample: onnxruntime and LiteRT suggest hundreds
 MAX_FEED_BYTES = 1 << 30  # the inputs of one calibration set or one gate batch
 GENERATED_UNKNOWN_DIM = 8  # the size generated samples give a null dimension (quantize.UNKNOWN_DIM)
 _ITEMSIZE = {"float64": 8, "int64": 8, "uint64": 8, "complex64": 8, "complex128": 16, "float16": 2,
