@@ -102,10 +102,12 @@ def instrument(stages: Stages) -> None:
     from keras.export import ExportArchive
     from tensorflow.lite.python import lite
     from tensorflow.python.framework import convert_to_constants
+    import onnxruntime.quantization as ort_quantization
+    from onnxruntime.quantization import shape_inference
     from tf2onnx import graph as onnx_graph
     from tf2onnx import optimizer, tf_loader, tfonnx
 
-    from netspec.export import convert, formats, pipeline, tfgraph, verify
+    from netspec.export import convert, formats, localize, pipeline, quantize, tfgraph, verify
 
     w = stages.wrap
     w(pipeline, "load_model", "build model + weights")
@@ -131,11 +133,6 @@ def instrument(stages: Stages) -> None:
     w(onnx_graph.Graph, "make_model", "make_model (ONNX proto)")
     w(ExportArchive, "write_out", "SavedModel write_out")
     w(lite.TFLiteSavedModelConverterV2, "convert", "TFLite converter")
-    import onnxruntime.quantization as ort_quantization
-    from onnxruntime.quantization import shape_inference
-
-    from netspec.export import localize, quantize
-
     w(quantize, "quantize_onnx", "int8: quantize_onnx")
     w(quantize, "calibration_arrays", "int8: calibration samples")
     w(quantize, "calibrate", "int8: calibrate (ranges, chunked)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -295,16 +294,9 @@ class OutputError(NetspecError):
 # Patterns of native runtimes' messages (compiled on first use: this module imports nothing heavy, not even re).
 _NATIVE_NOISE = (r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:|While validating node .*"
                  r"|Exception encountered when calling [\w.]+\(\)\.)$")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_CALL_NOISE = re.compile(r"Exception encountered when calling [\w.]+\(\)\.\s*")
-_NO_NAME = re.compile(r" with name 'None'")  # InputSpec errors name the input tensor, which has none here
-
-
-def keras_message(e: BaseException, limit: int = 400) -> str:
-    """Keras's message without terminal colours, call-site boilerplate or argument dumps."""
-    text = _ANSI.sub("", str(e)).split("Arguments received by")[0]
-    text = " ".join(_NO_NAME.sub("", _CALL_NOISE.sub("", text)).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+_ANSI = r"\x1b\[[0-9;]*m"  # Keras bolds its messages for a terminal
+_CALL_NOISE = r"Exception encountered when calling [\w.]+\(\)\.\s*"
+_NO_NAME = r" with name 'None'"  # InputSpec errors name the input tensor, which has none here
 _ORT_CODE = r"\[ONNXRuntimeError\] : \d+ : \w+ : "
 _SOURCE_LINE = r"\S+\.(?:cc|cpp|cxx|c|h|hpp):\d+:?\s*"
 _SIGNATURE = (r"^(?:virtual\s+)?[\w:<>*&\s,]*?\w+::~?\w+\([^)]*\)(?:\s*const)?\s*|^[A-Z][A-Za-z0-9_]+ (?=[A-Z])")
@@ -318,9 +310,10 @@ def native_message(error: BaseException | str, limit: int = 200) -> str:
     the sentence that does (``Unsupported model IR version: 14, max supported IR version: 13``), with
     the node it names, replaces temporary paths, and bounds the length.
     """
+    import re
     import tempfile
 
-    text = _ANSI.sub("", str(error))  # Keras bolds its messages for a terminal
+    text = re.sub(_ANSI, "", str(error))
     lines = [s.strip() for s in text.splitlines() if s.strip()]
     meaningful = [s for s in lines if not re.match(_NATIVE_NOISE, s)]
     text = (meaningful or lines or [type(error).__name__ if isinstance(error, BaseException) else ""])[0]
@@ -331,4 +324,13 @@ def native_message(error: BaseException | str, limit: int = 200) -> str:
         text = head + re.sub(_SIGNATURE, "", tail, count=1)
     text = re.sub(re.escape(tempfile.gettempdir()) + r"/\S*", "<temporary file>", text)
     text = " ".join(text.split()) or "no message"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def keras_message(e: BaseException, limit: int = 400) -> str:
+    """Keras's message without terminal colours, call-site boilerplate or argument dumps."""
+    import re
+
+    text = re.sub(_ANSI, "", str(e)).split("Arguments received by")[0]
+    text = " ".join(re.sub(_NO_NAME, "", re.sub(_CALL_NOISE, "", text)).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import ExportError
+from ..resolve.scope import unique_name
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,25 @@ def output_names(model) -> tuple[str, ...]:
     """
     import keras
 
-    try:
-        struct = model.output
-    except AttributeError:  # a Sequential never called
-        struct = None
+    struct = _structure(model, "output")
     flat = keras.tree.flatten(struct) if struct is not None else []
     if isinstance(struct, Mapping) and len(flat) == len(struct):
         names = [str(k) for k in keras.tree.flatten({k: k for k in struct})]  # the keys, in flatten's order
     else:
         names = list(model.output_names)
-    taken: set[str] = set()
-    unique = []
+    unique: list[str] = []
     for name in names:
-        candidate, k = name, 0
-        while candidate in taken:
-            k += 1
-            candidate = f"{name}_{k}"
-        taken.add(candidate)
-        unique.append(candidate)
+        unique.append(unique_name(name, set(unique)))
     return tuple(unique)
+
+
+def _structure(model, which: str):
+    """``model.input`` or ``model.output``: the structure it was built with, or None (a Sequential never
+    called has ``inputs`` and ``outputs`` but neither)."""
+    try:
+        return getattr(model, which)
+    except AttributeError:
+        return None
 
 
 def flat_outputs(model) -> list:
@@ -91,10 +92,7 @@ def model_args(model, flat: list):
     """
     import keras
 
-    try:
-        struct = model.input
-    except AttributeError:  # a Sequential never called has ``inputs`` but no ``input``
-        struct = None
+    struct = _structure(model, "input")
     if struct is None or len(keras.tree.flatten(struct)) != len(flat):
         return flat[0] if len(flat) == 1 else list(flat)
     return keras.tree.pack_sequence_as(struct, list(flat))

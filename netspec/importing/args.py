@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ModelImportError, short
 from ..resolve.scope import snake_case
+from ..schema.keywords import is_number
 from .values import array_value, is_array, plain_arrays
 
 # Object kinds whose values are built by netspec from whitelists (catalog ``x-netspec-kind``).
@@ -113,7 +114,7 @@ class ArgConverter:
                     f"{where}: argument {key}={short(value)} of {type_name} cannot be written in a spec "
                     f"(the spec language does not offer {type_name}.{key})")
             out[key] = self.spec_value(type_name, key, value, layer, where)
-            if _is_number(out[key]) and allows_list(props[key]) and not allows_number(props[key]):
+            if is_number(out[key]) and allows_list(props[key]) and not allows_number(props[key]):
                 out[key] = [out[key]]  # a one-item array read as its number, where only a list is taken
         for key, value in out.items():  # [3, 3] -> 3 where Keras expands an int itself (verified below)
             single = single_int(value)
@@ -309,10 +310,6 @@ def allows_int(prop: dict) -> bool:
 def allows_number(prop: dict) -> bool:
     """Whether a catalog argument schema accepts a number."""
     return any(alt.get("type") in ("number", "integer") for alt in prop.get("anyOf", [prop]))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def allows_list(prop: dict) -> bool:

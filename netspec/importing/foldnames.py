@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from .foldgraph import Block, Op, is_name
-from ..resolve.scope import snake_case
+from ..resolve.scope import snake_case, unique_name  # noqa: F401 - unique_name re-exported for folding
 
 
 def common_tokens(names: list[str]) -> list[str]:
@@ -113,14 +113,6 @@ def pick_name(candidates: list[str], count: int | None, taken: set[str]) -> str:
         if _free(variant, count, taken):
             return variant
     return unique_name(last + "_n", taken)
-
-
-def unique_name(name: str, taken: set[str]) -> str:
-    """``name``, or ``name_1``, ``name_2``, ... : the first not in ``taken``."""
-    out, k = name, 1
-    while out in taken:
-        out, k = f"{name}_{k}", k + 1
-    return out
 
 
 def inner_names(runs: list[list[Op]], prefixes: list[list[str]]) -> list[str]:

@@ -9,12 +9,13 @@ from typing import Any
 
 from .. import kerasapi
 from ..schema import registry
+from ..schema.keywords import is_number
 from ..errors import ModelImportError, short
 from .foldgraph import Op, is_name, postorder, spec_name
 from .nesting import Group
 from .args import OBJECT_KINDS, ArgConverter, normalize
 from .calls import TensorDict, call_inputs, strip_implicit_masks
-from .structures import model_args, output_count, top_structures
+from .structures import call_refs, model_nodes, output_count, top_structures
 from .values import (
     call_tensors,
     config_dtype,
@@ -120,7 +121,7 @@ class Flattener:
         live = {op.name: op for op in model.operations}
         live_nodes = {}
         for name, op in live.items():
-            for k, node in enumerate(_model_nodes(model, op)):
+            for k, node in enumerate(model_nodes(model, op)):
                 live_nodes[(name, k)] = node
         skip = strip_implicit_masks(config, live_nodes)
         calls = self._calls(config, skip)
@@ -144,7 +145,7 @@ class Flattener:
             inputs = self._call_inputs(node_args, refs, op, f"{where}{name}", live_nodes.get((name, k)))
             n_out = output_count(model, op, k)
             if isinstance(op, self.keras.Model):
-                outs = self.nested(op, model_args(op, inputs, f"{where}{name}"), where,
+                outs = self.nested(op, call_refs(op, inputs, f"{where}{name}"), where,
                                    once=len(layer_cfg["inbound_nodes"]) == 1)
                 if len(outs) == 1:  # the nested model, as a producer, stands for its output layer
                     self.names.setdefault(name, outs[0].split(".")[0])
@@ -402,9 +403,9 @@ class Flattener:
                     var = "abcdefgh"[len(variables)]
                     variables[var] = target
                 terms.append(var)
-            elif isinstance(a, (int, float)) and not isinstance(a, bool):
+            elif is_number(a):
                 terms.append(number_text(a))
-            elif is_array(a) and _is_number(value := plain_arrays(a, f"operation {short(where, 80)}")) \
+            elif is_array(a) and is_number(value := plain_arrays(a, f"operation {short(where, 80)}")) \
                     and {a["config"].get("dtype")} == {t["config"].get("dtype") for t in args if is_tensor(t)}:
                 # x * ops.convert_to_tensor(2.0): one number of the tensor's own dtype reads as a literal
                 terms.append(number_text(value))
@@ -423,10 +424,6 @@ class Flattener:
             text = text.replace("-a", "-x")
             variables = {"x": variables["a"]}
         return self._add(Op(self.own(op.name), "expr", None, {}, variables, expr=text, origin=op.name), op)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _layer_inputs(inputs, where: str):
@@ -460,10 +457,3 @@ def _functional(model) -> bool:
     except Exception:  # a subclass without get_config
         return False
     return hasattr(model, "_nodes") and isinstance(config, dict) and "layers" in config and "input_layers" in config
-
-
-def _model_nodes(model, op) -> list:
-    try:
-        return kerasapi.model_nodes(model, op)
-    except Exception:  # private Keras structures changed: no live calls (masks are then kept)
-        return []

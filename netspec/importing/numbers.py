@@ -78,24 +78,17 @@ def compare_numbers(source_model, spec, names: dict[str, str], operations) -> tu
 
 
 def _sample(model) -> dict[str, Any] | str:
-    """One seeded sample per input, by input name: normal floats, zeros for integers (valid indices)."""
+    """One seeded sample per input by name, as export's gate generates them (integer inputs within the
+    bound of the Embedding that reads them, pixels for a stem that rescales them), or why not."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    x, elements = {}, 0
-    for t in model.inputs:
-        dims = tuple(t.shape)[1:]
-        if any(d is None for d in dims):
-            return f"input {t.name!r} has an unknown dimension"
-        dtype = np.dtype(str(t.dtype)) if str(t.dtype) != "string" else None
-        if dtype is None:
-            return f"input {t.name!r} takes strings"
-        elements += int(np.prod(dims, dtype=np.int64))
-        if elements > MAX_INPUT_ELEMENTS:
-            return f"inputs of over {MAX_INPUT_ELEMENTS:,} numbers"
-        x[t.name] = (rng.standard_normal((1, *dims)).astype(dtype) if dtype.kind == "f"
-                     else np.zeros((1, *dims), dtype))
-    return x
+    from ..budget import feed_dims
+    from ..export.quantize import describe_inputs, generate
+
+    inputs = describe_inputs(model)
+    if sum(int(np.prod(feed_dims(i.shape, 1), dtype=np.int64)) for i in inputs) > MAX_INPUT_ELEMENTS:
+        return f"inputs of over {MAX_INPUT_ELEMENTS:,} numbers"
+    return generate(inputs, 1, seed=0)
 
 
 def _run(model, x: dict[str, Any]) -> list:

@@ -57,7 +57,7 @@ def top_structures(flat, model, config: dict, live: dict) -> None:
             flat.reserved.add(key)
 
 
-def model_args(model, inputs, where: str) -> list[str]:
+def call_refs(model, inputs, where: str) -> list[str]:
     """A nested model's call inputs as refs in the order of its ``inputs``.
 
     A model built on a dict of inputs and called with a dict of the same keys takes them by key:
@@ -78,9 +78,15 @@ def model_args(model, inputs, where: str) -> list[str]:
     return positional(inputs, where)
 
 
-def output_count(model, op, k: int) -> int:
-    """How many tensors call ``k`` of ``op`` (re-indexed as in the model's config) returns."""
+def model_nodes(model, op) -> list:
+    """The live calls of ``op`` in ``model`` (:func:`netspec.kerasapi.model_nodes`), or none."""
     try:
-        return len(kerasapi.model_nodes(model, op)[k].outputs)
-    except Exception:  # private Keras structures changed: assume one output
-        return 1
+        return kerasapi.model_nodes(model, op)
+    except Exception:  # private Keras structures changed: no live calls (masks are then kept)
+        return []
+
+
+def output_count(model, op, k: int) -> int:
+    """How many tensors call ``k`` of ``op`` (re-indexed as in the model's config) returns (1 when unknown)."""
+    nodes = model_nodes(model, op)
+    return len(nodes[k].outputs) if k < len(nodes) else 1

@@ -111,7 +111,7 @@ def _import(name: str, file: Path | None, path: tuple | None, doc: Document | No
         what = f"it imports {e.name!r}, which is not installed" if e.name else f"ModuleNotFoundError: {e}"
         raise PluginError(f"plugin {short(name)} failed while loading: {what}", path=at, location=location) from e
     except SystemExit as e:  # a module written as a script: its exit must not end netspec without a word
-        raise PluginError(f"plugin {name!r} called sys.exit({e.code!r}) while loading", path=at,
+        raise PluginError(f"plugin {short(name)} called sys.exit({short(e.code)}) while loading", path=at,
                           location=location, hint="a plugin should only define and register layer classes") from None
     except KeyboardInterrupt:
         raise
