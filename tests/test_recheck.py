@@ -66,7 +66,7 @@ CASES = [
     ("export_batch", 'export:\n  t: {format: onnx, batch_size: "${10 ** 7}"}\n',
      "evaluated to 10000000; expected an integer between 1 and 4096", 9, None),
     ("export_samples", 'export:\n  t: {format: onnx, precision: int8, calibration: {samples: "${0}"}}\n',
-     "evaluated to 0; expected an integer between 1 and 100000", 9, None),
+     "evaluated to 0; expected an integer between 1 and 10000", 9, None),
 ]
 
 
