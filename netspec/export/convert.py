@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import tempfile
+import warnings
 from typing import TYPE_CHECKING, Mapping
 
 from ..errors import ExportError, keras_message
@@ -343,7 +344,11 @@ def to_litert(model, names: IONames, target: Target, representative=None) -> byt
     serve, sig = serving_function(model, names, target.batch_size, target.input_shape)
     try:
         with _quiet_tf2onnx(), open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
-                quiet_native_stderr(), tempfile.TemporaryDirectory() as tmp:
+                quiet_native_stderr(), tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            # The converter's int8 calibrator runs TensorFlow's own tf.lite.Interpreter, which warns that it is
+            # deprecated; netspec's gate runs ai_edge_litert's, so the warning would name a choice not ours.
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated",
+                                    category=UserWarning)
             # Keras's own LiteRT path (ExportArchive -> SavedModel -> converter), with our serving function
             # so the signature has the spec's input and output names.
             archive = ExportArchive()
