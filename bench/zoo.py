@@ -71,9 +71,10 @@ class Worker:
     """Runs one model; writes its (partial) result after every step, so a timeout keeps what was done."""
 
     def __init__(self, name: str, targets: list[str], out: Path, work: Path, logit_std: float,
-                 plain_int8: bool = False) -> None:
+                 plain_int8: bool = False, plain_source: str = "keras") -> None:
         self.name, self.targets, self.out, self.work, self.logit_std = name, targets, out, work, logit_std
         self.plain_int8 = plain_int8  # onnxruntime's own int8 of the bare export, even without an int8 target
+        self.plain_source = plain_source  # what that int8 starts from: "keras" (model.export) or "netspec" (fp32)
         self.result: dict = {"model": name, "targets": {}}
 
     def save(self) -> None:
@@ -83,9 +84,49 @@ class Worker:
 
     def run(self) -> None:
         spec_path = self.import_spec()
-        if spec_path is None:
+        if spec_path is None or not self.prepare_apart():
             return
         self.export_all(spec_path)
+
+    def prepare_apart(self) -> bool:
+        """:meth:`prepare` in a child process, so that its eager Keras passes are not held by the process that
+        exports: TensorFlow keeps their memory after they end. EfficientNetV2M's worker went past 20 GiB with the
+        int8 target alone; its int8 export by itself peaks at 7.4 GiB (bench/export_memory.py)."""
+        argv = [sys.executable, __file__, "--worker", self.name, "--prepare", "--result", str(self.out),
+                "--logit-std", str(self.logit_std)]
+        proc = subprocess.run(argv, cwd=self.work, capture_output=True, text=True)
+        self.result = json.loads(self.out.read_text())
+        if proc.returncode != 0:
+            tail = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()][-1:]
+            self.result["error"] = f"preparing the model (exit {proc.returncode}): {tail[0] if tail else ''}"
+            self.save()
+            return False
+        return True
+
+    def prepare(self) -> None:
+        """The spec built with seeded weights made lively (BatchNormalization statistics, a confident head), its
+        sensitivity measured, the weights saved for every export."""
+        import keras
+        import netspec
+        from netspec.export.quantize import describe_inputs, generate
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        from export_cases import lively
+
+        self.result = json.loads(self.out.read_text())
+        keras.utils.set_random_seed(0)  # the same untrained weights on every run
+        spec = netspec.load(self.work / f"{self.name}.yaml", trust_plugins=True)
+        model = spec.build()
+        infos = sized(describe_inputs(model), spec)
+        n = lively_samples(infos)
+        lively(model, generate(infos, n, seed=5))
+        self.result["logit_scale"] = confident(model, generate(infos, n, seed=6), self.logit_std)
+        self.result["logit_std"] = self.logit_std
+        self.result["sensitivity_db"] = sensitivity(model, generate(infos, n, seed=9), infos)  # n: as lively, bounded
+        model.save_weights(self.work / WEIGHTS)
+        self.result["params"] = int(model.count_params())
+        self.result["inputs"] = {i.name: list(i.shape) for i in infos}
+        self.save()
 
     def import_spec(self) -> Path | None:
         """``netspec import --keras-app``, run as a user would (the CLI, in its own process)."""
@@ -118,25 +159,14 @@ class Worker:
         from netspec.export.quantize import describe_inputs, generate
         from netspec.export.targets import BUILTIN
 
-        sys.path.insert(0, str(ROOT / "tests"))
-        from export_cases import lively
-
-        keras.utils.set_random_seed(0)  # the same untrained weights on every run
+        keras.utils.set_random_seed(0)
         spec = netspec.load(spec_path, trust_plugins=True)
         model = spec.build()
+        weights = self.work / WEIGHTS
+        model.load_weights(weights)
         infos = sized(describe_inputs(model), spec)
         n = lively_samples(infos)
-        lively(model, generate(infos, n, seed=5))
-        self.result["logit_scale"] = confident(model, generate(infos, n, seed=6), self.logit_std)
-        self.result["logit_std"] = self.logit_std
-        self.result["sensitivity_db"] = sensitivity(model, generate(infos, n, seed=9), infos)  # n: as lively, bounded
-        weights = self.work / "lively.weights.h5"
-        model.save_weights(weights)
-        self.result["params"] = int(model.count_params())
-        self.result["inputs"] = {i.name: list(i.shape) for i in infos}
-
         names = io_names(model, spec.graph)
-        self.save()
 
         for target in self.targets:
             row = self.export_target(export, spec, BUILTIN[target], weights)
@@ -146,7 +176,8 @@ class Worker:
         if self.plain_int8 or (not row["ok"] and "gate" in row):
             self.judge_int8(export, spec, model, weights, names, n, row)
         self.measure(model, infos, generate)
-        self.bare_export(model, names)
+        if self.plain_source == "keras":  # else Keras's own export is known to go over the memory cap
+            self.bare_export(model, names)
 
     def judge_int8(self, export, spec, model, weights: Path, names, n: int, row: dict) -> None:
         """A failed int8 export: is the loss netspec's, or int8's with onnxruntime on these weights?
@@ -159,11 +190,12 @@ class Worker:
         from netspec.export.targets import BUILTIN
 
         target = BUILTIN["onnx-int8"]
-        self.bare_export(model, names)
-        if "bare_export_s" in self.result:
+        source = self.plain_start(export, spec, model, names, weights)
+        if source is not None:
             self.result["int8_plain_started"] = True
             self.save()
-            self.result["int8_plain_ort"] = int8_plain_ort(model, self.work / "bare.onnx", spec, target, n, self.work)
+            found = int8_plain_ort(model, source, spec, target, n, self.work, self.plain_source)
+            self.result["int8_plain_ort"] = {**found, "source": self.plain_source}
             del self.result["int8_plain_started"]
             self.save()
         if "gate" not in row:  # --plain-int8 for a cached row: the comparison alone
@@ -177,6 +209,25 @@ class Worker:
         # too), only the calibration methods are tried
         self.retry_int8(export, spec, target, weights, row, keep_float=row["in_keras"]["ok"])
         self.save()
+
+    def plain_start(self, export, spec, model, names, weights: Path) -> Path | None:
+        """The float ONNX model onnxruntime's own int8 starts from: Keras's own export, or (``plain_source``
+        "netspec", for a model whose Keras export goes over the memory cap: NASNetLarge's passed 20 GiB, where
+        netspec's peaks lower since it collects tf2onnx's dead graph copies) netspec's fp32 export, which its
+        own gate proved equal to Keras; :func:`zoo_int8.int8_plain_ort` checks it again before using it."""
+        from netspec.export.targets import BUILTIN
+
+        if self.plain_source == "keras":
+            self.bare_export(model, names)
+            return self.work / "bare.onnx" if "bare_export_s" in self.result else None
+        fp32 = self.work / "onnx-cpu.onnx"
+        if not fp32.is_file():
+            row = self.export_target(export, spec, BUILTIN["onnx-cpu"], weights)
+            if not row["ok"]:
+                self.result["int8_plain_ort"] = {"ok": None, "source": "netspec",
+                                                  "unavailable": f"netspec's fp32 export failed: {row['error']}"}
+                return None
+        return fp32
 
     def bare_export(self, model, names) -> None:
         """A bare Keras export of the same model: what netspec's export time is compared with, and what
@@ -312,6 +363,7 @@ class Worker:
             self.save()
 
 
+WEIGHTS = "lively.weights.h5"  # written by Worker.prepare, read by every export
 RETRIES = 5  # int8 exports tried after a failed gate (each a full calibration and gate)
 
 
@@ -449,12 +501,12 @@ def save_cache(cache: dict, path: Path) -> None:
 
 
 def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, logit_std: float,
-              plain_int8: bool = False) -> dict:
+              plain_int8: bool = False, plain_source: str = "keras") -> dict:
     """One model in its own process (its own session, so a timeout ends it and its children)."""
     with tempfile.TemporaryDirectory(prefix=f"zoo-{name}-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable, __file__, "--worker", name, "--targets", ",".join(targets), "--result", str(out),
-                "--logit-std", str(logit_std)] + (["--plain-int8"] if plain_int8 else [])
+                "--logit-std", str(logit_std), "--plain-source", plain_source] + (["--plain-int8"] if plain_int8 else [])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         log = open(Path(tmp) / "log.txt", "w+")
         t = time.perf_counter()
@@ -534,7 +586,10 @@ def drive(args) -> None:
         todo = needs_run(entry, targets, args.retry_failed)
         if not todo and args.int8_plain and needs_plain(entry):
             print(f"[{k}/{len(models)}] {name}: onnxruntime's own int8 of the bare export ...", flush=True)
-            result = run_model(name, [], args.timeout, args.memory_gb, args.logit_std, plain_int8=True)
+            # Keras's own export of the model went over the cap before: start from netspec's verified fp32 export
+            source = "netspec" if "memory cap" in (entry.get("bare_export_error") or "") else "keras"
+            result = run_model(name, [], args.timeout, args.memory_gb, args.logit_std, plain_int8=True,
+                               plain_source=source)
             entry["targets"]["onnx-int8"]["plain_ort"] = result.get("int8_plain_ort") or {
                 "ok": None, "stopped": result.get("error") or result.get("bare_export_error") or "no result"}
             save_cache(cache, args.cache)
@@ -584,11 +639,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--render", action="store_true", help="only write --doc from the cache")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--plain-int8", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--plain-source", choices=("keras", "netspec"), default="keras", help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         targets = [t for t in args.targets.split(",") if t]
-        Worker(args.worker, targets, args.result, Path.cwd(), args.logit_std, args.plain_int8).run()
+        worker = Worker(args.worker, targets, args.result, Path.cwd(), args.logit_std, args.plain_int8,
+                        args.plain_source)
+        worker.prepare() if args.prepare else worker.run()
     elif args.render:
         render(load_cache(args.cache), args.doc)
         print(f"wrote {args.doc}")

@@ -154,10 +154,11 @@ def int8_in_keras(model, spec, target, chunk: int) -> dict:
     return {"ok": any(f["ok"] for f in found.values()), **found}
 
 
-def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path) -> dict:
+def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, source: str = "keras") -> dict:
     """The int8 gate applied to onnxruntime's own static quantization of Keras's own ``model.export``.
 
-    ``bare`` is that export; it goes through onnxruntime's documented steps with no netspec code:
+    ``bare`` is that export (``source`` "keras"), or netspec's fp32 export (``source`` "netspec") when Keras's
+    goes over the memory cap; it is used only if it matches Keras within 1e-3 of the output range. It goes through onnxruntime's documented steps with no netspec code:
     ``quant_pre_process``, then ``quantize_static`` (QDQ, uint8 activations, int8 weights) over a
     ``CalibrationDataReader`` of the export's own calibration samples, in each of :data:`PLAIN_CONFIGS`
     (min-max records only each batch's reduced minimum and maximum; percentile runs only within
@@ -197,7 +198,8 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path) -> d
     want = references[id(first)]
     off = float(np.abs(fp32.run(None, feed(first))[0] - want).max() / max(float(np.ptp(want)), 1e-12))
     if not off < 1e-3:  # the comparison is only worth its int8 when the float export it starts from is right
-        return {"ok": None, "unavailable": f"Keras's own export is off by {off:.2g} of the output range in float32"}
+        whose = "Keras's own export" if source == "keras" else "netspec's fp32 export"
+        return {"ok": None, "unavailable": f"{whose} is off by {off:.2g} of the output range in float32"}
     samples = len(next(iter(calib.values())))
     recorded = samples * activation_bytes(model)  # netspec's own costing of one sample's layer outputs
     found: dict = {}

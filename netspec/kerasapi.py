@@ -92,6 +92,15 @@ def model_nodes(model: Any, operation: Any) -> list:
     return [node for i, node in enumerate(operation._inbound_nodes) if make_node_key(operation, i) in model._nodes]
 
 
+def config_call_offset(operation: Any) -> int:
+    """What a model config's ``output_layers`` adds to the call index of ``operation``: 1 for a functional
+    model, whose node 0 is the one that made it (``get_network_config`` numbers its kept nodes from 1), else 0.
+    The ``keras_history`` of a call's own arguments counts calls from 0."""
+    from keras.src.models.functional import Functional
+
+    return 1 if isinstance(operation, Functional) else 0
+
+
 def child_layers(layer: Any) -> list:
     """The layers directly inside ``layer`` (a model's layers, a wrapper's wrapped layer), not itself."""
     return list(layer._flatten_layers(include_self=False, recursive=False))

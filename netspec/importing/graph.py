@@ -123,6 +123,8 @@ class Flattener:
         for name, op in live.items():
             for k, node in enumerate(model_nodes(model, op)):
                 live_nodes[(name, k)] = node
+        for entry in history_list(config["output_layers"]):  # the leaves themselves: the call each output is of
+            entry[1] -= kerasapi.config_call_offset(live[entry[0]]) if entry[0] in live else 0
         skip = strip_implicit_masks(config, live_nodes)
         calls = self._calls(config, skip)
         refs: dict[tuple[str, int, int], str] = {}
@@ -153,14 +155,21 @@ class Flattener:
                     refs[(name, k, t)] = ref
                 continue
             op_name = self.convert(op, layer_cfg, inputs, k, f"{where}{name}")
-            self.names.setdefault(name if k == 0 else f"{name}#{k}", op_name)
+            key, again = (name if k == 0 else f"{name}#{k}"), k
+            while key in self.names:  # a nested model walked again (called twice): its layers' later calls
+                again += 1
+                key = f"{name}#{again}"
+            self.names[key] = op_name
             multi[(name, k)] = n_out > 1
             for t in range(max(n_out, 1)):
                 refs[(name, k, t)] = f"{op_name}.{t}" if n_out > 1 else op_name
         if bound is None:  # the spec's inputs in the model's order, not in the order the walk met them
             order = [self.names.get(n) for n in in_names]
             self.inputs.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
-        return [_output_ref(refs, tuple(entry), where) for entry in history_list(config["output_layers"])]
+        # a nested model's outputs in keras.tree.flatten order (a dict's by sorted key): the tensor indices its
+        # callers' configs name; the top model's in the config's order, which its outputs: mapping keeps by key
+        outputs = history_list(config["output_layers"], sort_keys=bound is not None)
+        return [_output_ref(refs, tuple(entry), where) for entry in outputs]
 
     def nested(self, model, bound: list[str], where: str, once: bool = False) -> list[str]:
         """Inline a nested model called on ``bound``; its layers are named ``<model>_<layer>``.
@@ -246,11 +255,7 @@ class Flattener:
             for d in needed:
                 if d not in deps:
                     raise ModelImportError(f"layer {short(call[0], 80)} uses a tensor of {short(d[0], 80)}, which is not in the model")
-        # an output of a nested model called once names its call with the model's own node count
-        # added (see _output_ref): its one call here is the one it means
-        only = {name: k for name, k in deps if sum(1 for n, _ in deps if n == name) == 1}
-        roots = [(h[0], h[1]) if (h[0], h[1]) in deps else (h[0], only.get(h[0], h[1]))
-                 for h in history_list(config["output_layers"])]
+        roots = [(h[0], h[1]) for h in history_list(config["output_layers"])]
         # anything the outputs do not reach, but not the operations that only made implicit masks
         roots += [(layer["name"], 0) for layer in config["layers"] if layer["name"] not in skip]
         def cycle(call: tuple[str, int]) -> None:
@@ -275,7 +280,8 @@ class Flattener:
         keras = self.keras
         module, cls_name = type(op).__module__, type(op).__name__
         inside = kerasapi.keras_module(type(op)) or ""  # "" for a class that is not Keras's own
-        shared = id(op) in self.first_call
+        # a later call of a layer shares its weights; an operation (keras.ops) holds none: each call is its own
+        shared = id(op) in self.first_call and isinstance(op, keras.layers.Layer)
         if shared:
             count = self.calls[id(op)] = self.calls.get(id(op), 0) + 1  # k of a nested model's layer is 0
             name = self.own(f"{op.name}_{count}")
@@ -435,17 +441,10 @@ def _layer_inputs(inputs, where: str):
 
 
 def _output_ref(refs: dict, entry: tuple, where: str) -> str:
-    """The ref of a model output ``(layer, call, tensor)``.
-
-    Keras writes the output of a nested model called once with the model's own node count added
-    (``["decoder", 1, 0]`` where its one call in the config is call 0): a layer called once in this
-    model has only one call the entry can mean.
-    """
+    """The ref of a model output ``(layer, call, tensor)``, its call counted as its callers count it
+    (:func:`netspec.kerasapi.config_call_offset`)."""
     if entry in refs:
         return refs[entry]
-    calls = {k for (name, k, t) in refs if name == entry[0] and t == entry[2]}
-    if len(calls) == 1:
-        return refs[(entry[0], calls.pop(), entry[2])]
     raise ModelImportError(f"{short(where.rstrip(' >'), 80) if where else 'the model'}: output "
                            f"{short(list(entry), 80)} names no call in the model")
 
