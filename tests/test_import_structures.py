@@ -10,6 +10,8 @@ from the written spec with the source's weights, and compared output by output, 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,22 @@ INPUT_STRUCTURES = [  # (id, structure of the Inputs a, b, c; the red team's two
     ("list_of_lists", lambda a, b, c: [[b, a], c]),
     ("dict_in_dict", lambda a, b, c: {"z": {"y": [c, {"x": a}]}, "w": b}),
 ]
+
+
+def test_what_import_changed_is_printed_as_a_note(keras, tmp_path, capsys):
+    """Nested inputs become flat inputs: the user must feed them by name, so import says so."""
+    L = keras.layers
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    source = keras.Model({"g": [a, b]}, L.Dense(2, name="out")(L.Concatenate(name="cat")([a, b])))
+    path = tmp_path / "source.keras"
+    source.save(path)
+    assert main(["import", str(path), "-o", str(tmp_path / "spec.yaml")]) == 0
+    assert ("\nnote: the model's inputs are a nested structure; the spec takes its leaves as inputs named after "
+            "their Input layers (feed them as a dict by those names)\n") in capsys.readouterr().out
+    assert main(["import", str(path), "-o", str(tmp_path / "spec2.yaml"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == [
+        "the model's inputs are a nested structure; the spec takes its leaves as inputs named after their Input "
+        "layers (feed them as a dict by those names)"]
 
 
 @pytest.mark.parametrize("structure", [c[1] for c in INPUT_STRUCTURES], ids=[c[0] for c in INPUT_STRUCTURES])

@@ -336,12 +336,14 @@ def cmd_import(args: Namespace) -> int:
     blocks = ", ".join(f"{name} x{n}" for name, n in result.blocks.items())
     text = (f"{'wrote ' + out if out else 'imported'} ({result.name}: {result.layers} layers in "
             f"{result.lines} lines" + (f"; blocks: {blocks}" if blocks else "") + ")"
-            + (f"\nverified: {check.summary()}" if check is not None else ""))
+            + (f"\nverified: {check.summary()}" if check is not None else "")
+            + "".join(f"\nnote: {note}" for note in result.notes))
     # Without -o the spec is standard output, so the summary goes to standard error.
     report.result(text, {"ok": True, "output": out, "name": result.name, "layers": result.layers,
                          "lines": result.lines, "blocks": result.blocks,
                          "verified": check.ok if check is not None else None,
-                         "params": check.spec_params if check is not None else None}, to_stderr=out is None)
+                         "params": check.spec_params if check is not None else None, "notes": result.notes},
+                  to_stderr=out is None)
     return EXIT_OK
 
 
