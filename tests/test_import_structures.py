@@ -11,6 +11,7 @@ from the written spec with the source's weights, and compared output by output, 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -73,6 +74,26 @@ def test_what_import_changed_is_printed_as_a_note(keras, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["notes"] == [
         "the model's inputs are a nested structure; the spec takes its leaves as inputs named after their Input "
         "layers (feed them as a dict by those names)"]
+
+
+def test_a_dict_of_inputs_names_the_spec_inputs_by_its_keys(keras, tmp_path, capsys):
+    """keras.Model({"b": a, "a": b}) is fed {"b": ...} into the Input named a: the spec's inputs are named by
+    the keys, so the same dict feeds both the same way (named by Input layer, they were crossed)."""
+    L = keras.layers
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    with pytest.warns(UserWarning, match="all keys in the dict must match"):  # Keras's advice to the author
+        source = keras.Model({"b": a, "a": b}, L.Subtract(name="sub")([a, b]))
+    path = tmp_path / "source.keras"
+    source.save(path)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert main(["import", str(path), "-o", str(tmp_path / "spec.yaml")]) == 0
+    assert not [w for w in shown if "all keys in the dict must match" in str(w.message)]  # not on every load
+    assert "note: the model's input dict has keys other than its Input layers' names" in capsys.readouterr().out
+    feed = {"a": np.ones((2, 3), "float32"), "b": np.zeros((2, 3), "float32")}
+    ours = netspec.load(tmp_path / "spec.yaml").build()
+    np.testing.assert_array_equal(np.asarray(ours(feed)), np.asarray(source(feed)))
+    assert float(np.asarray(source(feed))[0, 0]) == -1.0  # key "a" feeds Input b
 
 
 @pytest.mark.parametrize("structure", [c[1] for c in INPUT_STRUCTURES], ids=[c[0] for c in INPUT_STRUCTURES])

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 
@@ -199,7 +200,12 @@ def load_model(path: str | os.PathLike, *, plugins: tuple[str, ...] = (),
     load_entry_points()
     check_objects(archive.config, shown, _registered)  # needs the registry the plugins just filled
     try:
-        return keras.saving.load_model(name, safe_mode=True, compile=False)
+        with warnings.catch_warnings():
+            # Keras's advice to the model's author (name each Input as its dict key), with tensors printed in
+            # full, on every command that loads the file; the model loads and is fed by key all the same
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict, all keys in the dict must "
+                                    "match", category=UserWarning)
+            return keras.saving.load_model(name, safe_mode=True, compile=False)
     except NetspecError as e:  # netspec's own refusal (a tampered expression): its reason, with the file
         raise ModelFileError(f"{shown}: {e.message}", hint=e.hint) from None
     except (MemoryError, RecursionError) as e:

@@ -87,6 +87,7 @@ class Flattener:
         # their layers by these names).
         self.output_keys: list[str] | None = None
         self.reserved: set[str] = set()       # output keys no node may be named (folding avoids them too)
+        self.input_keys: dict[str, str] = {}  # Input layer name -> the key of the model's input dict feeding it
         self.groups: list[Group] = []         # nested models called once (see nesting.py), innermost first
         self.grouping = True                  # whether a model called once here is recorded as a group
         self.walked: set[int] = set()         # id() of the nested models walked (called) so far
@@ -230,7 +231,7 @@ class Flattener:
     def _input(self, layer_cfg: dict) -> str:
         cfg = layer_cfg["config"]
         shape = cfg.get("batch_shape") or [None, *(cfg.get("shape") or [])]
-        info = InputInfo(self.fresh(layer_cfg["name"]), list(shape[1:]), config_dtype(cfg.get("dtype")),
+        info = InputInfo(self.fresh(self.input_keys.get(layer_cfg["name"], layer_cfg["name"])), list(shape[1:]), config_dtype(cfg.get("dtype")),
                          shape[0], bool(cfg.get("sparse")), bool(cfg.get("optional")))
         if cfg.get("ragged"):
             raise ModelImportError(f"input {short(layer_cfg['name'], 80)} is ragged; spec inputs cannot be ragged")

@@ -49,15 +49,17 @@ def compare_numbers(source_model, spec, names: dict[str, str], operations) -> tu
         if mine is None or [tuple(w.shape) for w in mine.get_weights()] != [w.shape for w in theirs]:
             return None, f"outputs not run (the weights of layer {name!r} have no one place in the spec)"
         mine.set_weights(theirs)
-    if sorted(t.name for t in model.inputs) != sorted(x):
-        return None, "outputs not run (the spec's inputs are not named as the model's)"
+    # by position: the spec's inputs come in the model's order, named by Input layer or by input dict key
+    arrays = [x[t.name] for t in source_model.inputs]
+    if [tuple(t.shape[1:]) for t in model.inputs] != [tuple(t.shape[1:]) for t in source_model.inputs]:
+        return None, "outputs not run (the spec's inputs are not the model's)"
     try:
-        want, again = (_run(source_model, x) for _ in range(2))
+        want, again = (_run(source_model, arrays) for _ in range(2))
     except Exception as e:  # a source built without weights, a user layer that cannot run eagerly
         return None, f"outputs not run (the source model does not run: {type(e).__name__})"
     if any(not np.array_equal(w, a, equal_nan=True) for w, a in zip(want, again)):
         return None, "outputs not run (the source model is random at inference: two runs differ)"
-    got = _run(model, x)
+    got = _run(model, arrays)
     if [w.shape for w in want] != [g.shape for g in got]:
         return (f"on the same input its outputs have shapes {[g.shape for g in got]}, the source's "
                 f"{[w.shape for w in want]}"), ""
@@ -91,11 +93,11 @@ def _sample(model) -> dict[str, Any] | str:
     return generate(inputs, 1, seed=0)
 
 
-def _run(model, x: dict[str, Any]) -> list:
+def _run(model, arrays: list) -> list:
     import keras
     import numpy as np
 
     from ..export.signature import model_args
 
-    out = model(model_args(model, [x[t.name] for t in model.inputs]), training=False)
+    out = model(model_args(model, arrays), training=False)
     return [np.asarray(t) for t in keras.tree.flatten(out)]

@@ -21,7 +21,8 @@ def top_structures(flat, model, config: dict, live: dict) -> None:
     :class:`~netspec.importing.graph.Flattener`), before its walk names any node.
 
     Nested inputs (``keras.Model({"pair": [a, b], "y": y}, ...)``) become the spec's flat inputs,
-    named after their ``Input`` layers. Dict outputs keep their keys as the spec's output names:
+    named after their ``Input`` layers. A flat dict of inputs names them by its keys, as Keras feeds
+    them (``keras.Model({"b": a, "a": b}, ...)`` takes ``{"b": ...}`` into the Input named a). Dict outputs keep their keys as the spec's output names:
     a key is reserved here, so that a node named like it (the output's own layer aside) gets a
     fresh name instead; users call the outputs by key.
     """
@@ -30,6 +31,12 @@ def top_structures(flat, model, config: dict, live: dict) -> None:
     if is_nested(config["input_layers"]):
         flat.notes.append("the model's inputs are a nested structure; the spec takes its leaves as inputs "
                           "named after their Input layers (feed them as a dict by those names)")
+    elif isinstance(config["input_layers"], dict):
+        keys = {entry[0]: str(key) for key, entry in config["input_layers"].items()}
+        if any(layer != key for layer, key in keys.items()) and all(is_name(k) for k in keys.values()):
+            flat.input_keys = keys
+            flat.notes.append("the model's input dict has keys other than its Input layers' names; the spec "
+                              "names its inputs by the keys, as the model is fed")
     outputs = config["output_layers"]
     if not isinstance(outputs, dict) or is_nested(outputs):
         if is_nested(outputs):
