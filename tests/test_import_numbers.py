@@ -56,8 +56,19 @@ def _swapped(keras):
     return keras.Model(x, keras.layers.Add(name="sum")([o["a"], keras.layers.Dense(3, name="scale")(o["b"])]))
 
 
-@pytest.mark.parametrize("make", [_twice, _twice_weightless, _swapped],
-                         ids=["nested-model-twice", "nested-weightless-model-thrice", "nested-dict-outputs"])
+def _two_inputs(keras):
+    """A nested model of two inputs: its block's first node reads the first, and must say so (in: p)."""
+    p, q = keras.Input((3,), name="p"), keras.Input((3,), name="q")
+    inner = keras.Model({"p": p, "q": q}, [keras.layers.Dense(2, name="ia")(p), keras.layers.Dense(2, name="ib")(q)],
+                        name="inner")
+    x = keras.Input((3,), name="x")
+    o = inner({"q": keras.layers.Dense(3, name="pre")(x), "p": x})
+    return keras.Model(x, keras.layers.Concatenate(name="cat")(o))
+
+
+@pytest.mark.parametrize("make", [_twice, _twice_weightless, _swapped, _two_inputs],
+                         ids=["nested-model-twice", "nested-weightless-model-thrice", "nested-dict-outputs",
+                              "nested-two-inputs"])
 def test_nested_models_import_computing_what_the_source_does(keras, tmp_path, capsys, make):
     import numpy as np
 

@@ -202,7 +202,8 @@ def write_spec(name: str, description: str, inputs: list, blocks: dict[str, Bloc
             if block.inputs != ["x"]:
                 lines.append(f"    inputs: {scalar(block.inputs)}")
             lines.append("    nodes:")
-            lines += _nodes(block.nodes, "      ", block.inputs[0])
+            # as at the top level, only a single input is read without `in:` (several need it named)
+            lines += _nodes(block.nodes, "      ", block.inputs[0] if len(block.inputs) == 1 else None)
             if block.outputs is not None:
                 lines.append(f"    outputs: {scalar(block.outputs)}")
     lines.append("nodes:")
