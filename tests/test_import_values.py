@@ -186,3 +186,26 @@ def test_an_operation_reading_its_input_twice_imports(keras, tmp_path, capsys, o
     text, ours = _import(keras, source, tmp_path, capsys)
     assert f'expr: "{op}"' in text or f"expr: {op}" in text, text
     _same_outputs(source, ours, np.array([[-2.0, 0.5, 3.0]], "float32"))
+
+
+@pytest.mark.parametrize("make,expr", [
+    (lambda x, y: 2.0 ** x, "ops.power(2.0, x)"),  # '**' takes number exponents only
+    (lambda x, y: x ** y, "ops.power(a, b)"),
+    (lambda x, y: x ** 100.0, "ops.power(x, 100.0)"),  # over the 64 '**' takes
+    (lambda x, y: x ** 2, "x ** 2"),
+])
+def test_powers_import_as_the_expression_language_takes_them(keras, tmp_path, capsys, make, expr):
+    x, y = keras.Input((3,), name="x"), keras.Input((3,), name="y")
+    out = make(x, y)
+    inputs = [x, y] if expr == "ops.power(a, b)" else x
+    source = keras.Model(inputs, out)
+    text, ours = _import(keras, source, tmp_path, capsys)
+    assert f'expr: "{expr}"' in text, text
+    data = np.array([[0.5, 1.0, 1.5]], "float32")
+    _same_outputs(source, ours, [data, data + 1.0] if isinstance(inputs, list) else data)
+
+
+def test_a_non_finite_constant_is_refused_at_its_operation(keras, tmp_path, capsys):
+    x = keras.Input((3,), name="x")
+    err = _refused(keras, keras.Model(x, x + float("inf")), tmp_path, capsys)
+    assert "(keras.ops Add) has the constant inf; an expression holds finite numbers only" in err, err

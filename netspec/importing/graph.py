@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,16 @@ class Flattener:
         """A fresh op name for a Keras layer, inside the nested model being flattened."""
         return self.fresh(self.prefix + keras_name)
 
+    def name_call(self, keras_name: str, node: str, k: int = 0) -> None:
+        """Record the node made of call ``k`` of a Keras layer (or what a nested model's input is bound to):
+        ``name``, then ``name#1``, ... for the calls of a nested model walked again (called more than once),
+        which the import's check accepts as that layer's nodes."""
+        key, again = (keras_name if k == 0 else f"{keras_name}#{k}"), k
+        while key in self.names and self.names[key] != node:
+            again += 1
+            key = f"{keras_name}#{again}"
+        self.names[key] = node
+
     def fresh(self, wanted: str) -> str:
         # a valid name is kept whole up to MAX_LAYER_NAME: netspec names nested instances <a>_<b>_<c>
         name = wanted if is_name(wanted) and len(wanted) <= MAX_LAYER_NAME else spec_name(wanted)
@@ -140,7 +151,7 @@ class Flattener:
             if layer_cfg["class_name"] == "InputLayer":
                 if bound is not None:
                     refs[(name, 0, 0)] = bound[in_names.index(name)]
-                    self.names.setdefault(name, bound[in_names.index(name)].split(".")[0])
+                    self.name_call(name, bound[in_names.index(name)].split(".")[0])
                 else:
                     refs[(name, 0, 0)] = self._input(layer_cfg)
                 continue
@@ -156,11 +167,7 @@ class Flattener:
                     refs[(name, k, t)] = ref
                 continue
             op_name = self.convert(op, layer_cfg, inputs, k, f"{where}{name}")
-            key, again = (name if k == 0 else f"{name}#{k}"), k
-            while key in self.names:  # a nested model walked again (called twice): its layers' later calls
-                again += 1
-                key = f"{name}#{again}"
-            self.names[key] = op_name
+            self.name_call(name, op_name, k)
             multi[(name, k)] = n_out > 1
             for t in range(max(n_out, 1)):
                 refs[(name, k, t)] = f"{op_name}.{t}" if n_out > 1 else op_name
@@ -216,7 +223,7 @@ class Flattener:
         else:
             current = bound[0]
             if model.inputs:
-                self.names[kerasapi.producer(model.inputs[0]).name] = current.split(".")[0]
+                self.name_call(kerasapi.producer(model.inputs[0]).name, current.split(".")[0])
         for layer in model.layers:
             if isinstance(layer, self.keras.Model):
                 current = self.nested(layer, [current], where, once=True)[0]
@@ -225,7 +232,7 @@ class Flattener:
             cfg = {"class_name": type(layer).__name__, "module": type(layer).__module__, "name": layer.name,
                    "config": layer.get_config()}
             current = self.convert(layer, cfg, [current], 0, f"{where}{layer.name}")
-            self.names.setdefault(layer.name, current)
+            self.name_call(layer.name, current)
         return [current]
 
     def _input(self, layer_cfg: dict) -> str:
@@ -411,6 +418,9 @@ class Flattener:
                     variables[var] = target
                 terms.append(var)
             elif is_number(a):
+                if not math.isfinite(a):
+                    raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has the constant "
+                                           f"{a!r}; an expression holds finite numbers only")
                 terms.append(number_text(a))
             elif is_array(a) and is_number(value := plain_arrays(a, f"operation {short(where, 80)}")) \
                     and {a["config"].get("dtype")} == {t["config"].get("dtype") for t in args if is_tensor(t)}:
@@ -419,7 +429,9 @@ class Flattener:
             else:
                 raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) has argument {short(a)}, "
                                        "which an expression cannot hold")
-        if cls_name in _BINARY and len(terms) == 2:
+        if cls_name == "Power" and len(terms) == 2 and not _small_literal(terms[1]):
+            text = f"ops.power({terms[0]}, {terms[1]})"  # '**' takes number exponents within MAX_EXPONENT only
+        elif cls_name in _BINARY and len(terms) == 2:
             text = f"{terms[0]} {_BINARY[cls_name]} {terms[1]}"
         elif cls_name in _UNARY and len(terms) == 1:
             text = f"{_UNARY[cls_name]}{terms[0]}"
@@ -427,10 +439,19 @@ class Flattener:
             raise ModelImportError(f"operation {short(where, 80)} (keras.ops {cls_name}) cannot be imported; "
                                    "only + - * / // % @ ** and unary minus on tensors become expressions")
         if len(variables) == 1:  # one input: it is called x
-            text = " ".join("x" if t == "a" else t for t in text.split(" "))
-            text = text.replace("-a", "-x")
+            text = re.sub(r"\ba\b", "x", text)
             variables = {"x": variables["a"]}
         return self._add(Op(self.own(op.name), "expr", None, {}, variables, expr=text, origin=op.name), op)
+
+
+def _small_literal(term: str) -> bool:
+    """Whether an expression term is a number '**' takes as its exponent (a literal within MAX_EXPONENT)."""
+    from ..expressions.check import MAX_EXPONENT
+
+    try:
+        return abs(float(term)) <= MAX_EXPONENT
+    except ValueError:  # a variable
+        return False
 
 
 def _layer_inputs(inputs, where: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ModelImportError, short
+from ..schema.keywords import is_number
 
 # Serialized arrays in a config (a numpy array or a tensor given as a constructor argument, or as a
 # keras.ops argument): ``{"class_name": "__numpy__", "config": {"value": [...], "dtype": "float32"}}``.
@@ -133,12 +134,15 @@ def is_array(value) -> bool:
 
 
 def array_value(value):
-    """What a serialized array holds, as plain data: its nested list, a one-item vector as that number
-    (``np.log([p])``: the same value wherever Keras broadcasts it, and the form a number argument takes)."""
+    """What a serialized array holds, as plain data: its nested list, a one-item array of any rank as that
+    number (``np.log([p])``, ``np.array([[2.0]])``: the same value wherever Keras broadcasts it against a
+    tensor of at least its rank, and the form a number argument takes; the import's layer check compares
+    every output shape, so a rank that added axes would be found)."""
     items = value["config"].get("value")
-    if isinstance(items, list) and len(items) == 1 and not isinstance(items[0], list):
-        return items[0]
-    return items
+    one = items
+    while isinstance(one, list) and len(one) == 1:
+        one = one[0]
+    return one if is_number(one) else items
 
 
 def plain_arrays(value, where: str, path: str = ""):
