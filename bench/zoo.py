@@ -4,7 +4,8 @@ For every model in ``keras.applications`` (listed programmatically, as ``netspec
 lists them), in its own process with a timeout and a memory cap:
   1. ``netspec import --keras-app NAME`` (the CLI, as a user runs it; ConvNeXt with a LayerScale plugin);
   2. the spec built with seeded random weights made lively (tests/export_cases.py ``lively``: batch
-     statistics from generated images, so outputs vary and parity means something), saved as weights;
+     statistics from generated images, so outputs vary and parity means something), saved as weights,
+     in a child process of its own (TensorFlow keeps the memory of those eager passes);
   3. a bare ``model.export(path, format="onnx")`` of the same Keras model, timed;
   4. ``netspec.export.export`` to each target, timed (the gate's seconds reported apart), with the
      gate's result and worst error, or the NetspecError's first line when it refuses or fails;
