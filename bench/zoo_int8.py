@@ -154,11 +154,14 @@ def int8_in_keras(model, spec, target, chunk: int) -> dict:
     return {"ok": any(f["ok"] for f in found.values()), **found}
 
 
-def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, source: str = "keras") -> dict:
+def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, source: str = "keras",
+                   run_chunk: int | None = None) -> dict:
     """The int8 gate applied to onnxruntime's own static quantization of Keras's own ``model.export``.
 
     ``bare`` is that export (``source`` "keras"), or netspec's fp32 export (``source`` "netspec") when Keras's
-    goes over the memory cap; it is used only if it matches Keras within 1e-3 of the output range. It goes through onnxruntime's documented steps with no netspec code:
+    goes over the memory cap; it is used only if it matches Keras within 1e-3 of the output range. ``chunk``
+    sizes the gate's batches (as the export's gate made them); ``run_chunk`` (default ``chunk``) is how many
+    samples Keras and onnxruntime run at once, for calibration too: min-max ranges do not depend on it. It goes through onnxruntime's documented steps with no netspec code:
     ``quant_pre_process``, then ``quantize_static`` (QDQ, uint8 activations, int8 weights) over a
     ``CalibrationDataReader`` of the export's own calibration samples, in each of :data:`PLAIN_CONFIGS`
     (min-max records only each batch's reduced minimum and maximum; percentile runs only within
@@ -175,6 +178,7 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, sour
 
     infos, batches = gate_sets(model, spec, target, chunk)
     calib, _ = quantize.calibration_arrays(spec, infos, target.calibration)
+    chunk = run_chunk or chunk
     references = {id(b): keras_outputs(model, b, infos, chunk) for b in batches}
     pre, out = work / "plain-pre.onnx", work / "plain-int8.onnx"
     bound = bind_keras_constants(model, bare, work / "plain-bound.onnx")
