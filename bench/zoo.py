@@ -206,11 +206,14 @@ class Worker:
         if plain_verdict({**row, "plain_ort": self.result.get("int8_plain_ort") or {}}) == "outside":
             row["retries"] = "not tried: onnxruntime's own int8 of Keras's export fails the same gate, no better"
             return
-        row["in_keras"] = int8_in_keras(model, spec, target, n)
-        self.save()
+        def keep_float_can_help() -> bool:  # asked only once the calibration options are spent
+            row["in_keras"] = int8_in_keras(model, spec, target, n)
+            self.save()
+            return row["in_keras"]["ok"]
+
         # keep_float: of named nodes helps an export with a hot node; when int8 itself fails everywhere (in Keras
         # too), only the calibration methods are tried
-        self.retry_int8(export, spec, target, weights, row, keep_float=row["in_keras"]["ok"])
+        self.retry_int8(export, spec, target, weights, row, keep_float=keep_float_can_help)
         self.save()
 
     def plain_start(self, export, spec, model, names, weights: Path) -> Path | None:
@@ -281,7 +284,7 @@ class Worker:
                 row["gate"] = gate_figures(report.gate)
         return row
 
-    def retry_int8(self, export, spec, target, weights: Path, row: dict, keep_float: bool = True) -> None:
+    def retry_int8(self, export, spec, target, weights: Path, row: dict, keep_float=lambda: True) -> None:
         """What a user does with a failed int8 report: another calibration method, weights per tensor
         (``per_channel: false``), then ``keep_float:``
         of the nodes the report names, until the gate passes (at most :data:`RETRIES` exports).
@@ -295,12 +298,18 @@ class Worker:
         keep: tuple[str, ...] = ()
         last: dict | None = None
         options = [{"method": m} for m in ("percentile", "entropy")] + [{"method": "minmax", "per_channel": False}]
+        plain = self.result.get("int8_plain_ort") or {}
+        ratio = {k: (v or {}).get("error_vs_range") for k, v in plain.items() if isinstance(v, dict)}
+        if None not in (ratio.get("minmax per-tensor"), ratio.get("minmax")) and \
+                ratio["minmax per-tensor"] < ratio["minmax"]:  # what did better for onnxruntime, first
+            options.insert(0, options.pop())
+        can_keep: bool | None = None
         first = (row.get("gate") or {}).get("error_vs_range")
         best = {**row, "ratio": first, "method": target.calibration.method} if first is not None else None
         for _ in range(RETRIES):
             if options:
                 opt = options.pop(0)
-            elif not keep_float:
+            elif not (can_keep := keep_float() if can_keep is None else can_keep):
                 break
             else:  # keep in float what the report names (its worst node, those where the error grows): the
                 # latest keep_float attempt's report, else the best method's
@@ -557,6 +566,12 @@ def needs_plain(entry: dict | None) -> bool:
     return row.get("ok") is False and "gate" in row and not compared
 
 
+def plain_source(entry: dict | None) -> str:
+    """What onnxruntime's own int8 starts from: Keras's own export, or netspec's verified fp32 export when Keras's
+    went over the memory cap on an earlier run."""
+    return "netspec" if "memory cap" in ((entry or {}).get("bare_export_error") or "") else "keras"
+
+
 def environment() -> dict:
     import importlib.metadata as md
 
@@ -590,10 +605,8 @@ def drive(args) -> None:
         todo = needs_run(entry, targets, args.retry_failed)
         if not todo and args.int8_plain and needs_plain(entry):
             print(f"[{k}/{len(models)}] {name}: onnxruntime's own int8 of the bare export ...", flush=True)
-            # Keras's own export of the model went over the cap before: start from netspec's verified fp32 export
-            source = "netspec" if "memory cap" in (entry.get("bare_export_error") or "") else "keras"
             result = run_model(name, [], args.timeout, args.memory_gb, args.logit_std, plain_int8=True,
-                               plain_source=source)
+                               plain_source=plain_source(entry))
             entry["targets"]["onnx-int8"]["plain_ort"] = result.get("int8_plain_ort") or {
                 "ok": None, "stopped": result.get("error") or result.get("bare_export_error") or "no result"}
             save_cache(cache, args.cache)
@@ -604,9 +617,12 @@ def drive(args) -> None:
             print(f"[{k}/{len(models)}] {name}: cached", flush=True)
             continue
         print(f"[{k}/{len(models)}] {name}: {', '.join(todo)} ...", flush=True)
-        result = run_model(name, todo, args.timeout, args.memory_gb, args.logit_std)
+        result = run_model(name, todo, args.timeout, args.memory_gb, args.logit_std,
+                           plain_source=plain_source(entry))
         if entry and not args.redo:  # keep the targets that were not rerun
             result["targets"] = {**entry.get("targets", {}), **result["targets"]}
+            if not {"bare_export_s", "bare_export_error"} & set(result):  # not rerun: over the cap before
+                result.update({k: entry[k] for k in ("bare_export_s", "bare_export_error") if k in entry})
         plain = result.pop("int8_plain_ort", None)
         if plain is not None and "onnx-int8" in result["targets"]:
             result["targets"]["onnx-int8"]["plain_ort"] = plain
