@@ -376,6 +376,29 @@ def test_zoo_render_judges_a_failure_against_onnxruntimes_own_int8(tmp_path):
     assert "netspec's int8 export loses more than it should" in e_line and "outside netspec" not in e_line
 
 
+def test_zoo_render_names_where_onnxruntimes_own_int8_started_from_netspecs_fp32_export(tmp_path):
+    """Keras's own export of NASNetLarge goes over the memory cap: onnxruntime's own int8 starts from netspec's
+    fp32 export instead, and the report says so, in the failure and in the totals."""
+    zoo = _zoo()
+    assert zoo.plain_source({"bare_export_error": "Keras's own model.export stopped: over the memory cap of 20 GiB "
+                                                  "(--memory-gb)"}) == "netspec"
+    assert zoo.plain_source({"bare_export_s": 12.0}) == zoo.plain_source(None) == "keras"
+    plain = {"ok": False, "source": "netspec", "minmax": {"ok": False, "error_vs_range": 1.68},
+             "minmax per-tensor": {"ok": False, "error_vs_range": 0.62}}
+    cache = {"all_models": ["N"], "models": {"N": {"targets": {"onnx-int8": {**FAILED_INT8, "plain_ort": plain}}}}}
+    doc = tmp_path / "zoo.md"
+    zoo.render(cache, doc)
+    text = doc.read_text()
+    assert ("shared by onnxruntime's own int8 of Keras's own export, no better than netspec's (outside netspec): N "
+            "(for N, of netspec's float32 export, which its gate proved equal to Keras: Keras's own export goes over "
+            "the memory cap).") in text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("- **N** `onnx-int8`")]
+    assert ("onnxruntime's own `quantize_static` of netspec's float32 export (its gate proved it equal to Keras; "
+            "Keras's own `model.export` of this model goes over the memory cap), with no netspec quantization code, "
+            "fails the same gate too (minmax 1.68, minmax per-tensor 0.62 of the output range; netspec's best 0.61)"
+            ) in line
+
+
 def test_int8_plain_ort_judges_onnxruntimes_own_int8_of_the_bare_export(tmp_path):
     """bench/zoo_int8.py's plain comparison: Keras's own model.export quantized by onnxruntime alone passes the
     gate on a small lively CNN (a Normalization stem, whose constants Keras's export leaves unbound) and fails
