@@ -290,8 +290,11 @@ def render(cache: dict, doc: Path) -> None:
                 # int8 simulated in Keras is an estimate (its rounding points are not onnxruntime's): shown only
                 # where onnxruntime's own int8 of Keras's export gave no verdict
                 sim = _in_keras(row) if plain_verdict(row) is None else ""
+                # the bench's own stop (--timeout, --memory-gb) after the row was made: what it cut short
+                cut = (f"; the bench stopped the model's run after these ({r['error'].removeprefix('stopped: ')})"
+                       if str(r.get("error", "")).startswith("stopped") and row.get("kind") != "stopped" else "")
                 failures.append(f"- **{m}** `{t}` ({row.get('kind', '?')}): \"{row.get('error', '?')}\""
-                                + _located(row) + _attempts(row) + chaos + _plain(row) + sim)
+                                + _located(row) + _attempts(row) + cut + chaos + _plain(row) + sim)
         if r.get("bare_export_error"):
             failures.append(f"- **{m}** bare `model.export` (outside netspec): {r['bare_export_error']}")
     lines += ["## Failures", "", *(failures or ["None."]), ""]
