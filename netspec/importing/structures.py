@@ -32,9 +32,9 @@ def top_structures(flat, model, config: dict, live: dict) -> None:
         flat.notes.append("the model's inputs are a nested structure; the spec takes its leaves as inputs "
                           "named after their Input layers (feed them as a dict by those names)")
     elif isinstance(config["input_layers"], dict):
-        keys = {entry[0]: str(key) for key, entry in config["input_layers"].items()}
-        if any(layer != key for layer, key in keys.items()) and all(is_name(k) for k in keys.values()):
-            flat.input_keys = keys
+        by_layer = {entry[0]: str(key) for key, entry in config["input_layers"].items()}
+        if any(layer != key for layer, key in by_layer.items()) and all(is_name(k) for k in by_layer.values()):
+            flat.input_keys = by_layer
             flat.notes.append("the model's input dict has keys other than its Input layers' names; the spec "
                               "names its inputs by the keys, as the model is fed")
     outputs = config["output_layers"]
