@@ -18,6 +18,9 @@ from netspec.export.targets import BUILTIN, with_overrides
 
 from conftest import error_for
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_contract")
+
 SPEC = textwrap.dedent("""\
     netspec: 1
     name: tiny

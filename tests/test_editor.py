@@ -17,6 +17,9 @@ import pytest
 
 from conftest import ROOT, SPECS, TEST_SPECS
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_editor")
+
 SERVER = ROOT / "node_modules" / "yaml-language-server" / "bin" / "yaml-language-server"
 MODELINE = "# yaml-language-server: $schema=../schemas/netspec.schema.json\n"
 TIMEOUT = 60

@@ -12,6 +12,9 @@ from netspec.errors import ExportError
 from netspec.export import export
 from netspec.export.targets import BUILTIN, get_target, with_overrides
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_export_int8")
+
 TINY = textwrap.dedent("""\
     netspec: 1
     name: tiny

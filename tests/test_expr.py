@@ -22,6 +22,9 @@ from netspec.expressions.interp import UNKNOWN
 
 from conftest import ROOT, error_for
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_expr")
+
 PARAMS = "{scale: 2.5, act: relu, dims: [4, 3], bad: {a: 1}, mixed: [1, a], weights: [1.0, 2.0, 3.0]}"
 NAMES = {"scale": 2.5, "act": "relu", "dims": [4, 3], "bad": {"a": 1}, "mixed": [1, "a"],
          "weights": [1.0, 2.0, 3.0], "in_shape": UNKNOWN}

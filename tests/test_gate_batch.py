@@ -16,6 +16,9 @@ from netspec.errors import ExportError
 from netspec.export import export, quantize, runs
 from netspec.export.targets import BUILTIN
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_gate_batch")
+
 SPEC = textwrap.dedent("""\
     netspec: 1
     name: small

@@ -17,6 +17,9 @@ import netspec
 from netspec.export import GateError, export, formats, noise, verify
 from netspec.export.targets import BUILTIN
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_gate_noise")
+
 
 def _spec() -> str:
     nodes = ["  - {name: stem, type: Conv2D, filters: 8, kernel_size: 3, padding: same, in: image}"]

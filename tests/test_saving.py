@@ -26,6 +26,9 @@ from netspec.build.saving import atomic_path, check_model_file
 from conftest import SPECS
 from hostile_setups import importing as hostile
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_saving")
+
 
 @pytest.fixture(scope="module")
 def pam_file(keras, tmp_path_factory):

@@ -18,6 +18,9 @@ from netspec.train import train
 
 from conftest import ROOT
 
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = pytest.mark.xdist_group("test_train_distribute")
+
 SPEC = textwrap.dedent("""\
     netspec: 1
     name: dist

@@ -29,7 +29,8 @@ import pytest
 
 from conftest import ROOT
 
-pytestmark = pytest.mark.slow
+# one worker runs this module: its module-scoped fixtures are costly to make twice (make test: pytest -n 2)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_wheel")]
 
 # Not part of the source tree a wheel is built from: at the root, environments, build output and run
 # results (only there: netspec/build/ is a package); anywhere, caches.
