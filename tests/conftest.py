@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import random
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,6 +43,18 @@ def pytest_sessionfinish(session, exitstatus):
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
+
+
+@pytest.fixture(autouse=True)
+def _same_random_draws():
+    """Every test starts from the same random state, whatever ran before it in its worker: with two workers
+    the order differs from run to run, and a test whose model is random (an int8 gate, a bf16 gate) would pass
+    or fail by what ran before. Keras is seeded once a test has imported it (never imported here for it)."""
+    random.seed(0)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(0)  # Python, NumPy and the backend's generators
+    elif "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(0)
 
 
 @pytest.fixture(scope="session")

@@ -160,6 +160,7 @@ def test_failed_gate_writes_nothing_and_keeps_an_old_pair(keras, tmp_path):
 
     if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("this CPU computes in f32 whatever the hint: nothing makes the gate fail")
+    keras.utils.set_random_seed(0)  # the same weights in any test order: some draws stay within the bound in bf16
     out = tmp_path / "l.xml"
     out.write_text("old xml")
     out.with_suffix(".bin").write_text("old bin")
