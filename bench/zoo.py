@@ -57,6 +57,11 @@ def first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def last_line(text: str) -> str:
+    lines = [ln for ln in str(text).splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
 def lively_samples(infos) -> int:
     """Images for the eager forward passes that set BatchNormalization statistics and the head's scale: 16 at
     224x224, fewer at larger sizes (as many pixels in all), at least 2. EfficientNetB7's 600x600 at 16 images
@@ -98,8 +103,8 @@ class Worker:
         proc = subprocess.run(argv, cwd=self.work, capture_output=True, text=True)
         self.result = json.loads(self.out.read_text())
         if proc.returncode != 0:
-            tail = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()][-1:]
-            self.result["error"] = f"preparing the model (exit {proc.returncode}): {tail[0] if tail else ''}"
+            why = last_line(proc.stderr or proc.stdout)
+            self.result["error"] = f"preparing the model (exit {proc.returncode}): {why}"
             self.save()
             return False
         return True
@@ -160,7 +165,6 @@ class Worker:
         from netspec.export.quantize import describe_inputs, generate
         from netspec.export.targets import BUILTIN
 
-        keras.utils.set_random_seed(0)
         spec = netspec.load(spec_path, trust_plugins=True)
         model = spec.build()
         weights = self.work / WEIGHTS
@@ -196,9 +200,9 @@ class Worker:
             self.result["int8_plain_started"] = True
             self.save()
             # a model whose Keras export goes over the cap runs one sample at a time (NASNetLarge: 21 GiB at 7)
-            found = int8_plain_ort(model, source, spec, target, n, self.work, self.plain_source,
-                                   run_chunk=1 if self.plain_source == "netspec" else None)
-            self.result["int8_plain_ort"] = {**found, "source": self.plain_source}
+            one = 1 if self.plain_source == "netspec" else None
+            self.result["int8_plain_ort"] = int8_plain_ort(model, source, spec, target, n, self.work,
+                                                           self.plain_source, run_chunk=one)
             del self.result["int8_plain_started"]
             self.save()
         if "gate" not in row:  # --plain-int8 for a cached row: the comparison alone
@@ -537,8 +541,7 @@ def run_model(name: str, targets: list[str], timeout: float, memory_gb: float, l
                                            else f"Keras's own model.export crashed (exit {proc.returncode})")
         elif stop or proc.returncode != 0:
             log.seek(0)
-            tail = [ln for ln in log.read().splitlines() if ln.strip()][-1:]
-            reason = stop or f"worker crashed (exit {proc.returncode}): {tail[0] if tail else ''}"
+            reason = stop or f"worker crashed (exit {proc.returncode}): {last_line(log.read())}"
             result.setdefault("error", reason)
             for target in targets:  # what the stop cut short
                 result["targets"].setdefault(target, {"ok": False, "error": reason, "kind": "stopped"})

@@ -161,7 +161,8 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, sour
     ``bare`` is that export (``source`` "keras"), or netspec's fp32 export (``source`` "netspec") when Keras's
     goes over the memory cap; it is used only if it matches Keras within 1e-3 of the output range. ``chunk``
     sizes the gate's batches (as the export's gate made them); ``run_chunk`` (default ``chunk``) is how many
-    samples Keras and onnxruntime run at once, for calibration too: min-max ranges do not depend on it. It goes through onnxruntime's documented steps with no netspec code:
+    samples Keras and onnxruntime run at once, for calibration too: min-max ranges do not depend on it.
+    The result names its ``source``. It goes through onnxruntime's documented steps with no netspec code:
     ``quant_pre_process``, then ``quantize_static`` (QDQ, uint8 activations, int8 weights) over a
     ``CalibrationDataReader`` of the export's own calibration samples, in each of :data:`PLAIN_CONFIGS`
     (min-max records only each batch's reduced minimum and maximum; percentile runs only within
@@ -183,7 +184,7 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, sour
     pre, out = work / "plain-pre.onnx", work / "plain-int8.onnx"
     bound = bind_keras_constants(model, bare, work / "plain-bound.onnx")
     if isinstance(bound, str):
-        return {"ok": None, "unavailable": bound}
+        return {"ok": None, "unavailable": bound, "source": source}
     quant_pre_process(str(bound), str(pre))
     fp32 = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"])
 
@@ -203,7 +204,8 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, sour
     off = float(np.abs(fp32.run(None, feed(first))[0] - want).max() / max(float(np.ptp(want)), 1e-12))
     if not off < 1e-3:  # the comparison is only worth its int8 when the float export it starts from is right
         whose = "Keras's own export" if source == "keras" else "netspec's fp32 export"
-        return {"ok": None, "unavailable": f"{whose} is off by {off:.2g} of the output range in float32"}
+        return {"ok": None, "unavailable": f"{whose} is off by {off:.2g} of the output range in float32",
+                "source": source}
     samples = len(next(iter(calib.values())))
     recorded = samples * activation_bytes(model)  # netspec's own costing of one sample's layer outputs
     found: dict = {}
@@ -225,7 +227,7 @@ def int8_plain_ort(model, bare: Path, spec, target, chunk: int, work: Path, sour
         f.unlink(missing_ok=True)
     if bound != bare:
         found["bound"] = BOUND_NOTE
-    return {"ok": any(f.get("ok") for f in found.values() if isinstance(f, dict)), **found}
+    return {"ok": any(f.get("ok") for f in found.values() if isinstance(f, dict)), **found, "source": source}
 
 
 BOUND_NOTE = ("Keras's own export leaves the Normalization layer's mean and variance as graph inputs (onnxruntime "

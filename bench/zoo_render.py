@@ -136,7 +136,8 @@ PLAIN_SOURCES = {
 def _plain(row: dict) -> str:
     verdict = plain_verdict(row)
     plain = row.get("plain_ort") or {}
-    source = PLAIN_SOURCES[plain.get("source", "keras")]
+    start = plain.get("source", "keras")
+    source = PLAIN_SOURCES[start]
     if verdict is None:
         why = plain.get("unavailable") or plain.get("stopped")
         return f"; onnxruntime's own int8 of {source} could not be compared ({why})" if why else ""
@@ -150,7 +151,7 @@ def _plain(row: dict) -> str:
     if plain.get("bound"):
         figures += f"; {plain['bound']}"
     if verdict == "outside":
-        code = "no netspec code" if plain.get("source", "keras") == "keras" else "no netspec quantization code"
+        code = "no netspec code" if start == "keras" else "no netspec quantization code"
         return (f"; onnxruntime's own `quantize_static` of {source}, with {code}, fails "
                 f"the same gate too ({figures}): int8 with "
                 "onnxruntime loses this much on these random weights, outside netspec")

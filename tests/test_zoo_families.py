@@ -182,6 +182,19 @@ def _zoo():
     return zoo
 
 
+def _rendered(cache: dict, tmp_path) -> str:
+    """docs/zoo.md as bench/zoo.py renders it from ``cache``."""
+    doc = tmp_path / "zoo.md"
+    _zoo().render(cache, doc)
+    return doc.read_text()
+
+
+def _failure(text: str, model: str) -> str:
+    """The one Failures line of ``model``'s int8 export."""
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"- **{model}** `onnx-int8`")]
+    return line
+
+
 FAILED_INT8 = {"ok": False, "kind": "gate", "error": "export failed its verification gate (onnx-int8): max |error| 0.3",
                "gate": {"ok": False, "max_abs_error": 0.3, "located": {
                    "worst": {"node": "predictions", "sqnr_db": 4.0},
@@ -196,15 +209,13 @@ ZOO_CACHE = {"all_models": ["A", "B", "C"], "models": {
 
 
 def test_zoo_render_writes_totals_and_quoted_failures(tmp_path):
-    doc = tmp_path / "zoo.md"
-    _zoo().render(ZOO_CACHE, doc)
-    text = doc.read_text()
+    text = _rendered(ZOO_CACHE, tmp_path)
     assert "- 3 models in keras.applications; 2 run (not run yet: C)." in text
     assert "- `onnx-cpu`: 2 of 2 pass the gate." in text
     assert ("- `onnx-int8`: 1 of 2 pass the gate (1 with options their failed report named: "
             "A: calibration: minmax, keep_float: [head]).") in text
     assert "pass (with calibration: minmax, keep_float: [head])" in text  # A's int8 cell
-    (b_line,) = [ln for ln in text.splitlines() if ln.startswith("- **B** `onnx-int8`")]
+    b_line = _failure(text, "B")
     assert f'(gate): "{FAILED_INT8["error"]}"' in b_line  # the reason, quoted
     assert "worst node predictions (4.0 dB), error grows at conv_dw_13 (-6.5 dB)" in b_line
     assert "still failing with calibration: percentile (0.61 of the range)" in b_line
@@ -287,15 +298,13 @@ def test_zoo_render_says_when_int8_in_keras_fails_too(tmp_path):
     cache = {"all_models": ["B", "D"], "models": {
         "B": {"targets": {"onnx-int8": {**FAILED_INT8, "in_keras": sim}}},
         "D": {"targets": {"onnx-int8": {**FAILED_INT8, "in_keras": {**sim, "ok": True}}}}}}
-    doc = tmp_path / "zoo.md"
-    _zoo().render(cache, doc)
-    text = doc.read_text()
+    text = _rendered(cache, tmp_path)
     assert ("- `onnx-int8`: 0 of 2 pass the gate. 1 of the failures fail the same gate with int8 simulated in "
             "Keras, with no export (outside netspec): B.") in text
-    (b_line,) = [ln for ln in text.splitlines() if ln.startswith("- **B** `onnx-int8`")]
+    b_line = _failure(text, "B")
     assert ("int8 simulated in Keras, with no export, fails the same gate too (0.99 of the output range with minmax "
             "(top-1 0% of 2) and 0.84 of the output range with percentile (top-1 50% of 2))") in b_line
-    (d_line,) = [ln for ln in text.splitlines() if ln.startswith("- **D** `onnx-int8`")]
+    d_line = _failure(text, "D")
     assert "int8 simulated in Keras passes the same gate" in d_line and "outside netspec" not in d_line
 
 
@@ -358,20 +367,18 @@ def test_zoo_render_judges_a_failure_against_onnxruntimes_own_int8(tmp_path):
         "E": {"targets": {"onnx-int8": {**FAILED_INT8, "plain_ort": {**plain(0.7, 0.7), "percentile": {
             "skipped": "onnxruntime's Percentile calibrator would hold 9 GiB"}, "entropy": {"error_vs_range": 0.58}}}}},
     }}
-    doc = tmp_path / "zoo.md"
-    _zoo().render(cache, doc)
-    text = doc.read_text()
+    text = _rendered(cache, tmp_path)
     assert ("- `onnx-int8`: 0 of 5 pass the gate. 3 of the failures are shared by onnxruntime's own int8 of Keras's "
             "own export, no better than netspec's (outside netspec): B, C, F. 2 of the failures onnxruntime's own int8 of "
             "Keras's export does better on (netspec's to fix): D, E.") in text
-    (b_line,) = [ln for ln in text.splitlines() if ln.startswith("- **B** `onnx-int8`")]
+    b_line = _failure(text, "B")
     assert ("fails the same gate too (minmax 0.85, minmax per-tensor 0.67, percentile 0.72 of the output range; "
             "netspec's best 0.61): int8 with onnxruntime loses this much on these random weights, outside netspec"
             ) in b_line
     assert "simulated in Keras" not in b_line  # an estimate: onnxruntime's own int8 has the verdict
-    (c_line,) = [ln for ln in text.splitlines() if ln.startswith("- **C** `onnx-int8`")]
+    c_line = _failure(text, "C")
     assert "; other options not tried: no better;" in c_line and "netspec's best 0.88" in c_line  # its first try
-    (e_line,) = [ln for ln in text.splitlines() if ln.startswith("- **E** `onnx-int8`")]
+    e_line = _failure(text, "E")
     assert "of the output range; netspec's best 0.61; percentile not run: onnxruntime's Percentile calibrator would hold 9 GiB)" in e_line
     assert "netspec's int8 export loses more than it should" in e_line and "outside netspec" not in e_line
 
@@ -386,13 +393,11 @@ def test_zoo_render_names_where_onnxruntimes_own_int8_started_from_netspecs_fp32
     plain = {"ok": False, "source": "netspec", "minmax": {"ok": False, "error_vs_range": 1.68},
              "minmax per-tensor": {"ok": False, "error_vs_range": 0.62}}
     cache = {"all_models": ["N"], "models": {"N": {"targets": {"onnx-int8": {**FAILED_INT8, "plain_ort": plain}}}}}
-    doc = tmp_path / "zoo.md"
-    zoo.render(cache, doc)
-    text = doc.read_text()
+    text = _rendered(cache, tmp_path)
     assert ("shared by onnxruntime's own int8 of Keras's own export, no better than netspec's (outside netspec): N "
             "(for N, of netspec's float32 export, which its gate proved equal to Keras: Keras's own export goes over "
             "the memory cap).") in text
-    (line,) = [ln for ln in text.splitlines() if ln.startswith("- **N** `onnx-int8`")]
+    line = _failure(text, "N")
     assert ("onnxruntime's own `quantize_static` of netspec's float32 export (its gate proved it equal to Keras; "
             "Keras's own `model.export` of this model goes over the memory cap), with no netspec quantization code, "
             "fails the same gate too (minmax 1.68, minmax per-tensor 0.62 of the output range; netspec's best 0.61)"
@@ -431,8 +436,10 @@ def test_int8_plain_ort_judges_onnxruntimes_own_int8_of_the_bare_export(tmp_path
         model(generate(describe_inputs(model), 1, seed=0))  # Keras exports only a model called once
         model.export(str(bare), format="onnx", verbose=False)
         got[name] = zoo.int8_plain_ort(model, bare, None, int8, 8, tmp_path)
-    assert set(got["tame"]) == {"ok", "minmax", "minmax per-tensor", "percentile", "bound"}
+    assert set(got["tame"]) == {"ok", "minmax", "minmax per-tensor", "percentile", "bound", "source"}
+    assert got["tame"]["source"] == got["fragile"]["source"] == "keras"  # what it started from
     assert got["tame"]["ok"] and got["tame"]["minmax"]["error_vs_range"] < 0.1, got
-    assert set(got["fragile"]) == {"ok", "minmax", "minmax per-tensor", "percentile"}  # nothing to bind
-    assert not got["fragile"]["ok"] and all(r["error_vs_range"] > 1 for k, r in got["fragile"].items() if k != "ok"), got
+    assert set(got["fragile"]) == {"ok", "minmax", "minmax per-tensor", "percentile", "source"}  # nothing to bind
+    assert not got["fragile"]["ok"] and all(r["error_vs_range"] > 1 for k, r in got["fragile"].items()
+                                            if k not in ("ok", "source")), got
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fragile.onnx", "tame.onnx"]  # its own files removed

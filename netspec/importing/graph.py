@@ -238,8 +238,9 @@ class Flattener:
     def _input(self, layer_cfg: dict) -> str:
         cfg = layer_cfg["config"]
         shape = cfg.get("batch_shape") or [None, *(cfg.get("shape") or [])]
-        info = InputInfo(self.fresh(self.input_keys.get(layer_cfg["name"], layer_cfg["name"])), list(shape[1:]), config_dtype(cfg.get("dtype")),
-                         shape[0], bool(cfg.get("sparse")), bool(cfg.get("optional")))
+        name = self.fresh(self.input_keys.get(layer_cfg["name"], layer_cfg["name"]))  # by input dict key, if any
+        info = InputInfo(name, list(shape[1:]), config_dtype(cfg.get("dtype")), shape[0], bool(cfg.get("sparse")),
+                         bool(cfg.get("optional")))
         if cfg.get("ragged"):
             raise ModelImportError(f"input {short(layer_cfg['name'], 80)} is ragged; spec inputs cannot be ragged")
         self.inputs.append(info)

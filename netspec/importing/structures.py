@@ -22,9 +22,9 @@ def top_structures(flat, model, config: dict, live: dict) -> None:
 
     Nested inputs (``keras.Model({"pair": [a, b], "y": y}, ...)``) become the spec's flat inputs,
     named after their ``Input`` layers. A flat dict of inputs names them by its keys, as Keras feeds
-    them (``keras.Model({"b": a, "a": b}, ...)`` takes ``{"b": ...}`` into the Input named a). Dict outputs keep their keys as the spec's output names:
-    a key is reserved here, so that a node named like it (the output's own layer aside) gets a
-    fresh name instead; users call the outputs by key.
+    them (``keras.Model({"b": a, "a": b}, ...)`` takes ``{"b": ...}`` into the Input named a). Dict
+    outputs keep their keys as the spec's output names: a key is reserved here, so that a node named
+    like it (the output's own layer aside) gets a fresh name instead; users call the outputs by key.
     """
     import keras
 
